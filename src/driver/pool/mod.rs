@@ -1,0 +1,173 @@
+//! The thread-pool driver: every op is a blocking syscall on the bounded
+//! worker pool behind the seam's [`Offload`].
+//!
+//! Submission moves the op into a job; the job runs the syscall on a pool
+//! thread, stores the op (with its buffer) and the result in a shared
+//! [`Completion`] and wakes the task's waker, which reschedules the task on
+//! the runtime worker that owns it (no polling, no sleeps). A full pool is
+//! backpressure, not an error: the op keeps its job and waits for a free
+//! queue slot.
+//!
+//! Cancellation: dropping the future of a running op marks the completion
+//! abandoned. The job still finishes the syscall (the buffer stays alive
+//! until then) and hands the late result to [`OpCode::discard`], which
+//! closes any fd it produced. A job that never reached the queue is simply
+//! dropped: the kernel never saw its buffer.
+
+use crate::op::{run_until_done, OpCode};
+use crate::sync::shim::{Arc, Mutex, MutexGuard};
+use crate::sys::{Kernel, Offload, Saturated, SysResult};
+use std::task::{Context, Poll, Waker};
+
+/// Handle to the shared pool used by every runtime worker.
+#[derive(Clone)]
+pub(crate) struct PoolDriver {
+    kernel: Arc<dyn Kernel>,
+    offload: Arc<dyn Offload>,
+}
+
+impl PoolDriver {
+    pub(crate) fn new(kernel: Arc<dyn Kernel>, offload: Arc<dyn Offload>) -> PoolDriver {
+        PoolDriver { kernel, offload }
+    }
+
+    pub(crate) fn kernel(&self) -> &Arc<dyn Kernel> {
+        &self.kernel
+    }
+
+    pub(crate) fn threads(&self) -> usize {
+        self.offload.threads()
+    }
+
+    pub(crate) fn submit<T: OpCode>(&self, op: T) -> Submission<T> {
+        let completion = Arc::new(Completion {
+            state: Mutex::new(CompletionState::Running { waker: None }),
+        });
+        let job_completion = Arc::clone(&completion);
+        let kernel = Arc::clone(&self.kernel);
+        let job = Box::new(move || {
+            let mut op = op;
+            let abandoned = || job_completion.is_abandoned();
+            let result = run_until_done(&mut op, &*kernel, &abandoned);
+            job_completion.finish(op, result, &*kernel);
+        });
+        Submission {
+            offload: Arc::clone(&self.offload),
+            completion,
+            queued: Some(job),
+            kernel: Arc::clone(&self.kernel),
+        }
+    }
+}
+
+enum CompletionState<T> {
+    Running { waker: Option<Waker> },
+    Finished(T, SysResult<usize>),
+    Abandoned,
+    Taken,
+}
+
+/// Where a pool job leaves its op and result for the waiting future.
+struct Completion<T> {
+    state: Mutex<CompletionState<T>>,
+}
+
+impl<T: OpCode> Completion<T> {
+    fn lock(&self) -> MutexGuard<'_, CompletionState<T>> {
+        // No code panics while holding this lock; a poisoned lock still
+        // holds a consistent state.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn is_abandoned(&self) -> bool {
+        matches!(*self.lock(), CompletionState::Abandoned)
+    }
+
+    /// Called once by the job when the syscall has returned.
+    fn finish(&self, op: T, result: SysResult<usize>, kernel: &dyn Kernel) {
+        let mut state = self.lock();
+        match std::mem::replace(&mut *state, CompletionState::Taken) {
+            CompletionState::Running { waker } => {
+                *state = CompletionState::Finished(op, result);
+                drop(state);
+                if let Some(waker) = waker {
+                    waker.wake();
+                }
+            }
+            _ => {
+                drop(state);
+                op.discard(result, kernel);
+            }
+        }
+    }
+}
+
+/// An op handed to the pool (or waiting for room in its queue).
+pub(crate) struct Submission<T: OpCode> {
+    offload: Arc<dyn Offload>,
+    completion: Arc<Completion<T>>,
+    queued: Option<crate::sys::Job>,
+    kernel: Arc<dyn Kernel>,
+}
+
+impl<T: OpCode> Submission<T> {
+    /// Queue the job if it is not queued yet; false when the pool is full
+    /// (the waker is then registered for a free slot).
+    fn enqueue(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(job) = self.queued.take() else {
+            return true;
+        };
+        let job = match self.offload.try_offload(job) {
+            Ok(()) => return true,
+            Err(Saturated(job)) => job,
+        };
+        self.offload.wake_when_free(cx.waker());
+        // A slot may have freed between the attempt and the registration.
+        match self.offload.try_offload(job) {
+            Ok(()) => true,
+            Err(Saturated(job)) => {
+                self.queued = Some(job);
+                false
+            }
+        }
+    }
+
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<T::Output> {
+        if !self.enqueue(cx) {
+            return Poll::Pending;
+        }
+        let mut state = self.completion.lock();
+        match std::mem::replace(&mut *state, CompletionState::Taken) {
+            CompletionState::Finished(op, result) => Poll::Ready(op.complete(result)),
+            CompletionState::Running { waker } => {
+                let waker = match waker {
+                    Some(w) if w.will_wake(cx.waker()) => w,
+                    _ => cx.waker().clone(),
+                };
+                *state = CompletionState::Running { waker: Some(waker) };
+                Poll::Pending
+            }
+            other => {
+                *state = other;
+                panic!("pool op polled after completion")
+            }
+        }
+    }
+}
+
+impl<T: OpCode> Drop for Submission<T> {
+    fn drop(&mut self) {
+        if self.queued.take().is_some() {
+            return; // never queued: the kernel never saw the buffer
+        }
+        let mut state = self.completion.lock();
+        match std::mem::replace(&mut *state, CompletionState::Abandoned) {
+            CompletionState::Finished(op, result) => {
+                drop(state);
+                op.discard(result, &*self.kernel);
+            }
+            CompletionState::Taken => *state = CompletionState::Taken,
+            CompletionState::Running { .. } | CompletionState::Abandoned => {}
+        }
+    }
+}

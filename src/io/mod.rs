@@ -1,0 +1,238 @@
+//! The public awaitable ops, one function per syscall, mirroring the
+//! original C++ API (`io::read(fd, buf, len)` and friends) with owned
+//! buffers.
+//!
+//! Every function returns an [`Op`]: `.await` it inside a runtime, or call
+//! [`Op::wait`] from synchronous code. Awaited on a thread without an
+//! iokernel runtime, an op performs the blocking syscall on its first poll
+//! (the sync fallback), so the same code works everywhere.
+//!
+//! Errors are `std::io::Error` carrying the kernel's errno:
+//! `err.raw_os_error() == Some(libc::ENOENT)` where the C++ API returned
+//! `-ENOENT`. Buffers come back in a [`BufResult`] whatever happened.
+//!
+//! ```
+//! use iokernel::buf::BufResult;
+//! use iokernel::io::{self, OpenFlags};
+//! # let path = std::env::temp_dir().join(format!("iok-io-doc-{}", std::process::id()));
+//! # std::fs::write(&path, b"0123456789").unwrap();
+//! let rt = iokernel::runtime::Runtime::builder().compute_threads(1).build().unwrap();
+//! let n = rt.block_on(async {
+//!     let fd = io::open(&path, OpenFlags::RDONLY, 0).await?;
+//!     let BufResult(n, buf) = io::pread(fd, vec![0u8; 4], 3).await;
+//!     assert_eq!(&buf[..], b"3456");
+//!     io::close(fd).await?;
+//!     n
+//! }).unwrap();
+//! assert_eq!(n, 4);
+//! # std::fs::remove_file(path).unwrap();
+//! ```
+
+use crate::buf::{IoBuf, IoBufMut};
+use crate::op::file::{
+    Allocate, Close, Lseek, Read, ReadVectored, Sendfile, Stat, Sync, SyncKind, Truncate, Write,
+    WriteVectored,
+};
+use crate::op::net::{Accept, Connect, Recv, Send};
+use crate::op::path::{KernelPath, Mkdir, Open, Rename, Unlink};
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::path::Path;
+
+pub use crate::buf::BufResult;
+pub use crate::op::Op;
+pub use crate::sys::{FileStat, FileType, MsgFlags, OpenFlags, Whence};
+
+/// Read up to the buffer's capacity at the file offset (advancing it).
+pub fn read<B: IoBufMut>(fd: RawFd, buf: B) -> Op<Read<B>> {
+    Op::new(Read {
+        fd,
+        buf,
+        offset: None,
+    })
+}
+
+/// Write the buffer at the file offset; may write fewer bytes.
+pub fn write<B: IoBuf>(fd: RawFd, buf: B) -> Op<Write<B>> {
+    Op::new(Write {
+        fd,
+        buf,
+        offset: None,
+    })
+}
+
+/// Read at `offset` without moving the file offset.
+pub fn pread<B: IoBufMut>(fd: RawFd, buf: B, offset: u64) -> Op<Read<B>> {
+    Op::new(Read {
+        fd,
+        buf,
+        offset: Some(offset),
+    })
+}
+
+/// Write at `offset` without moving the file offset; may write fewer bytes.
+pub fn pwrite<B: IoBuf>(fd: RawFd, buf: B, offset: u64) -> Op<Write<B>> {
+    Op::new(Write {
+        fd,
+        buf,
+        offset: Some(offset),
+    })
+}
+
+/// Open `path`; yields the new fd. `mode` applies when creating.
+pub fn open(path: impl AsRef<Path>, flags: OpenFlags, mode: u32) -> Op<Open> {
+    Op::new(Open {
+        path: KernelPath::new(path.as_ref()),
+        flags,
+        mode,
+    })
+}
+
+/// Close `fd`.
+pub fn close(fd: RawFd) -> Op<Close> {
+    Op::new(Close { fd })
+}
+
+/// Move the file offset; yields the new offset.
+pub fn lseek(fd: RawFd, offset: i64, whence: Whence) -> Op<Lseek> {
+    Op::new(Lseek {
+        fd,
+        offset,
+        whence,
+        position: 0,
+    })
+}
+
+/// Scatter-read into several buffers, in order, at the file offset.
+pub fn readv<B: IoBufMut>(fd: RawFd, bufs: Vec<B>) -> Op<ReadVectored<B>> {
+    Op::new(ReadVectored {
+        fd,
+        bufs,
+        offset: None,
+    })
+}
+
+/// Gather-write several buffers, in order, at the file offset.
+pub fn writev<B: IoBuf>(fd: RawFd, bufs: Vec<B>) -> Op<WriteVectored<B>> {
+    Op::new(WriteVectored {
+        fd,
+        bufs,
+        offset: None,
+    })
+}
+
+/// Scatter-read at `offset`.
+pub fn preadv<B: IoBufMut>(fd: RawFd, bufs: Vec<B>, offset: u64) -> Op<ReadVectored<B>> {
+    Op::new(ReadVectored {
+        fd,
+        bufs,
+        offset: Some(offset),
+    })
+}
+
+/// Gather-write at `offset`.
+pub fn pwritev<B: IoBuf>(fd: RawFd, bufs: Vec<B>, offset: u64) -> Op<WriteVectored<B>> {
+    Op::new(WriteVectored {
+        fd,
+        bufs,
+        offset: Some(offset),
+    })
+}
+
+/// Copy up to `len_bytes` from `in_fd` at `offset` to `out_fd` inside the
+/// kernel; yields the bytes copied.
+pub fn sendfile(out_fd: RawFd, in_fd: RawFd, offset: u64, len_bytes: usize) -> Op<Sendfile> {
+    Op::new(Sendfile {
+        out_fd,
+        in_fd,
+        in_offset: offset,
+        len_bytes,
+    })
+}
+
+/// Accept a connection on a listening socket; yields the new
+/// (non-blocking) socket and the peer's address.
+pub fn accept(listen_fd: RawFd) -> Op<Accept> {
+    Op::new(Accept {
+        fd: listen_fd,
+        accepted: None,
+    })
+}
+
+/// Connect a socket to `addr`.
+pub fn connect(fd: RawFd, addr: SocketAddr) -> Op<Connect> {
+    Op::new(Connect {
+        fd,
+        addr,
+        started: false,
+    })
+}
+
+/// Receive up to the buffer's capacity; `Ok(0)` when the peer shut down.
+pub fn recv<B: IoBufMut>(fd: RawFd, buf: B, flags: MsgFlags) -> Op<Recv<B>> {
+    Op::new(Recv { fd, buf, flags })
+}
+
+/// Send the buffer; may send fewer bytes. A closed peer gives `EPIPE`.
+pub fn send<B: IoBuf>(fd: RawFd, buf: B, flags: MsgFlags) -> Op<Send<B>> {
+    Op::new(Send { fd, buf, flags })
+}
+
+/// Flush the file's data and metadata to stable storage.
+pub fn fsync(fd: RawFd) -> Op<Sync> {
+    Op::new(Sync {
+        fd,
+        kind: SyncKind::All,
+    })
+}
+
+/// Flush the file's data (and the metadata needed to read it).
+pub fn fdatasync(fd: RawFd) -> Op<Sync> {
+    Op::new(Sync {
+        fd,
+        kind: SyncKind::Data,
+    })
+}
+
+/// Set the file's length.
+pub fn ftruncate(fd: RawFd, len_bytes: u64) -> Op<Truncate> {
+    Op::new(Truncate { fd, len_bytes })
+}
+
+/// Allocate (or, with `FALLOC_FL_*` bits in `mode`, punch or zero) space.
+pub fn fallocate(fd: RawFd, mode: i32, offset: u64, len_bytes: u64) -> Op<Allocate> {
+    Op::new(Allocate {
+        fd,
+        mode,
+        offset,
+        len_bytes,
+    })
+}
+
+/// The file's size, type and block facts.
+pub fn fstat(fd: RawFd) -> Op<Stat> {
+    Op::new(Stat { fd, stat: None })
+}
+
+/// Rename `from` to `to`, replacing `to` if it exists.
+pub fn rename(from: impl AsRef<Path>, to: impl AsRef<Path>) -> Op<Rename> {
+    Op::new(Rename {
+        from: KernelPath::new(from.as_ref()),
+        to: KernelPath::new(to.as_ref()),
+    })
+}
+
+/// Remove a file name.
+pub fn unlink(path: impl AsRef<Path>) -> Op<Unlink> {
+    Op::new(Unlink {
+        path: KernelPath::new(path.as_ref()),
+    })
+}
+
+/// Create a directory.
+pub fn mkdir(path: impl AsRef<Path>, mode: u32) -> Op<Mkdir> {
+    Op::new(Mkdir {
+        path: KernelPath::new(path.as_ref()),
+        mode,
+    })
+}

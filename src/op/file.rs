@@ -1,0 +1,335 @@
+//! Op descriptors on open file descriptors: reads, writes, vectored I/O,
+//! seeking, syncing, sizing, stat, close and sendfile.
+
+use super::{buf_result, to_io, OpCode};
+use crate::buf::{BufResult, IoBuf, IoBufMut};
+use crate::sys::{FileStat, Kernel, SysResult, Whence};
+use std::io::{self, IoSlice, IoSliceMut};
+use std::os::fd::RawFd;
+
+/// Record `filled` bytes read across `bufs`, front to back.
+fn fill_vectored<B: IoBufMut>(bufs: &mut [B], mut filled: usize) {
+    for buf in bufs {
+        let room = buf.writable().len();
+        let here = room.min(filled);
+        buf.set_filled(here);
+        filled -= here;
+    }
+}
+
+/// `read(2)` into an owned buffer at the file offset.
+pub struct Read<B> {
+    pub(crate) fd: RawFd,
+    pub(crate) buf: B,
+    pub(crate) offset: Option<u64>,
+}
+
+impl<B: IoBufMut> OpCode for Read<B> {
+    type Output = BufResult<usize, B>;
+
+    fn name(&self) -> &'static str {
+        if self.offset.is_some() {
+            "pread"
+        } else {
+            "read"
+        }
+    }
+
+    fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
+        match self.offset {
+            Some(offset) => kernel.pread(self.fd, self.buf.writable(), offset),
+            None => kernel.read(self.fd, self.buf.writable()),
+        }
+    }
+
+    fn complete(mut self, result: SysResult<usize>) -> Self::Output {
+        self.buf.set_filled(*result.as_ref().unwrap_or(&0));
+        buf_result(result, self.buf)
+    }
+}
+
+/// `write(2)`/`pwrite(2)` from an owned buffer.
+pub struct Write<B> {
+    pub(crate) fd: RawFd,
+    pub(crate) buf: B,
+    pub(crate) offset: Option<u64>,
+}
+
+impl<B: IoBuf> OpCode for Write<B> {
+    type Output = BufResult<usize, B>;
+
+    fn name(&self) -> &'static str {
+        if self.offset.is_some() {
+            "pwrite"
+        } else {
+            "write"
+        }
+    }
+
+    fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
+        match self.offset {
+            Some(offset) => kernel.pwrite(self.fd, self.buf.as_bytes(), offset),
+            None => kernel.write(self.fd, self.buf.as_bytes()),
+        }
+    }
+
+    fn complete(self, result: SysResult<usize>) -> Self::Output {
+        buf_result(result, self.buf)
+    }
+}
+
+/// `readv(2)`/`preadv(2)` into several owned buffers.
+pub struct ReadVectored<B> {
+    pub(crate) fd: RawFd,
+    pub(crate) bufs: Vec<B>,
+    pub(crate) offset: Option<u64>,
+}
+
+impl<B: IoBufMut> OpCode for ReadVectored<B> {
+    type Output = BufResult<usize, Vec<B>>;
+
+    fn name(&self) -> &'static str {
+        if self.offset.is_some() {
+            "preadv"
+        } else {
+            "readv"
+        }
+    }
+
+    fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
+        let mut slices: Vec<IoSliceMut<'_>> = self
+            .bufs
+            .iter_mut()
+            .map(|b| IoSliceMut::new(b.writable()))
+            .collect();
+        match self.offset {
+            Some(offset) => kernel.preadv(self.fd, &mut slices, offset),
+            None => kernel.readv(self.fd, &mut slices),
+        }
+    }
+
+    fn complete(mut self, result: SysResult<usize>) -> Self::Output {
+        fill_vectored(&mut self.bufs, *result.as_ref().unwrap_or(&0));
+        buf_result(result, self.bufs)
+    }
+}
+
+/// `writev(2)`/`pwritev(2)` from several owned buffers.
+pub struct WriteVectored<B> {
+    pub(crate) fd: RawFd,
+    pub(crate) bufs: Vec<B>,
+    pub(crate) offset: Option<u64>,
+}
+
+impl<B: IoBuf> OpCode for WriteVectored<B> {
+    type Output = BufResult<usize, Vec<B>>;
+
+    fn name(&self) -> &'static str {
+        if self.offset.is_some() {
+            "pwritev"
+        } else {
+            "writev"
+        }
+    }
+
+    fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
+        let slices: Vec<IoSlice<'_>> = self
+            .bufs
+            .iter()
+            .map(|b| IoSlice::new(b.as_bytes()))
+            .collect();
+        match self.offset {
+            Some(offset) => kernel.pwritev(self.fd, &slices, offset),
+            None => kernel.writev(self.fd, &slices),
+        }
+    }
+
+    fn complete(self, result: SysResult<usize>) -> Self::Output {
+        buf_result(result, self.bufs)
+    }
+}
+
+/// `lseek(2)`.
+pub struct Lseek {
+    pub(crate) fd: RawFd,
+    pub(crate) offset: i64,
+    pub(crate) whence: Whence,
+    pub(crate) position: u64,
+}
+
+impl OpCode for Lseek {
+    type Output = io::Result<u64>;
+
+    fn name(&self) -> &'static str {
+        "lseek"
+    }
+
+    fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
+        self.position = kernel.lseek(self.fd, self.offset, self.whence)?;
+        Ok(0)
+    }
+
+    fn complete(self, result: SysResult<usize>) -> Self::Output {
+        to_io(result).map(|_| self.position)
+    }
+}
+
+/// What a [`Sync`] op flushes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncKind {
+    /// Data and metadata (`fsync`).
+    All,
+    /// Data and the metadata needed to read it (`fdatasync`).
+    Data,
+}
+
+/// `fsync(2)`/`fdatasync(2)`.
+pub struct Sync {
+    pub(crate) fd: RawFd,
+    pub(crate) kind: SyncKind,
+}
+
+impl OpCode for Sync {
+    type Output = io::Result<()>;
+
+    fn name(&self) -> &'static str {
+        match self.kind {
+            SyncKind::All => "fsync",
+            SyncKind::Data => "fdatasync",
+        }
+    }
+
+    fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
+        match self.kind {
+            SyncKind::All => kernel.fsync(self.fd)?,
+            SyncKind::Data => kernel.fdatasync(self.fd)?,
+        }
+        Ok(0)
+    }
+
+    fn complete(self, result: SysResult<usize>) -> Self::Output {
+        to_io(result).map(drop)
+    }
+}
+
+/// `ftruncate(2)`.
+pub struct Truncate {
+    pub(crate) fd: RawFd,
+    pub(crate) len_bytes: u64,
+}
+
+impl OpCode for Truncate {
+    type Output = io::Result<()>;
+
+    fn name(&self) -> &'static str {
+        "ftruncate"
+    }
+
+    fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
+        kernel.ftruncate(self.fd, self.len_bytes).map(|()| 0)
+    }
+
+    fn complete(self, result: SysResult<usize>) -> Self::Output {
+        to_io(result).map(drop)
+    }
+}
+
+/// `fallocate(2)`.
+pub struct Allocate {
+    pub(crate) fd: RawFd,
+    pub(crate) mode: i32,
+    pub(crate) offset: u64,
+    pub(crate) len_bytes: u64,
+}
+
+impl OpCode for Allocate {
+    type Output = io::Result<()>;
+
+    fn name(&self) -> &'static str {
+        "fallocate"
+    }
+
+    fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
+        kernel
+            .fallocate(self.fd, self.mode, self.offset, self.len_bytes)
+            .map(|()| 0)
+    }
+
+    fn complete(self, result: SysResult<usize>) -> Self::Output {
+        to_io(result).map(drop)
+    }
+}
+
+/// `fstat(2)`.
+pub struct Stat {
+    pub(crate) fd: RawFd,
+    pub(crate) stat: Option<FileStat>,
+}
+
+impl OpCode for Stat {
+    type Output = io::Result<FileStat>;
+
+    fn name(&self) -> &'static str {
+        "fstat"
+    }
+
+    fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
+        self.stat = Some(kernel.fstat(self.fd)?);
+        Ok(0)
+    }
+
+    fn complete(self, result: SysResult<usize>) -> Self::Output {
+        to_io(result)?;
+        self.stat
+            .ok_or_else(|| io::Error::other("fstat completed without a result"))
+    }
+}
+
+/// `close(2)`.
+pub struct Close {
+    pub(crate) fd: RawFd,
+}
+
+impl OpCode for Close {
+    type Output = io::Result<()>;
+
+    fn name(&self) -> &'static str {
+        "close"
+    }
+
+    fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
+        kernel.close(self.fd).map(|()| 0)
+    }
+
+    fn complete(self, result: SysResult<usize>) -> Self::Output {
+        to_io(result).map(drop)
+    }
+}
+
+/// `sendfile(2)` from a file at an offset to a file or socket.
+pub struct Sendfile {
+    pub(crate) out_fd: RawFd,
+    pub(crate) in_fd: RawFd,
+    pub(crate) in_offset: u64,
+    pub(crate) len_bytes: usize,
+}
+
+impl OpCode for Sendfile {
+    type Output = io::Result<usize>;
+
+    fn name(&self) -> &'static str {
+        "sendfile"
+    }
+
+    fn readiness(&self) -> Option<(RawFd, crate::sys::Interest)> {
+        Some((self.out_fd, crate::sys::Interest::Writable))
+    }
+
+    fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
+        kernel.sendfile(self.out_fd, self.in_fd, self.in_offset, self.len_bytes)
+    }
+
+    fn complete(self, result: SysResult<usize>) -> Self::Output {
+        to_io(result)
+    }
+}

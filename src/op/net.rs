@@ -1,0 +1,144 @@
+//! Op descriptors on sockets: accept, connect, recv, send.
+//!
+//! Socket ops never block inside the kernel: they try once without
+//! blocking, and on `EAGAIN` report [`OpCode::readiness`] so the driver
+//! waits for the fd instead. `EAGAIN` never reaches the user.
+
+use super::{buf_result, to_io, OpCode};
+use crate::buf::{BufResult, IoBuf, IoBufMut};
+use crate::sys::{Errno, Interest, Kernel, MsgFlags, SysResult};
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+
+/// `accept4(2)`; the accepted socket is non-blocking.
+pub struct Accept {
+    pub(crate) fd: RawFd,
+    pub(crate) accepted: Option<(RawFd, SocketAddr)>,
+}
+
+impl OpCode for Accept {
+    type Output = io::Result<(RawFd, SocketAddr)>;
+
+    fn name(&self) -> &'static str {
+        "accept"
+    }
+
+    fn readiness(&self) -> Option<(RawFd, Interest)> {
+        Some((self.fd, Interest::Readable))
+    }
+
+    fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
+        self.accepted = Some(kernel.accept(self.fd, true)?);
+        Ok(0)
+    }
+
+    fn complete(self, result: SysResult<usize>) -> Self::Output {
+        to_io(result)?;
+        self.accepted
+            .ok_or_else(|| io::Error::other("accept completed without a socket"))
+    }
+
+    fn discard(self, result: SysResult<usize>, kernel: &dyn Kernel) {
+        if let (Ok(_), Some((fd, _))) = (result, self.accepted) {
+            let _ = kernel.close(fd);
+        }
+    }
+}
+
+/// `connect(2)` on a non-blocking socket, waiting for it to finish.
+pub struct Connect {
+    pub(crate) fd: RawFd,
+    pub(crate) addr: SocketAddr,
+    pub(crate) started: bool,
+}
+
+impl OpCode for Connect {
+    type Output = io::Result<()>;
+
+    fn name(&self) -> &'static str {
+        "connect"
+    }
+
+    fn readiness(&self) -> Option<(RawFd, Interest)> {
+        Some((self.fd, Interest::Writable))
+    }
+
+    fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
+        if !self.started {
+            self.started = true;
+            return match kernel.connect(self.fd, &self.addr) {
+                Ok(()) => Ok(0),
+                Err(Errno::EINPROGRESS) => Err(Errno::EAGAIN),
+                Err(e) => Err(e),
+            };
+        }
+        // Called again only once the socket is writable: the connect has
+        // finished, and SO_ERROR says how.
+        match kernel.take_socket_error(self.fd)? {
+            None => Ok(0),
+            Some(e) => Err(e),
+        }
+    }
+
+    fn complete(self, result: SysResult<usize>) -> Self::Output {
+        to_io(result).map(drop)
+    }
+}
+
+/// `recv(2)` into an owned buffer.
+pub struct Recv<B> {
+    pub(crate) fd: RawFd,
+    pub(crate) buf: B,
+    pub(crate) flags: MsgFlags,
+}
+
+impl<B: IoBufMut> OpCode for Recv<B> {
+    type Output = BufResult<usize, B>;
+
+    fn name(&self) -> &'static str {
+        "recv"
+    }
+
+    fn readiness(&self) -> Option<(RawFd, Interest)> {
+        Some((self.fd, Interest::Readable))
+    }
+
+    fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
+        let flags = MsgFlags(self.flags.0 | MsgFlags::DONTWAIT.0);
+        kernel.recv(self.fd, self.buf.writable(), flags)
+    }
+
+    fn complete(mut self, result: SysResult<usize>) -> Self::Output {
+        self.buf.set_filled(*result.as_ref().unwrap_or(&0));
+        buf_result(result, self.buf)
+    }
+}
+
+/// `send(2)` from an owned buffer.
+pub struct Send<B> {
+    pub(crate) fd: RawFd,
+    pub(crate) buf: B,
+    pub(crate) flags: MsgFlags,
+}
+
+impl<B: IoBuf> OpCode for Send<B> {
+    type Output = BufResult<usize, B>;
+
+    fn name(&self) -> &'static str {
+        "send"
+    }
+
+    fn readiness(&self) -> Option<(RawFd, Interest)> {
+        Some((self.fd, Interest::Writable))
+    }
+
+    fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
+        let flags = MsgFlags(self.flags.0 | MsgFlags::DONTWAIT.0);
+        kernel.send(self.fd, self.buf.as_bytes(), flags)
+    }
+
+    fn complete(self, result: SysResult<usize>) -> Self::Output {
+        buf_result(result, self.buf)
+    }
+}

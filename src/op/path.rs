@@ -1,0 +1,118 @@
+//! Op descriptors that name files by path: open, rename, unlink, mkdir.
+
+use super::{to_io, OpCode};
+use crate::sys::{Errno, Kernel, OpenFlags, SysResult};
+use std::ffi::CString;
+use std::io;
+use std::os::fd::RawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// A path as the kernel takes it; a path with an interior NUL byte cannot be
+/// passed to the kernel and fails the op with `EINVAL`.
+pub(crate) struct KernelPath(Option<CString>);
+
+impl KernelPath {
+    pub(crate) fn new(path: &Path) -> KernelPath {
+        KernelPath(CString::new(path.as_os_str().as_bytes()).ok())
+    }
+
+    pub(crate) fn get(&self) -> SysResult<&std::ffi::CStr> {
+        self.0.as_deref().ok_or(Errno::EINVAL)
+    }
+}
+
+/// `open(2)`.
+pub struct Open {
+    pub(crate) path: KernelPath,
+    pub(crate) flags: OpenFlags,
+    pub(crate) mode: u32,
+}
+
+impl OpCode for Open {
+    type Output = io::Result<RawFd>;
+
+    fn name(&self) -> &'static str {
+        "open"
+    }
+
+    fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
+        let fd = kernel.open(self.path.get()?, self.flags, self.mode)?;
+        Ok(fd as usize)
+    }
+
+    fn complete(self, result: SysResult<usize>) -> Self::Output {
+        to_io(result).map(|fd| fd as RawFd)
+    }
+
+    fn discard(self, result: SysResult<usize>, kernel: &dyn Kernel) {
+        if let Ok(fd) = result {
+            let _ = kernel.close(fd as RawFd);
+        }
+    }
+}
+
+/// `rename(2)`.
+pub struct Rename {
+    pub(crate) from: KernelPath,
+    pub(crate) to: KernelPath,
+}
+
+impl OpCode for Rename {
+    type Output = io::Result<()>;
+
+    fn name(&self) -> &'static str {
+        "rename"
+    }
+
+    fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
+        kernel.rename(self.from.get()?, self.to.get()?).map(|()| 0)
+    }
+
+    fn complete(self, result: SysResult<usize>) -> Self::Output {
+        to_io(result).map(drop)
+    }
+}
+
+/// `unlink(2)`.
+pub struct Unlink {
+    pub(crate) path: KernelPath,
+}
+
+impl OpCode for Unlink {
+    type Output = io::Result<()>;
+
+    fn name(&self) -> &'static str {
+        "unlink"
+    }
+
+    fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
+        kernel.unlink(self.path.get()?).map(|()| 0)
+    }
+
+    fn complete(self, result: SysResult<usize>) -> Self::Output {
+        to_io(result).map(drop)
+    }
+}
+
+/// `mkdir(2)`.
+pub struct Mkdir {
+    pub(crate) path: KernelPath,
+    pub(crate) mode: u32,
+}
+
+impl OpCode for Mkdir {
+    type Output = io::Result<()>;
+
+    fn name(&self) -> &'static str {
+        "mkdir"
+    }
+
+    fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
+        kernel.mkdir(self.path.get()?, self.mode).map(|()| 0)
+    }
+
+    fn complete(self, result: SysResult<usize>) -> Self::Output {
+        to_io(result).map(drop)
+    }
+}

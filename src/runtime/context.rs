@@ -1,0 +1,67 @@
+//! The thread-local "which runtime am I on" context.
+//!
+//! Set while a runtime worker (or `block_on`) runs its loop; absent on every
+//! other thread, which is what makes ops fall back to blocking syscalls.
+
+use super::RuntimeShared;
+use crate::driver::Driver;
+use crate::sys::{real::RealKernel, Kernel};
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+
+pub(crate) type LocalFuture = Pin<Box<dyn Future<Output = ()>>>;
+
+pub(crate) struct Context {
+    pub(crate) runtime: Arc<RuntimeShared>,
+    /// Futures handed to `spawn_local` while a task was being polled; the
+    /// worker loop moves them into its task table.
+    pub(crate) local_spawns: RefCell<Vec<LocalFuture>>,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Rc<Context>>> = const { RefCell::new(None) };
+}
+
+/// The context of this thread, if it runs a runtime loop.
+pub(crate) fn current() -> Option<Rc<Context>> {
+    CURRENT.with(|c| c.borrow().clone())
+}
+
+/// The runtime of this thread, if any.
+pub(crate) fn current_runtime() -> Option<Arc<RuntimeShared>> {
+    CURRENT.with(|c| c.borrow().as_ref().map(|ctx| Arc::clone(&ctx.runtime)))
+}
+
+/// The driver ops on this thread submit to; `None` means sync fallback.
+pub(crate) fn current_driver() -> Option<Driver> {
+    CURRENT.with(|c| c.borrow().as_ref().map(|ctx| ctx.runtime.driver.clone()))
+}
+
+/// The kernel blocking calls on this thread go to: the runtime's when there
+/// is one, else the real kernel.
+pub(crate) fn current_kernel() -> Arc<dyn Kernel> {
+    CURRENT
+        .with(|c| {
+            c.borrow()
+                .as_ref()
+                .map(|ctx| Arc::clone(ctx.runtime.driver.kernel()))
+        })
+        .unwrap_or_else(|| Arc::new(RealKernel))
+}
+
+/// Install `ctx` for the duration of `body`.
+pub(crate) fn enter<R>(ctx: Rc<Context>, body: impl FnOnce() -> R) -> R {
+    struct Reset(Option<Rc<Context>>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            CURRENT.with(|c| *c.borrow_mut() = previous);
+        }
+    }
+    let previous = CURRENT.with(|c| c.borrow_mut().replace(ctx));
+    let _reset = Reset(previous);
+    body()
+}

@@ -1,0 +1,283 @@
+//! The runtime: worker threads, spawning, `block_on`, timers and pipelines.
+//!
+//! Thread-per-core: `compute_threads` workers each run their own task table;
+//! [`spawn`] places `Send` futures round-robin across them and
+//! [`spawn_local`] keeps a future on the current worker. [`Runtime::block_on`]
+//! runs a future on the calling thread with the same loop. Ops go to the
+//! driver chosen once at build time (`crate::driver::select`).
+//!
+//! This module owns scheduling and time; it never calls the OS directly
+//! (threads and clock come from `crate::sys`).
+
+pub(crate) mod context;
+mod pipeline;
+mod task;
+mod time;
+mod worker;
+
+pub use crate::driver::{availability as backend_availability, Backend, BackendReport};
+pub use pipeline::{
+    make_task, ErrorPolicy, Pipeline, PipelineConfig, PipelineError, PipelineReport, Task,
+    TaskScope,
+};
+pub use task::{JoinError, JoinHandle};
+pub use time::{sleep, timeout, Elapsed, Sleep, Timeout};
+
+use crate::driver::{self, Driver};
+use crate::sys::real::{thread::spawn_named, RealClock, RealKernel, ThreadPool};
+use crate::sys::{Clock, Kernel, Offload};
+use std::future::Future;
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Poll, Wake, Waker};
+use std::thread::JoinHandle as ThreadHandle;
+use worker::WorkerShared;
+
+/// State shared by every thread of one runtime.
+pub(crate) struct RuntimeShared {
+    pub(crate) name: String,
+    pub(crate) driver: Driver,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) timers: time::Timers,
+    workers: Vec<Arc<WorkerShared>>,
+    next_worker: AtomicUsize,
+    report: BackendReport,
+}
+
+impl RuntimeShared {
+    fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let (cell, handle) = task::new_task(future);
+        let index = self.next_worker.fetch_add(1, Ordering::Relaxed) % self.workers.len();
+        self.workers[index].spawn(Box::pin(cell));
+        handle
+    }
+}
+
+/// Configures and builds a [`Runtime`].
+#[derive(Clone, Debug)]
+pub struct Builder {
+    name: String,
+    compute_threads: usize,
+    io_threads: Option<usize>,
+    backend: Backend,
+}
+
+impl Builder {
+    /// Name used for thread names and reports.
+    pub fn name(mut self, name: impl Into<String>) -> Builder {
+        self.name = name.into();
+        self
+    }
+
+    /// Worker threads running tasks (at least 1; default: available cores).
+    pub fn compute_threads(mut self, n: usize) -> Builder {
+        self.compute_threads = n.max(1);
+        self
+    }
+
+    /// Threads for blocking I/O (default: available cores, at least 2).
+    pub fn io_threads(mut self, n: usize) -> Builder {
+        self.io_threads = Some(n.max(1));
+        self
+    }
+
+    /// The I/O backend (default [`Backend::Auto`]).
+    pub fn backend(mut self, backend: Backend) -> Builder {
+        self.backend = backend;
+        self
+    }
+
+    /// Start the worker threads and the chosen backend. Fails when a forced
+    /// backend is unavailable (the error says why) or threads cannot start.
+    pub fn build(self) -> io::Result<Runtime> {
+        let cores = crate::sys::real::host_info().available_cores;
+        let io_threads = self.io_threads.unwrap_or(cores.max(2));
+        let env = std::env::var("IOKERNEL_BACKEND").ok();
+        let kernel: Arc<dyn Kernel> = Arc::new(RealKernel);
+        let pool_name = self.name.clone();
+        let (driver, report) = driver::select(self.backend, env.as_deref(), kernel, || {
+            let queue = io_threads * crate::sys::real::pool::QUEUE_DEPTH_PER_THREAD;
+            Ok(Arc::new(ThreadPool::new(&pool_name, io_threads, queue)?) as Arc<dyn Offload>)
+        })?;
+        let workers = (0..self.compute_threads)
+            .map(|_| WorkerShared::new())
+            .collect();
+        let shared = Arc::new(RuntimeShared {
+            name: self.name,
+            driver,
+            clock: Arc::new(RealClock::new()),
+            timers: time::Timers::new(),
+            workers,
+            next_worker: AtomicUsize::new(0),
+            report,
+        });
+        let mut runtime = Runtime {
+            shared: Arc::clone(&shared),
+            threads: Vec::new(),
+        };
+        for (i, worker) in shared.workers.iter().enumerate() {
+            let (rt, worker) = (Arc::clone(&shared), Arc::clone(worker));
+            let thread = spawn_named(format!("{}-worker-{i}", shared.name), move || {
+                worker::run::<std::future::Pending<()>>(rt, worker, None);
+            })?;
+            runtime.threads.push(thread);
+        }
+        Ok(runtime)
+    }
+}
+
+/// A running set of workers and an I/O backend.
+///
+/// ```
+/// use iokernel::runtime::{Backend, Runtime};
+/// let rt = Runtime::builder()
+///     .name("doc")
+///     .compute_threads(2)
+///     .io_threads(2)
+///     .backend(Backend::ThreadPool)
+///     .build()
+///     .unwrap();
+/// let handle = rt.spawn(async { 6 * 7 });
+/// assert_eq!(rt.block_on(handle).unwrap(), 42);
+/// ```
+pub struct Runtime {
+    shared: Arc<RuntimeShared>,
+    threads: Vec<ThreadHandle<()>>,
+}
+
+impl Runtime {
+    /// A builder with defaults (Auto backend, one worker per core).
+    pub fn builder() -> Builder {
+        let cores = crate::sys::real::host_info().available_cores;
+        Builder {
+            name: "iokernel".to_string(),
+            compute_threads: cores.max(1),
+            io_threads: None,
+            backend: Backend::Auto,
+        }
+    }
+
+    /// A runtime with the default configuration.
+    pub fn new() -> io::Result<Runtime> {
+        Runtime::builder().build()
+    }
+
+    /// Run `future` to completion on this thread (tasks it spawns run on the
+    /// workers). Panics if called from inside a runtime thread.
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        assert!(
+            context::current().is_none(),
+            "Runtime::block_on called from a thread that already runs an iokernel runtime; \
+             await the future instead"
+        );
+        let mut future = std::pin::pin!(future);
+        let here = WorkerShared::new();
+        worker::run(Arc::clone(&self.shared), here, Some(future.as_mut()))
+            .expect("block_on's own loop is never shut down")
+    }
+
+    /// Spawn a `Send` future onto one of the workers.
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.shared.spawn(future)
+    }
+
+    /// Which backend runs this runtime's I/O, and why.
+    pub fn backend_report(&self) -> &BackendReport {
+        &self.shared.report
+    }
+
+    /// The runtime's name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// Number of compute workers.
+    pub fn compute_threads(&self) -> usize {
+        self.shared.workers.len()
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        for worker in &self.shared.workers {
+            worker.shutdown();
+        }
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Spawn a `Send` future on the current runtime's workers.
+///
+/// Panics when called on a thread that runs no iokernel runtime.
+pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let runtime = context::current_runtime()
+        .expect("iokernel::runtime::spawn called outside an iokernel runtime (use Runtime::spawn)");
+    runtime.spawn(future)
+}
+
+/// Spawn a future that stays on the current worker thread (it need not be
+/// `Send`). Panics when called outside a runtime thread.
+pub fn spawn_local<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    let ctx = context::current()
+        .expect("iokernel::runtime::spawn_local called outside an iokernel runtime thread");
+    let (cell, handle) = task::new_task(future);
+    ctx.local_spawns.borrow_mut().push(Box::pin(cell));
+    handle
+}
+
+/// True when the calling thread runs an iokernel runtime loop (ops will be
+/// submitted to its driver rather than run as blocking calls).
+pub fn in_runtime() -> bool {
+    context::current().is_some()
+}
+
+struct ThreadWaker(std::thread::Thread);
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Drive `future` to completion on the calling thread without starting a
+/// runtime. On a thread with no runtime every op inside completes on its
+/// first poll as a blocking syscall (the sync fallback), so this is how
+/// synchronous code runs async iokernel code, e.g. `File` methods.
+///
+/// ```
+/// use iokernel::runtime::block_on_here;
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let path = dir.path().join("x");
+/// let file = block_on_here(iokernel::fs::File::create(&path)).unwrap();
+/// block_on_here(file.write_all_at(b"abc", 0)).0.unwrap();
+/// ```
+pub fn block_on_here<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(value) = future.as_mut().poll(&mut cx) {
+            return value;
+        }
+        std::thread::park();
+    }
+}

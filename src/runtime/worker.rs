@@ -1,0 +1,261 @@
+//! A runtime worker: one thread, its task table and its run loop.
+//!
+//! Tasks never move between workers; a waker pushes the task's id onto its
+//! owner's injection queue and unparks that worker. The same loop runs
+//! `block_on`'s future on the calling thread.
+
+use super::context::{self, Context, LocalFuture};
+use super::RuntimeShared;
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Poll, Wake, Waker};
+use std::time::Duration;
+
+/// How many tasks a worker polls before it looks at its injection queue
+/// and timers again.
+const TASKS_PER_TICK: usize = 256;
+
+pub(crate) type SendFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+enum Injected {
+    Spawn(SendFuture),
+    Wake(u64),
+}
+
+#[derive(Default)]
+struct Inbox {
+    items: VecDeque<Injected>,
+    shutdown: bool,
+    /// A `park` that has not happened yet must return at once.
+    notified: bool,
+}
+
+/// The part of a worker other threads touch.
+pub(crate) struct WorkerShared {
+    inbox: Mutex<Inbox>,
+    unparked: Condvar,
+}
+
+impl WorkerShared {
+    pub(crate) fn new() -> Arc<WorkerShared> {
+        Arc::new(WorkerShared {
+            inbox: Mutex::new(Inbox::default()),
+            unparked: Condvar::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inbox> {
+        // Nothing panics while holding this lock.
+        self.inbox.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn push(&self, item: Injected) {
+        let mut inbox = self.lock();
+        inbox.items.push_back(item);
+        inbox.notified = true;
+        drop(inbox);
+        self.unparked.notify_one();
+    }
+
+    pub(crate) fn spawn(&self, future: SendFuture) {
+        self.push(Injected::Spawn(future));
+    }
+
+    pub(crate) fn unpark(&self) {
+        self.lock().notified = true;
+        self.unparked.notify_one();
+    }
+
+    pub(crate) fn shutdown(&self) {
+        self.lock().shutdown = true;
+        self.unparked.notify_one();
+    }
+
+    /// Block until unparked or `timeout` passes.
+    fn park(&self, timeout: Option<Duration>) {
+        let mut inbox = self.lock();
+        if !inbox.notified && inbox.items.is_empty() && !inbox.shutdown {
+            inbox = match timeout {
+                Some(t) => {
+                    self.unparked
+                        .wait_timeout(inbox, t)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0
+                }
+                None => self.unparked.wait(inbox).unwrap_or_else(|p| p.into_inner()),
+            };
+        }
+        inbox.notified = false;
+    }
+}
+
+struct TaskWaker {
+    worker: Arc<WorkerShared>,
+    id: u64,
+    scheduled: AtomicBool,
+}
+
+impl Wake for TaskWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !self.scheduled.swap(true, Ordering::AcqRel) {
+            self.worker.push(Injected::Wake(self.id));
+        }
+    }
+}
+
+struct MainWaker {
+    worker: Arc<WorkerShared>,
+    woken: AtomicBool,
+}
+
+impl Wake for MainWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.worker.unpark();
+    }
+}
+
+struct Task {
+    future: LocalFuture,
+    waker: Arc<TaskWaker>,
+}
+
+/// The thread-owned part of a worker.
+struct Executor {
+    worker: Arc<WorkerShared>,
+    tasks: HashMap<u64, Task>,
+    run_queue: VecDeque<u64>,
+    next_id: u64,
+}
+
+impl Executor {
+    fn insert(&mut self, future: LocalFuture) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let waker = Arc::new(TaskWaker {
+            worker: Arc::clone(&self.worker),
+            id,
+            scheduled: AtomicBool::new(true),
+        });
+        self.tasks.insert(id, Task { future, waker });
+        self.run_queue.push_back(id);
+    }
+
+    /// Move injected items into the task table; false on shutdown.
+    fn take_inbox(&mut self) -> bool {
+        let (items, shutdown) = {
+            let mut inbox = self.worker.lock();
+            (std::mem::take(&mut inbox.items), inbox.shutdown)
+        };
+        for item in items {
+            match item {
+                Injected::Spawn(future) => self.insert(future),
+                Injected::Wake(id) => self.run_queue.push_back(id),
+            }
+        }
+        !shutdown
+    }
+
+    fn take_local_spawns(&mut self, ctx: &Context) {
+        let spawned = std::mem::take(&mut *ctx.local_spawns.borrow_mut());
+        for future in spawned {
+            self.insert(future);
+        }
+    }
+
+    fn poll_task(&mut self, id: u64) {
+        let Some(task) = self.tasks.get_mut(&id) else {
+            return; // finished earlier; a stale wake
+        };
+        task.waker.scheduled.store(false, Ordering::Release);
+        let waker = Waker::from(Arc::clone(&task.waker));
+        let mut cx = std::task::Context::from_waker(&waker);
+        if task.future.as_mut().poll(&mut cx).is_ready() {
+            self.tasks.remove(&id);
+        }
+    }
+
+    /// Poll up to a tick's worth of ready tasks.
+    fn run_tick(&mut self, ctx: &Context) {
+        for _ in 0..TASKS_PER_TICK {
+            let Some(id) = self.run_queue.pop_front() else {
+                break;
+            };
+            self.poll_task(id);
+            self.take_local_spawns(ctx);
+        }
+    }
+}
+
+/// Run tasks on this thread until `main` completes (block_on) or, with no
+/// `main`, until the worker is shut down.
+pub(crate) fn run<F: Future>(
+    runtime: Arc<RuntimeShared>,
+    worker: Arc<WorkerShared>,
+    main: Option<Pin<&mut F>>,
+) -> Option<F::Output> {
+    let ctx = Rc::new(Context {
+        runtime: Arc::clone(&runtime),
+        local_spawns: Default::default(),
+    });
+    let mut exec = Executor {
+        worker: Arc::clone(&worker),
+        tasks: HashMap::new(),
+        run_queue: VecDeque::new(),
+        next_id: 0,
+    };
+    let result = context::enter(Rc::clone(&ctx), || {
+        run_loop(&runtime, &ctx, &mut exec, main)
+    });
+    // Drop leftover tasks inside the context so their in-flight ops are
+    // abandoned through the runtime's driver.
+    context::enter(Rc::clone(&ctx), || {
+        exec.tasks.clear();
+        ctx.local_spawns.borrow_mut().clear();
+    });
+    result
+}
+
+fn run_loop<F: Future>(
+    runtime: &RuntimeShared,
+    ctx: &Context,
+    exec: &mut Executor,
+    mut main: Option<Pin<&mut F>>,
+) -> Option<F::Output> {
+    let main_waker = Arc::new(MainWaker {
+        worker: Arc::clone(&exec.worker),
+        woken: AtomicBool::new(true),
+    });
+    let waker = Waker::from(Arc::clone(&main_waker));
+    loop {
+        if let Some(main) = main.as_mut() {
+            if main_waker.woken.swap(false, Ordering::AcqRel) {
+                let mut cx = std::task::Context::from_waker(&waker);
+                if let Poll::Ready(value) = main.as_mut().poll(&mut cx) {
+                    return Some(value);
+                }
+                exec.take_local_spawns(ctx);
+            }
+        }
+        if !exec.take_inbox() {
+            return None;
+        }
+        exec.run_tick(ctx);
+        let next_deadline = runtime.timers.fire_due(runtime.clock.now());
+        if exec.run_queue.is_empty() && !main_waker.woken.load(Ordering::Acquire) {
+            exec.worker.park(next_deadline);
+        }
+    }
+}

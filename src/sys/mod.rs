@@ -1,0 +1,363 @@
+//! The syscall seam: the only way iokernel reaches the operating system.
+//!
+//! Everything above this module (drivers, runtime, ops, writer) talks to the
+//! OS through the traits defined here, so the same code runs on the real
+//! kernel ([`real`]) and, through other implementations of these traits, on a
+//! simulated one. Only `src/sys/real/**` may call `libc`.
+//!
+//! # Contract
+//!
+//! [`Kernel`] is a set of *blocking* syscalls with Linux semantics.
+//!
+//! * **Results.** Every method returns `Result<_, Errno>`. Byte counts may be
+//!   short (fewer than asked) for reads, writes, sends and receives; callers
+//!   that need the whole range loop. A read returning `Ok(0)` on a non-empty
+//!   buffer means end of file (or an orderly socket shutdown by the peer).
+//! * **EINTR** never escapes: implementations retry an interrupted call.
+//!   The one exception is `close`, where Linux has already released the fd;
+//!   an interrupted close is reported as success and never retried.
+//! * **Buffers** are borrowed for the duration of the call only. The caller
+//!   owns them before and after; an implementation never keeps a pointer.
+//!   Bytes of a read buffer past the returned count are left untouched.
+//! * **Ordering.** Calls on the same fd issued from one thread take effect
+//!   in program order. Calls from different threads are unordered, as with
+//!   the real kernel; positional calls (`pread`, `pwrite`, ...) never move
+//!   the file offset.
+//! * **Cancellation.** A blocking call cannot be cancelled once entered. The
+//!   drivers above make cancellation safe by keeping the buffer alive until
+//!   the call returns (see `crate::op`).
+//! * **Errnos.** Each method may return any errno Linux documents for the
+//!   call; the ones the upper layers act on are: `EAGAIN` on non-blocking
+//!   sockets (wait for readiness), `EBADF` (closed or never-open fd),
+//!   `ENOENT`/`EEXIST`/`EISDIR`/`ENOTDIR` from path calls, `ENOSPC`/`EDQUOT`/
+//!   `EIO` from writes and syncs, `EPIPE`/`ECONNRESET` from sockets, and
+//!   `ENOSYS`/`EOPNOTSUPP`/`EINVAL` for unsupported requests. Unknown errnos
+//!   pass through unchanged.
+//!
+//! [`Offload`] runs a blocking job on another thread and reports saturation
+//! as a typed [`Saturated`] value instead of blocking or growing without
+//! bound. [`Clock`] is the monotonic time source the runtime's timers use.
+
+mod errno;
+pub mod real;
+
+pub use errno::Errno;
+
+use std::ffi::CStr;
+use std::io::{IoSlice, IoSliceMut};
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::task::Waker;
+use std::time::Duration;
+
+/// Result of a seam call.
+pub type SysResult<T> = Result<T, Errno>;
+
+/// Flags for `open`, with Linux's values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct OpenFlags(pub i32);
+
+impl OpenFlags {
+    /// Open for reading only.
+    pub const RDONLY: OpenFlags = OpenFlags(libc::O_RDONLY);
+    /// Open for writing only.
+    pub const WRONLY: OpenFlags = OpenFlags(libc::O_WRONLY);
+    /// Open for reading and writing.
+    pub const RDWR: OpenFlags = OpenFlags(libc::O_RDWR);
+    /// Create the file if it does not exist.
+    pub const CREAT: OpenFlags = OpenFlags(libc::O_CREAT);
+    /// With `CREAT`: fail with `EEXIST` if the file exists.
+    pub const EXCL: OpenFlags = OpenFlags(libc::O_EXCL);
+    /// Truncate to zero length on open.
+    pub const TRUNC: OpenFlags = OpenFlags(libc::O_TRUNC);
+    /// Every write appends at the end of the file.
+    pub const APPEND: OpenFlags = OpenFlags(libc::O_APPEND);
+    /// Bypass the page cache (buffers, offsets and lengths must be aligned).
+    pub const DIRECT: OpenFlags = OpenFlags(libc::O_DIRECT);
+    /// Fail with `ENOTDIR` unless the path is a directory.
+    pub const DIRECTORY: OpenFlags = OpenFlags(libc::O_DIRECTORY);
+    /// Close the fd on exec (always added by the real kernel layer).
+    pub const CLOEXEC: OpenFlags = OpenFlags(libc::O_CLOEXEC);
+    /// Non-blocking mode.
+    pub const NONBLOCK: OpenFlags = OpenFlags(libc::O_NONBLOCK);
+
+    /// The raw flag bits.
+    pub fn bits(self) -> i32 {
+        self.0
+    }
+
+    /// True when every bit of `other` is set in `self`.
+    pub fn contains(self, other: OpenFlags) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// The access mode bits (`RDONLY`, `WRONLY` or `RDWR`).
+    pub fn access_mode(self) -> OpenFlags {
+        OpenFlags(self.0 & libc::O_ACCMODE)
+    }
+}
+
+impl std::ops::BitOr for OpenFlags {
+    type Output = OpenFlags;
+    fn bitor(self, rhs: OpenFlags) -> OpenFlags {
+        OpenFlags(self.0 | rhs.0)
+    }
+}
+
+/// `whence` of `lseek`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Whence {
+    /// Offset from the start of the file.
+    Set,
+    /// Offset from the current position.
+    Current,
+    /// Offset from the end of the file.
+    End,
+}
+
+/// `how` of `shutdown`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shutdown {
+    /// No more receives.
+    Read,
+    /// No more sends (the peer sees end of stream).
+    Write,
+    /// Both directions.
+    Both,
+}
+
+/// What a readiness wait waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Interest {
+    /// Data to read, a connection to accept, or the peer's shutdown.
+    Readable,
+    /// Room to write, or a non-blocking connect finished.
+    Writable,
+}
+
+/// Kind of socket for `socket`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SockType {
+    /// TCP (`SOCK_STREAM`).
+    Stream,
+    /// UDP (`SOCK_DGRAM`).
+    Datagram,
+}
+
+/// Socket options the upper layers set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SockOpt {
+    /// `SO_REUSEADDR`.
+    ReuseAddr(bool),
+    /// `TCP_NODELAY`.
+    NoDelay(bool),
+    /// `O_NONBLOCK` on the fd.
+    NonBlocking(bool),
+}
+
+/// Flags for `send`/`recv` (Linux `MSG_*` values).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MsgFlags(pub i32);
+
+impl MsgFlags {
+    /// No flags.
+    pub const NONE: MsgFlags = MsgFlags(0);
+    /// Look at the data without consuming it.
+    pub const PEEK: MsgFlags = MsgFlags(libc::MSG_PEEK);
+    /// Fail with `EAGAIN` instead of blocking.
+    pub const DONTWAIT: MsgFlags = MsgFlags(libc::MSG_DONTWAIT);
+    /// Wait for the full amount (recv).
+    pub const WAITALL: MsgFlags = MsgFlags(libc::MSG_WAITALL);
+}
+
+/// Kind of file, from `st_mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileType {
+    /// Regular file.
+    Regular,
+    /// Directory.
+    Directory,
+    /// Symbolic link.
+    Symlink,
+    /// Socket.
+    Socket,
+    /// Pipe or FIFO.
+    Fifo,
+    /// Character device.
+    CharDevice,
+    /// Block device.
+    BlockDevice,
+    /// Anything else.
+    Other,
+}
+
+/// The fields of `struct stat` the library uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileStat {
+    /// Size in bytes.
+    pub size_bytes: u64,
+    /// Kind of file.
+    pub file_type: FileType,
+    /// Permission bits (`st_mode & 0o7777`).
+    pub permissions: u32,
+    /// Preferred I/O block size.
+    pub block_size_bytes: u64,
+    /// 512-byte blocks allocated (tells holes from data).
+    pub blocks_512: u64,
+    /// Inode number.
+    pub inode: u64,
+    /// Device id.
+    pub device: u64,
+    /// Hard link count.
+    pub links: u64,
+}
+
+/// The fields of `struct statfs` the library uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FsStat {
+    /// File-system magic (`f_type`), e.g. `0x0BD00BD0` for Lustre.
+    pub magic: i64,
+    /// Optimal transfer block size.
+    pub block_size_bytes: u64,
+    /// Total data blocks.
+    pub blocks: u64,
+    /// Free blocks available to unprivileged users.
+    pub blocks_available: u64,
+}
+
+/// Blocking syscalls with Linux semantics; see the module docs for the
+/// contract every implementation keeps.
+pub trait Kernel: Send + Sync + 'static {
+    /// `open(2)`; returns the new fd.
+    fn open(&self, path: &CStr, flags: OpenFlags, mode: u32) -> SysResult<RawFd>;
+    /// `openat(2)` relative to `dir_fd`.
+    fn openat(&self, dir_fd: RawFd, path: &CStr, flags: OpenFlags, mode: u32) -> SysResult<RawFd>;
+    /// `close(2)`. The fd is released even when an error is returned.
+    fn close(&self, fd: RawFd) -> SysResult<()>;
+    /// `read(2)` at the file offset.
+    fn read(&self, fd: RawFd, buf: &mut [u8]) -> SysResult<usize>;
+    /// `write(2)` at the file offset.
+    fn write(&self, fd: RawFd, buf: &[u8]) -> SysResult<usize>;
+    /// `pread(2)`.
+    fn pread(&self, fd: RawFd, buf: &mut [u8], offset: u64) -> SysResult<usize>;
+    /// `pwrite(2)`.
+    fn pwrite(&self, fd: RawFd, buf: &[u8], offset: u64) -> SysResult<usize>;
+    /// `readv(2)`.
+    fn readv(&self, fd: RawFd, bufs: &mut [IoSliceMut<'_>]) -> SysResult<usize>;
+    /// `writev(2)`.
+    fn writev(&self, fd: RawFd, bufs: &[IoSlice<'_>]) -> SysResult<usize>;
+    /// `preadv(2)`.
+    fn preadv(&self, fd: RawFd, bufs: &mut [IoSliceMut<'_>], offset: u64) -> SysResult<usize>;
+    /// `pwritev(2)`.
+    fn pwritev(&self, fd: RawFd, bufs: &[IoSlice<'_>], offset: u64) -> SysResult<usize>;
+    /// `lseek(2)`; returns the new offset.
+    fn lseek(&self, fd: RawFd, offset: i64, whence: Whence) -> SysResult<u64>;
+    /// `fsync(2)`. After an error the dirty data may be gone: never treat a
+    /// later successful retry as proof the earlier writes are durable.
+    fn fsync(&self, fd: RawFd) -> SysResult<()>;
+    /// `fdatasync(2)`; same caveat as `fsync`.
+    fn fdatasync(&self, fd: RawFd) -> SysResult<()>;
+    /// `ftruncate(2)`.
+    fn ftruncate(&self, fd: RawFd, len_bytes: u64) -> SysResult<()>;
+    /// `fallocate(2)`; `mode` takes Linux `FALLOC_FL_*` bits.
+    fn fallocate(&self, fd: RawFd, mode: i32, offset: u64, len_bytes: u64) -> SysResult<()>;
+    /// `fstat(2)`.
+    fn fstat(&self, fd: RawFd) -> SysResult<FileStat>;
+    /// `fstatfs(2)`.
+    fn fstatfs(&self, fd: RawFd) -> SysResult<FsStat>;
+    /// `getxattr(2)`; returns the value length (`ERANGE` if `buf` is short,
+    /// `ENODATA` if absent). An empty `buf` asks for the length only.
+    fn getxattr(&self, path: &CStr, name: &CStr, buf: &mut [u8]) -> SysResult<usize>;
+    /// `setxattr(2)`.
+    fn setxattr(&self, path: &CStr, name: &CStr, value: &[u8], flags: i32) -> SysResult<()>;
+    /// `rename(2)`.
+    fn rename(&self, from: &CStr, to: &CStr) -> SysResult<()>;
+    /// `unlink(2)`.
+    fn unlink(&self, path: &CStr) -> SysResult<()>;
+    /// `mkdir(2)`.
+    fn mkdir(&self, path: &CStr, mode: u32) -> SysResult<()>;
+    /// `socket(2)` for the family of `like` (IPv4 or IPv6).
+    fn socket(&self, like: &SocketAddr, ty: SockType) -> SysResult<RawFd>;
+    /// `setsockopt(2)` / `fcntl(2)` for the options in [`SockOpt`].
+    fn set_option(&self, fd: RawFd, opt: SockOpt) -> SysResult<()>;
+    /// `bind(2)`.
+    fn bind(&self, fd: RawFd, addr: &SocketAddr) -> SysResult<()>;
+    /// `listen(2)`.
+    fn listen(&self, fd: RawFd, backlog: i32) -> SysResult<()>;
+    /// `accept4(2)`; the new fd is non-blocking when `nonblocking`.
+    fn accept(&self, fd: RawFd, nonblocking: bool) -> SysResult<(RawFd, SocketAddr)>;
+    /// `connect(2)`. On a non-blocking socket returns `EINPROGRESS`.
+    fn connect(&self, fd: RawFd, addr: &SocketAddr) -> SysResult<()>;
+    /// `getsockname(2)`.
+    fn local_addr(&self, fd: RawFd) -> SysResult<SocketAddr>;
+    /// `getpeername(2)`.
+    fn peer_addr(&self, fd: RawFd) -> SysResult<SocketAddr>;
+    /// `getsockopt(SO_ERROR)`: the pending error of a socket, if any.
+    fn take_socket_error(&self, fd: RawFd) -> SysResult<Option<Errno>>;
+    /// `recv(2)`.
+    fn recv(&self, fd: RawFd, buf: &mut [u8], flags: MsgFlags) -> SysResult<usize>;
+    /// `send(2)`. Never raises `SIGPIPE`; a closed peer gives `EPIPE`.
+    fn send(&self, fd: RawFd, buf: &[u8], flags: MsgFlags) -> SysResult<usize>;
+    /// `shutdown(2)`.
+    fn shutdown(&self, fd: RawFd, how: Shutdown) -> SysResult<()>;
+    /// `sendfile(2)`: copy up to `len_bytes` from `in_fd` at `in_offset`
+    /// (the in-fd offset is not moved) to `out_fd`.
+    fn sendfile(
+        &self,
+        out_fd: RawFd,
+        in_fd: RawFd,
+        in_offset: u64,
+        len_bytes: usize,
+    ) -> SysResult<usize>;
+    /// `poll(2)` on one fd: wait up to `timeout_ms` (negative: forever) for
+    /// `interest`. `Ok(true)` when ready (errors and hang-ups count as
+    /// ready, so the next call reports them), `Ok(false)` on timeout.
+    fn wait_ready(&self, fd: RawFd, interest: Interest, timeout_ms: i32) -> SysResult<bool>;
+    /// `pipe2(O_CLOEXEC)`; returns `(read_end, write_end)`.
+    fn pipe(&self) -> SysResult<(RawFd, RawFd)>;
+    /// `splice(2)` between a pipe and another fd; `None` offsets use the fd offset.
+    fn splice(
+        &self,
+        fd_in: RawFd,
+        off_in: Option<u64>,
+        fd_out: RawFd,
+        off_out: Option<u64>,
+        len_bytes: usize,
+    ) -> SysResult<usize>;
+}
+
+/// A blocking job handed to an [`Offload`].
+pub type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// The offload queue is full; the job is handed back untouched.
+pub struct Saturated(pub Job);
+
+impl std::fmt::Debug for Saturated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Saturated")
+    }
+}
+
+/// Runs blocking jobs on worker threads.
+///
+/// Contract: a job accepted by `try_offload` runs exactly once, to the end,
+/// even if nobody waits for it any more (that is what keeps buffers of
+/// cancelled ops alive until the syscall returns). Jobs may run in any order
+/// and concurrently with each other. When the bounded queue is full,
+/// `try_offload` returns [`Saturated`] at once; a caller that wants to wait
+/// registers a waker with `wake_when_free`, which is woken (possibly
+/// spuriously) once a queue slot frees.
+pub trait Offload: Send + Sync + 'static {
+    /// Queue `job`, or hand it back if the queue is full.
+    fn try_offload(&self, job: Job) -> Result<(), Saturated>;
+    /// Wake `waker` once a queue slot is free.
+    fn wake_when_free(&self, waker: &Waker);
+    /// Number of worker threads.
+    fn threads(&self) -> usize;
+}
+
+/// Monotonic time source.
+pub trait Clock: Send + Sync + 'static {
+    /// Time since this clock's origin.
+    fn now(&self) -> Duration;
+}

@@ -1,0 +1,1024 @@
+//! [`RealKernel`]: the seam's [`Kernel`] over the host's libc.
+//!
+//! Every call goes through [`syscall`] (`-1` becomes an [`Errno`], `EINTR`
+//! is retried) except `close`, which goes through [`syscall_close`]. Fds are
+//! always created close-on-exec, `send` never raises `SIGPIPE`, and offsets
+//! that do not fit `off_t` are rejected with `EINVAL` before reaching the
+//! kernel instead of wrapping to a negative offset.
+
+use super::syscall::{syscall, syscall_close};
+use crate::sys::{
+    Errno, FileStat, FileType, FsStat, Interest, Kernel, MsgFlags, OpenFlags, Shutdown, SockOpt,
+    SockType, SysResult, Whence,
+};
+use std::ffi::CStr;
+use std::io::{IoSlice, IoSliceMut};
+use std::mem::size_of;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::RawFd;
+use std::ptr;
+
+/// Most buffers one vectored call passes (Linux `UIO_MAXIOV`). Buffers past
+/// it are left for the caller's next call, exactly like a short transfer.
+const IOV_MAX: usize = 1024;
+
+/// The seam over the real Linux kernel: each method is one blocking syscall.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RealKernel;
+
+/// `off` as a file offset; above `i64::MAX` it would wrap, so `EINVAL`.
+fn file_offset(off: u64) -> SysResult<libc::off_t> {
+    libc::off_t::try_from(off).map_err(|_| Errno::EINVAL)
+}
+
+/// `off` as a `splice` offset, with the same bound as [`file_offset`].
+fn splice_offset(off: u64) -> SysResult<libc::loff_t> {
+    libc::loff_t::try_from(off).map_err(|_| Errno::EINVAL)
+}
+
+/// `off` as a signed `lseek` offset (identity on 64-bit Linux).
+#[allow(clippy::useless_conversion)]
+fn seek_offset(off: i64) -> SysResult<libc::off_t> {
+    libc::off_t::try_from(off).map_err(|_| Errno::EINVAL)
+}
+
+/// The byte count of a successful call; [`syscall`] has already turned the
+/// only negative value (`-1`) into an error.
+fn byte_count(n: isize) -> usize {
+    n as usize
+}
+
+/// How many of `len` buffers one vectored call passes.
+fn iov_count(len: usize) -> libc::c_int {
+    len.min(IOV_MAX) as libc::c_int
+}
+
+/// `size_of::<T>()` as a `socklen_t` (only used for small C structs).
+fn socklen<T>() -> libc::socklen_t {
+    size_of::<T>() as libc::socklen_t
+}
+
+/// A [`SocketAddr`] laid out the way the kernel reads it.
+enum RawAddr {
+    V4(libc::sockaddr_in),
+    V6(libc::sockaddr_in6),
+}
+
+impl RawAddr {
+    fn new(addr: &SocketAddr) -> RawAddr {
+        match addr {
+            SocketAddr::V4(a) => RawAddr::V4(libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            }),
+            SocketAddr::V6(a) => RawAddr::V6(libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            }),
+        }
+    }
+
+    /// Pointer and length to hand to `bind`/`connect`; valid while `self` is.
+    fn as_ptr(&self) -> (*const libc::sockaddr, libc::socklen_t) {
+        match self {
+            RawAddr::V4(a) => (ptr::from_ref(a).cast(), socklen::<libc::sockaddr_in>()),
+            RawAddr::V6(a) => (ptr::from_ref(a).cast(), socklen::<libc::sockaddr_in6>()),
+        }
+    }
+}
+
+fn zeroed_storage() -> libc::sockaddr_storage {
+    // SAFETY: sockaddr_storage is plain old data; all-zero bytes are valid.
+    unsafe { std::mem::zeroed() }
+}
+
+/// Decode an address the kernel wrote into `storage` (`len` bytes).
+fn addr_from_storage(
+    storage: &libc::sockaddr_storage,
+    len: libc::socklen_t,
+) -> SysResult<SocketAddr> {
+    let len = len as usize;
+    let base = ptr::from_ref(storage);
+    match libc::c_int::from(storage.ss_family) {
+        libc::AF_INET if len >= size_of::<libc::sockaddr_in>() => {
+            // SAFETY: the storage is large and aligned enough for a
+            // sockaddr_in, fully initialised (zeroed, then written by the kernel).
+            let a = unsafe { *base.cast::<libc::sockaddr_in>() };
+            let ip = Ipv4Addr::from(a.sin_addr.s_addr.to_ne_bytes());
+            Ok(SocketAddrV4::new(ip, u16::from_be(a.sin_port)).into())
+        }
+        libc::AF_INET6 if len >= size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: the storage is large and aligned enough for a
+            // sockaddr_in6, fully initialised (zeroed, then written by the kernel).
+            let a = unsafe { *base.cast::<libc::sockaddr_in6>() };
+            let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
+            let port = u16::from_be(a.sin6_port);
+            Ok(SocketAddrV6::new(ip, port, a.sin6_flowinfo, a.sin6_scope_id).into())
+        }
+        // Another family (or a truncated address): nothing SocketAddr holds.
+        _ => Err(Errno(libc::EAFNOSUPPORT)),
+    }
+}
+
+/// Run `call` with a pointer to a zeroed `sockaddr_storage` and its length
+/// (reset before every retry); returns the call's result and the storage.
+fn sockaddr_out(
+    mut call: impl FnMut(*mut libc::sockaddr, *mut libc::socklen_t) -> libc::c_int,
+) -> SysResult<(libc::c_int, libc::sockaddr_storage, libc::socklen_t)> {
+    let mut storage = zeroed_storage();
+    let mut len = 0;
+    let ret = syscall(|| {
+        len = socklen::<libc::sockaddr_storage>();
+        call(ptr::from_mut(&mut storage).cast(), &mut len)
+    })?;
+    Ok((ret, storage, len))
+}
+
+fn file_type(mode: libc::mode_t) -> FileType {
+    match mode & libc::S_IFMT {
+        libc::S_IFREG => FileType::Regular,
+        libc::S_IFDIR => FileType::Directory,
+        libc::S_IFLNK => FileType::Symlink,
+        libc::S_IFSOCK => FileType::Socket,
+        libc::S_IFIFO => FileType::Fifo,
+        libc::S_IFCHR => FileType::CharDevice,
+        libc::S_IFBLK => FileType::BlockDevice,
+        _ => FileType::Other,
+    }
+}
+
+// Field types differ between targets; on 64-bit Linux some are identities.
+#[allow(clippy::useless_conversion)]
+fn file_stat(st: &libc::stat) -> FileStat {
+    FileStat {
+        size_bytes: u64::try_from(st.st_size).unwrap_or(0),
+        file_type: file_type(st.st_mode),
+        permissions: st.st_mode & 0o7777,
+        block_size_bytes: u64::try_from(st.st_blksize).unwrap_or(0),
+        blocks_512: u64::try_from(st.st_blocks).unwrap_or(0),
+        inode: u64::from(st.st_ino),
+        device: u64::from(st.st_dev),
+        links: u64::from(st.st_nlink),
+    }
+}
+
+// Field types differ between targets; on 64-bit Linux some are identities.
+#[allow(clippy::useless_conversion)]
+fn fs_stat(st: &libc::statfs) -> FsStat {
+    FsStat {
+        magic: i64::from(st.f_type),
+        block_size_bytes: u64::try_from(st.f_bsize).unwrap_or(0),
+        blocks: u64::from(st.f_blocks),
+        blocks_available: u64::from(st.f_bavail),
+    }
+}
+
+fn setsockopt_int(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> SysResult<()> {
+    syscall(|| {
+        // SAFETY: `value` is a live c_int and the length passed is its size.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                level,
+                name,
+                ptr::from_ref(&value).cast(),
+                socklen::<libc::c_int>(),
+            )
+        }
+    })?;
+    Ok(())
+}
+
+fn set_nonblocking(fd: RawFd, on: bool) -> SysResult<()> {
+    // SAFETY: F_GETFL takes no pointer argument.
+    let flags = syscall(|| unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+    let wanted = if on {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
+    if wanted != flags {
+        syscall(|| {
+            // SAFETY: F_SETFL takes a plain int argument, no pointer.
+            unsafe { libc::fcntl(fd, libc::F_SETFL, wanted) }
+        })?;
+    }
+    Ok(())
+}
+
+fn offset_ptr(off: &mut Option<libc::loff_t>) -> *mut libc::loff_t {
+    off.as_mut().map_or(ptr::null_mut(), ptr::from_mut)
+}
+
+impl Kernel for RealKernel {
+    fn open(&self, path: &CStr, flags: OpenFlags, mode: u32) -> SysResult<RawFd> {
+        let flags = (flags | OpenFlags::CLOEXEC).bits();
+        syscall(|| {
+            // SAFETY: `path` is NUL-terminated and outlives the call.
+            unsafe { libc::open(path.as_ptr(), flags, mode) }
+        })
+    }
+
+    fn openat(&self, dir_fd: RawFd, path: &CStr, flags: OpenFlags, mode: u32) -> SysResult<RawFd> {
+        let flags = (flags | OpenFlags::CLOEXEC).bits();
+        syscall(|| {
+            // SAFETY: `path` is NUL-terminated and outlives the call.
+            unsafe { libc::openat(dir_fd, path.as_ptr(), flags, mode) }
+        })
+    }
+
+    fn close(&self, fd: RawFd) -> SysResult<()> {
+        syscall_close(|| {
+            // SAFETY: close takes no pointers.
+            unsafe { libc::close(fd) }
+        })
+    }
+
+    fn read(&self, fd: RawFd, buf: &mut [u8]) -> SysResult<usize> {
+        syscall(|| {
+            // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
+            unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) }
+        })
+        .map(byte_count)
+    }
+
+    fn write(&self, fd: RawFd, buf: &[u8]) -> SysResult<usize> {
+        syscall(|| {
+            // SAFETY: `buf` is valid for reads of `buf.len()` bytes.
+            unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) }
+        })
+        .map(byte_count)
+    }
+
+    fn pread(&self, fd: RawFd, buf: &mut [u8], offset: u64) -> SysResult<usize> {
+        let offset = file_offset(offset)?;
+        syscall(|| {
+            // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
+            unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), offset) }
+        })
+        .map(byte_count)
+    }
+
+    fn pwrite(&self, fd: RawFd, buf: &[u8], offset: u64) -> SysResult<usize> {
+        let offset = file_offset(offset)?;
+        syscall(|| {
+            // SAFETY: `buf` is valid for reads of `buf.len()` bytes.
+            unsafe { libc::pwrite(fd, buf.as_ptr().cast(), buf.len(), offset) }
+        })
+        .map(byte_count)
+    }
+
+    fn readv(&self, fd: RawFd, bufs: &mut [IoSliceMut<'_>]) -> SysResult<usize> {
+        let count = iov_count(bufs.len());
+        syscall(|| {
+            // SAFETY: IoSliceMut is ABI-compatible with iovec; `count` entries
+            // are in bounds and each points at a live writable buffer.
+            unsafe { libc::readv(fd, bufs.as_mut_ptr().cast::<libc::iovec>(), count) }
+        })
+        .map(byte_count)
+    }
+
+    fn writev(&self, fd: RawFd, bufs: &[IoSlice<'_>]) -> SysResult<usize> {
+        let count = iov_count(bufs.len());
+        syscall(|| {
+            // SAFETY: IoSlice is ABI-compatible with iovec; `count` entries
+            // are in bounds and each points at a live readable buffer.
+            unsafe { libc::writev(fd, bufs.as_ptr().cast::<libc::iovec>(), count) }
+        })
+        .map(byte_count)
+    }
+
+    fn preadv(&self, fd: RawFd, bufs: &mut [IoSliceMut<'_>], offset: u64) -> SysResult<usize> {
+        let offset = file_offset(offset)?;
+        let count = iov_count(bufs.len());
+        syscall(|| {
+            // SAFETY: IoSliceMut is ABI-compatible with iovec; `count` entries
+            // are in bounds and each points at a live writable buffer.
+            unsafe { libc::preadv(fd, bufs.as_mut_ptr().cast::<libc::iovec>(), count, offset) }
+        })
+        .map(byte_count)
+    }
+
+    fn pwritev(&self, fd: RawFd, bufs: &[IoSlice<'_>], offset: u64) -> SysResult<usize> {
+        let offset = file_offset(offset)?;
+        let count = iov_count(bufs.len());
+        syscall(|| {
+            // SAFETY: IoSlice is ABI-compatible with iovec; `count` entries
+            // are in bounds and each points at a live readable buffer.
+            unsafe { libc::pwritev(fd, bufs.as_ptr().cast::<libc::iovec>(), count, offset) }
+        })
+        .map(byte_count)
+    }
+
+    fn lseek(&self, fd: RawFd, offset: i64, whence: Whence) -> SysResult<u64> {
+        let offset = seek_offset(offset)?;
+        let whence = match whence {
+            Whence::Set => libc::SEEK_SET,
+            Whence::Current => libc::SEEK_CUR,
+            Whence::End => libc::SEEK_END,
+        };
+        let pos = syscall(|| {
+            // SAFETY: lseek takes no pointers.
+            unsafe { libc::lseek(fd, offset, whence) }
+        })?;
+        u64::try_from(pos).map_err(|_| Errno::EOVERFLOW)
+    }
+
+    fn fsync(&self, fd: RawFd) -> SysResult<()> {
+        // SAFETY: fsync takes no pointers.
+        syscall(|| unsafe { libc::fsync(fd) }).map(drop)
+    }
+
+    fn fdatasync(&self, fd: RawFd) -> SysResult<()> {
+        // SAFETY: fdatasync takes no pointers.
+        syscall(|| unsafe { libc::fdatasync(fd) }).map(drop)
+    }
+
+    fn ftruncate(&self, fd: RawFd, len_bytes: u64) -> SysResult<()> {
+        let len = file_offset(len_bytes)?;
+        // SAFETY: ftruncate takes no pointers.
+        syscall(|| unsafe { libc::ftruncate(fd, len) }).map(drop)
+    }
+
+    fn fallocate(&self, fd: RawFd, mode: i32, offset: u64, len_bytes: u64) -> SysResult<()> {
+        let offset = file_offset(offset)?;
+        let len = file_offset(len_bytes)?;
+        // SAFETY: fallocate takes no pointers.
+        syscall(|| unsafe { libc::fallocate(fd, mode, offset, len) }).map(drop)
+    }
+
+    fn fstat(&self, fd: RawFd) -> SysResult<FileStat> {
+        // SAFETY: `stat` is plain old data; all-zero bytes are valid.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        syscall(|| {
+            // SAFETY: `st` is a live, writable `stat` for the whole call.
+            unsafe { libc::fstat(fd, &mut st) }
+        })?;
+        Ok(file_stat(&st))
+    }
+
+    fn fstatfs(&self, fd: RawFd) -> SysResult<FsStat> {
+        // SAFETY: `statfs` is plain old data; all-zero bytes are valid.
+        let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+        syscall(|| {
+            // SAFETY: `st` is a live, writable `statfs` for the whole call.
+            unsafe { libc::fstatfs(fd, &mut st) }
+        })?;
+        Ok(fs_stat(&st))
+    }
+
+    fn getxattr(&self, path: &CStr, name: &CStr, buf: &mut [u8]) -> SysResult<usize> {
+        syscall(|| {
+            // SAFETY: `path`/`name` are NUL-terminated; `buf` is valid for
+            // writes of `buf.len()` bytes (length 0 only asks for the size).
+            unsafe {
+                libc::getxattr(
+                    path.as_ptr(),
+                    name.as_ptr(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                )
+            }
+        })
+        .map(byte_count)
+    }
+
+    fn setxattr(&self, path: &CStr, name: &CStr, value: &[u8], flags: i32) -> SysResult<()> {
+        syscall(|| {
+            // SAFETY: `path`/`name` are NUL-terminated; `value` is valid for
+            // reads of `value.len()` bytes.
+            unsafe {
+                libc::setxattr(
+                    path.as_ptr(),
+                    name.as_ptr(),
+                    value.as_ptr().cast(),
+                    value.len(),
+                    flags,
+                )
+            }
+        })
+        .map(drop)
+    }
+
+    fn rename(&self, from: &CStr, to: &CStr) -> SysResult<()> {
+        // SAFETY: both paths are NUL-terminated and outlive the call.
+        syscall(|| unsafe { libc::rename(from.as_ptr(), to.as_ptr()) }).map(drop)
+    }
+
+    fn unlink(&self, path: &CStr) -> SysResult<()> {
+        // SAFETY: `path` is NUL-terminated and outlives the call.
+        syscall(|| unsafe { libc::unlink(path.as_ptr()) }).map(drop)
+    }
+
+    fn mkdir(&self, path: &CStr, mode: u32) -> SysResult<()> {
+        // SAFETY: `path` is NUL-terminated and outlives the call.
+        syscall(|| unsafe { libc::mkdir(path.as_ptr(), mode) }).map(drop)
+    }
+
+    fn socket(&self, like: &SocketAddr, ty: SockType) -> SysResult<RawFd> {
+        let domain = match like {
+            SocketAddr::V4(_) => libc::AF_INET,
+            SocketAddr::V6(_) => libc::AF_INET6,
+        };
+        let ty = match ty {
+            SockType::Stream => libc::SOCK_STREAM,
+            SockType::Datagram => libc::SOCK_DGRAM,
+        };
+        // SAFETY: socket takes no pointers.
+        syscall(|| unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, 0) })
+    }
+
+    fn set_option(&self, fd: RawFd, opt: SockOpt) -> SysResult<()> {
+        match opt {
+            SockOpt::ReuseAddr(on) => {
+                setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, on.into())
+            }
+            SockOpt::NoDelay(on) => {
+                setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, on.into())
+            }
+            SockOpt::NonBlocking(on) => set_nonblocking(fd, on),
+        }
+    }
+
+    fn bind(&self, fd: RawFd, addr: &SocketAddr) -> SysResult<()> {
+        let raw = RawAddr::new(addr);
+        let (addr_ptr, len) = raw.as_ptr();
+        // SAFETY: `addr_ptr` points at `len` bytes of `raw`, alive here.
+        syscall(|| unsafe { libc::bind(fd, addr_ptr, len) }).map(drop)
+    }
+
+    fn listen(&self, fd: RawFd, backlog: i32) -> SysResult<()> {
+        // SAFETY: listen takes no pointers.
+        syscall(|| unsafe { libc::listen(fd, backlog) }).map(drop)
+    }
+
+    fn accept(&self, fd: RawFd, nonblocking: bool) -> SysResult<(RawFd, SocketAddr)> {
+        let nonblock = if nonblocking { libc::SOCK_NONBLOCK } else { 0 };
+        let flags = libc::SOCK_CLOEXEC | nonblock;
+        let (new_fd, storage, len) = sockaddr_out(|addr, len| {
+            // SAFETY: `addr`/`len` point at a live sockaddr_storage and its size.
+            unsafe { libc::accept4(fd, addr, len, flags) }
+        })?;
+        match addr_from_storage(&storage, len) {
+            Ok(peer) => Ok((new_fd, peer)),
+            Err(e) => {
+                // Nobody else knows the new fd: release it; `e` is the error to report.
+                let _ = self.close(new_fd);
+                Err(e)
+            }
+        }
+    }
+
+    fn connect(&self, fd: RawFd, addr: &SocketAddr) -> SysResult<()> {
+        // Retrying after EINTR is right on Linux: a blocking connect resumes
+        // waiting for (or reports the outcome of) the pending handshake.
+        let raw = RawAddr::new(addr);
+        let (addr_ptr, len) = raw.as_ptr();
+        // SAFETY: `addr_ptr` points at `len` bytes of `raw`, alive here.
+        syscall(|| unsafe { libc::connect(fd, addr_ptr, len) }).map(drop)
+    }
+
+    fn local_addr(&self, fd: RawFd) -> SysResult<SocketAddr> {
+        let (_, storage, len) = sockaddr_out(|addr, len| {
+            // SAFETY: `addr`/`len` point at a live sockaddr_storage and its size.
+            unsafe { libc::getsockname(fd, addr, len) }
+        })?;
+        addr_from_storage(&storage, len)
+    }
+
+    fn peer_addr(&self, fd: RawFd) -> SysResult<SocketAddr> {
+        let (_, storage, len) = sockaddr_out(|addr, len| {
+            // SAFETY: `addr`/`len` point at a live sockaddr_storage and its size.
+            unsafe { libc::getpeername(fd, addr, len) }
+        })?;
+        addr_from_storage(&storage, len)
+    }
+
+    fn take_socket_error(&self, fd: RawFd) -> SysResult<Option<Errno>> {
+        let mut err: libc::c_int = 0;
+        let mut len = socklen::<libc::c_int>();
+        syscall(|| {
+            // SAFETY: `err` is a live c_int and `len` holds its size.
+            unsafe {
+                libc::getsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_ERROR,
+                    ptr::from_mut(&mut err).cast(),
+                    &mut len,
+                )
+            }
+        })?;
+        Ok((err != 0).then_some(Errno(err)))
+    }
+
+    fn recv(&self, fd: RawFd, buf: &mut [u8], flags: MsgFlags) -> SysResult<usize> {
+        syscall(|| {
+            // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
+            unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), flags.0) }
+        })
+        .map(byte_count)
+    }
+
+    fn send(&self, fd: RawFd, buf: &[u8], flags: MsgFlags) -> SysResult<usize> {
+        let flags = flags.0 | libc::MSG_NOSIGNAL;
+        syscall(|| {
+            // SAFETY: `buf` is valid for reads of `buf.len()` bytes.
+            unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), flags) }
+        })
+        .map(byte_count)
+    }
+
+    fn shutdown(&self, fd: RawFd, how: Shutdown) -> SysResult<()> {
+        let how = match how {
+            Shutdown::Read => libc::SHUT_RD,
+            Shutdown::Write => libc::SHUT_WR,
+            Shutdown::Both => libc::SHUT_RDWR,
+        };
+        // SAFETY: shutdown takes no pointers.
+        syscall(|| unsafe { libc::shutdown(fd, how) }).map(drop)
+    }
+
+    fn sendfile(
+        &self,
+        out_fd: RawFd,
+        in_fd: RawFd,
+        in_offset: u64,
+        len_bytes: usize,
+    ) -> SysResult<usize> {
+        // A local copy: the kernel advances it, not `in_fd`'s own offset.
+        let mut offset = file_offset(in_offset)?;
+        syscall(|| {
+            // SAFETY: `offset` is a live, writable off_t for the whole call.
+            unsafe { libc::sendfile(out_fd, in_fd, &mut offset, len_bytes) }
+        })
+        .map(byte_count)
+    }
+
+    fn wait_ready(&self, fd: RawFd, interest: Interest, timeout_ms: i32) -> SysResult<bool> {
+        let events = match interest {
+            Interest::Readable => libc::POLLIN,
+            Interest::Writable => libc::POLLOUT,
+        };
+        let mut pfd = libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
+        let ready = syscall(|| {
+            // SAFETY: `pfd` is one live pollfd, matching the count of 1.
+            unsafe { libc::poll(&mut pfd, 1, timeout_ms) }
+        })?;
+        Ok(ready > 0)
+    }
+
+    fn pipe(&self) -> SysResult<(RawFd, RawFd)> {
+        let mut fds: [libc::c_int; 2] = [-1, -1];
+        syscall(|| {
+            // SAFETY: `fds` is a live, writable array of two c_ints.
+            unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }
+        })?;
+        Ok((fds[0], fds[1]))
+    }
+
+    fn splice(
+        &self,
+        fd_in: RawFd,
+        off_in: Option<u64>,
+        fd_out: RawFd,
+        off_out: Option<u64>,
+        len_bytes: usize,
+    ) -> SysResult<usize> {
+        let mut off_in = off_in.map(splice_offset).transpose()?;
+        let mut off_out = off_out.map(splice_offset).transpose()?;
+        syscall(|| {
+            let (in_ptr, out_ptr) = (offset_ptr(&mut off_in), offset_ptr(&mut off_out));
+            // SAFETY: each offset pointer is null or points at a live loff_t.
+            unsafe { libc::splice(fd_in, in_ptr, fd_out, out_ptr, len_bytes, 0) }
+        })
+        .map(byte_count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::Path;
+
+    const K: RealKernel = RealKernel;
+
+    fn cpath(path: &Path) -> CString {
+        CString::new(path.as_os_str().as_bytes()).expect("temp paths have no NUL")
+    }
+
+    fn create(dir: &Path, name: &str) -> (CString, RawFd) {
+        let path = cpath(&dir.join(name));
+        let flags = OpenFlags::RDWR | OpenFlags::CREAT | OpenFlags::TRUNC;
+        let fd = K.open(&path, flags, 0o644).expect("create file");
+        (path, fd)
+    }
+
+    /// A listener on 127.0.0.1 plus one accepted connection:
+    /// `(listener, client, server)`.
+    fn loopback_pair() -> (RawFd, RawFd, RawFd) {
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        let listener = K.socket(&any, SockType::Stream).expect("socket");
+        K.set_option(listener, SockOpt::ReuseAddr(true))
+            .expect("reuseaddr");
+        K.bind(listener, &any).expect("bind");
+        K.listen(listener, 16).expect("listen");
+        let addr = K.local_addr(listener).expect("local_addr");
+        assert_ne!(addr.port(), 0);
+        let client = K.socket(&addr, SockType::Stream).expect("socket");
+        K.set_option(client, SockOpt::NoDelay(true))
+            .expect("nodelay");
+        K.connect(client, &addr).expect("connect");
+        let (server, peer) = K.accept(listener, false).expect("accept");
+        assert_eq!(peer, K.local_addr(client).expect("client addr"));
+        assert_eq!(K.peer_addr(client).expect("peer_addr"), addr);
+        (listener, client, server)
+    }
+
+    fn close_all(fds: &[RawFd]) {
+        for &fd in fds {
+            K.close(fd).expect("close");
+        }
+    }
+
+    #[test]
+    fn open_missing_file_is_enoent() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = cpath(&dir.path().join("missing"));
+        assert_eq!(K.open(&path, OpenFlags::RDONLY, 0), Err(Errno::ENOENT));
+    }
+
+    #[test]
+    fn opened_fds_are_cloexec() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_, fd) = create(dir.path(), "f");
+        // SAFETY: F_GETFD takes no pointer argument.
+        let fd_flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        assert_eq!(fd_flags & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
+        K.close(fd).expect("close");
+    }
+
+    #[test]
+    fn write_then_pread_roundtrip_keeps_the_offset() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_, fd) = create(dir.path(), "f");
+        assert_eq!(K.write(fd, b"hello world"), Ok(11));
+        let mut buf = [0u8; 5];
+        assert_eq!(K.pread(fd, &mut buf, 6), Ok(5));
+        assert_eq!(&buf, b"world");
+        assert_eq!(K.pwrite(fd, b"J", 0), Ok(1));
+        assert_eq!(K.lseek(fd, 0, Whence::Current), Ok(11));
+        let mut tail = [9u8; 8];
+        assert_eq!(K.pread(fd, &mut tail, 8), Ok(3));
+        assert_eq!(&tail, b"rld\x09\x09\x09\x09\x09");
+        assert_eq!(K.pread(fd, &mut buf, 0), Ok(5));
+        assert_eq!(&buf, b"Jello");
+        K.close(fd).expect("close");
+    }
+
+    #[test]
+    fn pwritev_preadv_across_three_buffers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_, fd) = create(dir.path(), "f");
+        let out = [
+            IoSlice::new(b"abc"),
+            IoSlice::new(b"defg"),
+            IoSlice::new(b"hi"),
+        ];
+        assert_eq!(K.pwritev(fd, &out, 4), Ok(9));
+        let (mut a, mut b, mut c) = ([0u8; 2], [0u8; 5], [0u8; 4]);
+        let mut bufs = [
+            IoSliceMut::new(&mut a),
+            IoSliceMut::new(&mut b),
+            IoSliceMut::new(&mut c),
+        ];
+        assert_eq!(K.preadv(fd, &mut bufs, 4), Ok(9));
+        assert_eq!((&a, &b, &c[..2]), (b"ab", b"cdefg", &b"hi"[..]));
+        assert_eq!(K.lseek(fd, 0, Whence::Current), Ok(0));
+        K.close(fd).expect("close");
+    }
+
+    #[test]
+    fn writev_readv_move_the_offset() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_, fd) = create(dir.path(), "f");
+        assert_eq!(
+            K.writev(fd, &[IoSlice::new(b"12"), IoSlice::new(b"345")]),
+            Ok(5)
+        );
+        assert_eq!(K.lseek(fd, 1, Whence::Set), Ok(1));
+        let (mut a, mut b) = ([0u8; 1], [0u8; 8]);
+        let mut bufs = [IoSliceMut::new(&mut a), IoSliceMut::new(&mut b)];
+        assert_eq!(K.readv(fd, &mut bufs), Ok(4));
+        assert_eq!((&a, &b[..3]), (b"2", &b"345"[..]));
+        assert_eq!(K.read(fd, &mut b), Ok(0));
+        K.close(fd).expect("close");
+    }
+
+    #[test]
+    fn lseek_maps_whence() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_, fd) = create(dir.path(), "f");
+        assert_eq!(K.write(fd, b"0123456789"), Ok(10));
+        assert_eq!(K.lseek(fd, 0, Whence::End), Ok(10));
+        assert_eq!(K.lseek(fd, -3, Whence::Current), Ok(7));
+        assert_eq!(K.lseek(fd, 2, Whence::Set), Ok(2));
+        assert_eq!(K.lseek(fd, -1, Whence::Set), Err(Errno::EINVAL));
+        let mut buf = [0u8; 1];
+        assert_eq!(K.read(fd, &mut buf), Ok(1));
+        assert_eq!(&buf, b"2");
+        K.close(fd).expect("close");
+    }
+
+    #[test]
+    fn offsets_above_i64_max_are_einval() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_, fd) = create(dir.path(), "f");
+        let big = i64::MAX as u64 + 1;
+        let mut buf = [0u8; 4];
+        assert_eq!(K.pread(fd, &mut buf, big), Err(Errno::EINVAL));
+        assert_eq!(K.pwrite(fd, b"x", u64::MAX), Err(Errno::EINVAL));
+        assert_eq!(
+            K.pwritev(fd, &[IoSlice::new(b"x")], big),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            K.preadv(fd, &mut [IoSliceMut::new(&mut buf)], big),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(K.ftruncate(fd, big), Err(Errno::EINVAL));
+        assert_eq!(K.fallocate(fd, 0, big, 1), Err(Errno::EINVAL));
+        assert_eq!(K.sendfile(fd, fd, big, 1), Err(Errno::EINVAL));
+        assert_eq!(K.splice(fd, Some(big), fd, None, 1), Err(Errno::EINVAL));
+        assert_eq!(K.fstat(fd).map(|st| st.size_bytes), Ok(0));
+        K.close(fd).expect("close");
+    }
+
+    #[test]
+    fn fstat_reports_size_and_type() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_, fd) = create(dir.path(), "f");
+        assert_eq!(K.write(fd, &[7u8; 1000]), Ok(1000));
+        K.ftruncate(fd, 1500).expect("ftruncate");
+        K.fsync(fd).expect("fsync");
+        K.fdatasync(fd).expect("fdatasync");
+        let st = K.fstat(fd).expect("fstat");
+        assert_eq!(st.size_bytes, 1500);
+        assert_eq!(st.file_type, FileType::Regular);
+        assert_eq!(st.links, 1);
+        assert_ne!(st.inode, 0);
+        assert!(st.block_size_bytes > 0);
+        let dir_fd = K
+            .open(&cpath(dir.path()), OpenFlags::DIRECTORY, 0)
+            .expect("open dir");
+        assert_eq!(
+            K.fstat(dir_fd).map(|s| s.file_type),
+            Ok(FileType::Directory)
+        );
+        close_all(&[fd, dir_fd]);
+    }
+
+    #[test]
+    fn fallocate_extends_or_is_unsupported() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_, fd) = create(dir.path(), "f");
+        match K.fallocate(fd, 0, 0, 8192) {
+            Ok(()) => assert_eq!(K.fstat(fd).map(|s| s.size_bytes), Ok(8192)),
+            Err(e) => assert_eq!(e, Errno::EOPNOTSUPP, "fallocate"),
+        }
+        K.close(fd).expect("close");
+    }
+
+    #[test]
+    fn fstatfs_magic_is_nonzero() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_, fd) = create(dir.path(), "f");
+        let fs = K.fstatfs(fd).expect("fstatfs");
+        assert_ne!(fs.magic, 0);
+        assert!(fs.block_size_bytes > 0);
+        K.close(fd).expect("close");
+    }
+
+    #[test]
+    fn closed_fd_is_ebadf() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_, fd) = create(dir.path(), "f");
+        // Park a copy far above the fds other tests are using, so no
+        // concurrently running test can be handed its number after close.
+        // SAFETY: F_DUPFD_CLOEXEC takes a plain int argument, no pointer.
+        let high = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 900) };
+        assert!(high >= 900, "dup failed");
+        close_all(&[fd, high]);
+        let mut buf = [0u8; 1];
+        assert_eq!(K.read(high, &mut buf), Err(Errno::EBADF));
+        assert_eq!(K.write(high, b"x"), Err(Errno::EBADF));
+        assert_eq!(K.fstat(high), Err(Errno::EBADF));
+        assert_eq!(K.close(high), Err(Errno::EBADF));
+    }
+
+    #[test]
+    fn reading_a_directory_is_eisdir() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fd = K
+            .open(
+                &cpath(dir.path()),
+                OpenFlags::RDONLY | OpenFlags::DIRECTORY,
+                0,
+            )
+            .expect("open dir");
+        let mut buf = [0u8; 16];
+        assert_eq!(K.read(fd, &mut buf), Err(Errno::EISDIR));
+        K.close(fd).expect("close");
+        let (file, fd) = create(dir.path(), "f");
+        assert_eq!(K.open(&file, OpenFlags::DIRECTORY, 0), Err(Errno::ENOTDIR));
+        K.close(fd).expect("close");
+    }
+
+    #[test]
+    fn path_calls() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sub = cpath(&dir.path().join("sub"));
+        K.mkdir(&sub, 0o755).expect("mkdir");
+        assert_eq!(K.mkdir(&sub, 0o755), Err(Errno::EEXIST));
+        let sub_fd = K.open(&sub, OpenFlags::DIRECTORY, 0).expect("open sub");
+        let flags = OpenFlags::WRONLY | OpenFlags::CREAT | OpenFlags::EXCL;
+        let fd = K.openat(sub_fd, c"a", flags, 0o600).expect("openat");
+        assert_eq!(K.openat(sub_fd, c"a", flags, 0o600), Err(Errno::EEXIST));
+        let (a, b) = (
+            cpath(&dir.path().join("sub/a")),
+            cpath(&dir.path().join("sub/b")),
+        );
+        K.rename(&a, &b).expect("rename");
+        assert_eq!(K.unlink(&a), Err(Errno::ENOENT));
+        K.unlink(&b).expect("unlink");
+        close_all(&[fd, sub_fd]);
+    }
+
+    #[test]
+    fn getxattr_on_missing_attribute() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (path, fd) = create(dir.path(), "f");
+        let mut buf = [0u8; 16];
+        let got = K.getxattr(&path, c"user.iokernel.missing", &mut buf);
+        assert!(
+            matches!(got, Err(Errno::ENODATA | Errno::EOPNOTSUPP)),
+            "{got:?}"
+        );
+        K.close(fd).expect("close");
+    }
+
+    #[test]
+    fn setxattr_then_getxattr_when_supported() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (path, fd) = create(dir.path(), "f");
+        K.close(fd).expect("close");
+        if let Err(e) = K.setxattr(&path, c"user.iokernel", b"v1", 0) {
+            assert_eq!(e, Errno::EOPNOTSUPP);
+            eprintln!("skipping: user xattrs unsupported in the temp dir ({e})");
+            return;
+        }
+        assert_eq!(K.getxattr(&path, c"user.iokernel", &mut []), Ok(2));
+        let mut short = [0u8; 1];
+        assert_eq!(
+            K.getxattr(&path, c"user.iokernel", &mut short),
+            Err(Errno::ERANGE)
+        );
+        let mut buf = [0u8; 8];
+        assert_eq!(K.getxattr(&path, c"user.iokernel", &mut buf), Ok(2));
+        assert_eq!(&buf[..2], b"v1");
+    }
+
+    #[test]
+    fn tcp_loopback_roundtrip() {
+        let (listener, client, server) = loopback_pair();
+        assert_eq!(K.take_socket_error(client), Ok(None));
+        assert_eq!(K.wait_ready(server, Interest::Readable, 0), Ok(false));
+        assert_eq!(K.wait_ready(client, Interest::Writable, 0), Ok(true));
+        assert_eq!(K.send(client, b"hello", MsgFlags::NONE), Ok(5));
+        assert_eq!(K.wait_ready(server, Interest::Readable, 5_000), Ok(true));
+        let mut buf = [0u8; 16];
+        assert_eq!(K.recv(server, &mut buf[..2], MsgFlags::PEEK), Ok(2));
+        assert_eq!(K.recv(server, &mut buf[..5], MsgFlags::WAITALL), Ok(5));
+        assert_eq!(&buf[..5], b"hello");
+        K.shutdown(client, Shutdown::Write).expect("shutdown");
+        assert_eq!(K.recv(server, &mut buf, MsgFlags::NONE), Ok(0));
+        close_all(&[client, server, listener]);
+    }
+
+    #[test]
+    fn nonblocking_sockets_give_eagain() {
+        let (listener, client, server) = loopback_pair();
+        K.set_option(server, SockOpt::NonBlocking(true))
+            .expect("nonblocking");
+        let mut buf = [0u8; 4];
+        assert_eq!(K.recv(server, &mut buf, MsgFlags::NONE), Err(Errno::EAGAIN));
+        K.set_option(server, SockOpt::NonBlocking(false))
+            .expect("blocking");
+        assert_eq!(
+            K.recv(client, &mut buf, MsgFlags::DONTWAIT),
+            Err(Errno::EAGAIN)
+        );
+        K.set_option(listener, SockOpt::NonBlocking(true))
+            .expect("nonblocking");
+        assert_eq!(
+            K.accept(listener, true).map(|(fd, _)| fd),
+            Err(Errno::EAGAIN)
+        );
+        let addr = K.local_addr(listener).expect("local_addr");
+        let second = K.socket(&addr, SockType::Stream).expect("socket");
+        K.connect(second, &addr).expect("connect");
+        assert_eq!(K.wait_ready(listener, Interest::Readable, 5_000), Ok(true));
+        let (accepted, _) = K.accept(listener, true).expect("accept");
+        // SAFETY: F_GETFL takes no pointer argument.
+        let fl = unsafe { libc::fcntl(accepted, libc::F_GETFL) };
+        assert_eq!(fl & libc::O_NONBLOCK, libc::O_NONBLOCK);
+        close_all(&[client, server, listener, second, accepted]);
+    }
+
+    #[test]
+    fn send_to_a_closed_peer_is_epipe_not_sigpipe() {
+        let (listener, client, server) = loopback_pair();
+        K.shutdown(client, Shutdown::Write).expect("shutdown");
+        assert_eq!(K.send(client, b"x", MsgFlags::NONE), Err(Errno::EPIPE));
+        close_all(&[client, server, listener]);
+    }
+
+    #[test]
+    fn sendfile_file_to_socket_leaves_the_file_offset() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_, file) = create(dir.path(), "f");
+        assert_eq!(K.pwrite(file, b"0123456789", 0), Ok(10));
+        let (listener, client, server) = loopback_pair();
+        assert_eq!(K.sendfile(client, file, 3, 5), Ok(5));
+        assert_eq!(K.lseek(file, 0, Whence::Current), Ok(0));
+        let mut buf = [0u8; 8];
+        assert_eq!(K.recv(server, &mut buf[..5], MsgFlags::WAITALL), Ok(5));
+        assert_eq!(&buf[..5], b"34567");
+        close_all(&[file, client, server, listener]);
+    }
+
+    #[test]
+    fn pipe_and_splice() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_, file) = create(dir.path(), "f");
+        assert_eq!(K.pwrite(file, b"spliced bytes", 0), Ok(13));
+        let (rd, wr) = K.pipe().expect("pipe");
+        assert_eq!(K.splice(file, Some(8), wr, None, 100), Ok(5));
+        assert_eq!(K.lseek(file, 0, Whence::Current), Ok(0));
+        assert_eq!(K.splice(rd, None, file, Some(20), 5), Ok(5));
+        let mut buf = [0u8; 5];
+        assert_eq!(K.pread(file, &mut buf, 20), Ok(5));
+        assert_eq!(&buf, b"bytes");
+        assert_eq!(K.splice(file, Some(0), file, None, 1), Err(Errno::EINVAL));
+        assert_eq!(K.write(wr, b"ab"), Ok(2));
+        assert_eq!(K.read(rd, &mut buf), Ok(2));
+        close_all(&[rd, wr, file]);
+    }
+
+    #[test]
+    fn sockaddr_conversions() {
+        let v6: SocketAddr = "[fe80::1%3]:8080".parse().expect("addr");
+        let v4: SocketAddr = "10.1.2.3:65535".parse().expect("addr");
+        for addr in [v4, v6] {
+            let raw = RawAddr::new(&addr);
+            let (src, len) = raw.as_ptr();
+            let mut storage = zeroed_storage();
+            // SAFETY: `src` points at `len` readable bytes of `raw`, and
+            // `len` is at most the size of the storage written to.
+            unsafe {
+                ptr::copy_nonoverlapping(
+                    src.cast::<u8>(),
+                    ptr::from_mut(&mut storage).cast(),
+                    len as usize,
+                )
+            };
+            assert_eq!(addr_from_storage(&storage, len), Ok(addr));
+        }
+        let mut unix = zeroed_storage();
+        unix.ss_family = libc::AF_UNIX as libc::sa_family_t;
+        assert_eq!(
+            addr_from_storage(&unix, socklen::<libc::sockaddr_storage>()),
+            Err(Errno(libc::EAFNOSUPPORT))
+        );
+    }
+}
