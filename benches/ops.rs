@@ -48,7 +48,9 @@ fn bench_pread(c: &mut Criterion) {
     group.bench_function("pool_qd32", |b| {
         b.iter(|| {
             rt.block_on(async {
-                let handles: Vec<_> = (0..32).map(|i| runtime::spawn(read_batch(fd, i, 1))).collect();
+                let handles: Vec<_> = (0..32)
+                    .map(|i| runtime::spawn(read_batch(fd, i, 1)))
+                    .collect();
                 for h in handles {
                     h.await.expect("reader task");
                 }

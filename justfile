@@ -1,0 +1,23 @@
+# iokernel tasks. `just` is optional: .ci/run does not need it.
+
+# The README's test command.
+test:
+    cargo nextest run --workspace
+    cargo test --doc --workspace
+
+# Lint gates (what .ci/run enforces).
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# The main job: random-read demo on every backend.
+demo:
+    cargo run --release -- demo
+
+# Criterion benchmarks of the per-op paths.
+bench:
+    cargo bench --bench ops
+
+# Everything CI runs.
+ci:
+    bash .ci/run
