@@ -31,6 +31,8 @@ pub enum Backend {
     Kqueue,
     /// Every op a blocking syscall on the worker pool (everywhere).
     ThreadPool,
+    /// The deterministic simulated kernel; runs through `iokernel::sim::run`.
+    Sim,
 }
 
 impl Backend {
@@ -42,6 +44,7 @@ impl Backend {
             Backend::Epoll => "epoll",
             Backend::Kqueue => "kqueue",
             Backend::ThreadPool => "pool",
+            Backend::Sim => "sim",
         }
     }
 
@@ -121,6 +124,9 @@ pub fn availability(backend: Backend) -> Result<(), String> {
         Backend::Kqueue if cfg!(any(target_os = "macos", target_os = "freebsd")) => {
             Err("the kqueue driver is not part of this build yet".into())
         }
+        Backend::Sim => Err(
+            "the simulated kernel runs through iokernel::sim::run, not a runtime builder".into(),
+        ),
         Backend::Kqueue => Err(format!(
             "kqueue exists only on macOS and the BSDs, not on {}",
             std::env::consts::OS

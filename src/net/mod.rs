@@ -69,7 +69,7 @@ impl TcpListener {
         let socket = Socket::new(&addr)?;
         let kernel = &socket.kernel;
         to_io(kernel.set_option(socket.fd, SockOpt::ReuseAddr(true)))?;
-        to_io(kernel.bind(socket.fd, &addr)).map_err(|e| with_addr(e, "bind", &addr))?;
+        to_io(kernel.bind(socket.fd, &addr))?;
         to_io(kernel.listen(socket.fd, LISTEN_BACKLOG))?;
         Ok(TcpListener { socket })
     }
@@ -93,10 +93,6 @@ impl TcpListener {
     pub fn as_raw_fd(&self) -> RawFd {
         self.socket.fd
     }
-}
-
-fn with_addr(e: std::io::Error, op: &str, addr: &SocketAddr) -> std::io::Error {
-    std::io::Error::new(e.kind(), format!("{op} {addr}: {e}"))
 }
 
 /// A connected TCP socket.

@@ -73,8 +73,11 @@ impl OpCode for Connect {
                 Err(e) => Err(e),
             };
         }
-        // Called again only once the socket is writable: the connect has
-        // finished, and SO_ERROR says how.
+        // The connect has finished once the socket is writable; SO_ERROR
+        // then says how.
+        if !kernel.wait_ready(self.fd, Interest::Writable, 0)? {
+            return Err(Errno::EAGAIN);
+        }
         match kernel.take_socket_error(self.fd)? {
             None => Ok(0),
             Some(e) => Err(e),

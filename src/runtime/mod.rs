@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Poll, Wake, Waker};
 use std::thread::JoinHandle as ThreadHandle;
-use worker::WorkerShared;
+pub(crate) use worker::{RunEnd, Scheduler, WorkerShared};
 
 /// State shared by every thread of one runtime.
 pub(crate) struct RuntimeShared {
@@ -40,7 +40,11 @@ pub(crate) struct RuntimeShared {
     pub(crate) driver: Driver,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) timers: time::Timers,
+    pub(crate) scheduler: Arc<dyn Scheduler>,
     workers: Vec<Arc<WorkerShared>>,
+    /// True when `workers` run on no thread of their own: `block_on` then
+    /// runs the first worker's tasks on the calling thread (the simulator).
+    single_threaded: bool,
     next_worker: AtomicUsize,
     report: BackendReport,
 }
@@ -112,7 +116,9 @@ impl Builder {
             driver,
             clock: Arc::new(RealClock::new()),
             timers: time::Timers::new(),
+            scheduler: Arc::new(worker::ThreadScheduler),
             workers,
+            single_threaded: false,
             next_worker: AtomicUsize::new(0),
             report,
         });
@@ -175,10 +181,51 @@ impl Runtime {
             "Runtime::block_on called from a thread that already runs an iokernel runtime; \
              await the future instead"
         );
+        match self.run_main(future) {
+            RunEnd::Done(value) => value,
+            RunEnd::Shutdown => unreachable!("block_on's own loop is never shut down"),
+            RunEnd::Stuck(why) => {
+                panic!("runtime {:?} cannot make progress: {why}", self.shared.name)
+            }
+        }
+    }
+
+    /// Run `future` on this thread; on a single-threaded runtime the
+    /// spawned tasks run here too.
+    pub(crate) fn run_main<F: Future>(&self, future: F) -> RunEnd<F::Output> {
         let mut future = std::pin::pin!(future);
-        let here = WorkerShared::new();
+        let here = if self.shared.single_threaded {
+            Arc::clone(&self.shared.workers[0])
+        } else {
+            WorkerShared::new()
+        };
         worker::run(Arc::clone(&self.shared), here, Some(future.as_mut()))
-            .expect("block_on's own loop is never shut down")
+    }
+
+    /// A runtime whose only worker runs on the thread that calls
+    /// `block_on`/`run_main`, with the given parts (the simulator's).
+    pub(crate) fn single_threaded(
+        name: String,
+        driver: Driver,
+        clock: Arc<dyn Clock>,
+        scheduler: Arc<dyn Scheduler>,
+        report: BackendReport,
+    ) -> Runtime {
+        let shared = Arc::new(RuntimeShared {
+            name,
+            driver,
+            clock,
+            timers: time::Timers::new(),
+            scheduler,
+            workers: vec![WorkerShared::new()],
+            single_threaded: true,
+            next_worker: AtomicUsize::new(0),
+            report,
+        });
+        Runtime {
+            shared,
+            threads: Vec::new(),
+        }
     }
 
     /// Spawn a `Send` future onto one of the workers.

@@ -75,8 +75,14 @@ impl WorkerShared {
         self.unparked.notify_one();
     }
 
+    /// True when a wake or spawn arrived since the last park.
+    pub(crate) fn has_news(&self) -> bool {
+        let inbox = self.lock();
+        inbox.notified || !inbox.items.is_empty() || inbox.shutdown
+    }
+
     /// Block until unparked or `timeout` passes.
-    fn park(&self, timeout: Option<Duration>) {
+    pub(crate) fn park(&self, timeout: Option<Duration>) {
         let mut inbox = self.lock();
         if !inbox.notified && inbox.items.is_empty() && !inbox.shutdown {
             inbox = match timeout {
@@ -187,16 +193,61 @@ impl Executor {
         }
     }
 
-    /// Poll up to a tick's worth of ready tasks.
-    fn run_tick(&mut self, ctx: &Context) {
+    /// Poll up to a tick's worth of ready tasks, in the order the
+    /// scheduler picks.
+    fn run_tick(&mut self, ctx: &Context, scheduler: &dyn Scheduler) {
         for _ in 0..TASKS_PER_TICK {
-            let Some(id) = self.run_queue.pop_front() else {
+            if self.run_queue.is_empty() {
+                break;
+            }
+            let index = scheduler.pick_task(self.run_queue.len());
+            let Some(id) = self.run_queue.remove(index) else {
                 break;
             };
             self.poll_task(id);
             self.take_local_spawns(ctx);
+            scheduler.between_polls();
         }
     }
+}
+
+/// A run loop's scheduling decisions: the real runtime runs tasks FIFO and
+/// parks the thread when idle; the simulator picks by seed and uses idle
+/// time to complete offloaded jobs and advance virtual time.
+pub(crate) trait Scheduler: Send + Sync {
+    /// Index (below `runnable`) of the task to poll next.
+    fn pick_task(&self, runnable: usize) -> usize;
+    /// Called after each task poll.
+    fn between_polls(&self);
+    /// Nothing is runnable: wait for news on `worker` or for `timeout` (the
+    /// next timer). `Err` means no progress is possible any more.
+    fn idle(&self, worker: &WorkerShared, timeout: Option<Duration>) -> Result<(), String>;
+}
+
+/// The real runtime's scheduling: FIFO, park the thread when idle.
+pub(crate) struct ThreadScheduler;
+
+impl Scheduler for ThreadScheduler {
+    fn pick_task(&self, _runnable: usize) -> usize {
+        0
+    }
+
+    fn between_polls(&self) {}
+
+    fn idle(&self, worker: &WorkerShared, timeout: Option<Duration>) -> Result<(), String> {
+        worker.park(timeout);
+        Ok(())
+    }
+}
+
+/// How a run loop ended.
+pub(crate) enum RunEnd<T> {
+    /// `main` completed with this value.
+    Done(T),
+    /// The worker was shut down.
+    Shutdown,
+    /// The scheduler found that nothing can make progress.
+    Stuck(String),
 }
 
 /// Run tasks on this thread until `main` completes (block_on) or, with no
@@ -205,7 +256,7 @@ pub(crate) fn run<F: Future>(
     runtime: Arc<RuntimeShared>,
     worker: Arc<WorkerShared>,
     main: Option<Pin<&mut F>>,
-) -> Option<F::Output> {
+) -> RunEnd<F::Output> {
     let ctx = Rc::new(Context {
         runtime: Arc::clone(&runtime),
         local_spawns: Default::default(),
@@ -233,7 +284,7 @@ fn run_loop<F: Future>(
     ctx: &Context,
     exec: &mut Executor,
     mut main: Option<Pin<&mut F>>,
-) -> Option<F::Output> {
+) -> RunEnd<F::Output> {
     let main_waker = Arc::new(MainWaker {
         worker: Arc::clone(&exec.worker),
         woken: AtomicBool::new(true),
@@ -244,18 +295,20 @@ fn run_loop<F: Future>(
             if main_waker.woken.swap(false, Ordering::AcqRel) {
                 let mut cx = std::task::Context::from_waker(&waker);
                 if let Poll::Ready(value) = main.as_mut().poll(&mut cx) {
-                    return Some(value);
+                    return RunEnd::Done(value);
                 }
                 exec.take_local_spawns(ctx);
             }
         }
         if !exec.take_inbox() {
-            return None;
+            return RunEnd::Shutdown;
         }
-        exec.run_tick(ctx);
+        exec.run_tick(ctx, &*runtime.scheduler);
         let next_deadline = runtime.timers.fire_due(runtime.clock.now());
         if exec.run_queue.is_empty() && !main_waker.woken.load(Ordering::Acquire) {
-            exec.worker.park(next_deadline);
+            if let Err(why) = runtime.scheduler.idle(&exec.worker, next_deadline) {
+                return RunEnd::Stuck(why);
+            }
         }
     }
 }

@@ -347,9 +347,19 @@ impl std::fmt::Debug for Saturated {
 /// `try_offload` returns [`Saturated`] at once; a caller that wants to wait
 /// registers a waker with `wake_when_free`, which is woken (possibly
 /// spuriously) once a queue slot frees.
+///
+/// An offload whose `may_block` is false (the simulator's, which runs jobs
+/// on the runtime's own thread) must never be given a job that waits for
+/// another task: drivers then run socket ops as one non-blocking attempt
+/// per job and retry on `EAGAIN` instead of waiting inside the job.
 pub trait Offload: Send + Sync + 'static {
-    /// Queue `job`, or hand it back if the queue is full.
-    fn try_offload(&self, job: Job) -> Result<(), Saturated>;
+    /// Queue `job`, or hand it back if the queue is full. `label` names the
+    /// syscall the job performs (for traces and simulated latency).
+    fn try_offload(&self, label: &'static str, job: Job) -> Result<(), Saturated>;
+    /// Whether a job may block its thread waiting for readiness.
+    fn may_block(&self) -> bool {
+        true
+    }
     /// Wake `waker` once a queue slot is free.
     fn wake_when_free(&self, waker: &Waker);
     /// Number of worker threads.

@@ -8,6 +8,10 @@
 //! backpressure, not an error: the op keeps its job and waits for a free
 //! queue slot.
 //!
+//! On an offload that may not block (the simulator's), a socket op's job
+//! makes one non-blocking attempt; an `EAGAIN` comes back to the future,
+//! which yields and submits the op again, so the peer task gets to run.
+//!
 //! Cancellation: dropping the future of a running op marks the completion
 //! abandoned. The job still finishes the syscall (the buffer stays alive
 //! until then) and hands the late result to [`OpCode::discard`], which
@@ -16,7 +20,7 @@
 
 use crate::op::{run_until_done, OpCode};
 use crate::sync::shim::{Arc, Mutex, MutexGuard};
-use crate::sys::{Kernel, Offload, Saturated, SysResult};
+use crate::sys::{Errno, Kernel, Offload, Saturated, SysResult};
 use std::task::{Context, Poll, Waker};
 
 /// Handle to the shared pool used by every runtime worker.
@@ -40,25 +44,44 @@ impl PoolDriver {
     }
 
     pub(crate) fn submit<T: OpCode>(&self, op: T) -> Submission<T> {
-        let completion = Arc::new(Completion {
-            state: Mutex::new(CompletionState::Running { waker: None }),
-        });
-        let job_completion = Arc::clone(&completion);
-        let kernel = Arc::clone(&self.kernel);
-        let job = Box::new(move || {
-            let mut op = op;
-            let abandoned = || job_completion.is_abandoned();
-            let result = run_until_done(&mut op, &*kernel, &abandoned);
-            job_completion.finish(op, result, &*kernel);
-        });
+        let label = op.name();
+        let (completion, job) = make_job(op, &self.kernel, self.offload.may_block());
         Submission {
             offload: Arc::clone(&self.offload),
             completion,
             queued: Some(job),
+            label,
             kernel: Arc::clone(&self.kernel),
         }
     }
 }
+
+/// The job that runs `op` and the completion it reports to. With
+/// `may_block` false, socket ops make a single attempt (see module docs).
+fn make_job<T: OpCode>(
+    op: T,
+    kernel: &Arc<dyn Kernel>,
+    may_block: bool,
+) -> (Arc<Completion<T>>, crate::sys::Job) {
+    let completion = Arc::new(Completion {
+        state: Mutex::new(CompletionState::Running { waker: None }),
+    });
+    let job_completion = Arc::clone(&completion);
+    let kernel = Arc::clone(kernel);
+    let job = Box::new(move || {
+        let mut op = op;
+        let result = if may_block {
+            let abandoned = || job_completion.is_abandoned();
+            run_until_done(&mut op, &*kernel, &abandoned)
+        } else {
+            op.run_blocking(&*kernel)
+        };
+        job_completion.finish(op, result, &*kernel);
+    });
+    (completion, job)
+}
+
+impl PoolDriver {}
 
 enum CompletionState<T> {
     Running { waker: Option<Waker> },
@@ -107,6 +130,7 @@ pub(crate) struct Submission<T: OpCode> {
     offload: Arc<dyn Offload>,
     completion: Arc<Completion<T>>,
     queued: Option<crate::sys::Job>,
+    label: &'static str,
     kernel: Arc<dyn Kernel>,
 }
 
@@ -117,13 +141,13 @@ impl<T: OpCode> Submission<T> {
         let Some(job) = self.queued.take() else {
             return true;
         };
-        let job = match self.offload.try_offload(job) {
+        let job = match self.offload.try_offload(self.label, job) {
             Ok(()) => return true,
             Err(Saturated(job)) => job,
         };
         self.offload.wake_when_free(cx.waker());
         // A slot may have freed between the attempt and the registration.
-        match self.offload.try_offload(job) {
+        match self.offload.try_offload(self.label, job) {
             Ok(()) => true,
             Err(Saturated(job)) => {
                 self.queued = Some(job);
@@ -138,6 +162,16 @@ impl<T: OpCode> Submission<T> {
         }
         let mut state = self.completion.lock();
         match std::mem::replace(&mut *state, CompletionState::Taken) {
+            CompletionState::Finished(op, Err(Errno::EAGAIN)) if op.readiness().is_some() => {
+                // A single non-blocking attempt found the socket not ready:
+                // submit the op again after letting other tasks run.
+                drop(state);
+                let (completion, job) = make_job(op, &self.kernel, false);
+                self.completion = completion;
+                self.queued = Some(job);
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
             CompletionState::Finished(op, result) => Poll::Ready(op.complete(result)),
             CompletionState::Running { waker } => {
                 let waker = match waker {

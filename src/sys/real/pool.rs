@@ -99,7 +99,7 @@ fn work_loop(shared: &Shared) {
 }
 
 impl Offload for ThreadPool {
-    fn try_offload(&self, job: Job) -> Result<(), Saturated> {
+    fn try_offload(&self, _label: &'static str, job: Job) -> Result<(), Saturated> {
         let mut state = self.shared.lock();
         if state.jobs.len() >= self.shared.capacity || state.shutting_down {
             return Err(Saturated(job));
@@ -149,9 +149,12 @@ mod tests {
         let pool = ThreadPool::new("t", 2, 10_000).unwrap();
         for _ in 0..5000 {
             let ran = Arc::clone(&ran);
-            pool.try_offload(Box::new(move || {
-                ran.fetch_add(1, Ordering::SeqCst);
-            }))
+            pool.try_offload(
+                "test",
+                Box::new(move || {
+                    ran.fetch_add(1, Ordering::SeqCst);
+                }),
+            )
             .unwrap();
         }
         drop(pool);
@@ -163,15 +166,18 @@ mod tests {
         let pool = ThreadPool::new("t", 1, 1).unwrap();
         let (block_tx, block_rx) = mpsc::channel::<()>();
         let (started_tx, started_rx) = mpsc::channel::<()>();
-        pool.try_offload(Box::new(move || {
-            started_tx.send(()).unwrap();
-            block_rx.recv().unwrap();
-        }))
+        pool.try_offload(
+            "test",
+            Box::new(move || {
+                started_tx.send(()).unwrap();
+                block_rx.recv().unwrap();
+            }),
+        )
         .unwrap();
         started_rx.recv().unwrap();
-        pool.try_offload(Box::new(|| {})).unwrap();
+        pool.try_offload("test", Box::new(|| {})).unwrap();
         let (tx, rx) = mpsc::channel();
-        let back = pool.try_offload(Box::new(move || tx.send(7).unwrap()));
+        let back = pool.try_offload("test", Box::new(move || tx.send(7).unwrap()));
         let Err(Saturated(job)) = back else {
             panic!("a full queue must report saturation")
         };
@@ -184,10 +190,10 @@ mod tests {
     #[test]
     fn a_panicking_job_does_not_kill_the_worker() {
         let pool = ThreadPool::new("t", 1, 16).unwrap();
-        pool.try_offload(Box::new(|| panic!("job failed on purpose")))
+        pool.try_offload("test", Box::new(|| panic!("job failed on purpose")))
             .unwrap();
         let (tx, rx) = mpsc::channel();
-        pool.try_offload(Box::new(move || tx.send(1).unwrap()))
+        pool.try_offload("test", Box::new(move || tx.send(1).unwrap()))
             .unwrap();
         assert_eq!(rx.recv().unwrap(), 1);
     }
