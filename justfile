@@ -21,3 +21,11 @@ bench:
 # Everything CI runs.
 ci:
     bash .ci/run
+
+# Sweep the simulation workloads over many seeds, faults on.
+sim seeds="2000":
+    cargo run --release -p iokernel-sim -- --seeds {{seeds}}
+
+# Replay one seed of one workload (the line a failing sweep prints).
+sim-replay seed workload="ops" rate="0.02":
+    cargo run --release -p iokernel-sim -- --workload {{workload}} --fault-rate {{rate}} --replay {{seed}}

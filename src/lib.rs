@@ -34,5 +34,6 @@ pub mod io;
 pub mod net;
 pub mod op;
 pub mod runtime;
+pub mod sim;
 pub mod sync;
 pub mod sys;

@@ -66,10 +66,15 @@ impl OpCode for Connect {
 
     fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
         if !self.started {
-            self.started = true;
             return match kernel.connect(self.fd, &self.addr) {
                 Ok(()) => Ok(0),
-                Err(Errno::EINPROGRESS) => Err(Errno::EAGAIN),
+                Err(Errno::EINPROGRESS) => {
+                    self.started = true;
+                    Err(Errno::EAGAIN)
+                }
+                // EAGAIN from connect itself means "try again" (no free
+                // local port, full queue), not "in progress": the retry
+                // after readiness calls connect again.
                 Err(e) => Err(e),
             };
         }

@@ -75,10 +75,13 @@ impl WorkerShared {
         self.unparked.notify_one();
     }
 
-    /// True when a wake or spawn arrived since the last park.
-    pub(crate) fn has_news(&self) -> bool {
-        let inbox = self.lock();
-        inbox.notified || !inbox.items.is_empty() || inbox.shutdown
+    /// True (consuming the notification) when a wake or spawn arrived
+    /// since the last park; what arrived is in the inbox.
+    pub(crate) fn take_news(&self) -> bool {
+        let mut inbox = self.lock();
+        let news = inbox.notified || !inbox.items.is_empty() || inbox.shutdown;
+        inbox.notified = false;
+        news
     }
 
     /// Block until unparked or `timeout` passes.

@@ -1,0 +1,90 @@
+//! The iokernel simulation harness: workloads that run on the simulated
+//! kernel for many seeds, each checked against a reference model, each run
+//! twice to prove determinism, each failure printed with a one-line replay.
+//!
+//! Owns the workloads ([`workload`]) and the per-seed driver ([`check_seed`]);
+//! the simulated kernel itself is `iokernel::sim`.
+
+pub mod workload;
+
+use iokernel::sim::{self, SimOptions, SimStats};
+pub use workload::Workload;
+
+/// What one seed of one workload did.
+#[derive(Clone, Debug)]
+pub struct SeedOutcome {
+    /// The seed.
+    pub seed: u64,
+    /// The workload.
+    pub workload: Workload,
+    /// Hash of every syscall and scheduling decision of the run.
+    pub trace_hash: u64,
+    /// Fault and syscall counters.
+    pub stats: SimStats,
+    /// `Ok(summary)` when every check held, else what went wrong.
+    pub verdict: Result<String, String>,
+}
+
+/// File-system capacity of every fourth faulty seed: small enough that the
+/// ops workload fills the disk.
+pub const SMALL_DISK_BYTES: u64 = 256 * 1024;
+
+/// Options for `seed`: faults off when `fault_rate` is 0, else every fault
+/// class on at that rate (and a small disk for every fourth seed, so real
+/// ENOSPC happens too).
+pub fn options_for(seed: u64, fault_rate: f64) -> SimOptions {
+    if fault_rate <= 0.0 {
+        return SimOptions::new(seed);
+    }
+    let mut options = SimOptions::with_faults(seed, fault_rate);
+    if seed % 4 == 0 {
+        options.capacity_bytes = SMALL_DISK_BYTES;
+    }
+    options
+}
+
+/// Run `workload` once for `seed`.
+pub fn run_seed(workload: Workload, seed: u64, fault_rate: f64) -> SeedOutcome {
+    let (trace_hash, stats, verdict) = match sim::new_kernel(options_for(seed, fault_rate)) {
+        Err(e) => (0, SimStats::default(), Err(e.to_string())),
+        Ok(kernel) => {
+            let verdict = workload.run(&kernel, seed);
+            (kernel.core().trace_hash(), kernel.core().stats(), verdict)
+        }
+    };
+    SeedOutcome {
+        seed,
+        workload,
+        trace_hash,
+        stats,
+        verdict,
+    }
+}
+
+/// Run `workload` twice for `seed`; the outcome fails if either run failed
+/// or the two runs differ (trace hash or verdict).
+pub fn check_seed(workload: Workload, seed: u64, fault_rate: f64) -> SeedOutcome {
+    let first = run_seed(workload, seed, fault_rate);
+    let second = run_seed(workload, seed, fault_rate);
+    if first.verdict.is_ok()
+        && (first.trace_hash != second.trace_hash || first.verdict != second.verdict)
+    {
+        let why = format!(
+            "nondeterministic: trace hashes {:#x} vs {:#x}, verdicts {:?} vs {:?}",
+            first.trace_hash, second.trace_hash, first.verdict, second.verdict
+        );
+        return SeedOutcome {
+            verdict: Err(why),
+            ..first
+        };
+    }
+    first
+}
+
+/// The command that reruns exactly this seed.
+pub fn replay_line(workload: Workload, seed: u64, fault_rate: f64) -> String {
+    format!(
+        "cargo run --release -p iokernel-sim -- --workload {} --fault-rate {fault_rate} --replay {seed}",
+        workload.name()
+    )
+}

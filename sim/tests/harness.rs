@@ -1,0 +1,83 @@
+//! The harness catches wrong clients, runs deterministically and replays a
+//! failing seed exactly.
+
+use iokernel_sim::{check_seed, run_seed, Workload};
+
+const FAULT_RATE: f64 = 0.03;
+
+fn first_failing_seed(workload: Workload, seeds: u64) -> Option<u64> {
+    (1..=seeds).find(|&seed| run_seed(workload, seed, FAULT_RATE).verdict.is_err())
+}
+
+#[test]
+fn the_short_write_canary_is_caught_within_30_seeds() {
+    let seed = first_failing_seed(Workload::Canary, 30)
+        .expect("a client that ignores short writes must be caught");
+    let outcome = run_seed(Workload::Canary, seed, FAULT_RATE);
+    let why = outcome.verdict.unwrap_err();
+    assert!(why.contains("differ") || why.contains("model"), "{why}");
+    // The correct client passes the very same seed.
+    let correct = run_seed(Workload::Ops, seed, FAULT_RATE);
+    assert!(correct.verdict.is_ok(), "{:?}", correct.verdict);
+}
+
+#[test]
+fn the_fsync_retry_canary_is_caught_within_60_seeds() {
+    let seed = first_failing_seed(Workload::CanaryFsync, 60)
+        .expect("a client that trusts a retried fsync must be caught");
+    let why = run_seed(Workload::CanaryFsync, seed, FAULT_RATE)
+        .verdict
+        .unwrap_err();
+    assert!(why.contains("power loss"), "{why}");
+}
+
+#[test]
+fn a_failing_seed_replays_exactly() {
+    let seed = first_failing_seed(Workload::Canary, 30).expect("a failing canary seed");
+    let a = run_seed(Workload::Canary, seed, FAULT_RATE);
+    let b = run_seed(Workload::Canary, seed, FAULT_RATE);
+    assert_eq!(a.trace_hash, b.trace_hash);
+    assert_eq!(a.verdict, b.verdict);
+    assert_eq!(a.stats, b.stats);
+}
+
+#[test]
+fn seeds_are_deterministic_and_distinct() {
+    for workload in Workload::SWEEP {
+        let a = check_seed(workload, 11, FAULT_RATE);
+        assert!(a.verdict.is_ok(), "{workload:?}: {:?}", a.verdict);
+        let b = run_seed(workload, 12, FAULT_RATE);
+        assert_ne!(
+            a.trace_hash, b.trace_hash,
+            "{workload:?}: different seeds, same run"
+        );
+    }
+}
+
+#[test]
+fn a_short_sweep_with_faults_passes() {
+    for workload in Workload::SWEEP {
+        for seed in 100..120 {
+            let outcome = check_seed(workload, seed, FAULT_RATE);
+            assert!(
+                outcome.verdict.is_ok(),
+                "{workload:?} seed {seed}: {:?}",
+                outcome.verdict
+            );
+        }
+    }
+}
+
+#[test]
+fn faults_off_runs_clean() {
+    for workload in Workload::SWEEP {
+        let outcome = check_seed(workload, 5, 0.0);
+        assert!(
+            outcome.verdict.is_ok(),
+            "{workload:?}: {:?}",
+            outcome.verdict
+        );
+        assert!(outcome.stats.injected.is_empty());
+        assert_eq!(outcome.stats.short_reads + outcome.stats.short_writes, 0);
+    }
+}

@@ -1,0 +1,303 @@
+//! `SimOptions`: everything a simulated run depends on besides the workload.
+
+use crate::sys::Errno;
+use std::time::Duration;
+
+/// Groups of syscalls that share fault and latency settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OpClass {
+    /// `open`, `openat`, `mkdir`.
+    Open,
+    /// `read`, `pread`, `readv`, `preadv`.
+    Read,
+    /// `write`, `pwrite`, `writev`, `pwritev`, `ftruncate`, `fallocate`.
+    Write,
+    /// `fsync`, `fdatasync`.
+    Sync,
+    /// `fstat`, `fstatfs`, `lseek`, `rename`, `unlink`, xattrs.
+    Metadata,
+    /// `socket`, `bind`, `listen`, `accept`, `connect`, `shutdown`.
+    SocketSetup,
+    /// `recv`.
+    SocketRead,
+    /// `send`, `sendfile`, `splice`.
+    SocketWrite,
+}
+
+impl OpClass {
+    /// Every class, in a fixed order.
+    pub const ALL: [OpClass; 8] = [
+        OpClass::Open,
+        OpClass::Read,
+        OpClass::Write,
+        OpClass::Sync,
+        OpClass::Metadata,
+        OpClass::SocketSetup,
+        OpClass::SocketRead,
+        OpClass::SocketWrite,
+    ];
+
+    /// Stable index into per-class tables.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Lower-case name for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            OpClass::Open => "open",
+            OpClass::Read => "read",
+            OpClass::Write => "write",
+            OpClass::Sync => "sync",
+            OpClass::Metadata => "metadata",
+            OpClass::SocketSetup => "socket-setup",
+            OpClass::SocketRead => "socket-read",
+            OpClass::SocketWrite => "socket-write",
+        }
+    }
+
+    /// The errnos the simulator may inject for this class: the ones Linux
+    /// documents for these calls under resource pressure or device failure.
+    /// `EINTR` is legal everywhere (the seam retries it, so callers never
+    /// see it); `EAGAIN` only on sockets.
+    pub fn legal_errnos(self) -> &'static [Errno] {
+        match self {
+            OpClass::Open => &[
+                Errno::EINTR,
+                Errno::EIO,
+                Errno::ENOSPC,
+                Errno::EDQUOT,
+                Errno::EMFILE,
+                Errno::ENFILE,
+                Errno::ENOMEM,
+                Errno::EACCES,
+            ],
+            OpClass::Read => &[Errno::EINTR, Errno::EIO, Errno::ENOMEM],
+            OpClass::Write => &[
+                Errno::EINTR,
+                Errno::EIO,
+                Errno::ENOSPC,
+                Errno::EDQUOT,
+                Errno::EFBIG,
+            ],
+            OpClass::Sync => &[Errno::EINTR, Errno::EIO, Errno::ENOSPC, Errno::EDQUOT],
+            OpClass::Metadata => &[
+                Errno::EINTR,
+                Errno::EIO,
+                Errno::ENOMEM,
+                Errno::ENOSPC,
+                Errno::EDQUOT,
+            ],
+            OpClass::SocketSetup => &[
+                Errno::EINTR,
+                Errno::EAGAIN,
+                Errno::ECONNABORTED,
+                Errno::EMFILE,
+                Errno::ENOMEM,
+            ],
+            OpClass::SocketRead => &[
+                Errno::EINTR,
+                Errno::EAGAIN,
+                Errno::ECONNRESET,
+                Errno::ENOMEM,
+            ],
+            OpClass::SocketWrite => &[
+                Errno::EINTR,
+                Errno::EAGAIN,
+                Errno::ECONNRESET,
+                Errno::EPIPE,
+                Errno::ENOMEM,
+            ],
+        }
+    }
+}
+
+/// Fault settings of one class.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClassFaults {
+    /// Probability that a call of this class fails with an injected errno.
+    pub probability: f64,
+    /// The errnos to choose from (each must be in [`OpClass::legal_errnos`]).
+    pub errnos: Vec<Errno>,
+}
+
+/// Latency of one class: uniform between `min` and `2 * mean - min`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Latency {
+    /// Shortest completion time.
+    pub min: Duration,
+    /// Mean completion time.
+    pub mean: Duration,
+}
+
+/// What power loss does to data that was never made durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrashModel {
+    /// Every non-durable write is lost.
+    LoseUnsynced,
+    /// Each non-durable write survives in part: a random prefix, cut at
+    /// `granularity_bytes` (512 or 4096), reaches the disk.
+    Torn {
+        /// Sector or page size the tear happens at.
+        granularity_bytes: u64,
+    },
+}
+
+/// A simulated run's configuration. Faults are off in [`SimOptions::new`]
+/// (for parity with the real kernel) and on in [`SimOptions::with_faults`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimOptions {
+    /// Seed of the run's only random stream.
+    pub seed: u64,
+    /// Per-class faults, indexed by [`OpClass::index`].
+    pub faults: [ClassFaults; 8],
+    /// Per-class latency, indexed by [`OpClass::index`].
+    pub latency: [Latency; 8],
+    /// Probability that a read, write, recv or send moves fewer bytes than
+    /// asked (at least one); the untouched tail stays as it was.
+    pub short_io_probability: f64,
+    /// Complete ready offloaded jobs in a seed-chosen order (else FIFO).
+    pub reorder_completions: bool,
+    /// Bytes of file data the file system holds before `ENOSPC`.
+    pub capacity_bytes: u64,
+    /// `f_type` that `fstatfs` reports (e.g. `0x0BD00BD0` for Lustre).
+    pub fs_magic: i64,
+    /// `st_blksize`/`f_bsize` the file system reports.
+    pub block_size_bytes: u64,
+    /// What `crash()` does to non-durable data.
+    pub crash: CrashModel,
+    /// Scheduler steps after which a run is declared stuck.
+    pub max_steps: u64,
+}
+
+/// `EXT4_SUPER_MAGIC`, what the simulated file system reports by default.
+pub const EXT4_MAGIC: i64 = 0xEF53;
+
+impl SimOptions {
+    /// Faults off, zero latency, FIFO completions: the sim behaves like an
+    /// idle, healthy Linux box (used for sim-versus-real parity).
+    pub fn new(seed: u64) -> SimOptions {
+        let none = ClassFaults {
+            probability: 0.0,
+            errnos: Vec::new(),
+        };
+        let zero = Latency {
+            min: Duration::ZERO,
+            mean: Duration::ZERO,
+        };
+        SimOptions {
+            seed,
+            faults: std::array::from_fn(|_| none.clone()),
+            latency: [zero; 8],
+            short_io_probability: 0.0,
+            reorder_completions: false,
+            capacity_bytes: 1 << 30,
+            fs_magic: EXT4_MAGIC,
+            block_size_bytes: 4096,
+            crash: CrashModel::LoseUnsynced,
+            max_steps: 10_000_000,
+        }
+    }
+
+    /// Every fault class on at `probability`, with all its legal errnos;
+    /// short I/O, latency and reordering on; torn writes at 512 bytes.
+    pub fn with_faults(seed: u64, probability: f64) -> SimOptions {
+        let mut options = SimOptions::new(seed);
+        for class in OpClass::ALL {
+            options.faults[class.index()] = ClassFaults {
+                probability,
+                errnos: class.legal_errnos().to_vec(),
+            };
+            options.latency[class.index()] = Latency {
+                min: Duration::from_micros(5),
+                mean: Duration::from_micros(50),
+            };
+        }
+        options.short_io_probability = probability;
+        options.reorder_completions = true;
+        options.crash = CrashModel::Torn {
+            granularity_bytes: 512,
+        };
+        options
+    }
+
+    /// Check every setting; the error names the first bad one.
+    pub fn validate(&self) -> Result<(), String> {
+        for class in OpClass::ALL {
+            let faults = &self.faults[class.index()];
+            if !(0.0..=1.0).contains(&faults.probability) {
+                return Err(format!(
+                    "{} fault probability {} is not in 0..=1",
+                    class.name(),
+                    faults.probability
+                ));
+            }
+            if faults.probability > 0.0 && faults.errnos.is_empty() {
+                return Err(format!("{} faults are on but list no errno", class.name()));
+            }
+            if let Some(bad) = faults
+                .errnos
+                .iter()
+                .find(|e| !class.legal_errnos().contains(e))
+            {
+                return Err(format!(
+                    "{bad:?} is not a legal fault for {} calls",
+                    class.name()
+                ));
+            }
+            let latency = self.latency[class.index()];
+            if latency.mean < latency.min {
+                return Err(format!("{} latency mean is below its min", class.name()));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.short_io_probability) {
+            return Err("short I/O probability is not in 0..=1".to_string());
+        }
+        if let CrashModel::Torn { granularity_bytes } = self.crash {
+            if granularity_bytes != 512 && granularity_bytes != 4096 {
+                return Err(format!(
+                    "torn-write granularity {granularity_bytes} must be 512 or 4096"
+                ));
+            }
+        }
+        if self.block_size_bytes == 0 || !self.block_size_bytes.is_power_of_two() {
+            return Err(format!(
+                "block size {} must be a power of two",
+                self.block_size_bytes
+            ));
+        }
+        Ok(())
+    }
+
+    /// Faults of `class`.
+    pub fn faults_of(&self, class: OpClass) -> &ClassFaults {
+        &self.faults[class.index()]
+    }
+
+    /// Latency of `class`.
+    pub fn latency_of(&self, class: OpClass) -> Latency {
+        self.latency[class.index()]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate() {
+        SimOptions::new(1).validate().unwrap();
+        SimOptions::with_faults(1, 0.05).validate().unwrap();
+    }
+
+    #[test]
+    fn illegal_fault_is_named() {
+        let mut o = SimOptions::new(1);
+        o.faults[OpClass::Read.index()] = ClassFaults {
+            probability: 0.1,
+            errnos: vec![Errno::EPIPE],
+        };
+        let err = o.validate().unwrap_err();
+        assert!(err.contains("EPIPE") && err.contains("read"), "{err}");
+    }
+}

@@ -1,0 +1,340 @@
+//! The simulated machine's scheduler: offloaded jobs, virtual time and the
+//! seed-driven choice of what runs next; and [`run`], which drives a future
+//! on a single-threaded runtime over a [`SimKernel`].
+//!
+//! Owns: [`SimOffload`] (the seam's `Offload`: jobs wait for their drawn
+//! latency, then complete in seed order), [`SimClock`] (virtual time) and
+//! [`SimScheduler`] (task order, job completion between polls, time
+//! advance when idle, stuck detection). It never touches file or socket
+//! state; that is `SimKernel`'s.
+
+use super::core::SimCore;
+use super::kernel::SimKernel;
+use super::options::{OpClass, SimOptions};
+use crate::driver::pool::PoolDriver;
+use crate::driver::{Backend, BackendReport, Driver};
+use crate::runtime::{RunEnd, Runtime, Scheduler, WorkerShared};
+use crate::sys::{Clock, Job, Kernel, Offload, Saturated};
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Waker;
+use std::time::Duration;
+
+/// Probability that the scheduler completes a ready job between two task
+/// polls (rather than only when every task waits).
+const JOB_BETWEEN_POLLS_PROBABILITY: f64 = 0.25;
+
+/// The class whose latency a job of syscall `label` gets.
+pub(crate) fn class_of(label: &str) -> OpClass {
+    match label {
+        "open" | "mkdir" => OpClass::Open,
+        "read" | "pread" | "readv" | "preadv" => OpClass::Read,
+        "write" | "pwrite" | "writev" | "pwritev" | "ftruncate" | "fallocate" => OpClass::Write,
+        "fsync" | "fdatasync" => OpClass::Sync,
+        "accept" | "connect" => OpClass::SocketSetup,
+        "recv" => OpClass::SocketRead,
+        "send" | "sendfile" => OpClass::SocketWrite,
+        _ => OpClass::Metadata,
+    }
+}
+
+struct PendingJob {
+    ready_at: Duration,
+    seq: u64,
+    label: &'static str,
+    job: Job,
+}
+
+/// Offloaded jobs of a simulated run.
+pub(crate) struct SimOffload {
+    core: Arc<SimCore>,
+    jobs: Mutex<Vec<PendingJob>>,
+    next_seq: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Single-threaded use; a panic mid-update is already a failed run.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl SimOffload {
+    fn new(core: Arc<SimCore>) -> SimOffload {
+        SimOffload {
+            core,
+            jobs: Mutex::new(Vec::new()),
+            next_seq: AtomicU64::new(0),
+        }
+    }
+
+    /// When the next job may complete: the completion time of a
+    /// seed-chosen pending job when reordering is on (so every job due
+    /// earlier becomes ready too and they race), else the earliest.
+    fn next_ready_at(&self) -> Option<Duration> {
+        let jobs = lock(&self.jobs);
+        if jobs.is_empty() {
+            return None;
+        }
+        if self.core.options().reorder_completions {
+            let i = self.core.with_rng(|rng| rng.below(jobs.len() as u64)) as usize;
+            return Some(jobs[i].ready_at);
+        }
+        jobs.iter().map(|j| j.ready_at).min()
+    }
+
+    /// Take one job whose latency has passed: the oldest, or a seed-chosen
+    /// one when reordering is on.
+    fn take_ready(&self) -> Option<PendingJob> {
+        let now = self.core.now();
+        let mut jobs = lock(&self.jobs);
+        let ready: Vec<usize> = (0..jobs.len())
+            .filter(|&i| jobs[i].ready_at <= now)
+            .collect();
+        let oldest = *ready.iter().min_by_key(|&&i| jobs[i].seq)?;
+        let chosen = if self.core.options().reorder_completions {
+            ready[self.core.with_rng(|rng| rng.below(ready.len() as u64)) as usize]
+        } else {
+            oldest
+        };
+        if chosen != oldest {
+            self.core.count(|s| s.reordered_completions += 1);
+        }
+        Some(jobs.swap_remove(chosen))
+    }
+
+    /// Run one ready job; false when none is ready.
+    fn run_one_ready(&self) -> bool {
+        let Some(pending) = self.take_ready() else {
+            return false;
+        };
+        self.core
+            .trace(format!("complete {} #{}", pending.label, pending.seq).as_bytes());
+        (pending.job)();
+        true
+    }
+
+    /// Run every job still queued, oldest first (end of a run: accepted jobs
+    /// always run, so abandoned opens get their fds closed).
+    fn drain(&self) {
+        loop {
+            let next = {
+                let mut jobs = lock(&self.jobs);
+                let Some(i) = (0..jobs.len()).min_by_key(|&i| jobs[i].seq) else {
+                    return;
+                };
+                jobs.swap_remove(i)
+            };
+            self.core.advance_to(next.ready_at);
+            (next.job)();
+        }
+    }
+}
+
+impl Offload for SimOffload {
+    fn try_offload(&self, label: &'static str, job: Job) -> Result<(), Saturated> {
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let ready_at = self.core.now() + self.core.draw_latency(class_of(label));
+        self.core.trace(format!("submit {label} #{seq}").as_bytes());
+        lock(&self.jobs).push(PendingJob {
+            ready_at,
+            seq,
+            label,
+            job,
+        });
+        Ok(())
+    }
+
+    fn wake_when_free(&self, waker: &Waker) {
+        waker.wake_by_ref();
+    }
+
+    fn threads(&self) -> usize {
+        1
+    }
+
+    fn may_block(&self) -> bool {
+        false
+    }
+}
+
+/// Virtual time of a simulated run.
+pub(crate) struct SimClock {
+    core: Arc<SimCore>,
+}
+
+impl Clock for SimClock {
+    fn now(&self) -> Duration {
+        self.core.now()
+    }
+}
+
+/// Seed-driven scheduling of a simulated run.
+pub(crate) struct SimScheduler {
+    core: Arc<SimCore>,
+    offload: Arc<SimOffload>,
+}
+
+impl SimScheduler {
+    fn step(&self) -> Result<(), String> {
+        let max = self.core.options().max_steps;
+        let mut steps = 0;
+        self.core.count(|s| {
+            s.steps += 1;
+            steps = s.steps;
+        });
+        if steps > max {
+            return Err(format!(
+                "no completion after {max} scheduler steps (livelock?)"
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Scheduler for SimScheduler {
+    fn pick_task(&self, runnable: usize) -> usize {
+        if runnable <= 1 {
+            return 0;
+        }
+        let index = self.core.with_rng(|rng| rng.below(runnable as u64)) as usize;
+        self.core
+            .trace(format!("poll {index}/{runnable}").as_bytes());
+        index
+    }
+
+    fn between_polls(&self) {
+        if self
+            .core
+            .with_rng(|rng| rng.chance(JOB_BETWEEN_POLLS_PROBABILITY))
+        {
+            self.offload.run_one_ready();
+        }
+    }
+
+    fn idle(&self, worker: &WorkerShared, timeout: Option<Duration>) -> Result<(), String> {
+        self.step()?;
+        if worker.take_news() {
+            return Ok(());
+        }
+        if self.offload.run_one_ready() {
+            return Ok(());
+        }
+        let now = self.core.now();
+        let timer = timeout.map(|t| now + t);
+        let next = match (self.offload.next_ready_at(), timer) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => {
+                return Err("deadlock: every task waits, and no job or timer is pending".into())
+            }
+        };
+        self.core.advance_to(next);
+        self.core
+            .trace(format!("advance {}ns", next.as_nanos()).as_bytes());
+        Ok(())
+    }
+}
+
+/// Why a simulated run did not produce its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SimError {
+    /// The options are inconsistent; the text names the bad setting.
+    InvalidOptions(String),
+    /// No task, job or timer could make progress.
+    Stuck {
+        /// Seed of the run.
+        seed: u64,
+        /// What the scheduler saw.
+        reason: String,
+    },
+}
+
+impl fmt::Display for SimError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SimError::InvalidOptions(why) => write!(f, "invalid simulator options: {why}"),
+            SimError::Stuck { seed, reason } => {
+                write!(f, "simulated run (seed {seed}) is stuck: {reason}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for SimError {}
+
+/// A simulated kernel for `options` (checked first).
+///
+/// ```
+/// use iokernel::sim::{self, SimOptions};
+/// let kernel = sim::new_kernel(SimOptions::new(42)).unwrap();
+/// assert_eq!(kernel.core().options().seed, 42);
+/// ```
+pub fn new_kernel(options: SimOptions) -> Result<Arc<SimKernel>, SimError> {
+    options.validate().map_err(SimError::InvalidOptions)?;
+    Ok(Arc::new(SimKernel::new(Arc::new(SimCore::new(options)))))
+}
+
+/// Run `future` to completion on a single-threaded runtime over `kernel`:
+/// iokernel ops inside it (and in tasks it spawns) go to the simulated
+/// kernel, timers run on virtual time, and every scheduling choice comes
+/// from the kernel's seed. Tasks still pending when `future` completes are
+/// dropped and their queued jobs run to the end. Call it again with the
+/// same kernel to continue (for example after [`SimKernel::crash`]).
+///
+/// ```
+/// use iokernel::buf::BufResult;
+/// use iokernel::io::{self, OpenFlags};
+/// use iokernel::sim::{self, SimOptions};
+/// let kernel = sim::new_kernel(SimOptions::new(7)).unwrap();
+/// let n = sim::run(&kernel, async {
+///     let fd = io::open("/hello", OpenFlags::WRONLY | OpenFlags::CREAT, 0o644).await.unwrap();
+///     let BufResult(n, _) = io::write(fd, b"hi").await;
+///     io::close(fd).await.unwrap();
+///     n.unwrap()
+/// })
+/// .unwrap();
+/// assert_eq!(n, 2);
+/// assert_eq!(kernel.read_file("/hello").unwrap(), b"hi");
+/// ```
+pub fn run<F: Future>(kernel: &Arc<SimKernel>, future: F) -> Result<F::Output, SimError> {
+    let core = Arc::clone(kernel.core());
+    let offload = Arc::new(SimOffload::new(Arc::clone(&core)));
+    let seam_kernel: Arc<dyn Kernel> = Arc::clone(kernel) as Arc<dyn Kernel>;
+    let driver = Driver::Pool(PoolDriver::new(
+        seam_kernel,
+        Arc::clone(&offload) as Arc<dyn Offload>,
+    ));
+    let report = BackendReport {
+        requested: Backend::Sim,
+        requested_by: "iokernel::sim::run".to_string(),
+        selected: Backend::Sim,
+        rejected: Vec::new(),
+        io_threads: 1,
+    };
+    let scheduler = Arc::new(SimScheduler {
+        core: Arc::clone(&core),
+        offload: Arc::clone(&offload),
+    });
+    let clock = Arc::new(SimClock {
+        core: Arc::clone(&core),
+    });
+    let runtime = Runtime::single_threaded(
+        format!("sim-{}", core.options().seed),
+        driver,
+        clock,
+        scheduler,
+        report,
+    );
+    let end = runtime.run_main(future);
+    drop(runtime);
+    offload.drain();
+    match end {
+        RunEnd::Done(value) => Ok(value),
+        RunEnd::Shutdown => unreachable!("a simulated run is never shut down from outside"),
+        RunEnd::Stuck(reason) => Err(SimError::Stuck {
+            seed: core.options().seed,
+            reason,
+        }),
+    }
+}
