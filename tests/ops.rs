@@ -24,8 +24,9 @@ use iokernel::buf::{AlignedBuf, BufResult, IoBuf, Slice, SliceMut};
 use iokernel::io::{self, FileType, MsgFlags, OpenFlags, Whence};
 use iokernel::net::{TcpListener, TcpStream};
 use iokernel::runtime::{backend_availability, block_on_here, in_runtime, Backend, Runtime};
+use iokernel::sim::{self, SimOptions};
 use iokernel::sys::real::thread::spawn_named;
-use iokernel::sys::{Errno, Shutdown};
+use iokernel::sys::{Errno, Kernel, Shutdown};
 use std::fmt::Debug;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -69,6 +70,16 @@ where
     eprintln!("running on the sync fallback (no runtime)");
     block_on_here(body(dir.path().to_path_buf()))
         .unwrap_or_else(|e| panic!("on the sync fallback: {e}"));
+    // Parity: the same body on the simulated kernel, faults off, must see
+    // the same results and errnos as on the real one.
+    eprintln!("running on the simulated kernel (faults off)");
+    let kernel = sim::new_kernel(SimOptions::new(1)).expect("sim options");
+    kernel
+        .mkdir(c"/scratch", 0o755)
+        .expect("sim scratch directory");
+    sim::run(&kernel, body(PathBuf::from("/scratch")))
+        .unwrap_or_else(|e| panic!("the simulated run failed: {e}"))
+        .unwrap_or_else(|e| panic!("on the simulated kernel: {e}"));
 }
 
 fn scratch_dir() -> tempfile::TempDir {
