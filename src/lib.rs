@@ -37,3 +37,4 @@ pub mod runtime;
 pub mod sim;
 pub mod sync;
 pub mod sys;
+pub mod writer;

@@ -103,7 +103,10 @@ fn abandoned_opens_close_their_fds() {
         for _ in 0..200 {
             // Poll once (submitting the open to the pool), then drop it.
             let open = io::open(&path, OpenFlags::RDONLY, 0);
-            assert!(timeout(Duration::ZERO, open).await.is_err());
+            // Usually the timeout wins; when the open is faster, close it.
+            if let Ok(Ok(fd)) = timeout(Duration::ZERO, open).await {
+                io::close(fd).await.unwrap();
+            }
         }
     });
     // Dropping the runtime joins the pool after every accepted job ran, so

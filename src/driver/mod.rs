@@ -6,7 +6,9 @@
 //! bounded worker pool). Selection ([`select`]) is the only code that looks
 //! at [`Backend`] or `IOKERNEL_BACKEND`.
 
+pub(crate) mod completion;
 pub(crate) mod pool;
+pub(crate) mod uring;
 
 use crate::op::OpCode;
 use crate::sys::{Kernel, Offload};
@@ -99,6 +101,8 @@ pub struct BackendReport {
     pub rejected: Vec<(Backend, String)>,
     /// Blocking-I/O worker threads.
     pub io_threads: usize,
+    /// Ops the selected backend hands to the worker pool, and why.
+    pub pool_fallbacks: Vec<String>,
 }
 
 impl fmt::Display for BackendReport {
@@ -111,6 +115,9 @@ impl fmt::Display for BackendReport {
         for (backend, why) in &self.rejected {
             write!(f, "; {backend} rejected: {why}")?;
         }
+        for note in &self.pool_fallbacks {
+            write!(f, "; {note}")?;
+        }
         Ok(())
     }
 }
@@ -119,7 +126,7 @@ impl fmt::Display for BackendReport {
 pub fn availability(backend: Backend) -> Result<(), String> {
     match backend {
         Backend::ThreadPool | Backend::Auto => Ok(()),
-        Backend::IoUring => Err("the io_uring driver is not part of this build yet".into()),
+        Backend::IoUring => uring::availability().map(drop),
         Backend::Epoll => Err("the epoll driver is not part of this build yet".into()),
         Backend::Kqueue if cfg!(any(target_os = "macos", target_os = "freebsd")) => {
             Err("the kqueue driver is not part of this build yet".into())
@@ -134,33 +141,51 @@ pub fn availability(backend: Backend) -> Result<(), String> {
     }
 }
 
-/// A runtime worker's driver.
+/// A runtime's driver.
 #[derive(Clone)]
 pub(crate) enum Driver {
     Pool(pool::PoolDriver),
+    Uring(uring::UringDriver),
 }
 
 /// An op the driver is running.
 pub(crate) enum InFlight<T: OpCode> {
     Pool(pool::Submission<T>),
+    Uring(uring::Submission<T>),
 }
 
 impl Driver {
     pub(crate) fn submit<T: OpCode>(&self, op: T) -> InFlight<T> {
         match self {
             Driver::Pool(pool) => InFlight::Pool(pool.submit(op)),
+            Driver::Uring(uring) => match uring.submit(op) {
+                Ok(submission) => InFlight::Uring(submission),
+                Err(op) => InFlight::Pool(uring.pool().submit(op)),
+            },
         }
     }
 
     pub(crate) fn kernel(&self) -> &Arc<dyn Kernel> {
         match self {
             Driver::Pool(pool) => pool.kernel(),
+            Driver::Uring(uring) => uring.kernel(),
         }
     }
 
     pub(crate) fn io_threads(&self) -> usize {
         match self {
             Driver::Pool(pool) => pool.threads(),
+            Driver::Uring(uring) => uring.pool().threads(),
+        }
+    }
+
+    /// How the runtime's threads schedule and park with this driver.
+    pub(crate) fn scheduler(&self) -> Arc<dyn crate::runtime::Scheduler> {
+        match self {
+            Driver::Pool(_) => Arc::new(crate::runtime::ThreadScheduler),
+            Driver::Uring(uring) => {
+                Arc::new(uring::UringScheduler::new(Arc::clone(uring.kernel())))
+            }
         }
     }
 }
@@ -169,6 +194,7 @@ impl<T: OpCode> InFlight<T> {
     pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<T::Output> {
         match self {
             InFlight::Pool(submission) => submission.poll(cx),
+            InFlight::Uring(submission) => submission.poll(cx),
         }
     }
 }
@@ -187,6 +213,12 @@ fn build(
                 Arc::clone(kernel),
                 offload,
             )))
+        }
+        Backend::IoUring => {
+            let offload =
+                make_offload().map_err(|e| format!("cannot start the fallback pool: {e}"))?;
+            let pool = pool::PoolDriver::new(Arc::clone(kernel), offload);
+            Ok(Driver::Uring(uring::UringDriver::new(pool)))
         }
         other => Err(format!("no driver for {other} in this build")),
     }
@@ -217,12 +249,17 @@ pub(crate) fn select(
         };
         match built {
             Ok(driver) => {
+                let pool_fallbacks = match candidate {
+                    Backend::IoUring => uring::availability().unwrap_or_default(),
+                    _ => Vec::new(),
+                };
                 let report = BackendReport {
                     requested,
                     requested_by,
                     selected: candidate,
                     rejected,
                     io_threads: driver.io_threads(),
+                    pool_fallbacks,
                 };
                 return Ok((driver, report));
             }

@@ -35,6 +35,7 @@ use crate::op::file::{
 };
 use crate::op::net::{Accept, Connect, Recv, Send};
 use crate::op::path::{KernelPath, Mkdir, Open, Rename, Unlink};
+use crate::op::uring::IoVecs;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::path::Path;
@@ -109,6 +110,7 @@ pub fn readv<B: IoBufMut>(fd: RawFd, bufs: Vec<B>) -> Op<ReadVectored<B>> {
         fd,
         bufs,
         offset: None,
+        iovecs: IoVecs::default(),
     })
 }
 
@@ -118,6 +120,7 @@ pub fn writev<B: IoBuf>(fd: RawFd, bufs: Vec<B>) -> Op<WriteVectored<B>> {
         fd,
         bufs,
         offset: None,
+        iovecs: IoVecs::default(),
     })
 }
 
@@ -127,6 +130,7 @@ pub fn preadv<B: IoBufMut>(fd: RawFd, bufs: Vec<B>, offset: u64) -> Op<ReadVecto
         fd,
         bufs,
         offset: Some(offset),
+        iovecs: IoVecs::default(),
     })
 }
 
@@ -136,6 +140,7 @@ pub fn pwritev<B: IoBuf>(fd: RawFd, bufs: Vec<B>, offset: u64) -> Op<WriteVector
         fd,
         bufs,
         offset: Some(offset),
+        iovecs: IoVecs::default(),
     })
 }
 
@@ -156,6 +161,7 @@ pub fn accept(listen_fd: RawFd) -> Op<Accept> {
     Op::new(Accept {
         fd: listen_fd,
         accepted: None,
+        peer: None,
     })
 }
 
@@ -165,6 +171,7 @@ pub fn connect(fd: RawFd, addr: SocketAddr) -> Op<Connect> {
         fd,
         addr,
         started: false,
+        raw_addr: None,
     })
 }
 
@@ -211,7 +218,11 @@ pub fn fallocate(fd: RawFd, mode: i32, offset: u64, len_bytes: u64) -> Op<Alloca
 
 /// The file's size, type and block facts.
 pub fn fstat(fd: RawFd) -> Op<Stat> {
-    Op::new(Stat { fd, stat: None })
+    Op::new(Stat {
+        fd,
+        stat: None,
+        statx: None,
+    })
 }
 
 /// Rename `from` to `to`, replacing `to` if it exists.

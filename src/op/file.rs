@@ -1,6 +1,7 @@
 //! Op descriptors on open file descriptors: reads, writes, vectored I/O,
 //! seeking, syncing, sizing, stat, close and sendfile.
 
+use super::uring::IoVecs;
 use super::{buf_result, to_io, OpCode};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::sys::{FileStat, Kernel, SysResult, Whence};
@@ -83,6 +84,8 @@ pub struct ReadVectored<B> {
     pub(crate) fd: RawFd,
     pub(crate) bufs: Vec<B>,
     pub(crate) offset: Option<u64>,
+    /// The io_uring entry's iovec array (rebuilt for every entry).
+    pub(crate) iovecs: IoVecs,
 }
 
 impl<B: IoBufMut> OpCode for ReadVectored<B> {
@@ -119,6 +122,8 @@ pub struct WriteVectored<B> {
     pub(crate) fd: RawFd,
     pub(crate) bufs: Vec<B>,
     pub(crate) offset: Option<u64>,
+    /// The io_uring entry's iovec array (rebuilt for every entry).
+    pub(crate) iovecs: IoVecs,
 }
 
 impl<B: IoBuf> OpCode for WriteVectored<B> {
@@ -264,6 +269,8 @@ impl OpCode for Allocate {
 pub struct Stat {
     pub(crate) fd: RawFd,
     pub(crate) stat: Option<FileStat>,
+    /// Where an io_uring `statx` writes (set by the entry).
+    pub(crate) statx: Option<libc::statx>,
 }
 
 impl OpCode for Stat {

@@ -18,6 +18,7 @@
 pub mod file;
 pub mod net;
 pub mod path;
+pub mod uring;
 
 use crate::buf::BufResult;
 use crate::driver::{Driver, InFlight};
@@ -37,7 +38,7 @@ pub(crate) const ABANDON_CHECK_MS: i32 = 50;
 ///
 /// Implemented by iokernel's own ops; drivers call `run_blocking` (pool,
 /// sync fallback) or their own per-backend methods.
-pub trait OpCode: Send + 'static {
+pub trait OpCode: Send + 'static + uring::UringOp {
     /// What awaiting the op yields.
     type Output;
 

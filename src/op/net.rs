@@ -4,6 +4,7 @@
 //! blocking, and on `EAGAIN` report [`OpCode::readiness`] so the driver
 //! waits for the fd instead. `EAGAIN` never reaches the user.
 
+use super::uring::{PeerAddr, RawAddr};
 use super::{buf_result, to_io, OpCode};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::sys::{Errno, Interest, Kernel, MsgFlags, SysResult};
@@ -15,6 +16,8 @@ use std::os::fd::RawFd;
 pub struct Accept {
     pub(crate) fd: RawFd,
     pub(crate) accepted: Option<(RawFd, SocketAddr)>,
+    /// Where an io_uring accept writes the peer's address (set by the entry).
+    pub(crate) peer: Option<PeerAddr>,
 }
 
 impl OpCode for Accept {
@@ -51,6 +54,8 @@ pub struct Connect {
     pub(crate) fd: RawFd,
     pub(crate) addr: SocketAddr,
     pub(crate) started: bool,
+    /// `addr` as the io_uring entry hands it to the kernel (set by the entry).
+    pub(crate) raw_addr: Option<RawAddr>,
 }
 
 impl OpCode for Connect {

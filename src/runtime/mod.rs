@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Poll, Wake, Waker};
 use std::thread::JoinHandle as ThreadHandle;
-pub(crate) use worker::{RunEnd, Scheduler, WorkerShared};
+pub(crate) use worker::{RunEnd, Scheduler, ThreadScheduler, WorkerShared};
 
 /// State shared by every thread of one runtime.
 pub(crate) struct RuntimeShared {
@@ -111,12 +111,13 @@ impl Builder {
         let workers = (0..self.compute_threads)
             .map(|_| WorkerShared::new())
             .collect();
+        let scheduler = driver.scheduler();
         let shared = Arc::new(RuntimeShared {
             name: self.name,
             driver,
             clock: Arc::new(RealClock::new()),
             timers: time::Timers::new(),
-            scheduler: Arc::new(worker::ThreadScheduler),
+            scheduler,
             workers,
             single_threaded: false,
             next_worker: AtomicUsize::new(0),

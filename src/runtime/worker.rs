@@ -34,10 +34,17 @@ struct Inbox {
     notified: bool,
 }
 
+/// Wakes a worker parked inside its driver (an io_uring wait).
+pub(crate) type DriverWake = Arc<dyn Fn() + Send + Sync>;
+
 /// The part of a worker other threads touch.
 pub(crate) struct WorkerShared {
     inbox: Mutex<Inbox>,
     unparked: Condvar,
+    /// True while the worker waits inside its driver rather than on
+    /// `unparked`; wakers then also call `driver_wake`.
+    parked_in_driver: AtomicBool,
+    driver_wake: Mutex<Option<DriverWake>>,
 }
 
 impl WorkerShared {
@@ -45,6 +52,8 @@ impl WorkerShared {
         Arc::new(WorkerShared {
             inbox: Mutex::new(Inbox::default()),
             unparked: Condvar::new(),
+            parked_in_driver: AtomicBool::new(false),
+            driver_wake: Mutex::new(None),
         })
     }
 
@@ -59,6 +68,41 @@ impl WorkerShared {
         inbox.notified = true;
         drop(inbox);
         self.unparked.notify_one();
+        self.wake_driver();
+    }
+
+    fn wake_driver(&self) {
+        if self.parked_in_driver.load(Ordering::SeqCst) {
+            let wake = self
+                .driver_wake
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            if let Some(wake) = wake {
+                wake();
+            }
+        }
+    }
+
+    /// Install how to wake this worker while it waits inside its driver.
+    pub(crate) fn set_driver_wake(&self, wake: DriverWake) {
+        *self.driver_wake.lock().unwrap_or_else(|p| p.into_inner()) = Some(wake);
+    }
+
+    /// About to wait inside the driver: false (and no wait) when news is
+    /// already here.
+    pub(crate) fn begin_driver_park(&self) -> bool {
+        self.parked_in_driver.store(true, Ordering::SeqCst);
+        if self.take_news() {
+            self.parked_in_driver.store(false, Ordering::SeqCst);
+            return false;
+        }
+        true
+    }
+
+    /// Done waiting inside the driver.
+    pub(crate) fn end_driver_park(&self) {
+        self.parked_in_driver.store(false, Ordering::SeqCst);
     }
 
     pub(crate) fn spawn(&self, future: SendFuture) {
@@ -68,11 +112,13 @@ impl WorkerShared {
     pub(crate) fn unpark(&self) {
         self.lock().notified = true;
         self.unparked.notify_one();
+        self.wake_driver();
     }
 
     pub(crate) fn shutdown(&self) {
         self.lock().shutdown = true;
         self.unparked.notify_one();
+        self.wake_driver();
     }
 
     /// True (consuming the notification) when a wake or spawn arrived
@@ -225,6 +271,10 @@ pub(crate) trait Scheduler: Send + Sync {
     /// Nothing is runnable: wait for news on `worker` or for `timeout` (the
     /// next timer). `Err` means no progress is possible any more.
     fn idle(&self, worker: &WorkerShared, timeout: Option<Duration>) -> Result<(), String>;
+    /// A thread starts running `worker`'s loop.
+    fn enter(&self, _worker: &Arc<WorkerShared>) {}
+    /// The thread's loop is done (its tasks are dropped).
+    fn leave(&self) {}
 }
 
 /// The real runtime's scheduling: FIFO, park the thread when idle.
@@ -270,15 +320,17 @@ pub(crate) fn run<F: Future>(
         run_queue: VecDeque::new(),
         next_id: 0,
     };
+    runtime.scheduler.enter(&worker);
     let result = context::enter(Rc::clone(&ctx), || {
         run_loop(&runtime, &ctx, &mut exec, main)
     });
     // Drop leftover tasks inside the context so their in-flight ops are
-    // abandoned through the runtime's driver.
+    // abandoned through the runtime's driver, then let the driver settle.
     context::enter(Rc::clone(&ctx), || {
         exec.tasks.clear();
         ctx.local_spawns.borrow_mut().clear();
     });
+    runtime.scheduler.leave();
     result
 }
 
@@ -290,7 +342,9 @@ fn run_loop<F: Future>(
 ) -> RunEnd<F::Output> {
     let main_waker = Arc::new(MainWaker {
         worker: Arc::clone(&exec.worker),
-        woken: AtomicBool::new(true),
+        // The main future needs a first poll; a worker without one must
+        // not look permanently woken (it would never park).
+        woken: AtomicBool::new(main.is_some()),
     });
     let waker = Waker::from(Arc::clone(&main_waker));
     loop {

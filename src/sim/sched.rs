@@ -311,6 +311,7 @@ pub fn run<F: Future>(kernel: &Arc<SimKernel>, future: F) -> Result<F::Output, S
         selected: Backend::Sim,
         rejected: Vec::new(),
         io_threads: 1,
+        pool_fallbacks: Vec::new(),
     };
     let scheduler = Arc::new(SimScheduler {
         core: Arc::clone(&core),

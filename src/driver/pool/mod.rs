@@ -18,10 +18,11 @@
 //! closes any fd it produced. A job that never reached the queue is simply
 //! dropped: the kernel never saw its buffer.
 
+use super::completion::Completion;
 use crate::op::{run_until_done, OpCode};
-use crate::sync::shim::{Arc, Mutex, MutexGuard};
-use crate::sys::{Errno, Kernel, Offload, Saturated, SysResult};
-use std::task::{Context, Poll, Waker};
+use crate::sync::shim::Arc;
+use crate::sys::{Errno, Kernel, Offload, Saturated};
+use std::task::{Context, Poll};
 
 /// Handle to the shared pool used by every runtime worker.
 #[derive(Clone)]
@@ -63,9 +64,7 @@ fn make_job<T: OpCode>(
     kernel: &Arc<dyn Kernel>,
     may_block: bool,
 ) -> (Arc<Completion<T>>, crate::sys::Job) {
-    let completion = Arc::new(Completion {
-        state: Mutex::new(CompletionState::Running { waker: None }),
-    });
+    let completion = Completion::new();
     let job_completion = Arc::clone(&completion);
     let kernel = Arc::clone(kernel);
     let job = Box::new(move || {
@@ -82,48 +81,6 @@ fn make_job<T: OpCode>(
 }
 
 impl PoolDriver {}
-
-enum CompletionState<T> {
-    Running { waker: Option<Waker> },
-    Finished(T, SysResult<usize>),
-    Abandoned,
-    Taken,
-}
-
-/// Where a pool job leaves its op and result for the waiting future.
-struct Completion<T> {
-    state: Mutex<CompletionState<T>>,
-}
-
-impl<T: OpCode> Completion<T> {
-    fn lock(&self) -> MutexGuard<'_, CompletionState<T>> {
-        // No code panics while holding this lock; a poisoned lock still
-        // holds a consistent state.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn is_abandoned(&self) -> bool {
-        matches!(*self.lock(), CompletionState::Abandoned)
-    }
-
-    /// Called once by the job when the syscall has returned.
-    fn finish(&self, op: T, result: SysResult<usize>, kernel: &dyn Kernel) {
-        let mut state = self.lock();
-        match std::mem::replace(&mut *state, CompletionState::Taken) {
-            CompletionState::Running { waker } => {
-                *state = CompletionState::Finished(op, result);
-                drop(state);
-                if let Some(waker) = waker {
-                    waker.wake();
-                }
-            }
-            _ => {
-                drop(state);
-                op.discard(result, kernel);
-            }
-        }
-    }
-}
 
 /// An op handed to the pool (or waiting for room in its queue).
 pub(crate) struct Submission<T: OpCode> {
@@ -160,31 +117,17 @@ impl<T: OpCode> Submission<T> {
         if !self.enqueue(cx) {
             return Poll::Pending;
         }
-        let mut state = self.completion.lock();
-        match std::mem::replace(&mut *state, CompletionState::Taken) {
-            CompletionState::Finished(op, Err(Errno::EAGAIN)) if op.readiness().is_some() => {
+        match std::task::ready!(self.completion.poll_finished(cx)) {
+            (op, Err(Errno::EAGAIN)) if op.readiness().is_some() => {
                 // A single non-blocking attempt found the socket not ready:
                 // submit the op again after letting other tasks run.
-                drop(state);
                 let (completion, job) = make_job(op, &self.kernel, false);
                 self.completion = completion;
                 self.queued = Some(job);
                 cx.waker().wake_by_ref();
                 Poll::Pending
             }
-            CompletionState::Finished(op, result) => Poll::Ready(op.complete(result)),
-            CompletionState::Running { waker } => {
-                let waker = match waker {
-                    Some(w) if w.will_wake(cx.waker()) => w,
-                    _ => cx.waker().clone(),
-                };
-                *state = CompletionState::Running { waker: Some(waker) };
-                Poll::Pending
-            }
-            other => {
-                *state = other;
-                panic!("pool op polled after completion")
-            }
+            (op, result) => Poll::Ready(op.complete(result)),
         }
     }
 }
@@ -194,14 +137,6 @@ impl<T: OpCode> Drop for Submission<T> {
         if self.queued.take().is_some() {
             return; // never queued: the kernel never saw the buffer
         }
-        let mut state = self.completion.lock();
-        match std::mem::replace(&mut *state, CompletionState::Abandoned) {
-            CompletionState::Finished(op, result) => {
-                drop(state);
-                op.discard(result, &*self.kernel);
-            }
-            CompletionState::Taken => *state = CompletionState::Taken,
-            CompletionState::Running { .. } | CompletionState::Abandoned => {}
-        }
+        self.completion.abandon(&*self.kernel);
     }
 }

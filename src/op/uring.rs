@@ -1,0 +1,1193 @@
+//! How each op runs on io_uring: its submission entry and how a completion
+//! result becomes the op's raw result. The io_uring driver
+//! (`crate::driver::uring`) calls these; other drivers never do.
+//!
+//! An op without an io_uring form (or whose opcode the ring's probe lacks)
+//! returns `None` from [`UringOp::uring_entry`] and runs on the pool.
+//!
+//! # What an entry points at
+//!
+//! Entries hold raw pointers into the op: its buffers, its path strings and
+//! op-owned storage (the iovec array of a vectored op, the `statx` buffer
+//! of `fstat`, the peer address of `accept`, the address of `connect`).
+//! The driver boxes the op before asking for its entry and keeps the box
+//! until the completion arrives, so those pointers stay valid while the
+//! kernel holds them; nothing here is `unsafe` except zeroing C structs.
+//!
+//! # Parity with the pool
+//!
+//! Every op must give the result the pool path (`OpCode::run_blocking` on
+//! the real kernel) gives for the same input; where the ring would differ,
+//! the op has no entry and runs on the pool instead:
+//!
+//! * `read`/`write` and the vectored forms use offset `-1` for "the file
+//!   position"; an explicit offset above `i64::MAX` (which the pool rejects
+//!   with `EINVAL`, and `u64::MAX` of which the ring would read as `-1`)
+//!   gets no entry. Vectored ops pass at most 1024 buffers, like the pool.
+//! * `fstat` is `statx(fd, "", AT_EMPTY_PATH)`, converted field by field to
+//!   the `FileStat` that `fstat(2)` gives.
+//! * `open` adds `O_CLOEXEC`; `send` adds `MSG_NOSIGNAL`. Socket ops never
+//!   carry `MSG_DONTWAIT`: the ring waits for readiness itself, and an
+//!   `EAGAIN` that still comes back is handled by the driver (poll, then
+//!   the entry again).
+//! * A path with an interior NUL gets no entry (the pool says `EINVAL`).
+//! * `lseek` has no io_uring form; `sendfile` runs on the pool for now.
+
+use super::{file, net, path};
+use crate::buf::{IoBuf, IoBufMut};
+use crate::sys::real::RealKernel;
+use crate::sys::{Errno, FileStat, FileType, Kernel, OpenFlags, SysResult};
+use io_uring::squeue::Entry;
+use io_uring::{opcode, types};
+use std::mem::size_of;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::RawFd;
+use std::ptr;
+
+/// The io_uring side of an op descriptor.
+pub trait UringOp {
+    /// The submission entry. Called once the op sits at its final heap
+    /// address (boxed in the driver's in-flight table) and again for each
+    /// resubmission, so pointers in the entry may point into `self` and its
+    /// buffers. `None`: run this op on the pool instead.
+    fn uring_entry(&mut self) -> Option<Entry> {
+        None
+    }
+
+    /// The opcode [`UringOp::uring_entry`] uses, checked against the ring's
+    /// probe before submission (`None` when there is no entry).
+    fn uring_opcode(&self) -> Option<u8> {
+        None
+    }
+
+    /// Turn a completion's `res` into the op's raw result, filling outputs
+    /// the op owns (an accepted peer address, a statx buffer).
+    fn uring_result(&mut self, res: i32) -> SysResult<usize> {
+        cqe_result(res)
+    }
+}
+
+/// A completion's `res`: negative errno or a count.
+pub(crate) fn cqe_result(res: i32) -> SysResult<usize> {
+    if res < 0 {
+        Err(Errno(-res))
+    } else {
+        Ok(res as usize)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Shared helpers and op-owned storage.
+
+/// The `off` of a read or write entry meaning "use and advance the file
+/// position" (`-1`).
+const FILE_POSITION: u64 = u64::MAX;
+
+/// Most buffers one vectored entry passes (Linux `UIO_MAXIOV`), the same
+/// cap as the pool path: buffers past it are left for the next call.
+const IOV_MAX: usize = 1024;
+
+/// The entry offset for a read or write at `offset` (`None`: the file
+/// position). `None` when the offset does not fit `off_t`: the pool path
+/// rejects it with `EINVAL`, and the ring would take `u64::MAX` for `-1`.
+fn rw_offset(offset: Option<u64>) -> Option<u64> {
+    match offset {
+        None => Some(FILE_POSITION),
+        Some(off) if i64::try_from(off).is_ok() => Some(off),
+        Some(_) => None,
+    }
+}
+
+/// A buffer length as an entry's 32-bit `len`. The kernel caps one
+/// transfer at `MAX_RW_COUNT` (just under 2 GiB) anyway.
+fn entry_len(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(u32::MAX)
+}
+
+/// The iovec array of a vectored op's entry, pointing into the op's own
+/// buffers. Rebuilt for every entry.
+#[derive(Default)]
+pub(crate) struct IoVecs(Vec<libc::iovec>);
+
+// SAFETY: the iovecs point only into buffers owned by the same op (which
+// are `Send`) and move with it; they are written by `uring_entry` and read
+// only by the kernel while the op sits in the driver.
+unsafe impl std::marker::Send for IoVecs {}
+
+impl IoVecs {
+    /// Point at the writable regions of `bufs`; returns the array and its
+    /// length for the entry.
+    fn for_read<B: IoBufMut>(&mut self, bufs: &mut [B]) -> (*const libc::iovec, u32) {
+        self.0.clear();
+        self.0.extend(bufs.iter_mut().take(IOV_MAX).map(|buf| {
+            let region = buf.writable();
+            libc::iovec {
+                iov_base: region.as_mut_ptr().cast(),
+                iov_len: region.len(),
+            }
+        }));
+        self.as_entry()
+    }
+
+    /// Point at the bytes of `bufs`; returns the array and its length.
+    fn for_write<B: IoBuf>(&mut self, bufs: &[B]) -> (*const libc::iovec, u32) {
+        self.0.clear();
+        self.0.extend(bufs.iter().take(IOV_MAX).map(|buf| {
+            let bytes = buf.as_bytes();
+            libc::iovec {
+                // The kernel only reads through a write's iovecs.
+                iov_base: bytes.as_ptr().cast_mut().cast(),
+                iov_len: bytes.len(),
+            }
+        }));
+        self.as_entry()
+    }
+
+    fn as_entry(&self) -> (*const libc::iovec, u32) {
+        // At most IOV_MAX entries, so the count fits.
+        (self.0.as_ptr(), self.0.len() as u32)
+    }
+}
+
+/// A zeroed `statx` for an `fstat` entry to fill.
+fn zeroed_statx() -> libc::statx {
+    // SAFETY: statx is plain old data (integers only); all-zero bytes are valid.
+    unsafe { std::mem::zeroed() }
+}
+
+/// `FileType` from a mode's `S_IFMT` bits, as the real kernel layer maps
+/// `st_mode`.
+fn file_type(mode: libc::mode_t) -> FileType {
+    match mode & libc::S_IFMT {
+        libc::S_IFREG => FileType::Regular,
+        libc::S_IFDIR => FileType::Directory,
+        libc::S_IFLNK => FileType::Symlink,
+        libc::S_IFSOCK => FileType::Socket,
+        libc::S_IFIFO => FileType::Fifo,
+        libc::S_IFCHR => FileType::CharDevice,
+        libc::S_IFBLK => FileType::BlockDevice,
+        _ => FileType::Other,
+    }
+}
+
+/// The `FileStat` `fstat(2)` would give, from a `statx` result.
+// dev_t is u64 on Linux: the conversion is an identity there.
+#[allow(clippy::useless_conversion)]
+fn file_stat(stx: &libc::statx) -> FileStat {
+    let mode = libc::mode_t::from(stx.stx_mode);
+    FileStat {
+        size_bytes: stx.stx_size,
+        file_type: file_type(mode),
+        permissions: mode & 0o7777,
+        block_size_bytes: u64::from(stx.stx_blksize),
+        blocks_512: stx.stx_blocks,
+        inode: stx.stx_ino,
+        device: u64::from(libc::makedev(stx.stx_dev_major, stx.stx_dev_minor)),
+        links: u64::from(stx.stx_nlink),
+    }
+}
+
+/// Where an accept entry writes the peer's address and its length.
+pub(crate) struct PeerAddr {
+    storage: libc::sockaddr_storage,
+    len: libc::socklen_t,
+}
+
+impl PeerAddr {
+    /// Zeroed storage, with the length set to its size (as accept wants).
+    fn new() -> PeerAddr {
+        PeerAddr {
+            // SAFETY: sockaddr_storage is plain old data; all-zero bytes are valid.
+            storage: unsafe { std::mem::zeroed() },
+            len: size_of::<libc::sockaddr_storage>() as libc::socklen_t,
+        }
+    }
+
+    /// The address the kernel wrote; `EAFNOSUPPORT` for a family (or a
+    /// truncated address) `SocketAddr` cannot hold, as the pool path says.
+    fn decode(&self) -> SysResult<SocketAddr> {
+        let len = self.len as usize;
+        let base = ptr::from_ref(&self.storage);
+        match libc::c_int::from(self.storage.ss_family) {
+            libc::AF_INET if len >= size_of::<libc::sockaddr_in>() => {
+                // SAFETY: the storage is large and aligned enough for a
+                // sockaddr_in, fully initialised (zeroed, then written by the kernel).
+                let a = unsafe { *base.cast::<libc::sockaddr_in>() };
+                let ip = Ipv4Addr::from(a.sin_addr.s_addr.to_ne_bytes());
+                Ok(SocketAddrV4::new(ip, u16::from_be(a.sin_port)).into())
+            }
+            libc::AF_INET6 if len >= size_of::<libc::sockaddr_in6>() => {
+                // SAFETY: the storage is large and aligned enough for a
+                // sockaddr_in6, fully initialised (zeroed, then written by the kernel).
+                let a = unsafe { *base.cast::<libc::sockaddr_in6>() };
+                let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
+                let port = u16::from_be(a.sin6_port);
+                Ok(SocketAddrV6::new(ip, port, a.sin6_flowinfo, a.sin6_scope_id).into())
+            }
+            _ => Err(Errno(libc::EAFNOSUPPORT)),
+        }
+    }
+}
+
+/// A [`SocketAddr`] laid out the way a connect entry hands it to the kernel.
+pub(crate) enum RawAddr {
+    V4(libc::sockaddr_in),
+    V6(libc::sockaddr_in6),
+}
+
+impl RawAddr {
+    fn new(addr: &SocketAddr) -> RawAddr {
+        match addr {
+            SocketAddr::V4(a) => RawAddr::V4(libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            }),
+            SocketAddr::V6(a) => RawAddr::V6(libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            }),
+        }
+    }
+
+    /// Pointer and length for the entry; valid while `self` is.
+    fn as_ptr(&self) -> (*const libc::sockaddr, libc::socklen_t) {
+        match self {
+            RawAddr::V4(a) => (
+                ptr::from_ref(a).cast(),
+                size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            ),
+            RawAddr::V6(a) => (
+                ptr::from_ref(a).cast(),
+                size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+            ),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Reads and writes: READ/WRITE, READV/WRITEV at an offset or the file position.
+
+impl<B: IoBufMut> UringOp for file::Read<B> {
+    fn uring_entry(&mut self) -> Option<Entry> {
+        let offset = rw_offset(self.offset)?;
+        let buf = self.buf.writable();
+        let entry = opcode::Read::new(types::Fd(self.fd), buf.as_mut_ptr(), entry_len(buf.len()));
+        Some(entry.offset(offset).build())
+    }
+
+    fn uring_opcode(&self) -> Option<u8> {
+        rw_offset(self.offset).map(|_| opcode::Read::CODE)
+    }
+}
+
+impl<B: IoBuf> UringOp for file::Write<B> {
+    fn uring_entry(&mut self) -> Option<Entry> {
+        let offset = rw_offset(self.offset)?;
+        let buf = self.buf.as_bytes();
+        let entry = opcode::Write::new(types::Fd(self.fd), buf.as_ptr(), entry_len(buf.len()));
+        Some(entry.offset(offset).build())
+    }
+
+    fn uring_opcode(&self) -> Option<u8> {
+        rw_offset(self.offset).map(|_| opcode::Write::CODE)
+    }
+}
+
+impl<B: IoBufMut> UringOp for file::ReadVectored<B> {
+    fn uring_entry(&mut self) -> Option<Entry> {
+        let offset = rw_offset(self.offset)?;
+        let (iovecs, count) = self.iovecs.for_read(&mut self.bufs);
+        let entry = opcode::Readv::new(types::Fd(self.fd), iovecs, count);
+        Some(entry.offset(offset).build())
+    }
+
+    fn uring_opcode(&self) -> Option<u8> {
+        rw_offset(self.offset).map(|_| opcode::Readv::CODE)
+    }
+}
+
+impl<B: IoBuf> UringOp for file::WriteVectored<B> {
+    fn uring_entry(&mut self) -> Option<Entry> {
+        let offset = rw_offset(self.offset)?;
+        let (iovecs, count) = self.iovecs.for_write(&self.bufs);
+        let entry = opcode::Writev::new(types::Fd(self.fd), iovecs, count);
+        Some(entry.offset(offset).build())
+    }
+
+    fn uring_opcode(&self) -> Option<u8> {
+        rw_offset(self.offset).map(|_| opcode::Writev::CODE)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// File state: FSYNC, FTRUNCATE (Linux 6.9), FALLOCATE, STATX, CLOSE.
+// Offsets and lengths above i64::MAX reach the kernel as negative values,
+// which it rejects with EINVAL exactly as the pool path does.
+
+impl UringOp for file::Sync {
+    fn uring_entry(&mut self) -> Option<Entry> {
+        let flags = match self.kind {
+            file::SyncKind::All => types::FsyncFlags::empty(),
+            file::SyncKind::Data => types::FsyncFlags::DATASYNC,
+        };
+        Some(opcode::Fsync::new(types::Fd(self.fd)).flags(flags).build())
+    }
+
+    fn uring_opcode(&self) -> Option<u8> {
+        Some(opcode::Fsync::CODE)
+    }
+}
+
+impl UringOp for file::Truncate {
+    fn uring_entry(&mut self) -> Option<Entry> {
+        Some(opcode::Ftruncate::new(types::Fd(self.fd), self.len_bytes).build())
+    }
+
+    fn uring_opcode(&self) -> Option<u8> {
+        Some(opcode::Ftruncate::CODE)
+    }
+}
+
+impl UringOp for file::Allocate {
+    fn uring_entry(&mut self) -> Option<Entry> {
+        let entry = opcode::Fallocate::new(types::Fd(self.fd), self.len_bytes)
+            .offset(self.offset)
+            .mode(self.mode);
+        Some(entry.build())
+    }
+
+    fn uring_opcode(&self) -> Option<u8> {
+        Some(opcode::Fallocate::CODE)
+    }
+}
+
+/// `statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS)` into the op's buffer;
+/// the result is converted to the `FileStat` `fstat(2)` gives.
+impl UringOp for file::Stat {
+    fn uring_entry(&mut self) -> Option<Entry> {
+        let statx = self.statx.insert(zeroed_statx());
+        let entry = opcode::Statx::new(
+            types::Fd(self.fd),
+            c"".as_ptr(),
+            ptr::from_mut(statx).cast::<types::statx>(),
+        );
+        let entry = entry
+            .flags(libc::AT_EMPTY_PATH)
+            .mask(libc::STATX_BASIC_STATS);
+        Some(entry.build())
+    }
+
+    fn uring_opcode(&self) -> Option<u8> {
+        Some(opcode::Statx::CODE)
+    }
+
+    fn uring_result(&mut self, res: i32) -> SysResult<usize> {
+        cqe_result(res)?;
+        // The driver always builds the entry (which sets the buffer) first.
+        let statx = self.statx.as_ref().ok_or(Errno::EIO)?;
+        self.stat = Some(file_stat(statx));
+        Ok(0)
+    }
+}
+
+impl UringOp for file::Close {
+    fn uring_entry(&mut self) -> Option<Entry> {
+        Some(opcode::Close::new(types::Fd(self.fd)).build())
+    }
+
+    fn uring_opcode(&self) -> Option<u8> {
+        Some(opcode::Close::CODE)
+    }
+}
+
+/// io_uring has no lseek: always the pool.
+impl UringOp for file::Lseek {}
+
+/// The pool for now (a linked pair of splices through a pipe would do it).
+impl UringOp for file::Sendfile {}
+
+// ---------------------------------------------------------------------------
+// Paths: OPENAT, RENAMEAT, UNLINKAT, MKDIRAT relative to the working
+// directory. A path with an interior NUL has no entry (the pool: EINVAL).
+
+impl UringOp for path::Open {
+    fn uring_entry(&mut self) -> Option<Entry> {
+        let path = self.path.get().ok()?;
+        let flags = (self.flags | OpenFlags::CLOEXEC).bits();
+        let entry = opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr());
+        Some(entry.flags(flags).mode(self.mode).build())
+    }
+
+    fn uring_opcode(&self) -> Option<u8> {
+        self.path.get().ok().map(|_| opcode::OpenAt::CODE)
+    }
+}
+
+impl UringOp for path::Rename {
+    fn uring_entry(&mut self) -> Option<Entry> {
+        let (from, to) = (self.from.get().ok()?, self.to.get().ok()?);
+        let cwd = types::Fd(libc::AT_FDCWD);
+        Some(opcode::RenameAt::new(cwd, from.as_ptr(), cwd, to.as_ptr()).build())
+    }
+
+    fn uring_opcode(&self) -> Option<u8> {
+        (self.from.get().is_ok() && self.to.get().is_ok()).then_some(opcode::RenameAt::CODE)
+    }
+}
+
+/// `unlinkat(AT_FDCWD, path, 0)`: a directory gives `EISDIR`, as `unlink(2)`.
+impl UringOp for path::Unlink {
+    fn uring_entry(&mut self) -> Option<Entry> {
+        let path = self.path.get().ok()?;
+        Some(opcode::UnlinkAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr()).build())
+    }
+
+    fn uring_opcode(&self) -> Option<u8> {
+        self.path.get().ok().map(|_| opcode::UnlinkAt::CODE)
+    }
+}
+
+impl UringOp for path::Mkdir {
+    fn uring_entry(&mut self) -> Option<Entry> {
+        let path = self.path.get().ok()?;
+        let entry = opcode::MkDirAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr());
+        Some(entry.mode(self.mode).build())
+    }
+
+    fn uring_opcode(&self) -> Option<u8> {
+        self.path.get().ok().map(|_| opcode::MkDirAt::CODE)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Sockets: ACCEPT, CONNECT, RECV, SEND.
+
+/// `accept4(fd, .., SOCK_CLOEXEC | SOCK_NONBLOCK)` into the op's address
+/// buffer. The new fd and the decoded peer land in `accepted` (so an
+/// abandoned op's `discard` closes the fd). A peer address `SocketAddr`
+/// cannot hold closes the new fd here and fails with `EAFNOSUPPORT`, as
+/// the pool path does.
+impl UringOp for net::Accept {
+    fn uring_entry(&mut self) -> Option<Entry> {
+        let peer = self.peer.insert(PeerAddr::new());
+        let addr = ptr::from_mut(&mut peer.storage).cast::<libc::sockaddr>();
+        let entry = opcode::Accept::new(types::Fd(self.fd), addr, &mut peer.len);
+        Some(
+            entry
+                .flags(libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK)
+                .build(),
+        )
+    }
+
+    fn uring_opcode(&self) -> Option<u8> {
+        Some(opcode::Accept::CODE)
+    }
+
+    fn uring_result(&mut self, res: i32) -> SysResult<usize> {
+        cqe_result(res)?;
+        let fd: RawFd = res;
+        // The driver always builds the entry (which sets the buffer) first.
+        match self
+            .peer
+            .as_ref()
+            .ok_or(Errno::EIO)
+            .and_then(PeerAddr::decode)
+        {
+            Ok(addr) => {
+                self.accepted = Some((fd, addr));
+                Ok(0)
+            }
+            Err(e) => {
+                // Nobody else knows the new fd: release it (the ring runs
+                // only on the real kernel); `e` is the error to report.
+                let _ = RealKernel.close(fd);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// `connect(2)` with the op's address. The ring waits for the handshake
+/// itself; should a kernel still report it under way (`EINPROGRESS`,
+/// `EALREADY`), the op is marked `started` and the result becomes `EAGAIN`:
+/// the driver waits for writability and submits the entry again, and a
+/// repeated connect on a connecting socket reports the handshake's outcome
+/// (`0`, the error, or `EISCONN`, which after `started` means success).
+/// `started` is set only on such a completion, never when the entry is
+/// built: an entry that never reached the kernel must leave a later pool
+/// run calling connect itself.
+impl UringOp for net::Connect {
+    fn uring_entry(&mut self) -> Option<Entry> {
+        let raw = self.raw_addr.insert(RawAddr::new(&self.addr));
+        let (addr, len) = raw.as_ptr();
+        Some(opcode::Connect::new(types::Fd(self.fd), addr, len).build())
+    }
+
+    fn uring_opcode(&self) -> Option<u8> {
+        Some(opcode::Connect::CODE)
+    }
+
+    fn uring_result(&mut self, res: i32) -> SysResult<usize> {
+        match cqe_result(res) {
+            Err(Errno::EINPROGRESS | Errno::EALREADY) => {
+                self.started = true;
+                Err(Errno::EAGAIN)
+            }
+            Err(Errno(libc::EISCONN)) if self.started => Ok(0),
+            result => result,
+        }
+    }
+}
+
+/// `recv(2)` with the op's flags minus `MSG_DONTWAIT`: the ring waits for
+/// data itself (the pool path adds `MSG_DONTWAIT` and waits outside).
+impl<B: IoBufMut> UringOp for net::Recv<B> {
+    fn uring_entry(&mut self) -> Option<Entry> {
+        let buf = self.buf.writable();
+        let entry = opcode::Recv::new(types::Fd(self.fd), buf.as_mut_ptr(), entry_len(buf.len()));
+        Some(entry.flags(self.flags.0 & !libc::MSG_DONTWAIT).build())
+    }
+
+    fn uring_opcode(&self) -> Option<u8> {
+        Some(opcode::Recv::CODE)
+    }
+}
+
+/// `send(2)` with the op's flags minus `MSG_DONTWAIT`, plus `MSG_NOSIGNAL`
+/// (a closed peer is `EPIPE`, never `SIGPIPE`).
+impl<B: IoBuf> UringOp for net::Send<B> {
+    fn uring_entry(&mut self) -> Option<Entry> {
+        let buf = self.buf.as_bytes();
+        let flags = (self.flags.0 & !libc::MSG_DONTWAIT) | libc::MSG_NOSIGNAL;
+        let entry = opcode::Send::new(types::Fd(self.fd), buf.as_ptr(), entry_len(buf.len()));
+        Some(entry.flags(flags).build())
+    }
+
+    fn uring_opcode(&self) -> Option<u8> {
+        Some(opcode::Send::CODE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Each op's entry, submitted on a real ring, must give what the pool
+    //! path (`run_blocking` on `RealKernel`) gives for the same input.
+
+    use super::*;
+    use crate::op::{run_until_done, OpCode};
+    use crate::sys::{Interest, MsgFlags, Shutdown, SockOpt, SockType, Whence};
+    use io_uring::{IoUring, Probe};
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::Path;
+
+    const K: RealKernel = RealKernel;
+
+    /// A small ring, or `None` (with the reason printed) where io_uring is
+    /// unavailable (old kernel, seccomp, `io_uring_disabled`).
+    fn ring() -> Option<IoUring> {
+        match IoUring::new(8) {
+            Ok(ring) => Some(ring),
+            Err(e) => {
+                eprintln!("skipping: io_uring unavailable here ({e})");
+                None
+            }
+        }
+    }
+
+    fn supports(ring: &IoUring, code: u8, name: &str) -> bool {
+        let mut probe = Probe::new();
+        let ok = ring.submitter().register_probe(&mut probe).is_ok() && probe.is_supported(code);
+        if !ok {
+            eprintln!("skipping {name}: the kernel's io_uring lacks the opcode");
+        }
+        ok
+    }
+
+    /// Submit `entry` and wait for its completion's `res`.
+    ///
+    /// # Safety
+    ///
+    /// Everything the entry points at must stay valid until this returns.
+    unsafe fn submit_and_wait(ring: &mut IoUring, entry: &Entry) -> i32 {
+        // SAFETY: the caller keeps the entry's memory valid until we return,
+        // and we return only after its completion.
+        unsafe { ring.submission().push(entry) }.expect("submission queue has room");
+        ring.submit_and_wait(1).expect("io_uring_enter");
+        ring.completion().next().expect("one completion").result()
+    }
+
+    /// Run `op` through its entry on `ring`: the op's raw result and the op.
+    fn on_ring<T: UringOp>(ring: &mut IoUring, mut op: T) -> (SysResult<usize>, T) {
+        let entry = op.uring_entry().expect("op has an io_uring entry");
+        assert_eq!(op.uring_opcode().map(u32::from), Some(entry.get_opcode()));
+        // SAFETY: `op` (and the buffers and storage the entry points into)
+        // lives on this frame, unmoved, until the completion is back.
+        let res = unsafe { submit_and_wait(ring, &entry) };
+        (op.uring_result(res), op)
+    }
+
+    /// Run `op` the way the pool does (retrying socket ops after readiness).
+    fn on_pool<T: OpCode>(mut op: T) -> (SysResult<usize>, T) {
+        (run_until_done(&mut op, &K, &|| false), op)
+    }
+
+    /// The op has no entry: it runs on the pool.
+    fn no_entry<T: UringOp>(mut op: T) {
+        assert_eq!(op.uring_opcode(), None);
+        assert!(op.uring_entry().is_none());
+    }
+
+    fn cpath(path: &Path) -> CString {
+        CString::new(path.as_os_str().as_bytes()).expect("temp paths have no NUL")
+    }
+
+    /// A new file holding `contents`, open read-write at position 0.
+    fn file_with(dir: &Path, name: &str, contents: &[u8]) -> RawFd {
+        let flags = OpenFlags::RDWR | OpenFlags::CREAT | OpenFlags::TRUNC;
+        let fd = K
+            .open(&cpath(&dir.join(name)), flags, 0o640)
+            .expect("create");
+        assert_eq!(K.pwrite(fd, contents, 0), Ok(contents.len()));
+        fd
+    }
+
+    fn read(fd: RawFd, len: usize, offset: Option<u64>) -> file::Read<Vec<u8>> {
+        file::Read {
+            fd,
+            buf: Vec::with_capacity(len),
+            offset,
+        }
+    }
+
+    fn write(fd: RawFd, bytes: &'static [u8], offset: Option<u64>) -> file::Write<&'static [u8]> {
+        file::Write {
+            fd,
+            buf: bytes,
+            offset,
+        }
+    }
+
+    fn fd_flags(fd: RawFd) -> (i32, i32) {
+        // SAFETY: F_GETFD and F_GETFL take no pointer argument.
+        unsafe {
+            (
+                libc::fcntl(fd, libc::F_GETFD),
+                libc::fcntl(fd, libc::F_GETFL),
+            )
+        }
+    }
+
+    #[test]
+    fn read_and_write_match_the_pool() {
+        let Some(mut ring) = ring() else { return };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fd = file_with(dir.path(), "f", b"hello world");
+        for (len, offset) in [(16, Some(6)), (4, Some(0)), (8, Some(11)), (8, Some(100))] {
+            let (uring, a) = on_ring(&mut ring, read(fd, len, offset));
+            let (pool, b) = on_pool(read(fd, len, offset));
+            assert_eq!(uring, pool, "pread {len} at {offset:?}");
+            let (a, b) = (a.complete(uring).1, b.complete(pool).1);
+            assert_eq!(a, b, "pread {len} at {offset:?}");
+        }
+        // Without an offset both use and advance the file position.
+        let (uring, a) = on_ring(&mut ring, read(fd, 5, None));
+        assert_eq!((uring, &a.complete(uring).1[..]), (Ok(5), &b"hello"[..]));
+        let (pool, b) = on_pool(read(fd, 5, None));
+        assert_eq!((pool, &b.complete(pool).1[..]), (Ok(5), &b" worl"[..]));
+        assert_eq!(K.lseek(fd, 0, Whence::Current), Ok(10));
+        let (uring, _) = on_ring(&mut ring, write(fd, b"D!", None));
+        assert_eq!(uring, Ok(2));
+        assert_eq!(on_pool(write(fd, b"?", None)).0, Ok(1));
+        assert_eq!(on_ring(&mut ring, write(fd, b"J", Some(0))).0, Ok(1));
+        assert_eq!(on_pool(write(fd, b"w", Some(6))).0, Ok(1));
+        let (res, all) = on_pool(read(fd, 32, Some(0)));
+        assert_eq!(all.complete(res).1, b"Jello worlD!?");
+        assert_eq!(K.lseek(fd, 0, Whence::Current), Ok(13));
+        // Offsets the pool rejects have no entry (u64::MAX would be -1).
+        for big in [i64::MAX as u64 + 1, u64::MAX] {
+            no_entry(read(fd, 4, Some(big)));
+            no_entry(write(fd, b"x", Some(big)));
+            assert_eq!(on_pool(read(fd, 4, Some(big))).0, Err(Errno::EINVAL));
+        }
+        // A bad fd is EBADF either way.
+        let (uring, pool) = (
+            on_ring(&mut ring, read(-1, 4, None)).0,
+            on_pool(read(-1, 4, None)).0,
+        );
+        assert_eq!((uring, pool), (Err(Errno::EBADF), Err(Errno::EBADF)));
+        K.close(fd).expect("close");
+    }
+
+    fn readv(fd: RawFd, lens: &[usize], offset: Option<u64>) -> file::ReadVectored<Vec<u8>> {
+        file::ReadVectored {
+            fd,
+            bufs: lens.iter().map(|&len| Vec::with_capacity(len)).collect(),
+            offset,
+            iovecs: IoVecs::default(),
+        }
+    }
+
+    fn writev(
+        fd: RawFd,
+        bufs: &[&'static [u8]],
+        offset: Option<u64>,
+    ) -> file::WriteVectored<&'static [u8]> {
+        file::WriteVectored {
+            fd,
+            bufs: bufs.to_vec(),
+            offset,
+            iovecs: IoVecs::default(),
+        }
+    }
+
+    #[test]
+    fn vectored_io_matches_the_pool() {
+        let Some(mut ring) = ring() else { return };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fd = file_with(dir.path(), "f", b"");
+        let parts: &[&'static [u8]] = &[b"abc", b"", b"defg", b"hi"];
+        assert_eq!(on_ring(&mut ring, writev(fd, parts, Some(4))).0, Ok(9));
+        assert_eq!(on_ring(&mut ring, writev(fd, parts, None)).0, Ok(9));
+        assert_eq!(on_pool(writev(fd, parts, None)).0, Ok(9));
+        assert_eq!(K.lseek(fd, 0, Whence::Current), Ok(18));
+        for (lens, offset) in [
+            (&[2, 5, 4][..], Some(4)),
+            (&[1, 0, 30][..], Some(0)),
+            (&[3][..], Some(18)),
+            (&[][..], Some(0)),
+        ] {
+            let (uring, a) = on_ring(&mut ring, readv(fd, lens, offset));
+            let (pool, b) = on_pool(readv(fd, lens, offset));
+            assert_eq!(uring, pool, "preadv {lens:?} at {offset:?}");
+            assert_eq!(a.complete(uring).1, b.complete(pool).1);
+        }
+        K.lseek(fd, 0, Whence::Set).expect("lseek");
+        let (uring, a) = on_ring(&mut ring, readv(fd, &[4, 5], None));
+        assert_eq!(uring, Ok(9));
+        assert_eq!(a.complete(uring).1, [&b"abcd"[..], b"efghi"]);
+        assert_eq!(K.lseek(fd, 0, Whence::Current), Ok(9));
+        no_entry(readv(fd, &[4], Some(u64::MAX)));
+        no_entry(writev(fd, parts, Some(i64::MAX as u64 + 1)));
+        K.close(fd).expect("close");
+    }
+
+    #[test]
+    fn sync_truncate_allocate_match_the_pool() {
+        let Some(mut ring) = ring() else { return };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fd = file_with(dir.path(), "f", &[7u8; 1000]);
+        for kind in [file::SyncKind::All, file::SyncKind::Data] {
+            assert_eq!(on_ring(&mut ring, file::Sync { fd, kind }).0, Ok(0));
+            let bad = file::Sync { fd: -1, kind };
+            assert_eq!(on_ring(&mut ring, bad).0, Err(Errno::EBADF));
+        }
+        let big = i64::MAX as u64 + 1;
+        if supports(&ring, opcode::Ftruncate::CODE, "ftruncate") {
+            let op = |len_bytes| file::Truncate { fd, len_bytes };
+            assert_eq!(on_ring(&mut ring, op(1500)).0, Ok(0));
+            assert_eq!(K.fstat(fd).map(|st| st.size_bytes), Ok(1500));
+            assert_eq!(on_ring(&mut ring, op(big)).0, Err(Errno::EINVAL));
+            assert_eq!(on_pool(op(big)).0, Err(Errno::EINVAL));
+        }
+        let allocate = |fd, offset, len_bytes| file::Allocate {
+            fd,
+            mode: 0,
+            offset,
+            len_bytes,
+        };
+        let other = file_with(dir.path(), "g", b"");
+        let uring = on_ring(&mut ring, allocate(fd, 0, 8192)).0;
+        let pool = on_pool(allocate(other, 0, 8192)).0;
+        assert_eq!(uring, pool, "fallocate");
+        assert_eq!(
+            K.fstat(fd).map(|st| st.size_bytes),
+            K.fstat(other).map(|st| st.size_bytes)
+        );
+        for (offset, len) in [(big, 1), (0, big), (0, 0)] {
+            let uring = on_ring(&mut ring, allocate(fd, offset, len)).0;
+            assert_eq!(
+                uring,
+                on_pool(allocate(fd, offset, len)).0,
+                "fallocate {offset} {len}"
+            );
+        }
+        K.close(fd).expect("close");
+        K.close(other).expect("close");
+    }
+
+    fn stat(fd: RawFd) -> file::Stat {
+        file::Stat {
+            fd,
+            stat: None,
+            statx: None,
+        }
+    }
+
+    #[test]
+    fn statx_gives_what_fstat_gives() {
+        let Some(mut ring) = ring() else { return };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = file_with(dir.path(), "f", &[1u8; 5000]);
+        let dir_fd = K
+            .open(&cpath(dir.path()), OpenFlags::DIRECTORY, 0)
+            .expect("open dir");
+        let (rd, wr) = K.pipe().expect("pipe");
+        for fd in [file, dir_fd, rd, wr] {
+            let (uring, a) = on_ring(&mut ring, stat(fd));
+            let (pool, b) = on_pool(stat(fd));
+            assert_eq!((uring, pool), (Ok(0), Ok(0)));
+            assert!(a.stat.is_some());
+            assert_eq!(a.stat, b.stat, "fd {fd}");
+        }
+        let st = on_ring(&mut ring, stat(file)).1.stat.expect("stat");
+        assert_eq!(
+            (st.size_bytes, st.file_type, st.permissions),
+            (5000, FileType::Regular, 0o640)
+        );
+        assert_eq!(on_ring(&mut ring, stat(-1)).0, Err(Errno::EBADF));
+        assert_eq!(on_pool(stat(-1)).0, Err(Errno::EBADF));
+        for fd in [file, dir_fd, rd, wr] {
+            K.close(fd).expect("close");
+        }
+    }
+
+    #[test]
+    fn close_matches_the_pool() {
+        let Some(mut ring) = ring() else { return };
+        let (rd, wr) = K.pipe().expect("pipe");
+        assert_eq!(on_ring(&mut ring, file::Close { fd: wr }).0, Ok(0));
+        // The write end is gone: the read end sees end of file.
+        let mut buf = [0u8; 1];
+        assert_eq!(K.read(rd, &mut buf), Ok(0));
+        assert_eq!(
+            on_ring(&mut ring, file::Close { fd: -1 }).0,
+            Err(Errno::EBADF)
+        );
+        assert_eq!(on_pool(file::Close { fd: -1 }).0, Err(Errno::EBADF));
+        K.close(rd).expect("close");
+    }
+
+    #[test]
+    fn lseek_and_sendfile_run_on_the_pool() {
+        no_entry(file::Lseek {
+            fd: 0,
+            offset: 0,
+            whence: Whence::Current,
+            position: 0,
+        });
+        no_entry(file::Sendfile {
+            out_fd: 1,
+            in_fd: 0,
+            in_offset: 0,
+            len_bytes: 1,
+        });
+    }
+
+    fn open(path: &Path, flags: OpenFlags) -> path::Open {
+        path::Open {
+            path: path::KernelPath::new(path),
+            flags,
+            mode: 0o600,
+        }
+    }
+
+    #[test]
+    fn open_matches_the_pool() {
+        let Some(mut ring) = ring() else { return };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("missing");
+        let uring = on_ring(&mut ring, open(&missing, OpenFlags::RDONLY)).0;
+        let pool = on_pool(open(&missing, OpenFlags::RDONLY)).0;
+        assert_eq!((uring, pool), (Err(Errno::ENOENT), Err(Errno::ENOENT)));
+        let flags = OpenFlags::RDWR | OpenFlags::CREAT | OpenFlags::EXCL;
+        let (res, op) = on_ring(&mut ring, open(&dir.path().join("new"), flags));
+        let fd = op.complete(res).expect("open created the file");
+        let (fd_flags, fl_flags) = fd_flags(fd);
+        assert_eq!(fd_flags & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
+        assert_eq!(fl_flags & libc::O_ACCMODE, libc::O_RDWR);
+        assert_eq!(K.fstat(fd).map(|st| st.permissions), Ok(0o600 & !umask()));
+        let again = |ring: &mut IoUring| on_ring(ring, open(&dir.path().join("new"), flags)).0;
+        assert_eq!(again(&mut ring), Err(Errno::EEXIST));
+        let dir_flags = OpenFlags::RDONLY | OpenFlags::DIRECTORY;
+        let not_dir = on_ring(&mut ring, open(&dir.path().join("new"), dir_flags)).0;
+        assert_eq!(not_dir, Err(Errno::ENOTDIR));
+        let nul = Path::new(std::ffi::OsStr::from_bytes(b"bad\0path"));
+        no_entry(open(nul, OpenFlags::RDONLY));
+        assert_eq!(on_pool(open(nul, OpenFlags::RDONLY)).0, Err(Errno::EINVAL));
+        K.close(fd).expect("close");
+    }
+
+    fn umask() -> u32 {
+        // SAFETY: umask takes no pointers; it is set back right away.
+        let mask = unsafe { libc::umask(0o022) };
+        // SAFETY: as above.
+        unsafe { libc::umask(mask) };
+        mask
+    }
+
+    #[test]
+    fn path_ops_match_the_pool() {
+        let Some(mut ring) = ring() else { return };
+        let ops = [
+            (opcode::MkDirAt::CODE, "mkdirat"),
+            (opcode::RenameAt::CODE, "renameat"),
+            (opcode::UnlinkAt::CODE, "unlinkat"),
+        ];
+        if !ops.iter().all(|&(code, name)| supports(&ring, code, name)) {
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let at = |name: &str| path::KernelPath::new(&dir.path().join(name));
+        let mkdir = |name: &str| path::Mkdir {
+            path: at(name),
+            mode: 0o750,
+        };
+        let unlink = |name: &str| path::Unlink { path: at(name) };
+        let rename = |from: &str, to: &str| path::Rename {
+            from: at(from),
+            to: at(to),
+        };
+        assert_eq!(on_ring(&mut ring, mkdir("d")).0, Ok(0));
+        let mode = K
+            .open(&cpath(&dir.path().join("d")), OpenFlags::DIRECTORY, 0)
+            .and_then(|fd| {
+                let st = K.fstat(fd);
+                K.close(fd)?;
+                st
+            })
+            .map(|st| (st.file_type, st.permissions));
+        assert_eq!(mode, Ok((FileType::Directory, 0o750 & !umask())));
+        assert_eq!(on_ring(&mut ring, mkdir("d")).0, Err(Errno::EEXIST));
+        assert_eq!(on_pool(mkdir("d")).0, Err(Errno::EEXIST));
+        assert_eq!(on_ring(&mut ring, unlink("d")).0, Err(Errno::EISDIR));
+        assert_eq!(on_pool(unlink("d")).0, Err(Errno::EISDIR));
+        assert_eq!(on_ring(&mut ring, rename("d", "e")).0, Ok(0));
+        assert_eq!(on_ring(&mut ring, rename("d", "e")).0, Err(Errno::ENOENT));
+        assert_eq!(on_pool(rename("d", "e")).0, Err(Errno::ENOENT));
+        K.close(file_with(dir.path(), "f", b"x")).expect("close");
+        assert_eq!(on_ring(&mut ring, unlink("f")).0, Ok(0));
+        assert_eq!(on_ring(&mut ring, unlink("f")).0, Err(Errno::ENOENT));
+        assert_eq!(on_pool(unlink("f")).0, Err(Errno::ENOENT));
+        assert_eq!(
+            on_ring(&mut ring, mkdir("missing/sub")).0,
+            Err(Errno::ENOENT)
+        );
+        let nul = path::KernelPath::new(Path::new(std::ffi::OsStr::from_bytes(b"a\0b")));
+        no_entry(path::Unlink { path: nul });
+        no_entry(path::Rename {
+            from: at("e"),
+            to: path::KernelPath::new(Path::new(std::ffi::OsStr::from_bytes(b"\0"))),
+        });
+    }
+
+    /// A non-blocking listener on 127.0.0.1 and its address.
+    fn listener() -> (RawFd, SocketAddr) {
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        let fd = K.socket(&any, SockType::Stream).expect("socket");
+        K.bind(fd, &any).expect("bind");
+        K.listen(fd, 8).expect("listen");
+        K.set_option(fd, SockOpt::NonBlocking(true))
+            .expect("nonblocking");
+        (fd, K.local_addr(fd).expect("local_addr"))
+    }
+
+    fn nonblocking_socket(like: &SocketAddr) -> RawFd {
+        let fd = K.socket(like, SockType::Stream).expect("socket");
+        K.set_option(fd, SockOpt::NonBlocking(true))
+            .expect("nonblocking");
+        fd
+    }
+
+    fn connect(fd: RawFd, addr: SocketAddr) -> net::Connect {
+        net::Connect {
+            fd,
+            addr,
+            started: false,
+            raw_addr: None,
+        }
+    }
+
+    fn accept(fd: RawFd) -> net::Accept {
+        net::Accept {
+            fd,
+            accepted: None,
+            peer: None,
+        }
+    }
+
+    /// A ring with the socket opcodes, or `None` (reason printed).
+    fn socket_ring() -> Option<IoUring> {
+        let ring = ring()?;
+        let ops = [
+            (opcode::Accept::CODE, "accept"),
+            (opcode::Connect::CODE, "connect"),
+            (opcode::Recv::CODE, "recv"),
+            (opcode::Send::CODE, "send"),
+        ];
+        ops.iter()
+            .all(|&(code, name)| supports(&ring, code, name))
+            .then_some(ring)
+    }
+
+    /// Connect and accept on `ring`: `(listener, client, server, address)`.
+    fn connected_on(ring: &mut IoUring) -> (RawFd, RawFd, RawFd, SocketAddr) {
+        let (listen_fd, addr) = listener();
+        let client = nonblocking_socket(&addr);
+        assert_eq!(on_ring(ring, connect(client, addr)).0, Ok(0));
+        let (res, op) = on_ring(ring, accept(listen_fd));
+        let (server, peer) = op.complete(res).expect("accept");
+        assert_eq!(peer, K.local_addr(client).expect("client addr"));
+        (listen_fd, client, server, addr)
+    }
+
+    fn send(fd: RawFd, buf: &'static [u8]) -> net::Send<&'static [u8]> {
+        net::Send {
+            fd,
+            buf,
+            flags: MsgFlags::NONE,
+        }
+    }
+
+    fn recv(fd: RawFd, len: usize, flags: MsgFlags) -> net::Recv<Vec<u8>> {
+        net::Recv {
+            fd,
+            buf: Vec::with_capacity(len),
+            flags,
+        }
+    }
+
+    #[test]
+    fn connect_accept_send_recv_on_the_ring() {
+        let Some(mut ring) = socket_ring() else {
+            return;
+        };
+        let (listen_fd, client, server, _) = connected_on(&mut ring);
+        let (fd_flags, fl_flags) = fd_flags(server);
+        assert_eq!(fd_flags & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
+        assert_eq!(fl_flags & libc::O_NONBLOCK, libc::O_NONBLOCK);
+        assert_eq!(on_ring(&mut ring, send(client, b"hello")).0, Ok(5));
+        assert_eq!(K.wait_ready(server, Interest::Readable, 5_000), Ok(true));
+        let (res, op) = on_ring(&mut ring, recv(server, 2, MsgFlags::PEEK));
+        assert_eq!((res, &op.complete(res).1[..]), (Ok(2), &b"he"[..]));
+        let (res, op) = on_ring(&mut ring, recv(server, 16, MsgFlags::DONTWAIT));
+        assert_eq!((res, &op.complete(res).1[..]), (Ok(5), &b"hello"[..]));
+
+        // A recv on an empty non-blocking socket waits in the ring (or, on
+        // some kernels, says EAGAIN and the driver polls): never an error.
+        let mut op = recv(server, 16, MsgFlags::NONE);
+        let entry = op.uring_entry().expect("recv entry");
+        // SAFETY: `op` stays on this frame, unmoved, until the completion
+        // is reaped below.
+        unsafe { ring.submission().push(&entry) }.expect("queue has room");
+        ring.submit().expect("submit");
+        assert_eq!(K.send(client, b"late", MsgFlags::NONE), Ok(4));
+        ring.submit_and_wait(1).expect("wait");
+        let res = ring.completion().next().expect("completion").result();
+        match op.uring_result(res) {
+            Ok(n) => assert_eq!(&op.complete(Ok(n)).1[..], b"late"),
+            Err(e) => assert_eq!(e, Errno::EAGAIN, "recv on an empty socket"),
+        }
+        for fd in [client, server, listen_fd] {
+            K.close(fd).expect("close");
+        }
+    }
+
+    #[test]
+    fn socket_errors_match_the_pool() {
+        let Some(mut ring) = socket_ring() else {
+            return;
+        };
+        let (listen_fd, client, server, addr) = connected_on(&mut ring);
+        // A write-shut socket: EPIPE on both paths, and no SIGPIPE.
+        K.shutdown(client, Shutdown::Write).expect("shutdown");
+        let uring = on_ring(&mut ring, send(client, b"x")).0;
+        let pool = on_pool(send(client, b"x")).0;
+        assert_eq!((uring, pool), (Err(Errno::EPIPE), Err(Errno::EPIPE)));
+        let (res, op) = on_ring(&mut ring, recv(server, 16, MsgFlags::NONE));
+        assert_eq!((res, op.complete(res).1.len()), (Ok(0), 0));
+        // Connecting an already connected socket: EISCONN either way.
+        let uring = on_ring(&mut ring, connect(client, addr)).0;
+        assert_eq!(uring, Err(Errno(libc::EISCONN)));
+        assert_eq!(on_pool(connect(client, addr)).0, uring);
+        for fd in [client, server, listen_fd] {
+            K.close(fd).expect("close");
+        }
+        // Nobody listening any more: ECONNREFUSED either way.
+        let (a, b) = (nonblocking_socket(&addr), nonblocking_socket(&addr));
+        let uring = on_ring(&mut ring, connect(a, addr)).0;
+        let pool = on_pool(connect(b, addr)).0;
+        let refused = Err(Errno::ECONNREFUSED);
+        assert_eq!((uring, pool), (refused, refused));
+        // An accept on a socket that is not listening: EINVAL either way.
+        let uring = on_ring(&mut ring, accept(a)).0;
+        let pool = on_pool(accept(b)).0;
+        assert_eq!((uring, pool), (Err(Errno::EINVAL), Err(Errno::EINVAL)));
+        for fd in [a, b] {
+            K.close(fd).expect("close");
+        }
+    }
+
+    #[test]
+    fn connect_under_way_waits_and_resubmits() {
+        let mut op = connect(-1, "127.0.0.1:1".parse().expect("addr"));
+        assert_eq!(op.uring_result(-libc::EISCONN), Err(Errno(libc::EISCONN)));
+        assert_eq!(op.uring_result(-libc::EINPROGRESS), Err(Errno::EAGAIN));
+        assert!(op.started);
+        assert_eq!(op.uring_result(-libc::EALREADY), Err(Errno::EAGAIN));
+        assert_eq!(op.uring_result(-libc::EISCONN), Ok(0));
+        assert_eq!(
+            op.uring_result(-libc::ECONNREFUSED),
+            Err(Errno::ECONNREFUSED)
+        );
+        // Building the entry alone does not count as started.
+        let mut fresh = connect(-1, "[::1]:1".parse().expect("addr"));
+        assert!(fresh.uring_entry().is_some());
+        assert!(!fresh.started);
+    }
+
+    #[test]
+    fn peer_addresses_decode_like_the_pool() {
+        let v6: SocketAddr = "[fe80::1%3]:8080".parse().expect("addr");
+        let v4: SocketAddr = "10.1.2.3:65535".parse().expect("addr");
+        for addr in [v4, v6] {
+            let raw = RawAddr::new(&addr);
+            let (src, len) = raw.as_ptr();
+            let mut peer = PeerAddr::new();
+            // SAFETY: `src` points at `len` readable bytes of `raw`, and
+            // `len` is at most the size of the storage written to.
+            unsafe {
+                ptr::copy_nonoverlapping(
+                    src.cast::<u8>(),
+                    ptr::from_mut(&mut peer.storage).cast(),
+                    len as usize,
+                )
+            };
+            peer.len = len;
+            assert_eq!(peer.decode(), Ok(addr));
+            peer.len = len - 1;
+            assert_eq!(peer.decode(), Err(Errno(libc::EAFNOSUPPORT)));
+        }
+        let mut unix = PeerAddr::new();
+        unix.storage.ss_family = libc::AF_UNIX as libc::sa_family_t;
+        assert_eq!(unix.decode(), Err(Errno(libc::EAFNOSUPPORT)));
+        // A peer the op cannot describe: the new fd is closed, the error kept.
+        let (rd, wr) = K.pipe().expect("pipe");
+        let mut op = accept(-1);
+        op.peer = Some(unix);
+        assert_eq!(op.uring_result(wr), Err(Errno(libc::EAFNOSUPPORT)));
+        assert!(op.accepted.is_none());
+        let mut buf = [0u8; 1];
+        assert_eq!(K.read(rd, &mut buf), Ok(0), "the write end was closed");
+        K.close(rd).expect("close");
+    }
+}
