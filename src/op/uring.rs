@@ -35,12 +35,13 @@
 
 use super::{file, net, path};
 use crate::buf::{IoBuf, IoBufMut};
+use crate::sys::real::ffi::{addr_from_storage, file_type, zeroed_storage};
 use crate::sys::real::RealKernel;
-use crate::sys::{Errno, FileStat, FileType, Kernel, OpenFlags, SysResult};
+use crate::sys::{Errno, FileStat, Kernel, OpenFlags, SysResult};
 use io_uring::squeue::Entry;
 use io_uring::{opcode, types};
 use std::mem::size_of;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::ptr;
 
@@ -155,21 +156,6 @@ fn zeroed_statx() -> libc::statx {
     unsafe { std::mem::zeroed() }
 }
 
-/// `FileType` from a mode's `S_IFMT` bits, as the real kernel layer maps
-/// `st_mode`.
-fn file_type(mode: libc::mode_t) -> FileType {
-    match mode & libc::S_IFMT {
-        libc::S_IFREG => FileType::Regular,
-        libc::S_IFDIR => FileType::Directory,
-        libc::S_IFLNK => FileType::Symlink,
-        libc::S_IFSOCK => FileType::Socket,
-        libc::S_IFIFO => FileType::Fifo,
-        libc::S_IFCHR => FileType::CharDevice,
-        libc::S_IFBLK => FileType::BlockDevice,
-        _ => FileType::Other,
-    }
-}
-
 /// The `FileStat` `fstat(2)` would give, from a `statx` result.
 // dev_t is u64 on Linux: the conversion is an identity there.
 #[allow(clippy::useless_conversion)]
@@ -197,8 +183,7 @@ impl PeerAddr {
     /// Zeroed storage, with the length set to its size (as accept wants).
     fn new() -> PeerAddr {
         PeerAddr {
-            // SAFETY: sockaddr_storage is plain old data; all-zero bytes are valid.
-            storage: unsafe { std::mem::zeroed() },
+            storage: zeroed_storage(),
             len: size_of::<libc::sockaddr_storage>() as libc::socklen_t,
         }
     }
@@ -206,72 +191,11 @@ impl PeerAddr {
     /// The address the kernel wrote; `EAFNOSUPPORT` for a family (or a
     /// truncated address) `SocketAddr` cannot hold, as the pool path says.
     fn decode(&self) -> SysResult<SocketAddr> {
-        let len = self.len as usize;
-        let base = ptr::from_ref(&self.storage);
-        match libc::c_int::from(self.storage.ss_family) {
-            libc::AF_INET if len >= size_of::<libc::sockaddr_in>() => {
-                // SAFETY: the storage is large and aligned enough for a
-                // sockaddr_in, fully initialised (zeroed, then written by the kernel).
-                let a = unsafe { *base.cast::<libc::sockaddr_in>() };
-                let ip = Ipv4Addr::from(a.sin_addr.s_addr.to_ne_bytes());
-                Ok(SocketAddrV4::new(ip, u16::from_be(a.sin_port)).into())
-            }
-            libc::AF_INET6 if len >= size_of::<libc::sockaddr_in6>() => {
-                // SAFETY: the storage is large and aligned enough for a
-                // sockaddr_in6, fully initialised (zeroed, then written by the kernel).
-                let a = unsafe { *base.cast::<libc::sockaddr_in6>() };
-                let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
-                let port = u16::from_be(a.sin6_port);
-                Ok(SocketAddrV6::new(ip, port, a.sin6_flowinfo, a.sin6_scope_id).into())
-            }
-            _ => Err(Errno(libc::EAFNOSUPPORT)),
-        }
+        addr_from_storage(&self.storage, self.len)
     }
 }
 
-/// A [`SocketAddr`] laid out the way a connect entry hands it to the kernel.
-pub(crate) enum RawAddr {
-    V4(libc::sockaddr_in),
-    V6(libc::sockaddr_in6),
-}
-
-impl RawAddr {
-    fn new(addr: &SocketAddr) -> RawAddr {
-        match addr {
-            SocketAddr::V4(a) => RawAddr::V4(libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from_ne_bytes(a.ip().octets()),
-                },
-                sin_zero: [0; 8],
-            }),
-            SocketAddr::V6(a) => RawAddr::V6(libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: a.port().to_be(),
-                sin6_flowinfo: a.flowinfo(),
-                sin6_addr: libc::in6_addr {
-                    s6_addr: a.ip().octets(),
-                },
-                sin6_scope_id: a.scope_id(),
-            }),
-        }
-    }
-
-    /// Pointer and length for the entry; valid while `self` is.
-    fn as_ptr(&self) -> (*const libc::sockaddr, libc::socklen_t) {
-        match self {
-            RawAddr::V4(a) => (
-                ptr::from_ref(a).cast(),
-                size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            ),
-            RawAddr::V6(a) => (
-                ptr::from_ref(a).cast(),
-                size_of::<libc::sockaddr_in6>() as libc::socklen_t,
-            ),
-        }
-    }
-}
+pub(crate) use crate::sys::real::ffi::RawAddr;
 
 // ---------------------------------------------------------------------------
 // Reads and writes: READ/WRITE, READV/WRITEV at an offset or the file position.
@@ -584,7 +508,7 @@ mod tests {
 
     use super::*;
     use crate::op::{run_until_done, OpCode};
-    use crate::sys::{Interest, MsgFlags, Shutdown, SockOpt, SockType, Whence};
+    use crate::sys::{FileType, Interest, MsgFlags, Shutdown, SockOpt, SockType, Whence};
     use io_uring::{IoUring, Probe};
     use std::ffi::CString;
     use std::os::unix::ffi::OsStrExt;
