@@ -3,11 +3,13 @@
 //! A driver takes an op descriptor (`crate::op`) and runs it with its own
 //! mechanism; it delivers completion by waking the task that awaits the op.
 //! One module per mechanism: [`pool`] (every op a blocking syscall on a
-//! bounded worker pool). Selection ([`select`]) is the only code that looks
+//! bounded worker pool), [`uring`] (io_uring) and [`readiness`] (epoll for
+//! sockets, the pool for files). Selection ([`select`]) is the only code that looks
 //! at [`Backend`] or `IOKERNEL_BACKEND`.
 
 pub(crate) mod completion;
 pub(crate) mod pool;
+pub(crate) mod readiness;
 pub(crate) mod uring;
 
 use crate::op::OpCode;
@@ -127,7 +129,7 @@ pub fn availability(backend: Backend) -> Result<(), String> {
     match backend {
         Backend::ThreadPool | Backend::Auto => Ok(()),
         Backend::IoUring => uring::availability().map(drop),
-        Backend::Epoll => Err("the epoll driver is not part of this build yet".into()),
+        Backend::Epoll => readiness::availability(),
         Backend::Kqueue if cfg!(any(target_os = "macos", target_os = "freebsd")) => {
             Err("the kqueue driver is not part of this build yet".into())
         }
@@ -146,12 +148,14 @@ pub fn availability(backend: Backend) -> Result<(), String> {
 pub(crate) enum Driver {
     Pool(pool::PoolDriver),
     Uring(uring::UringDriver),
+    Readiness(readiness::ReadinessDriver),
 }
 
 /// An op the driver is running.
 pub(crate) enum InFlight<T: OpCode> {
     Pool(pool::Submission<T>),
     Uring(uring::Submission<T>),
+    Readiness(readiness::ReadySubmission<T>),
 }
 
 impl Driver {
@@ -162,6 +166,10 @@ impl Driver {
                 Ok(submission) => InFlight::Uring(submission),
                 Err(op) => InFlight::Pool(uring.pool().submit(op)),
             },
+            Driver::Readiness(readiness) => match readiness.submit(op) {
+                Ok(submission) => InFlight::Readiness(submission),
+                Err(op) => InFlight::Pool(readiness.pool().submit(op)),
+            },
         }
     }
 
@@ -169,6 +177,7 @@ impl Driver {
         match self {
             Driver::Pool(pool) => pool.kernel(),
             Driver::Uring(uring) => uring.kernel(),
+            Driver::Readiness(readiness) => readiness.kernel(),
         }
     }
 
@@ -176,6 +185,7 @@ impl Driver {
         match self {
             Driver::Pool(pool) => pool.threads(),
             Driver::Uring(uring) => uring.pool().threads(),
+            Driver::Readiness(readiness) => readiness.pool().threads(),
         }
     }
 
@@ -183,9 +193,8 @@ impl Driver {
     pub(crate) fn scheduler(&self) -> Arc<dyn crate::runtime::Scheduler> {
         match self {
             Driver::Pool(_) => Arc::new(crate::runtime::ThreadScheduler),
-            Driver::Uring(uring) => {
-                Arc::new(uring::UringScheduler::new(Arc::clone(uring.kernel())))
-            }
+            Driver::Uring(_) => Arc::new(uring::UringScheduler),
+            Driver::Readiness(_) => Arc::new(readiness::ReadinessScheduler),
         }
     }
 }
@@ -195,6 +204,7 @@ impl<T: OpCode> InFlight<T> {
         match self {
             InFlight::Pool(submission) => submission.poll(cx),
             InFlight::Uring(submission) => submission.poll(cx),
+            InFlight::Readiness(submission) => submission.poll(cx),
         }
     }
 }
@@ -219,6 +229,12 @@ fn build(
                 make_offload().map_err(|e| format!("cannot start the fallback pool: {e}"))?;
             let pool = pool::PoolDriver::new(Arc::clone(kernel), offload);
             Ok(Driver::Uring(uring::UringDriver::new(pool)))
+        }
+        Backend::Epoll => {
+            let offload =
+                make_offload().map_err(|e| format!("cannot start the file-op pool: {e}"))?;
+            let pool = pool::PoolDriver::new(Arc::clone(kernel), offload);
+            Ok(Driver::Readiness(readiness::ReadinessDriver::new(pool)))
         }
         other => Err(format!("no driver for {other} in this build")),
     }
@@ -251,6 +267,10 @@ pub(crate) fn select(
             Ok(driver) => {
                 let pool_fallbacks = match candidate {
                     Backend::IoUring => uring::availability().unwrap_or_default(),
+                    Backend::Epoll => vec![
+                        "file ops run on the pool".to_string(),
+                        "sendfile runs on the pool (it reads a file)".to_string(),
+                    ],
                     _ => Vec::new(),
                 };
                 let report = BackendReport {

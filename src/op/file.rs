@@ -332,6 +332,10 @@ impl OpCode for Sendfile {
         Some((self.out_fd, crate::sys::Interest::Writable))
     }
 
+    fn reads_files(&self) -> bool {
+        true
+    }
+
     fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
         kernel.sendfile(self.out_fd, self.in_fd, self.in_offset, self.len_bytes)
     }

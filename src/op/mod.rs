@@ -51,6 +51,13 @@ pub trait OpCode: Send + 'static + uring::UringOp {
         None
     }
 
+    /// Whether the op also reads or writes a regular file, so even with a
+    /// readiness fd it may block on the disk (`sendfile` reads its input
+    /// file): readiness drivers run such ops on the pool. Default: no.
+    fn reads_files(&self) -> bool {
+        false
+    }
+
     /// Perform the syscall once. Socket ops never block here: they return
     /// `EAGAIN` and the caller waits for [`OpCode::readiness`].
     fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize>;

@@ -84,6 +84,14 @@ impl WorkerShared {
         }
     }
 
+    /// Whether a driver wake is installed.
+    pub(crate) fn has_driver_wake(&self) -> bool {
+        self.driver_wake
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
     /// Install how to wake this worker while it waits inside its driver.
     pub(crate) fn set_driver_wake(&self, wake: DriverWake) {
         *self.driver_wake.lock().unwrap_or_else(|p| p.into_inner()) = Some(wake);

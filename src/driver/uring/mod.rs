@@ -415,15 +415,7 @@ impl<T: OpCode> Drop for Submission<T> {
 
 /// Scheduling for io_uring runtimes: FIFO tasks, completions reaped
 /// between polls, and parking inside the ring.
-pub(crate) struct UringScheduler {
-    kernel: Arc<dyn Kernel>,
-}
-
-impl UringScheduler {
-    pub(crate) fn new(kernel: Arc<dyn Kernel>) -> UringScheduler {
-        UringScheduler { kernel }
-    }
-}
+pub(crate) struct UringScheduler;
 
 impl Scheduler for UringScheduler {
     fn pick_task(&self, _runnable: usize) -> usize {
@@ -440,7 +432,13 @@ impl Scheduler for UringScheduler {
     }
 
     fn idle(&self, worker: &WorkerShared, timeout: Option<Duration>) -> Result<(), String> {
-        let parked = with_ring(&self.kernel, |ring| {
+        // A thread gets its ring on its first io_uring submission; until
+        // then it parks on its condvar (so an idle worker opens no fds).
+        let parked = with_existing_ring(|ring| {
+            if !worker.has_driver_wake() {
+                let eventfd = ring.ring.waker();
+                worker.set_driver_wake(Arc::new(move || eventfd.wake()));
+            }
             ring.dispatch();
             // Arm the wake read after reaping: the reap may have consumed
             // the previous wake, and waiting without an armed read would
@@ -465,13 +463,6 @@ impl Scheduler for UringScheduler {
                 worker.park(timeout);
                 Ok(())
             }
-        }
-    }
-
-    fn enter(&self, worker: &Arc<WorkerShared>) {
-        let waker = with_ring(&self.kernel, |ring| ring.ring.waker());
-        if let Some(eventfd) = waker {
-            worker.set_driver_wake(Arc::new(move || eventfd.wake()));
         }
     }
 

@@ -56,6 +56,17 @@ pub(crate) fn syscall<T: RawReturn>(mut call: impl FnMut() -> T) -> SysResult<T>
     }
 }
 
+/// Run `call` once, reporting `EINTR` like any other errno: for waits
+/// (`epoll_wait`) whose caller treats an interruption as "nothing happened"
+/// instead of restarting the full timeout.
+pub(crate) fn syscall_once<T: RawReturn>(call: impl FnOnce() -> T) -> SysResult<T> {
+    let ret = call();
+    if ret != T::FAILED {
+        return Ok(ret);
+    }
+    Err(last_errno())
+}
+
 /// Run a raw `close` once. Linux has released the fd even when `close`
 /// reports `EINTR`, so that is success; it is never retried.
 pub(crate) fn syscall_close(call: impl FnOnce() -> libc::c_int) -> SysResult<()> {

@@ -1,0 +1,345 @@
+//! The epoll FFI boundary: an epoll set, one-shot interest registration,
+//! waiting with a timeout, and the eventfd that wakes a thread parked in
+//! the wait.
+//!
+//! Contract:
+//! - Every registration is `EPOLLONESHOT`: once an event for a token is
+//!   reported, the fd stays in the set but is disarmed until it is
+//!   [`Epoll::modify`]-ed again. The caller re-arms only when someone waits.
+//! - Tokens are the caller's; [`WAKE_TOKEN`] is reserved for the eventfd and
+//!   never reported by [`Epoll::wait`].
+//! - `EPOLLERR`/`EPOLLHUP` are reported as both readable and writable, so
+//!   every waiter retries and sees the error from its own syscall.
+//! - `wait` returns early (with no events) when interrupted by a signal
+//!   (`EINTR`) or woken through [`EpollWaker::wake`].
+//! - Errnos from `add`/`modify`/`delete`: `EBADF` (fd closed), `EEXIST`
+//!   (`add` of an fd already in the set), `ENOENT` (`modify`/`delete` of an
+//!   fd not in the set, e.g. closed and reused), `EPERM` (the fd does not
+//!   support epoll, e.g. a regular file), `ENOMEM`/`ENOSPC` (limits).
+
+#![allow(unsafe_code)]
+
+use super::syscall::{syscall, syscall_close, syscall_once};
+use crate::sys::{Errno, SysResult};
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The token of the wake eventfd inside every epoll set.
+pub(crate) const WAKE_TOKEN: u64 = u64::MAX;
+
+/// Events fetched per `epoll_wait` call.
+const EVENTS_PER_WAIT: usize = 256;
+
+/// What a registration waits for (or an event reports).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Ready {
+    pub(crate) readable: bool,
+    pub(crate) writable: bool,
+}
+
+impl Ready {
+    pub(crate) fn is_empty(self) -> bool {
+        !self.readable && !self.writable
+    }
+
+    fn mask(self) -> u32 {
+        let mut mask = 0;
+        if self.readable {
+            mask |= libc::EPOLLIN as u32 | libc::EPOLLRDHUP as u32;
+        }
+        if self.writable {
+            mask |= libc::EPOLLOUT as u32;
+        }
+        mask
+    }
+}
+
+/// An eventfd other threads write to wake the thread waiting in [`Epoll::wait`].
+pub(crate) struct EpollWaker(RawFd);
+
+impl EpollWaker {
+    fn new() -> SysResult<EpollWaker> {
+        let fd = syscall(|| {
+            // SAFETY: eventfd takes no pointers.
+            unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) }
+        })?;
+        Ok(EpollWaker(fd))
+    }
+
+    /// Make the eventfd readable, ending a wait in progress (or the next one).
+    pub(crate) fn wake(&self) {
+        let one: u64 = 1;
+        // EAGAIN (the counter is saturated) still leaves it readable.
+        let _ = syscall(|| {
+            // SAFETY: writes 8 bytes from a live u64 to our own eventfd.
+            unsafe { libc::write(self.0, std::ptr::from_ref(&one).cast(), 8) }
+        });
+    }
+
+    /// Reset the counter so the eventfd is no longer readable.
+    fn drain(&self) {
+        let mut count: u64 = 0;
+        // EAGAIN: already drained.
+        let _ = syscall(|| {
+            // SAFETY: reads 8 bytes into a live u64 from our own eventfd.
+            unsafe { libc::read(self.0, std::ptr::from_mut(&mut count).cast(), 8) }
+        });
+    }
+}
+
+impl Drop for EpollWaker {
+    fn drop(&mut self) {
+        let _ = syscall_close(|| {
+            // SAFETY: we own this fd and close it exactly once.
+            unsafe { libc::close(self.0) }
+        });
+    }
+}
+
+/// An epoll set with its wake eventfd.
+pub(crate) struct Epoll {
+    fd: RawFd,
+    waker: Arc<EpollWaker>,
+    buf: Vec<libc::epoll_event>,
+}
+
+impl Epoll {
+    /// A fresh epoll set (`EPOLL_CLOEXEC`) with the wake eventfd registered.
+    pub(crate) fn new() -> SysResult<Epoll> {
+        let fd = syscall(|| {
+            // SAFETY: epoll_create1 takes no pointers.
+            unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) }
+        })?;
+        let waker = match EpollWaker::new() {
+            Ok(waker) => Arc::new(waker),
+            Err(e) => {
+                let _ = syscall_close(|| {
+                    // SAFETY: we own the new epoll fd and close it once.
+                    unsafe { libc::close(fd) }
+                });
+                return Err(e);
+            }
+        };
+        let epoll = Epoll {
+            fd,
+            waker,
+            buf: Vec::with_capacity(EVENTS_PER_WAIT),
+        };
+        // Level-triggered and not one-shot: readable until drained.
+        epoll.ctl(
+            libc::EPOLL_CTL_ADD,
+            epoll.waker.0,
+            WAKE_TOKEN,
+            libc::EPOLLIN as u32,
+        )?;
+        Ok(epoll)
+    }
+
+    /// The eventfd that wakes this set's waiter, for other threads.
+    pub(crate) fn waker(&self) -> Arc<EpollWaker> {
+        Arc::clone(&self.waker)
+    }
+
+    fn ctl(&self, op: libc::c_int, fd: RawFd, token: u64, events: u32) -> SysResult<()> {
+        let mut event = libc::epoll_event { events, u64: token };
+        syscall(|| {
+            // SAFETY: `event` is a live epoll_event for the call's duration
+            // (the kernel copies it; DEL ignores it).
+            unsafe { libc::epoll_ctl(self.fd, op, fd, &mut event) }
+        })
+        .map(drop)
+    }
+
+    /// Add `fd` under `token`, armed once for `interest`.
+    pub(crate) fn add(&self, fd: RawFd, token: u64, interest: Ready) -> SysResult<()> {
+        let events = interest.mask() | libc::EPOLLONESHOT as u32;
+        self.ctl(libc::EPOLL_CTL_ADD, fd, token, events)
+    }
+
+    /// Re-arm `fd` (already in the set) once for `interest`.
+    pub(crate) fn modify(&self, fd: RawFd, token: u64, interest: Ready) -> SysResult<()> {
+        let events = interest.mask() | libc::EPOLLONESHOT as u32;
+        self.ctl(libc::EPOLL_CTL_MOD, fd, token, events)
+    }
+
+    /// Remove `fd` from the set. The driver never needs it (a closed fd
+    /// leaves the set by itself; a disarmed one costs nothing), the tests do.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn delete(&self, fd: RawFd) -> SysResult<()> {
+        self.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0)
+    }
+
+    /// Wait up to `timeout` (`None`: until something happens) and append
+    /// `(token, readable, writable)` for each ready registration. Returns
+    /// early with nothing on a wake or a signal.
+    pub(crate) fn wait(
+        &mut self,
+        events: &mut Vec<(u64, bool, bool)>,
+        timeout: Option<Duration>,
+    ) -> SysResult<()> {
+        let timeout_ms = match timeout {
+            None => -1,
+            // Round up so a sub-millisecond timer does not spin at 0 ms.
+            Some(t) => {
+                let ms = t.as_nanos().div_ceil(1_000_000);
+                i32::try_from(ms).unwrap_or(i32::MAX)
+            }
+        };
+        self.buf.clear();
+        let capacity = self.buf.capacity() as libc::c_int;
+        let got = match syscall_once(|| {
+            // SAFETY: `buf` has room for `capacity` events; the kernel
+            // writes at most that many and we set the length from its count.
+            unsafe { libc::epoll_wait(self.fd, self.buf.as_mut_ptr(), capacity, timeout_ms) }
+        }) {
+            Ok(n) => n as usize,
+            Err(Errno::EINTR) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        // SAFETY: the kernel initialised the first `got` (<= capacity) events.
+        unsafe { self.buf.set_len(got) };
+        for event in &self.buf {
+            let (bits, token) = (event.events, event.u64);
+            if token == WAKE_TOKEN {
+                self.waker.drain();
+                continue;
+            }
+            let failed = bits & (libc::EPOLLERR as u32 | libc::EPOLLHUP as u32) != 0;
+            let readable = failed || bits & (libc::EPOLLIN as u32 | libc::EPOLLRDHUP as u32) != 0;
+            let writable = failed || bits & libc::EPOLLOUT as u32 != 0;
+            events.push((token, readable, writable));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Epoll {
+    fn drop(&mut self) {
+        let _ = syscall_close(|| {
+            // SAFETY: we own the epoll fd and close it exactly once.
+            unsafe { libc::close(self.fd) }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const R: Ready = Ready {
+        readable: true,
+        writable: false,
+    };
+    const W: Ready = Ready {
+        readable: false,
+        writable: true,
+    };
+
+    fn socketpair() -> (RawFd, RawFd) {
+        let mut fds = [-1; 2];
+        syscall(|| {
+            // SAFETY: `fds` is a live array of two c_ints.
+            unsafe {
+                libc::socketpair(
+                    libc::AF_UNIX,
+                    libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                    0,
+                    fds.as_mut_ptr(),
+                )
+            }
+        })
+        .expect("socketpair");
+        (fds[0], fds[1])
+    }
+
+    fn write_byte(fd: RawFd) {
+        let n = syscall(|| {
+            // SAFETY: writes one byte from a live static slice.
+            unsafe { libc::write(fd, b"x".as_ptr().cast(), 1) }
+        });
+        assert_eq!(n, Ok(1));
+    }
+
+    fn read_byte(fd: RawFd) -> SysResult<isize> {
+        let mut byte = 0u8;
+        syscall(|| {
+            // SAFETY: reads one byte into a live u8.
+            unsafe { libc::read(fd, std::ptr::from_mut(&mut byte).cast(), 1) }
+        })
+    }
+
+    fn close(fd: RawFd) {
+        let _ = syscall_close(|| {
+            // SAFETY: the test owns `fd` and closes it once.
+            unsafe { libc::close(fd) }
+        });
+    }
+
+    fn wait(epoll: &mut Epoll, ms: u64) -> Vec<(u64, bool, bool)> {
+        let mut events = Vec::new();
+        epoll
+            .wait(&mut events, Some(Duration::from_millis(ms)))
+            .expect("wait");
+        events
+    }
+
+    #[test]
+    fn socketpair_reports_readable_and_writable() {
+        let mut epoll = Epoll::new().expect("epoll");
+        let (a, b) = socketpair();
+        epoll.add(a, 7, R).expect("add");
+        assert_eq!(wait(&mut epoll, 0), vec![], "nothing to read yet");
+        write_byte(b);
+        assert_eq!(wait(&mut epoll, 1_000), vec![(7, true, false)]);
+        epoll.modify(a, 7, W).expect("modify");
+        assert_eq!(wait(&mut epoll, 1_000), vec![(7, false, true)]);
+        epoll.delete(a).expect("delete");
+        assert_eq!(epoll.delete(a), Err(Errno::ENOENT));
+        close(a);
+        close(b);
+    }
+
+    #[test]
+    fn oneshot_disarms_until_modified() {
+        let mut epoll = Epoll::new().expect("epoll");
+        let mut fds = [-1; 2];
+        syscall(|| {
+            // SAFETY: `fds` is a live array of two c_ints.
+            unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) }
+        })
+        .expect("pipe");
+        let (rd, wr) = (fds[0], fds[1]);
+        epoll.add(rd, 1, R).expect("add");
+        assert_eq!(epoll.add(rd, 1, R), Err(Errno::EEXIST));
+        write_byte(wr);
+        assert_eq!(wait(&mut epoll, 1_000), vec![(1, true, false)]);
+        // Still readable, but the one shot is spent.
+        assert_eq!(wait(&mut epoll, 20), vec![]);
+        epoll.modify(rd, 1, R).expect("re-arm");
+        assert_eq!(wait(&mut epoll, 1_000), vec![(1, true, false)]);
+        assert_eq!(read_byte(rd), Ok(1));
+        epoll.modify(rd, 1, R).expect("re-arm");
+        assert_eq!(wait(&mut epoll, 20), vec![], "drained");
+        close(wr);
+        assert_eq!(wait(&mut epoll, 1_000), vec![(1, true, true)], "hang-up");
+        close(rd);
+        assert_eq!(epoll.modify(rd, 1, R), Err(Errno::EBADF));
+    }
+
+    #[test]
+    fn eventfd_wake_ends_a_wait_and_is_drained() {
+        let mut epoll = Epoll::new().expect("epoll");
+        let waker = epoll.waker();
+        let thread = crate::sys::real::thread::spawn_named("epoll-wake".into(), move || {
+            std::thread::sleep(Duration::from_millis(20));
+            waker.wake();
+        })
+        .expect("thread");
+        let mut events = Vec::new();
+        epoll.wait(&mut events, None).expect("woken wait");
+        assert!(events.is_empty(), "the wake token is never reported");
+        thread.join().expect("join");
+        assert_eq!(wait(&mut epoll, 10), vec![], "the wake was drained");
+    }
+}
