@@ -197,15 +197,28 @@ thread_local! {
     static LOCAL: RefCell<Option<LocalRing>> = const { RefCell::new(None) };
 }
 
-/// Run `f` on this thread's ring, creating it on first use; `None` if the
-/// ring cannot be created (the caller falls back to the pool).
-fn with_ring<R>(kernel: &Arc<dyn Kernel>, f: impl FnOnce(&mut LocalRing) -> R) -> Option<R> {
+/// Run `f` with `value` on this thread's ring, creating the ring on first
+/// use; without a ring (it cannot be created, or it is busy) `value` comes
+/// back and the caller falls back to the pool.
+fn with_ring<V, R>(
+    kernel: &Arc<dyn Kernel>,
+    value: V,
+    f: impl FnOnce(&mut LocalRing, V) -> Result<R, V>,
+) -> Result<R, V> {
     LOCAL.with(|local| {
-        let mut local = local.try_borrow_mut().ok()?;
+        let Ok(mut local) = local.try_borrow_mut() else {
+            return Err(value);
+        };
         if local.is_none() {
-            *local = Some(LocalRing::new(Arc::clone(kernel)).ok()?);
+            match LocalRing::new(Arc::clone(kernel)) {
+                Ok(ring) => *local = Some(ring),
+                Err(_) => return Err(value),
+            }
         }
-        local.as_mut().map(f)
+        match local.as_mut() {
+            Some(ring) => f(ring, value),
+            None => Err(value),
+        }
     })
 }
 
@@ -343,7 +356,7 @@ impl UringDriver {
     /// Submit on this thread's ring, or on the pool when io_uring cannot
     /// run this op here.
     pub(crate) fn submit<T: OpCode>(&self, op: T) -> Result<Submission<T>, T> {
-        if !op.uring_opcode().is_some_and(supported) || with_ring(self.kernel(), |_| ()).is_none() {
+        if !op.uring_opcode().is_some_and(supported) {
             return Err(op);
         }
         let mut flight = Box::new(Flight {
@@ -356,7 +369,9 @@ impl UringDriver {
         };
         let completion = Arc::clone(&flight.completion);
         let kernel = Arc::clone(self.kernel());
-        let placed = with_ring(&kernel, |ring| match ring.queue(entry) {
+        // Without a ring on this thread, or when the entry cannot be
+        // queued, the flight comes back untouched and runs on the pool.
+        let placed = with_ring(&kernel, flight, |ring, flight| match ring.queue(entry) {
             Ok((slot, user_data)) => {
                 ring.table[slot] = Some(flight);
                 Ok((ring.id, user_data))
@@ -364,23 +379,15 @@ impl UringDriver {
             Err(_) => Err(flight),
         });
         match placed {
-            Some(Ok((ring_id, user_data))) => Ok(Submission {
+            Ok((ring_id, user_data)) => Ok(Submission {
                 completion,
                 user_data,
                 ring_id,
                 kernel,
             }),
-            Some(Err(flight)) => Err(flight.op),
-            None => Err(op_without_ring(completion)),
+            Err(flight) => Err(flight.op),
         }
     }
-}
-
-/// `with_ring` returns `None` only before calling its closure (no ring on
-/// this thread and none can be made), in which case the flight was dropped
-/// unsubmitted; `submit` checks for a ring first so this is not reached.
-fn op_without_ring<T: OpCode>(_completion: Arc<Completion<T>>) -> T {
-    unreachable!("submit checks that this thread has a ring before moving the op")
 }
 
 /// An op on a ring.
