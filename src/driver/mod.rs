@@ -13,6 +13,7 @@ pub(crate) mod readiness;
 pub(crate) mod uring;
 
 use crate::op::OpCode;
+use crate::sys::ring::RingSource;
 use crate::sys::{Kernel, Offload};
 use std::fmt;
 use std::io;
@@ -128,7 +129,7 @@ impl fmt::Display for BackendReport {
 pub fn availability(backend: Backend) -> Result<(), String> {
     match backend {
         Backend::ThreadPool | Backend::Auto => Ok(()),
-        Backend::IoUring => uring::availability().map(drop),
+        Backend::IoUring => uring::availability(&uring::KernelRings).map(drop),
         Backend::Epoll => readiness::availability(),
         Backend::Kqueue if cfg!(any(target_os = "macos", target_os = "freebsd")) => {
             Err("the kqueue driver is not part of this build yet".into())
@@ -193,7 +194,9 @@ impl Driver {
     pub(crate) fn scheduler(&self) -> Arc<dyn crate::runtime::Scheduler> {
         match self {
             Driver::Pool(_) => Arc::new(crate::runtime::ThreadScheduler),
-            Driver::Uring(_) => Arc::new(uring::UringScheduler),
+            Driver::Uring(uring) => Arc::new(uring::UringScheduler {
+                rings_id: uring.rings_id(),
+            }),
             Driver::Readiness(_) => Arc::new(readiness::ReadinessScheduler),
         }
     }
@@ -213,6 +216,7 @@ impl<T: OpCode> InFlight<T> {
 fn build(
     backend: Backend,
     kernel: &Arc<dyn Kernel>,
+    rings: &Arc<dyn RingSource>,
     make_offload: &mut dyn FnMut() -> io::Result<Arc<dyn Offload>>,
 ) -> Result<Driver, String> {
     match backend {
@@ -228,7 +232,10 @@ fn build(
             let offload =
                 make_offload().map_err(|e| format!("cannot start the fallback pool: {e}"))?;
             let pool = pool::PoolDriver::new(Arc::clone(kernel), offload);
-            Ok(Driver::Uring(uring::UringDriver::new(pool)))
+            Ok(Driver::Uring(uring::UringDriver::new(
+                pool,
+                Arc::clone(rings),
+            )?))
         }
         Backend::Epoll => {
             let offload =
@@ -241,12 +248,14 @@ fn build(
 }
 
 /// Resolve `requested` (with `IOKERNEL_BACKEND` applied to `Auto`), build
-/// the driver and say why. Forcing a backend this host or build lacks is an
-/// error naming the reason, never a silent switch.
+/// the driver and say why. io_uring rings come from `rings` (the kernel's,
+/// or in tests one that refuses setup). Forcing a backend this host or
+/// build lacks is an error naming the reason, never a silent switch.
 pub(crate) fn select(
     requested: Backend,
     env_override: Option<&str>,
     kernel: Arc<dyn Kernel>,
+    rings: Arc<dyn RingSource>,
     mut make_offload: impl FnMut() -> io::Result<Arc<dyn Offload>>,
 ) -> io::Result<(Driver, BackendReport)> {
     let (requested, requested_by) = match (requested, env_override) {
@@ -259,14 +268,18 @@ pub(crate) fn select(
         ref one => std::slice::from_ref(one),
     };
     for &candidate in candidates {
-        let built = match availability(candidate) {
-            Ok(()) => build(candidate, &kernel, &mut make_offload),
+        let available = match candidate {
+            Backend::IoUring => uring::availability(&*rings).map(drop),
+            other => availability(other),
+        };
+        let built = match available {
+            Ok(()) => build(candidate, &kernel, &rings, &mut make_offload),
             Err(why) => Err(why),
         };
         match built {
             Ok(driver) => {
                 let pool_fallbacks = match candidate {
-                    Backend::IoUring => uring::availability().unwrap_or_default(),
+                    Backend::IoUring => uring::availability(&*rings).unwrap_or_default(),
                     Backend::Epoll => vec![
                         "file ops run on the pool".to_string(),
                         "sendfile runs on the pool (it reads a file)".to_string(),

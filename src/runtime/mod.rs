@@ -104,7 +104,8 @@ impl Builder {
         let env = std::env::var("IOKERNEL_BACKEND").ok();
         let kernel: Arc<dyn Kernel> = Arc::new(RealKernel);
         let pool_name = self.name.clone();
-        let (driver, report) = driver::select(self.backend, env.as_deref(), kernel, || {
+        let rings = Arc::new(driver::uring::KernelRings);
+        let (driver, report) = driver::select(self.backend, env.as_deref(), kernel, rings, || {
             let queue = io_threads * crate::sys::real::pool::QUEUE_DEPTH_PER_THREAD;
             Ok(Arc::new(ThreadPool::new(&pool_name, io_threads, queue)?) as Arc<dyn Offload>)
         })?;

@@ -40,6 +40,7 @@
 
 mod errno;
 pub mod real;
+pub(crate) mod ring;
 
 pub use errno::Errno;
 

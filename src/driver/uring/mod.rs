@@ -26,10 +26,15 @@ use super::completion::Completion;
 use super::pool::PoolDriver;
 use crate::op::OpCode;
 use crate::runtime::{Scheduler, WorkerShared};
-use crate::sys::{Errno, Interest, Kernel, SysResult};
-use io_uring::{opcode, squeue, types};
-use ring::Ring;
+use crate::sys::ring::{
+    CompletionRing, RingEntry, RingExec, RingSource, RingWork, SqFull, CANCEL_USER_DATA,
+};
+use crate::sys::{Errno, Kernel, SysResult};
+use io_uring::opcode;
+pub(crate) use ring::KernelRings;
 use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
@@ -41,20 +46,64 @@ pub(crate) const RING_ENTRIES: u32 = 256;
 const SUBMIT_BATCH: usize = 32;
 /// How long a ring waits for cancelled ops when its thread ends.
 const DRAIN_LIMIT: Duration = Duration::from_secs(10);
+/// Submits in a row that may find the completion queue backed up before
+/// an entry is given up on (its op then fails or runs on the pool).
+const BUSY_RETRIES: usize = 64;
 
-/// What the opcode probe found, once per process.
-struct ProbeSummary {
+/// What an opcode probe found.
+pub(crate) struct ProbeSummary {
     supported: Vec<bool>,
 }
 
-static PROBE: OnceLock<Result<ProbeSummary, String>> = OnceLock::new();
+impl ProbeSummary {
+    fn supports(&self, code: u8) -> bool {
+        self.supported[usize::from(code)]
+    }
+}
 
-fn probe() -> &'static Result<ProbeSummary, String> {
-    PROBE.get_or_init(|| {
-        let ring = Ring::new(8).map_err(|e| ring::setup_error(&e))?;
-        let supported = (0..=u8::MAX).map(|code| ring.supports(code)).collect();
-        Ok(ProbeSummary { supported })
-    })
+/// Why a ring cannot be set up, in the words `iok probe` prints.
+/// `io_uring_disabled` is the `kernel.io_uring_disabled` sysctl, which
+/// tells a disabled io_uring from a seccomp filter when setup says `EPERM`.
+pub(crate) fn setup_error(e: &io::Error, io_uring_disabled: Option<u32>) -> String {
+    match e.raw_os_error() {
+        Some(libc::ENOSYS) => "the kernel has no io_uring (ENOSYS)".to_string(),
+        Some(libc::EPERM) => match io_uring_disabled {
+            Some(2) => "io_uring_setup refused with EPERM: kernel.io_uring_disabled = 2 \
+                        (io_uring is disabled for every process)"
+                .to_string(),
+            Some(1) => "io_uring_setup refused with EPERM: kernel.io_uring_disabled = 1 \
+                        (only members of kernel.io_uring_group may use it)"
+                .to_string(),
+            Some(_) => "io_uring_setup refused with EPERM: a seccomp filter blocks it \
+                        (kernel.io_uring_disabled is 0)"
+                .to_string(),
+            None => "io_uring_setup refused with EPERM (a seccomp filter, or \
+                     kernel.io_uring_disabled)"
+                .to_string(),
+        },
+        Some(libc::ENOMEM) => {
+            "io_uring_setup failed with ENOMEM (RLIMIT_MEMLOCK too low for the ring)".to_string()
+        }
+        _ => format!("io_uring_setup failed: {e}"),
+    }
+}
+
+/// Set up a small ring from `rings` and record which opcodes it has.
+fn probe_uncached(rings: &dyn RingSource) -> Result<Arc<ProbeSummary>, String> {
+    let ring = rings
+        .open(8)
+        .map_err(|e| setup_error(&e, rings.io_uring_disabled()))?;
+    let supported = (0..=u8::MAX).map(|code| ring.supports(code)).collect();
+    Ok(Arc::new(ProbeSummary { supported }))
+}
+
+/// The probe of `rings`: once per process for the kernel's io_uring.
+fn probe(rings: &dyn RingSource) -> Result<Arc<ProbeSummary>, String> {
+    static KERNEL_PROBE: OnceLock<Result<Arc<ProbeSummary>, String>> = OnceLock::new();
+    if rings.id() == ring::KERNEL_RINGS_ID {
+        return KERNEL_PROBE.get_or_init(|| probe_uncached(rings)).clone();
+    }
+    probe_uncached(rings)
 }
 
 /// Opcodes the driver cannot do without, with their names.
@@ -83,39 +132,36 @@ const OPTIONAL: [(u8, &str); 10] = [
     (opcode::Send::CODE, "send (SEND)"),
 ];
 
-/// Whether io_uring can run here: `Ok(notes)` lists the ops that will run
-/// on the pool instead; `Err` says why the ring cannot be used.
-pub(crate) fn availability() -> Result<Vec<String>, String> {
-    let summary = probe().as_ref().map_err(Clone::clone)?;
+/// Whether rings from `rings` can run the driver: `Ok(notes)` lists the
+/// ops that will run on the pool instead; `Err` says why the ring cannot
+/// be used (setup refused, or required opcodes missing).
+pub(crate) fn availability(rings: &dyn RingSource) -> Result<Vec<String>, String> {
+    let summary = probe(rings)?;
     let missing: Vec<&str> = REQUIRED
         .iter()
-        .filter(|(code, _)| !summary.supported[usize::from(*code)])
+        .filter(|(code, _)| !summary.supports(*code))
         .map(|(_, name)| *name)
         .collect();
     if !missing.is_empty() {
         return Err(format!(
-            "the kernel's io_uring lacks required opcodes: {}",
+            "the io_uring lacks required opcodes: {}",
             missing.join(", ")
         ));
     }
     let mut notes: Vec<String> = OPTIONAL
         .iter()
-        .filter(|(code, _)| !summary.supported[usize::from(*code)])
+        .filter(|(code, _)| !summary.supports(*code))
         .map(|(_, name)| format!("{name}: opcode missing, runs on the pool"))
         .collect();
     notes.push("lseek: io_uring has no lseek, runs on the pool".to_string());
-    notes.push("sendfile: runs on the pool (linked splices not built yet)".to_string());
+    notes.push("sendfile: runs on the pool (see op/uring.rs)".to_string());
     Ok(notes)
 }
 
-fn supported(code: u8) -> bool {
-    matches!(probe(), Ok(summary) if summary.supported[usize::from(code)])
-}
-
 /// An op in a ring's table, type-erased.
-trait InRing {
-    /// The entry to submit now (the op's own, or a readiness poll).
-    fn entry(&mut self) -> Option<squeue::Entry>;
+trait InRing: RingExec {
+    /// What to submit now (the op's own entry, or a readiness poll).
+    fn work(&mut self) -> Option<RingWork>;
     /// Handle a completion; `Some` means submit this op again.
     fn on_complete(self: Box<Self>, res: i32, kernel: &dyn Kernel) -> Option<Box<dyn InRing>>;
     /// Finish the op with `errno` (it could not be submitted again).
@@ -128,22 +174,36 @@ struct Flight<T: OpCode> {
     op: T,
     completion: Arc<Completion<T>>,
     waiting_readiness: bool,
+    /// The result of a ring that ran the op in place ([`RingExec`]); the
+    /// kernel's ring leaves it `None` and the op decodes the CQE instead.
+    ran_in_place: Option<SysResult<usize>>,
 }
 
-fn poll_mask(interest: Interest) -> u32 {
-    match interest {
-        Interest::Readable => libc::POLLIN as u32,
-        Interest::Writable => libc::POLLOUT as u32,
+impl<T: OpCode> RingExec for Flight<T> {
+    fn label(&self) -> &'static str {
+        self.op.name()
+    }
+
+    fn execute(&mut self, kernel: &dyn Kernel) -> i32 {
+        let result = self.op.run_blocking(kernel);
+        self.ran_in_place = Some(result);
+        match result {
+            Ok(n) => i32::try_from(n).unwrap_or(i32::MAX),
+            Err(errno) => -errno.0,
+        }
     }
 }
 
 impl<T: OpCode> InRing for Flight<T> {
-    fn entry(&mut self) -> Option<squeue::Entry> {
+    fn work(&mut self) -> Option<RingWork> {
         if self.waiting_readiness {
             let (fd, interest) = self.op.readiness()?;
-            return Some(opcode::PollAdd::new(types::Fd(fd), poll_mask(interest)).build());
+            return Some(RingWork::Poll { fd, interest });
         }
-        self.op.uring_entry()
+        let opcode = self.op.uring_opcode()?;
+        let sqe = self.op.uring_entry()?;
+        let exec: *mut dyn RingExec = self as *mut Self;
+        Some(RingWork::Op { opcode, sqe, exec })
     }
 
     fn on_complete(mut self: Box<Self>, res: i32, kernel: &dyn Kernel) -> Option<Box<dyn InRing>> {
@@ -161,7 +221,10 @@ impl<T: OpCode> InRing for Flight<T> {
             }
             return Some(self);
         }
-        let result = self.op.uring_result(res);
+        let result = match self.ran_in_place.take() {
+            Some(result) => result,
+            None => self.op.uring_result(res),
+        };
         if result == Err(Errno::EAGAIN) && self.op.readiness().is_some() && !abandoned {
             self.waiting_readiness = true;
             return Some(self);
@@ -179,28 +242,33 @@ impl<T: OpCode> InRing for Flight<T> {
     }
 }
 
-/// A thread's ring and the ops it holds.
+/// A thread's ring from one source, and the ops it holds.
 struct LocalRing {
     id: u64,
-    ring: Ring,
+    source_id: u64,
+    ring: Box<dyn CompletionRing>,
     table: Vec<Option<Box<dyn InRing>>>,
     generations: Vec<u32>,
     free: Vec<u32>,
     in_flight: usize,
-    reaped: Vec<(u64, i32)>,
+    /// Completions taken off the ring but not yet dispatched (taken early
+    /// to make room when a submit found the completion queue backed up).
+    taken: VecDeque<(u64, i32)>,
     kernel: Arc<dyn Kernel>,
 }
 
 static NEXT_RING_ID: AtomicU64 = AtomicU64::new(1);
 
 thread_local! {
-    static LOCAL: RefCell<Option<LocalRing>> = const { RefCell::new(None) };
+    /// This thread's rings, at most one per ring source.
+    static LOCAL: RefCell<Vec<LocalRing>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Run `f` with `value` on this thread's ring, creating the ring on first
-/// use; without a ring (it cannot be created, or it is busy) `value` comes
-/// back and the caller falls back to the pool.
+/// Run `f` with `value` on this thread's ring from `rings`, creating the
+/// ring on first use; without a ring (it cannot be created, or it is busy)
+/// `value` comes back and the caller falls back to the pool.
 fn with_ring<V, R>(
+    rings: &Arc<dyn RingSource>,
     kernel: &Arc<dyn Kernel>,
     value: V,
     f: impl FnOnce(&mut LocalRing, V) -> Result<R, V>,
@@ -209,41 +277,107 @@ fn with_ring<V, R>(
         let Ok(mut local) = local.try_borrow_mut() else {
             return Err(value);
         };
-        if local.is_none() {
-            match LocalRing::new(Arc::clone(kernel)) {
-                Ok(ring) => *local = Some(ring),
+        let index = match local.iter().position(|r| r.source_id == rings.id()) {
+            Some(index) => index,
+            None => match LocalRing::new(&**rings, Arc::clone(kernel)) {
+                Ok(ring) => {
+                    local.push(ring);
+                    local.len() - 1
+                }
                 Err(_) => return Err(value),
-            }
-        }
-        match local.as_mut() {
-            Some(ring) => f(ring, value),
-            None => Err(value),
-        }
+            },
+        };
+        f(&mut local[index], value)
     })
 }
 
-/// Run `f` on this thread's ring if it has one.
-fn with_existing_ring<R>(f: impl FnOnce(&mut LocalRing) -> R) -> Option<R> {
-    LOCAL.with(|local| local.try_borrow_mut().ok()?.as_mut().map(f))
+/// Run `f` on this thread's ring from source `source_id`, if it has one.
+fn with_existing_ring<R>(source_id: u64, f: impl FnOnce(&mut LocalRing) -> R) -> Option<R> {
+    LOCAL.with(|local| {
+        let mut local = local.try_borrow_mut().ok()?;
+        local.iter_mut().find(|r| r.source_id == source_id).map(f)
+    })
+}
+
+/// Drain and drop this thread's ring from source `source_id` (the end of a
+/// simulated run: every op comes back before the run's kernel is gone).
+pub(crate) fn close_thread_ring(source_id: u64) {
+    let ring = LOCAL.with(|local| {
+        let mut local = local.try_borrow_mut().ok()?;
+        let index = local.iter().position(|r| r.source_id == source_id)?;
+        Some(local.swap_remove(index))
+    });
+    // Dropped outside the borrow: draining finishes ops, and finishing may
+    // drop futures that look for this thread's rings.
+    drop(ring);
+}
+
+fn errno_of(e: &io::Error) -> Errno {
+    Errno(e.raw_os_error().unwrap_or(libc::EIO))
 }
 
 impl LocalRing {
-    fn new(kernel: Arc<dyn Kernel>) -> std::io::Result<LocalRing> {
+    fn new(rings: &dyn RingSource, kernel: Arc<dyn Kernel>) -> io::Result<LocalRing> {
         Ok(LocalRing {
             id: NEXT_RING_ID.fetch_add(1, Ordering::Relaxed),
-            ring: Ring::new(RING_ENTRIES)?,
+            source_id: rings.id(),
+            ring: rings.open(RING_ENTRIES)?,
             table: Vec::new(),
             generations: Vec::new(),
             free: Vec::new(),
             in_flight: 0,
-            reaped: Vec::new(),
+            taken: VecDeque::new(),
             kernel,
         })
     }
 
-    /// Queue `entry` under a fresh `user_data` for a table slot; the
-    /// caller stores the op in that slot on success.
-    fn queue(&mut self, entry: squeue::Entry) -> std::io::Result<(usize, u64)> {
+    /// Take every completion the ring has into `taken` (no dispatch).
+    fn take_completions(&mut self) -> bool {
+        let before = self.taken.len();
+        while let Some(completion) = self.ring.pop() {
+            self.taken.push_back(completion);
+        }
+        self.taken.len() > before
+    }
+
+    /// Hand queued entries to the kernel side. A backed-up completion
+    /// queue (`EBUSY`) is made room in (completions taken, not lost) and
+    /// the submit retried; if it stays backed up, wait briefly for it.
+    fn flush(&mut self) -> io::Result<()> {
+        for _ in 0..BUSY_RETRIES {
+            match self.ring.submit() {
+                Ok(()) => return Ok(()),
+                Err(e) if is_busy(&e) => {
+                    if !self.take_completions() {
+                        self.ring.wait(Some(Duration::from_millis(1)))?;
+                        self.take_completions();
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::from_raw_os_error(libc::EBUSY))
+    }
+
+    /// Push `entry`, flushing the submission queue first while it is full.
+    fn push(&mut self, entry: RingEntry) -> io::Result<()> {
+        let mut entry = entry;
+        loop {
+            // SAFETY: op entries point into an op the caller keeps boxed in
+            // `self.table` from now until this user_data's completion is
+            // dispatched (the ring is drained before it drops); poll and
+            // cancel entries carry no pointers.
+            match unsafe { self.ring.push(entry) } {
+                Ok(()) => return Ok(()),
+                Err(SqFull(back)) => entry = back,
+            }
+            self.flush()?;
+        }
+    }
+
+    /// Queue `work` under a fresh `user_data` for a table slot; the caller
+    /// stores the op in that slot on success.
+    fn queue(&mut self, work: RingWork) -> io::Result<(usize, u64)> {
         let slot = match self.free.pop() {
             Some(slot) => slot as usize,
             None => {
@@ -254,12 +388,7 @@ impl LocalRing {
         };
         self.generations[slot] = self.generations[slot].wrapping_add(1);
         let user_data = (u64::from(self.generations[slot]) << 32) | slot as u64;
-        // SAFETY: the entry's pointers point into an op boxed by the caller
-        // and its buffers; the caller stores that box in `self.table[slot]`
-        // right after this succeeds, and it stays there until this
-        // user_data's completion is reaped (the ring is drained before it
-        // drops).
-        if let Err(e) = unsafe { self.ring.push(&entry.user_data(user_data)) } {
+        if let Err(e) = self.push(RingEntry { user_data, work }) {
             self.free.push(slot as u32);
             return Err(e);
         }
@@ -267,11 +396,22 @@ impl LocalRing {
         Ok((slot, user_data))
     }
 
+    /// Ask the ring to cancel the entry with `user_data` (best effort: a
+    /// cancel that cannot be queued leaves the op to finish on its own).
+    fn cancel(&mut self, user_data: u64) {
+        let _ = self.push(RingEntry {
+            user_data: CANCEL_USER_DATA,
+            work: RingWork::Cancel { target: user_data },
+        });
+    }
+
     /// Reap every available completion and finish (or resubmit) its op.
     fn dispatch(&mut self) {
-        let mut reaped = std::mem::take(&mut self.reaped);
-        self.ring.reap(&mut reaped);
-        for (user_data, res) in reaped.drain(..) {
+        self.take_completions();
+        while let Some((user_data, res)) = self.taken.pop_front() {
+            if user_data == CANCEL_USER_DATA {
+                continue;
+            }
             let slot = (user_data & 0xFFFF_FFFF) as usize;
             let generation = (user_data >> 32) as u32;
             if self.generations.get(slot) != Some(&generation) {
@@ -283,16 +423,13 @@ impl LocalRing {
             self.free.push(slot as u32);
             self.in_flight -= 1;
             if let Some(mut again) = flight.on_complete(res, &*self.kernel) {
-                match again.entry().map(|entry| self.queue(entry)) {
+                match again.work().map(|work| self.queue(work)) {
                     Some(Ok((slot, _))) => self.table[slot] = Some(again),
-                    Some(Err(e)) => {
-                        again.fail(Errno(e.raw_os_error().unwrap_or(libc::EIO)), &*self.kernel)
-                    }
+                    Some(Err(e)) => again.fail(errno_of(&e), &*self.kernel),
                     None => again.fail(Errno::EINVAL, &*self.kernel),
                 }
             }
         }
-        self.reaped = reaped;
     }
 
     /// Wait (up to a limit) until the kernel has returned every op,
@@ -307,7 +444,7 @@ impl LocalRing {
             .map(|slot| (u64::from(self.generations[slot]) << 32) | slot as u64)
             .collect();
         for user_data in live {
-            let _ = self.ring.cancel(user_data);
+            self.cancel(user_data);
         }
         let mut waited = Duration::ZERO;
         while self.in_flight > 0 && waited < DRAIN_LIMIT {
@@ -319,6 +456,13 @@ impl LocalRing {
             waited += step;
         }
     }
+}
+
+fn is_busy(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EBUSY) | Some(libc::EINTR) | Some(libc::EAGAIN)
+    )
 }
 
 impl Drop for LocalRing {
@@ -338,11 +482,16 @@ impl Drop for LocalRing {
 #[derive(Clone)]
 pub(crate) struct UringDriver {
     pool: PoolDriver,
+    rings: Arc<dyn RingSource>,
+    probe: Arc<ProbeSummary>,
 }
 
 impl UringDriver {
-    pub(crate) fn new(pool: PoolDriver) -> UringDriver {
-        UringDriver { pool }
+    /// A driver on rings from `rings`; `Err` says why they cannot be used.
+    pub(crate) fn new(pool: PoolDriver, rings: Arc<dyn RingSource>) -> Result<UringDriver, String> {
+        availability(&*rings)?;
+        let probe = probe(&*rings)?;
+        Ok(UringDriver { pool, rings, probe })
     }
 
     pub(crate) fn kernel(&self) -> &Arc<dyn Kernel> {
@@ -353,36 +502,48 @@ impl UringDriver {
         &self.pool
     }
 
+    /// Id of the ring source, which the scheduler hooks take.
+    pub(crate) fn rings_id(&self) -> u64 {
+        self.rings.id()
+    }
+
     /// Submit on this thread's ring, or on the pool when io_uring cannot
     /// run this op here.
     pub(crate) fn submit<T: OpCode>(&self, op: T) -> Result<Submission<T>, T> {
-        if !op.uring_opcode().is_some_and(supported) {
+        if !op
+            .uring_opcode()
+            .is_some_and(|code| self.probe.supports(code))
+        {
             return Err(op);
         }
         let mut flight = Box::new(Flight {
             op,
             completion: Completion::new(),
             waiting_readiness: false,
+            ran_in_place: None,
         });
-        let Some(entry) = flight.entry() else {
+        let Some(work) = flight.work() else {
             return Err(flight.op);
         };
         let completion = Arc::clone(&flight.completion);
         let kernel = Arc::clone(self.kernel());
         // Without a ring on this thread, or when the entry cannot be
         // queued, the flight comes back untouched and runs on the pool.
-        let placed = with_ring(&kernel, flight, |ring, flight| match ring.queue(entry) {
-            Ok((slot, user_data)) => {
-                ring.table[slot] = Some(flight);
-                Ok((ring.id, user_data))
+        let placed = with_ring(&self.rings, &kernel, flight, |ring, flight| {
+            match ring.queue(work) {
+                Ok((slot, user_data)) => {
+                    ring.table[slot] = Some(flight);
+                    Ok((ring.id, user_data))
+                }
+                Err(_) => Err(flight),
             }
-            Err(_) => Err(flight),
         });
         match placed {
             Ok((ring_id, user_data)) => Ok(Submission {
                 completion,
                 user_data,
                 ring_id,
+                source_id: self.rings.id(),
                 kernel,
             }),
             Err(flight) => Err(flight.op),
@@ -395,6 +556,7 @@ pub(crate) struct Submission<T: OpCode> {
     completion: Arc<Completion<T>>,
     user_data: u64,
     ring_id: u64,
+    source_id: u64,
     kernel: Arc<dyn Kernel>,
 }
 
@@ -411,18 +573,60 @@ impl<T: OpCode> Drop for Submission<T> {
         self.completion.abandon(&*self.kernel);
         if self.completion.is_abandoned() {
             let (ring_id, user_data) = (self.ring_id, self.user_data);
-            with_existing_ring(|ring| {
+            with_existing_ring(self.source_id, |ring| {
                 if ring.id == ring_id {
-                    let _ = ring.ring.cancel(user_data);
+                    ring.cancel(user_data);
                 }
             });
         }
     }
 }
 
+/// Between two task polls: submit a full batch, dispatch completions.
+pub(crate) fn between_polls(source_id: u64) {
+    with_existing_ring(source_id, |ring| {
+        if ring.ring.queued() >= SUBMIT_BATCH {
+            let _ = ring.flush();
+        }
+        ring.dispatch();
+    });
+}
+
+/// Nothing is runnable: submit, park in this thread's ring from
+/// `source_id` until a completion, a wake or `timeout`, then dispatch.
+/// `None` when the thread has no such ring (the caller parks otherwise).
+pub(crate) fn park(
+    source_id: u64,
+    worker: &WorkerShared,
+    timeout: Option<Duration>,
+) -> Option<Result<(), String>> {
+    with_existing_ring(source_id, |ring| {
+        if !worker.has_driver_wake() {
+            worker.set_driver_wake(ring.ring.waker());
+        }
+        ring.dispatch();
+        ring.flush()
+            .map_err(|e| format!("io_uring submit: {e}"))?;
+        if worker.begin_driver_park() {
+            let waited = ring.ring.wait(timeout);
+            worker.end_driver_park();
+            waited.map_err(|e| format!("io_uring wait: {e}"))?;
+        }
+        ring.dispatch();
+        Ok(())
+    })
+}
+
+/// Drain this thread's ring from `source_id` of its abandoned ops.
+pub(crate) fn leave(source_id: u64) {
+    with_existing_ring(source_id, |ring| ring.drain(false));
+}
+
 /// Scheduling for io_uring runtimes: FIFO tasks, completions reaped
 /// between polls, and parking inside the ring.
-pub(crate) struct UringScheduler;
+pub(crate) struct UringScheduler {
+    pub(crate) rings_id: u64,
+}
 
 impl Scheduler for UringScheduler {
     fn pick_task(&self, _runnable: usize) -> usize {
@@ -430,41 +634,13 @@ impl Scheduler for UringScheduler {
     }
 
     fn between_polls(&self) {
-        with_existing_ring(|ring| {
-            if ring.ring.unsubmitted() >= SUBMIT_BATCH {
-                let _ = ring.ring.submit();
-            }
-            ring.dispatch();
-        });
+        between_polls(self.rings_id);
     }
 
     fn idle(&self, worker: &WorkerShared, timeout: Option<Duration>) -> Result<(), String> {
         // A thread gets its ring on its first io_uring submission; until
         // then it parks on its condvar (so an idle worker opens no fds).
-        let parked = with_existing_ring(|ring| {
-            if !worker.has_driver_wake() {
-                let eventfd = ring.ring.waker();
-                worker.set_driver_wake(Arc::new(move || eventfd.wake()));
-            }
-            ring.dispatch();
-            // Arm the wake read after reaping: the reap may have consumed
-            // the previous wake, and waiting without an armed read would
-            // miss every later one.
-            ring.ring
-                .arm_wake()
-                .map_err(|e| format!("arming the wake eventfd: {e}"))?;
-            ring.ring
-                .submit()
-                .map_err(|e| format!("io_uring submit: {e}"))?;
-            if worker.begin_driver_park() {
-                let waited = ring.ring.wait(timeout);
-                worker.end_driver_park();
-                waited.map_err(|e| format!("io_uring wait: {e}"))?;
-            }
-            ring.dispatch();
-            Ok(())
-        });
-        match parked {
+        match park(self.rings_id, worker, timeout) {
             Some(result) => result,
             None => {
                 worker.park(timeout);
@@ -474,6 +650,6 @@ impl Scheduler for UringScheduler {
     }
 
     fn leave(&self) {
-        with_existing_ring(|ring| ring.drain(false));
+        leave(self.rings_id);
     }
 }
