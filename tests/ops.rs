@@ -23,8 +23,10 @@
 use iokernel::buf::{AlignedBuf, BufResult, IoBuf, Slice, SliceMut};
 use iokernel::io::{self, FileType, MsgFlags, OpenFlags, Whence};
 use iokernel::net::{TcpListener, TcpStream};
-use iokernel::runtime::{backend_availability, block_on_here, in_runtime, Backend, Runtime};
-use iokernel::sim::{self, SimOptions};
+use iokernel::runtime::{
+    backend_availability, block_on_here, current_backend_report, in_runtime, Backend, Runtime,
+};
+use iokernel::sim::{self, SimDriver, SimOptions};
 use iokernel::sys::real::thread::spawn_named;
 use iokernel::sys::{Errno, Kernel, Shutdown};
 use std::fmt::Debug;
@@ -71,15 +73,40 @@ where
     block_on_here(body(dir.path().to_path_buf()))
         .unwrap_or_else(|e| panic!("on the sync fallback: {e}"));
     // Parity: the same body on the simulated kernel, faults off, must see
-    // the same results and errnos as on the real one.
-    eprintln!("running on the simulated kernel (faults off)");
-    let kernel = sim::new_kernel(SimOptions::new(1)).expect("sim options");
+    // the same results and errnos as on the real one: on the simulated
+    // pool, and through the io_uring driver on the simulated ring.
+    for driver in [SimDriver::Pool, SimDriver::Ring] {
+        on_the_sim(&body, driver);
+    }
+}
+
+/// Run `body` on the simulated kernel (faults off) with `driver`.
+fn on_the_sim<F, Fut>(body: &F, driver: SimDriver)
+where
+    F: Fn(PathBuf) -> Fut,
+    Fut: Future<Output = std::io::Result<()>> + Send + 'static,
+{
+    eprintln!("running on the simulated kernel (faults off, {driver:?} driver)");
+    let mut options = SimOptions::new(1);
+    options.driver = driver;
+    let kernel = sim::new_kernel(options).expect("sim options");
     kernel
         .mkdir(c"/scratch", 0o755)
         .expect("sim scratch directory");
-    sim::run(&kernel, body(PathBuf::from("/scratch")))
-        .unwrap_or_else(|e| panic!("the simulated run failed: {e}"))
-        .unwrap_or_else(|e| panic!("on the simulated kernel: {e}"));
+    let future = body(PathBuf::from("/scratch"));
+    let report = sim::run(&kernel, async move {
+        future.await?;
+        Ok::<_, std::io::Error>(current_backend_report().expect("a simulated runtime"))
+    })
+    .unwrap_or_else(|e| panic!("the simulated run ({driver:?}) failed: {e}"))
+    .unwrap_or_else(|e| panic!("on the simulated kernel ({driver:?}): {e}"));
+    if driver == SimDriver::Ring {
+        assert_eq!(report.selected, Backend::IoUring, "{report}");
+        assert!(
+            kernel.core().stats().ring_completions > 0,
+            "no op went through the simulated ring"
+        );
+    }
 }
 
 fn scratch_dir() -> tempfile::TempDir {

@@ -293,6 +293,20 @@ where
     handle
 }
 
+/// The backend report of the runtime this thread runs, if any: which
+/// backend runs its I/O and why (including the backends Auto rejected).
+///
+/// ```
+/// use iokernel::runtime::{current_backend_report, Backend, Runtime};
+/// assert!(current_backend_report().is_none());
+/// let rt = Runtime::builder().backend(Backend::ThreadPool).build().unwrap();
+/// let report = rt.block_on(async { current_backend_report() }).unwrap();
+/// assert_eq!(report.selected, Backend::ThreadPool);
+/// ```
+pub fn current_backend_report() -> Option<BackendReport> {
+    context::current_runtime().map(|runtime| runtime.report.clone())
+}
+
 /// True when the calling thread runs an iokernel runtime loop (ops will be
 /// submitted to its driver rather than run as blocking calls).
 pub fn in_runtime() -> bool {

@@ -37,6 +37,16 @@ pub struct SimStats {
     pub syscalls: u64,
     /// Scheduler steps taken.
     pub steps: u64,
+    /// Entries the simulated ring completed (ops, polls, cancelled ones).
+    pub ring_completions: u64,
+    /// Pushes that found the simulated ring's submission queue full.
+    pub ring_sq_full: u64,
+    /// Ring submits refused with `EBUSY`.
+    pub ring_busy: u64,
+    /// Ring completions that went to the overflow list.
+    pub ring_cq_overflows: u64,
+    /// Async cancels the simulated ring processed.
+    pub ring_cancels: u64,
 }
 
 impl SimStats {
@@ -55,6 +65,11 @@ impl SimStats {
         self.torn_writes += other.torn_writes;
         self.syscalls += other.syscalls;
         self.steps += other.steps;
+        self.ring_completions += other.ring_completions;
+        self.ring_sq_full += other.ring_sq_full;
+        self.ring_busy += other.ring_busy;
+        self.ring_cq_overflows += other.ring_cq_overflows;
+        self.ring_cancels += other.ring_cancels;
     }
 }
 

@@ -30,6 +30,11 @@
 //! * **Latency and reordering.** Offloaded jobs complete after a drawn
 //!   virtual latency, in seed-chosen order when
 //!   [`SimOptions::reorder_completions`] is on.
+//! * **Ring faults** (with [`SimDriver::Ring`] or [`SimDriver::Auto`], see
+//!   [`RingOptions`]): a small submission queue that fills, `EBUSY` from
+//!   submit, completion-queue overflow (completions held back, never lost),
+//!   ring setup refused (`EPERM`, `ENOSYS`, `ENOMEM`), opcodes missing from
+//!   the probe, and async cancels that reach their op in time or too late.
 //! * **Power loss.** [`SimKernel::crash`] drops every fd and socket and
 //!   reverts the file system to what was durable: file data written since
 //!   the last successful fsync is lost (or torn at 512-byte/4 KiB
@@ -47,11 +52,14 @@ mod fs;
 mod kernel;
 mod net;
 mod options;
+mod ring;
 mod rng;
 mod sched;
 
 pub use self::core::{SimCore, SimStats};
 pub use kernel::SimKernel;
-pub use options::{ClassFaults, CrashModel, Latency, OpClass, SimOptions, EXT4_MAGIC};
+pub use options::{
+    ClassFaults, CrashModel, Latency, OpClass, RingOptions, SimDriver, SimOptions, EXT4_MAGIC,
+};
 pub use rng::SimRng;
 pub use sched::{new_kernel, run, SimError};

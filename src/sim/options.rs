@@ -143,6 +143,66 @@ pub enum CrashModel {
     },
 }
 
+/// Which driver runs a simulated runtime's ops.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SimDriver {
+    /// Every op on the simulated worker pool.
+    #[default]
+    Pool,
+    /// The io_uring driver over the simulated ring ([`RingOptions`]); a
+    /// ring that cannot be set up makes the run fail with
+    /// `SimError::BackendUnavailable`.
+    Ring,
+    /// The simulated ring if it can be set up (with every required
+    /// opcode), else the pool, with the reason in the backend report.
+    Auto,
+}
+
+impl SimDriver {
+    /// Lower-case name for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            SimDriver::Pool => "pool",
+            SimDriver::Ring => "ring",
+            SimDriver::Auto => "auto",
+        }
+    }
+}
+
+/// The simulated io_uring (used by [`SimDriver::Ring`] and [`SimDriver::Auto`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RingOptions {
+    /// Submission-queue slots (at most the driver's ring size); a small
+    /// queue fills up and makes the driver submit and retry.
+    pub sq_entries: u32,
+    /// Completion-queue slots; completions past them wait in an overflow
+    /// list (never dropped) and make submits fail with `EBUSY` meanwhile.
+    pub cq_entries: u32,
+    /// Probability that a submit fails with `EBUSY` anyway.
+    pub busy_probability: f64,
+    /// Make ring setup fail with this errno: `EPERM` (seccomp or
+    /// `kernel.io_uring_disabled`), `ENOSYS` (no io_uring) or `ENOMEM`
+    /// (`RLIMIT_MEMLOCK`).
+    pub setup_errno: Option<Errno>,
+    /// io_uring opcodes (`IORING_OP_*` numbers) the ring's probe lacks; ops
+    /// using them run on the pool.
+    pub missing_opcodes: Vec<u8>,
+}
+
+impl Default for RingOptions {
+    /// A healthy ring as large as the driver asks for.
+    fn default() -> RingOptions {
+        RingOptions {
+            sq_entries: 256,
+            cq_entries: 512,
+            busy_probability: 0.0,
+            setup_errno: None,
+            missing_opcodes: Vec::new(),
+        }
+    }
+}
+
 /// A simulated run's configuration. Faults are off in [`SimOptions::new`]
 /// (for parity with the real kernel) and on in [`SimOptions::with_faults`].
 #[derive(Clone, Debug, PartialEq)]
@@ -168,6 +228,10 @@ pub struct SimOptions {
     pub crash: CrashModel,
     /// Scheduler steps after which a run is declared stuck.
     pub max_steps: u64,
+    /// Which driver runs the run's ops.
+    pub driver: SimDriver,
+    /// The simulated io_uring's settings.
+    pub ring: RingOptions,
 }
 
 /// `EXT4_SUPER_MAGIC`, what the simulated file system reports by default.
@@ -196,6 +260,8 @@ impl SimOptions {
             block_size_bytes: 4096,
             crash: CrashModel::LoseUnsynced,
             max_steps: 10_000_000,
+            driver: SimDriver::Pool,
+            ring: RingOptions::default(),
         }
     }
 
@@ -217,6 +283,12 @@ impl SimOptions {
         options.reorder_completions = true;
         options.crash = CrashModel::Torn {
             granularity_bytes: 512,
+        };
+        options.ring = RingOptions {
+            sq_entries: 4,
+            cq_entries: 4,
+            busy_probability: probability,
+            ..RingOptions::default()
         };
         options
     }
@@ -260,6 +332,7 @@ impl SimOptions {
                 ));
             }
         }
+        self.ring.validate()?;
         if self.block_size_bytes == 0 || !self.block_size_bytes.is_power_of_two() {
             return Err(format!(
                 "block size {} must be a power of two",
@@ -277,6 +350,24 @@ impl SimOptions {
     /// Latency of `class`.
     pub fn latency_of(&self, class: OpClass) -> Latency {
         self.latency[class.index()]
+    }
+}
+
+impl RingOptions {
+    fn validate(&self) -> Result<(), String> {
+        if self.sq_entries == 0 || self.cq_entries == 0 {
+            return Err("ring queues need at least one slot each".to_string());
+        }
+        if !(0.0..=1.0).contains(&self.busy_probability) {
+            return Err("ring EBUSY probability is not in 0..=1".to_string());
+        }
+        match self.setup_errno {
+            None | Some(Errno::EPERM) | Some(Errno::ENOSYS) | Some(Errno::ENOMEM) => Ok(()),
+            Some(other) => Err(format!(
+                "ring setup errno {other:?} is not one io_uring_setup fails with here \
+                 (EPERM, ENOSYS or ENOMEM)"
+            )),
+        }
     }
 }
 

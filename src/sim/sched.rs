@@ -10,8 +10,10 @@
 
 use super::core::SimCore;
 use super::kernel::SimKernel;
-use super::options::{OpClass, SimOptions};
+use super::options::{OpClass, SimDriver, SimOptions};
+use super::ring::SimRings;
 use crate::driver::pool::PoolDriver;
+use crate::driver::uring::{self, UringDriver};
 use crate::driver::{Backend, BackendReport, Driver};
 use crate::runtime::{RunEnd, Runtime, Scheduler, WorkerShared};
 use crate::sys::{Clock, Job, Kernel, Offload, Saturated};
@@ -71,7 +73,7 @@ impl SimOffload {
     /// When the next job may complete: the completion time of a
     /// seed-chosen pending job when reordering is on (so every job due
     /// earlier becomes ready too and they race), else the earliest.
-    fn next_ready_at(&self) -> Option<Duration> {
+    pub(crate) fn next_ready_at(&self) -> Option<Duration> {
         let jobs = lock(&self.jobs);
         if jobs.is_empty() {
             return None;
@@ -104,7 +106,7 @@ impl SimOffload {
     }
 
     /// Run one ready job; false when none is ready.
-    fn run_one_ready(&self) -> bool {
+    pub(crate) fn run_one_ready(&self) -> bool {
         let Some(pending) = self.take_ready() else {
             return false;
         };
@@ -173,6 +175,9 @@ impl Clock for SimClock {
 pub(crate) struct SimScheduler {
     core: Arc<SimCore>,
     offload: Arc<SimOffload>,
+    /// The simulated ring source when the io_uring driver runs the ops: the
+    /// worker then parks in its ring through the driver's own hooks.
+    rings_id: Option<u64>,
 }
 
 impl SimScheduler {
@@ -204,6 +209,9 @@ impl Scheduler for SimScheduler {
     }
 
     fn between_polls(&self) {
+        if let Some(rings_id) = self.rings_id {
+            uring::between_polls(rings_id);
+        }
         if self
             .core
             .with_rng(|rng| rng.chance(JOB_BETWEEN_POLLS_PROBABILITY))
@@ -216,6 +224,14 @@ impl Scheduler for SimScheduler {
         self.step()?;
         if worker.take_news() {
             return Ok(());
+        }
+        // With a ring on this thread, the io_uring driver parks in it; the
+        // simulated ring advances virtual time and runs pool jobs too.
+        if let Some(parked) = self
+            .rings_id
+            .and_then(|rings_id| uring::park(rings_id, worker, timeout))
+        {
+            return parked;
         }
         if self.offload.run_one_ready() {
             return Ok(());
@@ -234,6 +250,12 @@ impl Scheduler for SimScheduler {
             .trace(format!("advance {}ns", next.as_nanos()).as_bytes());
         Ok(())
     }
+
+    fn leave(&self) {
+        if let Some(rings_id) = self.rings_id {
+            uring::leave(rings_id);
+        }
+    }
 }
 
 /// Why a simulated run did not produce its value.
@@ -241,6 +263,10 @@ impl Scheduler for SimScheduler {
 pub enum SimError {
     /// The options are inconsistent; the text names the bad setting.
     InvalidOptions(String),
+    /// [`SimDriver::Ring`] was asked for but the simulated ring cannot be
+    /// used (its setup fails, or it lacks a required opcode); the text
+    /// says why.
+    BackendUnavailable(String),
     /// No task, job or timer could make progress.
     Stuck {
         /// Seed of the run.
@@ -254,6 +280,7 @@ impl fmt::Display for SimError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SimError::InvalidOptions(why) => write!(f, "invalid simulator options: {why}"),
+            SimError::BackendUnavailable(why) => f.write_str(why),
             SimError::Stuck { seed, reason } => {
                 write!(f, "simulated run (seed {seed}) is stuck: {reason}")
             }
@@ -300,22 +327,15 @@ pub fn new_kernel(options: SimOptions) -> Result<Arc<SimKernel>, SimError> {
 pub fn run<F: Future>(kernel: &Arc<SimKernel>, future: F) -> Result<F::Output, SimError> {
     let core = Arc::clone(kernel.core());
     let offload = Arc::new(SimOffload::new(Arc::clone(&core)));
-    let seam_kernel: Arc<dyn Kernel> = Arc::clone(kernel) as Arc<dyn Kernel>;
-    let driver = Driver::Pool(PoolDriver::new(
-        seam_kernel,
-        Arc::clone(&offload) as Arc<dyn Offload>,
-    ));
-    let report = BackendReport {
-        requested: Backend::Sim,
-        requested_by: "iokernel::sim::run".to_string(),
-        selected: Backend::Sim,
-        rejected: Vec::new(),
-        io_threads: 1,
-        pool_fallbacks: Vec::new(),
+    let (driver, report) = sim_driver(kernel, &offload)?;
+    let rings_id = match &driver {
+        Driver::Uring(uring) => Some(uring.rings_id()),
+        _ => None,
     };
     let scheduler = Arc::new(SimScheduler {
         core: Arc::clone(&core),
         offload: Arc::clone(&offload),
+        rings_id,
     });
     let clock = Arc::new(SimClock {
         core: Arc::clone(&core),
@@ -329,6 +349,11 @@ pub fn run<F: Future>(kernel: &Arc<SimKernel>, future: F) -> Result<F::Output, S
     );
     let end = runtime.run_main(future);
     drop(runtime);
+    if let Some(rings_id) = rings_id {
+        // Every op on this run's ring comes back (cancelled or done) before
+        // the run ends, so no buffer or late fd outlives it.
+        uring::close_thread_ring(rings_id);
+    }
     offload.drain();
     match end {
         RunEnd::Done(value) => Ok(value),
@@ -337,5 +362,54 @@ pub fn run<F: Future>(kernel: &Arc<SimKernel>, future: F) -> Result<F::Output, S
             seed: core.options().seed,
             reason,
         }),
+    }
+}
+
+/// The driver [`SimOptions::driver`] asks for, and the report saying why.
+fn sim_driver(
+    kernel: &Arc<SimKernel>,
+    offload: &Arc<SimOffload>,
+) -> Result<(Driver, BackendReport), SimError> {
+    let seam_kernel: Arc<dyn Kernel> = Arc::clone(kernel) as Arc<dyn Kernel>;
+    let pool = PoolDriver::new(seam_kernel, Arc::clone(offload) as Arc<dyn Offload>);
+    let requested = kernel.core().options().driver;
+    let requested_by = format!("SimOptions::driver ({})", requested.name());
+    let pool_report = |requested: Backend, rejected: Vec<(Backend, String)>| BackendReport {
+        requested,
+        requested_by: requested_by.clone(),
+        selected: Backend::Sim,
+        rejected,
+        io_threads: 1,
+        pool_fallbacks: Vec::new(),
+    };
+    if requested == SimDriver::Pool {
+        return Ok((Driver::Pool(pool), pool_report(Backend::Sim, Vec::new())));
+    }
+    let rings = Arc::new(SimRings::new(kernel, offload));
+    let notes = uring::availability(&*rings);
+    match (notes, requested) {
+        (Ok(pool_fallbacks), _) => {
+            let driver = UringDriver::new(pool, rings).map_err(SimError::BackendUnavailable)?;
+            let report = BackendReport {
+                requested: if requested == SimDriver::Auto {
+                    Backend::Auto
+                } else {
+                    Backend::IoUring
+                },
+                requested_by,
+                selected: Backend::IoUring,
+                rejected: Vec::new(),
+                io_threads: 1,
+                pool_fallbacks,
+            };
+            Ok((Driver::Uring(driver), report))
+        }
+        (Err(why), SimDriver::Auto) => Ok((
+            Driver::Pool(pool),
+            pool_report(Backend::Auto, vec![(Backend::IoUring, why)]),
+        )),
+        (Err(why), _) => Err(SimError::BackendUnavailable(format!(
+            "I/O backend uring was requested by {requested_by} but is unavailable: {why}"
+        ))),
     }
 }
