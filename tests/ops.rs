@@ -102,10 +102,6 @@ where
     .unwrap_or_else(|e| panic!("on the simulated kernel ({driver:?}): {e}"));
     if driver == SimDriver::Ring {
         assert_eq!(report.selected, Backend::IoUring, "{report}");
-        assert!(
-            kernel.core().stats().ring_completions > 0,
-            "no op went through the simulated ring"
-        );
     }
 }
 
