@@ -7,7 +7,7 @@
 
 pub mod workload;
 
-use iokernel::sim::{self, SimOptions, SimStats};
+use iokernel::sim::{self, SimDriver, SimOptions, SimStats};
 pub use workload::Workload;
 
 /// What one seed of one workload did.
@@ -29,16 +29,33 @@ pub struct SeedOutcome {
 /// ops workload fills the disk.
 pub const SMALL_DISK_BYTES: u64 = 256 * 1024;
 
+/// The driver of `seed`'s run: the sweep rotates through every driver the
+/// simulator has.
+pub fn driver_for(seed: u64) -> SimDriver {
+    const ROTATION: [SimDriver; 2] = [SimDriver::Pool, SimDriver::Ring];
+    ROTATION[(seed % ROTATION.len() as u64) as usize]
+}
+
+/// io_uring opcodes (`IORING_OP_STATX`, `IORING_OP_RECV`) the simulated ring
+/// lacks on every third faulty ring seed, so per-op pool fallback runs too.
+const MISSING_ON_SOME_RINGS: [u8; 2] = [21, 27];
+
 /// Options for `seed`: faults off when `fault_rate` is 0, else every fault
 /// class on at that rate (and a small disk for every fourth seed, so real
-/// ENOSPC happens too).
+/// ENOSPC happens too). The driver rotates by seed ([`driver_for`]).
 pub fn options_for(seed: u64, fault_rate: f64) -> SimOptions {
     if fault_rate <= 0.0 {
-        return SimOptions::new(seed);
+        let mut options = SimOptions::new(seed);
+        options.driver = driver_for(seed);
+        return options;
     }
     let mut options = SimOptions::with_faults(seed, fault_rate);
     if seed % 4 == 0 {
         options.capacity_bytes = SMALL_DISK_BYTES;
+    }
+    options.driver = driver_for(seed);
+    if seed % 3 == 0 {
+        options.ring.missing_opcodes = MISSING_ON_SOME_RINGS.to_vec();
     }
     options
 }

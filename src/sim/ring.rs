@@ -26,7 +26,8 @@
 //!   ([`RingOptions::missing_opcodes`]).
 //! * **Cancellation races.** An async cancel reaches its target before the
 //!   target ran (it completes with `-ECANCELED`) or too late (it completes
-//!   with its own result), by the seed.
+//!   with its own result), by the seed. A poll is always cancelled in time;
+//!   a close never is (the kernel runs it at submission).
 //!
 //! Socket entries see `EAGAIN` from the simulated kernel, which never
 //! blocks; the driver then submits a poll entry, which completes once the
@@ -49,6 +50,7 @@ use crate::sys::ring::{
     CompletionRing, RingEntry, RingExec, RingSource, RingWork, SqFull, CANCEL_USER_DATA,
 };
 use crate::sys::{Errno, Interest, Kernel};
+use io_uring::opcode;
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::RawFd;
@@ -119,6 +121,7 @@ enum Task {
     Op {
         exec: *mut dyn RingExec,
         label: &'static str,
+        opcode: u8,
     },
     /// Complete once `fd` is ready.
     Poll { fd: RawFd, interest: Interest },
@@ -173,13 +176,20 @@ impl SimRing {
                     self.deliver(entry.user_data, -Errno::EINVAL.0);
                     continue;
                 }
-                RingWork::Op { exec, .. } => {
+                RingWork::Op { exec, opcode, .. } => {
                     // SAFETY: `push`'s contract keeps the op behind `exec`
                     // alive and unmoved until this entry's completion is
                     // popped; only its name is read here.
                     let label = unsafe { (*exec).label() };
                     let latency = self.core.draw_latency(class_of(label));
-                    (Task::Op { exec, label }, now + latency)
+                    (
+                        Task::Op {
+                            exec,
+                            label,
+                            opcode,
+                        },
+                        now + latency,
+                    )
                 }
                 RingWork::Poll { fd, interest } => (Task::Poll { fd, interest }, now),
                 RingWork::Cancel { target } => {
@@ -209,9 +219,17 @@ impl SimRing {
         let res = match found {
             None => -Errno::ENOENT.0,
             Some(running) => {
-                let in_time = self
-                    .core
-                    .with_rng(|rng| rng.chance(CANCEL_IN_TIME_PROBABILITY));
+                // A poll that has not fired is always still cancellable; a
+                // close never is (the kernel runs it at submission, so it
+                // always happens); any other op may already be with the
+                // device.
+                let in_time = match running.task {
+                    Task::Poll { .. } => true,
+                    Task::Op { opcode, .. } if opcode == opcode::Close::CODE => false,
+                    Task::Op { .. } => self
+                        .core
+                        .with_rng(|rng| rng.chance(CANCEL_IN_TIME_PROBABILITY)),
+                };
                 if in_time {
                     running.cancelled = true;
                     running.ready_at = self.core.now();
@@ -360,9 +378,11 @@ impl CompletionRing for SimRing {
         .flatten()
         .min();
         let Some(next) = next else {
-            return Err(io::Error::other(
-                "deadlock: every task waits, and no ring entry, pool job or timer can complete",
-            ));
+            let polls = self.running.len();
+            return Err(io::Error::other(format!(
+                "deadlock: every task waits, and no ring entry, pool job or timer can complete \
+                 ({polls} poll entries wait for fds no one will make ready)"
+            )));
         };
         self.core.advance_to(next);
         self.core

@@ -347,12 +347,17 @@ pub fn run<F: Future>(kernel: &Arc<SimKernel>, future: F) -> Result<F::Output, S
         scheduler,
         report,
     );
-    let end = runtime.run_main(future);
+    let mut end = runtime.run_main(future);
     drop(runtime);
     if let Some(rings_id) = rings_id {
         // Every op on this run's ring comes back (cancelled or done) before
         // the run ends, so no buffer or late fd outlives it.
-        uring::close_thread_ring(rings_id);
+        let stranded = uring::close_thread_ring(rings_id);
+        if stranded > 0 && matches!(end, RunEnd::Done(_)) {
+            end = RunEnd::Stuck(format!(
+                "{stranded} ops were still on the simulated ring after it was drained"
+            ));
+        }
     }
     offload.drain();
     match end {

@@ -301,15 +301,21 @@ fn with_existing_ring<R>(source_id: u64, f: impl FnOnce(&mut LocalRing) -> R) ->
 
 /// Drain and drop this thread's ring from source `source_id` (the end of a
 /// simulated run: every op comes back before the run's kernel is gone).
-pub(crate) fn close_thread_ring(source_id: u64) {
+/// Returns how many ops the ring still held after the drain (their
+/// buffers are leaked rather than freed under the kernel); 0 is the rule.
+pub(crate) fn close_thread_ring(source_id: u64) -> usize {
     let ring = LOCAL.with(|local| {
         let mut local = local.try_borrow_mut().ok()?;
         let index = local.iter().position(|r| r.source_id == source_id)?;
         Some(local.swap_remove(index))
     });
-    // Dropped outside the borrow: draining finishes ops, and finishing may
-    // drop futures that look for this thread's rings.
-    drop(ring);
+    // Drained outside the borrow: finishing ops may drop futures that look
+    // for this thread's rings.
+    let Some(mut ring) = ring else {
+        return 0;
+    };
+    ring.drain(true);
+    ring.in_flight
 }
 
 fn errno_of(e: &io::Error) -> Errno {
@@ -447,6 +453,7 @@ impl LocalRing {
             self.cancel(user_data);
         }
         let mut waited = Duration::ZERO;
+        self.dispatch();
         while self.in_flight > 0 && waited < DRAIN_LIMIT {
             let step = Duration::from_millis(10);
             if self.ring.wait(Some(step)).is_err() {
@@ -604,13 +611,22 @@ pub(crate) fn park(
         if !worker.has_driver_wake() {
             worker.set_driver_wake(ring.ring.waker());
         }
-        ring.dispatch();
         ring.flush()
             .map_err(|e| format!("io_uring submit: {e}"))?;
+        // Dispatch after the flush: a backed-up completion queue makes it
+        // take completions early, and parking with those undispatched
+        // would wait for completions that have already arrived.
+        ring.dispatch();
         if worker.begin_driver_park() {
             let waited = ring.ring.wait(timeout);
             worker.end_driver_park();
-            waited.map_err(|e| format!("io_uring wait: {e}"))?;
+            waited.map_err(|e| {
+                format!(
+                    "io_uring wait: {e}; {} ops in flight, {} queued",
+                    ring.in_flight,
+                    ring.ring.queued()
+                )
+            })?;
         }
         ring.dispatch();
         Ok(())
@@ -651,5 +667,89 @@ impl Scheduler for UringScheduler {
 
     fn leave(&self) {
         leave(self.rings_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::{select, Backend};
+    use crate::sys::real::{RealKernel, ThreadPool};
+    use crate::sys::Offload;
+
+    /// A ring source whose setup always fails with `errno`.
+    struct RefusingRings {
+        errno: i32,
+        io_uring_disabled: Option<u32>,
+    }
+
+    impl RingSource for RefusingRings {
+        fn id(&self) -> u64 {
+            u64::MAX
+        }
+
+        fn open(&self, _entries: u32) -> io::Result<Box<dyn CompletionRing>> {
+            Err(io::Error::from_raw_os_error(self.errno))
+        }
+
+        fn io_uring_disabled(&self) -> Option<u32> {
+            self.io_uring_disabled
+        }
+    }
+
+    fn select_with(
+        requested: Backend,
+        env: Option<&str>,
+        errno: i32,
+    ) -> io::Result<(crate::driver::Driver, crate::driver::BackendReport)> {
+        let rings = Arc::new(RefusingRings {
+            errno,
+            io_uring_disabled: Some(0),
+        });
+        select(requested, env, Arc::new(RealKernel), rings, || {
+            Ok(Arc::new(ThreadPool::new("select-test", 1, 8)?) as Arc<dyn Offload>)
+        })
+    }
+
+    #[test]
+    fn auto_skips_a_ring_refused_by_seccomp_and_says_why() {
+        let (_, report) = select_with(Backend::Auto, None, libc::EPERM).unwrap();
+        assert_ne!(report.selected, Backend::IoUring, "{report}");
+        let (rejected, why) = &report.rejected[0];
+        assert_eq!(*rejected, Backend::IoUring);
+        assert!(why.contains("EPERM") && why.contains("seccomp"), "{why}");
+        assert!(report.to_string().contains("uring rejected"), "{report}");
+    }
+
+    #[test]
+    fn forcing_a_refused_ring_names_the_reason() {
+        let err = select_with(Backend::IoUring, None, libc::ENOMEM)
+            .err()
+            .expect("a forced ring that cannot be set up must fail");
+        let text = err.to_string();
+        assert!(text.contains("uring was requested by the runtime builder"), "{text}");
+        assert!(text.contains("RLIMIT_MEMLOCK"), "{text}");
+        let err = select_with(Backend::Auto, Some("uring"), libc::ENOSYS)
+            .err()
+            .expect("IOKERNEL_BACKEND=uring on a kernel without io_uring must fail");
+        let text = err.to_string();
+        assert!(text.contains("requested by IOKERNEL_BACKEND"), "{text}");
+        assert!(text.contains("ENOSYS"), "{text}");
+        // Another forced backend is not affected by the refusing ring.
+        let (_, report) = select_with(Backend::Auto, Some("pool"), libc::EPERM).unwrap();
+        assert_eq!(report.selected, Backend::ThreadPool);
+    }
+
+    #[test]
+    fn setup_errors_name_their_cause() {
+        let eperm = io::Error::from_raw_os_error(libc::EPERM);
+        assert!(setup_error(&eperm, Some(2)).contains("kernel.io_uring_disabled = 2"));
+        assert!(setup_error(&eperm, Some(1)).contains("io_uring_group"));
+        assert!(setup_error(&eperm, Some(0)).contains("seccomp"));
+        assert!(setup_error(&eperm, None).contains("seccomp"));
+        let enosys = io::Error::from_raw_os_error(libc::ENOSYS);
+        assert!(setup_error(&enosys, None).contains("no io_uring"));
+        let enomem = io::Error::from_raw_os_error(libc::ENOMEM);
+        assert!(setup_error(&enomem, None).contains("RLIMIT_MEMLOCK"));
     }
 }
