@@ -156,11 +156,14 @@ fn aborting_tasks_with_ops_in_flight_loses_nothing_else() {
     assert_eq!(open_fds(), before);
 }
 
+/// What a watched buffer held when it was dropped (`None`: not dropped yet).
+type DroppedBytes = Arc<Mutex<Option<Vec<u8>>>>;
+
 /// What one simulated cancellation run saw.
 #[derive(Default)]
 struct CancelRecord {
     /// (offset, what the read buffer held when it was dropped).
-    reads: Vec<(usize, Arc<Mutex<Option<Vec<u8>>>>)>,
+    reads: Vec<(usize, DroppedBytes)>,
     /// (offset, the write completed and reported all its bytes).
     writes: Vec<(usize, bool)>,
 }
@@ -169,7 +172,9 @@ const CANCEL_FILE_BYTES: usize = 4096;
 const CANCEL_BLOCK_BYTES: usize = 256;
 
 fn cancel_data() -> Vec<u8> {
-    (0..CANCEL_FILE_BYTES).map(|i| (i % 251) as u8 + 1).collect()
+    (0..CANCEL_FILE_BYTES)
+        .map(|i| (i % 251) as u8 + 1)
+        .collect()
 }
 
 fn cancel_pattern(task: usize) -> Vec<u8> {
@@ -217,7 +222,11 @@ async fn drop_ops_at_deadlines(seed: u64, record: Arc<Mutex<CancelRecord>>) {
                 0 => {
                     let offset = task * CANCEL_BLOCK_BYTES;
                     let on_drop = Arc::new(Mutex::new(None));
-                    record.lock().unwrap().reads.push((offset, Arc::clone(&on_drop)));
+                    record
+                        .lock()
+                        .unwrap()
+                        .reads
+                        .push((offset, Arc::clone(&on_drop)));
                     let buf = WatchedBuf {
                         bytes: vec![0u8; CANCEL_BLOCK_BYTES],
                         filled: 0,
@@ -280,11 +289,10 @@ fn check_cancellation_seed(seed: u64) {
     );
     let record = record.lock().unwrap();
     for (offset, on_drop) in &record.reads {
-        let seen = on_drop
-            .lock()
-            .unwrap()
-            .clone()
-            .unwrap_or_else(|| panic!("seed {seed}: the read buffer at {offset} never came back"));
+        let seen =
+            on_drop.lock().unwrap().clone().unwrap_or_else(|| {
+                panic!("seed {seed}: the read buffer at {offset} never came back")
+            });
         let want = &data[*offset..offset + CANCEL_BLOCK_BYTES];
         assert!(
             seen == want || seen.iter().all(|&b| b == 0),
@@ -299,7 +307,11 @@ fn check_cancellation_seed(seed: u64) {
         let end = (offset + CANCEL_BLOCK_BYTES).min(file.len());
         let region = file.get(offset..end).unwrap_or(&[]);
         if done {
-            assert_eq!(region, &cancel_pattern(task)[..], "seed {seed}: a completed write");
+            assert_eq!(
+                region,
+                &cancel_pattern(task)[..],
+                "seed {seed}: a completed write"
+            );
         } else {
             assert!(
                 region == &cancel_pattern(task)[..region.len()] || region.iter().all(|&b| b == 0),

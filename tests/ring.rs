@@ -41,7 +41,9 @@ fn stressed_ring(seed: u64) -> SimOptions {
 }
 
 fn block(task: usize, index: usize) -> Vec<u8> {
-    (0..512).map(|i| (task * 31 + index * 7 + i) as u8).collect()
+    (0..512)
+        .map(|i| (task * 31 + index * 7 + i) as u8)
+        .collect()
 }
 
 /// Eight tasks write eight blocks each at distinct offsets, concurrently,
@@ -89,7 +91,10 @@ fn ring_faults_lose_no_completion_and_no_byte() {
     assert!(totals.ring_completions > 0, "{totals:?}");
     assert!(totals.ring_sq_full > 0, "the SQ never filled: {totals:?}");
     assert!(totals.ring_busy > 0, "no submit saw EBUSY: {totals:?}");
-    assert!(totals.ring_cq_overflows > 0, "the CQ never overflowed: {totals:?}");
+    assert!(
+        totals.ring_cq_overflows > 0,
+        "the CQ never overflowed: {totals:?}"
+    );
     assert!(totals.reordered_completions > 0, "{totals:?}");
 }
 
@@ -97,7 +102,9 @@ fn ring_faults_lose_no_completion_and_no_byte() {
 fn the_same_seed_gives_the_same_ring_run() {
     let hash = |seed| {
         let kernel = sim::new_kernel(stressed_ring(seed)).unwrap();
-        sim::run(&kernel, write_then_read_blocks()).unwrap().unwrap();
+        sim::run(&kernel, write_then_read_blocks())
+            .unwrap()
+            .unwrap();
         kernel.core().trace_hash()
     };
     assert_eq!(hash(9), hash(9));
@@ -189,7 +196,9 @@ fn a_missing_opcode_sends_only_its_op_to_the_pool() {
         "{report}"
     );
     // The other ops still ran on the ring.
-    sim::run(&kernel, write_then_read_blocks()).unwrap().unwrap();
+    sim::run(&kernel, write_then_read_blocks())
+        .unwrap()
+        .unwrap();
     assert!(kernel.core().stats().ring_completions > 0);
 }
 
@@ -210,7 +219,12 @@ async fn join_all<F: Future + Unpin>(mut futures: Vec<F>) -> Vec<F::Output> {
         if pending {
             return Poll::Pending;
         }
-        Poll::Ready(outputs.iter_mut().map(|o| o.take().expect("ready")).collect())
+        Poll::Ready(
+            outputs
+                .iter_mut()
+                .map(|o| o.take().expect("ready"))
+                .collect(),
+        )
     })
     .await
 }

@@ -172,8 +172,11 @@ impl SimRing {
                 RingWork::Op { opcode, .. } if self.missing_opcodes.contains(&opcode) => {
                     // What a kernel without the opcode says.
                     self.core.trace(
-                        format!("ring submit {:#x} opcode {opcode} -> EINVAL", entry.user_data)
-                            .as_bytes(),
+                        format!(
+                            "ring submit {:#x} opcode {opcode} -> EINVAL",
+                            entry.user_data
+                        )
+                        .as_bytes(),
                     );
                     self.deliver(entry.user_data, -Errno::EINVAL.0);
                     continue;

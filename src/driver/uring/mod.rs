@@ -611,8 +611,7 @@ pub(crate) fn park(
         if !worker.has_driver_wake() {
             worker.set_driver_wake(ring.ring.waker());
         }
-        ring.flush()
-            .map_err(|e| format!("io_uring submit: {e}"))?;
+        ring.flush().map_err(|e| format!("io_uring submit: {e}"))?;
         // Dispatch after the flush: a backed-up completion queue makes it
         // take completions early, and parking with those undispatched
         // would wait for completions that have already arrived.
@@ -727,7 +726,10 @@ mod tests {
             .err()
             .expect("a forced ring that cannot be set up must fail");
         let text = err.to_string();
-        assert!(text.contains("uring was requested by the runtime builder"), "{text}");
+        assert!(
+            text.contains("uring was requested by the runtime builder"),
+            "{text}"
+        );
         assert!(text.contains("RLIMIT_MEMLOCK"), "{text}");
         let err = select_with(Backend::Auto, Some("uring"), libc::ENOSYS)
             .err()
