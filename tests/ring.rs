@@ -280,3 +280,27 @@ fn a_burst_larger_than_the_sim_ring_is_flushed_and_retried() {
     assert!(stats.ring_sq_full > 100, "{stats:?}");
     assert!(stats.ring_cq_overflows > 0, "{stats:?}");
 }
+
+#[test]
+fn a_run_waiting_on_a_socket_no_one_writes_is_reported_stuck() {
+    let mut options = SimOptions::new(4);
+    options.driver = SimDriver::Ring;
+    let kernel = sim::new_kernel(options).unwrap();
+    let result = sim::run(&kernel, async {
+        let listener = iokernel::net::TcpListener::bind("127.0.0.1:4100".parse().unwrap())?;
+        let client = iokernel::net::TcpStream::connect(listener.local_addr()?).await?;
+        let (_server, _) = listener.accept().await?;
+        // Nothing is ever sent: the recv waits on a poll entry forever.
+        let BufResult(n, _) = client.read(vec![0u8; 16]).await;
+        n
+    });
+    match result {
+        Err(SimError::Stuck { seed, reason }) => {
+            assert_eq!(seed, 4);
+            assert!(reason.contains("deadlock") && reason.contains("poll"), "{reason}");
+        }
+        other => panic!("a run that can never finish must be reported stuck: {other:?}"),
+    }
+    // The drain at the end cancelled the waiting poll: nothing leaked.
+    assert_eq!(kernel.open_fds(), 0);
+}

@@ -63,6 +63,14 @@ fn print_stats(stats: &SimStats) {
         "  syscalls {}, scheduler steps {}",
         stats.syscalls, stats.steps
     );
+    println!(
+        "  ring: completions {}, SQ full {}, EBUSY {}, CQ overflows {}, cancels {}",
+        stats.ring_completions,
+        stats.ring_sq_full,
+        stats.ring_busy,
+        stats.ring_cq_overflows,
+        stats.ring_cancels
+    );
 }
 
 fn replay(workload: Workload, seed: u64, fault_rate: f64) -> ExitCode {
