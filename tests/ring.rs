@@ -297,7 +297,10 @@ fn a_run_waiting_on_a_socket_no_one_writes_is_reported_stuck() {
     match result {
         Err(SimError::Stuck { seed, reason }) => {
             assert_eq!(seed, 4);
-            assert!(reason.contains("deadlock") && reason.contains("poll"), "{reason}");
+            assert!(
+                reason.contains("deadlock") && reason.contains("poll"),
+                "{reason}"
+            );
         }
         other => panic!("a run that can never finish must be reported stuck: {other:?}"),
     }

@@ -31,7 +31,13 @@
 //!   `EAGAIN` that still comes back is handled by the driver (poll, then
 //!   the entry again).
 //! * A path with an interior NUL gets no entry (the pool says `EINVAL`).
-//! * `lseek` has no io_uring form; `sendfile` runs on the pool for now.
+//! * `lseek` has no io_uring form. `sendfile` runs on the pool: on the ring
+//!   it would be two linked `SPLICE` entries through a pipe, but a pipe
+//!   holds 64 KiB (so one call moves at most that, where `sendfile(2)` on
+//!   the pool moves the whole range in one zero-copy call), a short first
+//!   splice breaks the link and leaves bytes in the pipe that need a third,
+//!   unlinked splice (and a poll when the socket is full), and every op or
+//!   thread needs two more fds. Its pool job already keeps the worker free.
 
 use super::{file, net, path};
 use crate::buf::{IoBuf, IoBufMut};

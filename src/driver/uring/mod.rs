@@ -1,18 +1,30 @@
-//! The io_uring driver: one ring per runtime thread.
+//! The io_uring driver: one ring per runtime thread (per ring source).
+//!
+//! The driver works on any [`CompletionRing`] (the seam in
+//! `crate::sys::ring`): the kernel's io_uring ([`KernelRings`], FFI in
+//! `ring.rs`) or the simulator's ring (`crate::sim`), so batching, the
+//! full-queue and `EBUSY` paths, reaping, `EAGAIN` handling, cancellation,
+//! pool fallback and draining are the same code on both. A thread keeps one
+//! ring per ring source; the simulator closes its run's ring when the run
+//! ends.
 //!
 //! An op submitted from a worker is boxed (so its buffers and op-owned
 //! storage keep their address) into the worker's in-flight table and its
 //! entry queued on the worker's ring. Entries reach the kernel in batches:
 //! when the worker is about to park, when many are queued, or when the
-//! submission queue is full, never one `io_uring_enter` per op. The worker
-//! parks *in* the ring (waiting for a completion or its next timer); other
-//! threads wake it through an eventfd whose read is always armed.
+//! submission queue is full (flush, then push again), never one
+//! `io_uring_enter` per op. A submit refused with `EBUSY` (the completion
+//! queue is backed up) takes completions off the ring into a local queue,
+//! which makes room without losing any, and tries again. The worker parks
+//! *in* the ring (waiting for a completion or its next timer); other threads
+//! wake it through the ring's waker (an eventfd on the kernel's ring).
 //!
 //! Completions are reaped between task polls (no syscall: the completion
 //! queue is shared memory) and when the worker wakes. A socket op that
 //! completes with `EAGAIN` (the fd is non-blocking) waits with a poll entry
-//! and is submitted again. An op whose opcode the kernel lacks, or that has
-//! no io_uring form (`lseek`, `sendfile` for now), runs on the pool.
+//! and is submitted again. An op whose opcode the ring's probe lacks, or
+//! that has no io_uring form (`lseek`, `sendfile`: see `op/uring.rs`), runs
+//! on the pool, and the backend report lists it.
 //!
 //! Cancellation: dropping an in-flight op's future marks it abandoned and
 //! submits an async cancel; the op (and its buffer) stays in the table
