@@ -266,7 +266,10 @@ impl SimOptions {
     }
 
     /// Every fault class on at `probability`, with all its legal errnos;
-    /// short I/O, latency and reordering on; torn writes at 512 bytes.
+    /// short I/O, latency and reordering on; torn writes at 512 bytes; and,
+    /// for runs on the simulated ring, 4-slot queues (so the submission
+    /// queue fills and the completion queue overflows) with `EBUSY` from
+    /// submit at `probability`.
     pub fn with_faults(seed: u64, probability: f64) -> SimOptions {
         let mut options = SimOptions::new(seed);
         for class in OpClass::ALL {
