@@ -377,10 +377,12 @@ impl LocalRing {
         Err(io::Error::from_raw_os_error(libc::EBUSY))
     }
 
-    /// Push `entry`, flushing the submission queue first while it is full.
+    /// Push `entry`, flushing the submission queue first while it is full
+    /// (a bounded number of times: a ring whose queue never drains gets
+    /// `EBUSY` back rather than a spinning worker).
     fn push(&mut self, entry: RingEntry) -> io::Result<()> {
         let mut entry = entry;
-        loop {
+        for _ in 0..BUSY_RETRIES {
             // SAFETY: op entries point into an op the caller keeps boxed in
             // `self.table` from now until this user_data's completion is
             // dispatched (the ring is drained before it drops); poll and
@@ -391,6 +393,7 @@ impl LocalRing {
             }
             self.flush()?;
         }
+        Err(io::Error::from_raw_os_error(libc::EBUSY))
     }
 
     /// Queue `work` under a fresh `user_data` for a table slot; the caller
@@ -752,6 +755,60 @@ mod tests {
         // Another forced backend is not affected by the refusing ring.
         let (_, report) = select_with(Backend::Auto, Some("pool"), libc::EPERM).unwrap();
         assert_eq!(report.selected, Backend::ThreadPool);
+    }
+
+    /// A ring whose submission queue never drains (every push finds it full).
+    struct NeverDrains;
+
+    impl CompletionRing for NeverDrains {
+        unsafe fn push(&mut self, entry: RingEntry) -> Result<(), SqFull> {
+            Err(SqFull(entry))
+        }
+        fn queued(&mut self) -> usize {
+            1
+        }
+        fn submit(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+        fn wait(&mut self, _timeout: Option<Duration>) -> io::Result<()> {
+            Ok(())
+        }
+        fn pop(&mut self) -> Option<(u64, i32)> {
+            None
+        }
+        fn supports(&self, _opcode: u8) -> bool {
+            true
+        }
+        fn waker(&self) -> Arc<dyn Fn() + Send + Sync> {
+            Arc::new(|| {})
+        }
+    }
+
+    struct NeverDrainingRings;
+
+    impl RingSource for NeverDrainingRings {
+        fn id(&self) -> u64 {
+            u64::MAX - 1
+        }
+        fn open(&self, _entries: u32) -> io::Result<Box<dyn CompletionRing>> {
+            Ok(Box::new(NeverDrains))
+        }
+    }
+
+    #[test]
+    fn an_entry_the_ring_never_takes_goes_back_to_the_pool() {
+        let offload: Arc<dyn Offload> = Arc::new(ThreadPool::new("never-drains", 1, 8).unwrap());
+        let pool = PoolDriver::new(Arc::new(RealKernel), offload);
+        let driver = UringDriver::new(pool, Arc::new(NeverDrainingRings)).unwrap();
+        let op = crate::op::file::Sync {
+            fd: -1,
+            kind: crate::op::file::SyncKind::All,
+        };
+        // Bounded: the push gives up with EBUSY and the op comes back
+        // untouched for the pool, instead of spinning on a full queue.
+        let back = driver.submit(op).err().expect("the op comes back");
+        assert_eq!(back.fd, -1);
+        close_thread_ring(u64::MAX - 1);
     }
 
     #[test]
