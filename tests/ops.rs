@@ -24,7 +24,7 @@ use iokernel::buf::{AlignedBuf, BufResult, IoBuf, Slice, SliceMut};
 use iokernel::io::{self, FileType, MsgFlags, OpenFlags, Whence};
 use iokernel::net::{TcpListener, TcpStream};
 use iokernel::runtime::{backend_availability, block_on_here, in_runtime, Backend, Runtime};
-use iokernel::sim::{self, SimOptions};
+use iokernel::sim::{self, SimDriver, SimOptions};
 use iokernel::sys::real::thread::spawn_named;
 use iokernel::sys::{Errno, Kernel, Shutdown};
 use std::fmt::Debug;
@@ -70,17 +70,31 @@ where
     eprintln!("running on the sync fallback (no runtime)");
     block_on_here(body(dir.path().to_path_buf()))
         .unwrap_or_else(|e| panic!("on the sync fallback: {e}"));
-    // Parity: the same body on the simulated kernel, faults off, must see
-    // the same results and errnos as on the real one.
-    eprintln!("running on the simulated kernel (faults off)");
-    let kernel = sim::new_kernel(SimOptions::new(1)).expect("sim options");
-    kernel
-        .mkdir(c"/scratch", 0o755)
-        .expect("sim scratch directory");
-    sim::run(&kernel, body(PathBuf::from("/scratch")))
-        .unwrap_or_else(|e| panic!("the simulated run failed: {e}"))
-        .unwrap_or_else(|e| panic!("on the simulated kernel: {e}"));
+    // Parity: the same body on the simulated kernel under each sim driver,
+    // faults off, must see the same results and errnos as on the real one.
+    for driver in SIM_DRIVERS {
+        eprintln!(
+            "running on the simulated kernel, {} driver (faults off)",
+            driver.name()
+        );
+        let mut options = SimOptions::new(1);
+        options.driver = driver;
+        let kernel = sim::new_kernel(options).expect("sim options");
+        kernel
+            .mkdir(c"/scratch", 0o755)
+            .expect("sim scratch directory");
+        sim::run(&kernel, body(PathBuf::from("/scratch")))
+            .unwrap_or_else(|e| panic!("the simulated run ({}) failed: {e}", driver.name()))
+            .unwrap_or_else(|e| panic!("on the simulated kernel ({}): {e}", driver.name()));
+    }
 }
+
+/// The drivers every body also runs on under the simulated kernel.
+const SIM_DRIVERS: [SimDriver; 3] = [
+    SimDriver::Pool,
+    SimDriver::EpollSemantics,
+    SimDriver::KqueueSemantics,
+];
 
 fn scratch_dir() -> tempfile::TempDir {
     tempfile::tempdir().expect("scratch directory")

@@ -7,7 +7,7 @@
 
 pub mod workload;
 
-use iokernel::sim::{self, SimOptions, SimStats};
+use iokernel::sim::{self, SimDriver, SimOptions, SimStats};
 pub use workload::Workload;
 
 /// What one seed of one workload did.
@@ -29,15 +29,30 @@ pub struct SeedOutcome {
 /// ops workload fills the disk.
 pub const SMALL_DISK_BYTES: u64 = 256 * 1024;
 
-/// Options for `seed`: faults off when `fault_rate` is 0, else every fault
-/// class on at that rate (and a small disk for every fourth seed, so real
-/// ENOSPC happens too).
+/// The drivers a sweep rotates through, one per seed in turn.
+pub const DRIVERS: [SimDriver; 3] = [
+    SimDriver::Pool,
+    SimDriver::EpollSemantics,
+    SimDriver::KqueueSemantics,
+];
+
+/// The driver seed `seed` runs on: [`DRIVERS`] in turn, so any run of
+/// consecutive seeds covers every driver.
+pub fn driver_for(seed: u64) -> SimDriver {
+    DRIVERS[(seed % DRIVERS.len() as u64) as usize]
+}
+
+/// Options for `seed`: the seed's driver ([`driver_for`]); faults off when
+/// `fault_rate` is 0, else every fault class on at that rate (and a small
+/// disk for every fourth seed, so real ENOSPC happens too).
 pub fn options_for(seed: u64, fault_rate: f64) -> SimOptions {
-    if fault_rate <= 0.0 {
-        return SimOptions::new(seed);
-    }
-    let mut options = SimOptions::with_faults(seed, fault_rate);
-    if seed % 4 == 0 {
+    let mut options = if fault_rate <= 0.0 {
+        SimOptions::new(seed)
+    } else {
+        SimOptions::with_faults(seed, fault_rate)
+    };
+    options.driver = driver_for(seed);
+    if fault_rate > 0.0 && seed % 4 == 0 {
         options.capacity_bytes = SMALL_DISK_BYTES;
     }
     options
@@ -81,10 +96,12 @@ pub fn check_seed(workload: Workload, seed: u64, fault_rate: f64) -> SeedOutcome
     first
 }
 
-/// The command that reruns exactly this seed.
+/// The command that reruns exactly this seed (and the driver it ran on,
+/// which the seed chooses).
 pub fn replay_line(workload: Workload, seed: u64, fault_rate: f64) -> String {
     format!(
-        "cargo run --release -p iokernel-sim -- --workload {} --fault-rate {fault_rate} --replay {seed}",
-        workload.name()
+        "cargo run --release -p iokernel-sim -- --workload {} --fault-rate {fault_rate} --replay {seed}  # driver {}",
+        workload.name(),
+        driver_for(seed).name()
     )
 }

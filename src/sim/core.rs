@@ -37,6 +37,13 @@ pub struct SimStats {
     pub syscalls: u64,
     /// Scheduler steps taken.
     pub steps: u64,
+    /// Readiness events a simulated poller reported for an fd that was
+    /// not ready.
+    pub spurious_readiness: u64,
+    /// Ready events a simulated poller held back to a later wait.
+    pub delayed_readiness: u64,
+    /// Poller registrations failed by injection (`ENOMEM`/`ENOSPC`).
+    pub poller_register_failures: u64,
 }
 
 impl SimStats {
@@ -55,6 +62,9 @@ impl SimStats {
         self.torn_writes += other.torn_writes;
         self.syscalls += other.syscalls;
         self.steps += other.steps;
+        self.spurious_readiness += other.spurious_readiness;
+        self.delayed_readiness += other.delayed_readiness;
+        self.poller_register_failures += other.poller_register_failures;
     }
 }
 

@@ -47,11 +47,14 @@ mod fs;
 mod kernel;
 mod net;
 mod options;
+mod poller;
 mod rng;
 mod sched;
 
 pub use self::core::{SimCore, SimStats};
 pub use kernel::SimKernel;
-pub use options::{ClassFaults, CrashModel, Latency, OpClass, SimOptions, EXT4_MAGIC};
+pub use options::{
+    ClassFaults, CrashModel, Latency, OpClass, PollerFaults, SimDriver, SimOptions, EXT4_MAGIC,
+};
 pub use rng::SimRng;
 pub use sched::{new_kernel, run, SimError};

@@ -4,14 +4,26 @@
 //!
 //! Owns: [`SimOffload`] (the seam's `Offload`: jobs wait for their drawn
 //! latency, then complete in seed order), [`SimClock`] (virtual time) and
-//! [`SimScheduler`] (task order, job completion between polls, time
-//! advance when idle, stuck detection). It never touches file or socket
-//! state; that is `SimKernel`'s.
+//! [`SimScheduler`] (task order, job completion between polls, readiness
+//! polling under the readiness drivers, time advance when idle, stuck
+//! detection). It never touches file or socket state; that is
+//! `SimKernel`'s.
+//!
+//! Under [`SimDriver::EpollSemantics`] and [`SimDriver::KqueueSemantics`]
+//! the run uses the readiness driver over a `SimPoller`: when every task
+//! waits, the scheduler completes a ready job and polls the poller (waking
+//! the tasks whose fds are ready); with neither, it releases events the
+//! poller held back, and only then advances virtual time to the next job
+//! or timer.
+//! With none left, the run is stuck: every task waits for readiness that
+//! nothing can bring, and the report lists what is still armed.
 
 use super::core::SimCore;
 use super::kernel::SimKernel;
-use super::options::{OpClass, SimOptions};
+use super::options::{OpClass, SimDriver, SimOptions};
+use super::poller::{Semantics, SimPoller, SimPollers};
 use crate::driver::pool::PoolDriver;
+use crate::driver::readiness::ReadinessDriver;
 use crate::driver::{Backend, BackendReport, Driver};
 use crate::runtime::{RunEnd, Runtime, Scheduler, WorkerShared};
 use crate::sys::{Clock, Job, Kernel, Offload, Saturated};
@@ -25,6 +37,10 @@ use std::time::Duration;
 /// Probability that the scheduler completes a ready job between two task
 /// polls (rather than only when every task waits).
 const JOB_BETWEEN_POLLS_PROBABILITY: f64 = 0.25;
+
+/// Probability that the scheduler polls the readiness driver's poller
+/// between two task polls (readiness drivers only).
+const POLL_BETWEEN_POLLS_PROBABILITY: f64 = 0.25;
 
 /// The class whose latency a job of syscall `label` gets.
 pub(crate) fn class_of(label: &str) -> OpClass {
@@ -169,13 +185,50 @@ impl Clock for SimClock {
     }
 }
 
+/// The readiness driver of a run and the pollers it opened.
+struct SimReadiness {
+    driver: ReadinessDriver,
+    pollers: Arc<SimPollers>,
+}
+
 /// Seed-driven scheduling of a simulated run.
 pub(crate) struct SimScheduler {
     core: Arc<SimCore>,
     offload: Arc<SimOffload>,
+    readiness: Option<SimReadiness>,
 }
 
 impl SimScheduler {
+    /// Poll the readiness driver (if any); true when tasks were woken.
+    fn poll_readiness(&self) -> Result<bool, String> {
+        let Some(readiness) = &self.readiness else {
+            return Ok(false);
+        };
+        match readiness.driver.poll_now() {
+            Ok(woken) => Ok(woken > 0),
+            Err(errno) => Err(format!("simulated poller wait failed: {errno:?}")),
+        }
+    }
+
+    /// Deliver the events a poller held back; true when tasks were woken.
+    fn flush_readiness(&self) -> Result<bool, String> {
+        match &self.readiness {
+            Some(readiness) if readiness.pollers.flush_held() => self.poll_readiness(),
+            _ => Ok(false),
+        }
+    }
+
+    fn stuck_reason(&self) -> String {
+        let base = "deadlock: every task waits, and no job or timer is pending";
+        match &self.readiness {
+            Some(readiness) => format!(
+                "{base}; no readiness can come ({})",
+                readiness.pollers.describe_armed()
+            ),
+            None => base.to_string(),
+        }
+    }
+
     fn step(&self) -> Result<(), String> {
         let max = self.core.options().max_steps;
         let mut steps = 0;
@@ -210,6 +263,14 @@ impl Scheduler for SimScheduler {
         {
             self.offload.run_one_ready();
         }
+        if self.readiness.is_some()
+            && self
+                .core
+                .with_rng(|rng| rng.chance(POLL_BETWEEN_POLLS_PROBABILITY))
+        {
+            // An error here resurfaces when the worker is idle.
+            let _ = self.poll_readiness();
+        }
     }
 
     fn idle(&self, worker: &WorkerShared, timeout: Option<Duration>) -> Result<(), String> {
@@ -217,7 +278,10 @@ impl Scheduler for SimScheduler {
         if worker.take_news() {
             return Ok(());
         }
-        if self.offload.run_one_ready() {
+        // Both, every time: a job that keeps failing with EAGAIN (and is
+        // resubmitted) must not starve the tasks waiting on readiness.
+        let ran_job = self.offload.run_one_ready();
+        if self.poll_readiness()? || ran_job || self.flush_readiness()? {
             return Ok(());
         }
         let now = self.core.now();
@@ -225,14 +289,24 @@ impl Scheduler for SimScheduler {
         let next = match (self.offload.next_ready_at(), timer) {
             (Some(a), Some(b)) => a.min(b),
             (Some(a), None) | (None, Some(a)) => a,
-            (None, None) => {
-                return Err("deadlock: every task waits, and no job or timer is pending".into())
-            }
+            (None, None) => return Err(self.stuck_reason()),
         };
         self.core.advance_to(next);
         self.core
             .trace(format!("advance {}ns", next.as_nanos()).as_bytes());
         Ok(())
+    }
+
+    fn enter(&self, worker: &Arc<WorkerShared>) {
+        if let Some(readiness) = &self.readiness {
+            readiness.driver.enter_loop(worker);
+        }
+    }
+
+    fn leave(&self) {
+        if let Some(readiness) = &self.readiness {
+            readiness.driver.leave_loop();
+        }
     }
 }
 
@@ -301,21 +375,46 @@ pub fn run<F: Future>(kernel: &Arc<SimKernel>, future: F) -> Result<F::Output, S
     let core = Arc::clone(kernel.core());
     let offload = Arc::new(SimOffload::new(Arc::clone(&core)));
     let seam_kernel: Arc<dyn Kernel> = Arc::clone(kernel) as Arc<dyn Kernel>;
-    let driver = Driver::Pool(PoolDriver::new(
-        seam_kernel,
-        Arc::clone(&offload) as Arc<dyn Offload>,
-    ));
+    let pool = PoolDriver::new(seam_kernel, Arc::clone(&offload) as Arc<dyn Offload>);
+    let sim_driver = core.options().driver;
+    let (driver, readiness) = match Semantics::of(sim_driver) {
+        None => (Driver::Pool(pool), None),
+        Some(semantics) => {
+            let pollers = Arc::new(SimPollers::default());
+            let (poll_kernel, poll_list) = (Arc::clone(kernel), Arc::clone(&pollers));
+            let driver = ReadinessDriver::new(pool, move || {
+                Ok(SimPoller::new(
+                    Arc::clone(&poll_kernel),
+                    semantics,
+                    &poll_list,
+                ))
+            });
+            let readiness = SimReadiness {
+                driver: driver.clone(),
+                pollers,
+            };
+            (Driver::Readiness(driver), Some(readiness))
+        }
+    };
+    let pool_fallbacks = match sim_driver {
+        SimDriver::Pool => Vec::new(),
+        other => vec![format!(
+            "{}: sockets wait on the simulated poller, file ops run on the simulated offload",
+            other.name()
+        )],
+    };
     let report = BackendReport {
         requested: Backend::Sim,
         requested_by: "iokernel::sim::run".to_string(),
         selected: Backend::Sim,
         rejected: Vec::new(),
         io_threads: 1,
-        pool_fallbacks: Vec::new(),
+        pool_fallbacks,
     };
     let scheduler = Arc::new(SimScheduler {
         core: Arc::clone(&core),
         offload: Arc::clone(&offload),
+        readiness,
     });
     let clock = Arc::new(SimClock {
         core: Arc::clone(&core),
