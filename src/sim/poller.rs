@@ -445,3 +445,206 @@ struct SimWake;
 impl PollWake for SimWake {
     fn wake(&self) {}
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::{SimCore, SimOptions};
+    use crate::sys::{Kernel, MsgFlags, OpenFlags, SockType};
+    use std::net::SocketAddr;
+
+    const R: Ready = Ready::READABLE;
+    const ONESHOT: PollMode = PollMode::Oneshot;
+
+    fn kernel_with(options: SimOptions) -> Arc<SimKernel> {
+        Arc::new(SimKernel::new(Arc::new(SimCore::new(options))))
+    }
+
+    fn poller(kernel: &Arc<SimKernel>, semantics: Semantics) -> (SimPoller, SimPollers) {
+        let pollers = SimPollers::default();
+        (
+            SimPoller::new(Arc::clone(kernel), semantics, &pollers),
+            pollers,
+        )
+    }
+
+    fn wait(poller: &mut SimPoller) -> Vec<(u64, Ready)> {
+        let mut events = Vec::new();
+        poller
+            .wait(&mut events, Some(Duration::ZERO))
+            .expect("wait");
+        events.into_iter().map(|e| (e.token, e.ready)).collect()
+    }
+
+    /// A connected loopback pair: (client, accepted server side).
+    fn connection(kernel: &SimKernel) -> (RawFd, RawFd) {
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("address");
+        let listener = kernel.socket(&any, SockType::Stream).expect("socket");
+        kernel.bind(listener, &any).expect("bind");
+        kernel.listen(listener, 8).expect("listen");
+        let addr = kernel.local_addr(listener).expect("local_addr");
+        let client = kernel.socket(&any, SockType::Stream).expect("socket");
+        kernel.connect(client, &addr).expect("connect");
+        let (server, _) = kernel.accept(listener, true).expect("accept");
+        (client, server)
+    }
+
+    #[test]
+    fn epoll_semantics_one_registration_per_fd_until_closed() {
+        let kernel = kernel_with(SimOptions::new(1));
+        let (mut epoll, _) = poller(&kernel, Semantics::Epoll);
+        let (rd, wr) = kernel.pipe().expect("pipe");
+        epoll.register(rd, 1, R, ONESHOT).expect("add");
+        assert_eq!(epoll.register(rd, 1, R, ONESHOT), Err(Errno::EEXIST));
+        assert_eq!(epoll.modify(wr, 2, R, ONESHOT), Err(Errno::ENOENT));
+        assert_eq!(wait(&mut epoll), vec![], "nothing to read yet");
+        kernel.write(wr, b"x").expect("write");
+        assert_eq!(wait(&mut epoll), vec![(1, R)]);
+        assert_eq!(wait(&mut epoll), vec![], "one shot: disarmed");
+        epoll.modify(rd, 1, R, ONESHOT).expect("re-arm");
+        assert_eq!(wait(&mut epoll), vec![(1, R)]);
+        let file = kernel
+            .open(c"/f", OpenFlags::RDWR | OpenFlags::CREAT, 0o644)
+            .expect("open");
+        assert_eq!(epoll.register(file, 3, R, ONESHOT), Err(Errno::EPERM));
+        epoll.modify(rd, 1, R, ONESHOT).expect("re-arm");
+        kernel.close(rd).expect("close");
+        assert_eq!(wait(&mut epoll), vec![], "a closed fd never reports");
+        assert_eq!(epoll.modify(rd, 1, R, ONESHOT), Err(Errno::EBADF));
+        // The number comes back for a new pipe: the old registration went
+        // with the close, so MOD is ENOENT and ADD works.
+        let (rd2, wr2) = kernel.pipe().expect("pipe");
+        assert_eq!(rd2, rd, "lowest free fd reused");
+        assert_eq!(epoll.modify(rd2, 1, R, ONESHOT), Err(Errno::ENOENT));
+        epoll
+            .register(rd2, 1, R, ONESHOT)
+            .expect("add after ENOENT");
+        kernel.write(wr2, b"y").expect("write");
+        assert_eq!(wait(&mut epoll), vec![(1, R)]);
+        epoll.deregister(rd2).expect("del");
+        assert_eq!(epoll.deregister(rd2), Err(Errno::ENOENT));
+    }
+
+    #[test]
+    fn oneshot_disarms_the_fd_under_epoll_and_only_the_filter_under_kqueue() {
+        for semantics in [Semantics::Epoll, Semantics::Kqueue] {
+            let kernel = kernel_with(SimOptions::new(2));
+            let (mut poller, _) = poller(&kernel, semantics);
+            let (client, server) = connection(&kernel);
+            poller
+                .register(client, 5, Ready::BOTH, ONESHOT)
+                .expect("register");
+            // Room to send, nothing to receive: only the write side fires.
+            assert_eq!(
+                wait(&mut poller),
+                vec![(5, Ready::WRITABLE)],
+                "{semantics:?}"
+            );
+            kernel.send(server, b"ping", MsgFlags::NONE).expect("send");
+            let after = wait(&mut poller);
+            match semantics {
+                // The whole registration was spent by the write event.
+                Semantics::Epoll => assert_eq!(after, vec![]),
+                // The read filter is still armed and now fires.
+                Semantics::Kqueue => assert_eq!(after, vec![(5, R)]),
+            }
+            // Both filters fired (kqueue) or the fd is disarmed (epoll);
+            // re-arming works either way, with no ENOENT or EEXIST.
+            poller.modify(client, 5, R, ONESHOT).expect("re-arm");
+            assert_eq!(wait(&mut poller), vec![(5, R)], "{semantics:?}");
+        }
+    }
+
+    #[test]
+    fn kqueue_semantics_filters_per_direction_and_close_removes_them() {
+        let kernel = kernel_with(SimOptions::new(3));
+        let (mut kqueue, _) = poller(&kernel, Semantics::Kqueue);
+        let (client, server) = connection(&kernel);
+        // EV_ADD creates or re-arms: register twice is fine, modify of an
+        // fd never added is fine.
+        kqueue.register(client, 1, R, ONESHOT).expect("add");
+        kqueue.register(client, 1, R, ONESHOT).expect("add again");
+        kqueue
+            .modify(server, 2, Ready::WRITABLE, ONESHOT)
+            .expect("modify creates");
+        assert_eq!(wait(&mut kqueue), vec![(2, Ready::WRITABLE)]);
+        // Deleting a filter that is not there is not an error for modify;
+        // deregister of an fd with no filters left is ENOENT.
+        kqueue
+            .modify(server, 2, Ready::NONE, ONESHOT)
+            .expect("delete");
+        assert_eq!(kqueue.deregister(server), Err(Errno::ENOENT));
+        // Regular files are accepted (always ready).
+        let file = kernel
+            .open(c"/f", OpenFlags::RDWR | OpenFlags::CREAT, 0o644)
+            .expect("open");
+        kqueue
+            .register(file, 3, R, ONESHOT)
+            .expect("files are fine");
+        assert_eq!(wait(&mut kqueue), vec![(3, R)]);
+        // Closing the client removes its read filter.
+        kernel.close(client).expect("close");
+        kernel.send(server, b"x", MsgFlags::NONE).ok();
+        assert_eq!(wait(&mut kqueue), vec![]);
+        assert_eq!(kqueue.register(client, 1, R, ONESHOT), Err(Errno::EBADF));
+    }
+
+    #[test]
+    fn edge_mode_reports_each_readiness_once() {
+        for semantics in [Semantics::Epoll, Semantics::Kqueue] {
+            let kernel = kernel_with(SimOptions::new(4));
+            let (mut poller, _) = poller(&kernel, semantics);
+            let (rd, wr) = kernel.pipe().expect("pipe");
+            poller.register(rd, 9, R, PollMode::Edge).expect("add");
+            kernel.write(wr, b"x").expect("write");
+            assert_eq!(wait(&mut poller), vec![(9, R)], "{semantics:?}");
+            assert_eq!(wait(&mut poller), vec![], "still readable, no new edge");
+            let mut byte = [0u8; 1];
+            kernel.read(rd, &mut byte).expect("drain");
+            assert_eq!(wait(&mut poller), vec![]);
+            kernel.write(wr, b"y").expect("write");
+            assert_eq!(wait(&mut poller), vec![(9, R)], "a new edge");
+        }
+    }
+
+    #[test]
+    fn spurious_and_delayed_events_and_registration_errors_are_injected() {
+        let mut options = SimOptions::new(5);
+        options.poller_faults.spurious_probability = 1.0;
+        let kernel = kernel_with(options);
+        let (mut epoll, _) = poller(&kernel, Semantics::Epoll);
+        let (rd, _wr) = kernel.pipe().expect("pipe");
+        epoll.register(rd, 1, R, ONESHOT).expect("add");
+        assert_eq!(wait(&mut epoll), vec![(1, R)], "reported though empty");
+        assert_eq!(kernel.core().stats().spurious_readiness, 1);
+
+        let mut options = SimOptions::new(6);
+        options.poller_faults.delay_probability = 1.0;
+        let kernel = kernel_with(options);
+        let (mut kqueue, pollers) = poller(&kernel, Semantics::Kqueue);
+        let (rd, wr) = kernel.pipe().expect("pipe");
+        kqueue.register(rd, 1, R, ONESHOT).expect("add");
+        kernel.write(wr, b"x").expect("write");
+        assert_eq!(wait(&mut kqueue), vec![], "held back");
+        assert!(pollers.flush_held(), "the scheduler is told");
+        assert_eq!(wait(&mut kqueue), vec![(1, R)], "delivered on the flush");
+        assert!(!pollers.flush_held());
+        assert_eq!(kernel.core().stats().delayed_readiness, 1);
+
+        for (semantics, driver) in [
+            (Semantics::Epoll, SimDriver::EpollSemantics),
+            (Semantics::Kqueue, SimDriver::KqueueSemantics),
+        ] {
+            let mut options = SimOptions::new(7);
+            options.poller_faults.register_probability = 1.0;
+            let kernel = kernel_with(options);
+            let (mut poller, pollers) = poller(&kernel, semantics);
+            let (rd, _wr) = kernel.pipe().expect("pipe");
+            let errno = poller
+                .register(rd, 1, R, ONESHOT)
+                .expect_err("registration fails");
+            assert!(driver.register_errnos().contains(&errno), "{errno:?}");
+            assert_eq!(pollers.describe_armed(), "nothing is armed");
+        }
+    }
+}

@@ -15,6 +15,10 @@
 //! filter that does not exist, which `modify`/`deregister` tolerate).
 
 #![allow(unsafe_code)]
+// `kevent`'s field types differ between macOS and each BSD (i16 or u32
+// filters, pointer or integer udata), so the casts below are needed on
+// some targets and no-ops on others.
+#![allow(clippy::unnecessary_cast)]
 
 use super::syscall::{syscall, syscall_close, syscall_once};
 use crate::sys::{Errno, PollEvent, PollMode, PollWake, Poller, Ready, SysResult};
