@@ -3,7 +3,10 @@
 //! [`SimKernel`] implements the seam ([`crate::sys::Kernel`]) over an
 //! in-memory file system, loopback sockets and pipes; the scheduler in this
 //! module implements [`crate::sys::Offload`] and [`crate::sys::Clock`] with
-//! virtual time. A runtime built on them ([`run`]) has one worker, and every
+//! virtual time, and the simulated pollers implement [`crate::sys::Poller`]
+//! with epoll or kqueue semantics. [`SimOptions::driver`] picks the driver
+//! a run uses: the pool (every op an offloaded job) or the readiness driver
+//! over either poller. A runtime built on them ([`run`]) has one worker, and every
 //! choice that differs between runs on real hardware (which task runs
 //! next, which offloaded job completes next, how long a call takes, whether
 //! it fails) is drawn from one ChaCha stream seeded by [`SimOptions::seed`].
@@ -30,6 +33,10 @@
 //! * **Latency and reordering.** Offloaded jobs complete after a drawn
 //!   virtual latency, in seed-chosen order when
 //!   [`SimOptions::reorder_completions`] is on.
+//! * **Readiness** (the epoll- and kqueue-semantics drivers only, see
+//!   [`SimDriver`] and [`PollerFaults`]): spurious events for fds that are
+//!   not ready, ready events held back to a later wait and delivered in
+//!   seed order, and `ENOMEM`/`ENOSPC` from adding a poller registration.
 //! * **Power loss.** [`SimKernel::crash`] drops every fd and socket and
 //!   reverts the file system to what was durable: file data written since
 //!   the last successful fsync is lost (or torn at 512-byte/4 KiB

@@ -73,6 +73,7 @@ impl Drop for KqueueFd {
 
 /// Wakes a thread waiting in [`Kqueue`]'s `wait`.
 pub(crate) struct KqueueWaker {
+    #[cfg(not(any(target_os = "netbsd", target_os = "openbsd")))]
     kq: Arc<KqueueFd>,
     /// The write end of the wake pipe, owned (and closed) by the waker.
     #[cfg(any(target_os = "netbsd", target_os = "openbsd"))]
@@ -180,10 +181,7 @@ impl Kqueue {
         }
         Ok(Kqueue {
             kq,
-            waker: Arc::new(KqueueWaker {
-                kq: Arc::clone(&owned),
-                pipe_write: fds[1],
-            }),
+            waker: Arc::new(KqueueWaker { pipe_write: fds[1] }),
             _owned: owned,
             pipe_read: fds[0],
             buf: Vec::with_capacity(EVENTS_PER_WAIT),
