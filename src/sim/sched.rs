@@ -349,11 +349,39 @@ pub fn new_kernel(options: SimOptions) -> Result<Arc<SimKernel>, SimError> {
     Ok(Arc::new(SimKernel::new(Arc::new(SimCore::new(options)))))
 }
 
+/// The driver a run uses ([`SimOptions::driver`]) over `pool`, and the
+/// scheduler's handle on it when it is a readiness driver.
+fn build_driver(
+    kernel: &Arc<SimKernel>,
+    pool: PoolDriver,
+    sim_driver: SimDriver,
+) -> (Driver, Option<SimReadiness>) {
+    let Some(semantics) = Semantics::of(sim_driver) else {
+        return (Driver::Pool(pool), None);
+    };
+    let pollers = Arc::new(SimPollers::default());
+    let (poll_kernel, poll_list) = (Arc::clone(kernel), Arc::clone(&pollers));
+    let driver = ReadinessDriver::new(pool, move || {
+        Ok(SimPoller::new(
+            Arc::clone(&poll_kernel),
+            semantics,
+            &poll_list,
+        ))
+    });
+    let readiness = SimReadiness {
+        driver: driver.clone(),
+        pollers,
+    };
+    (Driver::Readiness(driver), Some(readiness))
+}
+
 /// Run `future` to completion on a single-threaded runtime over `kernel`:
 /// iokernel ops inside it (and in tasks it spawns) go to the simulated
 /// kernel, timers run on virtual time, and every scheduling choice comes
-/// from the kernel's seed. Tasks still pending when `future` completes are
-/// dropped and their queued jobs run to the end. Call it again with the
+/// from the kernel's seed. Ops run on the driver its options name
+/// ([`SimOptions::driver`]): the pool, or the readiness driver over a
+/// simulated poller with epoll or kqueue semantics. Tasks still pending
+/// when `future` completes are dropped and their queued jobs run to the end. Call it again with the
 /// same kernel to continue (for example after [`SimKernel::crash`]).
 ///
 /// ```
@@ -377,25 +405,7 @@ pub fn run<F: Future>(kernel: &Arc<SimKernel>, future: F) -> Result<F::Output, S
     let seam_kernel: Arc<dyn Kernel> = Arc::clone(kernel) as Arc<dyn Kernel>;
     let pool = PoolDriver::new(seam_kernel, Arc::clone(&offload) as Arc<dyn Offload>);
     let sim_driver = core.options().driver;
-    let (driver, readiness) = match Semantics::of(sim_driver) {
-        None => (Driver::Pool(pool), None),
-        Some(semantics) => {
-            let pollers = Arc::new(SimPollers::default());
-            let (poll_kernel, poll_list) = (Arc::clone(kernel), Arc::clone(&pollers));
-            let driver = ReadinessDriver::new(pool, move || {
-                Ok(SimPoller::new(
-                    Arc::clone(&poll_kernel),
-                    semantics,
-                    &poll_list,
-                ))
-            });
-            let readiness = SimReadiness {
-                driver: driver.clone(),
-                pollers,
-            };
-            (Driver::Readiness(driver), Some(readiness))
-        }
-    };
+    let (driver, readiness) = build_driver(kernel, pool, sim_driver);
     let pool_fallbacks = match sim_driver {
         SimDriver::Pool => Vec::new(),
         other => vec![format!(
