@@ -342,6 +342,25 @@ mod tests {
     }
 
     #[test]
+    fn edge_mode_reports_once_per_readiness_change() {
+        let mut epoll = Epoll::new().expect("epoll");
+        let (a, b) = socketpair();
+        epoll.register(a, 3, R, PollMode::Edge).expect("add");
+        write_byte(b);
+        assert_eq!(wait(&mut epoll, 1_000), vec![ev(3, true, false)]);
+        assert_eq!(wait(&mut epoll, 20), vec![], "no new edge while readable");
+        assert_eq!(read_byte(a), Ok(1));
+        write_byte(b);
+        assert_eq!(
+            wait(&mut epoll, 1_000),
+            vec![ev(3, true, false)],
+            "stays armed"
+        );
+        close(a);
+        close(b);
+    }
+
+    #[test]
     fn eventfd_wake_ends_a_wait_and_is_drained() {
         let mut epoll = Epoll::new().expect("epoll");
         let waker = Poller::waker(&epoll);
