@@ -72,10 +72,9 @@ where
     eprintln!("running on the sync fallback (no runtime)");
     block_on_here(body(dir.path().to_path_buf()))
         .unwrap_or_else(|e| panic!("on the sync fallback: {e}"));
-    // Parity: the same body on the simulated kernel, faults off, must see
-    // the same results and errnos as on the real one: on the simulated
-    // pool, and through the io_uring driver on the simulated ring.
-    for driver in [SimDriver::Pool, SimDriver::Ring] {
+    // Parity: the same body on the simulated kernel under each sim driver,
+    // faults off, must see the same results and errnos as on the real one.
+    for driver in SIM_DRIVERS {
         on_the_sim(&body, driver);
     }
 }
@@ -86,7 +85,10 @@ where
     F: Fn(PathBuf) -> Fut,
     Fut: Future<Output = std::io::Result<()>> + Send + 'static,
 {
-    eprintln!("running on the simulated kernel (faults off, {driver:?} driver)");
+    eprintln!(
+        "running on the simulated kernel, {} driver (faults off)",
+        driver.name()
+    );
     let mut options = SimOptions::new(1);
     options.driver = driver;
     let kernel = sim::new_kernel(options).expect("sim options");
@@ -104,6 +106,14 @@ where
         assert_eq!(report.selected, Backend::IoUring, "{report}");
     }
 }
+
+/// The drivers every body also runs on under the simulated kernel.
+const SIM_DRIVERS: [SimDriver; 4] = [
+    SimDriver::Pool,
+    SimDriver::Ring,
+    SimDriver::EpollSemantics,
+    SimDriver::KqueueSemantics,
+];
 
 fn scratch_dir() -> tempfile::TempDir {
     tempfile::tempdir().expect("scratch directory")

@@ -29,31 +29,41 @@ pub struct SeedOutcome {
 /// ops workload fills the disk.
 pub const SMALL_DISK_BYTES: u64 = 256 * 1024;
 
-/// The driver of `seed`'s run: the sweep rotates through every driver the
-/// simulator has.
+/// The drivers a sweep rotates through, one per seed in turn.
+pub const DRIVERS: [SimDriver; 4] = [
+    SimDriver::Pool,
+    SimDriver::Ring,
+    SimDriver::EpollSemantics,
+    SimDriver::KqueueSemantics,
+];
+
+/// The driver seed `seed` runs on: [`DRIVERS`] in turn, so any run of
+/// consecutive seeds covers every driver.
 pub fn driver_for(seed: u64) -> SimDriver {
-    const ROTATION: [SimDriver; 2] = [SimDriver::Pool, SimDriver::Ring];
-    ROTATION[(seed % ROTATION.len() as u64) as usize]
+    DRIVERS[(seed % DRIVERS.len() as u64) as usize]
 }
 
 /// io_uring opcodes (`IORING_OP_STATX`, `IORING_OP_RECV`) the simulated ring
 /// lacks on every third faulty ring seed, so per-op pool fallback runs too.
 const MISSING_ON_SOME_RINGS: [u8; 2] = [21, 27];
 
-/// Options for `seed`: faults off when `fault_rate` is 0, else every fault
-/// class on at that rate (and a small disk for every fourth seed, so real
-/// ENOSPC happens too). The driver rotates by seed ([`driver_for`]).
+/// Options for `seed`: the seed's driver ([`driver_for`]); faults off when
+/// `fault_rate` is 0, else every fault class on at that rate (with a small
+/// disk for every fourth seed, so real ENOSPC happens too, and on every
+/// third seed a ring that lacks some opcodes).
 pub fn options_for(seed: u64, fault_rate: f64) -> SimOptions {
+    let mut options = if fault_rate <= 0.0 {
+        SimOptions::new(seed)
+    } else {
+        SimOptions::with_faults(seed, fault_rate)
+    };
+    options.driver = driver_for(seed);
     if fault_rate <= 0.0 {
-        let mut options = SimOptions::new(seed);
-        options.driver = driver_for(seed);
         return options;
     }
-    let mut options = SimOptions::with_faults(seed, fault_rate);
     if seed % 4 == 0 {
         options.capacity_bytes = SMALL_DISK_BYTES;
     }
-    options.driver = driver_for(seed);
     if seed % 3 == 0 {
         options.ring.missing_opcodes = MISSING_ON_SOME_RINGS.to_vec();
     }
@@ -98,10 +108,12 @@ pub fn check_seed(workload: Workload, seed: u64, fault_rate: f64) -> SeedOutcome
     first
 }
 
-/// The command that reruns exactly this seed.
+/// The command that reruns exactly this seed (and the driver it ran on,
+/// which the seed chooses).
 pub fn replay_line(workload: Workload, seed: u64, fault_rate: f64) -> String {
     format!(
-        "cargo run --release -p iokernel-sim -- --workload {} --fault-rate {fault_rate} --replay {seed}",
-        workload.name()
+        "cargo run --release -p iokernel-sim -- --workload {} --fault-rate {fault_rate} --replay {seed}  # driver {}",
+        workload.name(),
+        driver_for(seed).name()
     )
 }

@@ -60,6 +60,10 @@ fn print_stats(stats: &SimStats) {
         stats.fsync_dropped_data, stats.reordered_completions, stats.crashes, stats.torn_writes, stats.enospc_full
     );
     println!(
+        "  poller: {} spurious events, {} delayed events, {} failed registrations",
+        stats.spurious_readiness, stats.delayed_readiness, stats.poller_register_failures
+    );
+    println!(
         "  syscalls {}, scheduler steps {}",
         stats.syscalls, stats.steps
     );
@@ -76,8 +80,9 @@ fn print_stats(stats: &SimStats) {
 fn replay(workload: Workload, seed: u64, fault_rate: f64) -> ExitCode {
     let outcome = check_seed(workload, seed, fault_rate);
     println!(
-        "workload {} seed {seed}: trace {:#018x}",
+        "workload {} seed {seed} (driver {}): trace {:#018x}",
         workload.name(),
+        iokernel_sim::driver_for(seed).name(),
         outcome.trace_hash
     );
     print_stats(&outcome.stats);

@@ -1,7 +1,7 @@
 //! The harness catches wrong clients, runs deterministically and replays a
 //! failing seed exactly.
 
-use iokernel_sim::{check_seed, run_seed, Workload};
+use iokernel_sim::{check_seed, driver_for, options_for, replay_line, run_seed, Workload, DRIVERS};
 
 const FAULT_RATE: f64 = 0.03;
 
@@ -79,5 +79,32 @@ fn faults_off_runs_clean() {
         );
         assert!(outcome.stats.injected.is_empty());
         assert_eq!(outcome.stats.short_reads + outcome.stats.short_writes, 0);
+    }
+}
+
+#[test]
+fn consecutive_seeds_cover_every_driver_and_replay_lines_name_it() {
+    let start = 10 * DRIVERS.len() as u64;
+    let seeds = start..start + DRIVERS.len() as u64;
+    let covered: Vec<_> = seeds.clone().map(driver_for).collect();
+    assert_eq!(
+        covered, DRIVERS,
+        "consecutive seeds rotate through the drivers"
+    );
+    for seed in seeds {
+        let driver = driver_for(seed);
+        assert_eq!(options_for(seed, FAULT_RATE).driver, driver);
+        let line = replay_line(Workload::Ops, seed, FAULT_RATE);
+        assert!(
+            line.ends_with(&format!("# driver {}", driver.name())),
+            "{line}"
+        );
+        let outcome = check_seed(Workload::Ops, seed, FAULT_RATE);
+        assert!(
+            outcome.verdict.is_ok(),
+            "seed {seed} on {}: {:?}",
+            driver.name(),
+            outcome.verdict
+        );
     }
 }

@@ -3,8 +3,9 @@
 //! A driver takes an op descriptor (`crate::op`) and runs it with its own
 //! mechanism; it delivers completion by waking the task that awaits the op.
 //! One module per mechanism: [`pool`] (every op a blocking syscall on a
-//! bounded worker pool), [`uring`] (io_uring) and [`readiness`] (epoll for
-//! sockets, the pool for files). Selection ([`select`]) is the only code that looks
+//! bounded worker pool), [`uring`] (io_uring) and [`readiness`] (a poller
+//! for sockets, the pool for files; epoll or kqueue on the real kernel,
+//! either semantics on the simulator). Selection ([`select`]) is the only code that looks
 //! at [`Backend`] or `IOKERNEL_BACKEND`.
 
 pub(crate) mod completion;
@@ -130,15 +131,27 @@ pub fn availability(backend: Backend) -> Result<(), String> {
     match backend {
         Backend::ThreadPool | Backend::Auto => Ok(()),
         Backend::IoUring => uring::availability(&uring::KernelRings).map(drop),
-        Backend::Epoll => readiness::availability(),
-        Backend::Kqueue if cfg!(any(target_os = "macos", target_os = "freebsd")) => {
-            Err("the kqueue driver is not part of this build yet".into())
-        }
+        Backend::Epoll => readiness::epoll_availability(),
+        #[cfg(any(
+            target_os = "macos",
+            target_os = "freebsd",
+            target_os = "netbsd",
+            target_os = "openbsd",
+            target_os = "dragonfly"
+        ))]
+        Backend::Kqueue => readiness::kqueue_availability(),
         Backend::Sim => Err(
             "the simulated kernel runs through iokernel::sim::run, not a runtime builder".into(),
         ),
+        #[cfg(not(any(
+            target_os = "macos",
+            target_os = "freebsd",
+            target_os = "netbsd",
+            target_os = "openbsd",
+            target_os = "dragonfly"
+        )))]
         Backend::Kqueue => Err(format!(
-            "kqueue exists only on macOS and the BSDs, not on {}",
+            "not available on this OS: kqueue exists only on macOS and the BSDs, not on {}",
             std::env::consts::OS
         )),
     }
@@ -197,7 +210,7 @@ impl Driver {
             Driver::Uring(uring) => Arc::new(uring::UringScheduler {
                 rings_id: uring.rings_id(),
             }),
-            Driver::Readiness(_) => Arc::new(readiness::ReadinessScheduler),
+            Driver::Readiness(readiness) => readiness.scheduler(),
         }
     }
 }
@@ -241,7 +254,26 @@ fn build(
             let offload =
                 make_offload().map_err(|e| format!("cannot start the file-op pool: {e}"))?;
             let pool = pool::PoolDriver::new(Arc::clone(kernel), offload);
-            Ok(Driver::Readiness(readiness::ReadinessDriver::new(pool)))
+            Ok(Driver::Readiness(readiness::ReadinessDriver::new(
+                pool,
+                crate::sys::real::epoll::Epoll::new,
+            )))
+        }
+        #[cfg(any(
+            target_os = "macos",
+            target_os = "freebsd",
+            target_os = "netbsd",
+            target_os = "openbsd",
+            target_os = "dragonfly"
+        ))]
+        Backend::Kqueue => {
+            let offload =
+                make_offload().map_err(|e| format!("cannot start the file-op pool: {e}"))?;
+            let pool = pool::PoolDriver::new(Arc::clone(kernel), offload);
+            Ok(Driver::Readiness(readiness::ReadinessDriver::new(
+                pool,
+                crate::sys::real::kqueue::Kqueue::new,
+            )))
         }
         other => Err(format!("no driver for {other} in this build")),
     }
@@ -280,7 +312,7 @@ pub(crate) fn select(
             Ok(driver) => {
                 let pool_fallbacks = match candidate {
                     Backend::IoUring => uring::availability(&*rings).unwrap_or_default(),
-                    Backend::Epoll => vec![
+                    Backend::Epoll | Backend::Kqueue => vec![
                         "file ops run on the pool".to_string(),
                         "sendfile runs on the pool (it reads a file)".to_string(),
                     ],

@@ -304,6 +304,10 @@ impl OpCode for Close {
         "close"
     }
 
+    fn closes_fd(&self) -> Option<RawFd> {
+        Some(self.fd)
+    }
+
     fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
         kernel.close(self.fd).map(|()| 0)
     }

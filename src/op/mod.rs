@@ -58,6 +58,12 @@ pub trait OpCode: Send + 'static + uring::UringOp {
         false
     }
 
+    /// For `close`: the fd it releases, so a readiness driver can wake the
+    /// ops waiting on it. Every other op returns `None`.
+    fn closes_fd(&self) -> Option<RawFd> {
+        None
+    }
+
     /// Perform the syscall once. Socket ops never block here: they return
     /// `EAGAIN` and the caller waits for [`OpCode::readiness`].
     fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize>;

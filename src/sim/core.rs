@@ -47,6 +47,13 @@ pub struct SimStats {
     pub ring_cq_overflows: u64,
     /// Async cancels the simulated ring processed.
     pub ring_cancels: u64,
+    /// Readiness events a simulated poller reported for an fd that was
+    /// not ready.
+    pub spurious_readiness: u64,
+    /// Ready events a simulated poller held back to a later wait.
+    pub delayed_readiness: u64,
+    /// Poller registrations failed by injection (`ENOMEM`/`ENOSPC`).
+    pub poller_register_failures: u64,
 }
 
 impl SimStats {
@@ -70,6 +77,9 @@ impl SimStats {
         self.ring_busy += other.ring_busy;
         self.ring_cq_overflows += other.ring_cq_overflows;
         self.ring_cancels += other.ring_cancels;
+        self.spurious_readiness += other.spurious_readiness;
+        self.delayed_readiness += other.delayed_readiness;
+        self.poller_register_failures += other.poller_register_failures;
     }
 }
 

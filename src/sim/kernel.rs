@@ -26,8 +26,8 @@ use super::fs::{InodeId, Last, SimFs, MAX_FILE_BYTES, ROOT, XATTR_SIZE_MAX};
 use super::net::{PipeId, SimNet, SocketId};
 use super::options::OpClass;
 use crate::sys::{
-    Errno, FileStat, FileType, FsStat, Interest, Kernel, MsgFlags, OpenFlags, Shutdown, SockOpt,
-    SockType, SysResult, Whence,
+    Errno, FileStat, FileType, FsStat, Interest, Kernel, MsgFlags, OpenFlags, Ready, Shutdown,
+    SockOpt, SockType, SysResult, Whence,
 };
 use std::collections::BTreeMap;
 use std::ffi::CStr;
@@ -114,6 +114,18 @@ impl Fd {
             Fd::Socket(_) | Fd::PipeWrite(_) => true,
         }
     }
+}
+
+/// What a simulated poller sees of an fd ([`SimKernel::poll_target`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PollTarget {
+    /// What the fd refers to (kind, object id): a registration whose fd
+    /// now names something else was removed by a close.
+    pub(crate) identity: (u8, u64),
+    /// A socket or pipe (epoll refuses regular files and directories).
+    pub(crate) stream: bool,
+    /// Current readiness (errors and hang-ups count as both).
+    pub(crate) ready: Ready,
 }
 
 /// Everything behind the lock.
@@ -282,6 +294,31 @@ impl SimKernel {
         self.lock()
             .fs
             .list_dir(path.as_ref().as_os_str().as_bytes())
+    }
+
+    /// What `fd` refers to and how ready it is, for the simulated pollers:
+    /// no syscall is counted or traced and no fault is drawn. `EBADF` for a
+    /// closed fd.
+    pub(crate) fn poll_target(&self, fd: RawFd) -> SysResult<PollTarget> {
+        let state = self.lock();
+        let entry = state.entry(fd)?;
+        let readiness = |interest| state.wait_ready(fd, interest).unwrap_or(true);
+        let ready = Ready {
+            readable: readiness(Interest::Readable),
+            writable: readiness(Interest::Writable),
+        };
+        let (kind, id, stream) = match entry {
+            Fd::File(file) => (0, file.inode, false),
+            Fd::Directory(inode) => (1, inode, false),
+            Fd::Socket(socket) => (2, socket, true),
+            Fd::PipeRead(pipe) => (3, pipe, true),
+            Fd::PipeWrite(pipe) => (4, pipe, true),
+        };
+        Ok(PollTarget {
+            identity: (kind, id),
+            stream,
+            ready,
+        })
     }
 
     /// Run one syscall: count it, run `op` under the lock, trace the result.

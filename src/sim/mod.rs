@@ -3,7 +3,10 @@
 //! [`SimKernel`] implements the seam ([`crate::sys::Kernel`]) over an
 //! in-memory file system, loopback sockets and pipes; the scheduler in this
 //! module implements [`crate::sys::Offload`] and [`crate::sys::Clock`] with
-//! virtual time. A runtime built on them ([`run`]) has one worker, and every
+//! virtual time, and the simulated pollers implement [`crate::sys::Poller`]
+//! with epoll or kqueue semantics. [`SimOptions::driver`] picks the driver
+//! a run uses: the pool (every op an offloaded job) or the readiness driver
+//! over either poller. A runtime built on them ([`run`]) has one worker, and every
 //! choice that differs between runs on real hardware (which task runs
 //! next, which offloaded job completes next, how long a call takes, whether
 //! it fails) is drawn from one ChaCha stream seeded by [`SimOptions::seed`].
@@ -35,6 +38,10 @@
 //!   submit, completion-queue overflow (completions held back, never lost),
 //!   ring setup refused (`EPERM`, `ENOSYS`, `ENOMEM`), opcodes missing from
 //!   the probe, and async cancels that reach their op in time or too late.
+//! * **Readiness** (the epoll- and kqueue-semantics drivers only, see
+//!   [`SimDriver`] and [`PollerFaults`]): spurious events for fds that are
+//!   not ready, ready events held back to a later wait and delivered in
+//!   seed order, and `ENOMEM`/`ENOSPC` from adding a poller registration.
 //! * **Power loss.** [`SimKernel::crash`] drops every fd and socket and
 //!   reverts the file system to what was durable: file data written since
 //!   the last successful fsync is lost (or torn at 512-byte/4 KiB
@@ -52,6 +59,7 @@ mod fs;
 mod kernel;
 mod net;
 mod options;
+mod poller;
 mod ring;
 mod rng;
 mod sched;
@@ -59,7 +67,8 @@ mod sched;
 pub use self::core::{SimCore, SimStats};
 pub use kernel::SimKernel;
 pub use options::{
-    ClassFaults, CrashModel, Latency, OpClass, RingOptions, SimDriver, SimOptions, EXT4_MAGIC,
+    ClassFaults, CrashModel, Latency, OpClass, PollerFaults, RingOptions, SimDriver, SimOptions,
+    EXT4_MAGIC,
 };
 pub use rng::SimRng;
 pub use sched::{new_kernel, run, SimError};

@@ -147,7 +147,7 @@ pub enum CrashModel {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum SimDriver {
-    /// Every op on the simulated worker pool.
+    /// Every op a job on the simulated offload (the thread-pool driver).
     #[default]
     Pool,
     /// The io_uring driver over the simulated ring ([`RingOptions`]); a
@@ -157,15 +157,39 @@ pub enum SimDriver {
     /// The simulated ring if it can be set up (with every required
     /// opcode), else the pool, with the reason in the backend report.
     Auto,
+    /// The readiness driver over the simulator's epoll-semantics poller
+    /// (sockets and pipes wait for readiness, files go to the offload).
+    EpollSemantics,
+    /// The readiness driver over the simulator's kqueue-semantics poller.
+    KqueueSemantics,
 }
 
 impl SimDriver {
-    /// Lower-case name for reports.
+    /// Name for reports and replay lines.
+    ///
+    /// ```
+    /// use iokernel::sim::SimDriver;
+    /// assert_eq!(SimDriver::KqueueSemantics.name(), "kqueue-semantics");
+    /// ```
     pub fn name(self) -> &'static str {
         match self {
             SimDriver::Pool => "pool",
             SimDriver::Ring => "ring",
             SimDriver::Auto => "auto",
+            SimDriver::EpollSemantics => "epoll-semantics",
+            SimDriver::KqueueSemantics => "kqueue-semantics",
+        }
+    }
+
+    /// The errnos a failed registration may inject under this driver's
+    /// poller: `ENOMEM` and `ENOSPC` (`max_user_watches`) for
+    /// `epoll_ctl(ADD)`, `ENOMEM` for a `kevent` `EV_ADD`; none for the
+    /// drivers without a poller.
+    pub fn register_errnos(self) -> &'static [Errno] {
+        match self {
+            SimDriver::Pool | SimDriver::Ring | SimDriver::Auto => &[],
+            SimDriver::EpollSemantics => &[Errno::ENOMEM, Errno::ENOSPC],
+            SimDriver::KqueueSemantics => &[Errno::ENOMEM],
         }
     }
 }
@@ -203,6 +227,21 @@ impl Default for RingOptions {
     }
 }
 
+/// Faults of the simulated pollers (used by the readiness drivers only).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PollerFaults {
+    /// Probability, per armed registration and wait, of an event reported
+    /// while the fd is not ready (the op's retry then sees `EAGAIN`).
+    pub spurious_probability: f64,
+    /// Probability, per ready registration and wait, that its event is held
+    /// back to a later wait (always before virtual time moves on); when
+    /// positive, each wait's events are also delivered in seed order.
+    pub delay_probability: f64,
+    /// Probability that adding a registration fails with one of the
+    /// driver's [`SimDriver::register_errnos`].
+    pub register_probability: f64,
+}
+
 /// A simulated run's configuration. Faults are off in [`SimOptions::new`]
 /// (for parity with the real kernel) and on in [`SimOptions::with_faults`].
 #[derive(Clone, Debug, PartialEq)]
@@ -232,6 +271,8 @@ pub struct SimOptions {
     pub driver: SimDriver,
     /// The simulated io_uring's settings.
     pub ring: RingOptions,
+    /// Faults of the readiness drivers' pollers.
+    pub poller_faults: PollerFaults,
 }
 
 /// `EXT4_SUPER_MAGIC`, what the simulated file system reports by default.
@@ -262,14 +303,17 @@ impl SimOptions {
             max_steps: 10_000_000,
             driver: SimDriver::Pool,
             ring: RingOptions::default(),
+            poller_faults: PollerFaults::default(),
         }
     }
 
     /// Every fault class on at `probability`, with all its legal errnos;
-    /// short I/O, latency and reordering on; torn writes at 512 bytes; and,
+    /// short I/O, latency and reordering on; torn writes at 512 bytes;
     /// for runs on the simulated ring, 4-slot queues (so the submission
     /// queue fills and the completion queue overflows) with `EBUSY` from
-    /// submit at `probability`.
+    /// submit at `probability`; for the readiness drivers, poller
+    /// registration errors at `probability` and spurious and delayed
+    /// readiness events at five times it (at most 1).
     pub fn with_faults(seed: u64, probability: f64) -> SimOptions {
         let mut options = SimOptions::new(seed);
         for class in OpClass::ALL {
@@ -284,6 +328,14 @@ impl SimOptions {
         }
         options.short_io_probability = probability;
         options.reorder_completions = true;
+        // A run waits for readiness far less often than it makes syscalls,
+        // so the poller's event faults are drawn at five times the rate.
+        let event_probability = (5.0 * probability).min(1.0);
+        options.poller_faults = PollerFaults {
+            spurious_probability: event_probability,
+            delay_probability: event_probability,
+            register_probability: probability,
+        };
         options.crash = CrashModel::Torn {
             granularity_bytes: 512,
         };
@@ -323,6 +375,16 @@ impl SimOptions {
             let latency = self.latency[class.index()];
             if latency.mean < latency.min {
                 return Err(format!("{} latency mean is below its min", class.name()));
+            }
+        }
+        let poller = &self.poller_faults;
+        for (name, p) in [
+            ("spurious readiness", poller.spurious_probability),
+            ("delayed readiness", poller.delay_probability),
+            ("poller registration", poller.register_probability),
+        ] {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(format!("{name} probability {p} is not in 0..=1"));
             }
         }
         if !(0.0..=1.0).contains(&self.short_io_probability) {

@@ -4,15 +4,27 @@
 //!
 //! Owns: [`SimOffload`] (the seam's `Offload`: jobs wait for their drawn
 //! latency, then complete in seed order), [`SimClock`] (virtual time) and
-//! [`SimScheduler`] (task order, job completion between polls, time
-//! advance when idle, stuck detection). It never touches file or socket
-//! state; that is `SimKernel`'s.
+//! [`SimScheduler`] (task order, job completion between polls, readiness
+//! polling under the readiness drivers, time advance when idle, stuck
+//! detection). It never touches file or socket state; that is
+//! `SimKernel`'s.
+//!
+//! Under [`SimDriver::EpollSemantics`] and [`SimDriver::KqueueSemantics`]
+//! the run uses the readiness driver over a `SimPoller`: when every task
+//! waits, the scheduler completes a ready job and polls the poller (waking
+//! the tasks whose fds are ready); with neither, it releases events the
+//! poller held back, and only then advances virtual time to the next job
+//! or timer.
+//! With none left, the run is stuck: every task waits for readiness that
+//! nothing can bring, and the report lists what is still armed.
 
 use super::core::SimCore;
 use super::kernel::SimKernel;
 use super::options::{OpClass, SimDriver, SimOptions};
+use super::poller::{Semantics, SimPoller, SimPollers};
 use super::ring::SimRings;
 use crate::driver::pool::PoolDriver;
+use crate::driver::readiness::ReadinessDriver;
 use crate::driver::uring::{self, UringDriver};
 use crate::driver::{Backend, BackendReport, Driver};
 use crate::runtime::{RunEnd, Runtime, Scheduler, WorkerShared};
@@ -27,6 +39,10 @@ use std::time::Duration;
 /// Probability that the scheduler completes a ready job between two task
 /// polls (rather than only when every task waits).
 const JOB_BETWEEN_POLLS_PROBABILITY: f64 = 0.25;
+
+/// Probability that the scheduler polls the readiness driver's poller
+/// between two task polls (readiness drivers only).
+const POLL_BETWEEN_POLLS_PROBABILITY: f64 = 0.25;
 
 /// The class whose latency a job of syscall `label` gets.
 pub(crate) fn class_of(label: &str) -> OpClass {
@@ -171,6 +187,12 @@ impl Clock for SimClock {
     }
 }
 
+/// The readiness driver of a run and the pollers it opened.
+struct SimReadiness {
+    driver: ReadinessDriver,
+    pollers: Arc<SimPollers>,
+}
+
 /// Seed-driven scheduling of a simulated run.
 pub(crate) struct SimScheduler {
     core: Arc<SimCore>,
@@ -178,9 +200,40 @@ pub(crate) struct SimScheduler {
     /// The simulated ring source when the io_uring driver runs the ops: the
     /// worker then parks in its ring through the driver's own hooks.
     rings_id: Option<u64>,
+    readiness: Option<SimReadiness>,
 }
 
 impl SimScheduler {
+    /// Poll the readiness driver (if any); true when tasks were woken.
+    fn poll_readiness(&self) -> Result<bool, String> {
+        let Some(readiness) = &self.readiness else {
+            return Ok(false);
+        };
+        match readiness.driver.poll_now() {
+            Ok(woken) => Ok(woken > 0),
+            Err(errno) => Err(format!("simulated poller wait failed: {errno:?}")),
+        }
+    }
+
+    /// Deliver the events a poller held back; true when tasks were woken.
+    fn flush_readiness(&self) -> Result<bool, String> {
+        match &self.readiness {
+            Some(readiness) if readiness.pollers.flush_held() => self.poll_readiness(),
+            _ => Ok(false),
+        }
+    }
+
+    fn stuck_reason(&self) -> String {
+        let base = "deadlock: every task waits, and no job or timer is pending";
+        match &self.readiness {
+            Some(readiness) => format!(
+                "{base}; no readiness can come ({})",
+                readiness.pollers.describe_armed()
+            ),
+            None => base.to_string(),
+        }
+    }
+
     fn step(&self) -> Result<(), String> {
         let max = self.core.options().max_steps;
         let mut steps = 0;
@@ -218,6 +271,14 @@ impl Scheduler for SimScheduler {
         {
             self.offload.run_one_ready();
         }
+        if self.readiness.is_some()
+            && self
+                .core
+                .with_rng(|rng| rng.chance(POLL_BETWEEN_POLLS_PROBABILITY))
+        {
+            // An error here resurfaces when the worker is idle.
+            let _ = self.poll_readiness();
+        }
     }
 
     fn idle(&self, worker: &WorkerShared, timeout: Option<Duration>) -> Result<(), String> {
@@ -233,7 +294,10 @@ impl Scheduler for SimScheduler {
         {
             return parked;
         }
-        if self.offload.run_one_ready() {
+        // Both, every time: a job that keeps failing with EAGAIN (and is
+        // resubmitted) must not starve the tasks waiting on readiness.
+        let ran_job = self.offload.run_one_ready();
+        if self.poll_readiness()? || ran_job || self.flush_readiness()? {
             return Ok(());
         }
         let now = self.core.now();
@@ -241,9 +305,7 @@ impl Scheduler for SimScheduler {
         let next = match (self.offload.next_ready_at(), timer) {
             (Some(a), Some(b)) => a.min(b),
             (Some(a), None) | (None, Some(a)) => a,
-            (None, None) => {
-                return Err("deadlock: every task waits, and no job or timer is pending".into())
-            }
+            (None, None) => return Err(self.stuck_reason()),
         };
         self.core.advance_to(next);
         self.core
@@ -251,9 +313,18 @@ impl Scheduler for SimScheduler {
         Ok(())
     }
 
+    fn enter(&self, worker: &Arc<WorkerShared>) {
+        if let Some(readiness) = &self.readiness {
+            readiness.driver.enter_loop(worker);
+        }
+    }
+
     fn leave(&self) {
         if let Some(rings_id) = self.rings_id {
             uring::leave(rings_id);
+        }
+        if let Some(readiness) = &self.readiness {
+            readiness.driver.leave_loop();
         }
     }
 }
@@ -302,12 +373,38 @@ pub fn new_kernel(options: SimOptions) -> Result<Arc<SimKernel>, SimError> {
     Ok(Arc::new(SimKernel::new(Arc::new(SimCore::new(options)))))
 }
 
+/// The readiness driver over a simulated poller with `semantics`, and the
+/// scheduler's handle on it.
+fn readiness_driver(
+    kernel: &Arc<SimKernel>,
+    pool: PoolDriver,
+    semantics: Semantics,
+) -> (Driver, SimReadiness) {
+    let pollers = Arc::new(SimPollers::default());
+    let (poll_kernel, poll_list) = (Arc::clone(kernel), Arc::clone(&pollers));
+    let driver = ReadinessDriver::new(pool, move || {
+        Ok(SimPoller::new(
+            Arc::clone(&poll_kernel),
+            semantics,
+            &poll_list,
+        ))
+    });
+    let readiness = SimReadiness {
+        driver: driver.clone(),
+        pollers,
+    };
+    (Driver::Readiness(driver), readiness)
+}
+
 /// Run `future` to completion on a single-threaded runtime over `kernel`:
 /// iokernel ops inside it (and in tasks it spawns) go to the simulated
 /// kernel, timers run on virtual time, and every scheduling choice comes
-/// from the kernel's seed. Tasks still pending when `future` completes are
-/// dropped and their queued jobs run to the end. Call it again with the
-/// same kernel to continue (for example after [`SimKernel::crash`]).
+/// from the kernel's seed. Ops run on the driver its options name
+/// ([`SimOptions::driver`]): the pool, the io_uring driver over the
+/// simulated ring, or the readiness driver over a simulated poller with
+/// epoll or kqueue semantics. Tasks still pending
+/// when `future` completes are dropped and their queued jobs run to the
+/// end. Call it again with the same kernel to continue (for example after [`SimKernel::crash`]).
 ///
 /// ```
 /// use iokernel::buf::BufResult;
@@ -327,7 +424,7 @@ pub fn new_kernel(options: SimOptions) -> Result<Arc<SimKernel>, SimError> {
 pub fn run<F: Future>(kernel: &Arc<SimKernel>, future: F) -> Result<F::Output, SimError> {
     let core = Arc::clone(kernel.core());
     let offload = Arc::new(SimOffload::new(Arc::clone(&core)));
-    let (driver, report) = sim_driver(kernel, &offload)?;
+    let (driver, report, readiness) = sim_driver(kernel, &offload)?;
     let rings_id = match &driver {
         Driver::Uring(uring) => Some(uring.rings_id()),
         _ => None,
@@ -336,6 +433,7 @@ pub fn run<F: Future>(kernel: &Arc<SimKernel>, future: F) -> Result<F::Output, S
         core: Arc::clone(&core),
         offload: Arc::clone(&offload),
         rings_id,
+        readiness,
     });
     let clock = Arc::new(SimClock {
         core: Arc::clone(&core),
@@ -374,7 +472,7 @@ pub fn run<F: Future>(kernel: &Arc<SimKernel>, future: F) -> Result<F::Output, S
 fn sim_driver(
     kernel: &Arc<SimKernel>,
     offload: &Arc<SimOffload>,
-) -> Result<(Driver, BackendReport), SimError> {
+) -> Result<(Driver, BackendReport, Option<SimReadiness>), SimError> {
     let seam_kernel: Arc<dyn Kernel> = Arc::clone(kernel) as Arc<dyn Kernel>;
     let pool = PoolDriver::new(seam_kernel, Arc::clone(offload) as Arc<dyn Offload>);
     let requested = kernel.core().options().driver;
@@ -388,7 +486,20 @@ fn sim_driver(
         pool_fallbacks: Vec::new(),
     };
     if requested == SimDriver::Pool {
-        return Ok((Driver::Pool(pool), pool_report(Backend::Sim, Vec::new())));
+        return Ok((
+            Driver::Pool(pool),
+            pool_report(Backend::Sim, Vec::new()),
+            None,
+        ));
+    }
+    if let Some(semantics) = Semantics::of(requested) {
+        let (driver, readiness) = readiness_driver(kernel, pool, semantics);
+        let mut report = pool_report(Backend::Sim, Vec::new());
+        report.pool_fallbacks = vec![format!(
+            "{}: sockets wait on the simulated poller, file ops run on the simulated offload",
+            requested.name()
+        )];
+        return Ok((driver, report, Some(readiness)));
     }
     let rings = Arc::new(SimRings::new(kernel, offload));
     let notes = uring::availability(&*rings);
@@ -407,11 +518,12 @@ fn sim_driver(
                 io_threads: 1,
                 pool_fallbacks,
             };
-            Ok((Driver::Uring(driver), report))
+            Ok((Driver::Uring(driver), report, None))
         }
         (Err(why), SimDriver::Auto) => Ok((
             Driver::Pool(pool),
             pool_report(Backend::Auto, vec![(Backend::IoUring, why)]),
+            None,
         )),
         (Err(why), _) => Err(SimError::BackendUnavailable(format!(
             "I/O backend uring was requested by {requested_by} but is unavailable: {why}"

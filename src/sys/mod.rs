@@ -37,12 +37,18 @@
 //! [`Offload`] runs a blocking job on another thread and reports saturation
 //! as a typed [`Saturated`] value instead of blocking or growing without
 //! bound. [`Clock`] is the monotonic time source the runtime's timers use.
+//!
+//! [`Poller`] registers, modifies and deregisters readiness interest and
+//! waits for events, with epoll or kqueue semantics (its own contract is in
+//! [`poller`], re-exported here).
 
 mod errno;
+pub mod poller;
 pub mod real;
 pub(crate) mod ring;
 
 pub use errno::Errno;
+pub use poller::{PollEvent, PollMode, PollWake, Poller, Ready};
 
 use std::ffi::CStr;
 use std::io::{IoSlice, IoSliceMut};

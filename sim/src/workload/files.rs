@@ -55,7 +55,19 @@ impl Injectable {
             return false;
         };
         let faults = self.0.faults_of(class);
-        faults.probability > 0.0 && faults.errnos.contains(&Errno(raw)) && raw != Errno::EINTR.raw()
+        let injected = faults.probability > 0.0
+            && faults.errnos.contains(&Errno(raw))
+            && raw != Errno::EINTR.raw();
+        // A readiness driver fails the op whose wait could not be
+        // registered with the poller's errno.
+        let socket = matches!(
+            class,
+            OpClass::SocketSetup | OpClass::SocketRead | OpClass::SocketWrite
+        );
+        let registration = socket
+            && self.0.poller_faults.register_probability > 0.0
+            && self.0.driver.register_errnos().contains(&Errno(raw));
+        injected || registration
     }
 }
 

@@ -1,4 +1,5 @@
-//! The readiness driver: epoll for sockets, the pool for files.
+//! The readiness driver: a [`Poller`] (epoll, kqueue, or the simulator's
+//! pollers with either semantics) for sockets, the pool for files.
 //!
 //! Routing is explicit ([`route`]): an op with no readiness fd (every file
 //! and path op), or one that also reads a file and could block on the disk
@@ -6,36 +7,56 @@
 //! Socket ops run on the worker thread that polls them: each poll runs the
 //! op's non-blocking syscall once ([`Attempt`]): a result is the op's
 //! output; `EAGAIN` means *wait readable / writable*, so the task's waker is
-//! recorded against the fd in this thread's epoll set and the task sleeps.
+//! recorded against the fd in this thread's poller and the task sleeps.
+//! `EAGAIN` never reaches the user: an event only means "try again", and an
+//! attempt that still finds the socket not ready (a spurious event) simply
+//! waits again.
 //!
-//! Each runtime thread owns one epoll set (a thread-local [`Poller`],
-//! created the first time a socket op on that thread has to wait, so a
-//! thread that never waits opens no fds; until then it parks on its
-//! condvar). Once it has a poller, it parks in `epoll_wait`, and its worker's
-//! driver wake (the poller's eventfd) is installed before the first such park. Registrations
-//! are one-shot and keyed by fd: several ops may wait on one fd (a reader
-//! and a writer), the set is armed for the union of their interests, and an
-//! event wakes (and forgets) the waiters of the interests it reports; the
-//! others are armed again. Every registration re-arms with `EPOLL_CTL_MOD`
-//! (`ADD` the first time, and after `ENOENT`: the fd was closed and its
-//! number reused), so a stale arming never stands in for a live one.
+//! Everything here is written once against the seam's [`Poller`] contract;
+//! where epoll and kqueue differ (one combined registration per fd versus
+//! one filter per direction, what a one-shot event disarms, `ENOENT` after
+//! a close), the poller implements the difference and this code keeps to
+//! the rules valid under both: re-arm with `modify` after every event for
+//! whatever is still waited on, answer `ENOENT` from `modify` with
+//! `register` and `EEXIST` from `register` with `modify`.
+//!
+//! Each run loop of a readiness runtime (a worker thread, or a `block_on`
+//! caller) owns one poller set ([`PollSet`]), created the first time a
+//! socket op in that loop has to wait (so a loop that never waits opens no
+//! fds; until then it parks on its condvar) and dropped when the loop ends.
+//! Once it has a poller, the loop parks in the poller's wait, and its
+//! worker's driver wake (the poller's [`PollWake`]) is installed before the
+//! first such park. Registrations are one-shot and keyed by fd: several ops
+//! may wait on one fd (a reader and a writer), the fd is armed for the
+//! union of their interests, and an event wakes (and forgets) the waiters
+//! of the interests it reports; the others are armed again.
 //!
 //! Readiness reaches tasks when the worker has nothing to run: it parks in
-//! `epoll_wait` (other threads wake it through the set's eventfd). A busy
-//! worker also checks without waiting every [`CHECK_EVERY_POLLS`] task
-//! polls, so a stream of runnable tasks cannot starve waiting sockets.
+//! the poller's wait (other threads wake it through the [`PollWake`]). A
+//! busy worker also checks without waiting every [`CHECK_EVERY_POLLS`] task
+//! polls, so a stream of runnable tasks cannot starve waiting sockets. The
+//! simulator's scheduler drives the same loop hooks on virtual time.
+//!
+//! Close: a `close` op (through this crate) of an fd that ops of the same
+//! loop wait on runs inline on the worker; the fd leaves the poller first
+//! and its waiters are woken after the close, so they retry and fail with
+//! `EBADF` instead of waiting forever (a closed fd never reports again,
+//! under epoll and kqueue alike). Waiters in *other* threads' loops, and
+//! fds closed behind the crate's back, are not noticed: such an op waits
+//! until it is dropped.
 //!
 //! Cancellation is trivially safe: the syscall only ever runs inside
 //! `poll`, so the kernel never holds an op's buffer between polls. Dropping
 //! a waiting op removes its waiter; a later event for it wakes nobody.
-//! An op polled on a thread that runs no readiness worker (`Op::wait` from
-//! plain code) finishes there with blocking waits, like the sync fallback.
+//! An op polled on a thread that runs no loop of this driver (`Op::wait`
+//! from plain code) finishes there with blocking waits, like the sync
+//! fallback.
 
 use super::pool::PoolDriver;
 use crate::op::{run_until_done, OpCode};
 use crate::runtime::{Scheduler, WorkerShared};
-use crate::sys::real::epoll::{Epoll, Ready};
-use crate::sys::{Errno, Interest, Kernel, SysResult};
+use crate::sys::{Errno, Interest, Kernel, PollEvent, PollMode, Poller, Ready, SysResult};
+use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::os::fd::RawFd;
@@ -44,26 +65,47 @@ use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-/// A busy worker looks for ready sockets (one zero-timeout `epoll_wait`)
-/// after this many task polls.
+/// A busy worker looks for ready sockets (one zero-timeout wait) after
+/// this many task polls.
 const CHECK_EVERY_POLLS: u32 = 64;
 
 /// Whether `epoll` can run here: `Err` says why not.
-pub(crate) fn availability() -> Result<(), String> {
-    Epoll::new()
+pub(crate) fn epoll_availability() -> Result<(), String> {
+    crate::sys::real::epoll::Epoll::new()
         .map(drop)
         .map_err(|errno| format!("epoll_create1 failed: {errno:?}"))
 }
 
+/// Whether `kqueue` can run here: `Err` says why not.
+#[cfg(any(
+    target_os = "macos",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly"
+))]
+pub(crate) fn kqueue_availability() -> Result<(), String> {
+    crate::sys::real::kqueue::Kqueue::new()
+        .map(drop)
+        .map_err(|errno| format!("kqueue failed: {errno:?}"))
+}
+
 /// Where an op runs on this driver.
 enum Route {
-    /// Try the non-blocking syscall on the worker; wait on epoll on EAGAIN.
+    /// Try the non-blocking syscall on the worker; wait on the poller on EAGAIN.
     Readiness,
     /// A blocking syscall on the pool.
     Offload,
 }
 
-fn route<T: OpCode>(op: &T) -> Route {
+fn route<T: OpCode>(op: &T, polling: &dyn Polling) -> Route {
+    if let Some(fd) = op.closes_fd() {
+        // Closing a watched fd: run it here, so its waiters learn of it.
+        return match polling.watches_here(fd) {
+            true => Route::Readiness,
+            false => Route::Offload,
+        };
+    }
     match op.readiness() {
         Some(_) if !op.reads_files() => Route::Readiness,
         _ => Route::Offload,
@@ -89,11 +131,22 @@ fn attempt<T: OpCode>(op: &mut T, kernel: &dyn Kernel) -> Attempt {
 #[derive(Clone)]
 pub(crate) struct ReadinessDriver {
     pool: PoolDriver,
+    polling: Arc<dyn Polling>,
 }
 
 impl ReadinessDriver {
-    pub(crate) fn new(pool: PoolDriver) -> ReadinessDriver {
-        ReadinessDriver { pool }
+    /// A driver whose loops each open their poller with `open_poller`.
+    pub(crate) fn new<P: Poller>(
+        pool: PoolDriver,
+        open_poller: impl Fn() -> SysResult<P> + Send + Sync + 'static,
+    ) -> ReadinessDriver {
+        ReadinessDriver {
+            pool,
+            polling: Arc::new(PollingWith {
+                id: NEXT_DRIVER_ID.fetch_add(1, Ordering::Relaxed),
+                open: Box::new(open_poller),
+            }),
+        }
     }
 
     pub(crate) fn kernel(&self) -> &Arc<dyn Kernel> {
@@ -106,14 +159,38 @@ impl ReadinessDriver {
 
     /// Take a socket op; give back an op that belongs on the pool.
     pub(crate) fn submit<T: OpCode>(&self, op: T) -> Result<ReadySubmission<T>, T> {
-        match route(&op) {
+        match route(&op, &*self.polling) {
             Route::Offload => Err(op),
             Route::Readiness => Ok(ReadySubmission {
                 op: Some(op),
                 kernel: Arc::clone(self.kernel()),
+                polling: Arc::clone(&self.polling),
                 waiting: None,
             }),
         }
+    }
+
+    /// How a real runtime's threads schedule and park with this driver.
+    pub(crate) fn scheduler(&self) -> Arc<dyn Scheduler> {
+        Arc::new(ReadinessScheduler {
+            polling: Arc::clone(&self.polling),
+        })
+    }
+
+    /// A thread starts running `worker`'s loop (scheduler hook).
+    pub(crate) fn enter_loop(&self, worker: &Arc<WorkerShared>) {
+        self.polling.enter(worker);
+    }
+
+    /// The thread's innermost loop ended (scheduler hook).
+    pub(crate) fn leave_loop(&self) {
+        self.polling.leave();
+    }
+
+    /// Collect ready events without waiting and wake their tasks; returns
+    /// how many tasks were woken (0 when this loop has no poller yet).
+    pub(crate) fn poll_now(&self) -> SysResult<usize> {
+        self.polling.poll_now().unwrap_or(Ok(0))
     }
 }
 
@@ -121,6 +198,7 @@ impl ReadinessDriver {
 pub(crate) struct ReadySubmission<T: OpCode> {
     op: Option<T>,
     kernel: Arc<dyn Kernel>,
+    polling: Arc<dyn Polling>,
     waiting: Option<WaiterKey>,
 }
 
@@ -131,22 +209,29 @@ impl<T: OpCode> ReadySubmission<T> {
             panic!("socket op polled after it completed");
         };
         let kernel = &*self.kernel;
-        if !worker_here() {
+        if !self.polling.loop_here() {
             let result = run_until_done(op, kernel, &|| false);
+            return self.finish(result);
+        }
+        if let Some(fd) = op.closes_fd() {
+            let waiters = self.polling.closing(fd);
+            let result = op.run_blocking(kernel);
+            wake_all(waiters);
             return self.finish(result);
         }
         let (fd, interest) = match attempt(op, kernel) {
             Attempt::Done(result) => return self.finish(result),
             Attempt::Wait(fd, interest) => (fd, interest),
         };
-        match with_poller(|poller| poller.register(fd, interest, cx.waker())) {
-            Ok(Ok(key)) => {
+        match self.polling.register(fd, interest, cx.waker()) {
+            Ok(key) => {
                 self.waiting = Some(key);
                 Poll::Pending
             }
-            // The fd cannot be watched (EBADF: closed under us): one more
-            // attempt reports the op's own error.
-            Ok(Err(errno)) | Err(errno) => match attempt(op, kernel) {
+            // The fd cannot be watched (EBADF: closed under us; ENOMEM or
+            // ENOSPC: the poller is out of room): one more attempt reports
+            // the op's own result if it has one by now, else that errno.
+            Err(errno) => match attempt(op, kernel) {
                 Attempt::Done(result) => self.finish(result),
                 Attempt::Wait(..) => self.finish(Err(errno)),
             },
@@ -162,7 +247,7 @@ impl<T: OpCode> ReadySubmission<T> {
 
     fn stop_waiting(&mut self) {
         if let Some(key) = self.waiting.take() {
-            with_existing_poller(|poller| poller.unregister(&key));
+            self.polling.unregister(&key);
         }
     }
 }
@@ -173,9 +258,9 @@ impl<T: OpCode> Drop for ReadySubmission<T> {
     }
 }
 
-/// Names one waiter in one thread's poller.
-struct WaiterKey {
-    poller: u64,
+/// Names one waiter in one loop's poller set.
+pub(crate) struct WaiterKey {
+    set: u64,
     fd: RawFd,
     interest: Interest,
     id: u64,
@@ -186,8 +271,8 @@ struct WaiterKey {
 struct FdWaiters {
     readers: Vec<(u64, Waker)>,
     writers: Vec<(u64, Waker)>,
-    /// Whether the fd (as far as we know) is in the epoll set.
-    in_set: bool,
+    /// Whether the fd (as far as we know) is registered with the poller.
+    registered: bool,
 }
 
 impl FdWaiters {
@@ -204,107 +289,73 @@ impl FdWaiters {
             Interest::Writable => &mut self.writers,
         }
     }
+
+    fn count(&self) -> usize {
+        self.readers.len() + self.writers.len()
+    }
+
+    /// Move every waiter of the interests in `ready` into `woken`.
+    fn release(&mut self, ready: Ready, woken: &mut Vec<Waker>) {
+        if ready.readable {
+            woken.extend(self.readers.drain(..).map(|(_, waker)| waker));
+        }
+        if ready.writable {
+            woken.extend(self.writers.drain(..).map(|(_, waker)| waker));
+        }
+    }
 }
 
-/// A thread's epoll set and the wakers waiting on it.
-struct Poller {
+/// One loop's poller and the wakers waiting on it.
+struct PollSet<P: Poller> {
     id: u64,
-    epoll: Epoll,
+    poller: P,
     fds: HashMap<RawFd, FdWaiters>,
     next_waiter: u64,
     waiters: usize,
-    events: Vec<(u64, bool, bool)>,
+    events: Vec<PollEvent>,
     polls_since_check: u32,
 }
 
-static NEXT_POLLER_ID: AtomicU64 = AtomicU64::new(1);
+static NEXT_SET_ID: AtomicU64 = AtomicU64::new(1);
+static NEXT_DRIVER_ID: AtomicU64 = AtomicU64::new(1);
 
-thread_local! {
-    static POLLER: RefCell<Option<Poller>> = const { RefCell::new(None) };
-    /// The readiness run loops this thread is inside (innermost last), and
-    /// whether each one's worker can already be woken through the poller.
-    static LOOPS: RefCell<Vec<(Weak<WorkerShared>, bool)>> = const { RefCell::new(Vec::new()) };
-}
-
-fn worker_here() -> bool {
-    LOOPS.with(|loops| !loops.borrow().is_empty())
-}
-
-/// Let other threads wake the current loop's worker out of `epoll_wait`
-/// (once per loop: the first time it parks with a poller).
-fn install_wake(poller: &Poller) {
-    LOOPS.with(|loops| {
-        let mut loops = loops.borrow_mut();
-        let Some((worker, installed)) = loops.last_mut() else {
-            return;
-        };
-        if *installed {
-            return;
-        }
-        if let Some(worker) = worker.upgrade() {
-            let waker = poller.epoll.waker();
-            worker.set_driver_wake(Arc::new(move || waker.wake()));
-            *installed = true;
-        }
-    });
-}
-
-/// Run `f` on this thread's poller, creating it on first use.
-fn with_poller<R>(f: impl FnOnce(&mut Poller) -> R) -> SysResult<R> {
-    POLLER.with(|local| {
-        let mut local = local.try_borrow_mut().map_err(|_| Errno::EBUSY)?;
-        if local.is_none() {
-            *local = Some(Poller::new()?);
-        }
-        match local.as_mut() {
-            Some(poller) => Ok(f(poller)),
-            None => Err(Errno::EIO),
-        }
-    })
-}
-
-/// Run `f` on this thread's poller if it has one.
-fn with_existing_poller<R>(f: impl FnOnce(&mut Poller) -> R) -> Option<R> {
-    POLLER.with(|local| local.try_borrow_mut().ok()?.as_mut().map(f))
-}
-
-impl Poller {
-    fn new() -> SysResult<Poller> {
-        Ok(Poller {
-            id: NEXT_POLLER_ID.fetch_add(1, Ordering::Relaxed),
-            epoll: Epoll::new()?,
+impl<P: Poller> PollSet<P> {
+    fn new(poller: P) -> PollSet<P> {
+        PollSet {
+            id: NEXT_SET_ID.fetch_add(1, Ordering::Relaxed),
+            poller,
             fds: HashMap::new(),
             next_waiter: 0,
             waiters: 0,
             events: Vec::new(),
             polls_since_check: 0,
-        })
+        }
     }
 
-    /// Record `waker` as waiting for `interest` on `fd` and arm the set for
-    /// every interest waited on there.
+    /// Record `waker` as waiting for `interest` on `fd` and arm the poller
+    /// for every interest waited on there.
     fn register(&mut self, fd: RawFd, interest: Interest, waker: &Waker) -> SysResult<WaiterKey> {
         let id = self.next_waiter;
         self.next_waiter += 1;
         let entry = self.fds.entry(fd).or_default();
         entry.list(interest).push((id, waker.clone()));
-        if let Err(errno) = arm(&self.epoll, fd, entry) {
+        if let Err(errno) = arm(&mut self.poller, fd, entry) {
             entry.list(interest).pop();
             return Err(errno);
         }
         self.waiters += 1;
         Ok(WaiterKey {
-            poller: self.id,
+            set: self.id,
             fd,
             interest,
             id,
         })
     }
 
-    /// Forget a waiter (its op was polled again or dropped). The set may
+    /// Forget a waiter (its op was polled again or dropped). The fd may
     /// stay armed; an event then wakes nobody.
     fn unregister(&mut self, key: &WaiterKey) {
-        if key.poller != self.id {
+        if key.set != self.id {
             return;
         }
         if let Some(entry) = self.fds.get_mut(&key.fd) {
@@ -316,69 +367,257 @@ impl Poller {
         }
     }
 
+    /// `fd` is about to be closed: take it out of the poller and hand back
+    /// its waiters (to wake once the close is done).
+    fn closing(&mut self, fd: RawFd) -> Vec<Waker> {
+        let mut woken = Vec::new();
+        if let Some(mut entry) = self.fds.remove(&fd) {
+            self.waiters -= entry.count();
+            entry.release(Ready::BOTH, &mut woken);
+            if entry.registered {
+                // ENOENT/EBADF: already gone, which is all we want.
+                let _ = self.poller.deregister(fd);
+            }
+        }
+        woken
+    }
+
     /// Wait for events (up to `timeout`) and collect the wakers they
     /// release into `woken`; the remaining waiters of a fd are re-armed.
     fn wait(&mut self, timeout: Option<Duration>, woken: &mut Vec<Waker>) -> SysResult<()> {
         self.polls_since_check = 0;
         let mut events = std::mem::take(&mut self.events);
-        let waited = self.epoll.wait(&mut events, timeout);
-        for (token, readable, writable) in events.drain(..) {
-            let Ok(fd) = RawFd::try_from(token) else {
+        let waited = self.poller.wait(&mut events, timeout);
+        for event in events.drain(..) {
+            let Ok(fd) = RawFd::try_from(event.token) else {
                 continue;
             };
             let Some(entry) = self.fds.get_mut(&fd) else {
                 continue;
             };
-            // One shot: the whole registration is disarmed now.
-            if readable {
-                self.waiters -= entry.readers.len();
-                woken.extend(entry.readers.drain(..).map(|(_, waker)| waker));
-            }
-            if writable {
-                self.waiters -= entry.writers.len();
-                woken.extend(entry.writers.drain(..).map(|(_, waker)| waker));
-            }
-            if !entry.wanted().is_empty() && arm(&self.epoll, fd, entry).is_err() {
+            let before = entry.count();
+            entry.release(event.ready, woken);
+            if !entry.wanted().is_empty() && arm(&mut self.poller, fd, entry).is_err() {
                 // Cannot watch it any more: let the waiters find out why.
-                self.waiters -= entry.readers.len() + entry.writers.len();
-                woken.extend(entry.readers.drain(..).map(|(_, waker)| waker));
-                woken.extend(entry.writers.drain(..).map(|(_, waker)| waker));
+                entry.release(Ready::BOTH, woken);
             }
+            self.waiters -= before - entry.count();
         }
         self.events = events;
         waited
     }
 }
 
-/// Arm `fd` once for what its waiters want (`MOD`, or `ADD` when the fd is
-/// not in the set).
-fn arm(epoll: &Epoll, fd: RawFd, entry: &mut FdWaiters) -> SysResult<()> {
+/// Arm `fd` once for what its waiters want (`modify`, or `register` when
+/// the fd is not registered), under either poller semantics.
+fn arm<P: Poller>(poller: &mut P, fd: RawFd, entry: &mut FdWaiters) -> SysResult<()> {
     let token = fd as u64;
     let wanted = entry.wanted();
-    let result = if entry.in_set {
-        match epoll.modify(fd, token, wanted) {
-            Err(Errno::ENOENT) => epoll.add(fd, token, wanted),
+    let mode = PollMode::Oneshot;
+    let result = if entry.registered {
+        match poller.modify(fd, token, wanted, mode) {
+            Err(Errno::ENOENT) => poller.register(fd, token, wanted, mode),
             other => other,
         }
     } else {
-        match epoll.add(fd, token, wanted) {
-            Err(Errno::EEXIST) => epoll.modify(fd, token, wanted),
+        match poller.register(fd, token, wanted, mode) {
+            Err(Errno::EEXIST) => poller.modify(fd, token, wanted, mode),
             other => other,
         }
     };
-    entry.in_set = result.is_ok();
+    entry.registered = result.is_ok();
     result
 }
 
-/// Wake the tasks whose sockets became ready, outside the poller's borrow.
+/// Wake the tasks whose sockets became ready, outside any borrow.
 fn wake_all(woken: Vec<Waker>) {
     for waker in woken {
         waker.wake();
     }
 }
 
-/// Scheduling for readiness runtimes: FIFO tasks, parking in `epoll_wait`.
-pub(crate) struct ReadinessScheduler;
+/// One run loop on this thread: which driver it belongs to, its worker,
+/// and its poller set once it has one.
+struct LoopFrame {
+    driver: u64,
+    worker: Weak<WorkerShared>,
+    /// Whether the worker can already be woken through the poller.
+    wake_installed: bool,
+    /// A `PollSet<P>` for the driver's poller type.
+    set: Option<Box<dyn Any>>,
+}
+
+thread_local! {
+    /// The readiness run loops this thread is inside, innermost last.
+    static LOOPS: RefCell<Vec<LoopFrame>> = const { RefCell::new(Vec::new()) };
+}
+
+/// What the driver handle needs from the poller-typed half (object-safe,
+/// so handles and submissions need not name the poller type).
+trait Polling: Send + Sync {
+    /// Whether the innermost loop on this thread is one of this driver's.
+    fn loop_here(&self) -> bool;
+    /// Whether this loop's poller watches `fd`.
+    fn watches_here(&self, fd: RawFd) -> bool;
+    fn register(&self, fd: RawFd, interest: Interest, waker: &Waker) -> SysResult<WaiterKey>;
+    fn unregister(&self, key: &WaiterKey);
+    /// `fd` is about to be closed: its waiters in this loop.
+    fn closing(&self, fd: RawFd) -> Vec<Waker>;
+    fn enter(&self, worker: &Arc<WorkerShared>);
+    fn leave(&self);
+    /// Between task polls: check for events now and then.
+    fn between_polls(&self);
+    /// Park the loop in the poller; `None` when it has none yet.
+    fn park(&self, worker: &WorkerShared, timeout: Option<Duration>) -> Option<SysResult<()>>;
+    /// Zero-timeout check; `None` when the loop has no poller yet.
+    fn poll_now(&self) -> Option<SysResult<usize>>;
+}
+
+/// The poller-typed half of a [`ReadinessDriver`].
+struct PollingWith<P: Poller> {
+    id: u64,
+    open: Box<dyn Fn() -> SysResult<P> + Send + Sync>,
+}
+
+impl<P: Poller> PollingWith<P> {
+    /// Run `f` on this driver's innermost loop frame and its set (created
+    /// when `create` and missing). `None`: no loop of this driver here, or
+    /// no set and `create` is false.
+    fn with_set<R>(
+        &self,
+        create: bool,
+        f: impl FnOnce(&mut LoopFrame, &mut PollSet<P>) -> R,
+    ) -> Option<SysResult<R>> {
+        LOOPS.with(|loops| {
+            let Ok(mut loops) = loops.try_borrow_mut() else {
+                return Some(Err(Errno::EBUSY));
+            };
+            let frame = loops.last_mut().filter(|frame| frame.driver == self.id)?;
+            if frame.set.is_none() {
+                if !create {
+                    return None;
+                }
+                match (self.open)() {
+                    Ok(poller) => frame.set = Some(Box::new(PollSet::new(poller))),
+                    Err(errno) => return Some(Err(errno)),
+                }
+            }
+            let mut set = frame.set.take()?;
+            let result = match set.downcast_mut::<PollSet<P>>() {
+                Some(typed) => Ok(f(frame, typed)),
+                None => Err(Errno::EINVAL),
+            };
+            frame.set = Some(set);
+            Some(result)
+        })
+    }
+
+    /// Let other threads wake the frame's worker out of the poller's wait.
+    fn install_wake(frame: &mut LoopFrame, set: &PollSet<P>) {
+        if frame.wake_installed {
+            return;
+        }
+        if let Some(worker) = frame.worker.upgrade() {
+            let waker = set.poller.waker();
+            worker.set_driver_wake(Arc::new(move || waker.wake()));
+            frame.wake_installed = true;
+        }
+    }
+}
+
+impl<P: Poller> Polling for PollingWith<P> {
+    fn loop_here(&self) -> bool {
+        LOOPS.with(|loops| {
+            loops
+                .try_borrow()
+                .is_ok_and(|loops| loops.last().is_some_and(|frame| frame.driver == self.id))
+        })
+    }
+
+    fn watches_here(&self, fd: RawFd) -> bool {
+        let watched = self.with_set(false, |_, set| set.fds.contains_key(&fd));
+        matches!(watched, Some(Ok(true)))
+    }
+
+    fn register(&self, fd: RawFd, interest: Interest, waker: &Waker) -> SysResult<WaiterKey> {
+        match self.with_set(true, |_, set| set.register(fd, interest, waker)) {
+            Some(result) => result?,
+            None => Err(Errno::EBADF),
+        }
+    }
+
+    fn unregister(&self, key: &WaiterKey) {
+        let _ = self.with_set(false, |_, set| set.unregister(key));
+    }
+
+    fn closing(&self, fd: RawFd) -> Vec<Waker> {
+        match self.with_set(false, |_, set| set.closing(fd)) {
+            Some(Ok(woken)) => woken,
+            _ => Vec::new(),
+        }
+    }
+
+    fn enter(&self, worker: &Arc<WorkerShared>) {
+        LOOPS.with(|loops| {
+            loops.borrow_mut().push(LoopFrame {
+                driver: self.id,
+                worker: Arc::downgrade(worker),
+                wake_installed: false,
+                set: None,
+            });
+        });
+    }
+
+    fn leave(&self) {
+        // Drop the frame (and its poller) outside the borrow.
+        let frame = LOOPS.with(|loops| loops.borrow_mut().pop());
+        drop(frame);
+    }
+
+    fn between_polls(&self) {
+        let mut woken = Vec::new();
+        let _ = self.with_set(false, |_, set| {
+            set.polls_since_check += 1;
+            if set.polls_since_check >= CHECK_EVERY_POLLS && set.waiters > 0 {
+                // An error here resurfaces at the next park.
+                let _ = set.wait(Some(Duration::ZERO), &mut woken);
+            }
+        });
+        wake_all(woken);
+    }
+
+    fn park(&self, worker: &WorkerShared, timeout: Option<Duration>) -> Option<SysResult<()>> {
+        let mut woken = Vec::new();
+        let parked = self.with_set(false, |frame, set| {
+            Self::install_wake(frame, set);
+            if worker.begin_driver_park() {
+                let waited = set.wait(timeout, &mut woken);
+                worker.end_driver_park();
+                waited
+            } else if set.waiters > 0 {
+                set.wait(Some(Duration::ZERO), &mut woken)
+            } else {
+                Ok(())
+            }
+        });
+        wake_all(woken);
+        parked.map(|result| result.and_then(|waited| waited))
+    }
+
+    fn poll_now(&self) -> Option<SysResult<usize>> {
+        let mut woken = Vec::new();
+        let polled = self.with_set(false, |_, set| set.wait(Some(Duration::ZERO), &mut woken));
+        let count = woken.len();
+        wake_all(woken);
+        polled.map(|result| result.and_then(|waited| waited).map(|()| count))
+    }
+}
+
+/// Scheduling for real readiness runtimes: FIFO tasks, parking in the
+/// poller's wait.
+struct ReadinessScheduler {
+    polling: Arc<dyn Polling>,
+}
 
 impl Scheduler for ReadinessScheduler {
     fn pick_task(&self, _runnable: usize) -> usize {
@@ -386,36 +625,14 @@ impl Scheduler for ReadinessScheduler {
     }
 
     fn between_polls(&self) {
-        let mut woken = Vec::new();
-        with_existing_poller(|poller| {
-            poller.polls_since_check += 1;
-            if poller.polls_since_check >= CHECK_EVERY_POLLS && poller.waiters > 0 {
-                // An error here resurfaces at the next park.
-                let _ = poller.wait(Some(Duration::ZERO), &mut woken);
-            }
-        });
-        wake_all(woken);
+        self.polling.between_polls();
     }
 
     fn idle(&self, worker: &WorkerShared, timeout: Option<Duration>) -> Result<(), String> {
-        let mut woken = Vec::new();
-        // A thread that never waited on a socket has no poller (and no
+        // A loop that never waited on a socket has no poller (and no
         // fds): it parks on the worker's condvar.
-        let parked = with_existing_poller(|poller| {
-            install_wake(poller);
-            if worker.begin_driver_park() {
-                let waited = poller.wait(timeout, &mut woken);
-                worker.end_driver_park();
-                waited
-            } else if poller.waiters > 0 {
-                poller.wait(Some(Duration::ZERO), &mut woken)
-            } else {
-                Ok(())
-            }
-        });
-        wake_all(woken);
-        match parked {
-            Some(waited) => waited.map_err(|errno| format!("epoll_wait: {errno:?}")),
+        match self.polling.park(worker, timeout) {
+            Some(waited) => waited.map_err(|errno| format!("readiness wait: {errno:?}")),
             None => {
                 worker.park(timeout);
                 Ok(())
@@ -424,10 +641,10 @@ impl Scheduler for ReadinessScheduler {
     }
 
     fn enter(&self, worker: &Arc<WorkerShared>) {
-        LOOPS.with(|loops| loops.borrow_mut().push((Arc::downgrade(worker), false)));
+        self.polling.enter(worker);
     }
 
     fn leave(&self) {
-        LOOPS.with(|loops| loops.borrow_mut().pop());
+        self.polling.leave();
     }
 }

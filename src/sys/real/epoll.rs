@@ -1,26 +1,26 @@
-//! The epoll FFI boundary: an epoll set, one-shot interest registration,
-//! waiting with a timeout, and the eventfd that wakes a thread parked in
-//! the wait.
+//! The epoll FFI boundary: an epoll set implementing the seam's
+//! [`Poller`] with epoll semantics (see `crate::sys::poller`), and the
+//! eventfd that wakes a thread parked in the wait.
 //!
 //! Contract:
-//! - Every registration is `EPOLLONESHOT`: once an event for a token is
-//!   reported, the fd stays in the set but is disarmed until it is
-//!   [`Epoll::modify`]-ed again. The caller re-arms only when someone waits.
+//! - A [`PollMode::Oneshot`] registration (`EPOLLONESHOT`) stays in the set
+//!   after it reports, disarmed until it is modified again; the caller
+//!   re-arms only when someone waits. [`PollMode::Edge`] is `EPOLLET`.
 //! - Tokens are the caller's; [`WAKE_TOKEN`] is reserved for the eventfd and
-//!   never reported by [`Epoll::wait`].
+//!   never reported by [`Epoll::wait_events`].
 //! - `EPOLLERR`/`EPOLLHUP` are reported as both readable and writable, so
 //!   every waiter retries and sees the error from its own syscall.
 //! - `wait` returns early (with no events) when interrupted by a signal
-//!   (`EINTR`) or woken through [`EpollWaker::wake`].
-//! - Errnos from `add`/`modify`/`delete`: `EBADF` (fd closed), `EEXIST`
-//!   (`add` of an fd already in the set), `ENOENT` (`modify`/`delete` of an
+//!   (`EINTR`) or woken through [`EpollWaker::wake_now`].
+//! - Errnos from `register`/`modify`/`delete`: `EBADF` (fd closed), `EEXIST`
+//!   (`register` of an fd already in the set), `ENOENT` (`modify`/`delete` of an
 //!   fd not in the set, e.g. closed and reused), `EPERM` (the fd does not
 //!   support epoll, e.g. a regular file), `ENOMEM`/`ENOSPC` (limits).
 
 #![allow(unsafe_code)]
 
 use super::syscall::{syscall, syscall_close, syscall_once};
-use crate::sys::{Errno, SysResult};
+use crate::sys::{Errno, PollEvent, PollMode, PollWake, Poller, Ready, SysResult};
 use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,28 +31,19 @@ pub(crate) const WAKE_TOKEN: u64 = u64::MAX;
 /// Events fetched per `epoll_wait` call.
 const EVENTS_PER_WAIT: usize = 256;
 
-/// What a registration waits for (or an event reports).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Ready {
-    pub(crate) readable: bool,
-    pub(crate) writable: bool,
-}
-
-impl Ready {
-    pub(crate) fn is_empty(self) -> bool {
-        !self.readable && !self.writable
+/// The `epoll_event` bits for `interest` in `mode`.
+fn mask(interest: Ready, mode: PollMode) -> u32 {
+    let mut mask = match mode {
+        PollMode::Oneshot => libc::EPOLLONESHOT as u32,
+        PollMode::Edge => libc::EPOLLET as u32,
+    };
+    if interest.readable {
+        mask |= libc::EPOLLIN as u32 | libc::EPOLLRDHUP as u32;
     }
-
-    fn mask(self) -> u32 {
-        let mut mask = 0;
-        if self.readable {
-            mask |= libc::EPOLLIN as u32 | libc::EPOLLRDHUP as u32;
-        }
-        if self.writable {
-            mask |= libc::EPOLLOUT as u32;
-        }
-        mask
+    if interest.writable {
+        mask |= libc::EPOLLOUT as u32;
     }
+    mask
 }
 
 /// An eventfd other threads write to wake the thread waiting in [`Epoll::wait`].
@@ -68,7 +59,7 @@ impl EpollWaker {
     }
 
     /// Make the eventfd readable, ending a wait in progress (or the next one).
-    pub(crate) fn wake(&self) {
+    pub(crate) fn wake_now(&self) {
         let one: u64 = 1;
         // EAGAIN (the counter is saturated) still leaves it readable.
         let _ = syscall(|| {
@@ -85,6 +76,12 @@ impl EpollWaker {
             // SAFETY: reads 8 bytes into a live u64 from our own eventfd.
             unsafe { libc::read(self.0, std::ptr::from_mut(&mut count).cast(), 8) }
         });
+    }
+}
+
+impl PollWake for EpollWaker {
+    fn wake(&self) {
+        self.wake_now();
     }
 }
 
@@ -136,11 +133,6 @@ impl Epoll {
         Ok(epoll)
     }
 
-    /// The eventfd that wakes this set's waiter, for other threads.
-    pub(crate) fn waker(&self) -> Arc<EpollWaker> {
-        Arc::clone(&self.waker)
-    }
-
     fn ctl(&self, op: libc::c_int, fd: RawFd, token: u64, events: u32) -> SysResult<()> {
         let mut event = libc::epoll_event { events, u64: token };
         syscall(|| {
@@ -151,21 +143,8 @@ impl Epoll {
         .map(drop)
     }
 
-    /// Add `fd` under `token`, armed once for `interest`.
-    pub(crate) fn add(&self, fd: RawFd, token: u64, interest: Ready) -> SysResult<()> {
-        let events = interest.mask() | libc::EPOLLONESHOT as u32;
-        self.ctl(libc::EPOLL_CTL_ADD, fd, token, events)
-    }
-
-    /// Re-arm `fd` (already in the set) once for `interest`.
-    pub(crate) fn modify(&self, fd: RawFd, token: u64, interest: Ready) -> SysResult<()> {
-        let events = interest.mask() | libc::EPOLLONESHOT as u32;
-        self.ctl(libc::EPOLL_CTL_MOD, fd, token, events)
-    }
-
-    /// Remove `fd` from the set. The driver never needs it (a closed fd
-    /// leaves the set by itself; a disarmed one costs nothing), the tests do.
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// Remove `fd` from the set (the driver does so before its own `close`
+    /// of a watched fd; a closed fd leaves the set by itself).
     pub(crate) fn delete(&self, fd: RawFd) -> SysResult<()> {
         self.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0)
     }
@@ -173,9 +152,9 @@ impl Epoll {
     /// Wait up to `timeout` (`None`: until something happens) and append
     /// `(token, readable, writable)` for each ready registration. Returns
     /// early with nothing on a wake or a signal.
-    pub(crate) fn wait(
+    pub(crate) fn wait_events(
         &mut self,
-        events: &mut Vec<(u64, bool, bool)>,
+        events: &mut Vec<PollEvent>,
         timeout: Option<Duration>,
     ) -> SysResult<()> {
         let timeout_ms = match timeout {
@@ -208,9 +187,40 @@ impl Epoll {
             let failed = bits & (libc::EPOLLERR as u32 | libc::EPOLLHUP as u32) != 0;
             let readable = failed || bits & (libc::EPOLLIN as u32 | libc::EPOLLRDHUP as u32) != 0;
             let writable = failed || bits & libc::EPOLLOUT as u32 != 0;
-            events.push((token, readable, writable));
+            events.push(PollEvent {
+                token,
+                ready: Ready { readable, writable },
+            });
         }
         Ok(())
+    }
+}
+
+impl Poller for Epoll {
+    fn register(
+        &mut self,
+        fd: RawFd,
+        token: u64,
+        interest: Ready,
+        mode: PollMode,
+    ) -> SysResult<()> {
+        self.ctl(libc::EPOLL_CTL_ADD, fd, token, mask(interest, mode))
+    }
+
+    fn modify(&mut self, fd: RawFd, token: u64, interest: Ready, mode: PollMode) -> SysResult<()> {
+        self.ctl(libc::EPOLL_CTL_MOD, fd, token, mask(interest, mode))
+    }
+
+    fn deregister(&mut self, fd: RawFd) -> SysResult<()> {
+        self.delete(fd)
+    }
+
+    fn wait(&mut self, events: &mut Vec<PollEvent>, timeout: Option<Duration>) -> SysResult<()> {
+        self.wait_events(events, timeout)
+    }
+
+    fn waker(&self) -> Arc<dyn PollWake> {
+        Arc::clone(&self.waker) as Arc<dyn PollWake>
     }
 }
 
@@ -227,14 +237,15 @@ impl Drop for Epoll {
 mod tests {
     use super::*;
 
-    const R: Ready = Ready {
-        readable: true,
-        writable: false,
-    };
-    const W: Ready = Ready {
-        readable: false,
-        writable: true,
-    };
+    const R: Ready = Ready::READABLE;
+    const W: Ready = Ready::WRITABLE;
+
+    fn ev(token: u64, readable: bool, writable: bool) -> PollEvent {
+        PollEvent {
+            token,
+            ready: Ready { readable, writable },
+        }
+    }
 
     fn socketpair() -> (RawFd, RawFd) {
         let mut fds = [-1; 2];
@@ -276,10 +287,10 @@ mod tests {
         });
     }
 
-    fn wait(epoll: &mut Epoll, ms: u64) -> Vec<(u64, bool, bool)> {
+    fn wait(epoll: &mut Epoll, ms: u64) -> Vec<PollEvent> {
         let mut events = Vec::new();
         epoll
-            .wait(&mut events, Some(Duration::from_millis(ms)))
+            .wait_events(&mut events, Some(Duration::from_millis(ms)))
             .expect("wait");
         events
     }
@@ -288,12 +299,12 @@ mod tests {
     fn socketpair_reports_readable_and_writable() {
         let mut epoll = Epoll::new().expect("epoll");
         let (a, b) = socketpair();
-        epoll.add(a, 7, R).expect("add");
+        epoll.register(a, 7, R, PollMode::Oneshot).expect("add");
         assert_eq!(wait(&mut epoll, 0), vec![], "nothing to read yet");
         write_byte(b);
-        assert_eq!(wait(&mut epoll, 1_000), vec![(7, true, false)]);
-        epoll.modify(a, 7, W).expect("modify");
-        assert_eq!(wait(&mut epoll, 1_000), vec![(7, false, true)]);
+        assert_eq!(wait(&mut epoll, 1_000), vec![ev(7, true, false)]);
+        epoll.modify(a, 7, W, PollMode::Oneshot).expect("modify");
+        assert_eq!(wait(&mut epoll, 1_000), vec![ev(7, false, true)]);
         epoll.delete(a).expect("delete");
         assert_eq!(epoll.delete(a), Err(Errno::ENOENT));
         close(a);
@@ -310,34 +321,56 @@ mod tests {
         })
         .expect("pipe");
         let (rd, wr) = (fds[0], fds[1]);
-        epoll.add(rd, 1, R).expect("add");
-        assert_eq!(epoll.add(rd, 1, R), Err(Errno::EEXIST));
+        epoll.register(rd, 1, R, PollMode::Oneshot).expect("add");
+        assert_eq!(
+            epoll.register(rd, 1, R, PollMode::Oneshot),
+            Err(Errno::EEXIST)
+        );
         write_byte(wr);
-        assert_eq!(wait(&mut epoll, 1_000), vec![(1, true, false)]);
+        assert_eq!(wait(&mut epoll, 1_000), vec![ev(1, true, false)]);
         // Still readable, but the one shot is spent.
         assert_eq!(wait(&mut epoll, 20), vec![]);
-        epoll.modify(rd, 1, R).expect("re-arm");
-        assert_eq!(wait(&mut epoll, 1_000), vec![(1, true, false)]);
+        epoll.modify(rd, 1, R, PollMode::Oneshot).expect("re-arm");
+        assert_eq!(wait(&mut epoll, 1_000), vec![ev(1, true, false)]);
         assert_eq!(read_byte(rd), Ok(1));
-        epoll.modify(rd, 1, R).expect("re-arm");
+        epoll.modify(rd, 1, R, PollMode::Oneshot).expect("re-arm");
         assert_eq!(wait(&mut epoll, 20), vec![], "drained");
         close(wr);
-        assert_eq!(wait(&mut epoll, 1_000), vec![(1, true, true)], "hang-up");
+        assert_eq!(wait(&mut epoll, 1_000), vec![ev(1, true, true)], "hang-up");
         close(rd);
-        assert_eq!(epoll.modify(rd, 1, R), Err(Errno::EBADF));
+        assert_eq!(epoll.modify(rd, 1, R, PollMode::Oneshot), Err(Errno::EBADF));
+    }
+
+    #[test]
+    fn edge_mode_reports_once_per_readiness_change() {
+        let mut epoll = Epoll::new().expect("epoll");
+        let (a, b) = socketpair();
+        epoll.register(a, 3, R, PollMode::Edge).expect("add");
+        write_byte(b);
+        assert_eq!(wait(&mut epoll, 1_000), vec![ev(3, true, false)]);
+        assert_eq!(wait(&mut epoll, 20), vec![], "no new edge while readable");
+        assert_eq!(read_byte(a), Ok(1));
+        write_byte(b);
+        assert_eq!(
+            wait(&mut epoll, 1_000),
+            vec![ev(3, true, false)],
+            "stays armed"
+        );
+        close(a);
+        close(b);
     }
 
     #[test]
     fn eventfd_wake_ends_a_wait_and_is_drained() {
         let mut epoll = Epoll::new().expect("epoll");
-        let waker = epoll.waker();
+        let waker = Poller::waker(&epoll);
         let thread = crate::sys::real::thread::spawn_named("epoll-wake".into(), move || {
             std::thread::sleep(Duration::from_millis(20));
             waker.wake();
         })
         .expect("thread");
         let mut events = Vec::new();
-        epoll.wait(&mut events, None).expect("woken wait");
+        epoll.wait_events(&mut events, None).expect("woken wait");
         assert!(events.is_empty(), "the wake token is never reported");
         thread.join().expect("join");
         assert_eq!(wait(&mut epoll, 10), vec![], "the wake was drained");

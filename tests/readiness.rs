@@ -1,0 +1,200 @@
+//! The readiness driver's rules, on the simulated kernel under epoll and
+//! kqueue semantics (so the kqueue logic is exercised on Linux) and, where
+//! the rule has a real-kernel side, on real epoll:
+//! * a spurious or delayed readiness event never surfaces `EAGAIN` and
+//!   never loses or reorders stream bytes;
+//! * a failed poller registration fails the op that wanted to wait, with
+//!   the poller's errno, and leaves the socket usable;
+//! * closing (through the crate) an fd an op waits on wakes that op with
+//!   `EBADF`;
+//! * a run whose tasks wait for readiness that can never come is reported
+//!   stuck, naming what is armed;
+//! * forcing the kqueue backend where there is none is a clear error.
+
+use iokernel::buf::BufResult;
+use iokernel::io::{self, MsgFlags};
+use iokernel::net::{TcpListener, TcpStream};
+use iokernel::runtime::{self, backend_availability, spawn, spawn_local, Backend, Runtime};
+use iokernel::sim::{self, SimDriver, SimError, SimOptions};
+use iokernel::sys::Errno;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+const READINESS_DRIVERS: [SimDriver; 2] = [SimDriver::EpollSemantics, SimDriver::KqueueSemantics];
+
+fn loopback() -> SocketAddr {
+    "127.0.0.1:0".parse().expect("loopback address")
+}
+
+fn options(seed: u64, driver: SimDriver) -> SimOptions {
+    let mut options = SimOptions::new(seed);
+    options.driver = driver;
+    options
+}
+
+async fn connected_pair() -> std::io::Result<(TcpListener, TcpStream, TcpStream)> {
+    let listener = TcpListener::bind(loopback())?;
+    let client = TcpStream::connect(listener.local_addr()?).await?;
+    let (server, _) = listener.accept().await?;
+    Ok((listener, client, server))
+}
+
+/// Each side sends `rounds` numbered messages and echoes the other's:
+/// every wait happens on the poller, concurrently in two tasks.
+async fn ping_pong(rounds: u32) -> std::io::Result<u32> {
+    let (_listener, client, server) = connected_pair().await?;
+    let echo = spawn(async move {
+        for _ in 0..rounds {
+            let BufResult(n, buf) = server.read(vec![0u8; 4]).await;
+            let n = n?;
+            server.write_all(buf[..n].to_vec()).await.0?;
+        }
+        Ok::<_, std::io::Error>(())
+    });
+    let mut checked = 0;
+    for round in 0..rounds {
+        client.write_all(round.to_le_bytes().to_vec()).await.0?;
+        let mut got = Vec::new();
+        while got.len() < 4 {
+            let BufResult(n, buf) = client.read(vec![0u8; 4 - got.len()]).await;
+            let n = n?;
+            assert!(n > 0, "end of stream in round {round}");
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, round.to_le_bytes(), "round {round}");
+        checked += 1;
+    }
+    echo.await.expect("echo task")?;
+    Ok(checked)
+}
+
+#[test]
+fn spurious_and_delayed_readiness_never_surface_eagain_or_lose_bytes() {
+    for driver in READINESS_DRIVERS {
+        let mut options = options(21, driver);
+        options.poller_faults.spurious_probability = 0.5;
+        options.poller_faults.delay_probability = 0.5;
+        let kernel = sim::new_kernel(options).expect("options");
+        let checked = sim::run(&kernel, ping_pong(200))
+            .expect("the run completes")
+            .unwrap_or_else(|e| panic!("{}: {e}", driver.name()));
+        assert_eq!(checked, 200);
+        let stats = kernel.core().stats();
+        assert!(stats.spurious_readiness > 0, "{}: {stats:?}", driver.name());
+        assert!(stats.delayed_readiness > 0, "{}: {stats:?}", driver.name());
+    }
+}
+
+#[test]
+fn a_failed_registration_fails_the_waiting_op_with_the_poller_errno() {
+    for driver in READINESS_DRIVERS {
+        let mut options = options(22, driver);
+        options.poller_faults.register_probability = 1.0;
+        let kernel = sim::new_kernel(options).expect("options");
+        let errno = sim::run(&kernel, async {
+            let (_listener, client, server) = connected_pair().await.expect("pair");
+            // Nothing to read: the recv must wait, and cannot register.
+            let BufResult(result, _) = client.read(vec![0u8; 8]).await;
+            let err = result.expect_err("the wait could not be registered");
+            // The socket is still fine: ops that need no wait succeed.
+            server.write_all(b"data".to_vec()).await.0.expect("send");
+            let BufResult(n, buf) = client.read(vec![0u8; 8]).await;
+            assert_eq!(&buf[..n.expect("recv with data ready")], b"data");
+            err.raw_os_error().expect("an errno")
+        })
+        .expect("the run completes");
+        assert!(
+            driver.register_errnos().contains(&Errno(errno)),
+            "{}: {:?}",
+            driver.name(),
+            Errno(errno)
+        );
+        assert!(kernel.core().stats().poller_register_failures > 0);
+    }
+}
+
+/// A task waits in recv on the client fd; the main task closes that fd
+/// through `io::close`: the waiter must finish with `EBADF`.
+async fn close_under_a_waiting_recv() -> std::io::Result<()> {
+    let (_listener, client, _server) = connected_pair().await?;
+    let fd = client.into_raw_fd();
+    let waiter = spawn_local(async move { io::recv(fd, vec![0u8; 8], MsgFlags::NONE).await.0 });
+    // Let the waiter reach its wait.
+    runtime::sleep(Duration::from_millis(20)).await;
+    io::close(fd).await?;
+    let result = waiter.await.expect("waiter task");
+    match result {
+        Err(e) if e.raw_os_error() == Some(Errno::EBADF.raw()) => Ok(()),
+        other => panic!("the waiter should see EBADF, got {other:?}"),
+    }
+}
+
+#[test]
+fn closing_a_watched_fd_wakes_its_waiter_with_ebadf_on_the_sim() {
+    for driver in READINESS_DRIVERS {
+        let kernel = sim::new_kernel(options(23, driver)).expect("options");
+        sim::run(&kernel, close_under_a_waiting_recv())
+            .unwrap_or_else(|e| panic!("{}: {e}", driver.name()))
+            .unwrap_or_else(|e| panic!("{}: {e}", driver.name()));
+    }
+}
+
+#[test]
+fn closing_a_watched_fd_wakes_its_waiter_with_ebadf_on_real_epoll() {
+    if let Err(reason) = backend_availability(Backend::Epoll) {
+        eprintln!("skipping: epoll is unavailable: {reason}");
+        return;
+    }
+    let rt = Runtime::builder()
+        .name("readiness-close")
+        .compute_threads(1)
+        .io_threads(1)
+        .backend(Backend::Epoll)
+        .build()
+        .expect("epoll runtime");
+    rt.block_on(close_under_a_waiting_recv())
+        .expect("close wakes the waiter");
+}
+
+#[test]
+fn waiting_for_readiness_that_never_comes_is_reported_stuck() {
+    for driver in READINESS_DRIVERS {
+        let kernel = sim::new_kernel(options(24, driver)).expect("options");
+        let outcome = sim::run(&kernel, async {
+            let (_listener, client, _server) = connected_pair().await.expect("pair");
+            // The peer stays open and silent.
+            client.read(vec![0u8; 8]).await.0
+        });
+        match outcome {
+            Err(SimError::Stuck { seed: 24, reason }) => {
+                assert!(reason.contains("armed"), "{}: {reason}", driver.name());
+            }
+            other => panic!("{}: expected a stuck run, got {other:?}", driver.name()),
+        }
+    }
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn forcing_kqueue_on_linux_is_a_clear_error() {
+    let why = backend_availability(Backend::Kqueue).expect_err("no kqueue on Linux");
+    assert!(why.contains("not available on this OS"), "{why}");
+    let err = match Runtime::builder().backend(Backend::Kqueue).build() {
+        Ok(_) => panic!("a kqueue runtime cannot build on Linux"),
+        Err(err) => err.to_string(),
+    };
+    assert!(
+        err.contains("kqueue") && err.contains("not available on this OS"),
+        "{err}"
+    );
+    let probe = std::process::Command::new(env!("CARGO_BIN_EXE_iok"))
+        .arg("probe")
+        .env_remove("IOKERNEL_BACKEND")
+        .output()
+        .expect("iok runs");
+    let stdout = String::from_utf8_lossy(&probe.stdout);
+    assert!(
+        stdout.contains(&format!("kqueue  unavailable: {why}")),
+        "iok probe lists kqueue with the reason: {stdout}"
+    );
+}
