@@ -44,7 +44,7 @@ impl Lcg {
 /// JSON-looking lines of producer `p`: mostly small, some larger than a
 /// stripe. No line contains a zero byte or a newline.
 fn lines_of(p: usize, count: usize, seed: u64) -> Vec<Vec<u8>> {
-    let mut rng = Lcg(seed ^ (p as u64 + 1) * 0x9E37_79B9);
+    let mut rng = Lcg(seed ^ ((p as u64 + 1) * 0x9E37_79B9));
     (0..count)
         .map(|i| {
             let pad = match rng.next() % 40 {
@@ -385,7 +385,7 @@ fn one_ordered_producer_gives_exactly_its_input() {
                 durability: Durability::AtomicRename,
             };
             let lines = lines_of(0, 200, 5);
-            let report = write_all(&rt, config(&path, &case).producers(1), &[lines.clone()]);
+            let report = write_all(&rt, config(&path, &case).producers(1), std::slice::from_ref(&lines));
             let mut want = Vec::new();
             for line in &lines {
                 want.extend_from_slice(line);
