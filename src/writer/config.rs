@@ -55,7 +55,8 @@ impl fmt::Display for Layout {
 pub enum Durability {
     /// No fsync: the data is in the page cache when `finish()` returns.
     None,
-    /// Write in place, fsync every output file (the default).
+    /// Write in place, fsync every output file and then the directory (so
+    /// the new names survive a crash too); the default.
     #[default]
     Fsync,
     /// Write to a temporary name in the same directory, fsync, rename into

@@ -376,6 +376,11 @@ impl ParallelWriter {
             fsync_dir(&dir_of(&self.config.path)).await?;
         } else {
             final_files = outputs.iter().map(|(p, _)| p.clone()).collect();
+            if sync {
+                // The files were created by this writer: their names are
+                // durable only once the directory is synced.
+                fsync_dir(&dir_of(&self.config.path)).await?;
+            }
         }
         if let Layout::Sharded { merge: true, .. } = self.config.layout {
             self.remove_shards().await?;
