@@ -385,7 +385,11 @@ fn one_ordered_producer_gives_exactly_its_input() {
                 durability: Durability::AtomicRename,
             };
             let lines = lines_of(0, 200, 5);
-            let report = write_all(&rt, config(&path, &case).producers(1), std::slice::from_ref(&lines));
+            let report = write_all(
+                &rt,
+                config(&path, &case).producers(1),
+                std::slice::from_ref(&lines),
+            );
             let mut want = Vec::new();
             for line in &lines {
                 want.extend_from_slice(line);
