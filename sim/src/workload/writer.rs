@@ -206,7 +206,7 @@ async fn run_writer(plan: Plan) -> Outcome {
 
 /// Run the writer workload for `seed`.
 pub(crate) fn run(kernel: &Arc<SimKernel>, seed: u64) -> Result<String, String> {
-    let mut rng = ScriptRng::new(seed, 0x3717_E5);
+    let mut rng = ScriptRng::new(seed, 0x0037_17E5);
     let plan = Plan::draw(&mut rng);
     let what = plan.describe();
     let outcome = sim::run(kernel, run_writer(plan.clone())).map_err(|e| e.to_string())?;
