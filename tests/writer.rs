@@ -518,3 +518,11 @@ fn the_mimic_value_sets_stripe_and_fs_kind() {
     assert_eq!(report.bytes_in, 300_000);
     assert_eq!(std::fs::read(&path).unwrap(), vec![7u8; 300_000]);
 }
+
+#[test]
+fn writer_and_producers_move_between_tasks() {
+    fn assert_send<T: Send + 'static>() {}
+    assert_send::<ParallelWriter>();
+    assert_send::<iokernel::writer::Producer>();
+    assert_send::<WriteReport>();
+}
