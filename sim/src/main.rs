@@ -25,7 +25,7 @@ struct Args {
     /// First seed.
     #[arg(long, default_value_t = 1)]
     start: u64,
-    /// Workload: ops, runtime, canary, canary-fsync, or all (ops and runtime).
+    /// Workload: ops, runtime, writer, canary, canary-fsync, or all (ops, runtime and writer).
     #[arg(long, default_value = "all")]
     workload: String,
     /// Probability of each fault per call (0 turns faults off).

@@ -30,11 +30,11 @@
 
 use crate::buf::{IoBuf, IoBufMut};
 use crate::op::file::{
-    Allocate, Close, Lseek, Read, ReadVectored, Sendfile, Stat, Sync, SyncKind, Truncate, Write,
-    WriteVectored,
+    Allocate, Close, Lseek, Read, ReadVectored, Sendfile, Stat, StatFs, Sync, SyncKind, Truncate,
+    Write, WriteVectored,
 };
 use crate::op::net::{Accept, Connect, Recv, Send};
-use crate::op::path::{KernelPath, Mkdir, Open, Rename, Unlink};
+use crate::op::path::{GetXattr, KernelPath, Mkdir, Open, Rename, SetXattr, Unlink};
 use crate::op::uring::IoVecs;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
@@ -42,7 +42,7 @@ use std::path::Path;
 
 pub use crate::buf::BufResult;
 pub use crate::op::Op;
-pub use crate::sys::{FileStat, FileType, MsgFlags, OpenFlags, Whence};
+pub use crate::sys::{FileStat, FileType, FsStat, MsgFlags, OpenFlags, Whence};
 
 /// Read up to the buffer's capacity at the file offset (advancing it).
 pub fn read<B: IoBufMut>(fd: RawFd, buf: B) -> Op<Read<B>> {
@@ -246,4 +246,22 @@ pub fn mkdir(path: impl AsRef<Path>, mode: u32) -> Op<Mkdir> {
         path: KernelPath::new(path.as_ref()),
         mode,
     })
+}
+
+/// The file system `fd` lives on (`fstatfs(2)`): its magic and block facts.
+pub fn fstatfs(fd: RawFd) -> Op<StatFs> {
+    Op::new(StatFs { fd, stat: None })
+}
+
+/// Read the extended attribute `name` of `path` into a buffer of
+/// `capacity_bytes`; yields the value (`ERANGE` if it is longer, `ENODATA`
+/// if absent).
+pub fn getxattr(path: impl AsRef<Path>, name: &str, capacity_bytes: usize) -> Op<GetXattr> {
+    Op::new(GetXattr::new(path.as_ref(), name, capacity_bytes))
+}
+
+/// Set the extended attribute `name` of `path` to `value` (`flags`:
+/// `XATTR_CREATE`/`XATTR_REPLACE` bits, or 0).
+pub fn setxattr(path: impl AsRef<Path>, name: &str, value: Vec<u8>, flags: i32) -> Op<SetXattr> {
+    Op::new(SetXattr::new(path.as_ref(), name, value, flags))
 }

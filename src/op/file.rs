@@ -348,3 +348,28 @@ impl OpCode for Sendfile {
         to_io(result)
     }
 }
+
+/// `fstatfs(2)`: the file system an fd lives on.
+pub struct StatFs {
+    pub(crate) fd: RawFd,
+    pub(crate) stat: Option<crate::sys::FsStat>,
+}
+
+impl OpCode for StatFs {
+    type Output = io::Result<crate::sys::FsStat>;
+
+    fn name(&self) -> &'static str {
+        "fstatfs"
+    }
+
+    fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
+        self.stat = Some(kernel.fstatfs(self.fd)?);
+        Ok(0)
+    }
+
+    fn complete(self, result: SysResult<usize>) -> Self::Output {
+        to_io(result)?;
+        self.stat
+            .ok_or_else(|| io::Error::other("fstatfs completed without a result"))
+    }
+}

@@ -116,3 +116,81 @@ impl OpCode for Mkdir {
         to_io(result).map(drop)
     }
 }
+
+/// An extended-attribute name as the kernel takes it (`EINVAL` with an
+/// interior NUL, like a path).
+fn xattr_name(name: &str) -> KernelPath {
+    KernelPath(CString::new(name).ok())
+}
+
+/// `getxattr(2)` into an owned buffer; yields the value's length.
+pub struct GetXattr {
+    pub(crate) path: KernelPath,
+    pub(crate) name: KernelPath,
+    pub(crate) buf: Vec<u8>,
+}
+
+impl GetXattr {
+    pub(crate) fn new(path: &Path, name: &str, capacity: usize) -> GetXattr {
+        GetXattr {
+            path: KernelPath::new(path),
+            name: xattr_name(name),
+            buf: vec![0; capacity],
+        }
+    }
+}
+
+impl OpCode for GetXattr {
+    type Output = io::Result<Vec<u8>>;
+
+    fn name(&self) -> &'static str {
+        "getxattr"
+    }
+
+    fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
+        kernel.getxattr(self.path.get()?, self.name.get()?, &mut self.buf)
+    }
+
+    fn complete(mut self, result: SysResult<usize>) -> Self::Output {
+        let len = to_io(result)?;
+        self.buf.truncate(len);
+        Ok(self.buf)
+    }
+}
+
+/// `setxattr(2)`.
+pub struct SetXattr {
+    pub(crate) path: KernelPath,
+    pub(crate) name: KernelPath,
+    pub(crate) value: Vec<u8>,
+    pub(crate) flags: i32,
+}
+
+impl SetXattr {
+    pub(crate) fn new(path: &Path, name: &str, value: Vec<u8>, flags: i32) -> SetXattr {
+        SetXattr {
+            path: KernelPath::new(path),
+            name: xattr_name(name),
+            value,
+            flags,
+        }
+    }
+}
+
+impl OpCode for SetXattr {
+    type Output = io::Result<()>;
+
+    fn name(&self) -> &'static str {
+        "setxattr"
+    }
+
+    fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
+        kernel
+            .setxattr(self.path.get()?, self.name.get()?, &self.value, self.flags)
+            .map(|()| 0)
+    }
+
+    fn complete(self, result: SysResult<usize>) -> Self::Output {
+        to_io(result).map(drop)
+    }
+}

@@ -345,6 +345,15 @@ impl UringOp for file::Lseek {}
 /// The pool for now (a linked pair of splices through a pipe would do it).
 impl UringOp for file::Sendfile {}
 
+/// io_uring has no fstatfs: always the pool.
+impl UringOp for file::StatFs {}
+
+/// The pool (io_uring's xattr opcodes are not used yet).
+impl UringOp for path::GetXattr {}
+
+/// The pool (io_uring's xattr opcodes are not used yet).
+impl UringOp for path::SetXattr {}
+
 // ---------------------------------------------------------------------------
 // Paths: OPENAT, RENAMEAT, UNLINKAT, MKDIRAT relative to the working
 // directory. A path with an interior NUL has no entry (the pool: EINVAL).

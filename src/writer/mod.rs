@@ -1,32 +1,32 @@
-//! The parallel writer's pure planning parts: file-system detection, Lustre
-//! layout parsing, buffer sizing and the padded-striped slot plan.
+//! The parallel writer: many producers, one output, no syscall per line.
 //!
-//! The writer module will own `ParallelWriter`: producers append line-sized
-//! payloads into local buffers, full buffers go through a channel to the
-//! layout's committer (striped, padded striped or sharded), and `finish()`
-//! drains, fsyncs and reports (see `DESIGN.md`, "Parallel writer").
+//! [`ParallelWriter::new`] opens the output and sizes itself from the file
+//! system; [`ParallelWriter::producer`] hands out [`Producer`]s, which
+//! append line-sized payloads into chunk-sized buffers; sealed buffers
+//! (each compressed into one gzip member on a spawned task when asked) go
+//! through a channel to the layout's committer, which writes them with
+//! `pwrite`; [`ParallelWriter::finish`] drains, merges, syncs, renames and
+//! returns a [`WriteReport`]. Everything runs on the iokernel runtime and
+//! does I/O only through [`crate::io`], so it runs unchanged on every
+//! backend and on the simulated kernel.
 //!
-//! **The `ParallelWriter` itself is not built yet.** What is here are the
-//! decisions it will make, written as pure functions of numbers and byte
-//! slices, with no I/O at all, so they can be unit- and property-tested (and
-//! fuzzed) without a file system:
+//! Layouts ([`Layout`]):
+//! * `Striped`: one file; each chunk reserves the next byte range. With
+//!   [`WriterConfig::ordered`] the file is the chunks' concatenation in
+//!   sequence order.
+//! * `PaddedStriped`: stripe-sized slots, each starting with a chunk and
+//!   ending with filler readers skip: empty gzip members (or a header
+//!   comment, for gaps under 20 bytes) for gzip, spaces before a line's
+//!   newline for JSON lines, a hole for binary. A chunk larger than a
+//!   stripe spans slots.
+//! * `Sharded`: `<path>.shard_<i>`, optionally merged into `<path>` with
+//!   `sendfile`, shards removed only after the merge is durable.
 //!
-//! * [`fs_kind`]: [`FilesystemKind`] from the `fstatfs` `f_type` magic.
-//! * [`lustre`]: parses the `lustre.lov` xattr value (lov_user_md v1/v3 and
-//!   composite/PFL layouts) into a [`LustreLayout`], and encodes a v1 blob
-//!   to request a layout with `setxattr` on create.
-//! * [`sizing`]: [`LayoutInfo`] (what the file system tells us: stripe size
-//!   and count, block size, and where that came from) and [`WriterSizing`]
-//!   (chunk size, buffers per producer, channel capacity) under a memory
-//!   budget.
-//! * [`plan`]: [`SlotPlanner`], which packs chunks into stripe-aligned slots
-//!   for the padded-striped layout and says exactly which byte ranges hold
-//!   data and which hold padding.
+//! Durability and cleanup are described in [`parallel`]; errors are
+//! [`WriteError`]s inside `io::Error` ([`errno_of`] gets the errno).
 //!
-//! The caller (the writer, later) does the syscalls: `fstatfs` for the magic,
-//! `fstat` for `st_blksize`, `getxattr("lustre.lov")` on Lustre, and reads
-//! the `IOKERNEL_MIMIC_LUSTRE` variable; it hands the raw results to
-//! [`LayoutInfo::detect`].
+//! The planning parts are pure functions, unit- and property-tested
+//! without a file system:
 //!
 //! ```
 //! use iokernel::writer::{LayoutInfo, SizingSource, SlotPlanner, TrailingPadding, WriterSizing};
@@ -47,10 +47,24 @@
 //! assert_eq!(summary.file_len_bytes, (1 << 20) + (700 << 10));
 //! ```
 
+mod commit;
+pub mod config;
+pub mod error;
 pub mod fs_kind;
+pub mod gzip;
 pub mod lustre;
+pub mod parallel;
 pub mod plan;
+mod producer;
 pub mod sizing;
+
+pub use config::{
+    ContentKind, Durability, Layout, StripeRequest, WriteReport, WriterConfig,
+    DEFAULT_MEMORY_BUDGET_BYTES,
+};
+pub use error::{errno_of, write_error_of, WriteError};
+pub use parallel::{shard_path, temp_path, ParallelWriter};
+pub use producer::Producer;
 
 pub use fs_kind::FilesystemKind;
 pub use lustre::{encode_v1, parse_lov, LovParseError, LustreLayout};

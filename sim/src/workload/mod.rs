@@ -4,6 +4,7 @@
 mod files;
 mod runtime;
 mod sockets;
+mod writer;
 
 use iokernel::sim::SimKernel;
 use std::sync::Arc;
@@ -16,6 +17,9 @@ pub enum Workload {
     Ops,
     /// Many tasks, timers, channels and cancellations.
     Runtime,
+    /// One parallel writer per seed: random layout, gzip, order, producers
+    /// and payloads, checked against the payloads and a power loss.
+    Writer,
     /// The deliberately wrong client: the ops workload, but short writes are
     /// taken as complete. The harness must catch it.
     Canary,
@@ -26,13 +30,14 @@ pub enum Workload {
 
 impl Workload {
     /// Workloads a sweep runs (the canary only on request).
-    pub const SWEEP: [Workload; 2] = [Workload::Ops, Workload::Runtime];
+    pub const SWEEP: [Workload; 3] = [Workload::Ops, Workload::Runtime, Workload::Writer];
 
     /// Name on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Workload::Ops => "ops",
             Workload::Runtime => "runtime",
+            Workload::Writer => "writer",
             Workload::Canary => "canary",
             Workload::CanaryFsync => "canary-fsync",
         }
@@ -43,10 +48,11 @@ impl Workload {
         match name {
             "ops" => Ok(Workload::Ops),
             "runtime" => Ok(Workload::Runtime),
+            "writer" => Ok(Workload::Writer),
             "canary" => Ok(Workload::Canary),
             "canary-fsync" => Ok(Workload::CanaryFsync),
             other => Err(format!(
-                "unknown workload {other:?}: expected ops, runtime, canary or canary-fsync"
+                "unknown workload {other:?}: expected ops, runtime, writer, canary or canary-fsync"
             )),
         }
     }
@@ -56,6 +62,7 @@ impl Workload {
         match self {
             Workload::Ops => files::run(kernel, seed, files::Client::Correct),
             Workload::Runtime => runtime::run(kernel, seed),
+            Workload::Writer => writer::run(kernel, seed),
             Workload::Canary => files::run(kernel, seed, files::Client::IgnoresShortWrites),
             Workload::CanaryFsync => files::run(kernel, seed, files::Client::RetriesFailedFsync),
         }

@@ -1,0 +1,297 @@
+//! What a [`ParallelWriter`](super::ParallelWriter) is asked to do:
+//! [`WriterConfig`] and its parts, and the [`WriteReport`] it hands back.
+//!
+//! Pure data; checking a configuration ([`WriterConfig::validate`]) does no
+//! I/O.
+
+use super::fs_kind::FilesystemKind;
+use super::gzip;
+use super::sizing::{LUSTRE_STRIPE_UNIT_BYTES, MIMIC_LUSTRE_ENV};
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How chunks are laid out on disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Layout {
+    /// One file; each chunk reserves the next free byte range and is written
+    /// there with `pwrite`.
+    Striped,
+    /// One file cut into stripe-sized slots; every slot starts with a chunk
+    /// and ends with filler readers skip (see the module docs).
+    PaddedStriped,
+    /// One file per shard, `<path>.shard_<i>`; a producer's chunks go to
+    /// shard `producer_index % shards`.
+    Sharded {
+        /// Number of shard files (at least 1).
+        shards: usize,
+        /// Merge the shards into `<path>` at `finish()` (zero-copy
+        /// `sendfile`) and remove them once the merged file is durable.
+        merge: bool,
+    },
+}
+
+impl Layout {
+    /// Short name for reports and the CLI.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Layout::Striped => "striped",
+            Layout::PaddedStriped => "padded-striped",
+            Layout::Sharded { merge: false, .. } => "sharded",
+            Layout::Sharded { merge: true, .. } => "sharded+merge",
+        }
+    }
+}
+
+impl fmt::Display for Layout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What `finish()` does to make the output durable.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Durability {
+    /// No fsync: the data is in the page cache when `finish()` returns.
+    None,
+    /// Write in place, fsync every output file and then the directory (so
+    /// the new names survive a crash too); the default.
+    #[default]
+    Fsync,
+    /// Write to a temporary name in the same directory, fsync, rename into
+    /// place and fsync the directory: the final name never shows a partial
+    /// file, even after a crash.
+    AtomicRename,
+}
+
+/// What the payloads are, which decides where chunks may be cut and what
+/// padding looks like.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ContentKind {
+    /// Newline-terminated JSON lines: chunks are cut only at line ends,
+    /// each producer's output ends with a newline, and padding is spaces
+    /// before a line's newline (every line stays valid JSON).
+    JsonLines,
+    /// Arbitrary bytes: chunks are cut anywhere; padding is a hole.
+    #[default]
+    Binary,
+}
+
+/// A stripe layout to request on Lustre (`setxattr("lustre.lov")` on
+/// create). Ignored on other file systems.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StripeRequest {
+    /// Stripe size: a positive multiple of 64 KiB below 4 GiB.
+    pub stripe_bytes: u64,
+    /// Stripe count (1..=2000; `u16` per the v1 layout).
+    pub stripe_count: u16,
+}
+
+/// Everything a [`ParallelWriter`](super::ParallelWriter) needs.
+///
+/// ```
+/// use iokernel::writer::{ContentKind, Durability, Layout, WriterConfig};
+/// let config = WriterConfig::new("/tmp/out.jsonl.gz")
+///     .layout(Layout::PaddedStriped)
+///     .ordered(true)
+///     .gzip(Some(6))
+///     .content(ContentKind::JsonLines)
+///     .durability(Durability::AtomicRename)
+///     .producers(4)
+///     .mimic_lustre(Some("1M:4".into()));
+/// assert!(config.validate().is_ok());
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct WriterConfig {
+    /// The output file (shards are `<path>.shard_<i>`).
+    pub path: PathBuf,
+    /// How chunks go to disk (default [`Layout::Striped`]).
+    pub layout: Layout,
+    /// Write chunks in sequence order: the output (or the merged output)
+    /// is the concatenation of every chunk by sequence number, where
+    /// sequence numbers are taken when a producer seals a buffer. With one
+    /// producer the output is exactly its input. Compression and writes
+    /// still run in parallel. Default: off (chunks go where they land).
+    pub ordered: bool,
+    /// Compress each chunk into one gzip member at this level (0..=9).
+    pub gzip_level: Option<u32>,
+    /// What the payloads are (default [`ContentKind::Binary`]).
+    pub content: ContentKind,
+    /// Default [`Durability::Fsync`].
+    pub durability: Durability,
+    /// How many producers will write at once (sizes buffers; more may be
+    /// created). Default 1.
+    pub producers: usize,
+    /// Bytes the writer may hold in buffers at once. Default 256 MiB.
+    pub memory_budget_bytes: u64,
+    /// Force the Lustre path: `<stripe_bytes>:<count>` as in the
+    /// `IOKERNEL_MIMIC_LUSTRE` variable. [`WriterConfig::new`] reads the
+    /// variable; set this field to override it (`None`: detect).
+    pub mimic_lustre: Option<String>,
+    /// On Lustre, ask for this stripe layout when creating the file.
+    pub stripe_request: Option<StripeRequest>,
+    /// Seal producer buffers at this size instead of the sized chunk
+    /// (a chunk is at most this big unless one payload is bigger).
+    pub chunk_bytes: Option<u64>,
+}
+
+/// Default memory budget: 256 MiB.
+pub const DEFAULT_MEMORY_BUDGET_BYTES: u64 = 256 << 20;
+
+impl WriterConfig {
+    /// Defaults for `path`, with `mimic_lustre` read from
+    /// `IOKERNEL_MIMIC_LUSTRE`.
+    pub fn new(path: impl Into<PathBuf>) -> WriterConfig {
+        WriterConfig {
+            path: path.into(),
+            layout: Layout::Striped,
+            ordered: false,
+            gzip_level: None,
+            content: ContentKind::Binary,
+            durability: Durability::Fsync,
+            producers: 1,
+            memory_budget_bytes: DEFAULT_MEMORY_BUDGET_BYTES,
+            mimic_lustre: std::env::var(MIMIC_LUSTRE_ENV)
+                .ok()
+                .filter(|v| !v.trim().is_empty()),
+            stripe_request: None,
+            chunk_bytes: None,
+        }
+    }
+
+    /// Set [`WriterConfig::layout`].
+    pub fn layout(mut self, layout: Layout) -> WriterConfig {
+        self.layout = layout;
+        self
+    }
+
+    /// Set [`WriterConfig::ordered`].
+    pub fn ordered(mut self, ordered: bool) -> WriterConfig {
+        self.ordered = ordered;
+        self
+    }
+
+    /// Set [`WriterConfig::gzip_level`].
+    pub fn gzip(mut self, level: Option<u32>) -> WriterConfig {
+        self.gzip_level = level;
+        self
+    }
+
+    /// Set [`WriterConfig::content`].
+    pub fn content(mut self, content: ContentKind) -> WriterConfig {
+        self.content = content;
+        self
+    }
+
+    /// Set [`WriterConfig::durability`].
+    pub fn durability(mut self, durability: Durability) -> WriterConfig {
+        self.durability = durability;
+        self
+    }
+
+    /// Set [`WriterConfig::producers`].
+    pub fn producers(mut self, producers: usize) -> WriterConfig {
+        self.producers = producers;
+        self
+    }
+
+    /// Set [`WriterConfig::memory_budget_bytes`].
+    pub fn memory_budget_bytes(mut self, bytes: u64) -> WriterConfig {
+        self.memory_budget_bytes = bytes;
+        self
+    }
+
+    /// Set [`WriterConfig::mimic_lustre`].
+    pub fn mimic_lustre(mut self, value: Option<String>) -> WriterConfig {
+        self.mimic_lustre = value;
+        self
+    }
+
+    /// Set [`WriterConfig::stripe_request`].
+    pub fn stripe_request(mut self, request: Option<StripeRequest>) -> WriterConfig {
+        self.stripe_request = request;
+        self
+    }
+
+    /// Set [`WriterConfig::chunk_bytes`].
+    pub fn chunk_bytes(mut self, bytes: Option<u64>) -> WriterConfig {
+        self.chunk_bytes = bytes;
+        self
+    }
+
+    /// Check the parts that need no I/O; the error (`InvalidInput`) says
+    /// which field is wrong and why.
+    pub fn validate(&self) -> io::Result<()> {
+        let invalid = |msg: String| Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
+        if self.path.file_name().is_none() {
+            return invalid(format!(
+                "writer output path {:?} names no file",
+                self.path.display()
+            ));
+        }
+        if self.producers == 0 {
+            return invalid("writer needs producers >= 1".into());
+        }
+        if let Some(level) = self.gzip_level {
+            if level > gzip::MAX_LEVEL {
+                return invalid(format!(
+                    "gzip level {level} is outside 0..={}",
+                    gzip::MAX_LEVEL
+                ));
+            }
+        }
+        if let Layout::Sharded { shards: 0, .. } = self.layout {
+            return invalid("sharded layout needs shards >= 1".into());
+        }
+        if self.chunk_bytes == Some(0) {
+            return invalid("chunk_bytes must be at least 1".into());
+        }
+        if let Some(request) = self.stripe_request {
+            let ok = request.stripe_bytes > 0
+                && request.stripe_bytes % LUSTRE_STRIPE_UNIT_BYTES == 0
+                && request.stripe_bytes <= u64::from(u32::MAX)
+                && request.stripe_count > 0
+                && request.stripe_count <= 2000;
+            if !ok {
+                return invalid(format!(
+                    "requested Lustre stripe {} bytes x {} is invalid: the size must be a \
+                     positive multiple of {LUSTRE_STRIPE_UNIT_BYTES} bytes below 4 GiB and the \
+                     count 1..=2000",
+                    request.stripe_bytes, request.stripe_count
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a finished writer did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriteReport {
+    /// The output file (the merged file for a merged sharded layout, the
+    /// first shard's directory-relative base otherwise).
+    pub path: PathBuf,
+    /// Every output file, in order (one unless sharded without merge).
+    pub files: Vec<PathBuf>,
+    /// Payload bytes producers wrote.
+    pub bytes_in: u64,
+    /// Bytes in the output file(s), padding included.
+    pub bytes_out: u64,
+    /// Chunks committed.
+    pub chunks: u64,
+    /// Stripe-sized slots the output touches.
+    pub stripes: u64,
+    /// Filler bytes (padded-striped layout).
+    pub padding_bytes: u64,
+    /// The layout used.
+    pub layout: Layout,
+    /// The file system of the output, as detected (Lustre when mimicked).
+    pub fs_kind: FilesystemKind,
+    /// Stripe (slot) size used.
+    pub stripe_bytes: u64,
+    /// Chunk (producer buffer) size used.
+    pub chunk_bytes: u64,
+    /// From `new()` to the end of `finish()` (virtual under the sim).
+    pub elapsed: Duration,
+}

@@ -1,0 +1,235 @@
+//! Gzip members for the writer: each sealed chunk becomes one complete
+//! member (RFC 1952), and padding becomes filler a gzip reader skips.
+//!
+//! The 10-byte header and 8-byte trailer are written here around raw
+//! deflate output (`flate2`) and a CRC-32, so the header can carry an
+//! `FCOMMENT` when the padded-striped layout needs to grow a member by a
+//! few bytes. A file made of such members, back to back, is a valid
+//! multi-member gzip stream: `gzip -d` and `zcat` print the chunks'
+//! concatenation, and empty members and comments add nothing to it.
+//!
+//! Filler of `p` bytes:
+//! * `p >= 20`: [`empty_member`] of exactly `p` bytes (an empty member is
+//!   20 bytes; the rest is a comment).
+//! * `p < 20`: too short for a member, so [`grow_header`] inserts a comment
+//!   of exactly `p` bytes into the header of the member before the gap.
+//!
+//! This module owns the byte format only; it does no I/O.
+
+use flate2::write::DeflateEncoder;
+use flate2::{Compression, Crc};
+use std::io::Write as _;
+
+/// Gzip magic plus the deflate method byte.
+const MAGIC_AND_METHOD: [u8; 3] = [0x1f, 0x8b, 0x08];
+/// Header flag: a zero-terminated comment follows the fixed header.
+const FLAG_COMMENT: u8 = 0x10;
+/// Fixed header length: magic, method, flags, mtime, xfl, os.
+pub const HEADER_BYTES: usize = 10;
+/// Trailer length: CRC-32 and input size.
+pub const TRAILER_BYTES: usize = 8;
+/// A deflate stream holding nothing: one final fixed-Huffman block with
+/// only the end-of-block code.
+const EMPTY_DEFLATE: [u8; 2] = [0x03, 0x00];
+/// The smallest complete gzip member (no comment, no data).
+pub const EMPTY_MEMBER_BYTES: usize = HEADER_BYTES + EMPTY_DEFLATE.len() + TRAILER_BYTES;
+/// Operating-system byte of the header: "unknown".
+const OS_UNKNOWN: u8 = 0xff;
+/// The byte comments are made of (any non-NUL byte works).
+const COMMENT_FILL: u8 = b' ';
+
+/// Highest compression level `flate2` takes.
+pub const MAX_LEVEL: u32 = 9;
+
+fn header(flags: u8) -> [u8; HEADER_BYTES] {
+    let [m0, m1, m2] = MAGIC_AND_METHOD;
+    [m0, m1, m2, flags, 0, 0, 0, 0, 0, OS_UNKNOWN]
+}
+
+fn trailer(crc: u32, input_len: usize) -> [u8; TRAILER_BYTES] {
+    let mut out = [0u8; TRAILER_BYTES];
+    out[..4].copy_from_slice(&crc.to_le_bytes());
+    // ISIZE is the input length modulo 2^32 (RFC 1952).
+    out[4..].copy_from_slice(&((input_len as u64 & 0xffff_ffff) as u32).to_le_bytes());
+    out
+}
+
+/// `data` as one complete gzip member compressed at `level` (0..=9).
+///
+/// ```
+/// use std::io::Read;
+/// let member = iokernel::writer::gzip::encode_member(b"hello\n", 6);
+/// let mut out = String::new();
+/// flate2::read::MultiGzDecoder::new(&member[..]).read_to_string(&mut out).unwrap();
+/// assert_eq!(out, "hello\n");
+/// ```
+pub fn encode_member(data: &[u8], level: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() / 2 + EMPTY_MEMBER_BYTES + 64);
+    out.extend_from_slice(&header(0));
+    let mut encoder = DeflateEncoder::new(out, Compression::new(level.min(MAX_LEVEL)));
+    // Writing into a Vec cannot fail.
+    let written = encoder.write_all(data).and_then(|()| encoder.finish());
+    let mut out = written.unwrap_or_else(|e| unreachable!("deflate into a Vec failed: {e}"));
+    let mut crc = Crc::new();
+    crc.update(data);
+    out.extend_from_slice(&trailer(crc.sum(), data.len()));
+    out
+}
+
+/// A member that decompresses to nothing, exactly `len_bytes` long
+/// (`len_bytes >= EMPTY_MEMBER_BYTES`; the excess is a comment). `None`
+/// when `len_bytes` is too short.
+///
+/// ```
+/// use iokernel::writer::gzip::{empty_member, EMPTY_MEMBER_BYTES};
+/// assert_eq!(empty_member(EMPTY_MEMBER_BYTES).unwrap().len(), 20);
+/// assert_eq!(empty_member(4096).unwrap().len(), 4096);
+/// assert!(empty_member(19).is_none());
+/// ```
+pub fn empty_member(len_bytes: usize) -> Option<Vec<u8>> {
+    if len_bytes < EMPTY_MEMBER_BYTES {
+        return None;
+    }
+    let comment_bytes = len_bytes - EMPTY_MEMBER_BYTES;
+    let mut out = Vec::with_capacity(len_bytes);
+    if comment_bytes == 0 {
+        out.extend_from_slice(&header(0));
+    } else {
+        out.extend_from_slice(&header(FLAG_COMMENT));
+        push_comment(&mut out, comment_bytes);
+    }
+    out.extend_from_slice(&EMPTY_DEFLATE);
+    out.extend_from_slice(&trailer(0, 0));
+    Some(out)
+}
+
+/// A comment field of exactly `len_bytes` (>= 1): fill then the NUL.
+fn push_comment(out: &mut Vec<u8>, len_bytes: usize) {
+    out.extend(std::iter::repeat(COMMENT_FILL).take(len_bytes - 1));
+    out.push(0);
+}
+
+/// Why a member's header could not be grown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GrowError {
+    /// Growing by 0 bytes asks for nothing; a comment is at least 1 byte.
+    Zero,
+    /// The bytes do not start with a header [`encode_member`] writes (no
+    /// optional fields yet).
+    NotOwnHeader,
+}
+
+/// Grow `member` (made by [`encode_member`]) by exactly `extra_bytes` by
+/// giving its header a comment of that length. Its content is unchanged.
+///
+/// ```
+/// use std::io::Read;
+/// use iokernel::writer::gzip::{encode_member, grow_header};
+/// let mut member = encode_member(b"data\n", 6);
+/// let before = member.len();
+/// grow_header(&mut member, 7).unwrap();
+/// assert_eq!(member.len(), before + 7);
+/// let mut out = String::new();
+/// flate2::read::MultiGzDecoder::new(&member[..]).read_to_string(&mut out).unwrap();
+/// assert_eq!(out, "data\n");
+/// ```
+pub fn grow_header(member: &mut Vec<u8>, extra_bytes: usize) -> Result<(), GrowError> {
+    if extra_bytes == 0 {
+        return Err(GrowError::Zero);
+    }
+    if member.len() < EMPTY_MEMBER_BYTES || member[..3] != MAGIC_AND_METHOD || member[3] != 0 {
+        return Err(GrowError::NotOwnHeader);
+    }
+    member[3] = FLAG_COMMENT;
+    let mut comment = Vec::with_capacity(extra_bytes);
+    push_comment(&mut comment, extra_bytes);
+    member.splice(HEADER_BYTES..HEADER_BYTES, comment);
+    Ok(())
+}
+
+/// Append `pad_bytes` of filler after `member` (so the member plus filler
+/// take exactly `member.len() + pad_bytes`): an empty member when the gap
+/// holds one, else a comment in `member`'s own header.
+pub fn pad_member(member: &mut Vec<u8>, pad_bytes: usize) -> Result<(), GrowError> {
+    match empty_member(pad_bytes) {
+        Some(filler) => {
+            member.extend_from_slice(&filler);
+            Ok(())
+        }
+        None => grow_header(member, pad_bytes),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::read::MultiGzDecoder;
+    use proptest::prelude::*;
+    use std::io::Read;
+
+    fn decode(bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        MultiGzDecoder::new(bytes)
+            .read_to_end(&mut out)
+            .expect("valid gzip");
+        out
+    }
+
+    #[test]
+    fn empty_members_of_every_small_size_decode_to_nothing() {
+        for len in EMPTY_MEMBER_BYTES..300 {
+            let member = empty_member(len).unwrap();
+            assert_eq!(member.len(), len);
+            let mut stream = encode_member(b"a\n", 1);
+            stream.extend_from_slice(&member);
+            stream.extend_from_slice(&encode_member(b"b\n", 1));
+            assert_eq!(decode(&stream), b"a\nb\n", "filler of {len} bytes");
+        }
+    }
+
+    #[test]
+    fn grown_headers_of_every_short_gap_decode_unchanged() {
+        for extra in 1..EMPTY_MEMBER_BYTES {
+            let mut member = encode_member(b"x y z\n", 9);
+            let before = member.len();
+            pad_member(&mut member, extra).unwrap();
+            assert_eq!(member.len(), before + extra);
+            member.extend_from_slice(&encode_member(b"next\n", 0));
+            assert_eq!(decode(&member), b"x y z\nnext\n");
+        }
+    }
+
+    #[test]
+    fn a_header_grows_only_once_and_never_by_zero() {
+        let mut member = encode_member(b"q", 6);
+        assert_eq!(grow_header(&mut member, 0), Err(GrowError::Zero));
+        grow_header(&mut member, 3).unwrap();
+        assert_eq!(grow_header(&mut member, 3), Err(GrowError::NotOwnHeader));
+        assert_eq!(
+            grow_header(&mut b"not gzip at all, no".to_vec(), 1),
+            Err(GrowError::NotOwnHeader)
+        );
+    }
+
+    #[test]
+    fn empty_input_is_a_valid_member() {
+        assert_eq!(decode(&encode_member(b"", 6)), b"");
+    }
+
+    proptest! {
+        #[test]
+        fn members_round_trip_at_every_level(
+            data in proptest::collection::vec(any::<u8>(), 0..5000),
+            level in 0u32..=9,
+            pad in 0usize..64,
+        ) {
+            let mut member = encode_member(&data, level);
+            let len = member.len();
+            if pad > 0 {
+                pad_member(&mut member, pad).unwrap();
+            }
+            prop_assert_eq!(member.len(), len + pad);
+            prop_assert_eq!(decode(&member), data);
+        }
+    }
+}

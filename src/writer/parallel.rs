@@ -1,0 +1,592 @@
+//! [`ParallelWriter`]: opens the output, sizes itself from the file system,
+//! runs the committer, and at `finish()` merges, syncs and renames.
+//!
+//! # Files, durability and cleanup
+//!
+//! * `Fsync`/`None`: data is written in place (`O_TRUNC` on open), so the
+//!   final name exists, incomplete, while the writer runs.
+//! * `AtomicRename`: data goes to `.<name>.iok-tmp` in the same directory
+//!   and is renamed over `<name>` after its fsync; the directory is then
+//!   fsynced. The final name never holds a partial file, even after a
+//!   crash (a crash may leave the temporary file behind).
+//! * Sharded with merge: shards are intermediate files written in place;
+//!   the merged file follows the durability rule above, and shards are
+//!   removed only after the merged file is written (and synced, unless
+//!   `Durability::None`).
+//! * A writer dropped without `finish()`, or whose `finish()` fails, removes
+//!   every file it created and had not yet renamed into place (best effort:
+//!   a failing unlink is ignored), so no half-written file is left to look
+//!   complete. Producers still writing then get an error.
+//! * Any fsync error poisons the writer: `finish()` returns it and never
+//!   retries into a false success.
+
+use super::commit::{pwrite_all, Committed, Committer, OutFile, OutFiles, Placer, ShardExtent};
+use super::config::{Durability, Layout, WriteReport, WriterConfig};
+use super::error::WriteError;
+use super::fs_kind::FilesystemKind;
+use super::lustre::encode_v1;
+use super::producer::{Chunk, Producer, ProducerShared, Status};
+use super::sizing::{LayoutInfo, WriterSizing};
+use crate::io::{self, OpenFlags};
+use crate::runtime::JoinHandle;
+use std::io as stdio;
+use std::os::fd::RawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Name of the Lustre layout extended attribute.
+const LUSTRE_LOV_XATTR: &str = "lustre.lov";
+/// Buffer for reading `lustre.lov` (a composite layout can be a few KiB).
+const LOV_XATTR_MAX_BYTES: usize = 64 << 10;
+/// `sendfile` moves at most this much per call on Linux.
+const SENDFILE_MAX_BYTES: u64 = 0x7fff_f000;
+
+/// Writes one output from many producers; see the module docs of
+/// [`crate::writer`].
+///
+/// ```
+/// use iokernel::runtime::Runtime;
+/// use iokernel::writer::{Layout, ParallelWriter, WriterConfig};
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let path = dir.path().join("out.bin");
+/// let rt = Runtime::builder().compute_threads(2).build().unwrap();
+/// let report = rt.block_on(async {
+///     let config = WriterConfig::new(&path).layout(Layout::Striped).mimic_lustre(None);
+///     let writer = ParallelWriter::new(config).await?;
+///     let mut producer = writer.producer();
+///     producer.write_line(b"{\"hello\":1}").await?;
+///     producer.close().await?;
+///     writer.finish().await
+/// }).unwrap();
+/// assert_eq!(report.bytes_out, 12);
+/// assert_eq!(std::fs::read(&path).unwrap(), b"{\"hello\":1}\n");
+/// ```
+pub struct ParallelWriter {
+    config: WriterConfig,
+    info: LayoutInfo,
+    stripe_bytes: u64,
+    chunk_bytes: u64,
+    started: Duration,
+    shared: Option<Arc<ProducerShared>>,
+    status: Arc<Status>,
+    committer: Option<JoinHandle<Result<Committed, WriteError>>>,
+    files: Option<Arc<OutFiles>>,
+    /// Paths this writer created and has not renamed into place or removed.
+    created: Vec<PathBuf>,
+    /// Final name of each output file, by index.
+    final_paths: Vec<PathBuf>,
+}
+
+fn now() -> Duration {
+    crate::runtime::context::current_runtime()
+        .map(|rt| rt.clock.now())
+        .unwrap_or_default()
+}
+
+/// `<path>.shard_<i>`.
+pub fn shard_path(path: &Path, shard: usize) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".shard_{shard}"));
+    PathBuf::from(name)
+}
+
+/// The temporary name `AtomicRename` writes `path` under:
+/// `<dir>/.<name>.iok-tmp`.
+pub fn temp_path(path: &Path) -> PathBuf {
+    let mut name = std::ffi::OsString::from(".");
+    name.push(path.file_name().unwrap_or_default());
+    name.push(".iok-tmp");
+    path.with_file_name(name)
+}
+
+fn dir_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn invalid(msg: String) -> stdio::Error {
+    stdio::Error::new(stdio::ErrorKind::InvalidInput, msg)
+}
+
+impl ParallelWriter {
+    /// Open the output, detect the file system, size the buffers and start
+    /// the committer. Must run inside an iokernel runtime (real or
+    /// simulated). Errors name the op, path and errno.
+    pub async fn new(config: WriterConfig) -> stdio::Result<ParallelWriter> {
+        config.validate()?;
+        if !crate::runtime::in_runtime() {
+            return Err(invalid(
+                "ParallelWriter::new must run inside an iokernel runtime".into(),
+            ));
+        }
+        let started = now();
+        let (final_paths, write_paths) = output_paths(&config);
+        let mut writer = ParallelWriter {
+            info: LayoutInfo::detect(0, 0, None, None).map_err(|e| invalid(e.to_string()))?,
+            stripe_bytes: 0,
+            chunk_bytes: 0,
+            started,
+            shared: None,
+            status: {
+                let (_, chunks) = crate::sync::channel::<Chunk>(1);
+                let (_, permits) = crate::sync::channel::<()>(1);
+                Arc::new(Status::new(chunks, permits))
+            },
+            committer: None,
+            files: None,
+            created: Vec::new(),
+            final_paths,
+            config,
+        };
+        // On error the writer is dropped here, which removes what it created
+        // (and dropping the open files closes them).
+        let files = writer.open_outputs(&write_paths).await?;
+        writer.info = writer.detect(files.0[0].fd, &write_paths).await?;
+        writer.start(files)?;
+        Ok(writer)
+    }
+
+    async fn open_outputs(&mut self, write_paths: &[PathBuf]) -> stdio::Result<OutFiles> {
+        let mut files = OutFiles(Vec::with_capacity(write_paths.len()));
+        let flags = OpenFlags::RDWR | OpenFlags::CREAT | OpenFlags::TRUNC;
+        for path in write_paths {
+            let fd = io::open(path, flags, 0o644)
+                .await
+                .map_err(|e| WriteError::new("open", path, None, e))?;
+            self.created.push(path.clone());
+            files.0.push(OutFile {
+                write_path: path.clone(),
+                fd,
+            });
+        }
+        Ok(files)
+    }
+
+    /// `fstatfs` + `fstat` (+ Lustre xattrs) -> the layout facts.
+    async fn detect(&mut self, fd: RawFd, write_paths: &[PathBuf]) -> stdio::Result<LayoutInfo> {
+        let path = &write_paths[0];
+        let fs = io::fstatfs(fd)
+            .await
+            .map_err(|e| WriteError::new("fstatfs", path, None, e))?;
+        let stat = io::fstat(fd)
+            .await
+            .map_err(|e| WriteError::new("fstat", path, None, e))?;
+        let on_lustre = FilesystemKind::from_magic(fs.magic) == FilesystemKind::Lustre;
+        let mut lov = None;
+        if on_lustre {
+            if let Some(request) = self.config.stripe_request {
+                let blob = encode_v1(request.stripe_bytes as u32, request.stripe_count);
+                for target in write_paths {
+                    io::setxattr(target, LUSTRE_LOV_XATTR, blob.clone(), 0)
+                        .await
+                        .map_err(|e| WriteError::new("setxattr lustre.lov", target, None, e))?;
+                }
+            }
+            match io::getxattr(path, LUSTRE_LOV_XATTR, LOV_XATTR_MAX_BYTES).await {
+                Ok(bytes) => lov = Some(bytes),
+                Err(e) if e.raw_os_error() == Some(libc::ENODATA) => {}
+                Err(e) => return Err(WriteError::new("getxattr lustre.lov", path, None, e).into()),
+            }
+        }
+        let info = LayoutInfo::detect(
+            fs.magic,
+            stat.block_size_bytes,
+            lov.as_deref(),
+            self.config.mimic_lustre.as_deref(),
+        )
+        .map_err(|e| invalid(format!("sizing the writer for {}: {e}", path.display())))?;
+        Ok(info)
+    }
+
+    fn start(&mut self, files: OutFiles) -> stdio::Result<()> {
+        let config = &self.config;
+        let sizing = WriterSizing::plan(&self.info, config.producers, config.memory_budget_bytes)
+            .map_err(|e| invalid(format!("sizing the writer: {e}")))?;
+        self.stripe_bytes = sizing.stripe_bytes;
+        self.chunk_bytes = config.chunk_bytes.unwrap_or(sizing.chunk_bytes);
+        let chunk_bytes = usize::try_from(self.chunk_bytes)
+            .map_err(|_| invalid(format!("chunk of {} bytes is too big", self.chunk_bytes)))?;
+        let window =
+            (config.producers * (sizing.buffers_per_producer - 1) + sizing.channel_capacity).max(1);
+        let (chunks_tx, chunks_rx) = crate::sync::channel::<Chunk>(0);
+        let (permits_tx, permits_rx) = crate::sync::channel::<()>(0);
+        for _ in 0..window {
+            let _ = permits_tx.try_send(());
+        }
+        let status = Arc::new(Status::new(chunks_rx.clone(), permits_rx.clone()));
+        let files = Arc::new(files);
+        let placer = Placer::new(
+            config.layout,
+            self.stripe_bytes,
+            config.content,
+            config.gzip_level.is_some(),
+            config.ordered,
+            files.0[0].write_path.clone(),
+        )?;
+        let committer = Committer {
+            chunks: chunks_rx,
+            permits: permits_tx,
+            status: Arc::clone(&status),
+            files: Arc::clone(&files),
+            placer,
+            ordered: config.ordered,
+            writes_in_flight_max: (self.info.stripe_count as usize).max(2).min(window.max(2)),
+            chunks_seen: 0,
+            payload_seen: 0,
+        };
+        self.shared = Some(Arc::new(ProducerShared {
+            chunk_bytes,
+            gzip_level: config.gzip_level,
+            content: config.content,
+            path: config.path.clone(),
+            next_seq: AtomicU64::new(0),
+            next_producer: AtomicUsize::new(0),
+            chunks: chunks_tx,
+            permits: permits_rx,
+            status: Arc::clone(&status),
+        }));
+        self.status = status;
+        self.files = Some(files);
+        self.committer = Some(crate::runtime::spawn(committer.run()));
+        Ok(())
+    }
+
+    /// A new producer handle.
+    pub fn producer(&self) -> Producer {
+        let shared = self
+            .shared
+            .as_ref()
+            .expect("a ParallelWriter has producers until finish() consumes it");
+        Producer::new(Arc::clone(shared))
+    }
+
+    /// The file system the output lives on, as detected.
+    pub fn fs_kind(&self) -> FilesystemKind {
+        self.info.fs_kind
+    }
+
+    /// The stripe (slot) size in use.
+    pub fn stripe_bytes(&self) -> u64 {
+        self.stripe_bytes
+    }
+
+    /// The chunk size producers seal buffers at.
+    pub fn chunk_bytes(&self) -> u64 {
+        self.chunk_bytes
+    }
+
+    /// The layout facts detected when the writer was created.
+    pub fn layout_info(&self) -> LayoutInfo {
+        self.info
+    }
+
+    /// Wait until every producer is closed or dropped, commit what they
+    /// sealed, then merge (sharded with merge), fsync, rename
+    /// (`AtomicRename`) and report. On error nothing is reported as
+    /// written: the error names the op, path, offset and errno, and the
+    /// writer's files are removed (see the module docs).
+    pub async fn finish(mut self) -> stdio::Result<WriteReport> {
+        self.shared = None;
+        let committed = match self.committer.take() {
+            Some(handle) => match handle.await {
+                Ok(result) => result,
+                Err(join) => Err(WriteError::new(
+                    "commit",
+                    &self.config.path,
+                    None,
+                    stdio::Error::other(join.to_string()),
+                )),
+            },
+            None => Err(WriteError::new(
+                "commit",
+                &self.config.path,
+                None,
+                stdio::Error::other("writer has no committer"),
+            )),
+        };
+        let result = match committed {
+            Ok(committed) => self.finalize(committed).await,
+            Err(err) => Err(err),
+        };
+        match result {
+            Ok(report) => {
+                self.created.clear();
+                Ok(report)
+            }
+            Err(err) => {
+                self.status.fail(err.clone());
+                self.remove_created();
+                Err(err.into())
+            }
+        }
+    }
+
+    async fn finalize(&mut self, mut committed: Committed) -> Result<WriteReport, WriteError> {
+        let files = self.files.take().expect("files live until finish");
+        if self.config.gzip_level.is_some() {
+            // An empty file is not valid gzip: give it one empty member.
+            for (file, len) in files.0.iter().zip(committed.file_lens.iter_mut()) {
+                if *len == 0 {
+                    let member = super::gzip::empty_member(super::gzip::EMPTY_MEMBER_BYTES)
+                        .expect("an empty member fits its own size");
+                    *len = member.len() as u64;
+                    pwrite_all(file, member, 0).await?;
+                }
+            }
+        }
+        let sync = self.config.durability != Durability::None;
+        let mut outputs: Vec<(PathBuf, u64)> = Vec::new();
+        if let Layout::Sharded { merge: true, .. } = self.config.layout {
+            let merged = self
+                .merge(&files, &committed.file_lens, committed.extents.as_deref())
+                .await?;
+            outputs.push(merged);
+        } else {
+            for (file, len) in files.0.iter().zip(&committed.file_lens) {
+                if sync {
+                    fsync(file.fd, &file.write_path).await?;
+                }
+                outputs.push((file.write_path.clone(), *len));
+            }
+        }
+        drop(files);
+        let mut final_files = Vec::new();
+        if self.config.durability == Durability::AtomicRename {
+            let renames: Vec<(PathBuf, PathBuf)> = match self.config.layout {
+                Layout::Sharded { merge: true, .. } => {
+                    vec![(outputs[0].0.clone(), self.config.path.clone())]
+                }
+                _ => outputs
+                    .iter()
+                    .map(|(p, _)| p.clone())
+                    .zip(self.final_paths.iter().cloned())
+                    .collect(),
+            };
+            for (from, to) in renames {
+                io::rename(&from, &to)
+                    .await
+                    .map_err(|e| WriteError::new("rename", &to, None, e))?;
+                self.created.retain(|p| p != &from);
+                final_files.push(to);
+            }
+            fsync_dir(&dir_of(&self.config.path)).await?;
+        } else {
+            final_files = outputs.iter().map(|(p, _)| p.clone()).collect();
+            if sync {
+                // The files were created by this writer: their names are
+                // durable only once the directory is synced.
+                fsync_dir(&dir_of(&self.config.path)).await?;
+            }
+        }
+        if let Layout::Sharded { merge: true, .. } = self.config.layout {
+            self.remove_shards().await?;
+        }
+        let bytes_out: u64 = outputs.iter().map(|(_, len)| len).sum();
+        let stripes = outputs
+            .iter()
+            .map(|(_, len)| len.div_ceil(self.stripe_bytes.max(1)))
+            .sum();
+        Ok(WriteReport {
+            path: self.config.path.clone(),
+            files: final_files,
+            bytes_in: committed.payload_bytes,
+            bytes_out,
+            chunks: committed.chunks,
+            stripes,
+            padding_bytes: committed.padding_bytes,
+            layout: self.config.layout,
+            fs_kind: self.info.fs_kind,
+            stripe_bytes: self.stripe_bytes,
+            chunk_bytes: self.chunk_bytes,
+            elapsed: now().saturating_sub(self.started),
+        })
+    }
+
+    /// Copy the shards into the merged file with `sendfile` (in sequence
+    /// order when ordered, else shard after shard) and sync it.
+    async fn merge(
+        &mut self,
+        files: &OutFiles,
+        shard_lens: &[u64],
+        extents: Option<&[ShardExtent]>,
+    ) -> Result<(PathBuf, u64), WriteError> {
+        let target = match self.config.durability {
+            Durability::AtomicRename => temp_path(&self.config.path),
+            _ => self.config.path.clone(),
+        };
+        let flags = OpenFlags::WRONLY | OpenFlags::CREAT | OpenFlags::TRUNC;
+        let out = io::open(&target, flags, 0o644)
+            .await
+            .map_err(|e| WriteError::new("open", &target, None, e))?;
+        self.created.push(target.clone());
+        let out = OutFiles(vec![OutFile {
+            write_path: target.clone(),
+            fd: out,
+        }]);
+        let whole: Vec<ShardExtent>;
+        let extents = match extents {
+            Some(extents) => extents,
+            None => {
+                whole = shard_lens
+                    .iter()
+                    .enumerate()
+                    .map(|(shard, &len)| ShardExtent {
+                        shard,
+                        offset: 0,
+                        len,
+                    })
+                    .collect();
+                &whole
+            }
+        };
+        let mut total = 0u64;
+        for extent in extents {
+            let source = &files.0[extent.shard];
+            copy_range(
+                out.0[0].fd,
+                source,
+                extent.offset,
+                extent.len,
+                &target,
+                total,
+            )
+            .await?;
+            total += extent.len;
+        }
+        if self.config.durability != Durability::None {
+            fsync(out.0[0].fd, &target).await?;
+        }
+        Ok((target, total))
+    }
+
+    async fn remove_shards(&mut self) -> Result<(), WriteError> {
+        let shards: Vec<PathBuf> = self
+            .created
+            .iter()
+            .filter(|p| *p != &self.config.path && *p != &temp_path(&self.config.path))
+            .cloned()
+            .collect();
+        for shard in shards {
+            io::unlink(&shard)
+                .await
+                .map_err(|e| WriteError::new("unlink", &shard, None, e))?;
+            self.created.retain(|p| p != &shard);
+        }
+        if self.config.durability != Durability::None {
+            fsync_dir(&dir_of(&self.config.path)).await?;
+        }
+        Ok(())
+    }
+
+    /// Best-effort removal of every file this writer created and did not
+    /// rename into place.
+    fn remove_created(&mut self) {
+        for path in self.created.drain(..) {
+            let _ = io::unlink(&path).wait();
+        }
+    }
+}
+
+impl Drop for ParallelWriter {
+    fn drop(&mut self) {
+        if self.created.is_empty() {
+            return;
+        }
+        self.status.fail(WriteError::new(
+            "write",
+            &self.config.path,
+            None,
+            stdio::Error::new(
+                stdio::ErrorKind::BrokenPipe,
+                "the parallel writer was dropped before finish()",
+            ),
+        ));
+        self.remove_created();
+    }
+}
+
+/// Final and write paths of every output file, by index.
+fn output_paths(config: &WriterConfig) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let atomic = config.durability == Durability::AtomicRename;
+    match config.layout {
+        Layout::Sharded { shards, merge } => {
+            let finals: Vec<PathBuf> = (0..shards).map(|i| shard_path(&config.path, i)).collect();
+            let writes = if atomic && !merge {
+                finals.iter().map(|p| temp_path(p)).collect()
+            } else {
+                finals.clone()
+            };
+            (finals, writes)
+        }
+        _ => {
+            let write = if atomic {
+                temp_path(&config.path)
+            } else {
+                config.path.clone()
+            };
+            (vec![config.path.clone()], vec![write])
+        }
+    }
+}
+
+async fn fsync(fd: RawFd, path: &Path) -> Result<(), WriteError> {
+    io::fsync(fd)
+        .await
+        .map_err(|e| WriteError::new("fsync", path, None, e))
+}
+
+async fn fsync_dir(dir: &Path) -> Result<(), WriteError> {
+    let fd = io::open(dir, OpenFlags::RDONLY | OpenFlags::DIRECTORY, 0)
+        .await
+        .map_err(|e| WriteError::new("open directory", dir, None, e))?;
+    let synced = io::fsync(fd).await;
+    let closed = io::close(fd).await;
+    synced.map_err(|e| WriteError::new("fsync directory", dir, None, e))?;
+    closed.map_err(|e| WriteError::new("close directory", dir, None, e))
+}
+
+/// `sendfile` `len` bytes of `source` from `offset` to `out_fd`'s position.
+async fn copy_range(
+    out_fd: RawFd,
+    source: &OutFile,
+    offset: u64,
+    len: u64,
+    target: &Path,
+    target_offset: u64,
+) -> Result<(), WriteError> {
+    let mut done = 0u64;
+    while done < len {
+        let ask = (len - done).min(SENDFILE_MAX_BYTES) as usize;
+        match io::sendfile(out_fd, source.fd, offset + done, ask).await {
+            Ok(0) => {
+                return Err(WriteError::new(
+                    "sendfile",
+                    &source.write_path,
+                    Some(offset + done),
+                    stdio::Error::new(
+                        stdio::ErrorKind::UnexpectedEof,
+                        format!(
+                            "shard ended early while merging into {} at offset {}",
+                            target.display(),
+                            target_offset + done
+                        ),
+                    ),
+                ))
+            }
+            Ok(n) => done += n as u64,
+            Err(e) => {
+                return Err(WriteError::new(
+                    "sendfile",
+                    target,
+                    Some(target_offset + done),
+                    e,
+                ))
+            }
+        }
+    }
+    Ok(())
+}

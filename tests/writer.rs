@@ -1,0 +1,528 @@
+//! The parallel writer on the real kernel: every layout x gzip x ordered,
+//! several producers at once, read back and checked; padded outputs checked
+//! at every stripe boundary; gzip outputs checked with `gzip -t`; merge,
+//! durability, drop and error behaviour.
+
+use flate2::read::MultiGzDecoder;
+use iokernel::runtime::{self, Backend, Runtime};
+use iokernel::writer::{
+    errno_of, shard_path, temp_path, ContentKind, Durability, Layout, ParallelWriter, WriteReport,
+    WriterConfig,
+};
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// A 64 KiB stripe keeps files small while lines still span stripes.
+const STRIPE: u64 = 64 << 10;
+const MIMIC: &str = "64K:2";
+const PRODUCERS: usize = 3;
+
+fn runtime(backend: Backend) -> Runtime {
+    Runtime::builder()
+        .name("writer-test")
+        .compute_threads(2)
+        .io_threads(4)
+        .backend(backend)
+        .build()
+        .expect("runtime builds")
+}
+
+/// Deterministic generator for line sizes.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+}
+
+/// JSON-looking lines of producer `p`: mostly small, some larger than a
+/// stripe. No line contains a zero byte or a newline.
+fn lines_of(p: usize, count: usize, seed: u64) -> Vec<Vec<u8>> {
+    let mut rng = Lcg(seed ^ ((p as u64 + 1) * 0x9E37_79B9));
+    (0..count)
+        .map(|i| {
+            let pad = match rng.next() % 40 {
+                0 => (STRIPE + rng.next() % STRIPE) as usize, // spans stripes
+                1..=4 => (rng.next() % 20_000) as usize,
+                _ => (rng.next() % 300) as usize,
+            };
+            let fill = (b'a' + (rng.next() % 26) as u8) as char;
+            format!(
+                "{{\"p\":{p},\"i\":{i},\"pad\":\"{}\"}}",
+                fill.to_string().repeat(pad)
+            )
+            .into_bytes()
+        })
+        .collect()
+}
+
+struct Case {
+    layout: Layout,
+    gzip: bool,
+    ordered: bool,
+    content: ContentKind,
+    durability: Durability,
+}
+
+fn config(path: &Path, case: &Case) -> WriterConfig {
+    WriterConfig::new(path)
+        .layout(case.layout)
+        .ordered(case.ordered)
+        .gzip(case.gzip.then_some(1))
+        .content(case.content)
+        .durability(case.durability)
+        .producers(PRODUCERS)
+        .mimic_lustre(Some(MIMIC.into()))
+}
+
+/// Write every producer's lines from concurrently spawned tasks.
+fn write_all(rt: &Runtime, config: WriterConfig, inputs: &[Vec<Vec<u8>>]) -> WriteReport {
+    let inputs = inputs.to_vec();
+    rt.block_on(async move {
+        let writer = ParallelWriter::new(config).await?;
+        let mut tasks = Vec::new();
+        for lines in inputs {
+            let mut producer = writer.producer();
+            tasks.push(runtime::spawn(async move {
+                for line in lines {
+                    producer.write_line(&line).await?;
+                }
+                producer.close().await
+            }));
+        }
+        for task in tasks {
+            task.await??;
+        }
+        writer.finish().await
+    })
+    .expect("writer finishes")
+}
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    MultiGzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .expect("output is valid multi-member gzip");
+    out
+}
+
+/// `gzip -t` on `path`, when gzip is installed.
+fn gzip_test(path: &Path) {
+    let gzip = Path::new("/usr/bin/gzip");
+    if !gzip.exists() {
+        eprintln!("skipping gzip -t: /usr/bin/gzip is not installed");
+        return;
+    }
+    let status = std::process::Command::new(gzip)
+        .arg("-t")
+        .arg(path)
+        .status()
+        .expect("gzip runs");
+    assert!(status.success(), "gzip -t {} failed", path.display());
+}
+
+/// The output's raw bytes (shards concatenated when not merged).
+fn raw_outputs(report: &WriteReport) -> Vec<(PathBuf, Vec<u8>)> {
+    report
+        .files
+        .iter()
+        .map(|p| (p.clone(), std::fs::read(p).expect("output readable")))
+        .collect()
+}
+
+/// Split decoded text into lines; padding spaces before a newline are
+/// dropped, zero bytes (holes) are skipped. No line may be blank.
+fn parse_lines(decoded: &[u8]) -> Vec<Vec<u8>> {
+    let text: Vec<u8> = decoded.iter().copied().filter(|b| *b != 0).collect();
+    let mut lines = Vec::new();
+    for line in text.split(|b| *b == b'\n') {
+        lines.push(line.to_vec());
+    }
+    assert_eq!(
+        lines.pop().as_deref(),
+        Some(&b""[..]),
+        "output ends with a newline"
+    );
+    for line in &mut lines {
+        while line.last() == Some(&b' ') {
+            line.pop();
+        }
+        assert!(
+            line.starts_with(b"{") && line.ends_with(b"}"),
+            "not a JSON line: {:?}",
+            String::from_utf8_lossy(&line[..line.len().min(80)])
+        );
+    }
+    lines
+}
+
+fn check_padded_boundaries(bytes: &[u8], case: &Case) -> usize {
+    let mut boundaries = 0;
+    let mut at = STRIPE as usize;
+    while at < bytes.len() {
+        boundaries += 1;
+        if case.gzip {
+            assert_eq!(&bytes[at..at + 2], &[0x1f, 0x8b], "gzip member at {at}");
+        } else if bytes[at - 1] != b'\n' {
+            // Inside a chunk larger than a stripe: in JSON-lines mode that
+            // is a single line, which started on a stripe boundary.
+            let start = bytes[..at]
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .map_or(0, |i| i + 1);
+            let end = bytes[at..]
+                .iter()
+                .position(|b| *b == b'\n')
+                .map_or(bytes.len(), |i| at + i);
+            assert!(
+                case.content != ContentKind::JsonLines
+                    || (start as u64 % STRIPE == 0 && (end - start) as u64 > STRIPE),
+                "boundary {at} falls inside a line that does not span from a boundary"
+            );
+        } else {
+            // A slot ends here: the line before is JSON padded with
+            // spaces, never blank, and a line starts on the boundary.
+            let start = bytes[..at - 1]
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .map_or(0, |i| i + 1);
+            let line = &bytes[start..at - 1];
+            let trimmed = line
+                .iter()
+                .rposition(|b| *b != b' ')
+                .map_or(&line[..0], |i| &line[..=i]);
+            assert!(trimmed.ends_with(b"}"), "padded line before {at} is JSON");
+            if case.content == ContentKind::JsonLines {
+                assert!(bytes[at] == b'{', "a line starts at boundary {at}");
+            }
+        }
+        at += STRIPE as usize;
+    }
+    boundaries
+}
+
+fn run_case(case: Case, seed: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.jsonl");
+    let inputs: Vec<Vec<Vec<u8>>> = (0..PRODUCERS).map(|p| lines_of(p, 80, seed)).collect();
+    let rt = runtime(Backend::Auto);
+    let report = write_all(&rt, config(&path, &case), &inputs);
+
+    let raw = raw_outputs(&report);
+    let mut decoded = Vec::new();
+    for (file, bytes) in &raw {
+        if case.gzip {
+            gzip_test(file);
+            decoded.extend(gunzip(bytes));
+        } else {
+            decoded.extend_from_slice(bytes);
+        }
+        if case.layout == Layout::PaddedStriped {
+            check_padded_boundaries(bytes, &case);
+        }
+    }
+    let got = parse_lines(&decoded);
+    let expected: usize = inputs.iter().map(Vec::len).sum();
+    assert_eq!(got.len(), expected, "every line, once");
+    let mut want: HashMap<&[u8], usize> = HashMap::new();
+    for line in inputs.iter().flatten() {
+        *want.entry(line).or_default() += 1;
+    }
+    for line in &got {
+        let n = want
+            .get_mut(&line[..])
+            .expect("only lines that were written");
+        *n -= 1;
+    }
+    assert!(want.values().all(|n| *n == 0), "same multiset of lines");
+    if case.ordered {
+        // Sequence numbers grow within a producer: its lines stay in order.
+        for (p, lines) in inputs.iter().enumerate() {
+            let tag = format!("{{\"p\":{p},");
+            let mine: Vec<&Vec<u8>> = got
+                .iter()
+                .filter(|l| l.starts_with(tag.as_bytes()))
+                .collect();
+            assert!(
+                mine.iter().zip(lines).all(|(a, b)| *a == b),
+                "producer {p} in order"
+            );
+        }
+    }
+    assert_eq!(
+        report.bytes_out,
+        raw.iter().map(|(_, b)| b.len() as u64).sum::<u64>()
+    );
+    assert_eq!(report.stripe_bytes, STRIPE);
+    assert!(report.chunks > 1);
+    if let Layout::Sharded {
+        shards,
+        merge: true,
+    } = case.layout
+    {
+        assert_eq!(report.files, vec![path.clone()]);
+        for i in 0..shards {
+            assert!(
+                !shard_path(&path, i).exists(),
+                "shard {i} removed after merge"
+            );
+        }
+    }
+    if case.layout == Layout::PaddedStriped {
+        // Compressed chunks are small and may all share one slot.
+        assert!(case.gzip || report.padding_bytes > 0);
+    } else {
+        assert_eq!(report.padding_bytes, 0);
+    }
+}
+
+fn layouts() -> [Layout; 4] {
+    [
+        Layout::Striped,
+        Layout::PaddedStriped,
+        Layout::Sharded {
+            shards: 2,
+            merge: false,
+        },
+        Layout::Sharded {
+            shards: 2,
+            merge: true,
+        },
+    ]
+}
+
+#[test]
+fn every_layout_gzip_and_order_reads_back_every_line() {
+    let mut seed = 1;
+    for layout in layouts() {
+        for gzip in [false, true] {
+            for ordered in [false, true] {
+                seed += 1;
+                run_case(
+                    Case {
+                        layout,
+                        gzip,
+                        ordered,
+                        content: ContentKind::JsonLines,
+                        durability: Durability::Fsync,
+                    },
+                    seed,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn binary_content_padded_leaves_holes_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime(Backend::Auto);
+    for gzip in [false, true] {
+        let path = dir.path().join(format!("binary-{gzip}"));
+        let case = Case {
+            layout: Layout::PaddedStriped,
+            gzip,
+            ordered: true,
+            content: ContentKind::Binary,
+            durability: Durability::AtomicRename,
+        };
+        // Odd-sized payloads, no zero bytes: holes are the only zeros.
+        let mut rng = Lcg(3);
+        let payloads: Vec<Vec<u8>> = (0..120)
+            .map(|i| vec![1 + (i % 250) as u8; (rng.next() % 9000) as usize + 1])
+            .collect();
+        let config = config(&path, &case).producers(1).chunk_bytes(Some(40_000));
+        let report = rt
+            .block_on(async {
+                let writer = ParallelWriter::new(config).await?;
+                let mut producer = writer.producer();
+                for payload in &payloads {
+                    producer.write(payload).await?;
+                }
+                producer.close().await?;
+                writer.finish().await
+            })
+            .unwrap();
+        let raw = std::fs::read(&path).unwrap();
+        let decoded = if gzip {
+            gzip_test(&path);
+            gunzip(&raw)
+        } else {
+            let mut at = STRIPE as usize;
+            while at < raw.len() {
+                assert_ne!(raw[at], 0, "a chunk starts at boundary {at}");
+                at += STRIPE as usize;
+            }
+            raw.iter().copied().filter(|b| *b != 0).collect()
+        };
+        assert!(
+            decoded == payloads.concat(),
+            "gzip={gzip}: payloads in order"
+        );
+        assert!(gzip || report.padding_bytes > 0);
+        assert!(!temp_path(&path).exists());
+    }
+}
+
+#[test]
+fn one_ordered_producer_gives_exactly_its_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime(Backend::ThreadPool);
+    for layout in layouts() {
+        for gzip in [false, true] {
+            let path = dir.path().join(format!("one-{}-{gzip}", layout.name()));
+            let case = Case {
+                layout,
+                gzip,
+                ordered: true,
+                content: ContentKind::JsonLines,
+                durability: Durability::AtomicRename,
+            };
+            let lines = lines_of(0, 200, 5);
+            let report = write_all(
+                &rt,
+                config(&path, &case).producers(1),
+                std::slice::from_ref(&lines),
+            );
+            let mut want = Vec::new();
+            for line in &lines {
+                want.extend_from_slice(line);
+                want.push(b'\n');
+            }
+            let mut got = Vec::new();
+            for (file, bytes) in raw_outputs(&report) {
+                eprintln!(
+                    "{layout} gzip={gzip}: {} ({} bytes)",
+                    file.display(),
+                    bytes.len()
+                );
+                if gzip {
+                    gzip_test(&file);
+                }
+                got.extend(if gzip { gunzip(&bytes) } else { bytes });
+            }
+            if layout == Layout::PaddedStriped && !gzip {
+                // Padding is spaces before newlines: compare line by line.
+                let got: Vec<Vec<u8>> = parse_lines(&got);
+                assert_eq!(got, lines, "{layout} padded lines in order");
+            } else {
+                assert!(got == want, "{layout} gzip={gzip}: exact concatenation");
+            }
+            assert!(!temp_path(&path).exists(), "no temporary file left");
+            assert_eq!(report.bytes_in, want.len() as u64);
+        }
+    }
+}
+
+#[test]
+fn a_writer_dropped_without_finish_leaves_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime(Backend::Auto);
+    for durability in [Durability::Fsync, Durability::AtomicRename] {
+        for layout in layouts() {
+            let path = dir
+                .path()
+                .join(format!("dropped-{}-{durability:?}", layout.name()));
+            let config = WriterConfig::new(&path)
+                .layout(layout)
+                .durability(durability)
+                .mimic_lustre(Some(MIMIC.into()));
+            let err = rt.block_on(async {
+                let writer = ParallelWriter::new(config).await.unwrap();
+                let mut producer = writer.producer();
+                for line in lines_of(0, 100, 9) {
+                    producer.write_line(&line).await.unwrap();
+                }
+                drop(writer);
+                // The producer learns the writer is gone.
+                let mut result = Ok(());
+                for _ in 0..20 {
+                    result = producer.write(&[b'x'; 70_000]).await;
+                    if result.is_err() {
+                        break;
+                    }
+                }
+                result
+            });
+            assert!(err.is_err(), "writes after the writer is dropped fail");
+            let left: Vec<_> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .filter(|n| n.to_string_lossy().contains("dropped-"))
+                .collect();
+            assert!(left.is_empty(), "files left after drop: {left:?}");
+        }
+    }
+}
+
+#[test]
+fn a_missing_directory_names_the_path_and_enoent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("no/such/dir/out.jsonl");
+    let rt = runtime(Backend::Auto);
+    let err = rt
+        .block_on(ParallelWriter::new(
+            WriterConfig::new(&path).mimic_lustre(None),
+        ))
+        .err()
+        .expect("creating in a missing directory fails");
+    assert_eq!(errno_of(&err), Some(libc::ENOENT));
+    let msg = err.to_string();
+    assert!(
+        msg.contains("open") && msg.contains("no/such/dir/out.jsonl"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_stripe_that_is_not_a_multiple_of_64k_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out");
+    let rt = runtime(Backend::Auto);
+    let err = rt
+        .block_on(ParallelWriter::new(
+            WriterConfig::new(&path).mimic_lustre(Some("100K:2".into())),
+        ))
+        .err()
+        .expect("a 100 KiB stripe is refused");
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("65536"), "{err}");
+    assert!(!path.exists(), "nothing left behind");
+}
+
+#[test]
+fn the_mimic_value_sets_stripe_and_fs_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mimic.bin");
+    let rt = runtime(Backend::Auto);
+    let report = rt
+        .block_on(async {
+            let config = WriterConfig::new(&path)
+                .mimic_lustre(Some("128K:4".into()))
+                .layout(Layout::PaddedStriped);
+            let writer = ParallelWriter::new(config).await?;
+            let mut producer = writer.producer();
+            producer.write(&vec![7u8; 300_000]).await?;
+            producer.close().await?;
+            writer.finish().await
+        })
+        .unwrap();
+    assert_eq!(report.fs_kind, iokernel::writer::FilesystemKind::Lustre);
+    assert_eq!(report.stripe_bytes, 128 << 10);
+    assert_eq!(report.bytes_in, 300_000);
+    assert_eq!(std::fs::read(&path).unwrap(), vec![7u8; 300_000]);
+}
+
+#[test]
+fn writer_and_producers_move_between_tasks() {
+    fn assert_send<T: Send + 'static>() {}
+    assert_send::<ParallelWriter>();
+    assert_send::<iokernel::writer::Producer>();
+    assert_send::<WriteReport>();
+}
