@@ -39,6 +39,7 @@ loom preemptions="3":
 fuzz seconds="60":
     bash fuzz/run-all.sh {{seconds}}
 
-# The unit and integration tests under AddressSanitizer (nightly).
+# The unit and integration tests under AddressSanitizer (nightly). nextest
+# runs each test in its own process, as the fd-counting tests need.
 asan:
-    RUSTFLAGS="-Zsanitizer=address" cargo +nightly test --workspace --lib --tests --target x86_64-unknown-linux-gnu --target-dir target/asan
+    RUSTFLAGS="-Zsanitizer=address" cargo +nightly nextest run --workspace --target x86_64-unknown-linux-gnu --target-dir target/asan

@@ -27,8 +27,9 @@ use proptest_state_machine::{prop_state_machine, ReferenceStateMachine, StateMac
 use std::marker::PhantomData;
 
 /// What generation needs to know: the run's seed and which slots were
-/// opened (an open can still fail at run time; steps on a slot whose open
-/// failed are skipped and say so in the model's log).
+/// opened. An open can still fail at run time (an injected fault, or
+/// `ENOENT` without `O_CREAT`); the session then skips the steps on that
+/// slot until it is opened again.
 #[derive(Clone, Debug)]
 struct Shape {
     seed: u64,
