@@ -20,8 +20,8 @@
 
 use super::completion::Completion;
 use crate::op::{run_until_done, OpCode};
-// std's Arc: `Arc<dyn Kernel>` needs unsized coercion, which loom's lacks.
 use crate::sys::{Errno, Kernel, Offload, Saturated};
+// std's Arc: `Arc<dyn Kernel>` needs unsized coercion, which loom's lacks.
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
