@@ -29,3 +29,17 @@ sim seeds="2000":
 # Replay one seed of one workload (the line a failing sweep prints).
 sim-replay seed workload="ops" rate="0.02":
     cargo run --release -p iokernel-sim -- --workload {{workload}} --fault-rate {{rate}} --replay {{seed}}
+
+# loom models of the channel, the completion handoff and worker wakeups
+# (every interleaving up to the preemption bound; CI uses 2).
+loom preemptions="3":
+    LOOM_MAX_PREEMPTIONS={{preemptions}} RUSTFLAGS="--cfg loom" cargo test --release --lib --target-dir target/loom loom_tests
+
+# Run each cargo-fuzz target for `seconds` (nightly + cargo-fuzz).
+fuzz seconds="60":
+    bash fuzz/run-all.sh {{seconds}}
+
+# The unit and integration tests under AddressSanitizer (nightly). nextest
+# runs each test in its own process, as the fd-counting tests need.
+asan:
+    RUSTFLAGS="-Zsanitizer=address" cargo +nightly nextest run --workspace --target x86_64-unknown-linux-gnu --target-dir target/asan

@@ -6,12 +6,14 @@
 
 use super::context::{self, Context, LocalFuture};
 use super::RuntimeShared;
+use crate::sync::shim::atomic::{AtomicBool, Ordering};
+use crate::sync::shim::{Condvar, Mutex, MutexGuard};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+// std's Arc: wakers (`std::task::Wake`) and `Arc<dyn Fn()>` need it.
+use std::sync::Arc;
 use std::task::{Poll, Wake, Waker};
 use std::time::Duration;
 
@@ -375,5 +377,165 @@ fn run_loop<F: Future>(
                 return RunEnd::Stuck(why);
             }
         }
+    }
+}
+
+/// loom models of cross-thread spawn and wakeups: the real inbox, park,
+/// driver-park handshake, task wakers and executor bookkeeping, driven by
+/// a minimal run loop (the full `run_loop` also needs timers, a clock and
+/// a driver, which are not what these models check). Run by `just loom`.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use crate::sync::shim;
+    use loom::thread;
+
+    fn executor(worker: &Arc<WorkerShared>) -> Executor {
+        Executor {
+            worker: Arc::clone(worker),
+            tasks: HashMap::new(),
+            run_queue: VecDeque::new(),
+            next_id: 0,
+        }
+    }
+
+    /// Poll whatever is runnable; park when nothing is, until `done`.
+    fn run_until(exec: &mut Executor, done: impl Fn() -> bool) {
+        loop {
+            assert!(exec.take_inbox(), "unexpected shutdown");
+            while let Some(id) = exec.run_queue.pop_front() {
+                exec.poll_task(id);
+            }
+            if done() {
+                return;
+            }
+            exec.worker.park(None);
+        }
+    }
+
+    /// A future spawned from another thread runs on the worker, which may
+    /// already be parked (a lost unpark is a loom deadlock).
+    #[test]
+    fn spawn_from_another_thread_runs_on_the_worker() {
+        loom::model(|| {
+            let worker = WorkerShared::new();
+            let ran = Arc::new(shim::atomic::AtomicBool::new(false));
+            let spawner = {
+                let worker = Arc::clone(&worker);
+                let ran = Arc::clone(&ran);
+                thread::spawn(move || {
+                    worker.spawn(Box::pin(async move { ran.store(true, Ordering::SeqCst) }));
+                })
+            };
+            let mut exec = executor(&worker);
+            run_until(&mut exec, || ran.load(Ordering::SeqCst));
+            assert!(exec.tasks.is_empty());
+            spawner.join().unwrap();
+        });
+    }
+
+    /// What a task waits for: a flag another thread sets, and the waker to
+    /// call when it does.
+    #[derive(Default)]
+    struct Signal {
+        state: shim::Mutex<(bool, Option<Waker>)>,
+    }
+
+    impl Signal {
+        fn set(&self) {
+            let waker = {
+                let mut state = self.state.lock().unwrap();
+                state.0 = true;
+                state.1.take()
+            };
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        }
+
+        fn poll_set(&self, cx: &mut std::task::Context<'_>) -> Poll<()> {
+            let mut state = self.state.lock().unwrap();
+            if state.0 {
+                return Poll::Ready(());
+            }
+            state.1 = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+
+    /// A task parked on the worker is woken from two threads at once: it
+    /// runs to completion (no lost wakeup), and its waker queues it at most
+    /// once per poll (the `scheduled` flag), so the worker never sees more
+    /// wake entries than wakes.
+    #[test]
+    fn concurrent_wakes_from_other_threads_reach_the_task() {
+        loom::model(|| {
+            let worker = WorkerShared::new();
+            let signals = [Arc::new(Signal::default()), Arc::new(Signal::default())];
+            let finished = Arc::new(shim::atomic::AtomicBool::new(false));
+            let mut exec = executor(&worker);
+            {
+                let signals = signals.clone();
+                let finished = Arc::clone(&finished);
+                exec.insert(Box::pin(async move {
+                    for signal in &signals {
+                        std::future::poll_fn(|cx| signal.poll_set(cx)).await;
+                    }
+                    finished.store(true, Ordering::SeqCst);
+                }));
+            }
+            let wakers: Vec<_> = signals
+                .iter()
+                .map(|signal| {
+                    let signal = Arc::clone(signal);
+                    thread::spawn(move || signal.set())
+                })
+                .collect();
+            run_until(&mut exec, || finished.load(Ordering::SeqCst));
+            assert!(exec.tasks.is_empty());
+            for waker in wakers {
+                waker.join().unwrap();
+            }
+        });
+    }
+
+    /// The worker waits inside its driver (an io_uring wait): a spawn from
+    /// another thread either is seen by `begin_driver_park` (no wait) or
+    /// fires the installed driver wake, so the wait always ends.
+    #[test]
+    fn driver_park_is_woken_by_a_cross_thread_spawn() {
+        loom::model(|| {
+            let worker = WorkerShared::new();
+            // A stand-in for the ring's eventfd: a level-triggered flag.
+            let eventfd = Arc::new((shim::Mutex::new(false), shim::Condvar::new()));
+            {
+                let eventfd = Arc::clone(&eventfd);
+                worker.set_driver_wake(Arc::new(move || {
+                    *eventfd.0.lock().unwrap() = true;
+                    eventfd.1.notify_one();
+                }));
+            }
+            let spawner = {
+                let worker = Arc::clone(&worker);
+                thread::spawn(move || worker.spawn(Box::pin(async {})))
+            };
+            let mut exec = executor(&worker);
+            loop {
+                exec.take_inbox();
+                if !exec.run_queue.is_empty() {
+                    break;
+                }
+                if worker.begin_driver_park() {
+                    let mut signalled = eventfd.0.lock().unwrap();
+                    while !*signalled {
+                        signalled = eventfd.1.wait(signalled).unwrap();
+                    }
+                    *signalled = false;
+                    drop(signalled);
+                    worker.end_driver_park();
+                }
+            }
+            spawner.join().unwrap();
+        });
     }
 }

@@ -423,3 +423,115 @@ impl<T> Drop for RecvFuture<'_, T> {
         }
     }
 }
+
+/// loom models of the channel: every interleaving (up to the preemption
+/// bound) of the real code above, run by `just loom`.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::future::block_on;
+    use loom::thread;
+    use std::task::Wake;
+
+    /// A waker that does nothing: for a poll that gives up right after.
+    struct IgnoreWake;
+
+    impl Wake for IgnoreWake {
+        fn wake(self: std::sync::Arc<Self>) {}
+    }
+
+    /// Two senders race one item each through a one-slot channel (one of
+    /// them must wait for room); the receiver gets each item exactly once,
+    /// then end of stream once both senders are dropped.
+    #[test]
+    fn racing_senders_lose_and_duplicate_nothing() {
+        loom::model(|| {
+            let (tx, rx) = channel::<u32>(1);
+            let tx2 = tx.clone();
+            let first = thread::spawn(move || block_on(tx.send(1)).is_ok());
+            let second = thread::spawn(move || block_on(tx2.send(2)).is_ok());
+            let mut received = Vec::new();
+            while let Some(value) = block_on(rx.recv()) {
+                received.push(value);
+            }
+            assert!(first.join().unwrap() && second.join().unwrap());
+            received.sort_unstable();
+            assert_eq!(received, [1, 2]);
+        });
+    }
+
+    /// `close` races a sender that may be parked on a full channel and a
+    /// receiver draining it: every send that reported success is received
+    /// exactly once, in order, and nobody hangs.
+    #[test]
+    fn close_race_delivers_exactly_the_accepted_sends() {
+        loom::model(|| {
+            let (tx, rx) = channel::<u32>(1);
+            let closer = rx.clone();
+            let sender = thread::spawn(move || {
+                [1, 2]
+                    .into_iter()
+                    .filter(|&v| block_on(tx.send(v)).is_ok())
+                    .collect::<Vec<_>>()
+            });
+            let closing = thread::spawn(move || closer.close());
+            let mut received = Vec::new();
+            while let Some(value) = block_on(rx.recv()) {
+                received.push(value);
+            }
+            closing.join().unwrap();
+            let accepted = sender.join().unwrap();
+            assert_eq!(received, accepted);
+            assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+        });
+    }
+
+    /// A receiver that was woken for an item and is then dropped without
+    /// taking it (a timeout, a lost select) passes the wakeup on: the other
+    /// waiting receiver gets the item while the sender is still alive (so
+    /// end of stream cannot rescue it; a lost wakeup is a loom deadlock).
+    #[test]
+    fn dropped_woken_receiver_passes_the_item_on() {
+        loom::model(|| {
+            let (tx, rx) = channel::<u32>(0);
+            let quitter = rx.clone();
+            let first = thread::spawn(move || {
+                let waker = Waker::from(std::sync::Arc::new(IgnoreWake));
+                let mut cx = Context::from_waker(&waker);
+                let mut recv = quitter.recv();
+                match Pin::new(&mut recv).poll(&mut cx) {
+                    Poll::Ready(value) => value,
+                    Poll::Pending => None, // dropped while registered
+                }
+            });
+            let sender = thread::spawn(move || {
+                tx.try_send(7).unwrap();
+                tx
+            });
+            let second = thread::spawn(move || block_on(rx.recv()));
+            let first_got = first.join().unwrap();
+            let tx = sender.join().unwrap();
+            if first_got.is_some() {
+                drop(tx); // end of stream for the second receiver
+                assert_eq!(second.join().unwrap(), None);
+            } else {
+                assert_eq!(second.join().unwrap(), Some(7));
+                drop(tx);
+            }
+        });
+    }
+
+    /// Dropping the last receiver fails a sender parked on a full channel
+    /// instead of leaving it waiting forever; the item it held comes back.
+    #[test]
+    fn last_receiver_drop_fails_a_parked_sender() {
+        loom::model(|| {
+            let (tx, rx) = channel::<u32>(1);
+            tx.try_send(1).unwrap();
+            let sender = thread::spawn(move || block_on(tx.send(2)));
+            let receiver = thread::spawn(move || drop(rx));
+            receiver.join().unwrap();
+            assert_eq!(sender.join().unwrap(), Err(SendError(2)));
+        });
+    }
+}

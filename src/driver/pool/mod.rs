@@ -20,8 +20,9 @@
 
 use super::completion::Completion;
 use crate::op::{run_until_done, OpCode};
-use crate::sync::shim::Arc;
 use crate::sys::{Errno, Kernel, Offload, Saturated};
+// std's Arc: `Arc<dyn Kernel>` needs unsized coercion, which loom's lacks.
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 /// Handle to the shared pool used by every runtime worker.
