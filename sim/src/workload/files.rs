@@ -292,7 +292,11 @@ impl FileTask {
             io::fdatasync(fd).await
         };
         match result {
-            Ok(()) => Ok(()),
+            // Dropping the cached pages of a synced file is only a hint: it
+            // has no fault class, and later reads must still match the model.
+            Ok(()) => io::fadvise(fd, 0, 0, io::Advice::DontNeed)
+                .await
+                .map_err(|e| self.fail(format!("fadvise(DONTNEED) after fsync: {e}"))),
             Err(e) if self.client == Client::RetriesFailedFsync => {
                 // The canary: retry until it "works", forget the failure.
                 let _ = e;
