@@ -45,8 +45,10 @@ const MIB: f64 = 1024.0 * 1024.0;
 
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// Data file to read (created, or extended, to --file-mib if smaller).
-    /// Default: a fresh file in a temp dir, deleted afterwards.
+    /// Data file to read (created, or extended, to --file-mib if smaller);
+    /// the write test overwrites PATH.write (created if missing, kept).
+    /// Default: fresh files in a temp dir under the current directory,
+    /// deleted afterwards.
     #[arg(long)]
     file: Option<PathBuf>,
     /// Size of the data file in MiB (the whole file is read from and written).
@@ -505,7 +507,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     };
     let path = match (&args.file, &temp) {
         (Some(file), _) => file.clone(),
-        (None, Some(dir)) => dir.path().join("data.bin"),
+        (None, Some(dir)) => dir.path().canonicalize()?.join("data.bin"),
         (None, None) => unreachable!("a temp dir is made when --file is absent"),
     };
     let size_bytes = args.file_mib << 20;
@@ -588,8 +590,6 @@ fn run_all(args: &BenchArgs, plan: &Plan, contenders: &[Contender]) -> Result<()
             bench.write()?.print(args.json);
             std::io::stdout().flush()?;
         }
-        std::fs::remove_file(&plan.write_path)
-            .map_err(|e| Error::new(e.kind(), format!("remove {}: {e}", plan.write_path.display())))?;
     }
     Ok(())
 }
