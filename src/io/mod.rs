@@ -30,8 +30,8 @@
 
 use crate::buf::{IoBuf, IoBufMut};
 use crate::op::file::{
-    Advise, Allocate, Close, Lseek, Read, ReadVectored, Sendfile, Stat, Sync, SyncKind, Truncate, Write,
-    WriteVectored,
+    Advise, Allocate, Close, Lseek, Read, ReadVectored, Sendfile, Stat, Sync, SyncKind, Truncate,
+    Write, WriteVectored,
 };
 use crate::op::net::{Accept, Connect, Recv, Send};
 use crate::op::path::{KernelPath, Mkdir, Open, Rename, Unlink};

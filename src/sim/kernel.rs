@@ -26,8 +26,8 @@ use super::fs::{InodeId, Last, SimFs, MAX_FILE_BYTES, ROOT, XATTR_SIZE_MAX};
 use super::net::{PipeId, SimNet, SocketId};
 use super::options::OpClass;
 use crate::sys::{
-    Advice, Errno, FileStat, FileType, FsStat, Interest, Kernel, MsgFlags, OpenFlags, Shutdown, SockOpt,
-    SockType, SysResult, Whence,
+    Advice, Errno, FileStat, FileType, FsStat, Interest, Kernel, MsgFlags, OpenFlags, Shutdown,
+    SockOpt, SockType, SysResult, Whence,
 };
 use std::collections::BTreeMap;
 use std::ffi::CStr;

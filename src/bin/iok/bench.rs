@@ -251,7 +251,13 @@ fn read_sync(fd: RawFd, threads: usize, blocks: u64, limit: Limit) -> Result<(Ve
         let (clock, limit) = (clock.clone(), share(limit, threads as u64));
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = spawn_named(format!("iok-bench-sync-{i}"), move || {
-            let _ = tx.send(runtime::block_on_here(reader(fd, i + 1, blocks, limit, clock)));
+            let _ = tx.send(runtime::block_on_here(reader(
+                fd,
+                i + 1,
+                blocks,
+                limit,
+                clock,
+            )));
         })?;
         handles.push((thread, rx));
     }
@@ -334,7 +340,12 @@ async fn write_chunk(fd: RawFd, buf: Vec<u8>, offset: u64) -> Result<Vec<u8>> {
         let at = offset + done as u64;
         let BufResult(n, _) = io::pwrite(fd, buf[done..].to_vec(), at).await;
         match n.map_err(|e| context(e, "pwrite", at))? {
-            0 => return Err(Error::new(ErrorKind::WriteZero, format!("pwrite at offset {at} wrote 0 bytes"))),
+            0 => {
+                return Err(Error::new(
+                    ErrorKind::WriteZero,
+                    format!("pwrite at offset {at} wrote 0 bytes"),
+                ))
+            }
             n => done += n,
         }
     }
@@ -382,7 +393,10 @@ struct Bench<'a> {
 
 impl Bench<'_> {
     fn read(&self, qd: u64, cold: bool) -> Result<Option<Row>> {
-        let (blocks, limit) = (self.plan.blocks, if cold { self.plan.cold } else { self.plan.hot });
+        let (blocks, limit) = (
+            self.plan.blocks,
+            if cold { self.plan.cold } else { self.plan.hot },
+        );
         let fd = io::open(&self.plan.path, OpenFlags::RDONLY, 0).wait()?;
         io::fadvise(fd, 0, 0, Advice::Random).wait()?;
         if cold {
@@ -503,7 +517,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     // it is on the file system the user runs from (not a tmpfs /tmp).
     let temp = match &args.file {
         Some(_) => None,
-        None => Some(tempfile::Builder::new().prefix("iok-bench-").tempdir_in(".")?),
+        None => Some(
+            tempfile::Builder::new()
+                .prefix("iok-bench-")
+                .tempdir_in(".")?,
+        ),
     };
     let path = match (&args.file, &temp) {
         (Some(file), _) => file.clone(),
@@ -516,7 +534,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         (Some(n), _) => Limit::Ops(n),
         (None, s) => Limit::Time(Duration::from_secs_f64(s.unwrap_or(3.0))),
     };
-    let cold_ops = args.cold_ops.min(args.ops.unwrap_or(u64::MAX)).min(blocks / 8).max(1);
+    let cold_ops = args
+        .cold_ops
+        .min(args.ops.unwrap_or(u64::MAX))
+        .min(blocks / 8)
+        .max(1);
     let mut write_path = path.clone().into_os_string();
     write_path.push(".write");
     let plan = Plan {

@@ -9,9 +9,8 @@
 use super::ffi::{addr_from_storage, file_type, socklen, zeroed_storage, RawAddr};
 use super::syscall::{syscall, syscall_close};
 use crate::sys::{
-    Advice,
-    Errno, FileStat, FsStat, Interest, Kernel, MsgFlags, OpenFlags, Shutdown, SockOpt, SockType,
-    SysResult, Whence,
+    Advice, Errno, FileStat, FsStat, Interest, Kernel, MsgFlags, OpenFlags, Shutdown, SockOpt,
+    SockType, SysResult, Whence,
 };
 use std::ffi::CStr;
 use std::io::{IoSlice, IoSliceMut};
