@@ -83,8 +83,9 @@ pub struct BenchArgs {
     #[arg(long)]
     json: bool,
     /// Instead of benchmarking files: serve TCP echo on this address with
-    /// the first --backend (uring or epoll), print the bound address, run
-    /// until killed.
+    /// the first --backend (uring or epoll; not the pool, where each pending
+    /// accept or recv holds a blocking thread), print the bound address,
+    /// run until killed.
     #[arg(long)]
     serve_echo: Option<SocketAddr>,
 }
@@ -149,7 +150,16 @@ impl Row {
     }
 }
 
-/// Deterministic uniform block offsets for one reader (SplitMix64).
+/// The next SplitMix64 output.
+fn split_mix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Deterministic uniform block offsets for one reader.
 struct Offsets {
     state: u64,
     blocks: u64,
@@ -157,11 +167,7 @@ struct Offsets {
 
 impl Offsets {
     fn next_offset(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) % self.blocks) * BLOCK_BYTES as u64
+        (split_mix(&mut self.state) % self.blocks) * BLOCK_BYTES as u64
     }
 }
 
@@ -319,13 +325,10 @@ fn prepare_file(path: &Path, size_bytes: u64) -> Result<()> {
 
 /// Incompressible-looking bytes, so no layer can shortcut the writes.
 fn pattern(len: usize) -> Vec<u8> {
-    let mut offsets = Offsets {
-        state: 0x5EED,
-        blocks: u64::MAX,
-    };
+    let mut state = 0x5EED;
     let mut buf = Vec::with_capacity(len);
     while buf.len() < len {
-        buf.extend_from_slice(&offsets.next_offset().to_le_bytes());
+        buf.extend_from_slice(&split_mix(&mut state).to_le_bytes());
     }
     buf.truncate(len);
     buf
@@ -619,11 +622,13 @@ fn run_all(args: &BenchArgs, plan: &Plan, contenders: &[Contender]) -> Result<()
 /// Echo every byte back on each connection, one task per connection.
 fn serve_echo(args: &BenchArgs, addr: SocketAddr) -> Result<()> {
     let backend = match contenders(&args.backend)?.first() {
-        Some(Contender::Runtime(b)) => *b,
+        Some(Contender::Runtime(b)) if *b != Backend::ThreadPool => *b,
         _ => {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
-                "--serve-echo needs a runtime backend (uring, epoll or pool)",
+                "--serve-echo needs a backend that waits for sockets without a thread \
+                 (uring or epoll): on the pool a pending accept or recv holds a blocking \
+                 thread, so --threads 1 would stall",
             ))
         }
     };
