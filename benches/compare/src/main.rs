@@ -7,7 +7,7 @@
 //!   `tokio::fs::File` (seek + read_exact: what tokio::fs offers; each op is
 //!   a hop to tokio's blocking pool). QD tasks, each with its own `File`
 //!   (its own fd, so seeks do not collide), uniform offsets with
-//!   replacement, `POSIX_FADV_RANDOM`; LIMIT is `ops:N` or `secs:S`; COLD
+//!   replacement from a fresh seed, `POSIX_FADV_RANDOM`; LIMIT is `ops:N` or `secs:S`; COLD
 //!   is `cold` (fsync + `POSIX_FADV_DONTNEED` first) or `hot`.
 //! - `tokio-write FILE MIB THREADS`: sequential 1 MiB `write_all`s, then
 //!   `sync_all`; MiB/s includes the sync.
@@ -146,11 +146,20 @@ fn tokio_read(args: &[String]) -> Result<()> {
         Limit::Ops(n) => Limit::Ops(n.div_ceil(qd)),
         t => t,
     };
+    // A fresh seed per run (like fio --randrepeat=0), so a cold run never
+    // re-reads blocks an earlier run left in a cache below the page cache.
+    let run_seed = {
+        use std::hash::BuildHasher;
+        std::collections::hash_map::RandomState::new().hash_one(0x5EED_u64)
+    };
     let rt = runtime(threads)?;
     let (mut lat, elapsed) = rt.block_on(async {
         let start = Instant::now();
         let tasks: Vec<_> = (0..qd)
-            .map(|i| tokio::spawn(tokio_reader(path.clone(), i + 1, blocks, share)))
+            .map(|i| {
+                let seed = run_seed.wrapping_add(i.wrapping_mul(0x2545_F491_4F6C_DD1D));
+                tokio::spawn(tokio_reader(path.clone(), seed, blocks, share))
+            })
             .collect();
         let mut lat = Vec::new();
         for t in tasks {

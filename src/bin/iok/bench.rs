@@ -7,15 +7,16 @@
 //! How each test runs, so its numbers can be set beside fio's:
 //! - Queue depth N on a runtime backend is N tasks, each looping over
 //!   "pick a uniformly random 4 KiB block, `pread` it, wait": N reads are
-//!   in flight at all times (fio `--iodepth=N --iodepth_batch_complete_min=1`).
+//!   in flight at all times (fio `--iodepth=N`).
 //!   On io_uring that is N entries in the ring; on the pool and epoll
 //!   backends the N reads queue for `--threads` blocking threads.
 //! - The sync fallback ("sync") is `--threads` plain threads without a
 //!   runtime, each doing one blocking `pread` at a time (fio `psync`), so
 //!   it runs at queue depth 1 only.
 //! - Offsets are uniform over the file's blocks, with replacement (fio
-//!   `--norandommap`); the read fd gets `POSIX_FADV_RANDOM` like fio's
-//!   default `fadvise_hint`.
+//!   `--norandommap`), from a fresh seed each run unless `--seed` is given
+//!   (fio `--randrepeat=0`); the read fd gets `POSIX_FADV_RANDOM` like
+//!   fio's default `fadvise_hint`.
 //! - Hot: the whole file is read once first, then reads run for
 //!   `--seconds` (or `--ops`). Cold: `fsync`, then
 //!   `posix_fadvise(DONTNEED)` on the whole file, then only `--cold-ops`
@@ -79,6 +80,11 @@ pub struct BenchArgs {
     /// Runtime worker threads and blocking-I/O threads (and sync threads).
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Seed of the random offsets (default: a fresh one per run, so a cold
+    /// run never re-reads the blocks an earlier run left in a cache below
+    /// the page cache, such as the host's cache of a virtual disk).
+    #[arg(long)]
+    seed: Option<u64>,
     /// Print one JSON object per result line instead of a table.
     #[arg(long)]
     json: bool,
@@ -211,6 +217,19 @@ fn context(e: Error, op: &str, offset: u64) -> Error {
     Error::new(e.kind(), format!("{op} at offset {offset}: {e}"))
 }
 
+/// A seed that differs from run to run: std's per-process random hash keys
+/// (no clock or RNG dependency needed).
+fn fresh_seed() -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(0x5EED_u64)
+}
+
+/// The offset stream seed of reader `i`.
+fn reader_seed(seed: u64, i: u64) -> u64 {
+    let mut state = seed ^ i;
+    split_mix(&mut state)
+}
+
 /// Split `limit` over `readers` readers (ops are divided, time is shared).
 fn share(limit: Limit, readers: u64) -> Limit {
     match limit {
@@ -231,14 +250,17 @@ fn read_on_runtime(
     runtime: &Runtime,
     fd: RawFd,
     qd: u64,
-    blocks: u64,
+    (blocks, seed): (u64, u64),
     limit: Limit,
 ) -> Result<(Vec<u64>, Duration)> {
     let clock = Arc::new(RealClock::new());
     runtime.block_on(async {
         let start = clock.now();
         let handles: Vec<_> = (0..qd)
-            .map(|i| runtime::spawn(reader(fd, i + 1, blocks, share(limit, qd), clock.clone())))
+            .map(|i| {
+                let seed = reader_seed(seed, i);
+                runtime::spawn(reader(fd, seed, blocks, share(limit, qd), clock.clone()))
+            })
             .collect();
         let mut per_reader = Vec::new();
         for handle in handles {
@@ -249,7 +271,12 @@ fn read_on_runtime(
 }
 
 /// `threads` plain threads (no runtime), each one blocking read at a time.
-fn read_sync(fd: RawFd, threads: usize, blocks: u64, limit: Limit) -> Result<(Vec<u64>, Duration)> {
+fn read_sync(
+    fd: RawFd,
+    threads: usize,
+    (blocks, seed): (u64, u64),
+    limit: Limit,
+) -> Result<(Vec<u64>, Duration)> {
     let clock = Arc::new(RealClock::new());
     let start = clock.now();
     let mut handles = Vec::new();
@@ -259,7 +286,7 @@ fn read_sync(fd: RawFd, threads: usize, blocks: u64, limit: Limit) -> Result<(Ve
         let thread = spawn_named(format!("iok-bench-sync-{i}"), move || {
             let _ = tx.send(runtime::block_on_here(reader(
                 fd,
-                i + 1,
+                reader_seed(seed, i),
                 blocks,
                 limit,
                 clock,
@@ -384,6 +411,17 @@ struct Plan {
     blocks: u64,
     hot: Limit,
     cold: Limit,
+    /// Advances once per read run, so no two runs read the same blocks.
+    seed: std::cell::Cell<u64>,
+}
+
+impl Plan {
+    fn next_seed(&self) -> u64 {
+        let mut state = self.seed.get();
+        let seed = split_mix(&mut state);
+        self.seed.set(state);
+        seed
+    }
 }
 
 /// Runs one contender's tests, keeping its runtime for all of them.
@@ -405,6 +443,7 @@ impl Bench<'_> {
         if cold {
             drop_cache(fd)?;
         }
+        let blocks = (blocks, self.plan.next_seed());
         let result = match (&self.runtime, self.contender) {
             (Some(rt), _) => read_on_runtime(rt, fd, qd, blocks, limit).map(Some),
             (None, _) if qd == 1 => read_sync(fd, self.args.threads, blocks, limit).map(Some),
@@ -551,6 +590,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         blocks,
         hot,
         cold: Limit::Ops(cold_ops),
+        seed: std::cell::Cell::new(args.seed.unwrap_or_else(fresh_seed)),
     };
     prepare_file(&plan.path, size_bytes)?;
     if !args.json {
