@@ -25,6 +25,8 @@
 use std::io::{Error, ErrorKind, Result, SeekFrom};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -98,18 +100,30 @@ enum Limit {
     Time(Duration),
 }
 
-async fn tokio_reader(path: String, seed: u64, blocks: u64, limit: Limit) -> Result<Vec<u64>> {
+/// Whether one more read may start: a shared read count (taken one at a
+/// time, so all readers stay busy until the end, like fio) or a deadline.
+fn take(left: &AtomicU64, limit: Limit, start: Instant) -> bool {
+    match limit {
+        Limit::Ops(_) => left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok(),
+        Limit::Time(d) => start.elapsed() < d,
+    }
+}
+
+async fn tokio_reader(
+    path: String,
+    seed: u64,
+    blocks: u64,
+    limit: Limit,
+    left: Arc<AtomicU64>,
+) -> Result<Vec<u64>> {
     let mut file = tokio::fs::File::open(&path).await?;
     let mut buf = vec![0u8; BLOCK_BYTES];
     let mut lat = Vec::new();
     let mut state = seed;
     let start = Instant::now();
-    loop {
-        match limit {
-            Limit::Ops(n) if lat.len() as u64 >= n => break,
-            Limit::Time(d) if start.elapsed() >= d => break,
-            _ => {}
-        }
+    while take(&left, limit, start) {
         let offset = next_offset(&mut state, blocks);
         let t0 = Instant::now();
         file.seek(SeekFrom::Start(offset)).await?;
@@ -142,10 +156,10 @@ fn tokio_read(args: &[String]) -> Result<()> {
         file.sync_all()?;
         fadvise(file.as_raw_fd(), libc::POSIX_FADV_DONTNEED)?;
     }
-    let share = match limit {
-        Limit::Ops(n) => Limit::Ops(n.div_ceil(qd)),
-        t => t,
-    };
+    let left = Arc::new(AtomicU64::new(match limit {
+        Limit::Ops(n) => n,
+        Limit::Time(_) => 0,
+    }));
     // A fresh seed per run (like fio --randrepeat=0), so a cold run never
     // re-reads blocks an earlier run left in a cache below the page cache.
     let run_seed = {
@@ -158,7 +172,13 @@ fn tokio_read(args: &[String]) -> Result<()> {
         let tasks: Vec<_> = (0..qd)
             .map(|i| {
                 let seed = run_seed.wrapping_add(i.wrapping_mul(0x2545_F491_4F6C_DD1D));
-                tokio::spawn(tokio_reader(path.clone(), seed, blocks, share))
+                tokio::spawn(tokio_reader(
+                    path.clone(),
+                    seed,
+                    blocks,
+                    limit,
+                    left.clone(),
+                ))
             })
             .collect();
         let mut lat = Vec::new();

@@ -6,8 +6,9 @@
 //!
 //! How each test runs, so its numbers can be set beside fio's:
 //! - Queue depth N on a runtime backend is N tasks, each looping over
-//!   "pick a uniformly random 4 KiB block, `pread` it, wait": N reads are
-//!   in flight at all times (fio `--iodepth=N`).
+//!   "pick a uniformly random 4 KiB block, `pread` it, wait" and drawing
+//!   from one shared read count or deadline: N reads are in flight until
+//!   the last N (fio `--iodepth=N`).
 //!   On io_uring that is N entries in the ring; on the pool and epoll
 //!   backends the N reads queue for `--threads` blocking threads.
 //! - The sync fallback ("sync") is `--threads` plain threads without a
@@ -37,6 +38,7 @@ use std::io::{Error, ErrorKind, Result, Write as _};
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -177,13 +179,41 @@ impl Offsets {
     }
 }
 
-/// One reader: one read in flight at a time until its share of the limit
+/// What the readers of one run draw from: a shared count of reads (each
+/// reader takes one before issuing it, like fio's job-wide `io_size`, so
+/// all N stay busy until the last N reads) or a shared deadline.
+#[derive(Clone)]
+enum Budget {
+    Ops(Arc<AtomicU64>),
+    Time(Duration),
+}
+
+impl Budget {
+    fn new(limit: Limit) -> Budget {
+        match limit {
+            Limit::Ops(n) => Budget::Ops(Arc::new(AtomicU64::new(n))),
+            Limit::Time(d) => Budget::Time(d),
+        }
+    }
+
+    /// Whether one more read may start, `elapsed` into the run.
+    fn take(&self, elapsed: Duration) -> bool {
+        match self {
+            Budget::Ops(left) => left
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok(),
+            Budget::Time(d) => elapsed < *d,
+        }
+    }
+}
+
+/// One reader: one read in flight at a time until the budget runs out
 /// is done; returns each read's latency in nanoseconds.
 async fn reader(
     fd: RawFd,
     seed: u64,
     blocks: u64,
-    limit: Limit,
+    budget: Budget,
     clock: Arc<RealClock>,
 ) -> Result<Vec<u64>> {
     let mut offsets = Offsets {
@@ -193,12 +223,7 @@ async fn reader(
     let mut latencies = Vec::new();
     let mut buf = vec![0u8; BLOCK_BYTES];
     let start = clock.now();
-    loop {
-        match limit {
-            Limit::Ops(n) if latencies.len() as u64 >= n => break,
-            Limit::Time(d) if clock.now() - start >= d => break,
-            _ => {}
-        }
+    while budget.take(clock.now() - start) {
         let offset = offsets.next_offset();
         let t0 = clock.now();
         let BufResult(n, back) = io::pread(fd, buf, offset).await;
@@ -230,14 +255,6 @@ fn reader_seed(seed: u64, i: u64) -> u64 {
     split_mix(&mut state)
 }
 
-/// Split `limit` over `readers` readers (ops are divided, time is shared).
-fn share(limit: Limit, readers: u64) -> Limit {
-    match limit {
-        Limit::Ops(n) => Limit::Ops(n.div_ceil(readers.max(1))),
-        Limit::Time(d) => Limit::Time(d),
-    }
-}
-
 /// Merge per-reader latencies into one sorted sample.
 fn merge(per_reader: Vec<Vec<u64>>) -> Vec<u64> {
     let mut all: Vec<u64> = per_reader.into_iter().flatten().collect();
@@ -254,12 +271,13 @@ fn read_on_runtime(
     limit: Limit,
 ) -> Result<(Vec<u64>, Duration)> {
     let clock = Arc::new(RealClock::new());
+    let budget = Budget::new(limit);
     runtime.block_on(async {
         let start = clock.now();
         let handles: Vec<_> = (0..qd)
             .map(|i| {
                 let seed = reader_seed(seed, i);
-                runtime::spawn(reader(fd, seed, blocks, share(limit, qd), clock.clone()))
+                runtime::spawn(reader(fd, seed, blocks, budget.clone(), clock.clone()))
             })
             .collect();
         let mut per_reader = Vec::new();
@@ -278,17 +296,18 @@ fn read_sync(
     limit: Limit,
 ) -> Result<(Vec<u64>, Duration)> {
     let clock = Arc::new(RealClock::new());
+    let budget = Budget::new(limit);
     let start = clock.now();
     let mut handles = Vec::new();
     for i in 0..threads as u64 {
-        let (clock, limit) = (clock.clone(), share(limit, threads as u64));
+        let (clock, budget) = (clock.clone(), budget.clone());
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = spawn_named(format!("iok-bench-sync-{i}"), move || {
             let _ = tx.send(runtime::block_on_here(reader(
                 fd,
                 reader_seed(seed, i),
                 blocks,
-                limit,
+                budget,
                 clock,
             )));
         })?;
