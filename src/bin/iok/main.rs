@@ -30,7 +30,7 @@ enum Command {
     /// Random-read a fresh data file on every available backend and the sync fallback.
     Demo(demo::DemoArgs),
     /// Random 4 KiB reads (QD, hot/cold) and 1 MiB writes + fsync per backend: ops/s, MiB/s, p50/p99.
-    Bench(bench::BenchArgs),
+    Bench(Box<bench::BenchArgs>),
 }
 
 fn main() -> ExitCode {
