@@ -14,9 +14,16 @@ lint:
 demo:
     cargo run --release -- demo
 
-# Criterion benchmarks of the per-op paths.
-bench:
+# Criterion benchmarks of the per-op paths, then `iok bench` (1 GiB file in
+# the current directory: random 4 KiB reads QD1/QD32 hot/cold, 1 MiB writes).
+bench *args:
     cargo bench --bench ops
+    cargo run --release -- bench {{args}}
+
+# fio vs iokernel vs tokio side by side (README "Performance"); knobs are
+# environment variables, e.g. `RUNS=3 FILE_MIB=256 just compare`.
+compare:
+    bash benches/compare/run.sh
 
 # Everything CI runs.
 ci:

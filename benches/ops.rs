@@ -1,5 +1,8 @@
-//! Per-op latency of the pool backend and the sync fallback on a page-cache
-//! hot file: 4 KiB `pread`, one at a time and 32 in flight.
+//! Per-op cost of the paths `iok bench` measures, on a page-cache hot file:
+//! 4 KiB `pread` one at a time (QD1) and 32 in flight (QD32) on every
+//! available backend and the sync fallback, and one 1 MiB `pwrite`.
+//! One iteration is a batch of 32 reads (or one write), so QD1 and QD32
+//! read the same bytes per iteration.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use iokernel::buf::BufResult;
@@ -9,6 +12,8 @@ use std::os::fd::RawFd;
 
 const FILE_BYTES: u64 = 16 << 20;
 const BLOCK_BYTES: usize = 4096;
+const BATCH: u64 = 32;
+const WRITE_BYTES: usize = 1 << 20;
 
 fn data_file() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -30,36 +35,79 @@ async fn read_batch(fd: RawFd, start: u64, count: u64) {
     }
 }
 
+/// QD32: 32 tasks, one read each, all in flight together.
+async fn read_qd32(fd: RawFd) {
+    let handles: Vec<_> = (0..BATCH)
+        .map(|i| runtime::spawn(read_batch(fd, i, 1)))
+        .collect();
+    for h in handles {
+        h.await.expect("reader task");
+    }
+}
+
 fn bench_pread(c: &mut Criterion) {
     let (_dir, path) = data_file();
-    let mut group = c.benchmark_group("pread_4k_hot");
-    group.throughput(Throughput::Bytes(BLOCK_BYTES as u64 * 32));
-
     let fd = io::open(&path, OpenFlags::RDONLY, 0).wait().expect("open");
-    group.bench_function("sync_fallback_qd1_x32", |b| {
-        b.iter(|| runtime::block_on_here(read_batch(fd, 0, 32)))
+    let mut group = c.benchmark_group("pread_4k_hot");
+    group.throughput(Throughput::Bytes(BLOCK_BYTES as u64 * BATCH));
+    group.bench_function("sync_qd1", |b| {
+        b.iter(|| runtime::block_on_here(read_batch(fd, 0, BATCH)))
     });
-
-    let rt = Runtime::builder()
-        .compute_threads(1)
-        .backend(Backend::ThreadPool)
-        .build()
-        .expect("runtime");
-    group.bench_function("pool_qd32", |b| {
-        b.iter(|| {
-            rt.block_on(async {
-                let handles: Vec<_> = (0..32)
-                    .map(|i| runtime::spawn(read_batch(fd, i, 1)))
-                    .collect();
-                for h in handles {
-                    h.await.expect("reader task");
-                }
-            })
-        })
-    });
+    for backend in Backend::CONCRETE {
+        if let Err(why) = runtime::backend_availability(backend) {
+            eprintln!("pread_4k_hot/{backend}: not run: {why}");
+            continue;
+        }
+        let rt = runtime_on(backend);
+        group.bench_function(format!("{backend}_qd1"), |b| {
+            b.iter(|| rt.block_on(read_batch(fd, 0, BATCH)))
+        });
+        group.bench_function(format!("{backend}_qd32"), |b| {
+            b.iter(|| rt.block_on(read_qd32(fd)))
+        });
+    }
     group.finish();
     io::close(fd).wait().expect("close");
 }
 
-criterion_group!(benches, bench_pread);
+fn runtime_on(backend: Backend) -> Runtime {
+    Runtime::builder()
+        .compute_threads(1)
+        .io_threads(1)
+        .backend(backend)
+        .build()
+        .expect("runtime")
+}
+
+fn bench_pwrite(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("write.bin");
+    let flags = OpenFlags::WRONLY | OpenFlags::CREAT;
+    let fd = io::open(&path, flags, 0o644).wait().expect("open");
+    let mut group = c.benchmark_group("pwrite_1m");
+    group.throughput(Throughput::Bytes(WRITE_BYTES as u64));
+    let mut buf = Some(vec![9u8; WRITE_BYTES]);
+    let mut write_once = |b: &mut criterion::Bencher<'_>, rt: Option<&Runtime>| {
+        b.iter(|| {
+            let op = io::pwrite(fd, buf.take().expect("buffer"), 0);
+            let BufResult(n, back) = match rt {
+                Some(rt) => rt.block_on(op),
+                None => op.wait(),
+            };
+            assert_eq!(n.expect("pwrite"), WRITE_BYTES);
+            buf = Some(back);
+        })
+    };
+    group.bench_function("sync", |b| write_once(b, None));
+    for backend in Backend::CONCRETE {
+        if runtime::backend_availability(backend).is_ok() {
+            let rt = runtime_on(backend);
+            group.bench_function(backend.name(), |b| write_once(b, Some(&rt)));
+        }
+    }
+    group.finish();
+    io::close(fd).wait().expect("close");
+}
+
+criterion_group!(benches, bench_pread, bench_pwrite);
 criterion_main!(benches);

@@ -108,6 +108,12 @@ fn run(k: &dyn Kernel, root: &str) -> Vec<String> {
         s.links
     )));
     rec!(k.fstatfs(rd).map(|s| s.magic));
+    rec!(k.fadvise(f, 0, 0, Advice::DontNeed));
+    rec!(k.fadvise(ro, 4096, 1, Advice::Random));
+    rec!(k.fadvise(ro, i64::MAX as u64 + 1, 0, Advice::WillNeed));
+    rec!(k.fadvise(rd, 0, 0, Advice::DontNeed));
+    rec!(k.fadvise(wr, 0, 0, Advice::Sequential));
+    rec!(k.fadvise(9999, 0, 0, Advice::Normal));
     rec!(k.splice(9999, None, wr, None, 0));
     rec!(k.splice(rd, None, wr, None, 1));
     rec!(k.splice(rd, Some(0), f, None, 1));

@@ -30,8 +30,8 @@
 
 use crate::buf::{IoBuf, IoBufMut};
 use crate::op::file::{
-    Allocate, Close, Lseek, Read, ReadVectored, Sendfile, Stat, StatFs, Sync, SyncKind, Truncate,
-    Write, WriteVectored,
+    Advise, Allocate, Close, Lseek, Read, ReadVectored, Sendfile, Stat, StatFs, Sync, SyncKind,
+    Truncate, Write, WriteVectored,
 };
 use crate::op::net::{Accept, Connect, Recv, Send};
 use crate::op::path::{GetXattr, KernelPath, Mkdir, Open, Rename, SetXattr, Unlink};
@@ -42,7 +42,7 @@ use std::path::Path;
 
 pub use crate::buf::BufResult;
 pub use crate::op::Op;
-pub use crate::sys::{FileStat, FileType, FsStat, MsgFlags, OpenFlags, Whence};
+pub use crate::sys::{Advice, FileStat, FileType, FsStat, MsgFlags, OpenFlags, Whence};
 
 /// Read up to the buffer's capacity at the file offset (advancing it).
 pub fn read<B: IoBufMut>(fd: RawFd, buf: B) -> Op<Read<B>> {
@@ -204,6 +204,29 @@ pub fn fdatasync(fd: RawFd) -> Op<Sync> {
 /// Set the file's length.
 pub fn ftruncate(fd: RawFd, len_bytes: u64) -> Op<Truncate> {
     Op::new(Truncate { fd, len_bytes })
+}
+
+/// Advise the kernel how a byte range will be accessed (`posix_fadvise`);
+/// `len_bytes == 0` means to the end of the file. A hint only, e.g. drop a
+/// file's clean cached pages after `fsync` so the next reads come from disk:
+///
+/// ```
+/// use iokernel::io::{self, Advice, OpenFlags};
+/// # let path = std::env::temp_dir().join(format!("iok-fadvise-doc-{}", std::process::id()));
+/// # std::fs::write(&path, b"cached").unwrap();
+/// let fd = io::open(&path, OpenFlags::RDWR, 0).wait().unwrap();
+/// io::fsync(fd).wait().unwrap();
+/// io::fadvise(fd, 0, 0, Advice::DontNeed).wait().unwrap();
+/// io::close(fd).wait().unwrap();
+/// # std::fs::remove_file(path).unwrap();
+/// ```
+pub fn fadvise(fd: RawFd, offset: u64, len_bytes: u64, advice: Advice) -> Op<Advise> {
+    Op::new(Advise {
+        fd,
+        offset,
+        len_bytes,
+        advice,
+    })
 }
 
 /// Allocate (or, with `FALLOC_FL_*` bits in `mode`, punch or zero) space.

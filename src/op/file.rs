@@ -4,7 +4,7 @@
 use super::uring::IoVecs;
 use super::{buf_result, to_io, OpCode};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
-use crate::sys::{FileStat, Kernel, SysResult, Whence};
+use crate::sys::{Advice, FileStat, Kernel, SysResult, Whence};
 use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::RawFd;
 
@@ -264,6 +264,36 @@ impl OpCode for Allocate {
         to_io(result).map(drop)
     }
 }
+
+/// `posix_fadvise(2)`: an access-pattern hint for a range of a file.
+pub struct Advise {
+    pub(crate) fd: RawFd,
+    pub(crate) offset: u64,
+    pub(crate) len_bytes: u64,
+    pub(crate) advice: Advice,
+}
+
+impl OpCode for Advise {
+    type Output = io::Result<()>;
+
+    fn name(&self) -> &'static str {
+        "fadvise"
+    }
+
+    fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
+        kernel
+            .fadvise(self.fd, self.offset, self.len_bytes, self.advice)
+            .map(|()| 0)
+    }
+
+    fn complete(self, result: SysResult<usize>) -> Self::Output {
+        to_io(result).map(drop)
+    }
+}
+
+/// No io_uring entry: advice is a rare call (before a benchmark or a
+/// sequential scan), so it runs on the pool on every backend.
+impl super::uring::UringOp for Advise {}
 
 /// `fstat(2)`.
 pub struct Stat {

@@ -26,8 +26,8 @@ use super::fs::{InodeId, Last, SimFs, MAX_FILE_BYTES, ROOT, XATTR_SIZE_MAX};
 use super::net::{PipeId, SimNet, SocketId};
 use super::options::OpClass;
 use crate::sys::{
-    Errno, FileStat, FileType, FsStat, Interest, Kernel, MsgFlags, OpenFlags, Ready, Shutdown,
-    SockOpt, SockType, SysResult, Whence,
+    Advice, Errno, FileStat, FileType, FsStat, Interest, Kernel, MsgFlags, OpenFlags, Ready,
+    Shutdown, SockOpt, SockType, SysResult, Whence,
 };
 use std::collections::BTreeMap;
 use std::ffi::CStr;
@@ -686,6 +686,16 @@ impl State {
         Ok(stat)
     }
 
+    /// `posix_fadvise`: checked like Linux's `generic_fadvise`, then ignored
+    /// (the simulated kernel has no page cache to drop or fill). It has no
+    /// fault class: Linux's fadvise fails only for the reasons checked here.
+    fn fadvise(&self, fd: RawFd) -> SysResult<()> {
+        match self.entry(fd)? {
+            Fd::File(_) | Fd::Directory(_) => Ok(()),
+            Fd::Socket(_) | Fd::PipeRead(_) | Fd::PipeWrite(_) => Err(Errno::ESPIPE),
+        }
+    }
+
     fn fstatfs(&self, fd: RawFd) -> SysResult<FsStat> {
         let stat = match self.entry(fd)? {
             Fd::File(_) | Fd::Directory(_) => self.fs.statfs(),
@@ -1316,6 +1326,14 @@ impl Kernel for SimKernel {
 
     fn fstatfs(&self, fd: RawFd) -> SysResult<FsStat> {
         self.call("fstatfs", fd, |st| st.fstatfs(fd))
+    }
+
+    fn fadvise(&self, fd: RawFd, offset: u64, len_bytes: u64, advice: Advice) -> SysResult<()> {
+        self.call("fadvise", (fd, offset, len_bytes, advice), |st| {
+            file_offset(offset)?;
+            file_offset(len_bytes)?;
+            st.fadvise(fd)
+        })
     }
 
     fn getxattr(&self, path: &CStr, name: &CStr, buf: &mut [u8]) -> SysResult<usize> {

@@ -142,6 +142,27 @@ pub enum Interest {
     Writable,
 }
 
+/// Access-pattern advice for `fadvise` (`posix_fadvise(2)`'s `POSIX_FADV_*`).
+///
+/// Advice is a hint: it never changes what a read returns, only what the
+/// page cache keeps or reads ahead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Advice {
+    /// No special treatment (`POSIX_FADV_NORMAL`).
+    Normal,
+    /// Expect sequential access: read ahead more (`POSIX_FADV_SEQUENTIAL`).
+    Sequential,
+    /// Expect random access: no read-ahead (`POSIX_FADV_RANDOM`).
+    Random,
+    /// The data will be accessed once (`POSIX_FADV_NOREUSE`).
+    NoReuse,
+    /// The data will be needed soon: start reading it (`POSIX_FADV_WILLNEED`).
+    WillNeed,
+    /// The data will not be needed: drop its clean cached pages
+    /// (`POSIX_FADV_DONTNEED`; dirty pages are not dropped, fsync first).
+    DontNeed,
+}
+
 /// Kind of socket for `socket`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SockType {
@@ -268,6 +289,11 @@ pub trait Kernel: Send + Sync + 'static {
     fn ftruncate(&self, fd: RawFd, len_bytes: u64) -> SysResult<()>;
     /// `fallocate(2)`; `mode` takes Linux `FALLOC_FL_*` bits.
     fn fallocate(&self, fd: RawFd, mode: i32, offset: u64, len_bytes: u64) -> SysResult<()>;
+    /// `posix_fadvise(2)` on `len_bytes` bytes from `offset` (`0`: to the end
+    /// of the file). `ESPIPE` on pipes and sockets, `EBADF` on a closed fd,
+    /// `EINVAL` for an offset past `i64::MAX`. Only a hint: what later reads
+    /// return never depends on it.
+    fn fadvise(&self, fd: RawFd, offset: u64, len_bytes: u64, advice: Advice) -> SysResult<()>;
     /// `fstat(2)`.
     fn fstat(&self, fd: RawFd) -> SysResult<FileStat>;
     /// `fstatfs(2)`.

@@ -304,6 +304,13 @@ impl FileTask {
             io::fdatasync(fd).await
         };
         match result {
+            // Dropping the cached pages of a synced file is only a hint: it
+            // has no fault class, and later reads must still match the model.
+            // Only the correct client does it, so the canaries keep the
+            // schedules (and the seeds that catch them) they had before.
+            Ok(()) if self.client == Client::Correct => io::fadvise(fd, 0, 0, io::Advice::DontNeed)
+                .await
+                .map_err(|e| self.fail(format!("fadvise(DONTNEED) after fsync: {e}"))),
             Ok(()) => Ok(()),
             Err(e) if self.client == Client::RetriesFailedFsync => {
                 // The canary: retry until it "works", forget the failure.

@@ -2,8 +2,10 @@
 //!
 //! `iok probe` reports the host and the backend choice; `iok demo` writes a
 //! data file and reads it back with random `pread`s on every available
-//! backend and the sync fallback, checking every byte.
+//! backend and the sync fallback, checking every byte; `iok bench` measures
+//! random reads and sequential writes per backend (`bench.rs`).
 
+mod bench;
 mod demo;
 mod probe;
 
@@ -27,6 +29,8 @@ enum Command {
     Probe,
     /// Random-read a fresh data file on every available backend and the sync fallback.
     Demo(demo::DemoArgs),
+    /// Random 4 KiB reads (QD, hot/cold) and 1 MiB writes + fsync per backend: ops/s, MiB/s, p50/p99.
+    Bench(Box<bench::BenchArgs>),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +38,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Probe => probe::run(),
         Command::Demo(args) => demo::run(&args),
+        Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -9,8 +9,8 @@
 use super::ffi::{addr_from_storage, file_type, socklen, zeroed_storage, RawAddr};
 use super::syscall::{syscall, syscall_close};
 use crate::sys::{
-    Errno, FileStat, FsStat, Interest, Kernel, MsgFlags, OpenFlags, Shutdown, SockOpt, SockType,
-    SysResult, Whence,
+    Advice, Errno, FileStat, FsStat, Interest, Kernel, MsgFlags, OpenFlags, Shutdown, SockOpt,
+    SockType, SysResult, Whence,
 };
 use std::ffi::CStr;
 use std::io::{IoSlice, IoSliceMut};
@@ -270,6 +270,26 @@ impl Kernel for RealKernel {
         let len = file_offset(len_bytes)?;
         // SAFETY: fallocate takes no pointers.
         syscall(|| unsafe { libc::fallocate(fd, mode, offset, len) }).map(drop)
+    }
+
+    fn fadvise(&self, fd: RawFd, offset: u64, len_bytes: u64, advice: Advice) -> SysResult<()> {
+        let offset = file_offset(offset)?;
+        let len = file_offset(len_bytes)?;
+        let advice = match advice {
+            Advice::Normal => libc::POSIX_FADV_NORMAL,
+            Advice::Sequential => libc::POSIX_FADV_SEQUENTIAL,
+            Advice::Random => libc::POSIX_FADV_RANDOM,
+            Advice::NoReuse => libc::POSIX_FADV_NOREUSE,
+            Advice::WillNeed => libc::POSIX_FADV_WILLNEED,
+            Advice::DontNeed => libc::POSIX_FADV_DONTNEED,
+        };
+        // posix_fadvise returns the error number itself instead of setting
+        // errno, and is never interrupted (it does not sleep on a signal).
+        // SAFETY: posix_fadvise takes no pointers.
+        match unsafe { libc::posix_fadvise(fd, offset, len, advice) } {
+            0 => Ok(()),
+            errno => Err(Errno(errno)),
+        }
     }
 
     fn fstat(&self, fd: RawFd) -> SysResult<FileStat> {
@@ -729,6 +749,25 @@ mod tests {
         assert_ne!(fs.magic, 0);
         assert!(fs.block_size_bytes > 0);
         K.close(fd).expect("close");
+    }
+
+    #[test]
+    fn fadvise_dontneed_keeps_the_data_and_rejects_pipes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_, fd) = create(dir.path(), "f");
+        assert_eq!(K.pwrite(fd, b"cached bytes", 0), Ok(12));
+        K.fsync(fd).expect("fsync");
+        assert_eq!(K.fadvise(fd, 0, 0, Advice::DontNeed), Ok(()));
+        assert_eq!(K.fadvise(fd, 0, 4096, Advice::Random), Ok(()));
+        let mut buf = [0u8; 12];
+        assert_eq!(K.pread(fd, &mut buf, 0), Ok(12));
+        assert_eq!(&buf, b"cached bytes");
+        let (rd, wr) = K.pipe().expect("pipe");
+        assert_eq!(K.fadvise(rd, 0, 0, Advice::DontNeed), Err(Errno::ESPIPE));
+        K.close(rd).expect("close");
+        K.close(wr).expect("close");
+        K.close(fd).expect("close");
+        assert_eq!(K.fadvise(fd, 0, 0, Advice::DontNeed), Err(Errno::EBADF));
     }
 
     #[test]
