@@ -29,3 +29,7 @@ sim seeds="2000":
 # Replay one seed of one workload (the line a failing sweep prints).
 sim-replay seed workload="ops" rate="0.02":
     cargo run --release -p iokernel-sim -- --workload {{workload}} --fault-rate {{rate}} --replay {{seed}}
+
+# The writer against a naive loop, fio, pigz and gzip (medians, ratios).
+compare-writer:
+    bash benches/writer-compare.sh
