@@ -6,12 +6,14 @@
 #   write: `iok merge` (2 producers, plain, striped) vs a naive
 #          one-write(2)-per-line loop (examples/naive_lines.rs) vs
 #          `fio --rw=write --ioengine=psync` buffered with bs = the writer's
-#          chunk size and the same byte count. All three fsync at the end.
+#          chunk size and the same byte count. By default nothing fsyncs (the
+#          page-cache write path is measured, not the disk); FSYNC=1 makes
+#          all three fsync at the end (iok's default durability).
 #   gzip:  `iok pgzip --level 6 --threads 2` vs `pigz -p 2 -6` vs `gzip -6`,
 #          plus compressed sizes and `gzip -t` on every output.
 #
 # Usage: benches/writer-compare.sh            (10 million lines, 3 rounds)
-#        LINES=2000000 ROUNDS=5 WORKDIR=/mnt/x benches/writer-compare.sh
+#        LINES=2000000 ROUNDS=5 FSYNC=1 WORKDIR=/mnt/x benches/writer-compare.sh
 # Throughput is input MiB per wall-clock second, process start included.
 # Needs: cargo; installs fio and pigz with apt-get if they are missing.
 set -euo pipefail
@@ -21,6 +23,12 @@ LINES=${LINES:-10000000}
 ROUNDS=${ROUNDS:-3}
 WORKDIR=${WORKDIR:-$(mktemp -d "${TMPDIR:-/tmp}/iok-writer-compare.XXXXXX")}
 KEEP_WORKDIR=${KEEP_WORKDIR:-0}
+FSYNC=${FSYNC:-0}
+if [ "$FSYNC" = 1 ]; then
+  IOK_DURABILITY=fsync NAIVE_FSYNC=--fsync FIO_FSYNC=1
+else
+  IOK_DURABILITY=none NAIVE_FSYNC= FIO_FSYNC=0
+fi
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 calc() { awk "BEGIN { printf \"%.6f\", $* }"; }
@@ -68,7 +76,7 @@ mibs() { calc "$BYTES / 1048576 / $1"; }
 # The writer's chunk size on this file system, from iok's summary line
 # ("chunk 1.00 MiB"), in bytes, for fio's block size.
 step "warm-up merge (also reads the chunk size)"
-"$IOK" merge "$INPUT" -o "$WORKDIR/merge.out" --producers 2 >"$WORKDIR/warm.out"
+"$IOK" merge "$INPUT" -o "$WORKDIR/merge.out" --producers 2 --durability "$IOK_DURABILITY" >"$WORKDIR/warm.out"
 cat "$WORKDIR/warm.out" >&2
 CHUNK_BYTES=$(sed -n 's/.*chunk \([0-9.]*\) \([KMG]\)iB.*/\1 \2/p' "$WORKDIR/warm.out" |
   awk '{ m = ($2 == "K") ? 1024 : ($2 == "M") ? 1048576 : 1073741824; printf "%d", $1 * m }')
@@ -82,15 +90,15 @@ echo "writer chunk size: $CHUNK_BYTES bytes (fio --bs)"
 declare -a T_MERGE T_NAIVE T_FIO T_PGZIP T_PIGZ T_GZIP
 for round in $(seq 1 "$ROUNDS"); do
   step "round $round of $ROUNDS"
-  T_MERGE+=("$(timed "$IOK" merge "$INPUT" -o "$WORKDIR/merge.out" --producers 2 --layout striped)")
+  T_MERGE+=("$(timed "$IOK" merge "$INPUT" -o "$WORKDIR/merge.out" --producers 2 --layout striped --durability "$IOK_DURABILITY")")
   cmp -s <(wc -c <"$WORKDIR/merge.out") <(echo "$BYTES") || { echo "merge output size differs" >&2; exit 1; }
   rm -f "$WORKDIR/merge.out"
-  T_NAIVE+=("$(timed "$NAIVE" "$INPUT" "$WORKDIR/naive.out")")
+  T_NAIVE+=("$(timed "$NAIVE" "$INPUT" "$WORKDIR/naive.out" $NAIVE_FSYNC)")
   rm -f "$WORKDIR/naive.out"
   T_FIO+=("$(timed fio --name=seqwrite --filename="$WORKDIR/fio.out" --rw=write --bs="$CHUNK_BYTES" \
-    --size="$BYTES" --ioengine=psync --direct=0 --end_fsync=1 --numjobs=1 --output-format=terse)")
+    --size="$BYTES" --ioengine=psync --direct=0 --end_fsync="$FIO_FSYNC" --numjobs=1 --output-format=terse)")
   rm -f "$WORKDIR/fio.out"
-  T_PGZIP+=("$(timed "$IOK" pgzip "$INPUT" -o "$WORKDIR/pgzip.gz" --level 6 --threads 2)")
+  T_PGZIP+=("$(timed "$IOK" pgzip "$INPUT" -o "$WORKDIR/pgzip.gz" --level 6 --threads 2 --durability "$IOK_DURABILITY")")
   T_PIGZ+=("$(timed sh -c 'pigz -p 2 -6 -c "$1" >"$2"' _ "$INPUT" "$WORKDIR/pigz.gz")")
   T_GZIP+=("$(timed sh -c 'gzip -6 -c "$1" >"$2"' _ "$INPUT" "$WORKDIR/gzip.gz")")
   echo "round $round: merge ${T_MERGE[-1]} s, naive ${T_NAIVE[-1]} s, fio ${T_FIO[-1]} s," \
@@ -114,7 +122,7 @@ M_PIGZ=$(median "${T_PIGZ[@]}")
 M_GZIP=$(median "${T_GZIP[@]}")
 
 echo
-echo "medians of $ROUNDS alternating rounds, $LINES lines, $BYTES bytes, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "medians of $ROUNDS alternating rounds, $LINES lines, $BYTES bytes, FSYNC=$FSYNC, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-44s %10s %10s %12s\n' "command" "seconds" "MiB/s" "size bytes"
 printf '%-44s %10.3f %10.1f %12s\n' "iok merge --producers 2 (striped, plain)" "$M_MERGE" "$(mibs "$M_MERGE")" "$BYTES"
 printf '%-44s %10.3f %10.1f %12s\n' "naive one write(2) per line" "$M_NAIVE" "$(mibs "$M_NAIVE")" "$BYTES"

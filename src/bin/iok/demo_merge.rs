@@ -18,7 +18,7 @@ use crate::trace_gen;
 use crate::verify;
 
 /// Average bytes of a generated event line (for sizing the set).
-const LINE_BYTES_ESTIMATE: u64 = 120;
+const LINE_BYTES_ESTIMATE: u64 = 105;
 /// Producers used by every demo merge.
 const PRODUCERS: usize = 2;
 /// Gzip level of the compressed runs.
@@ -121,26 +121,27 @@ fn merge_and_verify(
 
 fn print_table(rows: &[Row]) {
     println!(
-        "{:<30} {:>10} {:>12} {:>8} {:>12} {:>10} {:>8}",
-        "layout", "MiB/s", "output", "chunks", "padding", "stripe", "seconds"
+        "{:<26} {:>8} {:>11} {:>7} {:>11} {:>10} {:>9} {:>8}",
+        "layout", "MiB/s", "output", "chunks", "padding", "stripe", "bnd ok", "seconds"
     );
     for row in rows {
         let report = &row.outcome.report;
-        let padding = match row.boundaries {
-            Some(n) => format!("{} ({n} bnd ok)", human_bytes(report.padding_bytes)),
-            None => human_bytes(report.padding_bytes),
-        };
+        let boundaries = row
+            .boundaries
+            .map_or_else(|| "-".to_string(), |n| n.to_string());
         println!(
-            "{:<30} {:>10.1} {:>12} {:>8} {:>12} {:>10} {:>8.3}",
+            "{:<26} {:>8.1} {:>11} {:>7} {:>11} {:>10} {:>9} {:>8.3}",
             row.label,
             mib_per_sec(row.outcome.bytes_in, row.outcome.elapsed),
             human_bytes(report.bytes_out),
             report.chunks,
-            padding,
+            human_bytes(report.padding_bytes),
             human_bytes(report.stripe_bytes),
+            boundaries,
             row.outcome.elapsed.as_secs_f64()
         );
     }
+    println!("(bnd ok: stripe boundaries of a padded output checked to start a chunk)");
 }
 
 fn invalid(message: String) -> Error {
