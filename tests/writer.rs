@@ -385,7 +385,11 @@ fn one_ordered_producer_gives_exactly_its_input() {
                 durability: Durability::AtomicRename,
             };
             let lines = lines_of(0, 200, 5);
-            let report = write_all(&rt, config(&path, &case).producers(1), std::slice::from_ref(&lines));
+            let report = write_all(
+                &rt,
+                config(&path, &case).producers(1),
+                std::slice::from_ref(&lines),
+            );
             let mut want = Vec::new();
             for line in &lines {
                 want.extend_from_slice(line);
@@ -513,4 +517,12 @@ fn the_mimic_value_sets_stripe_and_fs_kind() {
     assert_eq!(report.stripe_bytes, 128 << 10);
     assert_eq!(report.bytes_in, 300_000);
     assert_eq!(std::fs::read(&path).unwrap(), vec![7u8; 300_000]);
+}
+
+#[test]
+fn writer_and_producers_move_between_tasks() {
+    fn assert_send<T: Send + 'static>() {}
+    assert_send::<ParallelWriter>();
+    assert_send::<iokernel::writer::Producer>();
+    assert_send::<WriteReport>();
 }

@@ -81,3 +81,37 @@ fn faults_off_runs_clean() {
         assert_eq!(outcome.stats.short_reads + outcome.stats.short_writes, 0);
     }
 }
+
+#[test]
+fn the_writer_workload_reports_faults_and_survives_power_loss() {
+    let mut survived = 0;
+    let mut reported = 0;
+    for seed in 1..=80 {
+        let outcome = run_seed(Workload::Writer, seed, FAULT_RATE);
+        let summary = outcome
+            .verdict
+            .unwrap_or_else(|why| panic!("writer seed {seed}: {why}"));
+        if summary.contains("survived power loss") {
+            survived += 1;
+        }
+        if summary.contains("errno Some(") {
+            reported += 1;
+        }
+    }
+    assert!(survived > 10, "only {survived} seeds finished and crashed");
+    assert!(
+        reported > 3,
+        "only {reported} seeds reported an injected errno"
+    );
+}
+
+#[test]
+fn an_injected_fsync_failure_is_reported_by_the_writer() {
+    let hit = (1..=400).find_map(|seed| {
+        let outcome = run_seed(Workload::Writer, seed, 0.1);
+        let summary = outcome.verdict.expect("writer seeds pass");
+        summary.contains("fsync errno").then_some(summary)
+    });
+    let summary = hit.expect("some seed fails an fsync and the writer reports it");
+    assert!(summary.contains("error reported"), "{summary}");
+}
