@@ -50,3 +50,7 @@ fuzz seconds="60":
 # runs each test in its own process, as the fd-counting tests need.
 asan:
     RUSTFLAGS="-Zsanitizer=address" cargo +nightly nextest run --workspace --target x86_64-unknown-linux-gnu --target-dir target/asan
+
+# The writer against a naive loop, fio, pigz and gzip (medians, ratios).
+compare-writer:
+    bash benches/writer-compare.sh

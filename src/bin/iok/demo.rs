@@ -1,5 +1,7 @@
 //! `iok demo`: write a data file, then random-read it at queue depth 32 on
-//! each available backend and with the sync fallback, verifying every byte.
+//! each available backend and with the sync fallback, verifying every byte;
+//! then merge a synthetic trace set with every writer layout
+//! (`demo_merge.rs`), verifying every output.
 
 use clap::Args;
 use iokernel::buf::BufResult;
@@ -27,6 +29,12 @@ pub struct DemoArgs {
     /// Reads in flight at once.
     #[arg(long, default_value_t = 32)]
     queue_depth: u64,
+    /// Size of the synthetic trace set merged afterwards, in MiB (0: skip).
+    #[arg(long, default_value_t = 32)]
+    trace_mib: u64,
+    /// Files in the synthetic trace set.
+    #[arg(long, default_value_t = 8)]
+    trace_files: usize,
 }
 
 /// The 8-byte word stored at word index `w`: every byte of the file is a
@@ -202,5 +210,8 @@ pub fn run(args: &DemoArgs) -> std::io::Result<()> {
         println!("{:<44} {:>12.0} {:>10.1} {:>10.3}", m.label, ops, mib, secs);
     }
     println!("all reads verified");
+    if args.trace_mib > 0 {
+        crate::demo_merge::run(dir.path(), args.trace_mib, args.trace_files)?;
+    }
     Ok(())
 }

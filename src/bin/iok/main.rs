@@ -1,13 +1,24 @@
 //! `iok`: the iokernel command line.
 //!
-//! `iok probe` reports the host and the backend choice; `iok demo` writes a
-//! data file and reads it back with random `pread`s on every available
-//! backend and the sync fallback, checking every byte; `iok bench` measures
-//! random reads and sequential writes per backend (`bench.rs`).
+//! `iok merge` writes plain or gzip JSON-lines inputs into one output
+//! through the `ParallelWriter`; `iok pgzip` is parallel multi-member gzip
+//! of one file on the same pipeline; `iok probe` reports the host and the
+//! backend choice; `iok demo` random-reads a data file on every backend and
+//! merges a synthetic trace set with every layout, verifying each output;
+//! `iok bench` measures random reads and sequential writes per backend
+//! (`bench.rs`). `iok trace-gen` (hidden) makes synthetic trace files for
+//! benches and tests.
 
 mod bench;
 mod demo;
+mod demo_merge;
+mod input;
+mod merge;
+mod pgzip;
 mod probe;
+mod progress;
+mod trace_gen;
+mod verify;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -27,10 +38,18 @@ struct Cli {
 enum Command {
     /// Show the kernel, the backends this build has, which one is selected and why.
     Probe,
-    /// Random-read a fresh data file on every available backend and the sync fallback.
+    /// Random-read a data file on every backend, then merge a synthetic
+    /// trace set with every layout, verifying every output.
     Demo(demo::DemoArgs),
     /// Random 4 KiB reads (QD, hot/cold) and 1 MiB writes + fsync per backend: ops/s, MiB/s, p50/p99.
     Bench(Box<bench::BenchArgs>),
+    /// Merge plain or gzip JSON-lines inputs into one output through the parallel writer.
+    Merge(merge::MergeArgs),
+    /// Parallel multi-member gzip of one file, members cut at newlines, in input order.
+    Pgzip(pgzip::PgzipArgs),
+    /// Write a synthetic JSON-lines trace file (benches and tests).
+    #[command(hide = true)]
+    TraceGen(trace_gen::TraceGenArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +58,9 @@ fn main() -> ExitCode {
         Command::Probe => probe::run(),
         Command::Demo(args) => demo::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Merge(args) => merge::run(&args),
+        Command::Pgzip(args) => pgzip::run(&args),
+        Command::TraceGen(args) => trace_gen::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Side-by-side throughput of the parallel writer's two commands against
+# what users would otherwise run, in one run, alternating tools within each
+# round, median of ROUNDS rounds:
+#
+#   write: `iok merge` (2 producers, plain, striped) vs a naive
+#          one-write(2)-per-line loop (examples/naive_lines.rs) vs
+#          `fio --rw=write --ioengine=psync` buffered with bs = the writer's
+#          chunk size and the same byte count. By default nothing fsyncs (the
+#          page-cache write path is measured, not the disk); FSYNC=1 makes
+#          all three fsync at the end (iok's default durability).
+#   gzip:  `iok pgzip --level 6 --threads 2` vs `pigz -p 2 -6` vs `gzip -6`,
+#          plus compressed sizes and `gzip -t` on every output.
+#
+# Usage: benches/writer-compare.sh            (10 million lines, 3 rounds)
+#        LINES=2000000 ROUNDS=5 FSYNC=1 WORKDIR=/mnt/x benches/writer-compare.sh
+# Throughput is input MiB per wall-clock second, process start included.
+# Needs: cargo; installs fio and pigz with apt-get if they are missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+LINES=${LINES:-10000000}
+ROUNDS=${ROUNDS:-3}
+WORKDIR=${WORKDIR:-$(mktemp -d "${TMPDIR:-/tmp}/iok-writer-compare.XXXXXX")}
+KEEP_WORKDIR=${KEEP_WORKDIR:-0}
+FSYNC=${FSYNC:-0}
+if [ "$FSYNC" = 1 ]; then
+  IOK_DURABILITY=fsync NAIVE_FSYNC=--fsync FIO_FSYNC=1
+else
+  IOK_DURABILITY=none NAIVE_FSYNC= FIO_FSYNC=0
+fi
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+calc() { awk "BEGIN { printf \"%.6f\", $* }"; }
+
+for tool in fio pigz gzip; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    step "installing $tool"
+    apt-get install -y "$tool" >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y "$tool" >/dev/null; }
+  fi
+done
+
+step "building iok and the naive baseline (release)"
+cargo build --release --bin iok --example naive_lines >&2
+IOK=target/release/iok
+NAIVE=target/release/examples/naive_lines
+
+mkdir -p "$WORKDIR"
+cleanup() { if [ "$KEEP_WORKDIR" != 1 ]; then rm -rf "$WORKDIR"; fi; }
+trap cleanup EXIT
+
+INPUT=$WORKDIR/input.jsonl
+step "generating $LINES synthetic trace lines in $INPUT"
+"$IOK" trace-gen --lines "$LINES" --seed 7 -o "$INPUT" >&2
+BYTES=$(stat -c %s "$INPUT")
+printf 'input: %s lines, %s bytes (%.1f MiB, %.1f bytes/line) on %s (%s)\n' \
+  "$LINES" "$BYTES" "$(calc "$BYTES / 1048576")" "$(calc "$BYTES / $LINES")" \
+  "$WORKDIR" "$(stat -f -c %T "$WORKDIR")"
+
+# Seconds (wall clock) that "$@" takes; its stdout goes to $WORKDIR/last.out.
+timed() {
+  local start end
+  start=$(date +%s.%N)
+  "$@" >"$WORKDIR/last.out" 2>"$WORKDIR/last.err" || {
+    echo "command failed: $*" >&2
+    cat "$WORKDIR/last.err" >&2
+    exit 1
+  }
+  end=$(date +%s.%N)
+  calc "$end - $start"
+}
+
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+mibs() { calc "$BYTES / 1048576 / $1"; }
+
+# The writer's chunk size on this file system, from iok's summary line
+# ("chunk 1.00 MiB"), in bytes, for fio's block size.
+step "warm-up merge (also reads the chunk size)"
+"$IOK" merge "$INPUT" -o "$WORKDIR/merge.out" --producers 2 --durability "$IOK_DURABILITY" >"$WORKDIR/warm.out"
+cat "$WORKDIR/warm.out" >&2
+CHUNK_BYTES=$(sed -n 's/.*chunk \([0-9.]*\) \([KMG]\)iB.*/\1 \2/p' "$WORKDIR/warm.out" |
+  awk '{ m = ($2 == "K") ? 1024 : ($2 == "M") ? 1048576 : 1073741824; printf "%d", $1 * m }')
+if [ -z "$CHUNK_BYTES" ]; then
+  echo "could not read the chunk size from: $(cat "$WORKDIR/warm.out")" >&2
+  exit 1
+fi
+rm -f "$WORKDIR/merge.out"
+echo "writer chunk size: $CHUNK_BYTES bytes (fio --bs)"
+
+declare -a T_MERGE T_NAIVE T_FIO T_PGZIP T_PIGZ T_GZIP
+for round in $(seq 1 "$ROUNDS"); do
+  step "round $round of $ROUNDS"
+  T_MERGE+=("$(timed "$IOK" merge "$INPUT" -o "$WORKDIR/merge.out" --producers 2 --layout striped --durability "$IOK_DURABILITY")")
+  cmp -s <(wc -c <"$WORKDIR/merge.out") <(echo "$BYTES") || { echo "merge output size differs" >&2; exit 1; }
+  rm -f "$WORKDIR/merge.out"
+  T_NAIVE+=("$(timed "$NAIVE" "$INPUT" "$WORKDIR/naive.out" $NAIVE_FSYNC)")
+  rm -f "$WORKDIR/naive.out"
+  T_FIO+=("$(timed fio --name=seqwrite --filename="$WORKDIR/fio.out" --rw=write --bs="$CHUNK_BYTES" \
+    --size="$BYTES" --ioengine=psync --direct=0 --end_fsync="$FIO_FSYNC" --numjobs=1 --output-format=terse)")
+  rm -f "$WORKDIR/fio.out"
+  T_PGZIP+=("$(timed "$IOK" pgzip "$INPUT" -o "$WORKDIR/pgzip.gz" --level 6 --threads 2 --durability "$IOK_DURABILITY")")
+  T_PIGZ+=("$(timed sh -c 'pigz -p 2 -6 -c "$1" >"$2"' _ "$INPUT" "$WORKDIR/pigz.gz")")
+  T_GZIP+=("$(timed sh -c 'gzip -6 -c "$1" >"$2"' _ "$INPUT" "$WORKDIR/gzip.gz")")
+  echo "round $round: merge ${T_MERGE[-1]} s, naive ${T_NAIVE[-1]} s, fio ${T_FIO[-1]} s," \
+    "pgzip ${T_PGZIP[-1]} s, pigz ${T_PIGZ[-1]} s, gzip ${T_GZIP[-1]} s" >&2
+done
+
+step "checking the compressed outputs (last round)"
+for f in pgzip pigz gzip; do
+  gzip -t "$WORKDIR/$f.gz" || { echo "gzip -t failed on $f.gz" >&2; exit 1; }
+done
+cmp <(zcat "$WORKDIR/pgzip.gz") "$INPUT" || { echo "pgzip output does not decompress to the input" >&2; exit 1; }
+S_PGZIP=$(stat -c %s "$WORKDIR/pgzip.gz")
+S_PIGZ=$(stat -c %s "$WORKDIR/pigz.gz")
+S_GZIP=$(stat -c %s "$WORKDIR/gzip.gz")
+
+M_MERGE=$(median "${T_MERGE[@]}")
+M_NAIVE=$(median "${T_NAIVE[@]}")
+M_FIO=$(median "${T_FIO[@]}")
+M_PGZIP=$(median "${T_PGZIP[@]}")
+M_PIGZ=$(median "${T_PIGZ[@]}")
+M_GZIP=$(median "${T_GZIP[@]}")
+
+echo
+echo "medians of $ROUNDS alternating rounds, $LINES lines, $BYTES bytes, FSYNC=$FSYNC, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-44s %10s %10s %12s\n' "command" "seconds" "MiB/s" "size bytes"
+printf '%-44s %10.3f %10.1f %12s\n' "iok merge --producers 2 (striped, plain)" "$M_MERGE" "$(mibs "$M_MERGE")" "$BYTES"
+printf '%-44s %10.3f %10.1f %12s\n' "naive one write(2) per line" "$M_NAIVE" "$(mibs "$M_NAIVE")" "$BYTES"
+printf '%-44s %10.3f %10.1f %12s\n' "fio psync buffered bs=$CHUNK_BYTES" "$M_FIO" "$(mibs "$M_FIO")" "$BYTES"
+printf '%-44s %10.3f %10.1f %12s\n' "iok pgzip --level 6 --threads 2" "$M_PGZIP" "$(mibs "$M_PGZIP")" "$S_PGZIP"
+printf '%-44s %10.3f %10.1f %12s\n' "pigz -p 2 -6" "$M_PIGZ" "$(mibs "$M_PIGZ")" "$S_PIGZ"
+printf '%-44s %10.3f %10.1f %12s\n' "gzip -6" "$M_GZIP" "$(mibs "$M_GZIP")" "$S_GZIP"
+echo
+ratio() { calc "$1 / $2"; }
+verdict() { if awk "BEGIN { exit !($1 >= $2) }"; then echo "met"; else echo "MISSED"; fi; }
+R_NAIVE=$(ratio "$M_NAIVE" "$M_MERGE")
+R_FIO=$(ratio "$M_FIO" "$M_MERGE")
+R_PIGZ=$(ratio "$M_PIGZ" "$M_PGZIP")
+R_GZIP=$(ratio "$M_GZIP" "$M_PGZIP")
+R_SIZE=$(ratio "$S_PGZIP" "$S_PIGZ")
+printf '%-44s %8.2fx  (target >= 10x: %s)\n' "merge vs naive loop" "$R_NAIVE" "$(verdict "$R_NAIVE" 10)"
+printf '%-44s %8.2fx  (target >= 0.8x: %s)\n' "merge vs fio" "$R_FIO" "$(verdict "$R_FIO" 0.8)"
+printf '%-44s %8.2fx  (target >= 1.5x: %s)\n' "pgzip vs pigz -p 2" "$R_PIGZ" "$(verdict "$R_PIGZ" 1.5)"
+printf '%-44s %8.2fx\n' "pgzip vs gzip" "$R_GZIP"
+printf '%-44s %8.4f   (target <= 1.02: %s)\n' "pgzip size / pigz size" "$R_SIZE" "$(verdict 1.02 "$R_SIZE")"
+echo "gzip -t: pgzip, pigz and gzip outputs all pass; zcat of the pgzip output equals the input"

@@ -1,0 +1,533 @@
+//! `iok merge`: plain or gzip JSON-lines inputs into one output through the
+//! `ParallelWriter`.
+//!
+//! Readers (one per input at a time, at most one per producer) read and
+//! decompress inputs on the runtime and send blocks of whole lines down a
+//! bounded channel; producers take blocks off it and hand every line to
+//! their writer `Producer`. So a single large input still feeds every
+//! producer, and many inputs are read concurrently without holding more
+//! than the channel's worth of blocks in memory.
+//!
+//! This module owns the merge pipeline and its command line; `iok pgzip`
+//! and `iok demo` run the same pipeline ([`merge_inputs`]). The writer
+//! (`iokernel::writer`) owns everything about the output file.
+
+use clap::{Args, ValueEnum};
+use iokernel::runtime::{self, Runtime};
+use iokernel::sync::{channel, Receiver, Sender};
+use iokernel::sys::real::RealClock;
+use iokernel::sys::Clock;
+use iokernel::writer::{
+    parse_size, ContentKind, Durability, Layout, ParallelWriter, Producer, WriteReport,
+    WriterConfig,
+};
+use std::io::{Error, ErrorKind};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::input::{self, Input, LineBlocks};
+use crate::progress::{human_bytes, mib_per_sec, Progress};
+
+/// Stripe sizes must be whole multiples of this (the Lustre rule).
+pub const STRIPE_UNIT_BYTES: u64 = 64 << 10;
+/// Line blocks queued per producer between readers and producers.
+const BLOCKS_PER_PRODUCER: usize = 4;
+/// Pieces a chunk is handed to a producer in (see [`produce`]).
+const PIECES_PER_CHUNK: u64 = 16;
+
+/// The layouts offered on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LayoutArg {
+    /// One file; every chunk written at its own reserved offset.
+    Striped,
+    /// One file cut into stripe-sized slots; each slot padded to its end.
+    Padded,
+    /// One file per producer, merged into the output at the end.
+    Sharded,
+}
+
+/// How durable the output is when the command returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DurabilityArg {
+    /// No fsync.
+    None,
+    /// fsync the output before returning (the default).
+    Fsync,
+    /// Write a temporary file, fsync it, rename it into place.
+    AtomicRename,
+}
+
+#[derive(Args, Debug)]
+pub struct MergeArgs {
+    /// Input files: JSON lines, plain or gzip (detected by content).
+    #[arg(required = true, value_name = "INPUT")]
+    inputs: Vec<PathBuf>,
+    /// The output file.
+    #[arg(short, long, value_name = "OUTPUT")]
+    output: PathBuf,
+    /// How chunks are laid out in the output.
+    #[arg(long, value_enum, default_value_t = LayoutArg::Striped)]
+    layout: LayoutArg,
+    /// With `--layout sharded`: keep the shards (`OUTPUT.shard_<i>`)
+    /// instead of merging them into OUTPUT.
+    #[arg(long)]
+    keep_shards: bool,
+    /// Compress the output as multi-member gzip (level 0-9, default 6).
+    #[arg(long, value_name = "LEVEL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "6", value_parser = clap::value_parser!(u32).range(0..=9))]
+    gzip: Option<u32>,
+    /// Stripe (and chunk) size, a multiple of 64 KiB, e.g. 1M
+    /// (default: from the file system).
+    #[arg(long, value_name = "SIZE", value_parser = parse_stripe_size)]
+    stripe_size: Option<u64>,
+    /// Producers writing in parallel.
+    #[arg(long, value_name = "N", default_value_t = 2,
+          value_parser = clap::value_parser!(u64).range(1..=1024))]
+    producers: u64,
+    /// Commit chunks in the order they were sealed; with `--producers 1`
+    /// the output is the inputs' lines in input order.
+    #[arg(long)]
+    ordered: bool,
+    /// Durability of the output when the command returns.
+    #[arg(long, value_enum, default_value_t = DurabilityArg::Fsync)]
+    durability: DurabilityArg,
+}
+
+/// A size string (`64K`, `1M`, `4MiB`, `1048576`) for any size argument.
+pub fn parse_size_arg(text: &str) -> Result<u64, String> {
+    let bytes = parse_size(text)?;
+    if bytes == 0 {
+        return Err(format!("invalid size {text:?}: must be positive"));
+    }
+    Ok(bytes)
+}
+
+/// A size string that must also be a multiple of 64 KiB.
+pub fn parse_stripe_size(text: &str) -> Result<u64, String> {
+    let bytes = parse_size_arg(text)?;
+    if bytes % STRIPE_UNIT_BYTES != 0 {
+        return Err(format!(
+            "stripe size {text:?} ({bytes} bytes) is not a multiple of 64 KiB ({STRIPE_UNIT_BYTES} bytes)"
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Everything one run of the merge pipeline needs.
+#[derive(Clone, Debug)]
+pub struct MergeJob {
+    /// Inputs, already inspected.
+    pub inputs: Vec<Input>,
+    /// The output file.
+    pub output: PathBuf,
+    /// Output layout.
+    pub layout: Layout,
+    /// Gzip level for the output, if compressed.
+    pub gzip: Option<u32>,
+    /// Stripe (slot, and so chunk) size instead of the file system's.
+    pub stripe_bytes: Option<u64>,
+    /// Chunk size (gzip member size) instead of the sized one.
+    pub chunk_bytes: Option<u64>,
+    /// Producers (and at most as many concurrent readers).
+    pub producers: usize,
+    /// Commit chunks in sequence order.
+    pub ordered: bool,
+    /// Runtime worker threads (compression runs on them).
+    pub compute_threads: usize,
+    /// Add a `\n` to an input's last line when it has none, so lines of
+    /// different inputs never run together (merge); pgzip keeps bytes exact.
+    pub complete_last_line: bool,
+    /// Durability when `finish` returns.
+    pub durability: Durability,
+}
+
+/// What a run did.
+#[derive(Debug)]
+pub struct MergeOutcome {
+    /// The writer's report.
+    pub report: WriteReport,
+    /// Lines handed to producers.
+    pub lines: u64,
+    /// Uncompressed input bytes handed to producers.
+    pub bytes_in: u64,
+    /// Wall time from the first read to `finish` returning.
+    pub elapsed: Duration,
+}
+
+#[derive(Default)]
+struct Counters {
+    lines: AtomicU64,
+    bytes: AtomicU64,
+}
+
+/// Runs the pipeline: readers -> channel of line blocks -> producers ->
+/// writer. On any error the writer is dropped without `finish` (it removes
+/// what it created) and the first error is returned.
+pub fn merge_inputs(job: MergeJob, progress: Progress) -> std::io::Result<MergeOutcome> {
+    let runtime = Runtime::builder()
+        .name("iok-merge")
+        .compute_threads(job.compute_threads)
+        .build()?;
+    let clock = RealClock::new();
+    let start = clock.now();
+    let counters = Arc::new(Counters::default());
+    let report = runtime.block_on(run_pipeline(job, progress, Arc::clone(&counters)))?;
+    Ok(MergeOutcome {
+        report,
+        lines: counters.lines.load(Ordering::Relaxed),
+        bytes_in: counters.bytes.load(Ordering::Relaxed),
+        elapsed: clock.now() - start,
+    })
+}
+
+async fn run_pipeline(
+    job: MergeJob,
+    progress: Progress,
+    counters: Arc<Counters>,
+) -> std::io::Result<WriteReport> {
+    let config = writer_config(&job);
+    let writer = ParallelWriter::new(config).await?;
+    let producers = job.producers.max(1);
+    let (tx, rx) = channel::<Vec<u8>>(producers * BLOCKS_PER_PRODUCER);
+    let readers = producers.min(job.inputs.len()).max(1);
+    let inputs = Arc::new(job.inputs);
+    let next_input = Arc::new(AtomicUsize::new(0));
+    let reader_handles: Vec<_> = (0..readers)
+        .map(|_| {
+            runtime::spawn(read_inputs(
+                Arc::clone(&inputs),
+                Arc::clone(&next_input),
+                tx.clone(),
+                progress.clone(),
+                job.complete_last_line,
+            ))
+        })
+        .collect();
+    drop(tx);
+    let piece_bytes = usize::try_from(writer.chunk_bytes() / PIECES_PER_CHUNK).unwrap_or(1 << 16);
+    let producer_handles: Vec<_> = (0..producers)
+        .map(|_| {
+            let producer = writer.producer();
+            runtime::spawn(produce(
+                producer,
+                rx.clone(),
+                Arc::clone(&counters),
+                piece_bytes,
+            ))
+        })
+        .collect();
+    drop(rx);
+    let mut first_error = None;
+    for handle in reader_handles.into_iter().chain(producer_handles) {
+        let outcome = match handle.await {
+            Ok(result) => result,
+            Err(e) => Err(Error::other(format!("merge task failed: {e}"))),
+        };
+        if let Err(e) = outcome {
+            first_error.get_or_insert(e);
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    writer.finish().await
+}
+
+fn writer_config(job: &MergeJob) -> WriterConfig {
+    let mut config = WriterConfig::new(&job.output)
+        .layout(job.layout)
+        .ordered(job.ordered)
+        .gzip(job.gzip)
+        .content(ContentKind::JsonLines)
+        .durability(job.durability)
+        // The writer sizes its in-flight window by producers; with fewer
+        // producers than workers (pgzip has one) that window is sized for
+        // the workers, so every worker has a chunk to compress.
+        .producers(job.producers.max(job.compute_threads).max(1))
+        .chunk_bytes(job.chunk_bytes);
+    if let Some(stripe_bytes) = job.stripe_bytes {
+        // The writer takes a stripe size only from the file system or the
+        // Lustre mimic setting, so an explicit stripe goes in that way.
+        config = config.mimic_lustre(Some(format!("{stripe_bytes}:1")));
+    }
+    config
+}
+
+/// One reader: takes the next unread input until none is left, sending its
+/// line blocks to the producers.
+async fn read_inputs(
+    inputs: Arc<Vec<Input>>,
+    next_input: Arc<AtomicUsize>,
+    tx: Sender<Vec<u8>>,
+    progress: Progress,
+    complete_last_line: bool,
+) -> std::io::Result<()> {
+    loop {
+        let index = next_input.fetch_add(1, Ordering::Relaxed);
+        let Some(input) = inputs.get(index) else {
+            return Ok(());
+        };
+        let mut blocks = LineBlocks::open(input.clone(), progress.clone()).await?;
+        while let Some(mut block) = blocks.next_block().await? {
+            if complete_last_line && !block.ends_with(b"\n") {
+                block.push(b'\n');
+            }
+            if tx.send(block).await.is_err() {
+                // Every producer is gone: one of them failed and reports why.
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// One producer: every line of every block it receives, in block order.
+/// Blocks go to the writer in pieces of whole lines of about
+/// `piece_bytes` (a sixteenth of a chunk), so a sealed chunk is at least
+/// ~94% full and never larger than the chunk size unless a single line is,
+/// at a few calls per chunk instead of one per line.
+async fn produce(
+    mut producer: Producer,
+    rx: Receiver<Vec<u8>>,
+    counters: Arc<Counters>,
+    piece_bytes: usize,
+) -> std::io::Result<()> {
+    let result = async {
+        while let Some(block) = rx.recv().await {
+            for piece in LinePieces::new(&block, piece_bytes) {
+                producer.write(piece).await?;
+            }
+            counters
+                .lines
+                .fetch_add(count_lines(&block), Ordering::Relaxed);
+            counters
+                .bytes
+                .fetch_add(block.len() as u64, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => producer.close().await,
+        Err(e) => {
+            // Stop the readers: nothing more will be written.
+            rx.close();
+            Err(e)
+        }
+    }
+}
+
+/// Splits a block of lines into runs of whole lines of at most
+/// `max_bytes` each (a longer single line is one run of its own).
+struct LinePieces<'a> {
+    rest: &'a [u8],
+    max_bytes: usize,
+}
+
+impl<'a> LinePieces<'a> {
+    fn new(block: &'a [u8], max_bytes: usize) -> LinePieces<'a> {
+        LinePieces {
+            rest: block,
+            max_bytes: max_bytes.max(1),
+        }
+    }
+}
+
+impl<'a> Iterator for LinePieces<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let cut = if self.rest.len() <= self.max_bytes {
+            self.rest.len()
+        } else {
+            let window = &self.rest[..self.max_bytes];
+            match window.iter().rposition(|&b| b == b'\n') {
+                Some(end) => end + 1,
+                None => self.rest[self.max_bytes..]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(self.rest.len(), |end| self.max_bytes + end + 1),
+            }
+        };
+        let (piece, rest) = self.rest.split_at(cut);
+        self.rest = rest;
+        Some(piece)
+    }
+}
+
+fn count_lines(block: &[u8]) -> u64 {
+    count_newlines(block) + u64::from(!block.is_empty() && !block.ends_with(b"\n"))
+}
+
+/// Newlines in `bytes`, counted in byte-wide lanes (at most 255 groups per
+/// lane before they are summed) so the loop compiles to SIMD compares;
+/// a plain `filter().count()` widens every byte to 64 bits and was the
+/// largest cost of a merge.
+fn count_newlines(bytes: &[u8]) -> u64 {
+    const LANES: usize = 32;
+    const GROUPS_PER_ROUND: usize = 255;
+    let mut total = 0u64;
+    let mut rounds = bytes.chunks_exact(LANES * GROUPS_PER_ROUND);
+    for round in &mut rounds {
+        let mut lanes = [0u8; LANES];
+        for group in round.chunks_exact(LANES) {
+            for (lane, &b) in lanes.iter_mut().zip(group) {
+                *lane += u8::from(b == b'\n');
+            }
+        }
+        total += lanes.iter().map(|&n| u64::from(n)).sum::<u64>();
+    }
+    total + rounds.remainder().iter().filter(|&&b| b == b'\n').count() as u64
+}
+
+/// Layout from the command line; sharded gets one shard per producer.
+pub fn layout_of(arg: LayoutArg, keep_shards: bool, producers: usize) -> Layout {
+    match arg {
+        LayoutArg::Striped => Layout::Striped,
+        LayoutArg::Padded => Layout::PaddedStriped,
+        LayoutArg::Sharded => Layout::Sharded {
+            shards: producers.max(1),
+            merge: !keep_shards,
+        },
+    }
+}
+
+/// Durability from the command line.
+pub fn durability_of(arg: DurabilityArg) -> Durability {
+    match arg {
+        DurabilityArg::None => Durability::None,
+        DurabilityArg::Fsync => Durability::Fsync,
+        DurabilityArg::AtomicRename => Durability::AtomicRename,
+    }
+}
+
+/// The one-line summary printed after every successful run.
+pub fn summary_line(verb: &str, inputs: usize, outcome: &MergeOutcome) -> String {
+    let report = &outcome.report;
+    format!(
+        "{verb} {inputs} input(s), {} lines, {} -> {} ({}): {} written, {}, {}, stripe {}, \
+         chunk {}, {} chunks, {} padding, {:.2} s, {:.1} MiB/s",
+        outcome.lines,
+        human_bytes(outcome.bytes_in),
+        report.path.display(),
+        if report.bytes_out < outcome.bytes_in {
+            "compressed"
+        } else {
+            "plain"
+        },
+        human_bytes(report.bytes_out),
+        report.layout,
+        report.fs_kind.name(),
+        human_bytes(report.stripe_bytes),
+        human_bytes(report.chunk_bytes),
+        report.chunks,
+        human_bytes(report.padding_bytes),
+        outcome.elapsed.as_secs_f64(),
+        mib_per_sec(outcome.bytes_in, outcome.elapsed),
+    )
+}
+
+pub fn run(args: &MergeArgs) -> std::io::Result<()> {
+    if args.keep_shards && args.layout != LayoutArg::Sharded {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "--keep-shards needs --layout sharded",
+        ));
+    }
+    let inputs = input::inspect_all(&args.inputs)?;
+    let progress = Progress::new(input::total_len_bytes(&inputs), "merge");
+    let producers = usize::try_from(args.producers).unwrap_or(1);
+    let job = MergeJob {
+        inputs,
+        output: args.output.clone(),
+        layout: layout_of(args.layout, args.keep_shards, producers),
+        gzip: args.gzip,
+        stripe_bytes: args.stripe_size,
+        chunk_bytes: None,
+        producers,
+        ordered: args.ordered,
+        compute_threads: iokernel::sys::real::host_info().available_cores.max(1),
+        complete_last_line: true,
+        durability: durability_of(args.durability),
+    };
+    let count = job.inputs.len();
+    let outcome = merge_inputs(job, progress.clone());
+    progress.finish();
+    println!("{}", summary_line("merged", count, &outcome?));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pieces(block: &[u8], max: usize) -> Vec<&[u8]> {
+        LinePieces::new(block, max).collect()
+    }
+
+    #[test]
+    fn pieces_are_whole_lines_within_the_limit() {
+        let block = b"aa\nbbb\nc\ndddd\n";
+        assert_eq!(pieces(block, 7), vec![&b"aa\nbbb\n"[..], b"c\ndddd\n"]);
+        assert_eq!(pieces(block, 6), vec![&b"aa\n"[..], b"bbb\nc\n", b"dddd\n"]);
+        assert_eq!(pieces(block, 100), vec![&block[..]]);
+    }
+
+    #[test]
+    fn a_line_longer_than_the_limit_is_its_own_piece() {
+        let block = b"xxxxxxxx\ny\nzz";
+        assert_eq!(pieces(block, 4), vec![&b"xxxxxxxx\n"[..], b"y\nzz"]);
+        assert_eq!(pieces(block, 3), vec![&b"xxxxxxxx\n"[..], b"y\n", b"zz"]);
+    }
+
+    #[test]
+    fn pieces_cover_the_block_exactly() {
+        let block: Vec<u8> = (0..5000u32)
+            .flat_map(|i| {
+                let mut line = vec![b'a' + (i % 26) as u8; (i as usize * 37) % 300];
+                line.push(b'\n');
+                line
+            })
+            .collect();
+        for max in [1, 64, 1000, 4096, 1 << 20] {
+            let all = pieces(&block, max);
+            assert_eq!(all.concat(), block);
+            for piece in &all {
+                assert!(piece.ends_with(b"\n"));
+                let single_line = piece.iter().filter(|&&b| b == b'\n').count() == 1;
+                assert!(piece.len() <= max || single_line);
+            }
+        }
+    }
+
+    #[test]
+    fn stripe_sizes_must_be_multiples_of_64_kib() {
+        assert_eq!(parse_stripe_size("1M"), Ok(1 << 20));
+        assert!(parse_stripe_size("100K").unwrap_err().contains("64 KiB"));
+        assert!(parse_stripe_size("0").unwrap_err().contains("positive"));
+        assert!(parse_stripe_size("12Q").unwrap_err().contains("12Q"));
+    }
+
+    #[test]
+    fn count_newlines_agrees_with_a_plain_count() {
+        let bytes: Vec<u8> = (0..100_000u32)
+            .map(|i| if i % 7 == 0 { b'\n' } else { b'x' })
+            .collect();
+        for len in [0, 1, 31, 32, 8159, 8160, 8161, 50_000, 100_000] {
+            let slice = &bytes[..len];
+            let plain = slice.iter().filter(|&&b| b == b'\n').count() as u64;
+            assert_eq!(count_newlines(slice), plain, "len {len}");
+        }
+    }
+
+    #[test]
+    fn count_lines_counts_a_last_unterminated_line() {
+        assert_eq!(count_lines(b""), 0);
+        assert_eq!(count_lines(b"a\nb\n"), 2);
+        assert_eq!(count_lines(b"a\nb"), 2);
+    }
+}

@@ -1,0 +1,67 @@
+//! `iok pgzip`: parallel multi-member gzip of one input, members cut at
+//! newlines, output in input order.
+//!
+//! This is the merge pipeline with one input, one producer, the ordered
+//! striped layout and gzip on: the writer compresses sealed chunks on the
+//! runtime's workers in parallel and commits them in sequence order, so the
+//! output decompresses to the input byte for byte. There is no compressor
+//! here; this module only maps the command line onto a [`MergeJob`].
+
+use clap::Args;
+use iokernel::writer::Layout;
+use std::path::PathBuf;
+
+use crate::input;
+use crate::merge::{
+    durability_of, merge_inputs, parse_size_arg, summary_line, DurabilityArg, MergeJob,
+};
+use crate::progress::Progress;
+
+#[derive(Args, Debug)]
+pub struct PgzipArgs {
+    /// The file to compress (plain, or gzip to recompress).
+    #[arg(value_name = "INPUT")]
+    input: PathBuf,
+    /// The gzip file to write.
+    #[arg(short, long, value_name = "OUTPUT.gz")]
+    output: PathBuf,
+    /// Compression level, 0 (store) to 9 (smallest).
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=9))]
+    level: u32,
+    /// Uncompressed bytes per gzip member (members end at a line end at or
+    /// before it), e.g. 1M (default: the writer's chunk size).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+    member_size: Option<u64>,
+    /// Threads compressing in parallel (default: available cores).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    threads: Option<u64>,
+    /// Durability of the output when the command returns.
+    #[arg(long, value_enum, default_value_t = DurabilityArg::Fsync)]
+    durability: DurabilityArg,
+}
+
+pub fn run(args: &PgzipArgs) -> std::io::Result<()> {
+    let source = input::inspect(&args.input)?;
+    let progress = Progress::new(source.len_bytes, "pgzip");
+    let threads = args
+        .threads
+        .and_then(|t| usize::try_from(t).ok())
+        .unwrap_or_else(|| iokernel::sys::real::host_info().available_cores.max(1));
+    let job = MergeJob {
+        inputs: vec![source],
+        output: args.output.clone(),
+        layout: Layout::Striped,
+        gzip: Some(args.level),
+        stripe_bytes: None,
+        chunk_bytes: args.member_size,
+        producers: 1,
+        ordered: true,
+        compute_threads: threads,
+        complete_last_line: false,
+        durability: durability_of(args.durability),
+    };
+    let outcome = merge_inputs(job, progress.clone());
+    progress.finish();
+    println!("{}", summary_line("compressed", 1, &outcome?));
+    Ok(())
+}
