@@ -602,8 +602,10 @@ fn json_lines_without_final_newline_are_kept_byte_for_byte() {
                     .final_newline(false);
                 let writer = ParallelWriter::new(config).await?;
                 let mut producer = writer.producer();
-                for piece in text.chunks(1000) {
-                    producer.write(piece).await?;
+                // Whole lines, as pgzip hands them over; the last has no
+                // newline.
+                for line in text.split_inclusive(|b| *b == b'\n') {
+                    producer.write(line).await?;
                 }
                 producer.close().await?;
                 writer.finish().await
