@@ -16,7 +16,9 @@
 //! Run: `cargo run --release --example writer_lines -- INPUT OUTPUT [--fsync]`.
 
 use iokernel::runtime::{self, Runtime};
-use iokernel::writer::{ContentKind, Durability, Layout, ParallelWriter, WriteReport, WriterConfig};
+use iokernel::writer::{
+    ContentKind, Durability, Layout, ParallelWriter, WriteReport, WriterConfig,
+};
 use std::process::ExitCode;
 use std::sync::Arc;
 

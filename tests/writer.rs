@@ -546,7 +546,10 @@ fn a_configured_stripe_sizes_slots_without_claiming_lustre() {
     let detected = rt_detected_fs_kind(&dir.path().join("detected.bin"));
     assert_eq!(report.fs_kind, detected);
     assert_ne!(report.fs_kind, iokernel::writer::FilesystemKind::Lustre);
-    assert_eq!((report.stripe_bytes, report.chunk_bytes), (128 << 10, 128 << 10));
+    assert_eq!(
+        (report.stripe_bytes, report.chunk_bytes),
+        (128 << 10, 128 << 10)
+    );
     // 300 000 bytes in 128 KiB chunks: three chunks, three slots.
     assert_eq!((report.chunks, report.stripes), (3, 3));
     assert_eq!(std::fs::read(&path).unwrap(), vec![7u8; 300_000]);
@@ -588,7 +591,9 @@ fn json_lines_without_final_newline_are_kept_byte_for_byte() {
         let rt = runtime(Backend::Auto);
         let mut text = Vec::new();
         for i in 0..5000 {
-            text.extend_from_slice(format!("{{\"line\":{i},\"pad\":\"{}\"}}\n", "x".repeat(i % 90)).as_bytes());
+            text.extend_from_slice(
+                format!("{{\"line\":{i},\"pad\":\"{}\"}}\n", "x".repeat(i % 90)).as_bytes(),
+            );
         }
         text.extend_from_slice(b"{\"last\":\"no newline\"}");
         let report = rt
@@ -622,13 +627,18 @@ fn json_lines_without_final_newline_are_kept_byte_for_byte() {
         } else {
             std::fs::read(&path).unwrap()
         };
-        assert!(got == text, "gzip={gzip:?}: output is not the input byte for byte");
+        assert!(
+            got == text,
+            "gzip={gzip:?}: output is not the input byte for byte"
+        );
     }
     let config = WriterConfig::new(dir.path().join("padded"))
         .layout(Layout::PaddedStriped)
         .content(ContentKind::JsonLines)
         .final_newline(false);
-    let err = config.validate().expect_err("plain padded JSON needs the newline");
+    let err = config
+        .validate()
+        .expect_err("plain padded JSON needs the newline");
     assert!(err.to_string().contains("final_newline"), "{err}");
 }
 

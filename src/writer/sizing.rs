@@ -569,7 +569,10 @@ mod tests {
             assert_eq!(got.source, SizingSource::Configured);
             assert_eq!((got.stripe_size_bytes, got.stripe_count), (2 * MIB, 1));
             let sizing = WriterSizing::plan(&got, 2, 1 << 30).unwrap();
-            assert_eq!((sizing.chunk_bytes, sizing.stripe_bytes), (2 * MIB, 2 * MIB));
+            assert_eq!(
+                (sizing.chunk_bytes, sizing.stripe_bytes),
+                (2 * MIB, 2 * MIB)
+            );
         }
         // Smaller than the 1 MiB local floor: still honoured.
         let ext4 = LayoutInfo::detect(EXT4, 4096, None, None).unwrap();
