@@ -520,6 +520,129 @@ fn the_mimic_value_sets_stripe_and_fs_kind() {
 }
 
 #[test]
+fn a_configured_stripe_sizes_slots_without_claiming_lustre() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("configured.bin");
+    let rt = runtime(Backend::Auto);
+    let report = rt
+        .block_on(async {
+            let config = WriterConfig::new(&path)
+                .mimic_lustre(None)
+                .stripe_bytes(Some(128 << 10))
+                .layout(Layout::PaddedStriped);
+            let writer = ParallelWriter::new(config).await?;
+            assert_eq!(writer.stripe_bytes(), 128 << 10);
+            assert_eq!(writer.chunk_bytes(), 128 << 10);
+            assert_eq!(
+                writer.layout_info().source,
+                iokernel::writer::SizingSource::Configured
+            );
+            let mut producer = writer.producer();
+            producer.write(&vec![7u8; 300_000]).await?;
+            producer.close().await?;
+            writer.finish().await
+        })
+        .unwrap();
+    let detected = rt_detected_fs_kind(&dir.path().join("detected.bin"));
+    assert_eq!(report.fs_kind, detected);
+    assert_ne!(report.fs_kind, iokernel::writer::FilesystemKind::Lustre);
+    assert_eq!(
+        (report.stripe_bytes, report.chunk_bytes),
+        (128 << 10, 128 << 10)
+    );
+    // 300 000 bytes in 128 KiB chunks: three chunks, three slots.
+    assert_eq!((report.chunks, report.stripes), (3, 3));
+    assert_eq!(std::fs::read(&path).unwrap(), vec![7u8; 300_000]);
+}
+
+/// The file system kind a writer with no overrides detects at `path`.
+fn rt_detected_fs_kind(path: &Path) -> iokernel::writer::FilesystemKind {
+    let rt = runtime(Backend::Auto);
+    rt.block_on(async {
+        let config = WriterConfig::new(path).mimic_lustre(None);
+        let writer = ParallelWriter::new(config).await?;
+        let kind = writer.fs_kind();
+        writer.finish().await?;
+        Ok::<_, std::io::Error>(kind)
+    })
+    .unwrap()
+}
+
+#[test]
+fn a_configured_stripe_that_is_not_a_multiple_of_64k_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out");
+    for bad in [0u64, 4096, 100 << 10, 8 << 30] {
+        let config = WriterConfig::new(&path).stripe_bytes(Some(bad));
+        let err = config.validate().expect_err("a bad stripe is refused");
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains(&format!("{bad} bytes")), "{err}");
+        let rt = runtime(Backend::Auto);
+        assert!(rt.block_on(ParallelWriter::new(config)).is_err());
+        assert!(!path.exists(), "nothing left behind");
+    }
+}
+
+#[test]
+fn json_lines_without_final_newline_are_kept_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    for gzip in [None, Some(6)] {
+        let path = dir.path().join(format!("exact-{gzip:?}"));
+        let rt = runtime(Backend::Auto);
+        let mut text = Vec::new();
+        for i in 0..5000 {
+            text.extend_from_slice(
+                format!("{{\"line\":{i},\"pad\":\"{}\"}}\n", "x".repeat(i % 90)).as_bytes(),
+            );
+        }
+        text.extend_from_slice(b"{\"last\":\"no newline\"}");
+        let report = rt
+            .block_on(async {
+                let config = WriterConfig::new(&path)
+                    .mimic_lustre(None)
+                    .content(ContentKind::JsonLines)
+                    .ordered(true)
+                    .gzip(gzip)
+                    .chunk_bytes(Some(16 << 10))
+                    .final_newline(false);
+                let writer = ParallelWriter::new(config).await?;
+                let mut producer = writer.producer();
+                // Whole lines, as pgzip hands them over; the last has no
+                // newline.
+                for line in text.split_inclusive(|b| *b == b'\n') {
+                    producer.write(line).await?;
+                }
+                producer.close().await?;
+                writer.finish().await
+            })
+            .unwrap();
+        assert_eq!(report.bytes_in, text.len() as u64);
+        assert!(report.chunks > 4, "several chunks: {}", report.chunks);
+        let got = if gzip.is_some() {
+            let mut out = Vec::new();
+            let raw = std::fs::read(&path).unwrap();
+            std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&raw[..]), &mut out)
+                .unwrap();
+            out
+        } else {
+            std::fs::read(&path).unwrap()
+        };
+        assert!(
+            got == text,
+            "gzip={gzip:?}: output is not the input byte for byte"
+        );
+    }
+    let config = WriterConfig::new(dir.path().join("padded"))
+        .layout(Layout::PaddedStriped)
+        .content(ContentKind::JsonLines)
+        .final_newline(false);
+    let err = config
+        .validate()
+        .expect_err("plain padded JSON needs the newline");
+    assert!(err.to_string().contains("final_newline"), "{err}");
+}
+
+#[test]
 fn writer_and_producers_move_between_tasks() {
     fn assert_send<T: Send + 'static>() {}
     assert_send::<ParallelWriter>();

@@ -60,6 +60,20 @@ impl RuntimeShared {
         self.workers[index].spawn(Box::pin(cell));
         handle
     }
+
+    /// Spawn onto worker `turn % workers`: for a caller that spreads one
+    /// kind of task over every worker by its own counter (the shared
+    /// round-robin interleaves all spawns, so tasks of one kind spawned
+    /// alternately with another kind can all land on one worker).
+    pub(crate) fn spawn_on_turn<F>(&self, turn: usize, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let (cell, handle) = task::new_task(future);
+        self.workers[turn % self.workers.len()].spawn(Box::pin(cell));
+        handle
+    }
 }
 
 /// Configures and builds a [`Runtime`].

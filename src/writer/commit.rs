@@ -337,7 +337,7 @@ impl Committer {
             let permits = self.permits.clone();
             let status = Arc::clone(&self.status);
             writes.push_back(crate::runtime::spawn(async move {
-                let result = write_job(&files, job, &permits).await;
+                let result = write_job(&files, job, &permits, &status).await;
                 if let Err(err) = &result {
                     status.fail(err.clone());
                 }
@@ -365,13 +365,16 @@ async fn join_write(handle: JoinHandle<Result<(), WriteError>>) -> Result<(), Wr
     }
 }
 
-/// Write all of `job` at its offset; give its permit back once written.
+/// Write all of `job` at its offset; give its buffer (for reuse) and its
+/// permit back once written.
 async fn write_job(
     files: &OutFiles,
     job: WriteJob,
     permits: &Sender<()>,
+    status: &Status,
 ) -> Result<(), WriteError> {
-    pwrite_all(&files.0[job.file], job.bytes, job.offset).await?;
+    let written = pwrite_all(&files.0[job.file], job.bytes, job.offset).await?;
+    status.give_back(written);
     if job.permit {
         // The permit channel only closes once the writer failed.
         let _ = permits.try_send(());
@@ -379,12 +382,13 @@ async fn write_job(
     Ok(())
 }
 
-/// Write all of `bytes` at `offset` of `file`, resuming short writes.
+/// Write all of `bytes` at `offset` of `file`, resuming short writes;
+/// hands the buffer back once written.
 pub(crate) async fn pwrite_all(
     file: &OutFile,
     mut bytes: Vec<u8>,
     offset: u64,
-) -> Result<(), WriteError> {
+) -> Result<Vec<u8>, WriteError> {
     let mut done = 0usize;
     while done < bytes.len() {
         let at = offset + done as u64;
@@ -404,7 +408,7 @@ pub(crate) async fn pwrite_all(
             Err(e) => return Err(WriteError::new("pwrite", &file.write_path, Some(at), e)),
         }
     }
-    Ok(())
+    Ok(bytes)
 }
 
 #[cfg(test)]

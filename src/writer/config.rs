@@ -70,8 +70,9 @@ pub enum Durability {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum ContentKind {
     /// Newline-terminated JSON lines: chunks are cut only at line ends,
-    /// each producer's output ends with a newline, and padding is spaces
-    /// before a line's newline (every line stays valid JSON).
+    /// each producer's output ends with a newline (unless
+    /// [`WriterConfig::final_newline`] is off), and padding is spaces before
+    /// a line's newline (every line stays valid JSON).
     JsonLines,
     /// Arbitrary bytes: chunks are cut anywhere; padding is a hole.
     #[default]
@@ -134,6 +135,21 @@ pub struct WriterConfig {
     /// Seal producer buffers at this size instead of the sized chunk
     /// (a chunk is at most this big unless one payload is bigger).
     pub chunk_bytes: Option<u64>,
+    /// Use this stripe (slot) size instead of the one the file system
+    /// reports: a positive multiple of 64 KiB below 4 GiB. The chunk size
+    /// follows it, as it would a Lustre stripe, but the file system is
+    /// still reported as what it is ([`WriteReport::fs_kind`]). It takes
+    /// precedence over `mimic_lustre` and `lustre.lov`; on Lustre it sizes
+    /// the writer only (use `stripe_request` to lay the file out).
+    pub stripe_bytes: Option<u64>,
+    /// With [`ContentKind::JsonLines`], complete a producer's last line
+    /// with a newline at close when it lacks one (default on). Off, the
+    /// writer never adds a byte: the output holds exactly what producers
+    /// wrote, still cut only at line ends (a last line without a newline
+    /// ends its producer's final chunk). Off is refused for the plain
+    /// padded-striped layout, whose padding sits before a chunk's final
+    /// newline.
+    pub final_newline: bool,
 }
 
 /// Default memory budget: 256 MiB.
@@ -157,6 +173,8 @@ impl WriterConfig {
                 .filter(|v| !v.trim().is_empty()),
             stripe_request: None,
             chunk_bytes: None,
+            stripe_bytes: None,
+            final_newline: true,
         }
     }
 
@@ -220,6 +238,18 @@ impl WriterConfig {
         self
     }
 
+    /// Set [`WriterConfig::stripe_bytes`].
+    pub fn stripe_bytes(mut self, bytes: Option<u64>) -> WriterConfig {
+        self.stripe_bytes = bytes;
+        self
+    }
+
+    /// Set [`WriterConfig::final_newline`].
+    pub fn final_newline(mut self, on: bool) -> WriterConfig {
+        self.final_newline = on;
+        self
+    }
+
     /// Check the parts that need no I/O; the error (`InvalidInput`) says
     /// which field is wrong and why.
     pub fn validate(&self) -> io::Result<()> {
@@ -247,10 +277,26 @@ impl WriterConfig {
         if self.chunk_bytes == Some(0) {
             return invalid("chunk_bytes must be at least 1".into());
         }
+        if let Some(stripe_bytes) = self.stripe_bytes {
+            if !valid_stripe_bytes(stripe_bytes) {
+                return invalid(format!(
+                    "stripe size {stripe_bytes} bytes is invalid: it must be a positive \
+                     multiple of {LUSTRE_STRIPE_UNIT_BYTES} bytes (64 KiB) below 4 GiB"
+                ));
+            }
+        }
+        let plain_padded_json = self.layout == Layout::PaddedStriped
+            && self.content == ContentKind::JsonLines
+            && self.gzip_level.is_none();
+        if plain_padded_json && !self.final_newline {
+            return invalid(
+                "final_newline off needs gzip or a layout other than padded-striped: plain \
+                 JSON-lines padding goes before a chunk's final newline"
+                    .into(),
+            );
+        }
         if let Some(request) = self.stripe_request {
-            let ok = request.stripe_bytes > 0
-                && request.stripe_bytes % LUSTRE_STRIPE_UNIT_BYTES == 0
-                && request.stripe_bytes <= u64::from(u32::MAX)
+            let ok = valid_stripe_bytes(request.stripe_bytes)
                 && request.stripe_count > 0
                 && request.stripe_count <= 2000;
             if !ok {
@@ -264,6 +310,12 @@ impl WriterConfig {
         }
         Ok(())
     }
+}
+
+/// A stripe size Lustre would take: a positive multiple of 64 KiB that fits
+/// in 32 bits.
+fn valid_stripe_bytes(bytes: u64) -> bool {
+    bytes > 0 && bytes % LUSTRE_STRIPE_UNIT_BYTES == 0 && bytes <= u64::from(u32::MAX)
 }
 
 /// What a finished writer did.

@@ -199,7 +199,12 @@ impl ParallelWriter {
             self.config.mimic_lustre.as_deref(),
         )
         .map_err(|e| invalid(format!("sizing the writer for {}: {e}", path.display())))?;
-        Ok(info)
+        match self.config.stripe_bytes {
+            Some(stripe_bytes) => info
+                .with_stripe_bytes(stripe_bytes)
+                .map_err(|e| invalid(format!("sizing the writer for {}: {e}", path.display()))),
+            None => Ok(info),
+        }
     }
 
     fn start(&mut self, files: OutFiles) -> stdio::Result<()> {
@@ -217,7 +222,13 @@ impl ParallelWriter {
         for _ in 0..window {
             let _ = permits_tx.try_send(());
         }
-        let status = Arc::new(Status::new(chunks_rx.clone(), permits_rx.clone()));
+        // Buffers live: one filling per producer plus one per permit.
+        let status = Arc::new(Status::with_spares(
+            chunks_rx.clone(),
+            permits_rx.clone(),
+            window + config.producers,
+            chunk_bytes,
+        ));
         let files = Arc::new(files);
         let placer = Placer::new(
             config.layout,
@@ -242,9 +253,11 @@ impl ParallelWriter {
             chunk_bytes,
             gzip_level: config.gzip_level,
             content: config.content,
+            final_newline: config.final_newline,
             path: config.path.clone(),
             next_seq: AtomicU64::new(0),
             next_producer: AtomicUsize::new(0),
+            next_compress_turn: AtomicUsize::new(0),
             chunks: chunks_tx,
             permits: permits_rx,
             status: Arc::clone(&status),

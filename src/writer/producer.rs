@@ -18,7 +18,7 @@ use super::gzip;
 use crate::sync::{Receiver, Sender};
 use std::io;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// A sealed buffer on its way to the committer.
@@ -39,18 +39,46 @@ pub(crate) struct Chunk {
 /// Failure state every part of one writer shares. The first failure wins;
 /// recording it closes the chunk and permit channels, so producers stop
 /// waiting and the committer stops taking chunks.
+///
+/// It also keeps written chunk buffers for reuse ([`Status::spare_buffer`]),
+/// so a producer fills memory that is already mapped instead of faulting in
+/// (and the kernel zero-filling) a fresh chunk-sized allocation per chunk.
 pub(crate) struct Status {
     failure: Mutex<Option<WriteError>>,
+    /// Set (after `failure`) when a failure is recorded: the per-write
+    /// check reads this flag, not the lock.
+    failed: AtomicBool,
     chunks: Receiver<Chunk>,
     permits: Receiver<()>,
+    /// Written buffers waiting to be filled again, at most `spare_max`.
+    spare: Mutex<Vec<Vec<u8>>>,
+    spare_max: usize,
+    /// A buffer is kept only if it holds at least this many bytes without
+    /// growing (the chunk size).
+    spare_min_capacity: usize,
 }
 
 impl Status {
     pub(crate) fn new(chunks: Receiver<Chunk>, permits: Receiver<()>) -> Status {
+        Status::with_spares(chunks, permits, 0, 0)
+    }
+
+    /// A status that keeps up to `spare_max` written buffers of at least
+    /// `spare_min_capacity` bytes for reuse.
+    pub(crate) fn with_spares(
+        chunks: Receiver<Chunk>,
+        permits: Receiver<()>,
+        spare_max: usize,
+        spare_min_capacity: usize,
+    ) -> Status {
         Status {
             failure: Mutex::new(None),
+            failed: AtomicBool::new(false),
             chunks,
             permits,
+            spare: Mutex::new(Vec::with_capacity(spare_max)),
+            spare_max,
+            spare_min_capacity,
         }
     }
 
@@ -62,16 +90,46 @@ impl Status {
                 *failure = Some(err);
             }
         }
+        self.failed.store(true, Ordering::Release);
         self.chunks.close();
         self.permits.close();
+        self.spare.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// Whether a failure is recorded (no lock taken).
+    pub(crate) fn has_failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
     }
 
     /// The recorded failure, if any.
     pub(crate) fn failure(&self) -> Option<WriteError> {
+        if !self.has_failed() {
+            return None;
+        }
         self.failure
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// An empty buffer of at least `spare_min_capacity` bytes: a written
+    /// one if any is kept, else a new one.
+    pub(crate) fn spare_buffer(&self) -> Vec<u8> {
+        let reused = self.spare.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        reused.unwrap_or_else(|| Vec::with_capacity(self.spare_min_capacity))
+    }
+
+    /// Keep `buf` (its bytes written or no longer needed) for reuse, if it
+    /// is big enough and fewer than `spare_max` are kept; else free it.
+    pub(crate) fn give_back(&self, mut buf: Vec<u8>) {
+        if buf.capacity() < self.spare_min_capacity || self.has_failed() {
+            return;
+        }
+        buf.clear();
+        let mut spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
+        if spare.len() < self.spare_max {
+            spare.push(buf);
+        }
     }
 }
 
@@ -80,9 +138,13 @@ pub(crate) struct ProducerShared {
     pub(crate) chunk_bytes: usize,
     pub(crate) gzip_level: Option<u32>,
     pub(crate) content: ContentKind,
+    /// Complete a JSON-lines producer's last line at close.
+    pub(crate) final_newline: bool,
     pub(crate) path: PathBuf,
     pub(crate) next_seq: AtomicU64,
     pub(crate) next_producer: AtomicUsize,
+    /// Turn counter that spreads compression tasks over every worker.
+    pub(crate) next_compress_turn: AtomicUsize,
     pub(crate) chunks: Sender<Chunk>,
     pub(crate) permits: Receiver<()>,
     pub(crate) status: Arc<Status>,
@@ -112,7 +174,9 @@ impl ProducerShared {
 ///
 /// With [`ContentKind::JsonLines`] a chunk is only ever cut at a line end,
 /// and the producer's output is completed with a newline at close if its
-/// last line lacks one.
+/// last line lacks one (unless [`WriterConfig::final_newline`] is off).
+///
+/// [`WriterConfig::final_newline`]: super::WriterConfig::final_newline
 pub struct Producer {
     shared: Arc<ProducerShared>,
     index: usize,
@@ -122,7 +186,7 @@ pub struct Producer {
 impl Producer {
     pub(crate) fn new(shared: Arc<ProducerShared>) -> Producer {
         let index = shared.next_producer.fetch_add(1, Ordering::Relaxed);
-        let buf = Vec::with_capacity(shared.chunk_bytes);
+        let buf = shared.status.spare_buffer();
         Producer { shared, index, buf }
     }
 
@@ -191,14 +255,15 @@ impl Producer {
     }
 
     fn check(&self) -> io::Result<()> {
-        match self.shared.status.failure() {
-            Some(err) => Err(err.into()),
-            None => Ok(()),
+        if !self.shared.status.has_failed() {
+            return Ok(());
         }
+        Err(self.shared.failure_error())
     }
 
     fn terminate_line(&mut self) {
         if self.shared.content == ContentKind::JsonLines
+            && self.shared.final_newline
             && self.buf.last().is_some_and(|b| *b != b'\n')
         {
             self.buf.push(b'\n');
@@ -226,7 +291,7 @@ impl Producer {
         if self.shared.permits.recv().await.is_none() {
             return Err(self.shared.failure_error());
         }
-        let payload = std::mem::replace(&mut self.buf, Vec::with_capacity(self.shared.chunk_bytes));
+        let payload = std::mem::replace(&mut self.buf, self.shared.status.spare_buffer());
         if send_sealed(&self.shared, self.index, payload, true) {
             Ok(())
         } else {
@@ -251,7 +316,7 @@ impl Drop for Producer {
 }
 
 /// Number `payload` and send it to the committer, compressing it on a
-/// spawned task when the writer writes gzip. False when the writer failed.
+/// spawned task (the next worker in turn) when the writer writes gzip. False when the writer failed.
 fn send_sealed(shared: &ProducerShared, producer: usize, payload: Vec<u8>, permit: bool) -> bool {
     let seq = shared.next_seq.fetch_add(1, Ordering::Relaxed);
     let payload_bytes = payload.len() as u64;
@@ -266,6 +331,7 @@ fn send_sealed(shared: &ProducerShared, producer: usize, payload: Vec<u8>, permi
         return shared.chunks.try_send(chunk).is_ok();
     };
     let chunks = shared.chunks.clone();
+    let status = Arc::clone(&shared.status);
     let compress = move || {
         let chunk = Chunk {
             seq,
@@ -274,13 +340,19 @@ fn send_sealed(shared: &ProducerShared, producer: usize, payload: Vec<u8>, permi
             payload_bytes,
             permit,
         };
+        status.give_back(payload);
         // A closed channel means the writer failed; the failure is recorded.
         let _ = chunks.try_send(chunk);
     };
-    if crate::runtime::in_runtime() {
-        drop(crate::runtime::spawn(async move { compress() }));
-    } else {
-        compress();
+    match crate::runtime::context::current_runtime() {
+        Some(runtime) => {
+            // Compression is the writer's CPU work: its own turn counter
+            // puts consecutive chunks on different workers, whatever else
+            // is spawned in between (each chunk's write, readers).
+            let turn = shared.next_compress_turn.fetch_add(1, Ordering::Relaxed);
+            drop(runtime.spawn_on_turn(turn, async move { compress() }));
+        }
+        None => compress(),
     }
     shared.status.failure().is_none()
 }

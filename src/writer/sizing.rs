@@ -48,6 +48,8 @@ pub enum SizingSource {
     MimicEnv,
     /// `st_blksize` (every file system other than Lustre-with-xattr).
     BlockSize,
+    /// The writer's configuration (`WriterConfig::stripe_bytes`).
+    Configured,
 }
 
 impl fmt::Display for SizingSource {
@@ -56,6 +58,7 @@ impl fmt::Display for SizingSource {
             SizingSource::LustreXattr => "lustre.lov xattr",
             SizingSource::MimicEnv => MIMIC_LUSTRE_ENV,
             SizingSource::BlockSize => "st_blksize",
+            SizingSource::Configured => "the writer configuration",
         })
     }
 }
@@ -212,6 +215,40 @@ impl LayoutInfo {
     }
 }
 
+impl LayoutInfo {
+    /// The same facts with the stripe size set by configuration: the file
+    /// system kind, stripe count and block size stay as detected, and
+    /// [`WriterSizing::plan`] sizes chunks from this stripe as it would
+    /// from a Lustre one. The size must be a positive multiple of 64 KiB
+    /// that fits in 32 bits.
+    ///
+    /// ```
+    /// use iokernel::writer::{FilesystemKind, LayoutInfo, SizingSource, WriterSizing};
+    ///
+    /// let ext4 = LayoutInfo::detect(0xEF53, 4096, None, None).unwrap();
+    /// let info = ext4.with_stripe_bytes(4 << 20).unwrap();
+    /// assert_eq!(info.fs_kind, FilesystemKind::Ext4);
+    /// assert_eq!(info.source, SizingSource::Configured);
+    /// let sizing = WriterSizing::plan(&info, 2, 1 << 30).unwrap();
+    /// assert_eq!((sizing.chunk_bytes, sizing.stripe_bytes), (4 << 20, 4 << 20));
+    /// assert!(ext4.with_stripe_bytes(100 << 10).is_err());
+    /// ```
+    pub fn with_stripe_bytes(self, stripe_bytes: u64) -> Result<LayoutInfo, SizingError> {
+        check_lustre_stripe(stripe_bytes, SizingSource::Configured)?;
+        Ok(LayoutInfo {
+            stripe_size_bytes: stripe_bytes,
+            source: SizingSource::Configured,
+            ..self
+        })
+    }
+
+    /// Whether chunks and slots follow the stripe size (a parallel file
+    /// system, or a configured stripe) rather than the block size.
+    fn sized_by_stripe(&self) -> bool {
+        self.fs_kind.is_parallel() || self.source == SizingSource::Configured
+    }
+}
+
 fn check_lustre_stripe(stripe_size_bytes: u64, source: SizingSource) -> Result<(), SizingError> {
     let valid = stripe_size_bytes > 0
         && stripe_size_bytes % LUSTRE_STRIPE_UNIT_BYTES == 0
@@ -343,13 +380,13 @@ impl WriterSizing {
             return Err(SizingError::NoProducers);
         }
         let producers_u64 = u64::try_from(producers).unwrap_or(u64::MAX);
-        let wanted_bytes = if info.fs_kind.is_parallel() {
+        let wanted_bytes = if info.sized_by_stripe() {
             info.stripe_size_bytes
         } else {
             info.block_size_bytes.max(LOCAL_CHUNK_FLOOR_BYTES)
         };
         let ideal_chunk_bytes = round_to_page(wanted_bytes);
-        let stripe_bytes = if info.fs_kind.is_parallel() {
+        let stripe_bytes = if info.sized_by_stripe() {
             info.stripe_size_bytes
         } else {
             ideal_chunk_bytes
@@ -517,6 +554,41 @@ mod tests {
                 .contains("stripe size 4096 bytes from lustre.lov xattr"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn configured_stripe_sizes_chunks_and_keeps_the_fs_kind() {
+        for (magic, kind) in [
+            (EXT4, FilesystemKind::Ext4),
+            (0x0102_1994, FilesystemKind::Tmpfs),
+            (LUSTRE, FilesystemKind::Lustre),
+        ] {
+            let detected = LayoutInfo::detect(magic, 4096, None, None).unwrap();
+            let got = detected.with_stripe_bytes(2 * MIB).unwrap();
+            assert_eq!(got.fs_kind, kind);
+            assert_eq!(got.source, SizingSource::Configured);
+            assert_eq!((got.stripe_size_bytes, got.stripe_count), (2 * MIB, 1));
+            let sizing = WriterSizing::plan(&got, 2, 1 << 30).unwrap();
+            assert_eq!(
+                (sizing.chunk_bytes, sizing.stripe_bytes),
+                (2 * MIB, 2 * MIB)
+            );
+        }
+        // Smaller than the 1 MiB local floor: still honoured.
+        let ext4 = LayoutInfo::detect(EXT4, 4096, None, None).unwrap();
+        let sizing = WriterSizing::plan(&ext4.with_stripe_bytes(64 * KIB).unwrap(), 2, 1 << 30);
+        assert_eq!(sizing.unwrap().chunk_bytes, 64 * KIB);
+        for bad in [0, 4096, 100 * KIB, 8 << 30] {
+            let err = ext4.with_stripe_bytes(bad).unwrap_err();
+            assert_eq!(
+                err,
+                SizingError::BadStripe {
+                    stripe_size_bytes: bad,
+                    source: SizingSource::Configured
+                }
+            );
+            assert!(err.to_string().contains("writer configuration"), "{err}");
+        }
     }
 
     #[test]

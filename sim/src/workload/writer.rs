@@ -26,8 +26,8 @@ use flate2::{Decompress, FlushDecompress, Status};
 use iokernel::runtime;
 use iokernel::sim::{self, OpClass, SimKernel};
 use iokernel::writer::{
-    errno_of, shard_path, write_error_of, ContentKind, Durability, Layout, ParallelWriter,
-    WriteReport, WriterConfig,
+    errno_of, shard_path, write_error_of, ContentKind, Durability, FilesystemKind, Layout,
+    ParallelWriter, WriteReport, WriterConfig,
 };
 use std::collections::HashMap;
 use std::io::{self, Read};
@@ -48,6 +48,12 @@ struct Plan {
     chunk_bytes: u64,
     drop_without_finish: bool,
     inputs: Vec<Vec<Vec<u8>>>,
+    /// The stripe comes from `WriterConfig::stripe_bytes`, not the Lustre
+    /// mimic: the report must keep the simulated file system's kind.
+    configured_stripe: bool,
+    /// One ordered JSON-lines producer whose last line has no newline,
+    /// with `final_newline` off: the output must be its bytes exactly.
+    exact_tail: bool,
 }
 
 impl Plan {
@@ -83,7 +89,7 @@ impl Plan {
                 (0..count).map(|i| payload(rng, p, i, content)).collect()
             })
             .collect();
-        Plan {
+        let mut plan = Plan {
             layout,
             gzip_level,
             ordered: rng.below(2) == 0,
@@ -93,7 +99,18 @@ impl Plan {
             chunk_bytes: [2048, 8192, 20_000, 65_536][rng.below(4) as usize],
             drop_without_finish: rng.below(10) == 0,
             inputs,
-        }
+            configured_stripe: false,
+            exact_tail: false,
+        };
+        // Drawn last, so earlier draws (and older seeds' plans) stay put.
+        plan.configured_stripe = rng.below(3) == 0;
+        let plain_padded = plan.layout == Layout::PaddedStriped && plan.gzip_level.is_none();
+        plan.exact_tail = plan.content == ContentKind::JsonLines
+            && plan.ordered
+            && plan.inputs.len() == 1
+            && !plain_padded
+            && rng.below(2) == 0;
+        plan
     }
 
     fn config(&self) -> WriterConfig {
@@ -104,20 +121,31 @@ impl Plan {
             .content(self.content)
             .durability(self.durability)
             .producers(self.inputs.len())
-            .mimic_lustre(Some(format!("64K:{}", self.stripe_count)))
+            .mimic_lustre((!self.configured_stripe).then(|| format!("64K:{}", self.stripe_count)))
+            .stripe_bytes(self.configured_stripe.then_some(STRIPE as u64))
+            .final_newline(!self.exact_tail)
             .chunk_bytes(Some(self.chunk_bytes))
+    }
+
+    /// What the decoded output must be when `exact_tail`: the lines joined
+    /// by newlines, with none after the last.
+    fn exact_bytes(&self) -> Vec<u8> {
+        self.inputs.concat().join(&b'\n')
     }
 
     fn describe(&self) -> String {
         format!(
-            "{} gzip={:?} ordered={} {:?} {:?} producers={} chunk={}",
+            "{} gzip={:?} ordered={} {:?} {:?} producers={} chunk={} configured_stripe={} \
+             exact_tail={}",
             self.layout,
             self.gzip_level,
             self.ordered,
             self.content,
             self.durability,
             self.inputs.len(),
-            self.chunk_bytes
+            self.chunk_bytes,
+            self.configured_stripe,
+            self.exact_tail
         )
     }
 }
@@ -166,6 +194,7 @@ async fn run_writer(plan: Plan) -> Outcome {
         Err(e) => return Outcome::NotCreated(e),
     };
     let content = plan.content;
+    let exact_tail = plan.exact_tail;
     let tasks: Vec<_> = plan
         .inputs
         .iter()
@@ -173,10 +202,14 @@ async fn run_writer(plan: Plan) -> Outcome {
         .map(|payloads| {
             let mut producer = writer.producer();
             runtime::spawn(async move {
-                for payload in payloads {
+                let last = payloads.len().saturating_sub(1);
+                for (i, payload) in payloads.iter().enumerate() {
                     match content {
-                        ContentKind::JsonLines => producer.write_line(&payload).await?,
-                        ContentKind::Binary => producer.write(&payload).await?,
+                        ContentKind::JsonLines if exact_tail && i == last => {
+                            producer.write(payload).await?
+                        }
+                        ContentKind::JsonLines => producer.write_line(payload).await?,
+                        ContentKind::Binary => producer.write(payload).await?,
                     }
                 }
                 producer.close().await
@@ -390,6 +423,17 @@ fn check_output(kernel: &SimKernel, plan: &Plan, report: &WriteReport) -> Result
     if plan.layout == Layout::PaddedStriped {
         check_boundaries(plan, &files[0])?;
     }
+    if plan.configured_stripe {
+        if report.stripe_bytes != STRIPE as u64 {
+            return Err(format!(
+                "configured stripe {STRIPE}, report says {}",
+                report.stripe_bytes
+            ));
+        }
+        if report.fs_kind == FilesystemKind::Lustre {
+            return Err("a configured stripe reported the file system as Lustre".into());
+        }
+    }
     if let Layout::Sharded {
         shards,
         merge: true,
@@ -448,6 +492,13 @@ fn check_content(plan: &Plan, decoded: &[u8]) -> Result<(), String> {
         return (histogram(decoded) == histogram(&want))
             .then_some(())
             .ok_or_else(|| "binary output holds other bytes than the payloads".to_string());
+    }
+    if plan.exact_tail {
+        return (decoded == &plan.exact_bytes()[..])
+            .then_some(())
+            .ok_or_else(|| {
+                "output with final_newline off is not the producer's bytes exactly".to_string()
+            });
     }
     let got = split_lines(decoded)?;
     if plan.ordered && plan.inputs.len() == 1 {

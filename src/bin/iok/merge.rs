@@ -236,7 +236,7 @@ async fn run_pipeline(
 }
 
 fn writer_config(job: &MergeJob) -> WriterConfig {
-    let mut config = WriterConfig::new(&job.output)
+    WriterConfig::new(&job.output)
         .layout(job.layout)
         .ordered(job.ordered)
         .gzip(job.gzip)
@@ -246,13 +246,9 @@ fn writer_config(job: &MergeJob) -> WriterConfig {
         // producers than workers (pgzip has one) that window is sized for
         // the workers, so every worker has a chunk to compress.
         .producers(job.producers.max(job.compute_threads).max(1))
-        .chunk_bytes(job.chunk_bytes);
-    if let Some(stripe_bytes) = job.stripe_bytes {
-        // The writer takes a stripe size only from the file system or the
-        // Lustre mimic setting, so an explicit stripe goes in that way.
-        config = config.mimic_lustre(Some(format!("{stripe_bytes}:1")));
-    }
-    config
+        .chunk_bytes(job.chunk_bytes)
+        .stripe_bytes(job.stripe_bytes)
+        .final_newline(job.complete_last_line)
 }
 
 /// One reader: takes the next unread input until none is left, sending its
