@@ -11,11 +11,14 @@
 #          `fio --rw=write --ioengine=psync` buffered with bs = the writer's
 #          chunk size and the same byte count; plus `iok merge` (2 producers,
 #          plain, striped), which also reads and splits the input, as a
-#          second row. By default nothing fsyncs (the page-cache write path
+#          second row, and a single-threaded std BufWriter (1 MiB) copy
+#          (naive_lines --buffered) as the careful-program reference.
+#          By default nothing fsyncs (the page-cache write path
 #          is measured, not the disk); FSYNC=1 makes all of them fsync at
 #          the end (iok's default durability).
 #   gzip:  `iok pgzip --level 6 --threads 2` vs `pigz -p 2 -6` vs `gzip -6`,
-#          plus compressed sizes and `gzip -t` on every output.
+#          plus compressed sizes and `gzip -t` on every output; and
+#          `iok merge --gzip=6 --producers 2` vs `cat INPUT | gzip -6`.
 #
 # Usage: benches/writer-compare.sh            (10 million lines, 3 rounds)
 #        LINES=2000000 ROUNDS=5 FSYNC=1 WORKDIR=/mnt/x benches/writer-compare.sh
@@ -96,7 +99,7 @@ fi
 rm -f "$WORKDIR/merge.out"
 echo "writer chunk size: $CHUNK_BYTES bytes (fio --bs)"
 
-declare -a T_WRITER T_WRITER_WALL T_MERGE T_NAIVE T_FIO T_PGZIP T_PIGZ T_GZIP
+declare -a T_WRITER T_WRITER_WALL T_MERGE T_NAIVE T_BUFW T_FIO T_PGZIP T_PIGZ T_GZIP T_MERGEGZ T_CATGZ
 for round in $(seq 1 "$ROUNDS"); do
   step "round $round of $ROUNDS"
   T_WRITER_WALL+=("$(timed "$WRITER" "$INPUT" "$WORKDIR/writer.out" $NAIVE_FSYNC)")
@@ -109,18 +112,23 @@ for round in $(seq 1 "$ROUNDS"); do
   rm -f "$WORKDIR/merge.out"
   T_NAIVE+=("$(timed "$NAIVE" "$INPUT" "$WORKDIR/naive.out" $NAIVE_FSYNC)")
   rm -f "$WORKDIR/naive.out"
+  T_BUFW+=("$(timed "$NAIVE" "$INPUT" "$WORKDIR/bufw.out" $NAIVE_FSYNC --buffered)")
+  cmp -s "$WORKDIR/bufw.out" "$INPUT" || { echo "BufWriter copy differs from the input" >&2; exit 1; }
+  rm -f "$WORKDIR/bufw.out"
   T_FIO+=("$(timed fio --name=seqwrite --filename="$WORKDIR/fio.out" --rw=write --bs="$CHUNK_BYTES" \
     --size="$BYTES" --ioengine=psync --direct=0 --end_fsync="$FIO_FSYNC" --numjobs=1 --output-format=terse)")
   rm -f "$WORKDIR/fio.out"
   T_PGZIP+=("$(timed "$IOK" pgzip "$INPUT" -o "$WORKDIR/pgzip.gz" --level 6 --threads 2 --durability "$IOK_DURABILITY")")
   T_PIGZ+=("$(timed sh -c 'pigz -p 2 -6 -c "$1" >"$2"' _ "$INPUT" "$WORKDIR/pigz.gz")")
   T_GZIP+=("$(timed sh -c 'gzip -6 -c "$1" >"$2"' _ "$INPUT" "$WORKDIR/gzip.gz")")
+  T_MERGEGZ+=("$(timed "$IOK" merge "$INPUT" -o "$WORKDIR/mergegz.gz" --gzip=6 --producers 2 --layout striped --durability "$IOK_DURABILITY")")
+  T_CATGZ+=("$(timed sh -c 'cat "$1" | gzip -6 >"$2"' _ "$INPUT" "$WORKDIR/catgz.gz")")
   echo "round $round: writer ${T_WRITER[-1]} s (process ${T_WRITER_WALL[-1]} s), merge ${T_MERGE[-1]} s, naive ${T_NAIVE[-1]} s, fio ${T_FIO[-1]} s," \
     "pgzip ${T_PGZIP[-1]} s, pigz ${T_PIGZ[-1]} s, gzip ${T_GZIP[-1]} s" >&2
 done
 
 step "checking the compressed outputs (last round)"
-for f in pgzip pigz gzip; do
+for f in pgzip pigz gzip mergegz catgz; do
   gzip -t "$WORKDIR/$f.gz" || { echo "gzip -t failed on $f.gz" >&2; exit 1; }
 done
 cmp <(zcat "$WORKDIR/pgzip.gz") "$INPUT" || { echo "pgzip output does not decompress to the input" >&2; exit 1; }
@@ -132,6 +140,9 @@ M_WRITER=$(median "${T_WRITER[@]}")
 M_WRITER_WALL=$(median "${T_WRITER_WALL[@]}")
 M_MERGE=$(median "${T_MERGE[@]}")
 M_NAIVE=$(median "${T_NAIVE[@]}")
+M_BUFW=$(median "${T_BUFW[@]}")
+M_MERGEGZ=$(median "${T_MERGEGZ[@]}")
+M_CATGZ=$(median "${T_CATGZ[@]}")
 M_FIO=$(median "${T_FIO[@]}")
 M_PGZIP=$(median "${T_PGZIP[@]}")
 M_PIGZ=$(median "${T_PIGZ[@]}")
@@ -144,10 +155,13 @@ printf '%-44s %10.3f %10.1f %12s\n' "writer: 2 producers x write_line (phase)" "
 printf '%-44s %10.3f %10.1f %12s\n' "  same, whole process (loads input first)" "$M_WRITER_WALL" "$(mibs "$M_WRITER_WALL")" "$BYTES"
 printf '%-44s %10.3f %10.1f %12s\n' "iok merge --producers 2 (striped, plain)" "$M_MERGE" "$(mibs "$M_MERGE")" "$BYTES"
 printf '%-44s %10.3f %10.1f %12s\n' "naive one write(2) per line" "$M_NAIVE" "$(mibs "$M_NAIVE")" "$BYTES"
+printf '%-44s %10.3f %10.1f %12s\n' "std BufWriter 1 MiB, one thread" "$M_BUFW" "$(mibs "$M_BUFW")" "$BYTES"
 printf '%-44s %10.3f %10.1f %12s\n' "fio psync buffered bs=$CHUNK_BYTES" "$M_FIO" "$(mibs "$M_FIO")" "$BYTES"
 printf '%-44s %10.3f %10.1f %12s\n' "iok pgzip --level 6 --threads 2" "$M_PGZIP" "$(mibs "$M_PGZIP")" "$S_PGZIP"
 printf '%-44s %10.3f %10.1f %12s\n' "pigz -p 2 -6" "$M_PIGZ" "$(mibs "$M_PIGZ")" "$S_PIGZ"
 printf '%-44s %10.3f %10.1f %12s\n' "gzip -6" "$M_GZIP" "$(mibs "$M_GZIP")" "$S_GZIP"
+printf '%-44s %10.3f %10.1f %12s\n' "iok merge --gzip=6 --producers 2" "$M_MERGEGZ" "$(mibs "$M_MERGEGZ")" "$(stat -c %s "$WORKDIR/mergegz.gz")"
+printf '%-44s %10.3f %10.1f %12s\n' "cat INPUT | gzip -6" "$M_CATGZ" "$(mibs "$M_CATGZ")" "$(stat -c %s "$WORKDIR/catgz.gz")"
 echo
 ratio() { calc "$1 / $2"; }
 verdict() { if awk "BEGIN { exit !($1 >= $2) }"; then echo "met"; else echo "MISSED"; fi; }
@@ -164,5 +178,8 @@ printf '%-44s %8.2fx  (second row, not the target)\n' "merge vs naive loop" "$R_
 printf '%-44s %8.2fx  (second row, not the target)\n' "merge vs fio" "$R_FIO"
 printf '%-44s %8.2fx  (target >= 1.5x: %s)\n' "pgzip vs pigz -p 2" "$R_PIGZ" "$(verdict "$R_PIGZ" 1.5)"
 printf '%-44s %8.2fx\n' "pgzip vs gzip" "$R_GZIP"
+printf '%-44s %8.2fx\n' "writer vs std BufWriter" "$(ratio "$M_BUFW" "$M_WRITER")"
+printf '%-44s %8.2fx\n' "merge vs std BufWriter" "$(ratio "$M_BUFW" "$M_MERGE")"
+printf '%-44s %8.2fx\n' "merge --gzip=6 vs cat | gzip -6" "$(ratio "$M_CATGZ" "$M_MERGEGZ")"
 printf '%-44s %8.4f   (target <= 1.02: %s)\n' "pgzip size / pigz size" "$R_SIZE" "$(verdict 1.02 "$R_SIZE")"
-echo "gzip -t: pgzip, pigz and gzip outputs all pass; zcat of the pgzip output equals the input"
+echo "gzip -t: pgzip, pigz, gzip, merge --gzip and cat|gzip outputs all pass; zcat of the pgzip output equals the input"
