@@ -256,23 +256,18 @@ impl KernelRing {
         Ok(())
     }
 
-    /// Enter the ring to have the kernel post deferred completions (and
-    /// flush an overflowed CQ), handing over queued entries in the same
-    /// call: a reap that finds completions pending is also the cheapest
-    /// moment to refill the kernel side. Waits for nothing.
+    /// Enter the ring only to have the kernel post deferred completions
+    /// (and flush an overflowed CQ): submits nothing, waits for nothing.
     fn enter_for_completions(&mut self) {
-        let queued = self.ring.submission().len() as u32;
-        // SAFETY: the queued entries were pushed under `push`'s contract
-        // (their memory stays valid until their completions are popped);
-        // no argument is passed.
+        // SAFETY: an enter with no submissions, no wait and no argument
+        // touches no memory of ours beyond the mapped rings.
         let entered = unsafe {
             self.ring
                 .submitter()
-                .enter::<libc::sigset_t>(queued, 0, ENTER_GETEVENTS, None)
+                .enter::<libc::sigset_t>(0, 0, ENTER_GETEVENTS, None)
         };
-        // EINTR/EBUSY/EAGAIN: nothing was posted or handed over this time;
-        // the entries stay queued, the flag stays set, and the next pop or
-        // wait enters again.
+        // EINTR/EBUSY/EAGAIN: nothing was posted this time; the flag stays
+        // set and the next pop or wait enters again.
         let _ = entered;
     }
 
