@@ -444,10 +444,8 @@ mod tests {
         ring.submit().unwrap();
         assert_eq!(ring.pop(), None, "nothing is readable yet");
         // SAFETY: writes one byte from a live buffer to our pipe.
-        assert_eq!(
-            unsafe { libc::write(write_end, b"x".as_ptr().cast(), 1) },
-            1
-        );
+        let written = unsafe { libc::write(write_end, b"x".as_ptr().cast(), 1) };
+        assert_eq!(written, 1);
         let mut popped = None;
         for _ in 0..1000 {
             popped = ring.pop();
