@@ -10,8 +10,10 @@
 #
 # Knobs (environment): RUNS=5 FILE_MIB=1024 HOT_SECS=3 COLD_OPS=8192
 # THREADS=1 ECHO_CONNS=16 ECHO_BYTES=64 ECHO_SECS=3 DIR=target/compare
-# TESTS="hot cold write echo". Output: a log and results.tsv in DIR, and a
-# markdown summary on stdout (the README's Performance table comes from it).
+# TESTS="hot cold write echo" ONLY="" (contenders to keep, e.g. "fio-io_uring
+# uring") IOK_BASELINE="" (another iok build, run as contender uring-base on
+# the read rows: before/after side by side). Output: a log and results.tsv
+# in DIR, and a markdown summary on stdout (the README's Performance table comes from it).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -93,6 +95,11 @@ contender() { # test contender
       local limit=ops:$COLD_OPS
       [[ $cache == hot ]] && { warm; limit=secs:$HOT_SECS; }
       "$CMP" tokio-read "$FILE" "$qd" "$THREADS" "$limit" "$cache" ;;
+    rr-*:uring-base)
+      local limit=(--cold-ops "$COLD_OPS")
+      [[ $cache == hot ]] && { warm; limit=(--seconds "$HOT_SECS"); }
+      "$IOK_BASELINE" bench --file "$FILE" --file-mib "$FILE_MIB" --backend uring --test read \
+        --qd "$qd" --cache "$cache" --threads "$THREADS" "${limit[@]}" --json ;;
     rr-*:*)
       local limit=(--cold-ops "$COLD_OPS")
       [[ $cache == hot ]] && { warm; limit=(--seconds "$HOT_SECS"); }
@@ -114,7 +121,12 @@ contender() { # test contender
 alternate() { # test anchor contenders...
   local test=$1 anchor=$2
   shift 2
-  local who=("$@") n=$#
+  local who=() c
+  if [[ -n ${IOK_BASELINE:-} && $test == rr-* ]]; then set -- "$@" uring-base; fi
+  for c in "$@"; do
+    if [[ -z ${ONLY:-} || " $ONLY uring-base " == *" $c "* ]]; then who+=("$c"); fi
+  done
+  local n=${#who[@]}
   say "$test: ${who[*]} x $RUNS (anchor $anchor)"
   for ((round = 0; round < RUNS; round++)); do
     for ((k = 0; k < n; k++)); do

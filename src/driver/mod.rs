@@ -105,7 +105,8 @@ pub struct BackendReport {
     pub rejected: Vec<(Backend, String)>,
     /// Blocking-I/O worker threads.
     pub io_threads: usize,
-    /// Ops the selected backend hands to the worker pool, and why.
+    /// Ops the selected backend hands to the worker pool, and why; for
+    /// io_uring the last note is the ring's setup flags (`ring setup: ...`).
     pub pool_fallbacks: Vec<String>,
 }
 

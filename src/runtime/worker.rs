@@ -34,6 +34,10 @@ struct Inbox {
     shutdown: bool,
     /// A `park` that has not happened yet must return at once.
     notified: bool,
+    /// The worker waits on `unparked` (set and cleared under this lock by
+    /// `park`): only then does news need a condvar notify, which costs a
+    /// futex syscall even when no one waits.
+    parked: bool,
 }
 
 /// Wakes a worker parked inside its driver (an io_uring wait).
@@ -67,9 +71,19 @@ impl WorkerShared {
     fn push(&self, item: Injected) {
         let mut inbox = self.lock();
         inbox.items.push_back(item);
+        self.notify(inbox);
+    }
+
+    /// Record news and wake the worker wherever it waits: on `unparked`
+    /// (notified only when `park` said it waits there) or in its driver.
+    /// A worker that is running sees `notified` before it parks again.
+    fn notify(&self, mut inbox: MutexGuard<'_, Inbox>) {
         inbox.notified = true;
+        let parked = inbox.parked;
         drop(inbox);
-        self.unparked.notify_one();
+        if parked {
+            self.unparked.notify_one();
+        }
         self.wake_driver();
     }
 
@@ -120,15 +134,13 @@ impl WorkerShared {
     }
 
     pub(crate) fn unpark(&self) {
-        self.lock().notified = true;
-        self.unparked.notify_one();
-        self.wake_driver();
+        self.notify(self.lock());
     }
 
     pub(crate) fn shutdown(&self) {
-        self.lock().shutdown = true;
-        self.unparked.notify_one();
-        self.wake_driver();
+        let mut inbox = self.lock();
+        inbox.shutdown = true;
+        self.notify(inbox);
     }
 
     /// True (consuming the notification) when a wake or spawn arrived
@@ -144,6 +156,11 @@ impl WorkerShared {
     pub(crate) fn park(&self, timeout: Option<Duration>) {
         let mut inbox = self.lock();
         if !inbox.notified && inbox.items.is_empty() && !inbox.shutdown {
+            // Set under the lock that `notify` reads it under, and cleared
+            // only after the wait: a notifier either sees it (and
+            // notifies a waiter the condvar already holds) or ran before
+            // this check and left `notified` set.
+            inbox.parked = true;
             inbox = match timeout {
                 Some(t) => {
                     self.unparked
@@ -153,6 +170,7 @@ impl WorkerShared {
                 }
                 None => self.unparked.wait(inbox).unwrap_or_else(|p| p.into_inner()),
             };
+            inbox.parked = false;
         }
         inbox.notified = false;
     }
@@ -496,6 +514,39 @@ mod loom_tests {
             for waker in wakers {
                 waker.join().unwrap();
             }
+        });
+    }
+
+    /// `unpark` (the main future's waker) and `shutdown` from another
+    /// thread reach a worker that parks on its condvar: `notify` only
+    /// signals the condvar when `park` said it waits there, so a notify
+    /// skipped while the worker runs must still leave it unable to sleep.
+    #[test]
+    fn unpark_and_shutdown_reach_a_parking_worker() {
+        loom::model(|| {
+            let worker = WorkerShared::new();
+            let woken = Arc::new(shim::atomic::AtomicBool::new(false));
+            let unparker = {
+                let worker = Arc::clone(&worker);
+                let woken = Arc::clone(&woken);
+                thread::spawn(move || {
+                    woken.store(true, Ordering::SeqCst);
+                    worker.unpark();
+                })
+            };
+            while !woken.load(Ordering::SeqCst) {
+                worker.park(None);
+            }
+            unparker.join().unwrap();
+            let stopper = {
+                let worker = Arc::clone(&worker);
+                thread::spawn(move || worker.shutdown())
+            };
+            let mut exec = executor(&worker);
+            while exec.take_inbox() {
+                worker.park(None);
+            }
+            stopper.join().unwrap();
         });
     }
 

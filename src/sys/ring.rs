@@ -30,7 +30,9 @@
 //!   simulator's ring says so when every entry waits on something that can
 //!   never happen: a stuck run).
 //! * **pop** takes one completion, in the order the kernel side finished
-//!   them (which is not submission order). Completions that did not fit the
+//!   them (which is not submission order). It needs no wait: a ring whose
+//!   kernel defers posting completions until the ring's thread asks
+//!   (io_uring's `DEFER_TASKRUN`) asks from `pop` when some are pending. Completions that did not fit the
 //!   CQ (overflow) are kept by the ring and come out of later pops: a
 //!   completion is never lost. The ring's own internal entries (a wake-up
 //!   read) never come out of `pop`; cancel requests do, with
@@ -127,6 +129,11 @@ pub(crate) trait CompletionRing {
     fn supports(&self, opcode: u8) -> bool;
     /// Wakes this ring's waiter from another thread.
     fn waker(&self) -> Arc<dyn Fn() + Send + Sync>;
+    /// How the ring was set up (the kernel ring's setup flags), for the
+    /// backend report; `None` when there is nothing to say.
+    fn setup(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// Where rings come from: the kernel's io_uring, the simulator, or (in

@@ -65,6 +65,9 @@ const BUSY_RETRIES: usize = 64;
 /// What an opcode probe found.
 pub(crate) struct ProbeSummary {
     supported: Vec<bool>,
+    /// How the probe's ring was set up (every ring of the source is set
+    /// up the same way), for the backend report.
+    setup: Option<&'static str>,
 }
 
 impl ProbeSummary {
@@ -106,7 +109,10 @@ fn probe_uncached(rings: &dyn RingSource) -> Result<Arc<ProbeSummary>, String> {
         .open(8)
         .map_err(|e| setup_error(&e, rings.io_uring_disabled()))?;
     let supported = (0..=u8::MAX).map(|code| ring.supports(code)).collect();
-    Ok(Arc::new(ProbeSummary { supported }))
+    Ok(Arc::new(ProbeSummary {
+        supported,
+        setup: ring.setup(),
+    }))
 }
 
 /// The probe of `rings`: once per process for the kernel's io_uring.
@@ -145,8 +151,9 @@ const OPTIONAL: [(u8, &str); 10] = [
 ];
 
 /// Whether rings from `rings` can run the driver: `Ok(notes)` lists the
-/// ops that will run on the pool instead; `Err` says why the ring cannot
-/// be used (setup refused, or required opcodes missing).
+/// ops that will run on the pool instead (and, last, the ring's setup
+/// flags when the ring reports them); `Err` says why the ring cannot be
+/// used (setup refused, or required opcodes missing).
 pub(crate) fn availability(rings: &dyn RingSource) -> Result<Vec<String>, String> {
     let summary = probe(rings)?;
     let missing: Vec<&str> = REQUIRED
@@ -167,6 +174,9 @@ pub(crate) fn availability(rings: &dyn RingSource) -> Result<Vec<String>, String
         .collect();
     notes.push("lseek: io_uring has no lseek, runs on the pool".to_string());
     notes.push("sendfile: runs on the pool (see op/uring.rs)".to_string());
+    if let Some(setup) = summary.setup {
+        notes.push(format!("ring setup: {setup}"));
+    }
     Ok(notes)
 }
 

@@ -3,6 +3,18 @@
 //! worker parked in the ring. The only file of the driver that touches the
 //! io-uring crate's unsafe API or libc; it implements the completion-ring
 //! seam (`crate::sys::ring`) for the kernel's io_uring.
+//!
+//! Rings are set up with `COOP_TASKRUN | TASKRUN_FLAG | SINGLE_ISSUER |
+//! DEFER_TASKRUN` when the kernel accepts them (see [`SetupLevel`]): the
+//! kernel then never interrupts the thread to post completions, and posts
+//! them only when that thread enters the ring asking for events
+//! (`IORING_ENTER_GETEVENTS`). This is sound because a ring lives in one
+//! thread's local storage (`super::LOCAL`) and only that thread ever
+//! pushes, submits, waits or pops on it, including cancel-on-drop and the
+//! drain when the thread ends; other threads only write the wake eventfd.
+//! Every enter that expects completions therefore asks for events, and
+//! [`CompletionRing::pop`] enters when the kernel flags deferred
+//! completions (`IORING_SQ_TASKRUN`), so a peek never misses one.
 
 #![allow(unsafe_code)]
 
@@ -12,11 +24,93 @@ use io_uring::{opcode, squeue, types, IoUring, Probe};
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// `user_data` of the eventfd read that wakes a parked worker.
 const WAKE_USER_DATA: u64 = u64::MAX;
+
+/// `IORING_ENTER_GETEVENTS` (linux/io_uring.h): run deferred completion
+/// work and post its completions.
+const ENTER_GETEVENTS: u32 = 1;
+
+/// How a ring is set up, best first; each level drops the flag the one
+/// before it added, so a kernel that refuses a flag (`EINVAL`) gets the
+/// next level down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SetupLevel {
+    /// `COOP_TASKRUN | TASKRUN_FLAG | SINGLE_ISSUER | DEFER_TASKRUN` (6.1).
+    DeferTaskrun,
+    /// `COOP_TASKRUN | TASKRUN_FLAG | SINGLE_ISSUER` (6.0).
+    SingleIssuer,
+    /// `COOP_TASKRUN | TASKRUN_FLAG` (5.19).
+    CoopTaskrun,
+    /// No setup flags.
+    Plain,
+}
+
+impl SetupLevel {
+    const ALL: [SetupLevel; 4] = [
+        SetupLevel::DeferTaskrun,
+        SetupLevel::SingleIssuer,
+        SetupLevel::CoopTaskrun,
+        SetupLevel::Plain,
+    ];
+
+    /// The flags, in the words `iok probe` prints.
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            SetupLevel::DeferTaskrun => {
+                "COOP_TASKRUN | TASKRUN_FLAG | SINGLE_ISSUER | DEFER_TASKRUN"
+            }
+            SetupLevel::SingleIssuer => "COOP_TASKRUN | TASKRUN_FLAG | SINGLE_ISSUER",
+            SetupLevel::CoopTaskrun => "COOP_TASKRUN | TASKRUN_FLAG",
+            SetupLevel::Plain => "no setup flags",
+        }
+    }
+
+    fn apply(self, builder: &mut io_uring::Builder) {
+        if self != SetupLevel::Plain {
+            builder.setup_coop_taskrun().setup_taskrun_flag();
+        }
+        if matches!(self, SetupLevel::DeferTaskrun | SetupLevel::SingleIssuer) {
+            builder.setup_single_issuer();
+        }
+        if self == SetupLevel::DeferTaskrun {
+            builder.setup_defer_taskrun();
+        }
+    }
+}
+
+/// Set up with the best level from `first` down that `build` accepts: a
+/// level refused with `EINVAL` (a kernel that predates one of its flags)
+/// falls to the next; any other error (`ENOSYS`, `EPERM`, `ENOMEM`) is the
+/// setup's answer and comes back as is.
+pub(crate) fn setup_with_fallback<T>(
+    first: SetupLevel,
+    mut build: impl FnMut(SetupLevel) -> io::Result<T>,
+) -> io::Result<(T, SetupLevel)> {
+    let start = SetupLevel::ALL
+        .iter()
+        .position(|&l| l == first)
+        .unwrap_or(0);
+    let mut refused = None;
+    for &level in &SetupLevel::ALL[start..] {
+        match build(level) {
+            Ok(ring) => return Ok((ring, level)),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) && level != SetupLevel::Plain => {
+                refused = Some(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(refused.unwrap_or_else(|| io::Error::from_raw_os_error(libc::EINVAL)))
+}
+
+/// The best level this process's kernel accepted so far (an index into
+/// [`SetupLevel::ALL`]), so later rings skip the levels it refused.
+static ACCEPTED_LEVEL: AtomicUsize = AtomicUsize::new(0);
 
 /// An eventfd another thread writes to wake a worker parked in its ring.
 struct EventFd(RawFd);
@@ -71,6 +165,7 @@ impl RingSource for KernelRings {
 /// One kernel ring with its probe and wake eventfd.
 struct KernelRing {
     ring: IoUring,
+    level: SetupLevel,
     probe: Probe,
     wake: Arc<EventFd>,
     wake_buf: Box<u64>,
@@ -107,11 +202,22 @@ fn is_retry(e: &io::Error) -> bool {
 
 impl KernelRing {
     fn new(entries: u32) -> io::Result<KernelRing> {
-        let ring = IoUring::builder().build(entries)?;
+        let first = SetupLevel::ALL[ACCEPTED_LEVEL.load(Ordering::Relaxed)];
+        let (ring, level) = setup_with_fallback(first, |level| {
+            let mut builder = IoUring::builder();
+            level.apply(&mut builder);
+            builder.build(entries)
+        })?;
+        let index = SetupLevel::ALL
+            .iter()
+            .position(|&l| l == level)
+            .unwrap_or(0);
+        ACCEPTED_LEVEL.fetch_max(index, Ordering::Relaxed);
         let mut probe = Probe::new();
         ring.submitter().register_probe(&mut probe)?;
         Ok(KernelRing {
             ring,
+            level,
             probe,
             wake: Arc::new(EventFd::new()?),
             wake_buf: Box::new(0),
@@ -148,6 +254,21 @@ impl KernelRing {
         }
         self.wake_armed = true;
         Ok(())
+    }
+
+    /// Enter the ring only to have the kernel post deferred completions
+    /// (and flush an overflowed CQ): submits nothing, waits for nothing.
+    fn enter_for_completions(&mut self) {
+        // SAFETY: an enter with no submissions, no wait and no argument
+        // touches no memory of ours beyond the mapped rings.
+        let entered = unsafe {
+            self.ring
+                .submitter()
+                .enter::<libc::sigset_t>(0, 0, ENTER_GETEVENTS, None)
+        };
+        // EINTR/EBUSY/EAGAIN: nothing was posted this time; the flag stays
+        // set and the next pop or wait enters again.
+        let _ = entered;
     }
 
     /// Move every completion off the shared CQ into `reaped`.
@@ -205,11 +326,18 @@ impl CompletionRing for KernelRing {
         if self.reaped.is_empty() {
             self.take_completions();
         }
-        if self.reaped.is_empty() && self.ring.submission().cq_overflow() {
-            // Completions the CQ had no room for wait in the kernel
-            // (IORING_FEAT_NODROP); entering the ring flushes them.
-            let _ = self.ring.submit();
-            self.take_completions();
+        if self.reaped.is_empty() {
+            let sq = self.ring.submission();
+            // Completions whose work the kernel deferred to this thread
+            // (COOP_TASKRUN, DEFER_TASKRUN: flagged by TASKRUN_FLAG), or
+            // that the CQ had no room for (IORING_FEAT_NODROP), are only
+            // posted by an enter asking for events.
+            let deferred = sq.taskrun() || sq.cq_overflow();
+            drop(sq);
+            if deferred {
+                self.enter_for_completions();
+                self.take_completions();
+            }
         }
         self.reaped.pop_front()
     }
@@ -221,5 +349,129 @@ impl CompletionRing for KernelRing {
     fn waker(&self) -> Arc<dyn Fn() + Send + Sync> {
         let eventfd = Arc::clone(&self.wake);
         Arc::new(move || eventfd.wake())
+    }
+
+    fn setup(&self) -> Option<&'static str> {
+        Some(self.level.describe())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A setup that refuses (with `errno`) every level above `accepts`.
+    fn refusing_above(
+        accepts: SetupLevel,
+        errno: i32,
+        tried: &mut Vec<SetupLevel>,
+    ) -> impl FnMut(SetupLevel) -> io::Result<SetupLevel> + '_ {
+        move |level| {
+            tried.push(level);
+            let rank = |l| SetupLevel::ALL.iter().position(|&x| x == l).unwrap();
+            if rank(level) < rank(accepts) {
+                Err(io::Error::from_raw_os_error(errno))
+            } else {
+                Ok(level)
+            }
+        }
+    }
+
+    #[test]
+    fn setup_falls_back_flag_by_flag_on_einval_only() {
+        for accepts in SetupLevel::ALL {
+            let mut tried = Vec::new();
+            let (built, level) = setup_with_fallback(
+                SetupLevel::DeferTaskrun,
+                refusing_above(accepts, libc::EINVAL, &mut tried),
+            )
+            .unwrap();
+            assert_eq!((built, level), (accepts, accepts));
+            let upto = SetupLevel::ALL.iter().position(|&l| l == accepts).unwrap();
+            assert_eq!(tried, SetupLevel::ALL[..=upto].to_vec());
+        }
+        // Another errno is the setup's answer: no weaker level is tried.
+        let mut tried = Vec::new();
+        let err = setup_with_fallback(
+            SetupLevel::DeferTaskrun,
+            refusing_above(SetupLevel::Plain, libc::EPERM, &mut tried),
+        )
+        .unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EPERM));
+        assert_eq!(tried, vec![SetupLevel::DeferTaskrun]);
+        // A plain setup refused with EINVAL keeps its errno.
+        let mut tried = Vec::new();
+        let err = setup_with_fallback(SetupLevel::CoopTaskrun, |level| {
+            tried.push(level);
+            Err::<(), _>(io::Error::from_raw_os_error(libc::EINVAL))
+        })
+        .unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
+        assert_eq!(tried, vec![SetupLevel::CoopTaskrun, SetupLevel::Plain]);
+    }
+
+    fn pipe() -> (RawFd, RawFd) {
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 writes two fds into the live array.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        (fds[0], fds[1])
+    }
+
+    fn close(fd: RawFd) {
+        // SAFETY: the test owns `fd` and closes it once.
+        unsafe { libc::close(fd) };
+    }
+
+    /// A completion the kernel posts after the submit (a poll on a pipe
+    /// written later) comes out of `pop` without a `wait`: under
+    /// DEFER_TASKRUN it is only posted by an enter asking for events, which
+    /// `pop` makes when the kernel flags pending work.
+    #[test]
+    fn pop_reaps_a_deferred_completion_without_waiting() {
+        let mut ring = KernelRing::new(8).unwrap();
+        eprintln!("ring setup: {}", ring.level.describe());
+        let (read_end, write_end) = pipe();
+        let entry = RingEntry {
+            user_data: 7,
+            work: RingWork::Poll {
+                fd: read_end,
+                interest: Interest::Readable,
+            },
+        };
+        // SAFETY: a poll entry carries no pointers.
+        assert!(unsafe { ring.push(entry) }.is_ok());
+        ring.submit().unwrap();
+        assert_eq!(ring.pop(), None, "nothing is readable yet");
+        // SAFETY: writes one byte from a live buffer to our pipe.
+        let written = unsafe { libc::write(write_end, b"x".as_ptr().cast(), 1) };
+        assert_eq!(written, 1);
+        let mut popped = None;
+        for _ in 0..1000 {
+            popped = ring.pop();
+            if popped.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(popped, Some((7, libc::POLLIN as i32)));
+        close(read_end);
+        close(write_end);
+    }
+
+    /// Another thread's wake ends a wait with no timeout, however the ring
+    /// was set up.
+    #[test]
+    fn a_wake_from_another_thread_ends_a_wait() {
+        let mut ring = KernelRing::new(8).unwrap();
+        let wake = ring.waker();
+        let waker = crate::sys::real::thread::spawn_named("ring-waker".into(), move || {
+            std::thread::sleep(Duration::from_millis(20));
+            wake();
+        })
+        .unwrap();
+        ring.wait(None).unwrap();
+        waker.join().unwrap();
+        assert_eq!(ring.pop(), None, "the wake read is the ring's own");
     }
 }
