@@ -226,6 +226,17 @@ impl<T: OpCode> InFlight<T> {
     }
 }
 
+/// A pool driver over a fresh offload pool; `purpose` names the pool in
+/// the error when it cannot start.
+fn pool_driver(
+    kernel: &Arc<dyn Kernel>,
+    make_offload: &mut dyn FnMut() -> io::Result<Arc<dyn Offload>>,
+    purpose: &str,
+) -> Result<pool::PoolDriver, String> {
+    let offload = make_offload().map_err(|e| format!("cannot start the {purpose}: {e}"))?;
+    Ok(pool::PoolDriver::new(Arc::clone(kernel), offload))
+}
+
 /// Build the driver for one available backend.
 fn build(
     backend: Backend,
@@ -234,32 +245,19 @@ fn build(
     make_offload: &mut dyn FnMut() -> io::Result<Arc<dyn Offload>>,
 ) -> Result<Driver, String> {
     match backend {
-        Backend::ThreadPool => {
-            let offload =
-                make_offload().map_err(|e| format!("cannot start the worker pool: {e}"))?;
-            Ok(Driver::Pool(pool::PoolDriver::new(
-                Arc::clone(kernel),
-                offload,
-            )))
-        }
-        Backend::IoUring => {
-            let offload =
-                make_offload().map_err(|e| format!("cannot start the fallback pool: {e}"))?;
-            let pool = pool::PoolDriver::new(Arc::clone(kernel), offload);
-            Ok(Driver::Uring(uring::UringDriver::new(
-                pool,
-                Arc::clone(rings),
-            )?))
-        }
-        Backend::Epoll => {
-            let offload =
-                make_offload().map_err(|e| format!("cannot start the file-op pool: {e}"))?;
-            let pool = pool::PoolDriver::new(Arc::clone(kernel), offload);
-            Ok(Driver::Readiness(readiness::ReadinessDriver::new(
-                pool,
-                crate::sys::real::epoll::Epoll::new,
-            )))
-        }
+        Backend::ThreadPool => Ok(Driver::Pool(pool_driver(
+            kernel,
+            make_offload,
+            "worker pool",
+        )?)),
+        Backend::IoUring => Ok(Driver::Uring(uring::UringDriver::new(
+            pool_driver(kernel, make_offload, "fallback pool")?,
+            Arc::clone(rings),
+        )?)),
+        Backend::Epoll => Ok(Driver::Readiness(readiness::ReadinessDriver::new(
+            pool_driver(kernel, make_offload, "file-op pool")?,
+            crate::sys::real::epoll::Epoll::new,
+        ))),
         #[cfg(any(
             target_os = "macos",
             target_os = "freebsd",
@@ -267,15 +265,10 @@ fn build(
             target_os = "openbsd",
             target_os = "dragonfly"
         ))]
-        Backend::Kqueue => {
-            let offload =
-                make_offload().map_err(|e| format!("cannot start the file-op pool: {e}"))?;
-            let pool = pool::PoolDriver::new(Arc::clone(kernel), offload);
-            Ok(Driver::Readiness(readiness::ReadinessDriver::new(
-                pool,
-                crate::sys::real::kqueue::Kqueue::new,
-            )))
-        }
+        Backend::Kqueue => Ok(Driver::Readiness(readiness::ReadinessDriver::new(
+            pool_driver(kernel, make_offload, "file-op pool")?,
+            crate::sys::real::kqueue::Kqueue::new,
+        ))),
         other => Err(format!("no driver for {other} in this build")),
     }
 }
