@@ -124,7 +124,7 @@ impl LineBlocks {
                 return Ok(Some(std::mem::take(&mut self.carry)));
             }
             let mut data = self.read_more().await?;
-            if let Some(last) = memchr_last(b'\n', &data) {
+            if let Some(last) = memchr::memrchr(b'\n', &data) {
                 self.carry = data.split_off(last + 1);
                 return Ok(Some(data));
             }
@@ -202,11 +202,6 @@ fn bad_gzip(path: &Path, offset: u64, e: Error) -> Error {
             path.display(),
         ),
     )
-}
-
-/// Position of the last `needle` in `haystack`.
-fn memchr_last(needle: u8, haystack: &[u8]) -> Option<usize> {
-    haystack.iter().rposition(|&b| b == needle)
 }
 
 /// Opens every path and checks it is readable before anything is written.

@@ -341,11 +341,9 @@ impl<'a> Iterator for LinePieces<'a> {
             self.rest.len()
         } else {
             let window = &self.rest[..self.max_bytes];
-            match window.iter().rposition(|&b| b == b'\n') {
+            match memchr::memrchr(b'\n', window) {
                 Some(end) => end + 1,
-                None => self.rest[self.max_bytes..]
-                    .iter()
-                    .position(|&b| b == b'\n')
+                None => memchr::memchr(b'\n', &self.rest[self.max_bytes..])
                     .map_or(self.rest.len(), |end| self.max_bytes + end + 1),
             }
         };
@@ -359,25 +357,9 @@ fn count_lines(block: &[u8]) -> u64 {
     count_newlines(block) + u64::from(!block.is_empty() && !block.ends_with(b"\n"))
 }
 
-/// Newlines in `bytes`, counted in byte-wide lanes (at most 255 groups per
-/// lane before they are summed) so the loop compiles to SIMD compares;
-/// a plain `filter().count()` widens every byte to 64 bits and was the
-/// largest cost of a merge.
+/// Newlines in `bytes` (memchr's vectorised count).
 fn count_newlines(bytes: &[u8]) -> u64 {
-    const LANES: usize = 32;
-    const GROUPS_PER_ROUND: usize = 255;
-    let mut total = 0u64;
-    let mut rounds = bytes.chunks_exact(LANES * GROUPS_PER_ROUND);
-    for round in &mut rounds {
-        let mut lanes = [0u8; LANES];
-        for group in round.chunks_exact(LANES) {
-            for (lane, &b) in lanes.iter_mut().zip(group) {
-                *lane += u8::from(b == b'\n');
-            }
-        }
-        total += lanes.iter().map(|&n| u64::from(n)).sum::<u64>();
-    }
-    total + rounds.remainder().iter().filter(|&&b| b == b'\n').count() as u64
+    memchr::memchr_iter(b'\n', bytes).count() as u64
 }
 
 /// Layout from the command line; sharded gets one shard per producer.
