@@ -25,11 +25,11 @@ pub use time::{sleep, timeout, Elapsed, Sleep, Timeout};
 
 use crate::driver::{self, Driver};
 use crate::sys::real::{thread::spawn_named, RealClock, RealKernel, ThreadPool};
-use crate::sys::{Clock, Kernel, Offload};
+use crate::sys::{Clock, Job, Kernel, Offload, Saturated};
 use std::future::Future;
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Poll, Wake, Waker};
 use std::thread::JoinHandle as ThreadHandle;
 pub(crate) use worker::{RunEnd, Scheduler, ThreadScheduler, WorkerShared};
@@ -47,6 +47,10 @@ pub(crate) struct RuntimeShared {
     single_threaded: bool,
     next_worker: AtomicUsize,
     report: BackendReport,
+    /// Where [`RuntimeShared::offload_compute`] sends CPU work: started on
+    /// first use on a real runtime (`None` if its threads could not
+    /// start); the simulator's offload under the sim.
+    compute: OnceLock<Option<Arc<dyn Offload>>>,
 }
 
 impl RuntimeShared {
@@ -61,18 +65,24 @@ impl RuntimeShared {
         handle
     }
 
-    /// Spawn onto worker `turn % workers`: for a caller that spreads one
-    /// kind of task over every worker by its own counter (the shared
-    /// round-robin interleaves all spawns, so tasks of one kind spawned
-    /// alternately with another kind can all land on one worker).
-    pub(crate) fn spawn_on_turn<F>(&self, turn: usize, future: F) -> JoinHandle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        let (cell, handle) = task::new_task(future);
-        self.workers[turn % self.workers.len()].spawn(Box::pin(cell));
-        handle
+    /// Run `job` (CPU work such as compressing a chunk) on the runtime's
+    /// compute pool, so it never holds up the tasks of a worker; the pool
+    /// (one thread per worker) starts on first use. The job comes back
+    /// when the pool cannot take it (full, or its threads failed to
+    /// start): the caller then runs it itself.
+    pub(crate) fn offload_compute(&self, label: &'static str, job: Job) -> Result<(), Job> {
+        let pool = self.compute.get_or_init(|| {
+            let threads = self.workers.len();
+            let queue = threads * crate::sys::real::pool::QUEUE_DEPTH_PER_THREAD;
+            let name = format!("{}-compute", self.name);
+            ThreadPool::new(&name, threads, queue)
+                .ok()
+                .map(|pool| Arc::new(pool) as Arc<dyn Offload>)
+        });
+        match pool {
+            Some(pool) => pool.try_offload(label, job).map_err(|Saturated(job)| job),
+            None => Err(job),
+        }
     }
 }
 
@@ -121,7 +131,8 @@ impl Builder {
         let rings = Arc::new(driver::uring::KernelRings);
         let (driver, report) = driver::select(self.backend, env.as_deref(), kernel, rings, || {
             let queue = io_threads * crate::sys::real::pool::QUEUE_DEPTH_PER_THREAD;
-            Ok(Arc::new(ThreadPool::new(&pool_name, io_threads, queue)?) as Arc<dyn Offload>)
+            let name = format!("{pool_name}-io");
+            Ok(Arc::new(ThreadPool::new(&name, io_threads, queue)?) as Arc<dyn Offload>)
         })?;
         let workers = (0..self.compute_threads)
             .map(|_| WorkerShared::new())
@@ -137,6 +148,7 @@ impl Builder {
             single_threaded: false,
             next_worker: AtomicUsize::new(0),
             report,
+            compute: OnceLock::new(),
         });
         let mut runtime = Runtime {
             shared: Arc::clone(&shared),
@@ -219,13 +231,15 @@ impl Runtime {
     }
 
     /// A runtime whose only worker runs on the thread that calls
-    /// `block_on`/`run_main`, with the given parts (the simulator's).
+    /// `block_on`/`run_main`, with the given parts (the simulator's; its
+    /// compute work goes to `compute`).
     pub(crate) fn single_threaded(
         name: String,
         driver: Driver,
         clock: Arc<dyn Clock>,
         scheduler: Arc<dyn Scheduler>,
         report: BackendReport,
+        compute: Arc<dyn Offload>,
     ) -> Runtime {
         let shared = Arc::new(RuntimeShared {
             name,
@@ -237,6 +251,7 @@ impl Runtime {
             single_threaded: true,
             next_worker: AtomicUsize::new(0),
             report,
+            compute: OnceLock::from(Some(compute)),
         });
         Runtime {
             shared,
@@ -356,5 +371,40 @@ pub fn block_on_here<F: Future>(future: F) -> F::Output {
             return value;
         }
         std::thread::park();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    #[test]
+    fn compute_jobs_run_on_the_compute_pool_not_on_a_worker() {
+        let runtime = Runtime::builder()
+            .name("cpt")
+            .compute_threads(2)
+            .build()
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        runtime.block_on(async move {
+            let shared = context::current_runtime().expect("inside the runtime");
+            for _ in 0..8 {
+                let tx = tx.clone();
+                let job: Job = Box::new(move || {
+                    let name = std::thread::current().name().map(str::to_owned);
+                    tx.send(name).unwrap();
+                });
+                if shared.offload_compute("test", job).is_err() {
+                    panic!("an idle compute pool refused a job");
+                }
+            }
+        });
+        for _ in 0..8 {
+            let name = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+            let name = name.expect("compute threads are named");
+            assert!(name.starts_with("cpt-compute-"), "ran on {name}");
+        }
     }
 }

@@ -444,6 +444,7 @@ pub fn run<F: Future>(kernel: &Arc<SimKernel>, future: F) -> Result<F::Output, S
         clock,
         scheduler,
         report,
+        Arc::clone(&offload) as Arc<dyn Offload>,
     );
     let mut end = runtime.run_main(future);
     drop(runtime);

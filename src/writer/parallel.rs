@@ -257,7 +257,6 @@ impl ParallelWriter {
             path: config.path.clone(),
             next_seq: AtomicU64::new(0),
             next_producer: AtomicUsize::new(0),
-            next_compress_turn: AtomicUsize::new(0),
             chunks: chunks_tx,
             permits: permits_rx,
             status: Arc::clone(&status),

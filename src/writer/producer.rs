@@ -143,8 +143,6 @@ pub(crate) struct ProducerShared {
     pub(crate) path: PathBuf,
     pub(crate) next_seq: AtomicU64,
     pub(crate) next_producer: AtomicUsize,
-    /// Turn counter that spreads compression tasks over every worker.
-    pub(crate) next_compress_turn: AtomicUsize,
     pub(crate) chunks: Sender<Chunk>,
     pub(crate) permits: Receiver<()>,
     pub(crate) status: Arc<Status>,
@@ -315,44 +313,72 @@ impl Drop for Producer {
     }
 }
 
-/// Number `payload` and send it to the committer, compressing it on a
-/// spawned task (the next worker in turn) when the writer writes gzip. False when the writer failed.
+/// A sealed chunk on its way to becoming one gzip member.
+struct CompressJob {
+    seq: u64,
+    producer: usize,
+    payload: Vec<u8>,
+    permit: bool,
+    level: u32,
+    chunks: Sender<Chunk>,
+    status: Arc<Status>,
+}
+
+impl CompressJob {
+    /// Compress the payload into one gzip member and hand the chunk to the
+    /// committer (nothing is compressed once the writer failed). The
+    /// payload buffer goes back to the spares.
+    fn run(self) {
+        if self.status.failure().is_some() {
+            self.status.give_back(self.payload);
+            return;
+        }
+        let chunk = Chunk {
+            seq: self.seq,
+            producer: self.producer,
+            bytes: gzip::encode_member(&self.payload, self.level),
+            payload_bytes: self.payload.len() as u64,
+            permit: self.permit,
+        };
+        self.status.give_back(self.payload);
+        // A closed channel means the writer failed; the failure is recorded.
+        let _ = self.chunks.try_send(chunk);
+    }
+}
+
+/// Number `payload` and send it to the committer; with gzip output it is
+/// first compressed on the runtime's compute pool, so compression never
+/// holds up the producers, readers and committer on the workers (here,
+/// when there is no runtime or the pool cannot take it). False when the
+/// writer failed.
 fn send_sealed(shared: &ProducerShared, producer: usize, payload: Vec<u8>, permit: bool) -> bool {
     let seq = shared.next_seq.fetch_add(1, Ordering::Relaxed);
-    let payload_bytes = payload.len() as u64;
     let Some(level) = shared.gzip_level else {
         let chunk = Chunk {
             seq,
             producer,
+            payload_bytes: payload.len() as u64,
             bytes: payload,
-            payload_bytes,
             permit,
         };
         return shared.chunks.try_send(chunk).is_ok();
     };
-    let chunks = shared.chunks.clone();
-    let status = Arc::clone(&shared.status);
-    let compress = move || {
-        let chunk = Chunk {
-            seq,
-            producer,
-            bytes: gzip::encode_member(&payload, level),
-            payload_bytes,
-            permit,
-        };
-        status.give_back(payload);
-        // A closed channel means the writer failed; the failure is recorded.
-        let _ = chunks.try_send(chunk);
+    let job = CompressJob {
+        seq,
+        producer,
+        payload,
+        permit,
+        level,
+        chunks: shared.chunks.clone(),
+        status: Arc::clone(&shared.status),
     };
-    match crate::runtime::context::current_runtime() {
-        Some(runtime) => {
-            // Compression is the writer's CPU work: its own turn counter
-            // puts consecutive chunks on different workers, whatever else
-            // is spawned in between (each chunk's write, readers).
-            let turn = shared.next_compress_turn.fetch_add(1, Ordering::Relaxed);
-            drop(runtime.spawn_on_turn(turn, async move { compress() }));
-        }
-        None => compress(),
+    let compress: crate::sys::Job = Box::new(move || job.run());
+    let offloaded = match crate::runtime::context::current_runtime() {
+        Some(runtime) => runtime.offload_compute("deflate", compress),
+        None => Err(compress),
+    };
+    if let Err(compress) = offloaded {
+        compress();
     }
     shared.status.failure().is_none()
 }

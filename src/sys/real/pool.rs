@@ -47,6 +47,7 @@ pub struct ThreadPool {
 impl ThreadPool {
     /// Start `threads` workers (at least 1) named `<name>-io-<i>`, with a
     /// queue of `queue_capacity` jobs.
+    /// `threads` workers named `<name>-<i>`.
     pub fn new(name: &str, threads: usize, queue_capacity: usize) -> io::Result<ThreadPool> {
         let shared = Arc::new(Shared {
             state: Mutex::new(QueueState {
@@ -64,7 +65,7 @@ impl ThreadPool {
         for i in 0..threads.max(1) {
             let shared = Arc::clone(&pool.shared);
             pool.workers
-                .push(spawn_named(format!("{name}-io-{i}"), move || {
+                .push(spawn_named(format!("{name}-{i}"), move || {
                     work_loop(&shared)
                 })?);
         }
