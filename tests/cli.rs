@@ -218,6 +218,19 @@ fn ordered_merge_with_one_producer_is_the_inputs_in_order() {
     }
 }
 
+#[test]
+fn a_stripe_count_off_lustre_merges_normally() {
+    let inputs = inputs();
+    let out = inputs.dir.join("stripe-count");
+    run_merge(
+        &inputs,
+        &out,
+        &["--producers", "1", "--ordered", "--stripe-count", "4"],
+    );
+    let got = verify::decoded_contents(&out).unwrap();
+    assert!(got == inputs.text, "output is not the inputs in order");
+}
+
 fn pgzip(input: &Path, out: &Path) {
     let (input_s, out_s) = (input.display().to_string(), out.display().to_string());
     let result = iok(&[
@@ -322,6 +335,10 @@ fn bad_input_fails_with_a_message_naming_the_problem() {
     assert_fails_naming(
         &["merge", &good, "-o", &out, "--stripe-size", "100K"],
         &["--stripe-size", "100K", "64 KiB"],
+    );
+    assert_fails_naming(
+        &["merge", &good, "-o", &out, "--stripe-count", "0"],
+        &["--stripe-count", "0"],
     );
     assert_fails_naming(
         &["pgzip", &good, "-o", &out, "--member-size", "lots"],

@@ -649,3 +649,132 @@ fn writer_and_producers_move_between_tasks() {
     assert_send::<iokernel::writer::Producer>();
     assert_send::<WriteReport>();
 }
+
+/// Lines `line-<i>` joined with newlines, and the lines themselves.
+fn numbered_lines(count: usize) -> (Vec<Vec<u8>>, Vec<u8>) {
+    let lines: Vec<Vec<u8>> = (0..count)
+        .map(|i| format!("{{\"line\":{i}}}").into_bytes())
+        .collect();
+    let mut text = lines.join(&b'\n');
+    text.push(b'\n');
+    (lines, text)
+}
+
+#[test]
+fn a_stripe_request_off_lustre_writes_normally_and_sets_no_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("requested.jsonl");
+    std::fs::write(&path, b"an older output\n").unwrap();
+    let (lines, text) = numbered_lines(5000);
+    let rt = runtime(Backend::Auto);
+    let config = WriterConfig::new(&path)
+        .mimic_lustre(None)
+        .content(ContentKind::JsonLines)
+        .stripe_request(Some(iokernel::writer::StripeRequest {
+            stripe_bytes: 4 << 20,
+            stripe_count: 4,
+        }));
+    let report = write_all(&rt, config, &[lines]);
+    assert_ne!(report.fs_kind, iokernel::writer::FilesystemKind::Lustre);
+    assert_eq!(std::fs::read(&path).unwrap(), text);
+    // The request only applies on Lustre: no lustre.lov here.
+    let lov = iokernel::io::getxattr(&path, "lustre.lov", 4096).wait();
+    let errno = lov.expect_err("no layout off Lustre").raw_os_error();
+    assert!(
+        errno == Some(libc::ENODATA) || errno == Some(libc::EOPNOTSUPP),
+        "errno {errno:?}"
+    );
+}
+
+mod on_simulated_lustre {
+    use super::*;
+    use iokernel::sim::{self, SimKernel, SimOptions};
+    use iokernel::writer::{parse_lov, FilesystemKind, StripeRequest};
+    use std::sync::Arc;
+
+    const REQUEST: StripeRequest = StripeRequest {
+        stripe_bytes: 4 << 20,
+        stripe_count: 2,
+    };
+
+    fn lustre_kernel(seed: u64) -> Arc<SimKernel> {
+        let mut options = SimOptions::new(seed);
+        options.fs_magic = 0x0BD0_0BD0;
+        sim::new_kernel(options).unwrap()
+    }
+
+    fn layout_of(kernel: &SimKernel, path: &str) -> (u64, u32) {
+        let blob = kernel.xattr(path, "lustre.lov").expect("a layout");
+        let layout = parse_lov(&blob).expect("a v1 layout");
+        (layout.stripe_size_bytes, layout.stripe_count)
+    }
+
+    fn write_on(kernel: &Arc<SimKernel>, config: WriterConfig, lines: Vec<Vec<u8>>) -> WriteReport {
+        sim::run(kernel, async move {
+            let writer = ParallelWriter::new(config).await?;
+            let mut producer = writer.producer();
+            for line in &lines {
+                producer.write_line(line).await?;
+            }
+            producer.close().await?;
+            writer.finish().await
+        })
+        .expect("the sim run ends")
+        .expect("the writer finishes")
+    }
+
+    #[test]
+    fn an_existing_output_is_recreated_with_the_requested_layout() {
+        let kernel = lustre_kernel(3);
+        // An older output, created with the default layout (1 MiB x 1),
+        // which Lustre would keep if the writer only truncated it.
+        kernel.write_file_durable("/out.pfw", b"old\n").unwrap();
+        assert_eq!(layout_of(&kernel, "/out.pfw"), (1 << 20, 1));
+        let (lines, text) = numbered_lines(3000);
+        let config = WriterConfig::new("/out.pfw")
+            .mimic_lustre(None)
+            .content(ContentKind::JsonLines)
+            .stripe_request(Some(REQUEST));
+        let report = write_on(&kernel, config, lines);
+        assert_eq!(layout_of(&kernel, "/out.pfw"), (4 << 20, 2));
+        assert_eq!(report.fs_kind, FilesystemKind::Lustre);
+        assert_eq!(
+            report.stripe_bytes,
+            4 << 20,
+            "sized from the read-back layout"
+        );
+        assert_eq!(kernel.read_file("/out.pfw").unwrap(), text);
+    }
+
+    #[test]
+    fn shards_and_the_merged_file_all_get_the_layout() {
+        let kernel = lustre_kernel(4);
+        let (lines, text) = numbered_lines(3000);
+        let config = WriterConfig::new("/merged.pfw")
+            .mimic_lustre(None)
+            .content(ContentKind::JsonLines)
+            .layout(Layout::Sharded {
+                shards: 2,
+                merge: true,
+            })
+            .durability(Durability::AtomicRename)
+            .stripe_request(Some(REQUEST));
+        let report = write_on(&kernel, config, lines);
+        assert_eq!(layout_of(&kernel, "/merged.pfw"), (4 << 20, 2));
+        assert_eq!(report.fs_kind, FilesystemKind::Lustre);
+        assert_eq!(kernel.read_file("/merged.pfw").unwrap(), text);
+    }
+
+    #[test]
+    fn without_a_request_the_default_layout_is_read_back() {
+        let kernel = lustre_kernel(5);
+        let (lines, _) = numbered_lines(100);
+        let config = WriterConfig::new("/plain.pfw")
+            .mimic_lustre(None)
+            .content(ContentKind::JsonLines);
+        let report = write_on(&kernel, config, lines);
+        assert_eq!(report.fs_kind, FilesystemKind::Lustre);
+        assert_eq!(report.stripe_bytes, 1 << 20);
+        assert_eq!(layout_of(&kernel, "/plain.pfw"), (1 << 20, 1));
+    }
+}

@@ -49,8 +49,9 @@ const MISSING_ON_SOME_RINGS: [u8; 2] = [21, 27];
 
 /// Options for `seed`: the seed's driver ([`driver_for`]); faults off when
 /// `fault_rate` is 0, else every fault class on at that rate (with a small
-/// disk for every fourth seed, so real ENOSPC happens too, and on every
-/// third seed a ring that lacks some opcodes).
+/// disk for every fourth seed, so real ENOSPC happens too, on every third
+/// seed a ring that lacks some opcodes, and on every fifth a file system
+/// that reports Lustre's magic and takes `lustre.*` xattrs).
 pub fn options_for(seed: u64, fault_rate: f64) -> SimOptions {
     let mut options = if fault_rate <= 0.0 {
         SimOptions::new(seed)
@@ -66,6 +67,9 @@ pub fn options_for(seed: u64, fault_rate: f64) -> SimOptions {
     }
     if seed % 3 == 0 {
         options.ring.missing_opcodes = MISSING_ON_SOME_RINGS.to_vec();
+    }
+    if seed % 5 == 2 {
+        options.fs_magic = i64::from(iokernel::writer::fs_kind::LUSTRE_MAGIC);
     }
     options
 }

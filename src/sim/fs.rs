@@ -59,8 +59,13 @@ pub(crate) const MAX_FILE_BYTES: u64 = i64::MAX as u64;
 const UMASK: u32 = 0o022;
 /// Longest xattr value (Linux `XATTR_SIZE_MAX`).
 pub(crate) const XATTR_SIZE_MAX: usize = 65536;
-/// `LUSTRE_SUPER_MAGIC`: with it, `lustre.*` xattrs are supported.
+/// `LUSTRE_SUPER_MAGIC`: with it, `lustre.*` xattrs are supported and
+/// files have layouts (see [`SimFs::instantiate_layout`]).
 const LUSTRE_MAGIC: i64 = 0x0BD0_0BD0;
+/// The xattr holding a Lustre file's layout.
+pub(crate) const LUSTRE_LOV: &[u8] = b"lustre.lov";
+/// The layout a Lustre file gets when none was asked for: 1 MiB x 1.
+const DEFAULT_STRIPE_BYTES: u32 = 1 << 20;
 
 /// The last component of a path, as create-like calls see it.
 pub(crate) enum Last {
@@ -688,6 +693,22 @@ impl SimFs {
         }
     }
 
+    /// True when the file system reports Lustre's magic.
+    pub(crate) fn is_lustre(&self) -> bool {
+        self.magic == LUSTRE_MAGIC
+    }
+
+    /// Lustre fixes a regular file's layout (its `lustre.lov`) when it is
+    /// created, unless opened with `O_LOV_DELAY_CREATE`, in which case at
+    /// its first write or when `lustre.lov` is set. Gives `ino` the default
+    /// layout if it has none yet; nothing off Lustre or for directories.
+    pub(crate) fn instantiate_layout(&mut self, ino: InodeId) {
+        if self.is_lustre() && self.file(ino).is_some() && self.xattr(ino, LUSTRE_LOV).is_none() {
+            let blob = crate::writer::lustre::encode_v1(DEFAULT_STRIPE_BYTES, 1);
+            self.set_xattr(ino, LUSTRE_LOV, &blob);
+        }
+    }
+
     /// Extended attribute `name` of `ino`.
     pub(crate) fn xattr(&self, ino: InodeId, name: &[u8]) -> Option<&[u8]> {
         self.inodes.get(&ino)?.xattrs.get(name).map(Vec::as_slice)
@@ -833,6 +854,7 @@ impl SimFs {
 
     /// Write `data` at `offset` of file `ino` (capacity already checked).
     pub(crate) fn write(&mut self, ino: InodeId, offset: u64, data: &[u8]) {
+        self.instantiate_layout(ino);
         if !data.is_empty() {
             let data = data.to_vec();
             self.change(ino, Change::Write { offset, data });
@@ -1010,6 +1032,12 @@ impl SimFs {
         let mut buf = vec![0; len];
         file.current.read(0, &mut buf, self.block_size_bytes);
         Some(buf)
+    }
+
+    /// The value of xattr `name` of the file or directory at `path`.
+    pub(crate) fn read_xattr(&self, path: &[u8], name: &[u8]) -> Option<Vec<u8>> {
+        let ino = self.lookup(ROOT, path).ok()?;
+        self.xattr(ino, name).map(<[u8]>::to_vec)
     }
 
     /// True when `path` resolves.

@@ -87,6 +87,11 @@ impl OpenFlags {
     pub const CLOEXEC: OpenFlags = OpenFlags(libc::O_CLOEXEC);
     /// Non-blocking mode.
     pub const NONBLOCK: OpenFlags = OpenFlags(libc::O_NONBLOCK);
+    /// Lustre's `O_LOV_DELAY_CREATE` (`O_NOCTTY | O_ASYNC` since Lustre
+    /// 2.4): a created file gets no layout until one is set with the
+    /// `lustre.lov` xattr or it is first written. Elsewhere a no-op on
+    /// regular files (`open` ignores `O_ASYNC`; `O_NOCTTY` is for ttys).
+    pub const LOV_DELAY_CREATE: OpenFlags = OpenFlags(libc::O_NOCTTY | libc::O_ASYNC);
 
     /// The raw flag bits.
     pub fn bits(self) -> i32 {

@@ -24,7 +24,7 @@ use super::commit::{pwrite_all, Committed, Committer, OutFile, OutFiles, Placer,
 use super::config::{Durability, Layout, WriteReport, WriterConfig};
 use super::error::WriteError;
 use super::fs_kind::FilesystemKind;
-use super::lustre::encode_v1;
+use super::lustre::{encode_v1, parse_lov};
 use super::producer::{Chunk, Producer, ProducerShared, Status};
 use super::sizing::{LayoutInfo, WriterSizing};
 use crate::io::{self, OpenFlags};
@@ -77,6 +77,9 @@ pub struct ParallelWriter {
     created: Vec<PathBuf>,
     /// Final name of each output file, by index.
     final_paths: Vec<PathBuf>,
+    /// `fstatfs` said Lustre (not the mimic): stripe requests are set with
+    /// the `lustre.lov` xattr on every file the writer creates.
+    on_lustre: bool,
 }
 
 fn now() -> Duration {
@@ -106,6 +109,18 @@ fn dir_of(path: &Path) -> PathBuf {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
     }
+}
+
+/// Whether directory `dir` is on Lustre (`fstatfs` of the directory).
+async fn dir_on_lustre(dir: &Path) -> Result<bool, WriteError> {
+    let fd = io::open(dir, OpenFlags::RDONLY | OpenFlags::DIRECTORY, 0)
+        .await
+        .map_err(|e| WriteError::new("open", dir, None, e))?;
+    let fs = io::fstatfs(fd).await;
+    // Only read from: a failed close loses nothing.
+    let _ = io::close(fd).await;
+    let fs = fs.map_err(|e| WriteError::new("fstatfs", dir, None, e))?;
+    Ok(FilesystemKind::from_magic(fs.magic) == FilesystemKind::Lustre)
 }
 
 fn invalid(msg: String) -> stdio::Error {
@@ -141,7 +156,13 @@ impl ParallelWriter {
             created: Vec::new(),
             final_paths,
             config,
+            on_lustre: false,
         };
+        if writer.config.stripe_request.is_some() {
+            // Lustre fixes a file's layout when it is created, so whether to
+            // ask for one must be known before any output exists.
+            writer.on_lustre = dir_on_lustre(&dir_of(&writer.config.path)).await?;
+        }
         // On error the writer is dropped here, which removes what it created
         // (and dropping the open files closes them).
         let files = writer.open_outputs(&write_paths).await?;
@@ -152,18 +173,41 @@ impl ParallelWriter {
 
     async fn open_outputs(&mut self, write_paths: &[PathBuf]) -> stdio::Result<OutFiles> {
         let mut files = OutFiles(Vec::with_capacity(write_paths.len()));
-        let flags = OpenFlags::RDWR | OpenFlags::CREAT | OpenFlags::TRUNC;
         for path in write_paths {
-            let fd = io::open(path, flags, 0o644)
-                .await
-                .map_err(|e| WriteError::new("open", path, None, e))?;
-            self.created.push(path.clone());
+            let fd = self.create(path, OpenFlags::RDWR).await?;
             files.0.push(OutFile {
                 write_path: path.clone(),
                 fd,
             });
+            self.request_stripe(path).await?;
         }
         Ok(files)
+    }
+
+    /// Create (or truncate) output `path` for `access`. On Lustre with a
+    /// stripe request, an existing file is removed first and the new one
+    /// is created without a layout (`O_LOV_DELAY_CREATE`), since Lustre
+    /// keeps the layout a file already has.
+    async fn create(&mut self, path: &Path, access: OpenFlags) -> Result<RawFd, WriteError> {
+        let mut flags = access | OpenFlags::CREAT | OpenFlags::TRUNC;
+        if self.lays_out_files() {
+            match io::unlink(path).await {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                Err(e) => return Err(WriteError::new("unlink", path, None, e)),
+            }
+            flags = flags | OpenFlags::LOV_DELAY_CREATE;
+        }
+        let fd = io::open(path, flags, 0o644)
+            .await
+            .map_err(|e| WriteError::new("open", path, None, e))?;
+        self.created.push(path.to_path_buf());
+        Ok(fd)
+    }
+
+    /// True when the writer sets a Lustre layout on the files it creates.
+    fn lays_out_files(&self) -> bool {
+        self.on_lustre && self.config.stripe_request.is_some()
     }
 
     /// `fstatfs` + `fstat` (+ Lustre xattrs) -> the layout facts.
@@ -175,17 +219,18 @@ impl ParallelWriter {
         let stat = io::fstat(fd)
             .await
             .map_err(|e| WriteError::new("fstat", path, None, e))?;
-        let on_lustre = FilesystemKind::from_magic(fs.magic) == FilesystemKind::Lustre;
-        let mut lov = None;
-        if on_lustre {
-            if let Some(request) = self.config.stripe_request {
-                let blob = encode_v1(request.stripe_bytes as u32, request.stripe_count);
-                for target in write_paths {
-                    io::setxattr(target, LUSTRE_LOV_XATTR, blob.clone(), 0)
-                        .await
-                        .map_err(|e| WriteError::new("setxattr lustre.lov", target, None, e))?;
-                }
+        let fd_on_lustre = FilesystemKind::from_magic(fs.magic) == FilesystemKind::Lustre;
+        if fd_on_lustre && !self.on_lustre {
+            // The directory did not say Lustre but the file is on it (or
+            // no layout was asked for): a request is still tried, and its
+            // read-back says whether Lustre took it.
+            self.on_lustre = true;
+            for target in write_paths {
+                self.request_stripe(target).await?;
             }
+        }
+        let mut lov = None;
+        if self.on_lustre {
             match io::getxattr(path, LUSTRE_LOV_XATTR, LOV_XATTR_MAX_BYTES).await {
                 Ok(bytes) => lov = Some(bytes),
                 Err(e) if e.raw_os_error() == Some(libc::ENODATA) => {}
@@ -418,6 +463,36 @@ impl ParallelWriter {
         })
     }
 
+    /// On Lustre, with a stripe request: lay out the new, still empty
+    /// `target` by setting its `lustre.lov` xattr, then read the layout
+    /// back. Lustre answers success even when it keeps a layout the file
+    /// already had, so only the read-back tells; a different layout is an
+    /// error naming both.
+    async fn request_stripe(&self, target: &Path) -> Result<(), WriteError> {
+        let Some(request) = self.config.stripe_request.filter(|_| self.on_lustre) else {
+            return Ok(());
+        };
+        let blob = encode_v1(request.stripe_bytes as u32, request.stripe_count);
+        io::setxattr(target, LUSTRE_LOV_XATTR, blob, 0)
+            .await
+            .map_err(|e| WriteError::new("setxattr lustre.lov", target, None, e))?;
+        let read_back = |e| WriteError::new("getxattr lustre.lov", target, None, e);
+        let blob = io::getxattr(target, LUSTRE_LOV_XATTR, LOV_XATTR_MAX_BYTES)
+            .await
+            .map_err(read_back)?;
+        let layout = parse_lov(&blob)
+            .map_err(|e| read_back(stdio::Error::new(stdio::ErrorKind::InvalidData, e)))?;
+        let got = (layout.stripe_size_bytes, layout.stripe_count);
+        let asked = (request.stripe_bytes, u32::from(request.stripe_count));
+        if got == asked {
+            return Ok(());
+        }
+        Err(read_back(stdio::Error::other(format!(
+            "Lustre kept a layout of {} x {} bytes instead of the requested {} x {} bytes",
+            got.1, got.0, asked.1, asked.0
+        ))))
+    }
+
     /// Copy the shards into the merged file with `sendfile` (in sequence
     /// order when ordered, else shard after shard) and sync it.
     async fn merge(
@@ -430,15 +505,15 @@ impl ParallelWriter {
             Durability::AtomicRename => temp_path(&self.config.path),
             _ => self.config.path.clone(),
         };
-        let flags = OpenFlags::WRONLY | OpenFlags::CREAT | OpenFlags::TRUNC;
-        let out = io::open(&target, flags, 0o644)
-            .await
-            .map_err(|e| WriteError::new("open", &target, None, e))?;
-        self.created.push(target.clone());
+        let out = self.create(&target, OpenFlags::WRONLY).await?;
         let out = OutFiles(vec![OutFile {
             write_path: target.clone(),
             fd: out,
         }]);
+        // The merged file is the user's output: it gets the requested
+        // layout too, before any data reaches it (dropping `out`
+        // closes it on error).
+        self.request_stripe(&target).await?;
         let whole: Vec<ShardExtent>;
         let extents = match extents {
             Some(extents) => extents,

@@ -25,9 +25,10 @@ use flate2::read::MultiGzDecoder;
 use flate2::{Decompress, FlushDecompress, Status};
 use iokernel::runtime;
 use iokernel::sim::{self, OpClass, SimKernel};
+use iokernel::writer::fs_kind::LUSTRE_MAGIC;
 use iokernel::writer::{
-    errno_of, shard_path, write_error_of, ContentKind, Durability, FilesystemKind, Layout,
-    ParallelWriter, WriteReport, WriterConfig,
+    errno_of, parse_lov, shard_path, write_error_of, ContentKind, Durability, FilesystemKind,
+    Layout, ParallelWriter, StripeRequest, WriteReport, WriterConfig,
 };
 use std::collections::HashMap;
 use std::io::{self, Read};
@@ -54,10 +55,13 @@ struct Plan {
     /// One ordered JSON-lines producer whose last line has no newline,
     /// with `final_newline` off: the output must be its bytes exactly.
     exact_tail: bool,
+    /// On a file system that reports Lustre's magic: lay every output file
+    /// out with this stripe (`lustre.lov` set on create and read back).
+    stripe_request: Option<StripeRequest>,
 }
 
 impl Plan {
-    fn draw(rng: &mut ScriptRng) -> Plan {
+    fn draw(rng: &mut ScriptRng, on_lustre: bool) -> Plan {
         let layout = match rng.below(4) {
             0 => Layout::Striped,
             1 => Layout::PaddedStriped,
@@ -101,6 +105,7 @@ impl Plan {
             inputs,
             configured_stripe: false,
             exact_tail: false,
+            stripe_request: None,
         };
         // Drawn last, so earlier draws (and older seeds' plans) stay put.
         plan.configured_stripe = rng.below(3) == 0;
@@ -110,6 +115,12 @@ impl Plan {
             && plan.inputs.len() == 1
             && !plain_padded
             && rng.below(2) == 0;
+        if on_lustre && !plan.configured_stripe && rng.below(2) == 0 {
+            plan.stripe_request = Some(StripeRequest {
+                stripe_bytes: STRIPE as u64,
+                stripe_count: plan.stripe_count as u16,
+            });
+        }
         plan
     }
 
@@ -121,7 +132,11 @@ impl Plan {
             .content(self.content)
             .durability(self.durability)
             .producers(self.inputs.len())
-            .mimic_lustre((!self.configured_stripe).then(|| format!("64K:{}", self.stripe_count)))
+            .mimic_lustre(
+                (!self.configured_stripe && self.stripe_request.is_none())
+                    .then(|| format!("64K:{}", self.stripe_count)),
+            )
+            .stripe_request(self.stripe_request)
             .stripe_bytes(self.configured_stripe.then_some(STRIPE as u64))
             .final_newline(!self.exact_tail)
             .chunk_bytes(Some(self.chunk_bytes))
@@ -136,7 +151,7 @@ impl Plan {
     fn describe(&self) -> String {
         format!(
             "{} gzip={:?} ordered={} {:?} {:?} producers={} chunk={} configured_stripe={} \
-             exact_tail={}",
+             exact_tail={} stripe_request={:?}",
             self.layout,
             self.gzip_level,
             self.ordered,
@@ -145,7 +160,9 @@ impl Plan {
             self.inputs.len(),
             self.chunk_bytes,
             self.configured_stripe,
-            self.exact_tail
+            self.exact_tail,
+            self.stripe_request
+                .map(|r| (r.stripe_bytes, r.stripe_count))
         )
     }
 }
@@ -240,7 +257,8 @@ async fn run_writer(plan: Plan) -> Outcome {
 /// Run the writer workload for `seed`.
 pub(crate) fn run(kernel: &Arc<SimKernel>, seed: u64) -> Result<String, String> {
     let mut rng = ScriptRng::new(seed, 0x0037_17E5);
-    let plan = Plan::draw(&mut rng);
+    let on_lustre = kernel.core().options().fs_magic == i64::from(LUSTRE_MAGIC);
+    let plan = Plan::draw(&mut rng, on_lustre);
     let what = plan.describe();
     let outcome = sim::run(kernel, run_writer(plan.clone())).map_err(|e| e.to_string())?;
     let verdict = match outcome {
@@ -292,6 +310,40 @@ fn short(err: &io::Error) -> String {
         Some(w) => format!("{} errno {:?}", w.op(), w.errno()),
         None => err.to_string(),
     }
+}
+
+fn on_lustre(kernel: &SimKernel) -> bool {
+    kernel.core().options().fs_magic == i64::from(LUSTRE_MAGIC)
+}
+
+/// Every output file carries the requested layout in `lustre.lov`, and the
+/// writer sized itself from what it read back.
+fn check_lustre_layout(
+    kernel: &SimKernel,
+    report: &WriteReport,
+    request: StripeRequest,
+) -> Result<(), String> {
+    for path in &report.files {
+        let blob = kernel
+            .xattr(path, "lustre.lov")
+            .ok_or_else(|| format!("{}: no lustre.lov after a stripe request", path.display()))?;
+        let layout = parse_lov(&blob).map_err(|e| format!("{}: {e}", path.display()))?;
+        let got = (layout.stripe_size_bytes, layout.stripe_count);
+        let want = (request.stripe_bytes, u32::from(request.stripe_count));
+        if got != want {
+            return Err(format!(
+                "{}: lustre.lov holds (stripe, count) {got:?}, requested {want:?}",
+                path.display()
+            ));
+        }
+    }
+    if report.fs_kind != FilesystemKind::Lustre || report.stripe_bytes != request.stripe_bytes {
+        return Err(format!(
+            "on Lustre with a stripe request the report says {:?} with stripe {}",
+            report.fs_kind, report.stripe_bytes
+        ));
+    }
+    Ok(())
 }
 
 /// An error must carry an errno the simulator may produce.
@@ -430,9 +482,12 @@ fn check_output(kernel: &SimKernel, plan: &Plan, report: &WriteReport) -> Result
                 report.stripe_bytes
             ));
         }
-        if report.fs_kind == FilesystemKind::Lustre {
+        if report.fs_kind == FilesystemKind::Lustre && !on_lustre(kernel) {
             return Err("a configured stripe reported the file system as Lustre".into());
         }
+    }
+    if let Some(request) = plan.stripe_request {
+        check_lustre_layout(kernel, report, request)?;
     }
     if let Layout::Sharded {
         shards,

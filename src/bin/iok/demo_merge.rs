@@ -92,6 +92,7 @@ fn merge_and_verify(
         layout,
         gzip,
         stripe_bytes: None,
+        stripe_request: None,
         chunk_bytes: None,
         producers: PRODUCERS,
         ordered: false,

@@ -18,8 +18,8 @@ use iokernel::sync::{channel, Receiver, Sender};
 use iokernel::sys::real::RealClock;
 use iokernel::sys::Clock;
 use iokernel::writer::{
-    parse_size, ContentKind, Durability, Layout, ParallelWriter, Producer, WriteReport,
-    WriterConfig,
+    parse_size, ContentKind, Durability, Layout, ParallelWriter, Producer, StripeRequest,
+    WriteReport, WriterConfig,
 };
 use std::io::{Error, ErrorKind};
 use std::path::PathBuf;
@@ -59,6 +59,10 @@ pub enum DurabilityArg {
     AtomicRename,
 }
 
+/// Stripe size of a `--stripe-count` layout without `--stripe-size`
+/// (Lustre's own default).
+const DEFAULT_LUSTRE_STRIPE_BYTES: u64 = 1 << 20;
+
 #[derive(Args, Debug)]
 pub struct MergeArgs {
     /// Input files: JSON lines, plain or gzip (detected by content).
@@ -82,6 +86,11 @@ pub struct MergeArgs {
     /// (default: from the file system).
     #[arg(long, value_name = "SIZE", value_parser = parse_stripe_size)]
     stripe_size: Option<u64>,
+    /// On Lustre: create OUTPUT (and shards) striped over N OSTs, with
+    /// stripes of --stripe-size (default 1M), and check the layout took.
+    /// Ignored on other file systems.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=2000))]
+    stripe_count: Option<u16>,
     /// Producers writing in parallel.
     #[arg(long, value_name = "N", default_value_t = 2,
           value_parser = clap::value_parser!(u64).range(1..=1024))]
@@ -128,6 +137,8 @@ pub struct MergeJob {
     pub gzip: Option<u32>,
     /// Stripe (slot, and so chunk) size instead of the file system's.
     pub stripe_bytes: Option<u64>,
+    /// The Lustre layout to create the outputs with.
+    pub stripe_request: Option<StripeRequest>,
     /// Chunk size (gzip member size) instead of the sized one.
     pub chunk_bytes: Option<u64>,
     /// Producers (and at most as many concurrent readers).
@@ -248,6 +259,7 @@ fn writer_config(job: &MergeJob) -> WriterConfig {
         .producers(job.producers.max(job.compute_threads).max(1))
         .chunk_bytes(job.chunk_bytes)
         .stripe_bytes(job.stripe_bytes)
+        .stripe_request(job.stripe_request)
         .final_newline(job.complete_last_line)
 }
 
@@ -425,6 +437,10 @@ pub fn run(args: &MergeArgs) -> std::io::Result<()> {
         layout: layout_of(args.layout, args.keep_shards, producers),
         gzip: args.gzip,
         stripe_bytes: args.stripe_size,
+        stripe_request: args.stripe_count.map(|stripe_count| StripeRequest {
+            stripe_bytes: args.stripe_size.unwrap_or(DEFAULT_LUSTRE_STRIPE_BYTES),
+            stripe_count,
+        }),
         chunk_bytes: None,
         producers,
         ordered: args.ordered,

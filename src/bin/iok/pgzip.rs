@@ -53,6 +53,7 @@ pub fn run(args: &PgzipArgs) -> std::io::Result<()> {
         layout: Layout::Striped,
         gzip: Some(args.level),
         stripe_bytes: None,
+        stripe_request: None,
         chunk_bytes: args.member_size,
         producers: 1,
         ordered: true,
