@@ -686,6 +686,41 @@ fn a_stripe_request_off_lustre_writes_normally_and_sets_no_layout() {
     );
 }
 
+#[test]
+fn padded_gzip_with_megabyte_stripes_stays_readable_by_flate2_and_gzip() {
+    // 1 MiB slots hold a few ~100 KiB members each, so the filler at a
+    // slot's end is often larger than one gzip comment may be (64 KiB).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("padded-1m.jsonl.gz");
+    // Random hex compresses to about half, so members are ~500 KiB.
+    let mut lcg = Lcg(11);
+    let lines: Vec<Vec<u8>> = (0..100_000)
+        .map(|i| {
+            let hex: String = (0..6).map(|_| format!("{:08x}", lcg.next())).collect();
+            format!("{{\"i\":{i},\"x\":\"{hex}\"}}").into_bytes()
+        })
+        .collect();
+    let mut text = lines.join(&b'\n');
+    text.push(b'\n');
+    let rt = runtime(Backend::Auto);
+    let config = WriterConfig::new(&path)
+        .mimic_lustre(None)
+        .content(ContentKind::JsonLines)
+        .layout(Layout::PaddedStriped)
+        .ordered(true)
+        .gzip(Some(6))
+        .stripe_bytes(Some(1 << 20))
+        .chunk_bytes(Some(1 << 20));
+    let report = write_all(&rt, config, &[lines]);
+    assert!(
+        report.padding_bytes > 64 << 10,
+        "padding {}",
+        report.padding_bytes
+    );
+    assert_eq!(gunzip(&std::fs::read(&path).unwrap()), text);
+    gzip_test(&path);
+}
+
 mod on_simulated_lustre {
     use super::*;
     use iokernel::sim::{self, SimKernel, SimOptions};

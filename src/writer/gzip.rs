@@ -9,8 +9,11 @@
 //! concatenation, and empty members and comments add nothing to it.
 //!
 //! Filler of `p` bytes:
-//! * `p >= 20`: [`empty_member`] of exactly `p` bytes (an empty member is
-//!   20 bytes; the rest is a comment).
+//! * `p >= 20`: [`empty_member`]s of exactly `p` bytes in all (an empty
+//!   member is 20 bytes; the rest is a comment). A comment holds at most
+//!   65 535 bytes before its NUL, the longest header field common readers
+//!   take (flate2 refuses longer ones; gzip does not mind), so a larger gap
+//!   is split evenly over several members.
 //! * `p < 20`: too short for a member, so [`grow_header`] inserts a comment
 //!   of exactly `p` bytes into the header of the member before the gap.
 //!
@@ -117,31 +120,50 @@ pub fn encode_member(data: &[u8], level: u32) -> Vec<u8> {
     out
 }
 
-/// A member that decompresses to nothing, exactly `len_bytes` long
-/// (`len_bytes >= EMPTY_MEMBER_BYTES`; the excess is a comment). `None`
-/// when `len_bytes` is too short.
+/// Longest comment field (text plus its NUL) put in a header: 65 535
+/// bytes of text, the most flate2's gzip reader takes in one field.
+const MAX_COMMENT_FIELD_BYTES: usize = 65_536;
+/// Longest single empty member [`empty_member`] makes.
+pub const MAX_EMPTY_MEMBER_BYTES: usize = EMPTY_MEMBER_BYTES + MAX_COMMENT_FIELD_BYTES;
+
+/// Empty members that decompress to nothing, exactly `len_bytes` long in
+/// all (`len_bytes >= EMPTY_MEMBER_BYTES`; the excess is comments): one
+/// member up to [`MAX_EMPTY_MEMBER_BYTES`], else as few as fit, of even
+/// sizes. `None` when `len_bytes` is too short.
 ///
 /// ```
 /// use iokernel::writer::gzip::{empty_member, EMPTY_MEMBER_BYTES};
 /// assert_eq!(empty_member(EMPTY_MEMBER_BYTES).unwrap().len(), 20);
 /// assert_eq!(empty_member(4096).unwrap().len(), 4096);
+/// assert_eq!(empty_member(1 << 20).unwrap().len(), 1 << 20);
 /// assert!(empty_member(19).is_none());
 /// ```
 pub fn empty_member(len_bytes: usize) -> Option<Vec<u8>> {
     if len_bytes < EMPTY_MEMBER_BYTES {
         return None;
     }
-    let comment_bytes = len_bytes - EMPTY_MEMBER_BYTES;
+    let members = len_bytes.div_ceil(MAX_EMPTY_MEMBER_BYTES);
+    // Each part is at least len/members - 1 >= 32 K bytes when there are
+    // several, so every part holds a member.
+    let (base, extra) = (len_bytes / members, len_bytes % members);
     let mut out = Vec::with_capacity(len_bytes);
+    for i in 0..members {
+        push_empty_member(&mut out, base + usize::from(i < extra));
+    }
+    Some(out)
+}
+
+/// One empty member of `len_bytes` (`EMPTY_MEMBER_BYTES..=MAX_EMPTY_MEMBER_BYTES`).
+fn push_empty_member(out: &mut Vec<u8>, len_bytes: usize) {
+    let comment_bytes = len_bytes - EMPTY_MEMBER_BYTES;
     if comment_bytes == 0 {
         out.extend_from_slice(&header(0));
     } else {
         out.extend_from_slice(&header(FLAG_COMMENT));
-        push_comment(&mut out, comment_bytes);
+        push_comment(out, comment_bytes);
     }
     out.extend_from_slice(&EMPTY_DEFLATE);
     out.extend_from_slice(&trailer(0, 0));
-    Some(out)
 }
 
 /// A comment field of exactly `len_bytes` (>= 1): fill then the NUL.
@@ -224,6 +246,27 @@ mod tests {
             let mut stream = encode_member(b"a\n", 1);
             stream.extend_from_slice(&member);
             stream.extend_from_slice(&encode_member(b"b\n", 1));
+            assert_eq!(decode(&stream), b"a\nb\n", "filler of {len} bytes");
+        }
+    }
+
+    #[test]
+    fn large_fillers_split_into_members_flate2_reads() {
+        let sizes = [
+            MAX_EMPTY_MEMBER_BYTES - 1,
+            MAX_EMPTY_MEMBER_BYTES,
+            MAX_EMPTY_MEMBER_BYTES + 1,
+            MAX_EMPTY_MEMBER_BYTES + EMPTY_MEMBER_BYTES - 1,
+            2 * MAX_EMPTY_MEMBER_BYTES + 7,
+            (1 << 20) - 333,
+            4 << 20,
+        ];
+        for len in sizes {
+            let filler = empty_member(len).unwrap();
+            assert_eq!(filler.len(), len);
+            let mut stream = encode_member(b"a\n", 6);
+            stream.extend_from_slice(&filler);
+            stream.extend_from_slice(&encode_member(b"b\n", 6));
             assert_eq!(decode(&stream), b"a\nb\n", "filler of {len} bytes");
         }
     }
