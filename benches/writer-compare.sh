@@ -70,8 +70,12 @@ printf 'input: %s lines, %s bytes (%.1f MiB, %.1f bytes/line) on %s (%s)\n' \
   "$WORKDIR" "$(stat -f -c %T "$WORKDIR")"
 
 # Seconds (wall clock) that "$@" takes; its stdout goes to $WORKDIR/last.out.
+# Every tool starts from the same state: the previous tool's dirty pages
+# are written back first (sync), outside the timing, so no run pays for
+# another's writeback.
 timed() {
   local start end
+  sync
   start=$(date +%s.%N)
   "$@" >"$WORKDIR/last.out" 2>"$WORKDIR/last.err" || {
     echo "command failed: $*" >&2
