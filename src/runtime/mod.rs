@@ -69,7 +69,9 @@ impl RuntimeShared {
     /// compute pool, so it never holds up the tasks of a worker; the pool
     /// (one thread per worker) starts on first use. The job comes back
     /// when the pool cannot take it (full, or its threads failed to
-    /// start): the caller then runs it itself.
+    /// start): the caller then runs it itself. A job must not own a
+    /// reference to the runtime: the pool is dropped with the runtime, and
+    /// its threads cannot drop (join) their own pool.
     pub(crate) fn offload_compute(&self, label: &'static str, job: Job) -> Result<(), Job> {
         let pool = self.compute.get_or_init(|| {
             let threads = self.workers.len();
