@@ -17,6 +17,7 @@ use iokernel::runtime::{self, Runtime};
 use iokernel::sync::{channel, Receiver, Sender};
 use iokernel::sys::real::RealClock;
 use iokernel::sys::Clock;
+use iokernel::writer::sizing::LUSTRE_STRIPE_UNIT_BYTES;
 use iokernel::writer::{
     parse_size, ContentKind, Durability, Layout, ParallelWriter, Producer, StripeRequest,
     WriteReport, WriterConfig,
@@ -30,8 +31,6 @@ use std::time::Duration;
 use crate::input::{self, Input, LineBlocks};
 use crate::progress::{human_bytes, mib_per_sec, Progress};
 
-/// Stripe sizes must be whole multiples of this (the Lustre rule).
-pub const STRIPE_UNIT_BYTES: u64 = 64 << 10;
 /// Line blocks queued per producer between readers and producers.
 const BLOCKS_PER_PRODUCER: usize = 4;
 /// Pieces a chunk is handed to a producer in (see [`produce`]).
@@ -116,9 +115,9 @@ pub fn parse_size_arg(text: &str) -> Result<u64, String> {
 /// A size string that must also be a multiple of 64 KiB.
 pub fn parse_stripe_size(text: &str) -> Result<u64, String> {
     let bytes = parse_size_arg(text)?;
-    if bytes % STRIPE_UNIT_BYTES != 0 {
+    if bytes % LUSTRE_STRIPE_UNIT_BYTES != 0 {
         return Err(format!(
-            "stripe size {text:?} ({bytes} bytes) is not a multiple of 64 KiB ({STRIPE_UNIT_BYTES} bytes)"
+            "stripe size {text:?} ({bytes} bytes) is not a multiple of 64 KiB ({LUSTRE_STRIPE_UNIT_BYTES} bytes)"
         ));
     }
     Ok(bytes)
