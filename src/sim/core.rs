@@ -167,6 +167,27 @@ impl SimCore {
         f(&mut lock(&self.stats));
     }
 
+    /// Which of the `ready` completions (indices, with their submission
+    /// order from `seq_of`) completes next: the oldest, or a seed-chosen one
+    /// when reordering is on (counted when it is not the oldest). `None`
+    /// when nothing is ready.
+    pub(crate) fn pick_completion(
+        &self,
+        ready: &[usize],
+        seq_of: impl Fn(usize) -> u64,
+    ) -> Option<usize> {
+        let oldest = *ready.iter().min_by_key(|&&i| seq_of(i))?;
+        let chosen = if self.options.reorder_completions {
+            ready[self.with_rng(|rng| rng.below(ready.len() as u64)) as usize]
+        } else {
+            oldest
+        };
+        if chosen != oldest {
+            self.count(|s| s.reordered_completions += 1);
+        }
+        Some(chosen)
+    }
+
     /// Count one injected errno.
     pub fn count_injected(&self, class: OpClass, errno: Errno) {
         let name = errno.name().unwrap_or("errno");

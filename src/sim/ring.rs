@@ -280,17 +280,10 @@ impl SimRing {
         let ready: Vec<usize> = (0..self.running.len())
             .filter(|&i| self.is_ready(i))
             .collect();
-        let Some(&oldest) = ready.iter().min_by_key(|&&i| self.running[i].seq) else {
+        let running_seq = |i: usize| self.running[i].seq;
+        let Some(chosen) = self.core.pick_completion(&ready, running_seq) else {
             return false;
         };
-        let chosen = if self.core.options().reorder_completions {
-            ready[self.core.with_rng(|rng| rng.below(ready.len() as u64)) as usize]
-        } else {
-            oldest
-        };
-        if chosen != oldest {
-            self.core.count(|s| s.reordered_completions += 1);
-        }
         let running = self.running.swap_remove(chosen);
         let res = match running.task {
             _ if running.cancelled => -Errno::ECANCELED.0,

@@ -109,15 +109,7 @@ impl SimOffload {
         let ready: Vec<usize> = (0..jobs.len())
             .filter(|&i| jobs[i].ready_at <= now)
             .collect();
-        let oldest = *ready.iter().min_by_key(|&&i| jobs[i].seq)?;
-        let chosen = if self.core.options().reorder_completions {
-            ready[self.core.with_rng(|rng| rng.below(ready.len() as u64)) as usize]
-        } else {
-            oldest
-        };
-        if chosen != oldest {
-            self.core.count(|s| s.reordered_completions += 1);
-        }
+        let chosen = self.core.pick_completion(&ready, |i| jobs[i].seq)?;
         Some(jobs.swap_remove(chosen))
     }
 
