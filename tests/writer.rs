@@ -6,8 +6,8 @@
 use flate2::read::MultiGzDecoder;
 use iokernel::runtime::{self, Backend, Runtime};
 use iokernel::writer::{
-    errno_of, shard_path, temp_path, ContentKind, Durability, Layout, ParallelWriter, WriteReport,
-    WriterConfig,
+    errno_of, is_temp_name, shard_path, ContentKind, Durability, Layout, ParallelWriter,
+    WriteReport, WriterConfig,
 };
 use std::collections::HashMap;
 use std::io::Read;
@@ -102,6 +102,16 @@ fn write_all(rt: &Runtime, config: WriterConfig, inputs: &[Vec<Vec<u8>>]) -> Wri
         writer.finish().await
     })
     .expect("writer finishes")
+}
+
+/// No writer temporary file for `path` is left in its directory.
+fn no_temp_left(path: &Path) -> bool {
+    let dir = path.parent().expect("output in a directory");
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    !std::fs::read_dir(dir).unwrap().any(|e| {
+        let entry = e.unwrap().file_name().to_string_lossy().into_owned();
+        is_temp_name(&entry) && entry.starts_with(&format!(".{name}."))
+    })
 }
 
 fn gunzip(bytes: &[u8]) -> Vec<u8> {
@@ -366,7 +376,7 @@ fn binary_content_padded_leaves_holes_and_loses_nothing() {
             "gzip={gzip}: payloads in order"
         );
         assert!(gzip || report.padding_bytes > 0);
-        assert!(!temp_path(&path).exists());
+        assert!(no_temp_left(&path), "no temporary file left");
     }
 }
 
@@ -414,7 +424,7 @@ fn one_ordered_producer_gives_exactly_its_input() {
             } else {
                 assert!(got == want, "{layout} gzip={gzip}: exact concatenation");
             }
-            assert!(!temp_path(&path).exists(), "no temporary file left");
+            assert!(no_temp_left(&path), "no temporary file left");
             assert_eq!(report.bytes_in, want.len() as u64);
         }
     }
@@ -475,7 +485,7 @@ fn a_missing_directory_names_the_path_and_enoent() {
     assert_eq!(errno_of(&err), Some(libc::ENOENT));
     let msg = err.to_string();
     assert!(
-        msg.contains("open") && msg.contains("no/such/dir/out.jsonl"),
+        msg.contains("create") && msg.contains("no/such/dir/out.jsonl"),
         "{msg}"
     );
 }
@@ -668,6 +678,7 @@ fn a_stripe_request_off_lustre_writes_normally_and_sets_no_layout() {
     let (lines, text) = numbered_lines(5000);
     let rt = runtime(Backend::Auto);
     let config = WriterConfig::new(&path)
+        .overwrite(true)
         .mimic_lustre(None)
         .content(ContentKind::JsonLines)
         .stripe_request(Some(iokernel::writer::StripeRequest {
@@ -767,6 +778,7 @@ mod on_simulated_lustre {
         assert_eq!(layout_of(&kernel, "/out.pfw"), (1 << 20, 1));
         let (lines, text) = numbered_lines(3000);
         let config = WriterConfig::new("/out.pfw")
+            .overwrite(true)
             .mimic_lustre(None)
             .content(ContentKind::JsonLines)
             .stripe_request(Some(REQUEST));
@@ -811,5 +823,262 @@ mod on_simulated_lustre {
         assert_eq!(report.fs_kind, FilesystemKind::Lustre);
         assert_eq!(report.stripe_bytes, 1 << 20);
         assert_eq!(layout_of(&kernel, "/plain.pfw"), (1 << 20, 1));
+    }
+}
+
+/// Write `lines` to a new writer for `config` and finish it.
+fn try_write(
+    rt: &Runtime,
+    config: WriterConfig,
+    lines: &[Vec<u8>],
+) -> std::io::Result<WriteReport> {
+    let lines = lines.to_vec();
+    rt.block_on(async move {
+        let writer = ParallelWriter::new(config).await?;
+        let mut producer = writer.producer();
+        for line in &lines {
+            producer.write_line(line).await?;
+        }
+        producer.close().await?;
+        writer.finish().await
+    })
+}
+
+#[test]
+fn an_existing_output_is_refused_unless_overwrite_and_then_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime(Backend::Auto);
+    let (lines, text) = numbered_lines(2000);
+    for durability in [
+        Durability::None,
+        Durability::Fsync,
+        Durability::AtomicRename,
+    ] {
+        for layout in layouts() {
+            let path = dir
+                .path()
+                .join(format!("existing-{}-{durability:?}", layout.name()));
+            // The file the writer would create first: the output, or shard 0.
+            let first = match layout {
+                Layout::Sharded { merge: false, .. } => shard_path(&path, 0),
+                _ => path.clone(),
+            };
+            std::fs::write(&first, b"precious\n").unwrap();
+            let config = WriterConfig::new(&path)
+                .layout(layout)
+                .durability(durability)
+                .content(ContentKind::JsonLines)
+                .ordered(true)
+                .mimic_lustre(Some(MIMIC.into()));
+            let err = try_write(&rt, config.clone(), &lines).expect_err("refused");
+            assert_eq!(
+                errno_of(&err),
+                Some(libc::EEXIST),
+                "{layout} {durability:?}"
+            );
+            assert!(err.to_string().contains("overwrite is off"), "{err}");
+            assert_eq!(std::fs::read(&first).unwrap(), b"precious\n");
+            let left: Vec<_> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains(&format!("existing-{}-{durability:?}", layout.name())))
+                .collect();
+            assert_eq!(left.len(), 1, "only the precious file: {left:?}");
+
+            let report = try_write(&rt, config.overwrite(true), &lines).expect("overwritten");
+            let mut got = Vec::new();
+            for file in &report.files {
+                got.extend(std::fs::read(file).unwrap());
+            }
+            if layout != Layout::PaddedStriped {
+                assert!(got == text, "{layout} {durability:?}: new content");
+            }
+            assert!(no_temp_left(&path));
+        }
+    }
+}
+
+#[test]
+fn a_file_at_a_later_shard_name_survives_and_the_created_shards_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime(Backend::Auto);
+    let path = dir.path().join("sharded.pfw");
+    let foreign = shard_path(&path, 2);
+    std::fs::write(&foreign, b"someone else's\n").unwrap();
+    let config = WriterConfig::new(&path)
+        .layout(Layout::Sharded {
+            shards: 3,
+            merge: true,
+        })
+        .content(ContentKind::JsonLines)
+        .mimic_lustre(None);
+    let err = try_write(&rt, config, &numbered_lines(100).0).expect_err("shard 2 exists");
+    assert_eq!(errno_of(&err), Some(libc::EEXIST));
+    assert!(err.to_string().contains("sharded.pfw.shard_2"), "{err}");
+    assert_eq!(std::fs::read(&foreign).unwrap(), b"someone else's\n");
+    assert!(!shard_path(&path, 0).exists() && !shard_path(&path, 1).exists());
+    assert!(!path.exists());
+}
+
+#[test]
+fn concurrent_atomic_rename_writers_never_share_a_temporary_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.pfw");
+    // Someone's file at the first temporary name: skipped, never touched.
+    let squatter = iokernel::writer::temp_path(&path, 0);
+    std::fs::write(&squatter, b"squatter\n").unwrap();
+    let rt = runtime(Backend::Auto);
+    let texts: Vec<(Vec<Vec<u8>>, Vec<u8>)> = (0..4)
+        .map(|w| {
+            let lines: Vec<Vec<u8>> = (0..3000)
+                .map(|i| format!("{{\"writer\":{w},\"i\":{i}}}").into_bytes())
+                .collect();
+            let mut text = lines.join(&b'\n');
+            text.push(b'\n');
+            (lines, text)
+        })
+        .collect();
+    let results = rt.block_on(async {
+        let mut tasks = Vec::new();
+        for (lines, _) in &texts {
+            let lines = lines.clone();
+            let config = WriterConfig::new(&path)
+                .durability(Durability::AtomicRename)
+                .content(ContentKind::JsonLines)
+                .ordered(true)
+                .chunk_bytes(Some(4096))
+                .overwrite(true)
+                .mimic_lustre(None);
+            tasks.push(iokernel::runtime::spawn(async move {
+                let writer = ParallelWriter::new(config).await?;
+                let mut producer = writer.producer();
+                for line in &lines {
+                    producer.write_line(line).await?;
+                }
+                producer.close().await?;
+                writer.finish().await
+            }));
+        }
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await.expect("task"));
+        }
+        results
+    });
+    for result in &results {
+        result.as_ref().expect("each writer finishes");
+    }
+    let got = std::fs::read(&path).unwrap();
+    assert!(
+        texts.iter().any(|(_, text)| *text == got),
+        "the output is one writer's whole output, not a mix"
+    );
+    assert_eq!(std::fs::read(&squatter).unwrap(), b"squatter\n");
+    let temps: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| is_temp_name(n))
+        .collect();
+    assert_eq!(temps.len(), 1, "only the squatter: {temps:?}");
+}
+
+#[test]
+fn planned_paths_name_the_output_and_every_shard() {
+    use iokernel::writer::planned_paths;
+    let path = Path::new("/d/out.pfw");
+    assert_eq!(
+        planned_paths(&WriterConfig::new(path)),
+        vec![path.to_path_buf()]
+    );
+    let kept = WriterConfig::new(path).layout(Layout::Sharded {
+        shards: 2,
+        merge: false,
+    });
+    assert_eq!(
+        planned_paths(&kept),
+        vec![shard_path(path, 0), shard_path(path, 1)]
+    );
+    assert!(planned_paths(&WriterConfig::new(path).stream_fd(Some(1))).is_empty());
+}
+
+mod on_the_simulator_with_faults {
+    use super::*;
+    use iokernel::sim::{self, SimOptions};
+
+    /// With faults on, whatever the writer does (finish or fail), a file
+    /// it did not create — at its first temporary name and at a name next
+    /// to its shards — keeps its bytes, and nothing the writer created is
+    /// left after a failure.
+    #[test]
+    fn a_failing_writer_never_removes_a_file_it_did_not_create() {
+        let mut failures = 0;
+        for seed in 0..40u64 {
+            let kernel = sim::new_kernel(SimOptions::with_faults(seed, 0.05)).unwrap();
+            let out = Path::new("/out.pfw");
+            let squatter = iokernel::writer::temp_path(out, 0);
+            let neighbour = shard_path(out, 9);
+            kernel.write_file_durable(&squatter, b"squatter\n").unwrap();
+            kernel
+                .write_file_durable(&neighbour, b"neighbour\n")
+                .unwrap();
+            let layout = if seed % 2 == 0 {
+                Layout::Striped
+            } else {
+                Layout::Sharded {
+                    shards: 3,
+                    merge: true,
+                }
+            };
+            let config = WriterConfig::new(out)
+                .layout(layout)
+                .durability(Durability::AtomicRename)
+                .content(ContentKind::JsonLines)
+                .producers(2)
+                .chunk_bytes(Some(2048))
+                .mimic_lustre(None);
+            let (lines, _) = numbered_lines(400);
+            let result = sim::run(&kernel, async move {
+                let writer = ParallelWriter::new(config).await?;
+                let mut producer = writer.producer();
+                for line in &lines {
+                    producer.write_line(line).await?;
+                }
+                producer.close().await?;
+                writer.finish().await
+            })
+            .expect("the sim run ends");
+            assert_eq!(
+                kernel.read_file(&squatter).unwrap(),
+                b"squatter\n",
+                "seed {seed}"
+            );
+            assert_eq!(
+                kernel.read_file(&neighbour).unwrap(),
+                b"neighbour\n",
+                "seed {seed}"
+            );
+            if result.is_err() {
+                failures += 1;
+                let listed = kernel.list_dir("/").unwrap_or_default();
+                let metadata_faults = kernel
+                    .core()
+                    .stats()
+                    .injected
+                    .keys()
+                    .any(|(class, _)| *class == sim::OpClass::Metadata);
+                let extra: Vec<_> = listed
+                    .iter()
+                    .filter(|n| {
+                        !["out.pfw", "out.pfw.shard_9"].contains(&n.as_str())
+                            && Some(n.as_str()) != squatter.file_name().and_then(|f| f.to_str())
+                    })
+                    .collect();
+                assert!(
+                    extra.is_empty() || metadata_faults,
+                    "seed {seed}: left behind {extra:?}"
+                );
+            }
+        }
+        assert!(failures > 0, "the faults made at least one run fail");
     }
 }

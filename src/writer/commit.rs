@@ -37,6 +37,9 @@ pub(crate) struct OutFile {
     /// Where the data is written (a temporary name under `AtomicRename`).
     pub(crate) write_path: PathBuf,
     pub(crate) fd: RawFd,
+    /// A stream (FIFO, character device, caller's fd): written in order
+    /// with `write`, one write at a time; offsets are only bookkeeping.
+    pub(crate) stream: bool,
 }
 
 /// The open output files of one writer; closed when the last user (the
@@ -373,13 +376,51 @@ async fn write_job(
     permits: &Sender<()>,
     status: &Status,
 ) -> Result<(), WriteError> {
-    let written = pwrite_all(&files.0[job.file], job.bytes, job.offset).await?;
+    let written = put_all(&files.0[job.file], job.bytes, job.offset).await?;
     status.give_back(written);
     if job.permit {
         // The permit channel only closes once the writer failed.
         let _ = permits.try_send(());
     }
     Ok(())
+}
+
+/// Write all of `bytes` to `file`: at `offset` for a file, next in line
+/// for a stream (whose committer keeps one write in flight, in order).
+pub(crate) async fn put_all(
+    file: &OutFile,
+    bytes: Vec<u8>,
+    offset: u64,
+) -> Result<Vec<u8>, WriteError> {
+    if file.stream {
+        write_all(file, bytes, offset).await
+    } else {
+        pwrite_all(file, bytes, offset).await
+    }
+}
+
+/// Sequential `write` of all of `bytes` to a stream; `offset` (the
+/// stream position) only names where a failure happened.
+async fn write_all(file: &OutFile, mut bytes: Vec<u8>, offset: u64) -> Result<Vec<u8>, WriteError> {
+    let mut done = 0usize;
+    while done < bytes.len() {
+        let at = offset + done as u64;
+        let BufResult(result, slice) = crate::io::write(file.fd, Slice::new(bytes, done)).await;
+        bytes = slice.into_inner();
+        match result {
+            Ok(0) => {
+                return Err(WriteError::new(
+                    "write",
+                    &file.write_path,
+                    Some(at),
+                    io::Error::new(io::ErrorKind::WriteZero, "write wrote 0 bytes"),
+                ))
+            }
+            Ok(n) => done += n,
+            Err(e) => return Err(WriteError::new("write", &file.write_path, Some(at), e)),
+        }
+    }
+    Ok(bytes)
 }
 
 /// Write all of `bytes` at `offset` of `file`, resuming short writes;

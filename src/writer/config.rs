@@ -6,9 +6,11 @@
 
 use super::fs_kind::FilesystemKind;
 use super::gzip;
+use super::output::CreatedFiles;
 use super::sizing::{LUSTRE_STRIPE_UNIT_BYTES, MIMIC_LUSTRE_ENV};
 use std::fmt;
 use std::io;
+use std::os::fd::RawFd;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -150,6 +152,23 @@ pub struct WriterConfig {
     /// padded-striped layout, whose padding sits before a chunk's final
     /// newline.
     pub final_newline: bool,
+    /// Replace an existing regular file at a name the writer creates (the
+    /// output, a shard). Off (the default), such a file is refused with
+    /// `EEXIST` and left as it is. On, it is unlinked and the new file is
+    /// created with `O_EXCL` (a concurrent run racing for the name then
+    /// fails instead of mixing its data in). Never applies to non-regular
+    /// files (see [`crate::writer::output`]).
+    pub overwrite: bool,
+    /// Write to this already-open fd (e.g. a duplicate of stdout) as a
+    /// stream instead of opening `path` (which then only names it in
+    /// messages): chunks go out in sequence order with sequential `write`,
+    /// nothing is synced, renamed or removed. Needs the striped layout and
+    /// a durability other than `AtomicRename`. The writer owns the fd and
+    /// closes it; a config with one is for one writer.
+    pub stream_fd: Option<RawFd>,
+    /// Record created files here as well, so a signal handler can remove
+    /// them ([`CreatedFiles::seal`]); default: a private registry.
+    pub created_files: Option<CreatedFiles>,
 }
 
 /// Default memory budget: 256 MiB.
@@ -175,6 +194,9 @@ impl WriterConfig {
             chunk_bytes: None,
             stripe_bytes: None,
             final_newline: true,
+            overwrite: false,
+            stream_fd: None,
+            created_files: None,
         }
     }
 
@@ -250,6 +272,24 @@ impl WriterConfig {
         self
     }
 
+    /// Set [`WriterConfig::overwrite`].
+    pub fn overwrite(mut self, on: bool) -> WriterConfig {
+        self.overwrite = on;
+        self
+    }
+
+    /// Set [`WriterConfig::stream_fd`].
+    pub fn stream_fd(mut self, fd: Option<RawFd>) -> WriterConfig {
+        self.stream_fd = fd;
+        self
+    }
+
+    /// Set [`WriterConfig::created_files`].
+    pub fn created_files(mut self, created: Option<CreatedFiles>) -> WriterConfig {
+        self.created_files = created;
+        self
+    }
+
     /// Check the parts that need no I/O; the error (`InvalidInput`) says
     /// which field is wrong and why.
     pub fn validate(&self) -> io::Result<()> {
@@ -283,6 +323,11 @@ impl WriterConfig {
                     "stripe size {stripe_bytes} bytes is invalid: it must be a positive \
                      multiple of {LUSTRE_STRIPE_UNIT_BYTES} bytes (64 KiB) below 4 GiB"
                 ));
+            }
+        }
+        if self.stream_fd.is_some() {
+            if let Some(why) = super::output::stream_refusal(self, "the output fd") {
+                return invalid(why);
             }
         }
         let plain_padded_json = self.layout == Layout::PaddedStriped

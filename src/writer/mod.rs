@@ -53,6 +53,7 @@ pub mod error;
 pub mod fs_kind;
 pub mod gzip;
 pub mod lustre;
+pub mod output;
 pub mod parallel;
 pub mod plan;
 mod producer;
@@ -63,7 +64,8 @@ pub use config::{
     DEFAULT_MEMORY_BUDGET_BYTES,
 };
 pub use error::{errno_of, write_error_of, WriteError};
-pub use parallel::{shard_path, temp_path, ParallelWriter};
+pub use output::{is_temp_name, planned_paths, temp_path, CreatedFiles};
+pub use parallel::{shard_path, ParallelWriter};
 pub use producer::Producer;
 
 pub use fs_kind::FilesystemKind;

@@ -3,12 +3,19 @@
 //!
 //! # Files, durability and cleanup
 //!
-//! * `Fsync`/`None`: data is written in place (`O_TRUNC` on open), so the
-//!   final name exists, incomplete, while the writer runs.
-//! * `AtomicRename`: data goes to `.<name>.iok-tmp` in the same directory
-//!   and is renamed over `<name>` after its fsync; the directory is then
-//!   fsynced. The final name never holds a partial file, even after a
-//!   crash (a crash may leave the temporary file behind).
+//! * Every file is created with `O_EXCL`; an existing regular file is
+//!   refused unless [`WriterConfig::overwrite`], which unlinks it first
+//!   (see [`super::output`] for the rules, streams included).
+//! * `Fsync`/`None`: data is written in place, so the final name exists,
+//!   incomplete, while the writer runs.
+//! * `AtomicRename`: data goes to a temporary name unique to the run,
+//!   `.<name>.iok-tmp.<pid>.<n>` in the same directory, and is renamed
+//!   over `<name>` after its fsync; the directory is then fsynced. The
+//!   final name never holds a partial file, even after a crash (a crash
+//!   may leave the temporary file behind).
+//! * A stream output (FIFO, character device, [`WriterConfig::stream_fd`])
+//!   is written in sequence order with `write`; durability does not apply
+//!   to it (no fsync, no rename) and it is never removed.
 //! * Sharded with merge: shards are intermediate files written in place;
 //!   the merged file follows the durability rule above, and shards are
 //!   removed only after the merged file is written (and synced, unless
@@ -16,15 +23,19 @@
 //! * A writer dropped without `finish()`, or whose `finish()` fails, removes
 //!   every file it created and had not yet renamed into place (best effort:
 //!   a failing unlink is ignored), so no half-written file is left to look
-//!   complete. Producers still writing then get an error.
+//!   complete; it never removes a file it did not create. Producers still
+//!   writing then get an error.
 //! * Any fsync error poisons the writer: `finish()` returns it and never
 //!   retries into a false success.
 
-use super::commit::{pwrite_all, Committed, Committer, OutFile, OutFiles, Placer, ShardExtent};
+use super::commit::{put_all, Committed, Committer, OutFile, OutFiles, Placer, ShardExtent};
 use super::config::{Durability, Layout, WriteReport, WriterConfig};
 use super::error::WriteError;
 use super::fs_kind::FilesystemKind;
 use super::lustre::{encode_v1, parse_lov};
+use super::output::{
+    clear_for_create, invalid, kind_name, probe, stream_refusal, CreatedFiles, Existing,
+};
 use super::producer::{Chunk, Producer, ProducerShared, Status};
 use super::sizing::{LayoutInfo, WriterSizing};
 use crate::io::{self, OpenFlags};
@@ -74,7 +85,11 @@ pub struct ParallelWriter {
     committer: Option<JoinHandle<Result<Committed, WriteError>>>,
     files: Option<Arc<OutFiles>>,
     /// Paths this writer created and has not renamed into place or removed.
-    created: Vec<PathBuf>,
+    created: CreatedFiles,
+    /// Write paths of the shards a merged sharded layout removes at the end.
+    shard_paths: Vec<PathBuf>,
+    /// The output is a stream (see the module docs).
+    stream: bool,
     /// Final name of each output file, by index.
     final_paths: Vec<PathBuf>,
     /// `fstatfs` said Lustre (not the mimic): stripe requests are set with
@@ -93,15 +108,6 @@ pub fn shard_path(path: &Path, shard: usize) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(format!(".shard_{shard}"));
     PathBuf::from(name)
-}
-
-/// The temporary name `AtomicRename` writes `path` under:
-/// `<dir>/.<name>.iok-tmp`.
-pub fn temp_path(path: &Path) -> PathBuf {
-    let mut name = std::ffi::OsString::from(".");
-    name.push(path.file_name().unwrap_or_default());
-    name.push(".iok-tmp");
-    path.with_file_name(name)
 }
 
 fn dir_of(path: &Path) -> PathBuf {
@@ -123,10 +129,6 @@ async fn dir_on_lustre(dir: &Path) -> Result<bool, WriteError> {
     Ok(FilesystemKind::from_magic(fs.magic) == FilesystemKind::Lustre)
 }
 
-fn invalid(msg: String) -> stdio::Error {
-    stdio::Error::new(stdio::ErrorKind::InvalidInput, msg)
-}
-
 impl ParallelWriter {
     /// Open the output, detect the file system, size the buffers and start
     /// the committer. Must run inside an iokernel runtime (real or
@@ -139,7 +141,7 @@ impl ParallelWriter {
             ));
         }
         let started = now();
-        let (final_paths, write_paths) = output_paths(&config);
+        let final_paths = final_paths(&config);
         let mut writer = ParallelWriter {
             info: LayoutInfo::detect(0, 0, None, None).map_err(|e| invalid(e.to_string()))?,
             stripe_bytes: 0,
@@ -153,7 +155,9 @@ impl ParallelWriter {
             },
             committer: None,
             files: None,
-            created: Vec::new(),
+            created: config.created_files.clone().unwrap_or_default(),
+            shard_paths: Vec::new(),
+            stream: false,
             final_paths,
             config,
             on_lustre: false,
@@ -165,44 +169,111 @@ impl ParallelWriter {
         }
         // On error the writer is dropped here, which removes what it created
         // (and dropping the open files closes them).
-        let files = writer.open_outputs(&write_paths).await?;
+        let files = writer.open_outputs().await?;
+        let write_paths: Vec<PathBuf> = files.0.iter().map(|f| f.write_path.clone()).collect();
         writer.info = writer.detect(files.0[0].fd, &write_paths).await?;
         writer.start(files)?;
         Ok(writer)
     }
 
-    async fn open_outputs(&mut self, write_paths: &[PathBuf]) -> stdio::Result<OutFiles> {
-        let mut files = OutFiles(Vec::with_capacity(write_paths.len()));
-        for path in write_paths {
-            let fd = self.create(path, OpenFlags::RDWR).await?;
+    /// Open the stream, or create every file the committer writes into
+    /// (shards, the output or its temporary file). The output's name is
+    /// checked first, so a refused output creates nothing.
+    async fn open_outputs(&mut self) -> stdio::Result<OutFiles> {
+        let path = self.config.path.clone();
+        if let Some(fd) = self.config.stream_fd {
+            self.stream = true;
+            return Ok(stream_files(path, fd));
+        }
+        let only_shards = matches!(self.config.layout, Layout::Sharded { merge: false, .. });
+        let merged = matches!(self.config.layout, Layout::Sharded { merge: true, .. });
+        if !only_shards {
+            if let Existing::Stream(kind) = probe(&path).await? {
+                let what = format!("output {} (a {})", path.display(), kind_name(kind));
+                if let Some(why) = stream_refusal(&self.config, &what) {
+                    return Err(invalid(why));
+                }
+                // No O_CREAT, no O_TRUNC: the node is written, never replaced.
+                let fd = io::open(&path, OpenFlags::WRONLY, 0)
+                    .await
+                    .map_err(|e| WriteError::new("open", &path, None, e))?;
+                self.stream = true;
+                return Ok(stream_files(path, fd));
+            }
+            clear_for_create(&path, self.config.overwrite, false).await?;
+        }
+        let atomic = self.config.durability == Durability::AtomicRename;
+        let mut files = OutFiles(Vec::with_capacity(self.final_paths.len()));
+        for final_path in self.final_paths.clone() {
+            let (write_path, fd) = if atomic && !merged {
+                clear_for_create(&final_path, self.config.overwrite, false).await?;
+                self.create_temp(&final_path, OpenFlags::RDWR).await?
+            } else {
+                let fd = self.create(&final_path, OpenFlags::RDWR).await?;
+                (final_path, fd)
+            };
             files.0.push(OutFile {
-                write_path: path.clone(),
+                write_path: write_path.clone(),
                 fd,
+                stream: false,
             });
-            self.request_stripe(path).await?;
+            self.request_stripe(&write_path).await?;
+        }
+        if merged {
+            self.shard_paths = files.0.iter().map(|f| f.write_path.clone()).collect();
         }
         Ok(files)
     }
 
-    /// Create (or truncate) output `path` for `access`. On Lustre with a
-    /// stripe request, an existing file is removed first and the new one
-    /// is created without a layout (`O_LOV_DELAY_CREATE`), since Lustre
-    /// keeps the layout a file already has.
+    /// Create output `path` for `access` with `O_EXCL`, after unlinking an
+    /// existing regular file if overwrite is on (refused otherwise). On
+    /// Lustre with a stripe request the file is created without a layout
+    /// (`O_LOV_DELAY_CREATE`) so the requested one can be set.
     async fn create(&mut self, path: &Path, access: OpenFlags) -> Result<RawFd, WriteError> {
-        let mut flags = access | OpenFlags::CREAT | OpenFlags::TRUNC;
+        clear_for_create(path, self.config.overwrite, true).await?;
+        let mut flags = access | OpenFlags::CREAT | OpenFlags::EXCL;
         if self.lays_out_files() {
-            match io::unlink(path).await {
-                Ok(()) => {}
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
-                Err(e) => return Err(WriteError::new("unlink", path, None, e)),
-            }
             flags = flags | OpenFlags::LOV_DELAY_CREATE;
         }
         let fd = io::open(path, flags, 0o644)
             .await
-            .map_err(|e| WriteError::new("open", path, None, e))?;
-        self.created.push(path.to_path_buf());
-        Ok(fd)
+            .map_err(|e| WriteError::new("create", path, None, e))?;
+        self.register(path, fd).await
+    }
+
+    /// Create a temporary file for `final_path` under a name unique to the
+    /// run (see [`super::output`]).
+    async fn create_temp(
+        &mut self,
+        final_path: &Path,
+        access: OpenFlags,
+    ) -> Result<(PathBuf, RawFd), WriteError> {
+        let mut flags = access;
+        if self.lays_out_files() {
+            flags = flags | OpenFlags::LOV_DELAY_CREATE;
+        }
+        let (temp, fd) = super::output::create_temp(final_path, flags).await?;
+        let fd = self.register(&temp, fd).await?;
+        Ok((temp, fd))
+    }
+
+    /// List a file just created as this run's; if the registry is sealed
+    /// (the run is being stopped), remove it again and fail.
+    async fn register(&mut self, path: &Path, fd: RawFd) -> Result<RawFd, WriteError> {
+        if self.created.add(path) {
+            return Ok(fd);
+        }
+        let _ = io::close(fd).await;
+        let _ = io::unlink(path).await;
+        Err(WriteError::new(
+            "create",
+            path,
+            None,
+            stdio::Error::new(
+                stdio::ErrorKind::Interrupted,
+                "the run is being stopped; the file was removed",
+            ),
+        ))
     }
 
     /// True when the writer sets a Lustre layout on the files it creates.
@@ -275,12 +346,14 @@ impl ParallelWriter {
             chunk_bytes,
         ));
         let files = Arc::new(files);
+        // A stream is written in sequence order: there is no seeking back.
+        let ordered = config.ordered || self.stream;
         let placer = Placer::new(
             config.layout,
             self.stripe_bytes,
             config.content,
             config.gzip_level.is_some(),
-            config.ordered,
+            ordered,
             files.0[0].write_path.clone(),
         )?;
         let committer = Committer {
@@ -289,8 +362,13 @@ impl ParallelWriter {
             status: Arc::clone(&status),
             files: Arc::clone(&files),
             placer,
-            ordered: config.ordered,
-            writes_in_flight_max: (self.info.stripe_count as usize).max(2).min(window.max(2)),
+            ordered,
+            // A stream takes one write at a time, in order.
+            writes_in_flight_max: if self.stream {
+                0
+            } else {
+                (self.info.stripe_count as usize).max(2).min(window.max(2))
+            },
             chunks_seen: 0,
             payload_seen: 0,
         };
@@ -371,7 +449,7 @@ impl ParallelWriter {
         };
         match result {
             Ok(report) => {
-                self.created.clear();
+                self.created.take();
                 Ok(report)
             }
             Err(err) => {
@@ -391,11 +469,12 @@ impl ParallelWriter {
                     let member = super::gzip::empty_member(super::gzip::EMPTY_MEMBER_BYTES)
                         .expect("an empty member fits its own size");
                     *len = member.len() as u64;
-                    pwrite_all(file, member, 0).await?;
+                    put_all(file, member, 0).await?;
                 }
             }
         }
-        let sync = self.config.durability != Durability::None;
+        // A stream has nothing to sync (and fsync on a pipe is EINVAL).
+        let sync = self.config.durability != Durability::None && !self.stream;
         let mut outputs: Vec<(PathBuf, u64)> = Vec::new();
         if let Layout::Sharded { merge: true, .. } = self.config.layout {
             let merged = self
@@ -427,7 +506,7 @@ impl ParallelWriter {
                 io::rename(&from, &to)
                     .await
                     .map_err(|e| WriteError::new("rename", &to, None, e))?;
-                self.created.retain(|p| p != &from);
+                self.created.forget(&from);
                 final_files.push(to);
             }
             fsync_dir(&dir_of(&self.config.path)).await?;
@@ -501,14 +580,18 @@ impl ParallelWriter {
         shard_lens: &[u64],
         extents: Option<&[ShardExtent]>,
     ) -> Result<(PathBuf, u64), WriteError> {
-        let target = match self.config.durability {
-            Durability::AtomicRename => temp_path(&self.config.path),
-            _ => self.config.path.clone(),
+        let path = self.config.path.clone();
+        let (target, out) = match self.config.durability {
+            Durability::AtomicRename => self.create_temp(&path, OpenFlags::WRONLY).await?,
+            _ => {
+                let fd = self.create(&path, OpenFlags::WRONLY).await?;
+                (path, fd)
+            }
         };
-        let out = self.create(&target, OpenFlags::WRONLY).await?;
         let out = OutFiles(vec![OutFile {
             write_path: target.clone(),
             fd: out,
+            stream: false,
         }]);
         // The merged file is the user's output: it gets the requested
         // layout too, before any data reaches it (dropping `out`
@@ -551,17 +634,11 @@ impl ParallelWriter {
     }
 
     async fn remove_shards(&mut self) -> Result<(), WriteError> {
-        let shards: Vec<PathBuf> = self
-            .created
-            .iter()
-            .filter(|p| *p != &self.config.path && *p != &temp_path(&self.config.path))
-            .cloned()
-            .collect();
-        for shard in shards {
+        for shard in std::mem::take(&mut self.shard_paths) {
             io::unlink(&shard)
                 .await
                 .map_err(|e| WriteError::new("unlink", &shard, None, e))?;
-            self.created.retain(|p| p != &shard);
+            self.created.forget(&shard);
         }
         if self.config.durability != Durability::None {
             fsync_dir(&dir_of(&self.config.path)).await?;
@@ -572,7 +649,7 @@ impl ParallelWriter {
     /// Best-effort removal of every file this writer created and did not
     /// rename into place.
     fn remove_created(&mut self) {
-        for path in self.created.drain(..) {
+        for path in self.created.take() {
             let _ = io::unlink(&path).wait();
         }
     }
@@ -596,28 +673,24 @@ impl Drop for ParallelWriter {
     }
 }
 
-/// Final and write paths of every output file, by index.
-fn output_paths(config: &WriterConfig) -> (Vec<PathBuf>, Vec<PathBuf>) {
-    let atomic = config.durability == Durability::AtomicRename;
+/// Final path of every file the committer writes, by index (shards, or
+/// the output).
+fn final_paths(config: &WriterConfig) -> Vec<PathBuf> {
     match config.layout {
-        Layout::Sharded { shards, merge } => {
-            let finals: Vec<PathBuf> = (0..shards).map(|i| shard_path(&config.path, i)).collect();
-            let writes = if atomic && !merge {
-                finals.iter().map(|p| temp_path(p)).collect()
-            } else {
-                finals.clone()
-            };
-            (finals, writes)
+        Layout::Sharded { shards, .. } => {
+            (0..shards).map(|i| shard_path(&config.path, i)).collect()
         }
-        _ => {
-            let write = if atomic {
-                temp_path(&config.path)
-            } else {
-                config.path.clone()
-            };
-            (vec![config.path.clone()], vec![write])
-        }
+        _ => vec![config.path.clone()],
     }
+}
+
+/// The one stream "file": `fd`, named `path` in messages.
+fn stream_files(path: PathBuf, fd: RawFd) -> OutFiles {
+    OutFiles(vec![OutFile {
+        write_path: path,
+        fd,
+        stream: true,
+    }])
 }
 
 async fn fsync(fd: RawFd, path: &Path) -> Result<(), WriteError> {

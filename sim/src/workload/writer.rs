@@ -19,6 +19,9 @@
 //!   incomplete file under `AtomicRename`; in place, the file is removed
 //!   unless an injected unlink fault stopped the best-effort cleanup.
 //! * No fd outlives a finished writer.
+//! * A bystander file (some seeds) named like the writer's first
+//!   temporary name survives byte for byte whatever happens: the writer
+//!   never opens or removes a file it did not create.
 
 use super::ScriptRng;
 use flate2::read::MultiGzDecoder;
@@ -27,8 +30,8 @@ use iokernel::runtime;
 use iokernel::sim::{self, OpClass, SimKernel};
 use iokernel::writer::fs_kind::LUSTRE_MAGIC;
 use iokernel::writer::{
-    errno_of, parse_lov, shard_path, write_error_of, ContentKind, Durability, FilesystemKind,
-    Layout, ParallelWriter, StripeRequest, WriteReport, WriterConfig,
+    errno_of, is_temp_name, parse_lov, shard_path, temp_path, write_error_of, ContentKind,
+    Durability, FilesystemKind, Layout, ParallelWriter, StripeRequest, WriteReport, WriterConfig,
 };
 use std::collections::HashMap;
 use std::io::{self, Read};
@@ -36,6 +39,8 @@ use std::sync::Arc;
 
 const STRIPE: usize = 64 << 10;
 const OUT: &str = "/out.data";
+/// What the bystander file holds.
+const BYSTANDER: &[u8] = b"not the writer's file\n";
 
 /// What one seed asks the writer to do.
 #[derive(Clone, Debug)]
@@ -58,6 +63,8 @@ struct Plan {
     /// On a file system that reports Lustre's magic: lay every output file
     /// out with this stripe (`lustre.lov` set on create and read back).
     stripe_request: Option<StripeRequest>,
+    /// Put a file at the writer's first temporary name before it runs.
+    bystander: bool,
 }
 
 impl Plan {
@@ -106,6 +113,7 @@ impl Plan {
             configured_stripe: false,
             exact_tail: false,
             stripe_request: None,
+            bystander: false,
         };
         // Drawn last, so earlier draws (and older seeds' plans) stay put.
         plan.configured_stripe = rng.below(3) == 0;
@@ -121,6 +129,7 @@ impl Plan {
                 stripe_count: plan.stripe_count as u16,
             });
         }
+        plan.bystander = rng.below(3) == 0;
         plan
     }
 
@@ -151,7 +160,7 @@ impl Plan {
     fn describe(&self) -> String {
         format!(
             "{} gzip={:?} ordered={} {:?} {:?} producers={} chunk={} configured_stripe={} \
-             exact_tail={} stripe_request={:?}",
+             exact_tail={} stripe_request={:?} bystander={}",
             self.layout,
             self.gzip_level,
             self.ordered,
@@ -162,7 +171,8 @@ impl Plan {
             self.configured_stripe,
             self.exact_tail,
             self.stripe_request
-                .map(|r| (r.stripe_bytes, r.stripe_count))
+                .map(|r| (r.stripe_bytes, r.stripe_count)),
+            self.bystander
         )
     }
 }
@@ -260,7 +270,21 @@ pub(crate) fn run(kernel: &Arc<SimKernel>, seed: u64) -> Result<String, String> 
     let on_lustre = kernel.core().options().fs_magic == i64::from(LUSTRE_MAGIC);
     let plan = Plan::draw(&mut rng, on_lustre);
     let what = plan.describe();
+    let bystander = plan.bystander.then(|| temp_path(OUT.as_ref(), 0));
+    if let Some(path) = &bystander {
+        kernel
+            .write_file_durable(path, BYSTANDER)
+            .map_err(|e| format!("{what}: setting up the bystander: {e:?}"))?;
+    }
     let outcome = sim::run(kernel, run_writer(plan.clone())).map_err(|e| e.to_string())?;
+    if let Some(path) = &bystander {
+        if kernel.read_file(path).as_deref() != Some(BYSTANDER) {
+            return Err(format!(
+                "{what}: the bystander {} was changed or removed by the writer",
+                path.display()
+            ));
+        }
+    }
     let verdict = match outcome {
         Outcome::NotCreated(err) => {
             check_error(kernel, &err)?;
@@ -501,7 +525,13 @@ fn check_output(kernel: &SimKernel, plan: &Plan, report: &WriteReport) -> Result
         }
     }
     let listed = kernel.list_dir("/").unwrap_or_default();
-    if listed.iter().any(|name| name.contains("iok-tmp")) {
+    let bystander = temp_path(OUT.as_ref(), 0);
+    let bystander_name = bystander.file_name().and_then(|n| n.to_str());
+    let is_bystander = |name: &str| plan.bystander && Some(name) == bystander_name;
+    if listed
+        .iter()
+        .any(|name| is_temp_name(name) && !is_bystander(name))
+    {
         return Err(format!("temporary file left after finish: {listed:?}"));
     }
     let decoded = decode_lines(plan, &files)?;

@@ -1,0 +1,290 @@
+//! Which files a writer owns, and how it makes them without touching
+//! anything it did not create.
+//!
+//! Rules (the "lose nothing" contract):
+//! * Every file the writer will own is created with `O_CREAT | O_EXCL`, so
+//!   [`CreatedFiles`] lists exactly the files this run made, and cleanup
+//!   (failure, drop, a signal) never removes anything else.
+//! * An existing regular file at a name the writer creates is refused
+//!   (`EEXIST`) unless [`WriterConfig::overwrite`] is set; then it is
+//!   unlinked first and the new file is still created with `O_EXCL`, so a
+//!   concurrent run racing for the same name gets `EEXIST`, never a mixed
+//!   file.
+//! * `AtomicRename` temporary files get a name unique to the run:
+//!   `<dir>/.<name>.iok-tmp.<pid>.<n>`, created with `O_EXCL`; a name
+//!   already taken (another run, or any file that happens to be called so)
+//!   is skipped, never opened or removed.
+//! * An existing character device or FIFO output (or a caller-supplied fd,
+//!   [`WriterConfig::stream_fd`]) is a *stream*: written once, in sequence
+//!   order, with `write`; never created, truncated, synced, renamed or
+//!   unlinked. Other kinds (directory, block device, socket) are refused.
+//!
+//! [`planned_paths`] names every fixed path a configuration will create or
+//! replace, so a caller can check them against its inputs before the
+//! writer runs.
+
+use super::config::{Durability, Layout, WriterConfig};
+use super::error::WriteError;
+use crate::io::{self, FileType, OpenFlags};
+use std::fmt;
+use std::io as stdio;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Temporary names tried per output before giving up.
+const TEMP_ATTEMPTS_MAX: u32 = 1000;
+
+/// The files a writer created and has not yet renamed into place or
+/// removed; shareable, so a signal handler can remove them while the
+/// writer is stuck (see [`WriterConfig::created_files`]).
+///
+/// ```
+/// use iokernel::writer::CreatedFiles;
+/// let created = CreatedFiles::new();
+/// assert!(created.paths().is_empty());
+/// assert!(created.seal().is_empty());
+/// ```
+#[derive(Clone, Default)]
+pub struct CreatedFiles(Arc<Mutex<CreatedInner>>);
+
+#[derive(Default)]
+struct CreatedInner {
+    paths: Vec<PathBuf>,
+    sealed: bool,
+}
+
+impl CreatedFiles {
+    /// An empty registry.
+    pub fn new() -> CreatedFiles {
+        CreatedFiles::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, CreatedInner> {
+        // A panic while holding the lock leaves a plain Vec: still usable.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The paths listed now.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        self.lock().paths.clone()
+    }
+
+    /// Take every listed path and refuse further additions: a writer that
+    /// creates a file afterwards removes it itself and fails. For a signal
+    /// path that removes the returned files and exits.
+    pub fn seal(&self) -> Vec<PathBuf> {
+        let mut inner = self.lock();
+        inner.sealed = true;
+        std::mem::take(&mut inner.paths)
+    }
+
+    /// Record `path`; false when sealed.
+    pub(crate) fn add(&self, path: &Path) -> bool {
+        let mut inner = self.lock();
+        if inner.sealed {
+            return false;
+        }
+        inner.paths.push(path.to_path_buf());
+        true
+    }
+
+    /// Forget `path` (renamed into place, or removed).
+    pub(crate) fn forget(&self, path: &Path) {
+        self.lock().paths.retain(|p| p != path);
+    }
+
+    /// Take every listed path (for cleanup).
+    pub(crate) fn take(&self) -> Vec<PathBuf> {
+        std::mem::take(&mut self.lock().paths)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.lock().paths.is_empty()
+    }
+}
+
+impl fmt::Debug for CreatedFiles {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.lock().paths.iter()).finish()
+    }
+}
+
+impl PartialEq for CreatedFiles {
+    /// Two handles are equal when they share one registry.
+    fn eq(&self, other: &CreatedFiles) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// What is at a path before the writer touches it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Existing {
+    Missing,
+    Regular,
+    /// A character device or FIFO: written as a stream.
+    Stream(FileType),
+    /// Anything the writer refuses to write to.
+    Refused(FileType),
+}
+
+/// Look at `path` without changing it: `open(O_RDONLY | O_NONBLOCK)`
+/// (which neither blocks on a FIFO nor truncates) and `fstat`.
+pub(crate) async fn probe(path: &Path) -> Result<Existing, WriteError> {
+    let fd = match io::open(path, OpenFlags::RDONLY | OpenFlags::NONBLOCK, 0).await {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(Existing::Missing),
+        Err(e) => return Err(WriteError::new("open (checking the output)", path, None, e)),
+    };
+    let stat = io::fstat(fd).await;
+    // Only looked at: a failed close loses nothing.
+    let _ = io::close(fd).await;
+    let stat = stat.map_err(|e| WriteError::new("fstat (checking the output)", path, None, e))?;
+    Ok(match stat.file_type {
+        FileType::Regular => Existing::Regular,
+        kind @ (FileType::CharDevice | FileType::Fifo) => Existing::Stream(kind),
+        kind => Existing::Refused(kind),
+    })
+}
+
+/// Words for a file type in messages.
+pub(crate) fn kind_name(kind: FileType) -> &'static str {
+    match kind {
+        FileType::Regular => "regular file",
+        FileType::Directory => "directory",
+        FileType::Symlink => "symbolic link",
+        FileType::Socket => "socket",
+        FileType::Fifo => "FIFO",
+        FileType::CharDevice => "character device",
+        FileType::BlockDevice => "block device",
+        FileType::Other => "special file",
+    }
+}
+
+pub(crate) fn invalid(msg: String) -> stdio::Error {
+    stdio::Error::new(stdio::ErrorKind::InvalidInput, msg)
+}
+
+/// `path` must be free for a new regular file: missing, or an existing
+/// regular file when `overwrite` (it is then unlinked when `unlink`).
+pub(crate) async fn clear_for_create(
+    path: &Path,
+    overwrite: bool,
+    unlink: bool,
+) -> Result<(), WriteError> {
+    match probe(path).await? {
+        Existing::Missing => Ok(()),
+        Existing::Regular if overwrite => {
+            if !unlink {
+                return Ok(());
+            }
+            match io::unlink(path).await {
+                Ok(()) => Ok(()),
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+                Err(e) => Err(WriteError::new("unlink (overwrite)", path, None, e)),
+            }
+        }
+        Existing::Regular => Err(WriteError::new(
+            "create (the file exists and overwrite is off)",
+            path,
+            None,
+            stdio::Error::from_raw_os_error(libc::EEXIST),
+        )),
+        Existing::Stream(kind) | Existing::Refused(kind) => Err(WriteError::new(
+            "create",
+            path,
+            None,
+            stdio::Error::new(
+                stdio::ErrorKind::InvalidInput,
+                format!(
+                    "is a {}, not a regular file: the writer will not replace it",
+                    kind_name(kind)
+                ),
+            ),
+        )),
+    }
+}
+
+/// `<dir>/.<name>.iok-tmp.<pid>.<attempt>`: a temporary name for `path`.
+pub fn temp_path(path: &Path, attempt: u32) -> PathBuf {
+    let mut name = std::ffi::OsString::from(".");
+    name.push(path.file_name().unwrap_or_default());
+    name.push(format!(".iok-tmp.{}.{attempt}", std::process::id()));
+    path.with_file_name(name)
+}
+
+/// True when `name` (a file name) looks like one of the writer's
+/// temporary names.
+pub fn is_temp_name(name: &str) -> bool {
+    name.starts_with('.') && name.contains(".iok-tmp.")
+}
+
+/// Create a temporary file for `path` under a name nobody uses
+/// (`O_EXCL`); taken names are skipped, never touched.
+pub(crate) async fn create_temp(
+    path: &Path,
+    flags: OpenFlags,
+) -> Result<(PathBuf, std::os::fd::RawFd), WriteError> {
+    let mut last = None;
+    for attempt in 0..TEMP_ATTEMPTS_MAX {
+        let temp = temp_path(path, attempt);
+        match io::open(&temp, flags | OpenFlags::CREAT | OpenFlags::EXCL, 0o644).await {
+            Ok(fd) => return Ok((temp, fd)),
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => last = Some(temp),
+            Err(e) => return Err(WriteError::new("create temporary file", &temp, None, e)),
+        }
+    }
+    Err(WriteError::new(
+        "create temporary file",
+        last.unwrap_or_else(|| path.to_path_buf()),
+        None,
+        stdio::Error::from_raw_os_error(libc::EEXIST),
+    ))
+}
+
+/// Every fixed path `config` will create or replace: the output (unless
+/// only shards are kept) and each shard. Temporary names are not listed:
+/// they are unique per run and created with `O_EXCL`, so they cannot
+/// alias an existing file. A stream output ([`WriterConfig::stream_fd`])
+/// lists nothing.
+///
+/// ```
+/// use iokernel::writer::{planned_paths, Layout, WriterConfig};
+/// let config = WriterConfig::new("/d/out.pfw").layout(Layout::Sharded { shards: 2, merge: true });
+/// let paths = planned_paths(&config);
+/// assert_eq!(paths.len(), 3);
+/// assert!(paths.iter().any(|p| p.ends_with("out.pfw.shard_1")));
+/// ```
+pub fn planned_paths(config: &WriterConfig) -> Vec<PathBuf> {
+    if config.stream_fd.is_some() {
+        return Vec::new();
+    }
+    match config.layout {
+        Layout::Sharded { shards, merge } => {
+            let mut paths: Vec<PathBuf> = (0..shards)
+                .map(|i| super::parallel::shard_path(&config.path, i))
+                .collect();
+            if merge {
+                paths.insert(0, config.path.clone());
+            }
+            paths
+        }
+        _ => vec![config.path.clone()],
+    }
+}
+
+/// Why a stream output cannot take `config`, if it cannot.
+pub(crate) fn stream_refusal(config: &WriterConfig, what: &str) -> Option<String> {
+    if config.layout != Layout::Striped {
+        return Some(format!(
+            "{what} is a stream: it is written sequentially, so only the striped layout \
+             works (not {})",
+            config.layout
+        ));
+    }
+    if config.durability == Durability::AtomicRename {
+        return Some(format!(
+            "{what} is a stream: atomic-rename would replace it with a regular file"
+        ));
+    }
+    None
+}
