@@ -99,6 +99,7 @@ fn merge_and_verify(
         compute_threads: iokernel::sys::real::host_info().available_cores.max(1),
         complete_last_line: true,
         durability: Durability::Fsync,
+        output_mode: Default::default(),
     };
     let outcome = merge_inputs(job, Progress::hidden())?;
     let check = |e: String| invalid(format!("{label}: {e}"));

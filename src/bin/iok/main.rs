@@ -14,6 +14,7 @@ mod demo;
 mod demo_merge;
 mod input;
 mod merge;
+mod output;
 mod pgzip;
 mod probe;
 mod progress;
@@ -64,6 +65,9 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of a stream output (`-o -`, a FIFO) went away: quiet,
+        // with the status a shell gives a process killed by SIGPIPE.
+        Err(e) if iokernel::writer::errno_of(&e) == Some(libc::EPIPE) => ExitCode::from(141),
         Err(e) => {
             eprintln!("iok: {e}");
             ExitCode::FAILURE

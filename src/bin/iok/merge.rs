@@ -19,8 +19,8 @@ use iokernel::sys::real::RealClock;
 use iokernel::sys::Clock;
 use iokernel::writer::sizing::LUSTRE_STRIPE_UNIT_BYTES;
 use iokernel::writer::{
-    parse_size, ContentKind, Durability, Layout, ParallelWriter, Producer, StripeRequest,
-    WriteReport, WriterConfig,
+    parse_size, ContentKind, CreatedFiles, Durability, Layout, ParallelWriter, Producer,
+    StripeRequest, WriteReport, WriterConfig,
 };
 use std::io::{Error, ErrorKind};
 use std::path::PathBuf;
@@ -29,6 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::input::{self, Input, LineBlocks};
+use crate::output::{self, OutputMode};
 use crate::progress::{human_bytes, mib_per_sec, Progress};
 
 /// Line blocks queued per producer between readers and producers.
@@ -67,9 +68,16 @@ pub struct MergeArgs {
     /// Input files: JSON lines, plain or gzip (detected by content).
     #[arg(required = true, value_name = "INPUT")]
     inputs: Vec<PathBuf>,
-    /// The output file.
+    /// The output file, or `-` for stdout (written in order as a stream;
+    /// so are FIFOs and character devices such as /dev/null). Never one
+    /// of the inputs.
     #[arg(short, long, value_name = "OUTPUT")]
     output: PathBuf,
+    /// Replace OUTPUT (and with --layout sharded its shards) if it exists
+    /// as a regular file; without it an existing output is refused and
+    /// kept. Never replaces an input or a non-regular file.
+    #[arg(short, long)]
+    force: bool,
     /// How chunks are laid out in the output.
     #[arg(long, value_enum, default_value_t = LayoutArg::Striped)]
     layout: LayoutArg,
@@ -81,7 +89,8 @@ pub struct MergeArgs {
     #[arg(long, value_name = "LEVEL", num_args = 0..=1, require_equals = true,
           default_missing_value = "6", value_parser = clap::value_parser!(u32).range(0..=9))]
     gzip: Option<u32>,
-    /// Stripe (and chunk) size, a multiple of 64 KiB, e.g. 1M
+    /// Stripe (and chunk) size, a multiple of 64 KiB, at most 4G - 64K
+    /// (4294901760 bytes, the largest Lustre takes), e.g. 1M
     /// (default: from the file system).
     #[arg(long, value_name = "SIZE", value_parser = parse_stripe_size)]
     stripe_size: Option<u64>,
@@ -112,12 +121,25 @@ pub fn parse_size_arg(text: &str) -> Result<u64, String> {
     Ok(bytes)
 }
 
-/// A size string that must also be a multiple of 64 KiB.
+/// The largest stripe the writer takes: the largest multiple of 64 KiB
+/// that fits the u32 stripe size of `lustre.lov` (4 GiB - 64 KiB).
+pub const STRIPE_BYTES_MAX: u64 =
+    (u32::MAX as u64) / LUSTRE_STRIPE_UNIT_BYTES * LUSTRE_STRIPE_UNIT_BYTES;
+
+/// A size string that must also be a multiple of 64 KiB and at most
+/// [`STRIPE_BYTES_MAX`], exactly what the writer accepts, so clap refuses
+/// the rest (exit 2).
 pub fn parse_stripe_size(text: &str) -> Result<u64, String> {
     let bytes = parse_size_arg(text)?;
     if bytes % LUSTRE_STRIPE_UNIT_BYTES != 0 {
         return Err(format!(
             "stripe size {text:?} ({bytes} bytes) is not a multiple of 64 KiB ({LUSTRE_STRIPE_UNIT_BYTES} bytes)"
+        ));
+    }
+    if bytes > STRIPE_BYTES_MAX {
+        return Err(format!(
+            "stripe size {text:?} ({bytes} bytes) is above the maximum {STRIPE_BYTES_MAX} bytes \
+             (4G - 64K: a Lustre stripe size is 32 bits)"
         ));
     }
     Ok(bytes)
@@ -151,6 +173,8 @@ pub struct MergeJob {
     pub complete_last_line: bool,
     /// Durability when `finish` returns.
     pub durability: Durability,
+    /// `--force`, `-o -` and the created-files registry.
+    pub output_mode: OutputMode,
 }
 
 /// What a run did.
@@ -245,8 +269,8 @@ async fn run_pipeline(
     writer.finish().await
 }
 
-fn writer_config(job: &MergeJob) -> WriterConfig {
-    WriterConfig::new(&job.output)
+pub fn writer_config(job: &MergeJob) -> WriterConfig {
+    let config = WriterConfig::new(&job.output)
         .layout(job.layout)
         .ordered(job.ordered)
         .gzip(job.gzip)
@@ -259,7 +283,8 @@ fn writer_config(job: &MergeJob) -> WriterConfig {
         .chunk_bytes(job.chunk_bytes)
         .stripe_bytes(job.stripe_bytes)
         .stripe_request(job.stripe_request)
-        .final_newline(job.complete_last_line)
+        .final_newline(job.complete_last_line);
+    job.output_mode.apply(config)
 }
 
 /// One reader: takes the next unread input until none is left, sending its
@@ -394,8 +419,9 @@ pub fn durability_of(arg: DurabilityArg) -> Durability {
     }
 }
 
-/// The one-line summary printed after every successful run.
-pub fn summary_line(verb: &str, inputs: usize, outcome: &MergeOutcome) -> String {
+/// The one-line summary printed after every successful run; `gzip` says
+/// whether the job asked for gzip output.
+pub fn summary_line(verb: &str, inputs: usize, gzip: bool, outcome: &MergeOutcome) -> String {
     let report = &outcome.report;
     format!(
         "{verb} {inputs} input(s), {} lines, {} -> {} ({}): {} written, {}, {}, stripe {}, \
@@ -403,11 +429,7 @@ pub fn summary_line(verb: &str, inputs: usize, outcome: &MergeOutcome) -> String
         outcome.lines,
         human_bytes(outcome.bytes_in),
         report.path.display(),
-        if report.bytes_out < outcome.bytes_in {
-            "compressed"
-        } else {
-            "plain"
-        },
+        if gzip { "gzip" } else { "plain" },
         human_bytes(report.bytes_out),
         report.layout,
         report.fs_kind.name(),
@@ -427,8 +449,19 @@ pub fn run(args: &MergeArgs) -> std::io::Result<()> {
             "--keep-shards needs --layout sharded",
         ));
     }
+    let created = CreatedFiles::new();
+    output::watch_signals(created.clone(), &args.output)?;
     let inputs = input::inspect_all(&args.inputs)?;
-    let progress = Progress::new(input::total_len_bytes(&inputs), "merge");
+    let to_stdout = output::is_stdout(&args.output);
+    let output_mode = OutputMode {
+        overwrite: args.force,
+        stream_fd: if to_stdout {
+            Some(output::stdout_fd()?)
+        } else {
+            None
+        },
+        created: Some(created),
+    };
     let producers = usize::try_from(args.producers).unwrap_or(1);
     let job = MergeJob {
         inputs,
@@ -446,12 +479,16 @@ pub fn run(args: &MergeArgs) -> std::io::Result<()> {
         compute_threads: iokernel::sys::real::host_info().available_cores.max(1),
         complete_last_line: true,
         durability: durability_of(args.durability),
+        output_mode,
     };
+    output::check_aliases(&args.inputs, &writer_config(&job))?;
+    let progress = Progress::new(input::total_len_bytes(&job.inputs), "merge");
     let count = job.inputs.len();
+    let gzip = job.gzip.is_some();
     let outcome = merge_inputs(job, progress.clone());
     progress.finish();
-    println!("{}", summary_line("merged", count, &outcome?));
-    Ok(())
+    let outcome = outcome.map_err(output::hint_force)?;
+    output::print_summary(&summary_line("merged", count, gzip, &outcome), to_stdout)
 }
 
 #[cfg(test)]

@@ -8,13 +8,15 @@
 //! here; this module only maps the command line onto a [`MergeJob`].
 
 use clap::Args;
-use iokernel::writer::Layout;
+use iokernel::writer::{CreatedFiles, Layout};
 use std::path::PathBuf;
 
 use crate::input;
 use crate::merge::{
-    durability_of, merge_inputs, parse_size_arg, summary_line, DurabilityArg, MergeJob,
+    durability_of, merge_inputs, parse_size_arg, summary_line, writer_config, DurabilityArg,
+    MergeJob,
 };
+use crate::output::{self, OutputMode};
 use crate::progress::Progress;
 
 #[derive(Args, Debug)]
@@ -22,9 +24,14 @@ pub struct PgzipArgs {
     /// The file to compress (plain, or gzip to recompress).
     #[arg(value_name = "INPUT")]
     input: PathBuf,
-    /// The gzip file to write.
+    /// The gzip file to write, or `-` for stdout (a stream, like FIFOs
+    /// and character devices). Never the input.
     #[arg(short, long, value_name = "OUTPUT.gz")]
     output: PathBuf,
+    /// Replace OUTPUT.gz if it exists as a regular file (like gzip -f);
+    /// without it an existing output is refused and kept.
+    #[arg(short, long)]
+    force: bool,
     /// Compression level, 0 (store) to 9 (smallest).
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=9))]
     level: u32,
@@ -41,8 +48,19 @@ pub struct PgzipArgs {
 }
 
 pub fn run(args: &PgzipArgs) -> std::io::Result<()> {
+    let created = CreatedFiles::new();
+    output::watch_signals(created.clone(), &args.output)?;
     let source = input::inspect(&args.input)?;
-    let progress = Progress::new(source.len_bytes, "pgzip");
+    let to_stdout = output::is_stdout(&args.output);
+    let output_mode = OutputMode {
+        overwrite: args.force,
+        stream_fd: if to_stdout {
+            Some(output::stdout_fd()?)
+        } else {
+            None
+        },
+        created: Some(created),
+    };
     let threads = args
         .threads
         .and_then(|t| usize::try_from(t).ok())
@@ -60,9 +78,12 @@ pub fn run(args: &PgzipArgs) -> std::io::Result<()> {
         compute_threads: threads,
         complete_last_line: false,
         durability: durability_of(args.durability),
+        output_mode,
     };
+    output::check_aliases(std::slice::from_ref(&args.input), &writer_config(&job))?;
+    let progress = Progress::new(job.inputs[0].len_bytes, "pgzip");
     let outcome = merge_inputs(job, progress.clone());
     progress.finish();
-    println!("{}", summary_line("compressed", 1, &outcome?));
-    Ok(())
+    let outcome = outcome.map_err(output::hint_force)?;
+    output::print_summary(&summary_line("compressed", 1, true, &outcome), to_stdout)
 }

@@ -20,6 +20,7 @@ mod kernel;
 ))]
 pub(crate) mod kqueue;
 pub(crate) mod pool;
+pub mod signal;
 mod syscall;
 pub mod thread;
 
