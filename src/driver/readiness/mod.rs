@@ -77,13 +77,7 @@ pub(crate) fn epoll_availability() -> Result<(), String> {
 }
 
 /// Whether `kqueue` can run here: `Err` says why not.
-#[cfg(any(
-    target_os = "macos",
-    target_os = "freebsd",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "dragonfly"
-))]
+#[cfg(kqueue)]
 pub(crate) fn kqueue_availability() -> Result<(), String> {
     crate::sys::real::kqueue::Kqueue::new()
         .map(drop)

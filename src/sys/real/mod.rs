@@ -11,13 +11,7 @@ pub(crate) mod epoll;
 pub(crate) mod ffi;
 mod host;
 mod kernel;
-#[cfg(any(
-    target_os = "macos",
-    target_os = "freebsd",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "dragonfly"
-))]
+#[cfg(kqueue)]
 pub(crate) mod kqueue;
 pub(crate) mod pool;
 mod syscall;
