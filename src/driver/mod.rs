@@ -242,6 +242,7 @@ fn build(
             pool_driver(kernel, make_offload, "fallback pool")?,
             Arc::clone(rings),
         )?)),
+        #[cfg(linux)]
         Backend::Epoll => Ok(Driver::Readiness(readiness::ReadinessDriver::new(
             pool_driver(kernel, make_offload, "file-op pool")?,
             crate::sys::real::epoll::Epoll::new,

@@ -300,6 +300,7 @@ pub struct Stat {
     pub(crate) fd: RawFd,
     pub(crate) stat: Option<FileStat>,
     /// Where an io_uring `statx` writes (set by the entry).
+    #[cfg(linux)]
     pub(crate) statx: Option<libc::statx>,
 }
 

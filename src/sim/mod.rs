@@ -72,3 +72,5 @@ pub use options::{
 };
 pub use rng::SimRng;
 pub use sched::{new_kernel, run, SimError};
+/// The io_uring opcode numbers [`RingOptions::missing_opcodes`] takes.
+pub use crate::sys::ring::opcode;

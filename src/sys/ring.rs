@@ -59,6 +59,57 @@ use std::time::Duration;
 /// `user_data` of cancel requests; their own completions are ignored.
 pub(crate) const CANCEL_USER_DATA: u64 = u64::MAX - 1;
 
+/// A prepared submission entry for the kernel's ring (Linux only: other
+/// systems have no kernel ring, and the simulator's ring runs the op
+/// through [`RingExec`] instead of reading an entry).
+#[cfg(linux)]
+pub(crate) type Sqe = io_uring::squeue::Entry;
+
+/// The io_uring opcode numbers (`IORING_OP_*`, the kernel's ABI) the
+/// driver and the simulator's ring use, written out so that the driver
+/// logic and the simulated ring build on every OS, not only where the
+/// io-uring crate does. A unit test checks them against that crate.
+pub mod opcode {
+    /// `IORING_OP_READV`.
+    pub const READV: u8 = 1;
+    /// `IORING_OP_WRITEV`.
+    pub const WRITEV: u8 = 2;
+    /// `IORING_OP_FSYNC`.
+    pub const FSYNC: u8 = 3;
+    /// `IORING_OP_POLL_ADD`.
+    pub const POLL_ADD: u8 = 6;
+    /// `IORING_OP_ACCEPT`.
+    pub const ACCEPT: u8 = 13;
+    /// `IORING_OP_ASYNC_CANCEL`.
+    pub const ASYNC_CANCEL: u8 = 14;
+    /// `IORING_OP_CONNECT`.
+    pub const CONNECT: u8 = 16;
+    /// `IORING_OP_FALLOCATE`.
+    pub const FALLOCATE: u8 = 17;
+    /// `IORING_OP_OPENAT`.
+    pub const OPENAT: u8 = 18;
+    /// `IORING_OP_CLOSE`.
+    pub const CLOSE: u8 = 19;
+    /// `IORING_OP_STATX`.
+    pub const STATX: u8 = 21;
+    /// `IORING_OP_READ`.
+    pub const READ: u8 = 22;
+    /// `IORING_OP_WRITE`.
+    pub const WRITE: u8 = 23;
+    /// `IORING_OP_SEND`.
+    pub const SEND: u8 = 26;
+    /// `IORING_OP_RECV`.
+    pub const RECV: u8 = 27;
+    /// `IORING_OP_RENAMEAT`.
+    pub const RENAMEAT: u8 = 35;
+    /// `IORING_OP_UNLINKAT`.
+    pub const UNLINKAT: u8 = 36;
+    /// `IORING_OP_MKDIRAT`.
+    pub const MKDIRAT: u8 = 37;
+    /// `IORING_OP_FTRUNCATE` (Linux 6.9).
+    pub const FTRUNCATE: u8 = 55;
+}
+
 /// Running an op's syscall in place: how a ring that is not the kernel's
 /// (the simulator's) executes an op entry. The kernel's ring uses the
 /// prepared submission entry instead and never calls this.
@@ -79,7 +130,8 @@ pub(crate) enum RingWork {
         /// The entry's opcode (checked against the probe before the push).
         opcode: u8,
         /// The prepared submission entry (without its `user_data`).
-        sqe: io_uring::squeue::Entry,
+        #[cfg(linux)]
+        sqe: Sqe,
         /// The boxed op the entry belongs to.
         exec: *mut dyn RingExec,
     },
@@ -149,5 +201,39 @@ pub(crate) trait RingSource: Send + Sync {
     /// (`None`: not known or not relevant).
     fn io_uring_disabled(&self) -> Option<u32> {
         None
+    }
+}
+
+#[cfg(all(test, linux))]
+mod tests {
+    use super::opcode;
+    use io_uring::opcode as crate_op;
+
+    #[test]
+    fn opcode_numbers_match_the_io_uring_crate() {
+        let pairs = [
+            (opcode::READV, crate_op::Readv::CODE),
+            (opcode::WRITEV, crate_op::Writev::CODE),
+            (opcode::FSYNC, crate_op::Fsync::CODE),
+            (opcode::POLL_ADD, crate_op::PollAdd::CODE),
+            (opcode::ACCEPT, crate_op::Accept::CODE),
+            (opcode::ASYNC_CANCEL, crate_op::AsyncCancel::CODE),
+            (opcode::CONNECT, crate_op::Connect::CODE),
+            (opcode::FALLOCATE, crate_op::Fallocate::CODE),
+            (opcode::OPENAT, crate_op::OpenAt::CODE),
+            (opcode::CLOSE, crate_op::Close::CODE),
+            (opcode::STATX, crate_op::Statx::CODE),
+            (opcode::READ, crate_op::Read::CODE),
+            (opcode::WRITE, crate_op::Write::CODE),
+            (opcode::SEND, crate_op::Send::CODE),
+            (opcode::RECV, crate_op::Recv::CODE),
+            (opcode::RENAMEAT, crate_op::RenameAt::CODE),
+            (opcode::UNLINKAT, crate_op::UnlinkAt::CODE),
+            (opcode::MKDIRAT, crate_op::MkDirAt::CODE),
+            (opcode::FTRUNCATE, crate_op::Ftruncate::CODE),
+        ];
+        for (ours, theirs) in pairs {
+            assert_eq!(ours, theirs);
+        }
     }
 }

@@ -70,10 +70,20 @@ use std::time::Duration;
 const CHECK_EVERY_POLLS: u32 = 64;
 
 /// Whether `epoll` can run here: `Err` says why not.
+#[cfg(linux)]
 pub(crate) fn epoll_availability() -> Result<(), String> {
     crate::sys::real::epoll::Epoll::new()
         .map(drop)
         .map_err(|errno| format!("epoll_create1 failed: {errno:?}"))
+}
+
+/// epoll exists only on Linux.
+#[cfg(not(linux))]
+pub(crate) fn epoll_availability() -> Result<(), String> {
+    Err(format!(
+        "epoll: not built for this OS (epoll is Linux-only; this is {})",
+        std::env::consts::OS
+    ))
 }
 
 /// Whether `kqueue` can run here: `Err` says why not.

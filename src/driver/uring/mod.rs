@@ -32,7 +32,38 @@
 //! is drained (cancel everything, wait for every completion) before it is
 //! dropped, so the kernel never writes into freed memory.
 
+// The kernel's io_uring (FFI); everything else here runs over the ring
+// seam on every OS (the simulator's ring).
+#[cfg(linux)]
 mod ring;
+#[cfg(not(linux))]
+mod ring {
+    use crate::sys::ring::{CompletionRing, RingSource};
+    use std::io;
+
+    /// Where the kernel's io_uring would come from: io_uring exists only
+    /// on Linux, so opening a ring says why not.
+    pub(crate) struct KernelRings;
+
+    /// Id of [`KernelRings`]; other sources take ids above it.
+    pub(crate) const KERNEL_RINGS_ID: u64 = 0;
+
+    impl RingSource for KernelRings {
+        fn id(&self) -> u64 {
+            KERNEL_RINGS_ID
+        }
+
+        fn open(&self, _entries: u32) -> io::Result<Box<dyn CompletionRing>> {
+            Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "io_uring: not built for this OS (io_uring is Linux-only; this is {})",
+                    std::env::consts::OS
+                ),
+            ))
+        }
+    }
+}
 
 use super::completion::Completion;
 use super::pool::PoolDriver;
@@ -42,7 +73,7 @@ use crate::sys::ring::{
     CompletionRing, RingEntry, RingExec, RingSource, RingWork, SqFull, CANCEL_USER_DATA,
 };
 use crate::sys::{Errno, Kernel, SysResult};
-use io_uring::opcode;
+use crate::sys::ring::opcode;
 pub(crate) use ring::KernelRings;
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -99,6 +130,10 @@ pub(crate) fn setup_error(e: &io::Error, io_uring_disabled: Option<u32>) -> Stri
         Some(libc::ENOMEM) => {
             "io_uring_setup failed with ENOMEM (RLIMIT_MEMLOCK too low for the ring)".to_string()
         }
+        // A source that has no kernel ring at all says why in its error.
+        _ if e.raw_os_error().is_none() && e.kind() == io::ErrorKind::Unsupported => {
+            e.to_string()
+        }
         _ => format!("io_uring_setup failed: {e}"),
     }
 }
@@ -126,28 +161,28 @@ fn probe(rings: &dyn RingSource) -> Result<Arc<ProbeSummary>, String> {
 
 /// Opcodes the driver cannot do without, with their names.
 const REQUIRED: [(u8, &str); 8] = [
-    (opcode::Read::CODE, "READ"),
-    (opcode::Write::CODE, "WRITE"),
-    (opcode::Readv::CODE, "READV"),
-    (opcode::Writev::CODE, "WRITEV"),
-    (opcode::Fsync::CODE, "FSYNC"),
-    (opcode::OpenAt::CODE, "OPENAT"),
-    (opcode::Close::CODE, "CLOSE"),
-    (opcode::PollAdd::CODE, "POLL_ADD"),
+    (opcode::READ, "READ"),
+    (opcode::WRITE, "WRITE"),
+    (opcode::READV, "READV"),
+    (opcode::WRITEV, "WRITEV"),
+    (opcode::FSYNC, "FSYNC"),
+    (opcode::OPENAT, "OPENAT"),
+    (opcode::CLOSE, "CLOSE"),
+    (opcode::POLL_ADD, "POLL_ADD"),
 ];
 
 /// Optional opcodes whose absence sends one op to the pool.
 const OPTIONAL: [(u8, &str); 10] = [
-    (opcode::Statx::CODE, "fstat (STATX)"),
-    (opcode::Fallocate::CODE, "fallocate (FALLOCATE)"),
-    (opcode::Ftruncate::CODE, "ftruncate (FTRUNCATE, Linux 6.9)"),
-    (opcode::RenameAt::CODE, "rename (RENAMEAT)"),
-    (opcode::UnlinkAt::CODE, "unlink (UNLINKAT)"),
-    (opcode::MkDirAt::CODE, "mkdir (MKDIRAT)"),
-    (opcode::Accept::CODE, "accept (ACCEPT)"),
-    (opcode::Connect::CODE, "connect (CONNECT)"),
-    (opcode::Recv::CODE, "recv (RECV)"),
-    (opcode::Send::CODE, "send (SEND)"),
+    (opcode::STATX, "fstat (STATX)"),
+    (opcode::FALLOCATE, "fallocate (FALLOCATE)"),
+    (opcode::FTRUNCATE, "ftruncate (FTRUNCATE, Linux 6.9)"),
+    (opcode::RENAMEAT, "rename (RENAMEAT)"),
+    (opcode::UNLINKAT, "unlink (UNLINKAT)"),
+    (opcode::MKDIRAT, "mkdir (MKDIRAT)"),
+    (opcode::ACCEPT, "accept (ACCEPT)"),
+    (opcode::CONNECT, "connect (CONNECT)"),
+    (opcode::RECV, "recv (RECV)"),
+    (opcode::SEND, "send (SEND)"),
 ];
 
 /// Whether rings from `rings` can run the driver: `Ok(notes)` lists the
@@ -223,9 +258,15 @@ impl<T: OpCode> InRing for Flight<T> {
             return Some(RingWork::Poll { fd, interest });
         }
         let opcode = self.op.uring_opcode()?;
+        #[cfg(linux)]
         let sqe = self.op.uring_entry()?;
         let exec: *mut dyn RingExec = self as *mut Self;
-        Some(RingWork::Op { opcode, sqe, exec })
+        Some(RingWork::Op {
+            opcode,
+            #[cfg(linux)]
+            sqe,
+            exec,
+        })
     }
 
     fn on_complete(mut self: Box<Self>, res: i32, kernel: &dyn Kernel) -> Option<Box<dyn InRing>> {

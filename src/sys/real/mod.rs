@@ -7,6 +7,7 @@
 //! `iok probe`. It may not know about ops, drivers or the runtime.
 
 mod clock;
+#[cfg(linux)]
 pub(crate) mod epoll;
 pub(crate) mod ffi;
 mod host;
