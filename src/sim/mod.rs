@@ -65,6 +65,8 @@ mod rng;
 mod sched;
 
 pub use self::core::{SimCore, SimStats};
+/// The io_uring opcode numbers [`RingOptions::missing_opcodes`] takes.
+pub use crate::sys::ring::opcode;
 pub use kernel::SimKernel;
 pub use options::{
     ClassFaults, CrashModel, Latency, OpClass, PollerFaults, RingOptions, SimDriver, SimOptions,
@@ -72,5 +74,3 @@ pub use options::{
 };
 pub use rng::SimRng;
 pub use sched::{new_kernel, run, SimError};
-/// The io_uring opcode numbers [`RingOptions::missing_opcodes`] takes.
-pub use crate::sys::ring::opcode;

@@ -69,11 +69,11 @@ use super::completion::Completion;
 use super::pool::PoolDriver;
 use crate::op::OpCode;
 use crate::runtime::{Scheduler, WorkerShared};
+use crate::sys::ring::opcode;
 use crate::sys::ring::{
     CompletionRing, RingEntry, RingExec, RingSource, RingWork, SqFull, CANCEL_USER_DATA,
 };
 use crate::sys::{Errno, Kernel, SysResult};
-use crate::sys::ring::opcode;
 pub(crate) use ring::KernelRings;
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -131,9 +131,7 @@ pub(crate) fn setup_error(e: &io::Error, io_uring_disabled: Option<u32>) -> Stri
             "io_uring_setup failed with ENOMEM (RLIMIT_MEMLOCK too low for the ring)".to_string()
         }
         // A source that has no kernel ring at all says why in its error.
-        _ if e.raw_os_error().is_none() && e.kind() == io::ErrorKind::Unsupported => {
-            e.to_string()
-        }
+        _ if e.raw_os_error().is_none() && e.kind() == io::ErrorKind::Unsupported => e.to_string(),
         _ => format!("io_uring_setup failed: {e}"),
     }
 }
