@@ -9,6 +9,8 @@
 mod clock;
 #[cfg(linux)]
 pub(crate) mod epoll;
+#[cfg(linux)]
+pub(crate) mod eventfd;
 pub(crate) mod ffi;
 mod host;
 mod kernel;
