@@ -39,6 +39,9 @@
 //!   unlinked splice (and a poll when the socket is full), and every op or
 //!   thread needs two more fds. Its pool job already keeps the worker free.
 
+// FFI file for now (io_uring entries hold raw pointers into the op); it
+// moves under driver/uring/ with the next restructure.
+#![allow(unsafe_code)]
 // Off Linux only the opcode side is built (the simulated ring runs ops by
 // opcode); the entry builders and the storage they fill are Linux-only.
 #![cfg_attr(not(linux), allow(dead_code))]

@@ -168,6 +168,9 @@ pub(crate) trait CompletionRing {
     /// Every pointer in `entry` (into the op behind `exec`, its buffers and
     /// the storage its `sqe` names) must stay valid and unmoved until the
     /// completion with `entry.user_data` has been popped.
+    // The seam's one unsafe boundary: building an entry is safe, pushing
+    // it (handing the op's memory to the kernel side) is not.
+    #[allow(unsafe_code)]
     unsafe fn push(&mut self, entry: RingEntry) -> Result<(), SqFull>;
     /// Entries pushed but not yet handed to the kernel side.
     fn queued(&mut self) -> usize;

@@ -1,6 +1,9 @@
 //! C layouts shared by the real kernel layer and the io_uring entries:
 //! socket addresses in and out of `sockaddr_*`, and `st_mode` file types.
 
+// FFI file: C struct layouts.
+#![allow(unsafe_code)]
+
 use crate::sys::{Errno, FileType, SysResult};
 use std::mem::size_of;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};

@@ -6,6 +6,9 @@
 //! that do not fit `off_t` are rejected with `EINVAL` before reaching the
 //! kernel instead of wrapping to a negative offset.
 
+// FFI file: every `Kernel` method is one libc call.
+#![allow(unsafe_code)]
+
 use super::ffi::{addr_from_storage, file_type, socklen, zeroed_storage, RawAddr};
 use super::syscall::{syscall, syscall_close};
 use crate::sys::{
