@@ -38,6 +38,7 @@ pub enum Backend {
     /// Every op a blocking syscall on the worker pool (everywhere).
     ThreadPool,
     /// The deterministic simulated kernel; runs through `iokernel::sim::run`.
+    #[cfg(feature = "sim")]
     Sim,
 }
 
@@ -50,6 +51,7 @@ impl Backend {
             Backend::Epoll => "epoll",
             Backend::Kqueue => "kqueue",
             Backend::ThreadPool => "pool",
+            #[cfg(feature = "sim")]
             Backend::Sim => "sim",
         }
     }
@@ -135,6 +137,7 @@ pub fn availability(backend: Backend) -> Result<(), String> {
         Backend::Epoll => readiness::epoll_availability(),
         #[cfg(kqueue)]
         Backend::Kqueue => readiness::kqueue_availability(),
+        #[cfg(feature = "sim")]
         Backend::Sim => Err(
             "the simulated kernel runs through iokernel::sim::run, not a runtime builder".into(),
         ),

@@ -182,17 +182,20 @@ impl ReadinessDriver {
     }
 
     /// A thread starts running `worker`'s loop (scheduler hook).
+    #[cfg(feature = "sim")]
     pub(crate) fn enter_loop(&self, worker: &Arc<WorkerShared>) {
         self.polling.enter(worker);
     }
 
     /// The thread's innermost loop ended (scheduler hook).
+    #[cfg(feature = "sim")]
     pub(crate) fn leave_loop(&self) {
         self.polling.leave();
     }
 
     /// Collect ready events without waiting and wake their tasks; returns
     /// how many tasks were woken (0 when this loop has no poller yet).
+    #[cfg(feature = "sim")]
     pub(crate) fn poll_now(&self) -> SysResult<usize> {
         self.polling.poll_now().unwrap_or(Ok(0))
     }
@@ -474,6 +477,7 @@ trait Polling: Send + Sync {
     /// Park the loop in the poller; `None` when it has none yet.
     fn park(&self, worker: &WorkerShared, timeout: Option<Duration>) -> Option<SysResult<()>>;
     /// Zero-timeout check; `None` when the loop has no poller yet.
+    #[cfg(feature = "sim")]
     fn poll_now(&self) -> Option<SysResult<usize>>;
 }
 
@@ -608,6 +612,7 @@ impl<P: Poller> Polling for PollingWith<P> {
         parked.map(|result| result.and_then(|waited| waited))
     }
 
+    #[cfg(feature = "sim")]
     fn poll_now(&self) -> Option<SysResult<usize>> {
         let mut woken = Vec::new();
         let polled = self.with_set(false, |_, set| set.wait(Some(Duration::ZERO), &mut woken));
