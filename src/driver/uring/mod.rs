@@ -865,6 +865,37 @@ mod tests {
         close_thread_ring(u64::MAX - 1);
     }
 
+    /// Stands in for `KernelRings` off Linux: no kernel ring at all.
+    struct NoKernelRing;
+
+    impl RingSource for NoKernelRing {
+        fn id(&self) -> u64 {
+            u64::MAX - 2
+        }
+        fn open(&self, _entries: u32) -> io::Result<Box<dyn CompletionRing>> {
+            Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "io_uring: not built for this OS (io_uring is Linux-only; this is test-os)",
+            ))
+        }
+    }
+
+    #[test]
+    fn a_source_without_a_kernel_ring_says_why() {
+        let why = availability(&NoKernelRing).expect_err("no ring, no backend");
+        assert_eq!(
+            why,
+            "io_uring: not built for this OS (io_uring is Linux-only; this is test-os)"
+        );
+        // A kernel's own "unsupported" errno keeps the setup wording.
+        let eopnotsupp = io::Error::from_raw_os_error(libc::EOPNOTSUPP);
+        assert!(
+            setup_error(&eopnotsupp, None).starts_with("io_uring_setup failed: "),
+            "{}",
+            setup_error(&eopnotsupp, None)
+        );
+    }
+
     #[test]
     fn setup_errors_name_their_cause() {
         let eperm = io::Error::from_raw_os_error(libc::EPERM);
