@@ -34,6 +34,7 @@ pub mod io;
 pub mod net;
 pub mod op;
 pub mod runtime;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod sync;
 pub mod sys;

@@ -65,7 +65,7 @@ fn run(k: &dyn Kernel, root: &str) -> Vec<String> {
     rec!(k.fallocate(ro, 0, 0, 1));
     rec!(k.fallocate(ro, 0, 0, 0));
     rec!(k.fallocate(ro, 0x10, 0, 1));
-    rec!(k.fallocate(f, libc::FALLOC_FL_PUNCH_HOLE, 0, 1));
+    rec!(k.fallocate(f, iokernel::sys::falloc::PUNCH_HOLE, 0, 1));
     rec!(k.fallocate(f, 0, 0, 0));
     rec!(k.fallocate(f, 0, i64::MAX as u64, 1));
     rec!(k.pwrite(f, b"xy", i64::MAX as u64));

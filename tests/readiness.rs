@@ -175,7 +175,7 @@ fn waiting_for_readiness_that_never_comes_is_reported_stuck() {
 }
 
 #[test]
-#[cfg(target_os = "linux")]
+#[cfg(linux)]
 fn forcing_kqueue_on_linux_is_a_clear_error() {
     let why = backend_availability(Backend::Kqueue).expect_err("no kqueue on Linux");
     assert!(why.contains("not available on this OS"), "{why}");

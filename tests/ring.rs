@@ -159,7 +159,7 @@ fn auto_falls_back_to_the_pool_when_the_ring_refuses_setup() {
 fn auto_rejects_a_ring_without_a_required_opcode() {
     let mut options = SimOptions::new(1);
     options.driver = SimDriver::Auto;
-    options.ring.missing_opcodes = vec![io_uring::opcode::Read::CODE];
+    options.ring.missing_opcodes = vec![iokernel::sim::opcode::READ];
     let report = report_of(options).unwrap();
     assert_eq!(report.selected, Backend::Sim, "{report}");
     let (_, reason) = &report.rejected[0];
@@ -184,7 +184,7 @@ fn forcing_a_ring_that_refuses_setup_is_a_clear_error() {
 fn a_missing_opcode_sends_only_its_op_to_the_pool() {
     let mut options = SimOptions::new(1);
     options.driver = SimDriver::Ring;
-    options.ring.missing_opcodes = vec![io_uring::opcode::Statx::CODE];
+    options.ring.missing_opcodes = vec![iokernel::sim::opcode::STATX];
     let kernel = sim::new_kernel(options.clone()).unwrap();
     let report = report_of(options).unwrap();
     assert_eq!(report.selected, Backend::IoUring, "{report}");

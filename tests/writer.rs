@@ -732,6 +732,7 @@ fn padded_gzip_with_megabyte_stripes_stays_readable_by_flate2_and_gzip() {
     gzip_test(&path);
 }
 
+#[cfg(feature = "sim")]
 mod on_simulated_lustre {
     use super::*;
     use iokernel::sim::{self, SimKernel, SimOptions};

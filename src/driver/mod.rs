@@ -38,6 +38,7 @@ pub enum Backend {
     /// Every op a blocking syscall on the worker pool (everywhere).
     ThreadPool,
     /// The deterministic simulated kernel; runs through `iokernel::sim::run`.
+    #[cfg(feature = "sim")]
     Sim,
 }
 
@@ -50,6 +51,7 @@ impl Backend {
             Backend::Epoll => "epoll",
             Backend::Kqueue => "kqueue",
             Backend::ThreadPool => "pool",
+            #[cfg(feature = "sim")]
             Backend::Sim => "sim",
         }
     }
@@ -133,24 +135,13 @@ pub fn availability(backend: Backend) -> Result<(), String> {
         Backend::ThreadPool | Backend::Auto => Ok(()),
         Backend::IoUring => uring::availability(&uring::KernelRings).map(drop),
         Backend::Epoll => readiness::epoll_availability(),
-        #[cfg(any(
-            target_os = "macos",
-            target_os = "freebsd",
-            target_os = "netbsd",
-            target_os = "openbsd",
-            target_os = "dragonfly"
-        ))]
+        #[cfg(kqueue)]
         Backend::Kqueue => readiness::kqueue_availability(),
+        #[cfg(feature = "sim")]
         Backend::Sim => Err(
             "the simulated kernel runs through iokernel::sim::run, not a runtime builder".into(),
         ),
-        #[cfg(not(any(
-            target_os = "macos",
-            target_os = "freebsd",
-            target_os = "netbsd",
-            target_os = "openbsd",
-            target_os = "dragonfly"
-        )))]
+        #[cfg(not(kqueue))]
         Backend::Kqueue => Err(format!(
             "not available on this OS: kqueue exists only on macOS and the BSDs, not on {}",
             std::env::consts::OS
@@ -254,17 +245,12 @@ fn build(
             pool_driver(kernel, make_offload, "fallback pool")?,
             Arc::clone(rings),
         )?)),
+        #[cfg(linux)]
         Backend::Epoll => Ok(Driver::Readiness(readiness::ReadinessDriver::new(
             pool_driver(kernel, make_offload, "file-op pool")?,
             crate::sys::real::epoll::Epoll::new,
         ))),
-        #[cfg(any(
-            target_os = "macos",
-            target_os = "freebsd",
-            target_os = "netbsd",
-            target_os = "openbsd",
-            target_os = "dragonfly"
-        ))]
+        #[cfg(kqueue)]
         Backend::Kqueue => Ok(Driver::Readiness(readiness::ReadinessDriver::new(
             pool_driver(kernel, make_offload, "file-op pool")?,
             crate::sys::real::kqueue::Kqueue::new,

@@ -244,6 +244,7 @@ pub fn fstat(fd: RawFd) -> Op<Stat> {
     Op::new(Stat {
         fd,
         stat: None,
+        #[cfg(linux)]
         statx: None,
     })
 }

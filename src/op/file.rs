@@ -85,6 +85,7 @@ pub struct ReadVectored<B> {
     pub(crate) bufs: Vec<B>,
     pub(crate) offset: Option<u64>,
     /// The io_uring entry's iovec array (rebuilt for every entry).
+    #[cfg_attr(not(linux), allow(dead_code))]
     pub(crate) iovecs: IoVecs,
 }
 
@@ -123,6 +124,7 @@ pub struct WriteVectored<B> {
     pub(crate) bufs: Vec<B>,
     pub(crate) offset: Option<u64>,
     /// The io_uring entry's iovec array (rebuilt for every entry).
+    #[cfg_attr(not(linux), allow(dead_code))]
     pub(crate) iovecs: IoVecs,
 }
 
@@ -300,6 +302,7 @@ pub struct Stat {
     pub(crate) fd: RawFd,
     pub(crate) stat: Option<FileStat>,
     /// Where an io_uring `statx` writes (set by the entry).
+    #[cfg(linux)]
     pub(crate) statx: Option<libc::statx>,
 }
 

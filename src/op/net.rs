@@ -55,6 +55,7 @@ pub struct Connect {
     pub(crate) addr: SocketAddr,
     pub(crate) started: bool,
     /// `addr` as the io_uring entry hands it to the kernel (set by the entry).
+    #[cfg_attr(not(linux), allow(dead_code))]
     pub(crate) raw_addr: Option<RawAddr>,
 }
 

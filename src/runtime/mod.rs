@@ -235,6 +235,7 @@ impl Runtime {
     /// A runtime whose only worker runs on the thread that calls
     /// `block_on`/`run_main`, with the given parts (the simulator's; its
     /// compute work goes to `compute`).
+    #[cfg(feature = "sim")]
     pub(crate) fn single_threaded(
         name: String,
         driver: Driver,

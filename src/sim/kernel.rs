@@ -53,16 +53,16 @@ const SPLICE_MAX: usize = 65_536;
 /// (so an all-`EINTR` fault setting cannot hang a run).
 const EINTR_RETRIES_MAX: u32 = 64;
 /// `FALLOC_FL_KEEP_SIZE`.
-const KEEP_SIZE: i32 = libc::FALLOC_FL_KEEP_SIZE;
+const KEEP_SIZE: i32 = crate::sys::falloc::KEEP_SIZE;
 /// `FALLOC_FL_PUNCH_HOLE`.
-const PUNCH_HOLE: i32 = libc::FALLOC_FL_PUNCH_HOLE;
+const PUNCH_HOLE: i32 = crate::sys::falloc::PUNCH_HOLE;
 /// The `FALLOC_FL_*` bits Linux accepts at all (others: `EOPNOTSUPP` first).
-const FALLOC_LINUX_MODES: i32 = libc::FALLOC_FL_KEEP_SIZE
-    | libc::FALLOC_FL_PUNCH_HOLE
-    | libc::FALLOC_FL_COLLAPSE_RANGE
-    | libc::FALLOC_FL_ZERO_RANGE
-    | libc::FALLOC_FL_INSERT_RANGE
-    | libc::FALLOC_FL_UNSHARE_RANGE;
+const FALLOC_LINUX_MODES: i32 = crate::sys::falloc::KEEP_SIZE
+    | crate::sys::falloc::PUNCH_HOLE
+    | crate::sys::falloc::COLLAPSE_RANGE
+    | crate::sys::falloc::ZERO_RANGE
+    | crate::sys::falloc::INSERT_RANGE
+    | crate::sys::falloc::UNSHARE_RANGE;
 /// `XATTR_CREATE`.
 const XATTR_CREATE: i32 = 1;
 /// `XATTR_REPLACE`.
@@ -1866,7 +1866,7 @@ mod tests {
             Ok((BS + 2, 8))
         );
         assert_eq!(k.fallocate(fd, PUNCH_HOLE, 0, 1), Err(Errno::EOPNOTSUPP));
-        let zero_range = libc::FALLOC_FL_ZERO_RANGE;
+        let zero_range = crate::sys::falloc::ZERO_RANGE;
         assert_eq!(k.fallocate(fd, zero_range, 0, 1), Err(Errno::EOPNOTSUPP));
         assert_eq!(k.fallocate(fd, 0, 0, 0), Err(Errno::EINVAL));
         let dir = open(&k, c"/", OpenFlags::RDONLY);
@@ -2369,7 +2369,7 @@ mod tests {
         probe!(out, k.ftruncate(ro, 0));
         probe!(out, k.fallocate(ro, 0, 0, 1));
         probe!(out, k.fallocate(ro, 0, 0, 0));
-        probe!(out, k.fallocate(ro, libc::FALLOC_FL_ZERO_RANGE, 0, 1));
+        probe!(out, k.fallocate(ro, crate::sys::falloc::ZERO_RANGE, 0, 1));
         probe!(out, k.fallocate(f, PUNCH_HOLE, 0, 1));
         probe!(out, k.fallocate(f, 0, i64::MAX as u64, 1));
         probe!(out, k.pwrite(f, b"xy", i64::MAX as u64));

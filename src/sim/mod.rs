@@ -65,6 +65,8 @@ mod rng;
 mod sched;
 
 pub use self::core::{SimCore, SimStats};
+/// The io_uring opcode numbers [`RingOptions::missing_opcodes`] takes.
+pub use crate::sys::ring::opcode;
 pub use kernel::SimKernel;
 pub use options::{
     ClassFaults, CrashModel, Latency, OpClass, PollerFaults, RingOptions, SimDriver, SimOptions,

@@ -47,10 +47,9 @@ use super::core::SimCore;
 use super::kernel::SimKernel;
 use super::sched::{class_of, SimOffload};
 use crate::sys::ring::{
-    CompletionRing, RingEntry, RingExec, RingSource, RingWork, SqFull, CANCEL_USER_DATA,
+    opcode, CompletionRing, RingEntry, RingExec, RingSource, RingWork, SqFull, CANCEL_USER_DATA,
 };
 use crate::sys::{Errno, Interest, Kernel};
-use io_uring::opcode;
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::RawFd;
@@ -230,7 +229,7 @@ impl SimRing {
                 // device.
                 let in_time = match running.task {
                     Task::Poll { .. } => true,
-                    Task::Op { opcode, .. } if opcode == opcode::Close::CODE => false,
+                    Task::Op { opcode, .. } if opcode == opcode::CLOSE => false,
                     Task::Op { .. } => self
                         .core
                         .with_rng(|rng| rng.chance(CANCEL_IN_TIME_PROBABILITY)),

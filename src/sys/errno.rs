@@ -12,17 +12,26 @@ use std::io;
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Errno(pub i32);
 
+/// libc's errno numbers, with `ENODATA` (no such extended attribute) read
+/// as `ENOATTR` where the system has no `ENODATA` or reports a missing
+/// attribute with `ENOATTR` (macOS and the BSDs).
+mod host {
+    pub(super) use libc::*;
+    #[cfg(not(linux))]
+    pub(super) const ENODATA: i32 = libc::ENOATTR;
+}
+
 macro_rules! errno_consts {
     ($($name:ident),* $(,)?) => {
         impl Errno {
             $(
                 #[doc = concat!("`", stringify!($name), "`")]
-                pub const $name: Errno = Errno(libc::$name);
+                pub const $name: Errno = Errno(host::$name);
             )*
         }
 
         fn errno_name(raw: i32) -> Option<&'static str> {
-            $( if raw == libc::$name { return Some(stringify!($name)); } )*
+            $( if raw == host::$name { return Some(stringify!($name)); } )*
             None
         }
     };

@@ -60,6 +60,35 @@ use std::time::Duration;
 /// Result of a seam call.
 pub type SysResult<T> = Result<T, Errno>;
 
+/// Linux's `FALLOC_FL_*` bits, the `mode` of [`Kernel::fallocate`]: the
+/// kernel ABI's numbers, written out so the simulator (which models Linux's
+/// `fallocate`) builds on every OS. A unit test checks them against libc.
+pub mod falloc {
+    /// `FALLOC_FL_KEEP_SIZE`.
+    pub const KEEP_SIZE: i32 = 0x01;
+    /// `FALLOC_FL_PUNCH_HOLE`.
+    pub const PUNCH_HOLE: i32 = 0x02;
+    /// `FALLOC_FL_COLLAPSE_RANGE`.
+    pub const COLLAPSE_RANGE: i32 = 0x08;
+    /// `FALLOC_FL_ZERO_RANGE`.
+    pub const ZERO_RANGE: i32 = 0x10;
+    /// `FALLOC_FL_INSERT_RANGE`.
+    pub const INSERT_RANGE: i32 = 0x20;
+    /// `FALLOC_FL_UNSHARE_RANGE`.
+    pub const UNSHARE_RANGE: i32 = 0x40;
+
+    #[cfg(all(test, linux))]
+    #[test]
+    fn bits_match_libc() {
+        assert_eq!(KEEP_SIZE, libc::FALLOC_FL_KEEP_SIZE);
+        assert_eq!(PUNCH_HOLE, libc::FALLOC_FL_PUNCH_HOLE);
+        assert_eq!(COLLAPSE_RANGE, libc::FALLOC_FL_COLLAPSE_RANGE);
+        assert_eq!(ZERO_RANGE, libc::FALLOC_FL_ZERO_RANGE);
+        assert_eq!(INSERT_RANGE, libc::FALLOC_FL_INSERT_RANGE);
+        assert_eq!(UNSHARE_RANGE, libc::FALLOC_FL_UNSHARE_RANGE);
+    }
+}
+
 /// Flags for `open`, with Linux's values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct OpenFlags(pub i32);
@@ -80,6 +109,8 @@ impl OpenFlags {
     /// Every write appends at the end of the file.
     pub const APPEND: OpenFlags = OpenFlags(libc::O_APPEND);
     /// Bypass the page cache (buffers, offsets and lengths must be aligned).
+    /// Linux only (macOS has no `O_DIRECT`).
+    #[cfg(linux)]
     pub const DIRECT: OpenFlags = OpenFlags(libc::O_DIRECT);
     /// Fail with `ENOTDIR` unless the path is a directory.
     pub const DIRECTORY: OpenFlags = OpenFlags(libc::O_DIRECTORY);

@@ -50,6 +50,10 @@
 //! Either way it completes exactly once, and only then may the driver free
 //! its buffers.
 
+// Off Linux without the `sim` feature no ring exists to read an entry
+// (the io_uring backend reports that it is not built for the OS).
+#![cfg_attr(not(any(linux, feature = "sim")), allow(dead_code))]
+
 use crate::sys::{Interest, Kernel};
 use std::io;
 use std::os::fd::RawFd;
@@ -59,9 +63,60 @@ use std::time::Duration;
 /// `user_data` of cancel requests; their own completions are ignored.
 pub(crate) const CANCEL_USER_DATA: u64 = u64::MAX - 1;
 
+/// A prepared submission entry for the kernel's ring (Linux only: other
+/// systems have no kernel ring, and the simulator's ring runs the op
+/// through [`RingExec`] instead of reading an entry).
+#[cfg(linux)]
+pub(crate) type Sqe = io_uring::squeue::Entry;
+
+/// The io_uring opcode numbers (`IORING_OP_*`, the kernel's ABI) the
+/// driver and the simulator's ring use, written out so that the driver
+/// logic and the simulated ring build on every OS, not only where the
+/// io-uring crate does. A unit test checks them against that crate.
+pub mod opcode {
+    /// `IORING_OP_READV`.
+    pub const READV: u8 = 1;
+    /// `IORING_OP_WRITEV`.
+    pub const WRITEV: u8 = 2;
+    /// `IORING_OP_FSYNC`.
+    pub const FSYNC: u8 = 3;
+    /// `IORING_OP_POLL_ADD`.
+    pub const POLL_ADD: u8 = 6;
+    /// `IORING_OP_ACCEPT`.
+    pub const ACCEPT: u8 = 13;
+    /// `IORING_OP_CONNECT`.
+    pub const CONNECT: u8 = 16;
+    /// `IORING_OP_FALLOCATE`.
+    pub const FALLOCATE: u8 = 17;
+    /// `IORING_OP_OPENAT`.
+    pub const OPENAT: u8 = 18;
+    /// `IORING_OP_CLOSE`.
+    pub const CLOSE: u8 = 19;
+    /// `IORING_OP_STATX`.
+    pub const STATX: u8 = 21;
+    /// `IORING_OP_READ`.
+    pub const READ: u8 = 22;
+    /// `IORING_OP_WRITE`.
+    pub const WRITE: u8 = 23;
+    /// `IORING_OP_SEND`.
+    pub const SEND: u8 = 26;
+    /// `IORING_OP_RECV`.
+    pub const RECV: u8 = 27;
+    /// `IORING_OP_RENAMEAT`.
+    pub const RENAMEAT: u8 = 35;
+    /// `IORING_OP_UNLINKAT`.
+    pub const UNLINKAT: u8 = 36;
+    /// `IORING_OP_MKDIRAT`.
+    pub const MKDIRAT: u8 = 37;
+    /// `IORING_OP_FTRUNCATE` (Linux 6.9).
+    pub const FTRUNCATE: u8 = 55;
+}
+
 /// Running an op's syscall in place: how a ring that is not the kernel's
 /// (the simulator's) executes an op entry. The kernel's ring uses the
-/// prepared submission entry instead and never calls this.
+/// prepared submission entry instead and never calls this (so without the
+/// `sim` feature nothing calls it).
+#[cfg_attr(not(feature = "sim"), allow(dead_code))]
 pub(crate) trait RingExec {
     /// The syscall's name, for latency classes and traces.
     fn label(&self) -> &'static str;
@@ -74,12 +129,15 @@ pub(crate) trait RingExec {
 
 /// What an entry asks the ring to do.
 pub(crate) enum RingWork {
-    /// An op: the kernel ring submits `sqe`; another ring calls `exec`.
+    /// An op: the kernel ring submits `sqe`; another ring calls `exec`
+    /// (without the `sim` feature there is no other ring to read them).
+    #[cfg_attr(not(feature = "sim"), allow(dead_code))]
     Op {
         /// The entry's opcode (checked against the probe before the push).
         opcode: u8,
         /// The prepared submission entry (without its `user_data`).
-        sqe: io_uring::squeue::Entry,
+        #[cfg(linux)]
+        sqe: Sqe,
         /// The boxed op the entry belongs to.
         exec: *mut dyn RingExec,
     },
@@ -116,6 +174,9 @@ pub(crate) trait CompletionRing {
     /// Every pointer in `entry` (into the op behind `exec`, its buffers and
     /// the storage its `sqe` names) must stay valid and unmoved until the
     /// completion with `entry.user_data` has been popped.
+    // The seam's one unsafe boundary: building an entry is safe, pushing
+    // it (handing the op's memory to the kernel side) is not.
+    #[allow(unsafe_code)]
     unsafe fn push(&mut self, entry: RingEntry) -> Result<(), SqFull>;
     /// Entries pushed but not yet handed to the kernel side.
     fn queued(&mut self) -> usize;
@@ -149,5 +210,38 @@ pub(crate) trait RingSource: Send + Sync {
     /// (`None`: not known or not relevant).
     fn io_uring_disabled(&self) -> Option<u32> {
         None
+    }
+}
+
+#[cfg(all(test, linux))]
+mod tests {
+    use super::opcode;
+    use io_uring::opcode as crate_op;
+
+    #[test]
+    fn opcode_numbers_match_the_io_uring_crate() {
+        let pairs = [
+            (opcode::READV, crate_op::Readv::CODE),
+            (opcode::WRITEV, crate_op::Writev::CODE),
+            (opcode::FSYNC, crate_op::Fsync::CODE),
+            (opcode::POLL_ADD, crate_op::PollAdd::CODE),
+            (opcode::ACCEPT, crate_op::Accept::CODE),
+            (opcode::CONNECT, crate_op::Connect::CODE),
+            (opcode::FALLOCATE, crate_op::Fallocate::CODE),
+            (opcode::OPENAT, crate_op::OpenAt::CODE),
+            (opcode::CLOSE, crate_op::Close::CODE),
+            (opcode::STATX, crate_op::Statx::CODE),
+            (opcode::READ, crate_op::Read::CODE),
+            (opcode::WRITE, crate_op::Write::CODE),
+            (opcode::SEND, crate_op::Send::CODE),
+            (opcode::RECV, crate_op::Recv::CODE),
+            (opcode::RENAMEAT, crate_op::RenameAt::CODE),
+            (opcode::UNLINKAT, crate_op::UnlinkAt::CODE),
+            (opcode::MKDIRAT, crate_op::MkDirAt::CODE),
+            (opcode::FTRUNCATE, crate_op::Ftruncate::CODE),
+        ];
+        for (ours, theirs) in pairs {
+            assert_eq!(ours, theirs);
+        }
     }
 }

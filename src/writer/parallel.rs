@@ -304,7 +304,7 @@ impl ParallelWriter {
         if self.on_lustre {
             match io::getxattr(path, LUSTRE_LOV_XATTR, LOV_XATTR_MAX_BYTES).await {
                 Ok(bytes) => lov = Some(bytes),
-                Err(e) if e.raw_os_error() == Some(libc::ENODATA) => {}
+                Err(e) if e.raw_os_error() == Some(crate::sys::Errno::ENODATA.0) => {}
                 Err(e) => return Err(WriteError::new("getxattr lustre.lov", path, None, e).into()),
             }
         }

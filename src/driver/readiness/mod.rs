@@ -70,20 +70,24 @@ use std::time::Duration;
 const CHECK_EVERY_POLLS: u32 = 64;
 
 /// Whether `epoll` can run here: `Err` says why not.
+#[cfg(linux)]
 pub(crate) fn epoll_availability() -> Result<(), String> {
     crate::sys::real::epoll::Epoll::new()
         .map(drop)
         .map_err(|errno| format!("epoll_create1 failed: {errno:?}"))
 }
 
+/// epoll exists only on Linux.
+#[cfg(not(linux))]
+pub(crate) fn epoll_availability() -> Result<(), String> {
+    Err(format!(
+        "epoll: not built for this OS (epoll is Linux-only; this is {})",
+        std::env::consts::OS
+    ))
+}
+
 /// Whether `kqueue` can run here: `Err` says why not.
-#[cfg(any(
-    target_os = "macos",
-    target_os = "freebsd",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "dragonfly"
-))]
+#[cfg(kqueue)]
 pub(crate) fn kqueue_availability() -> Result<(), String> {
     crate::sys::real::kqueue::Kqueue::new()
         .map(drop)
@@ -178,17 +182,20 @@ impl ReadinessDriver {
     }
 
     /// A thread starts running `worker`'s loop (scheduler hook).
+    #[cfg(feature = "sim")]
     pub(crate) fn enter_loop(&self, worker: &Arc<WorkerShared>) {
         self.polling.enter(worker);
     }
 
     /// The thread's innermost loop ended (scheduler hook).
+    #[cfg(feature = "sim")]
     pub(crate) fn leave_loop(&self) {
         self.polling.leave();
     }
 
     /// Collect ready events without waiting and wake their tasks; returns
     /// how many tasks were woken (0 when this loop has no poller yet).
+    #[cfg(feature = "sim")]
     pub(crate) fn poll_now(&self) -> SysResult<usize> {
         self.polling.poll_now().unwrap_or(Ok(0))
     }
@@ -470,6 +477,7 @@ trait Polling: Send + Sync {
     /// Park the loop in the poller; `None` when it has none yet.
     fn park(&self, worker: &WorkerShared, timeout: Option<Duration>) -> Option<SysResult<()>>;
     /// Zero-timeout check; `None` when the loop has no poller yet.
+    #[cfg(feature = "sim")]
     fn poll_now(&self) -> Option<SysResult<usize>>;
 }
 
@@ -604,6 +612,7 @@ impl<P: Poller> Polling for PollingWith<P> {
         parked.map(|result| result.and_then(|waited| waited))
     }
 
+    #[cfg(feature = "sim")]
     fn poll_now(&self) -> Option<SysResult<usize>> {
         let mut woken = Vec::new();
         let polled = self.with_set(false, |_, set| set.wait(Some(Duration::ZERO), &mut woken));

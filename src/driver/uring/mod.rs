@@ -32,17 +32,48 @@
 //! is drained (cancel everything, wait for every completion) before it is
 //! dropped, so the kernel never writes into freed memory.
 
+// The kernel's io_uring (FFI); everything else here runs over the ring
+// seam on every OS (the simulator's ring).
+#[cfg(linux)]
 mod ring;
+#[cfg(not(linux))]
+mod ring {
+    use crate::sys::ring::{CompletionRing, RingSource};
+    use std::io;
+
+    /// Where the kernel's io_uring would come from: io_uring exists only
+    /// on Linux, so opening a ring says why not.
+    pub(crate) struct KernelRings;
+
+    /// Id of [`KernelRings`]; other sources take ids above it.
+    pub(crate) const KERNEL_RINGS_ID: u64 = 0;
+
+    impl RingSource for KernelRings {
+        fn id(&self) -> u64 {
+            KERNEL_RINGS_ID
+        }
+
+        fn open(&self, _entries: u32) -> io::Result<Box<dyn CompletionRing>> {
+            Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "io_uring: not built for this OS (io_uring is Linux-only; this is {})",
+                    std::env::consts::OS
+                ),
+            ))
+        }
+    }
+}
 
 use super::completion::Completion;
 use super::pool::PoolDriver;
 use crate::op::OpCode;
 use crate::runtime::{Scheduler, WorkerShared};
+use crate::sys::ring::opcode;
 use crate::sys::ring::{
     CompletionRing, RingEntry, RingExec, RingSource, RingWork, SqFull, CANCEL_USER_DATA,
 };
 use crate::sys::{Errno, Kernel, SysResult};
-use io_uring::opcode;
 pub(crate) use ring::KernelRings;
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -99,6 +130,8 @@ pub(crate) fn setup_error(e: &io::Error, io_uring_disabled: Option<u32>) -> Stri
         Some(libc::ENOMEM) => {
             "io_uring_setup failed with ENOMEM (RLIMIT_MEMLOCK too low for the ring)".to_string()
         }
+        // A source that has no kernel ring at all says why in its error.
+        _ if e.raw_os_error().is_none() && e.kind() == io::ErrorKind::Unsupported => e.to_string(),
         _ => format!("io_uring_setup failed: {e}"),
     }
 }
@@ -126,28 +159,28 @@ fn probe(rings: &dyn RingSource) -> Result<Arc<ProbeSummary>, String> {
 
 /// Opcodes the driver cannot do without, with their names.
 const REQUIRED: [(u8, &str); 8] = [
-    (opcode::Read::CODE, "READ"),
-    (opcode::Write::CODE, "WRITE"),
-    (opcode::Readv::CODE, "READV"),
-    (opcode::Writev::CODE, "WRITEV"),
-    (opcode::Fsync::CODE, "FSYNC"),
-    (opcode::OpenAt::CODE, "OPENAT"),
-    (opcode::Close::CODE, "CLOSE"),
-    (opcode::PollAdd::CODE, "POLL_ADD"),
+    (opcode::READ, "READ"),
+    (opcode::WRITE, "WRITE"),
+    (opcode::READV, "READV"),
+    (opcode::WRITEV, "WRITEV"),
+    (opcode::FSYNC, "FSYNC"),
+    (opcode::OPENAT, "OPENAT"),
+    (opcode::CLOSE, "CLOSE"),
+    (opcode::POLL_ADD, "POLL_ADD"),
 ];
 
 /// Optional opcodes whose absence sends one op to the pool.
 const OPTIONAL: [(u8, &str); 10] = [
-    (opcode::Statx::CODE, "fstat (STATX)"),
-    (opcode::Fallocate::CODE, "fallocate (FALLOCATE)"),
-    (opcode::Ftruncate::CODE, "ftruncate (FTRUNCATE, Linux 6.9)"),
-    (opcode::RenameAt::CODE, "rename (RENAMEAT)"),
-    (opcode::UnlinkAt::CODE, "unlink (UNLINKAT)"),
-    (opcode::MkDirAt::CODE, "mkdir (MKDIRAT)"),
-    (opcode::Accept::CODE, "accept (ACCEPT)"),
-    (opcode::Connect::CODE, "connect (CONNECT)"),
-    (opcode::Recv::CODE, "recv (RECV)"),
-    (opcode::Send::CODE, "send (SEND)"),
+    (opcode::STATX, "fstat (STATX)"),
+    (opcode::FALLOCATE, "fallocate (FALLOCATE)"),
+    (opcode::FTRUNCATE, "ftruncate (FTRUNCATE, Linux 6.9)"),
+    (opcode::RENAMEAT, "rename (RENAMEAT)"),
+    (opcode::UNLINKAT, "unlink (UNLINKAT)"),
+    (opcode::MKDIRAT, "mkdir (MKDIRAT)"),
+    (opcode::ACCEPT, "accept (ACCEPT)"),
+    (opcode::CONNECT, "connect (CONNECT)"),
+    (opcode::RECV, "recv (RECV)"),
+    (opcode::SEND, "send (SEND)"),
 ];
 
 /// Whether rings from `rings` can run the driver: `Ok(notes)` lists the
@@ -223,9 +256,15 @@ impl<T: OpCode> InRing for Flight<T> {
             return Some(RingWork::Poll { fd, interest });
         }
         let opcode = self.op.uring_opcode()?;
+        #[cfg(linux)]
         let sqe = self.op.uring_entry()?;
         let exec: *mut dyn RingExec = self as *mut Self;
-        Some(RingWork::Op { opcode, sqe, exec })
+        Some(RingWork::Op {
+            opcode,
+            #[cfg(linux)]
+            sqe,
+            exec,
+        })
     }
 
     fn on_complete(mut self: Box<Self>, res: i32, kernel: &dyn Kernel) -> Option<Box<dyn InRing>> {
@@ -325,6 +364,8 @@ fn with_existing_ring<R>(source_id: u64, f: impl FnOnce(&mut LocalRing) -> R) ->
 /// simulated run: every op comes back before the run's kernel is gone).
 /// Returns how many ops the ring still held after the drain (their
 /// buffers are leaked rather than freed under the kernel); 0 is the rule.
+// The simulator closes its run's ring; tests clean up with it too.
+#[cfg(any(test, feature = "sim"))]
 pub(crate) fn close_thread_ring(source_id: u64) -> usize {
     let ring = LOCAL.with(|local| {
         let mut local = local.try_borrow_mut().ok()?;
@@ -390,6 +431,8 @@ impl LocalRing {
     /// Push `entry`, flushing the submission queue first while it is full
     /// (a bounded number of times: a ring whose queue never drains gets
     /// `EBUSY` back rather than a spinning worker).
+    // The driver's one unsafe step: handing a boxed op to the ring.
+    #[allow(unsafe_code)]
     fn push(&mut self, entry: RingEntry) -> io::Result<()> {
         let mut entry = entry;
         for _ in 0..BUSY_RETRIES {
@@ -771,6 +814,7 @@ mod tests {
     struct NeverDrains;
 
     impl CompletionRing for NeverDrains {
+        #[allow(unsafe_code)] // implements the seam's unsafe push
         unsafe fn push(&mut self, entry: RingEntry) -> Result<(), SqFull> {
             Err(SqFull(entry))
         }
@@ -819,6 +863,37 @@ mod tests {
         let back = driver.submit(op).err().expect("the op comes back");
         assert_eq!(back.fd, -1);
         close_thread_ring(u64::MAX - 1);
+    }
+
+    /// Stands in for `KernelRings` off Linux: no kernel ring at all.
+    struct NoKernelRing;
+
+    impl RingSource for NoKernelRing {
+        fn id(&self) -> u64 {
+            u64::MAX - 2
+        }
+        fn open(&self, _entries: u32) -> io::Result<Box<dyn CompletionRing>> {
+            Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "io_uring: not built for this OS (io_uring is Linux-only; this is test-os)",
+            ))
+        }
+    }
+
+    #[test]
+    fn a_source_without_a_kernel_ring_says_why() {
+        let why = availability(&NoKernelRing).expect_err("no ring, no backend");
+        assert_eq!(
+            why,
+            "io_uring: not built for this OS (io_uring is Linux-only; this is test-os)"
+        );
+        // A kernel's own "unsupported" errno keeps the setup wording.
+        let eopnotsupp = io::Error::from_raw_os_error(libc::EOPNOTSUPP);
+        assert!(
+            setup_error(&eopnotsupp, None).starts_with("io_uring_setup failed: "),
+            "{}",
+            setup_error(&eopnotsupp, None)
+        );
     }
 
     #[test]

@@ -18,12 +18,12 @@
 
 #![allow(unsafe_code)]
 
+use crate::sys::real::eventfd::EventFd;
 use crate::sys::ring::{CompletionRing, RingEntry, RingSource, RingWork, SqFull};
 use crate::sys::Interest;
 use io_uring::{opcode, squeue, types, IoUring, Probe};
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -112,35 +112,6 @@ pub(crate) fn setup_with_fallback<T>(
 /// [`SetupLevel::ALL`]), so later rings skip the levels it refused.
 static ACCEPTED_LEVEL: AtomicUsize = AtomicUsize::new(0);
 
-/// An eventfd another thread writes to wake a worker parked in its ring.
-struct EventFd(RawFd);
-
-impl EventFd {
-    fn new() -> io::Result<EventFd> {
-        // SAFETY: eventfd takes no pointers; the result is checked below.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(EventFd(fd))
-    }
-
-    /// Make the armed read complete (wakes the ring's waiter).
-    fn wake(&self) {
-        let one: u64 = 1;
-        // SAFETY: writes 8 bytes from a live u64 to our own eventfd. EAGAIN
-        // (counter saturated) still leaves the eventfd readable: ignored.
-        let _ = unsafe { libc::write(self.0, (&one as *const u64).cast(), 8) };
-    }
-}
-
-impl Drop for EventFd {
-    fn drop(&mut self) {
-        // SAFETY: we own this fd and close it exactly once.
-        unsafe { libc::close(self.0) };
-    }
-}
-
 /// The kernel's io_uring as a ring source (one id for the whole process:
 /// every runtime on a thread shares that thread's kernel ring).
 pub(crate) struct KernelRings;
@@ -219,7 +190,7 @@ impl KernelRing {
             ring,
             level,
             probe,
-            wake: Arc::new(EventFd::new()?),
+            wake: Arc::new(EventFd::new(false)?),
             wake_buf: Box::new(0),
             wake_armed: false,
             reaped: VecDeque::new(),
@@ -232,7 +203,7 @@ impl KernelRing {
             return Ok(());
         }
         let entry = opcode::Read::new(
-            types::Fd(self.wake.0),
+            types::Fd(self.wake.fd()),
             (&mut *self.wake_buf as *mut u64).cast(),
             8,
         )
@@ -348,7 +319,7 @@ impl CompletionRing for KernelRing {
 
     fn waker(&self) -> Arc<dyn Fn() + Send + Sync> {
         let eventfd = Arc::clone(&self.wake);
-        Arc::new(move || eventfd.wake())
+        Arc::new(move || eventfd.signal())
     }
 
     fn setup(&self) -> Option<&'static str> {
@@ -359,6 +330,9 @@ impl CompletionRing for KernelRing {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::real::RealKernel;
+    use crate::sys::Kernel;
+    use std::os::fd::RawFd;
     use std::time::Duration;
 
     /// A setup that refuses (with `errno`) every level above `accepts`.
@@ -412,15 +386,11 @@ mod tests {
     }
 
     fn pipe() -> (RawFd, RawFd) {
-        let mut fds = [0; 2];
-        // SAFETY: pipe2 writes two fds into the live array.
-        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-        (fds[0], fds[1])
+        RealKernel.pipe().expect("pipe")
     }
 
     fn close(fd: RawFd) {
-        // SAFETY: the test owns `fd` and closes it once.
-        unsafe { libc::close(fd) };
+        RealKernel.close(fd).expect("close");
     }
 
     /// A completion the kernel posts after the submit (a poll on a pipe
@@ -443,9 +413,7 @@ mod tests {
         assert!(unsafe { ring.push(entry) }.is_ok());
         ring.submit().unwrap();
         assert_eq!(ring.pop(), None, "nothing is readable yet");
-        // SAFETY: writes one byte from a live buffer to our pipe.
-        let written = unsafe { libc::write(write_end, b"x".as_ptr().cast(), 1) };
-        assert_eq!(written, 1);
+        assert_eq!(RealKernel.write(write_end, b"x"), Ok(1));
         let mut popped = None;
         for _ in 0..1000 {
             popped = ring.pop();

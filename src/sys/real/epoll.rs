@@ -19,6 +19,7 @@
 
 #![allow(unsafe_code)]
 
+use super::eventfd::EventFd;
 use super::syscall::{syscall, syscall_close, syscall_once};
 use crate::sys::{Errno, PollEvent, PollMode, PollWake, Poller, Ready, SysResult};
 use std::os::fd::RawFd;
@@ -47,50 +48,27 @@ fn mask(interest: Ready, mode: PollMode) -> u32 {
 }
 
 /// An eventfd other threads write to wake the thread waiting in [`Epoll::wait`].
-pub(crate) struct EpollWaker(RawFd);
+pub(crate) struct EpollWaker(EventFd);
 
 impl EpollWaker {
     fn new() -> SysResult<EpollWaker> {
-        let fd = syscall(|| {
-            // SAFETY: eventfd takes no pointers.
-            unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) }
-        })?;
-        Ok(EpollWaker(fd))
+        EventFd::new(true).map(EpollWaker)
     }
 
     /// Make the eventfd readable, ending a wait in progress (or the next one).
     pub(crate) fn wake_now(&self) {
-        let one: u64 = 1;
-        // EAGAIN (the counter is saturated) still leaves it readable.
-        let _ = syscall(|| {
-            // SAFETY: writes 8 bytes from a live u64 to our own eventfd.
-            unsafe { libc::write(self.0, std::ptr::from_ref(&one).cast(), 8) }
-        });
+        self.0.signal();
     }
 
     /// Reset the counter so the eventfd is no longer readable.
     fn drain(&self) {
-        let mut count: u64 = 0;
-        // EAGAIN: already drained.
-        let _ = syscall(|| {
-            // SAFETY: reads 8 bytes into a live u64 from our own eventfd.
-            unsafe { libc::read(self.0, std::ptr::from_mut(&mut count).cast(), 8) }
-        });
+        self.0.drain();
     }
 }
 
 impl PollWake for EpollWaker {
     fn wake(&self) {
         self.wake_now();
-    }
-}
-
-impl Drop for EpollWaker {
-    fn drop(&mut self) {
-        let _ = syscall_close(|| {
-            // SAFETY: we own this fd and close it exactly once.
-            unsafe { libc::close(self.0) }
-        });
     }
 }
 
@@ -126,7 +104,7 @@ impl Epoll {
         // Level-triggered and not one-shot: readable until drained.
         epoll.ctl(
             libc::EPOLL_CTL_ADD,
-            epoll.waker.0,
+            epoll.waker.0.fd(),
             WAKE_TOKEN,
             libc::EPOLLIN as u32,
         )?;

@@ -1,6 +1,9 @@
 //! C layouts shared by the real kernel layer and the io_uring entries:
 //! socket addresses in and out of `sockaddr_*`, and `st_mode` file types.
 
+// FFI file: C struct layouts.
+#![allow(unsafe_code)]
+
 use crate::sys::{Errno, FileType, SysResult};
 use std::mem::size_of;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -19,24 +22,31 @@ pub(crate) enum RawAddr {
 
 impl RawAddr {
     pub(crate) fn new(addr: &SocketAddr) -> RawAddr {
+        // Start from zeroed structs and set the fields every system has:
+        // the BSDs add a length byte (`sin_len`), left zero as they allow.
         match addr {
-            SocketAddr::V4(a) => RawAddr::V4(libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr {
+            SocketAddr::V4(a) => {
+                // SAFETY: sockaddr_in is plain old data; all-zero bytes are valid.
+                let mut raw: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+                raw.sin_family = libc::AF_INET as libc::sa_family_t;
+                raw.sin_port = a.port().to_be();
+                raw.sin_addr = libc::in_addr {
                     s_addr: u32::from_ne_bytes(a.ip().octets()),
-                },
-                sin_zero: [0; 8],
-            }),
-            SocketAddr::V6(a) => RawAddr::V6(libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: a.port().to_be(),
-                sin6_flowinfo: a.flowinfo(),
-                sin6_addr: libc::in6_addr {
+                };
+                RawAddr::V4(raw)
+            }
+            SocketAddr::V6(a) => {
+                // SAFETY: sockaddr_in6 is plain old data; all-zero bytes are valid.
+                let mut raw: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+                raw.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                raw.sin6_port = a.port().to_be();
+                raw.sin6_flowinfo = a.flowinfo();
+                raw.sin6_addr = libc::in6_addr {
                     s6_addr: a.ip().octets(),
-                },
-                sin6_scope_id: a.scope_id(),
-            }),
+                };
+                raw.sin6_scope_id = a.scope_id();
+                RawAddr::V6(raw)
+            }
         }
     }
 

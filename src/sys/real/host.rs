@@ -1,5 +1,8 @@
 //! Facts about the host for `iok probe` and backend selection.
 
+// FFI file: `uname`.
+#![allow(unsafe_code)]
+
 /// What the host says about itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HostInfo {
@@ -29,8 +32,11 @@ fn field(raw: &[libc::c_char]) -> String {
 pub fn host_info() -> HostInfo {
     // SAFETY: utsname is plain old data; all-zero bytes are a valid value.
     let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
-    // SAFETY: `uts` is a valid, writable utsname for the duration of the call.
-    let ok = unsafe { libc::uname(&mut uts) } == 0;
+    let ok = super::syscall::syscall(|| {
+        // SAFETY: `uts` is a valid, writable utsname for the duration of the call.
+        unsafe { libc::uname(&mut uts) }
+    })
+    .is_ok();
     let (os, kernel_release, machine) = if ok {
         (
             field(&uts.sysname),

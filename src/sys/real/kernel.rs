@@ -6,6 +6,9 @@
 //! that do not fit `off_t` are rejected with `EINVAL` before reaching the
 //! kernel instead of wrapping to a negative offset.
 
+// FFI file: every `Kernel` method is one libc call.
+#![allow(unsafe_code)]
+
 use super::ffi::{addr_from_storage, file_type, socklen, zeroed_storage, RawAddr};
 use super::syscall::{syscall, syscall_close};
 use crate::sys::{
@@ -22,6 +25,10 @@ use std::ptr;
 /// it are left for the caller's next call, exactly like a short transfer.
 const IOV_MAX: usize = 1024;
 
+/// Most bytes one `sendfile` copies where it is emulated (off Linux).
+#[cfg(not(linux))]
+const SENDFILE_COPY_BYTES: usize = 1 << 20;
+
 /// The seam over the real Linux kernel: each method is one blocking syscall.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RealKernel;
@@ -32,6 +39,7 @@ fn file_offset(off: u64) -> SysResult<libc::off_t> {
 }
 
 /// `off` as a `splice` offset, with the same bound as [`file_offset`].
+#[cfg(linux)]
 fn splice_offset(off: u64) -> SysResult<libc::loff_t> {
     libc::loff_t::try_from(off).map_err(|_| Errno::EINVAL)
 }
@@ -73,11 +81,11 @@ fn file_stat(st: &libc::stat) -> FileStat {
     FileStat {
         size_bytes: u64::try_from(st.st_size).unwrap_or(0),
         file_type: file_type(st.st_mode),
-        permissions: st.st_mode & 0o7777,
+        permissions: u32::from(st.st_mode & 0o7777),
         block_size_bytes: u64::try_from(st.st_blksize).unwrap_or(0),
         blocks_512: u64::try_from(st.st_blocks).unwrap_or(0),
         inode: u64::from(st.st_ino),
-        device: u64::from(st.st_dev),
+        device: u64::try_from(st.st_dev).unwrap_or(0),
         links: u64::from(st.st_nlink),
     }
 }
@@ -88,9 +96,66 @@ fn fs_stat(st: &libc::statfs) -> FsStat {
     FsStat {
         magic: i64::from(st.f_type),
         block_size_bytes: u64::try_from(st.f_bsize).unwrap_or(0),
-        blocks: u64::from(st.f_blocks),
-        blocks_available: u64::from(st.f_bavail),
+        blocks: u64::try_from(st.f_blocks).unwrap_or(0),
+        blocks_available: u64::try_from(st.f_bavail).unwrap_or(0),
     }
+}
+
+/// A permission mode as `mode_t` (`u16` on macOS and the BSDs): a mode
+/// that does not fit is `EINVAL`, never truncated.
+// mode_t is u32 on Linux: the conversion is an identity there.
+#[allow(clippy::useless_conversion)]
+fn file_mode(mode: u32) -> SysResult<libc::mode_t> {
+    libc::mode_t::try_from(mode).map_err(|_| Errno::EINVAL)
+}
+
+/// Mark a new fd close-on-exec (and non-blocking when asked): systems
+/// without `SOCK_CLOEXEC`/`accept4`/`pipe2` set the flags after the call.
+/// On failure the fd is closed and the error returned.
+#[cfg(not(linux))]
+fn new_fd_flags(fd: RawFd, nonblocking: bool) -> SysResult<RawFd> {
+    let cloexec = syscall(|| {
+        // SAFETY: F_SETFD takes a plain int argument, no pointer.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) }
+    });
+    let flags = cloexec.and_then(|_| match nonblocking {
+        true => set_nonblocking(fd, true),
+        false => Ok(()),
+    });
+    match flags {
+        Ok(()) => Ok(fd),
+        Err(e) => {
+            let _ = RealKernel.close(fd);
+            Err(e)
+        }
+    }
+}
+
+/// One raw `accept`, close-on-exec (and non-blocking when asked) from the
+/// start on Linux (`accept4`).
+#[cfg(linux)]
+fn accept_raw(
+    fd: RawFd,
+    addr: *mut libc::sockaddr,
+    len: *mut libc::socklen_t,
+    nonblocking: bool,
+) -> libc::c_int {
+    let nonblock = if nonblocking { libc::SOCK_NONBLOCK } else { 0 };
+    let flags = libc::SOCK_CLOEXEC | nonblock;
+    // SAFETY: `addr`/`len` point at a live sockaddr_storage and its size.
+    unsafe { libc::accept4(fd, addr, len, flags) }
+}
+
+/// One raw `accept`; the caller sets the fd flags ([`new_fd_flags`]).
+#[cfg(not(linux))]
+fn accept_raw(
+    fd: RawFd,
+    addr: *mut libc::sockaddr,
+    len: *mut libc::socklen_t,
+    _nonblocking: bool,
+) -> libc::c_int {
+    // SAFETY: `addr`/`len` point at a live sockaddr_storage and its size.
+    unsafe { libc::accept(fd, addr, len) }
 }
 
 fn setsockopt_int(
@@ -131,6 +196,7 @@ fn set_nonblocking(fd: RawFd, on: bool) -> SysResult<()> {
     Ok(())
 }
 
+#[cfg(linux)]
 fn offset_ptr(off: &mut Option<libc::loff_t>) -> *mut libc::loff_t {
     off.as_mut().map_or(ptr::null_mut(), ptr::from_mut)
 }
@@ -254,9 +320,16 @@ impl Kernel for RealKernel {
         syscall(|| unsafe { libc::fsync(fd) }).map(drop)
     }
 
+    #[cfg(linux)]
     fn fdatasync(&self, fd: RawFd) -> SysResult<()> {
         // SAFETY: fdatasync takes no pointers.
         syscall(|| unsafe { libc::fdatasync(fd) }).map(drop)
+    }
+
+    /// macOS has no `fdatasync`: `fsync` is the stronger promise.
+    #[cfg(not(linux))]
+    fn fdatasync(&self, fd: RawFd) -> SysResult<()> {
+        self.fsync(fd)
     }
 
     fn ftruncate(&self, fd: RawFd, len_bytes: u64) -> SysResult<()> {
@@ -265,6 +338,7 @@ impl Kernel for RealKernel {
         syscall(|| unsafe { libc::ftruncate(fd, len) }).map(drop)
     }
 
+    #[cfg(linux)]
     fn fallocate(&self, fd: RawFd, mode: i32, offset: u64, len_bytes: u64) -> SysResult<()> {
         let offset = file_offset(offset)?;
         let len = file_offset(len_bytes)?;
@@ -272,6 +346,16 @@ impl Kernel for RealKernel {
         syscall(|| unsafe { libc::fallocate(fd, mode, offset, len) }).map(drop)
     }
 
+    /// `fallocate` is Linux's: elsewhere it is what a file system without
+    /// it says (`EOPNOTSUPP`), after the same offset checks.
+    #[cfg(not(linux))]
+    fn fallocate(&self, _fd: RawFd, _mode: i32, offset: u64, len_bytes: u64) -> SysResult<()> {
+        file_offset(offset)?;
+        file_offset(len_bytes)?;
+        Err(Errno::EOPNOTSUPP)
+    }
+
+    #[cfg(linux)]
     fn fadvise(&self, fd: RawFd, offset: u64, len_bytes: u64, advice: Advice) -> SysResult<()> {
         let offset = file_offset(offset)?;
         let len = file_offset(len_bytes)?;
@@ -290,6 +374,15 @@ impl Kernel for RealKernel {
             0 => Ok(()),
             errno => Err(Errno(errno)),
         }
+    }
+
+    /// macOS has no `posix_fadvise`; advice is only a hint, so off Linux it
+    /// is checked (offsets, a live fd) and otherwise dropped.
+    #[cfg(not(linux))]
+    fn fadvise(&self, fd: RawFd, offset: u64, len_bytes: u64, _advice: Advice) -> SysResult<()> {
+        file_offset(offset)?;
+        file_offset(len_bytes)?;
+        self.fstat(fd).map(drop)
     }
 
     fn fstat(&self, fd: RawFd) -> SysResult<FileStat> {
@@ -312,6 +405,7 @@ impl Kernel for RealKernel {
         Ok(fs_stat(&st))
     }
 
+    #[cfg(linux)]
     fn getxattr(&self, path: &CStr, name: &CStr, buf: &mut [u8]) -> SysResult<usize> {
         syscall(|| {
             // SAFETY: `path`/`name` are NUL-terminated; `buf` is valid for
@@ -328,6 +422,7 @@ impl Kernel for RealKernel {
         .map(byte_count)
     }
 
+    #[cfg(linux)]
     fn setxattr(&self, path: &CStr, name: &CStr, value: &[u8], flags: i32) -> SysResult<()> {
         syscall(|| {
             // SAFETY: `path`/`name` are NUL-terminated; `value` is valid for
@@ -345,6 +440,19 @@ impl Kernel for RealKernel {
         .map(drop)
     }
 
+    /// Linux's xattr calls (`lustre.lov`); macOS and the BSDs spell them
+    /// differently and have no Lustre, so: `EOPNOTSUPP`.
+    #[cfg(not(linux))]
+    fn getxattr(&self, _path: &CStr, _name: &CStr, _buf: &mut [u8]) -> SysResult<usize> {
+        Err(Errno::EOPNOTSUPP)
+    }
+
+    /// See `getxattr`.
+    #[cfg(not(linux))]
+    fn setxattr(&self, _path: &CStr, _name: &CStr, _value: &[u8], _flags: i32) -> SysResult<()> {
+        Err(Errno::EOPNOTSUPP)
+    }
+
     fn rename(&self, from: &CStr, to: &CStr) -> SysResult<()> {
         // SAFETY: both paths are NUL-terminated and outlive the call.
         syscall(|| unsafe { libc::rename(from.as_ptr(), to.as_ptr()) }).map(drop)
@@ -356,6 +464,7 @@ impl Kernel for RealKernel {
     }
 
     fn mkdir(&self, path: &CStr, mode: u32) -> SysResult<()> {
+        let mode = file_mode(mode)?;
         // SAFETY: `path` is NUL-terminated and outlives the call.
         syscall(|| unsafe { libc::mkdir(path.as_ptr(), mode) }).map(drop)
     }
@@ -369,8 +478,13 @@ impl Kernel for RealKernel {
             SockType::Stream => libc::SOCK_STREAM,
             SockType::Datagram => libc::SOCK_DGRAM,
         };
+        #[cfg(linux)]
+        let ty = ty | libc::SOCK_CLOEXEC;
         // SAFETY: socket takes no pointers.
-        syscall(|| unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, 0) })
+        let fd = syscall(|| unsafe { libc::socket(domain, ty, 0) })?;
+        #[cfg(not(linux))]
+        let fd = new_fd_flags(fd, false)?;
+        Ok(fd)
     }
 
     fn set_option(&self, fd: RawFd, opt: SockOpt) -> SysResult<()> {
@@ -398,12 +512,10 @@ impl Kernel for RealKernel {
     }
 
     fn accept(&self, fd: RawFd, nonblocking: bool) -> SysResult<(RawFd, SocketAddr)> {
-        let nonblock = if nonblocking { libc::SOCK_NONBLOCK } else { 0 };
-        let flags = libc::SOCK_CLOEXEC | nonblock;
-        let (new_fd, storage, len) = sockaddr_out(|addr, len| {
-            // SAFETY: `addr`/`len` point at a live sockaddr_storage and its size.
-            unsafe { libc::accept4(fd, addr, len, flags) }
-        })?;
+        let (new_fd, storage, len) =
+            sockaddr_out(|addr, len| accept_raw(fd, addr, len, nonblocking))?;
+        #[cfg(not(linux))]
+        let new_fd = new_fd_flags(new_fd, nonblocking)?;
         match addr_from_storage(&storage, len) {
             Ok(peer) => Ok((new_fd, peer)),
             Err(e) => {
@@ -484,6 +596,7 @@ impl Kernel for RealKernel {
         syscall(|| unsafe { libc::shutdown(fd, how) }).map(drop)
     }
 
+    #[cfg(linux)]
     fn sendfile(
         &self,
         out_fd: RawFd,
@@ -498,6 +611,22 @@ impl Kernel for RealKernel {
             unsafe { libc::sendfile(out_fd, in_fd, &mut offset, len_bytes) }
         })
         .map(byte_count)
+    }
+
+    /// No `sendfile(2)` with Linux's meaning elsewhere (macOS and FreeBSD
+    /// send only to sockets, with other signatures): one bounded copy
+    /// through memory, a short count as `sendfile` may give.
+    #[cfg(not(linux))]
+    fn sendfile(
+        &self,
+        out_fd: RawFd,
+        in_fd: RawFd,
+        in_offset: u64,
+        len_bytes: usize,
+    ) -> SysResult<usize> {
+        let mut buf = vec![0u8; len_bytes.min(SENDFILE_COPY_BYTES)];
+        let got = self.pread(in_fd, &mut buf, in_offset)?;
+        self.write(out_fd, &buf[..got])
     }
 
     fn wait_ready(&self, fd: RawFd, interest: Interest, timeout_ms: i32) -> SysResult<bool> {
@@ -519,13 +648,30 @@ impl Kernel for RealKernel {
 
     fn pipe(&self) -> SysResult<(RawFd, RawFd)> {
         let mut fds: [libc::c_int; 2] = [-1, -1];
+        #[cfg(linux)]
         syscall(|| {
             // SAFETY: `fds` is a live, writable array of two c_ints.
             unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }
         })?;
+        #[cfg(not(linux))]
+        {
+            syscall(|| {
+                // SAFETY: `fds` is a live, writable array of two c_ints.
+                unsafe { libc::pipe(fds.as_mut_ptr()) }
+            })?;
+            if let Err(e) = new_fd_flags(fds[0], false) {
+                let _ = self.close(fds[1]);
+                return Err(e);
+            }
+            if let Err(e) = new_fd_flags(fds[1], false) {
+                let _ = self.close(fds[0]);
+                return Err(e);
+            }
+        }
         Ok((fds[0], fds[1]))
     }
 
+    #[cfg(linux)]
     fn splice(
         &self,
         fd_in: RawFd,
@@ -542,6 +688,19 @@ impl Kernel for RealKernel {
             unsafe { libc::splice(fd_in, in_ptr, fd_out, out_ptr, len_bytes, 0) }
         })
         .map(byte_count)
+    }
+
+    /// `splice` is Linux's: elsewhere the call does not exist.
+    #[cfg(not(linux))]
+    fn splice(
+        &self,
+        _fd_in: RawFd,
+        _off_in: Option<u64>,
+        _fd_out: RawFd,
+        _off_out: Option<u64>,
+        _len_bytes: usize,
+    ) -> SysResult<usize> {
+        Err(Errno::ENOSYS)
     }
 }
 

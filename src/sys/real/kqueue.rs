@@ -73,14 +73,14 @@ impl Drop for KqueueFd {
 
 /// Wakes a thread waiting in [`Kqueue`]'s `wait`.
 pub(crate) struct KqueueWaker {
-    #[cfg(not(any(target_os = "netbsd", target_os = "openbsd")))]
+    #[cfg(not(kqueue_pipe_wake))]
     kq: Arc<KqueueFd>,
     /// The write end of the wake pipe, owned (and closed) by the waker.
-    #[cfg(any(target_os = "netbsd", target_os = "openbsd"))]
+    #[cfg(kqueue_pipe_wake)]
     pipe_write: RawFd,
 }
 
-#[cfg(any(target_os = "netbsd", target_os = "openbsd"))]
+#[cfg(kqueue_pipe_wake)]
 impl Drop for KqueueWaker {
     fn drop(&mut self) {
         close_fd(self.pipe_write);
@@ -88,7 +88,7 @@ impl Drop for KqueueWaker {
 }
 
 impl PollWake for KqueueWaker {
-    #[cfg(not(any(target_os = "netbsd", target_os = "openbsd")))]
+    #[cfg(not(kqueue_pipe_wake))]
     fn wake(&self) {
         let trigger = change(
             0,
@@ -101,7 +101,7 @@ impl PollWake for KqueueWaker {
         let _ = apply(self.kq.0, &trigger);
     }
 
-    #[cfg(any(target_os = "netbsd", target_os = "openbsd"))]
+    #[cfg(kqueue_pipe_wake)]
     fn wake(&self) {
         // EAGAIN (pipe full) still leaves the read end readable.
         let _ = syscall(|| {
@@ -117,7 +117,7 @@ pub(crate) struct Kqueue {
     /// Keeps `kq` open (shared with the waker).
     _owned: Arc<KqueueFd>,
     waker: Arc<KqueueWaker>,
-    #[cfg(any(target_os = "netbsd", target_os = "openbsd"))]
+    #[cfg(kqueue_pipe_wake)]
     pipe_read: RawFd,
     buf: Vec<libc::kevent>,
 }
@@ -140,7 +140,7 @@ impl Kqueue {
         Kqueue::with_wake(Arc::new(KqueueFd(kq)))
     }
 
-    #[cfg(not(any(target_os = "netbsd", target_os = "openbsd")))]
+    #[cfg(not(kqueue_pipe_wake))]
     fn with_wake(owned: Arc<KqueueFd>) -> SysResult<Kqueue> {
         let kq = owned.0;
         let flags = (libc::EV_ADD | libc::EV_CLEAR) as u32;
@@ -158,7 +158,7 @@ impl Kqueue {
         })
     }
 
-    #[cfg(any(target_os = "netbsd", target_os = "openbsd"))]
+    #[cfg(kqueue_pipe_wake)]
     fn with_wake(owned: Arc<KqueueFd>) -> SysResult<Kqueue> {
         let kq = owned.0;
         let mut fds = [-1; 2];
@@ -190,7 +190,7 @@ impl Kqueue {
 
     /// Empty the wake pipe (NetBSD/OpenBSD); the user event clears itself.
     fn drain_wake(&self) {
-        #[cfg(any(target_os = "netbsd", target_os = "openbsd"))]
+        #[cfg(kqueue_pipe_wake)]
         {
             let mut bytes = [0u8; 64];
             // EAGAIN: already empty.
@@ -325,7 +325,7 @@ impl Poller for Kqueue {
     }
 }
 
-#[cfg(any(target_os = "netbsd", target_os = "openbsd"))]
+#[cfg(kqueue_pipe_wake)]
 impl Drop for Kqueue {
     fn drop(&mut self) {
         close_fd(self.pipe_read);

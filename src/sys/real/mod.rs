@@ -7,17 +7,14 @@
 //! `iok probe`. It may not know about ops, drivers or the runtime.
 
 mod clock;
+#[cfg(linux)]
 pub(crate) mod epoll;
+#[cfg(linux)]
+pub(crate) mod eventfd;
 pub(crate) mod ffi;
 mod host;
 mod kernel;
-#[cfg(any(
-    target_os = "macos",
-    target_os = "freebsd",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "dragonfly"
-))]
+#[cfg(kqueue)]
 pub(crate) mod kqueue;
 pub(crate) mod pool;
 pub mod signal;

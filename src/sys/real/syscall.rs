@@ -80,6 +80,7 @@ pub(crate) fn syscall_close(call: impl FnOnce() -> libc::c_int) -> SysResult<()>
 }
 
 #[cfg(test)]
+#[allow(unsafe_code)] // the tests set errno and call libc directly
 mod tests {
     use super::*;
 
