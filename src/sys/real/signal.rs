@@ -8,6 +8,7 @@
 //! otherwise a thread spawned earlier still gets the default action.
 //! The mask survives `exec`: a process that spawns children should not
 //! use this.
+#![allow(unsafe_code)] // FFI file: sigmask and sigwait through libc
 
 /// The signals [`wait_termination_signal`] takes.
 pub const TERMINATION_SIGNALS: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
