@@ -7,7 +7,7 @@ use flate2::read::MultiGzDecoder;
 use iokernel::runtime::{self, Backend, Runtime};
 use iokernel::writer::{
     errno_of, is_temp_name, shard_path, ContentKind, Durability, Layout, ParallelWriter,
-    WriteReport, WriterConfig,
+    StripeBytes, WriteReport, WriterConfig,
 };
 use std::collections::HashMap;
 use std::io::Read;
@@ -538,7 +538,7 @@ fn a_configured_stripe_sizes_slots_without_claiming_lustre() {
         .block_on(async {
             let config = WriterConfig::new(&path)
                 .mimic_lustre(None)
-                .stripe_bytes(Some(128 << 10))
+                .stripe_bytes(Some(StripeBytes::try_from(128u64 << 10).unwrap()))
                 .layout(Layout::PaddedStriped);
             let writer = ParallelWriter::new(config).await?;
             assert_eq!(writer.stripe_bytes(), 128 << 10);
@@ -579,18 +579,14 @@ fn rt_detected_fs_kind(path: &Path) -> iokernel::writer::FilesystemKind {
 }
 
 #[test]
-fn a_configured_stripe_that_is_not_a_multiple_of_64k_is_rejected() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("out");
-    for bad in [0u64, 4096, 100 << 10, 8 << 30] {
-        let config = WriterConfig::new(&path).stripe_bytes(Some(bad));
-        let err = config.validate().expect_err("a bad stripe is refused");
-        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+fn a_stripe_that_is_not_a_multiple_of_64k_cannot_be_configured() {
+    // The config takes a StripeBytes, so a bad size is refused where it is
+    // made, naming the size.
+    for bad in [4096u64, 100 << 10, 8 << 30] {
+        let err = StripeBytes::try_from(bad).expect_err("a bad stripe is refused");
         assert!(err.to_string().contains(&format!("{bad} bytes")), "{err}");
-        let rt = runtime(Backend::Auto);
-        assert!(rt.block_on(ParallelWriter::new(config)).is_err());
-        assert!(!path.exists(), "nothing left behind");
     }
+    assert!(StripeBytes::try_from(0).is_err());
 }
 
 #[test]
@@ -682,7 +678,7 @@ fn a_stripe_request_off_lustre_writes_normally_and_sets_no_layout() {
         .mimic_lustre(None)
         .content(ContentKind::JsonLines)
         .stripe_request(Some(iokernel::writer::StripeRequest {
-            stripe_bytes: 4 << 20,
+            stripe_bytes: "4M".parse().unwrap(),
             stripe_count: 4,
         }));
     let report = write_all(&rt, config, &[lines]);
@@ -720,7 +716,7 @@ fn padded_gzip_with_megabyte_stripes_stays_readable_by_flate2_and_gzip() {
         .layout(Layout::PaddedStriped)
         .ordered(true)
         .gzip(Some(6))
-        .stripe_bytes(Some(1 << 20))
+        .stripe_bytes(Some(StripeBytes::LUSTRE_DEFAULT))
         .chunk_bytes(Some(1 << 20));
     let report = write_all(&rt, config, &[lines]);
     assert!(
@@ -740,7 +736,10 @@ mod on_simulated_lustre {
     use std::sync::Arc;
 
     const REQUEST: StripeRequest = StripeRequest {
-        stripe_bytes: 4 << 20,
+        stripe_bytes: match StripeBytes::new(4 << 20) {
+            Ok(stripe) => stripe,
+            Err(_) => panic!("4 MiB is a stripe size"),
+        },
         stripe_count: 2,
     };
 
@@ -753,7 +752,7 @@ mod on_simulated_lustre {
     fn layout_of(kernel: &SimKernel, path: &str) -> (u64, u32) {
         let blob = kernel.xattr(path, "lustre.lov").expect("a layout");
         let layout = parse_lov(&blob).expect("a v1 layout");
-        (layout.stripe_size_bytes, layout.stripe_count)
+        (layout.stripe_bytes, layout.stripe_count)
     }
 
     fn write_on(kernel: &Arc<SimKernel>, config: WriterConfig, lines: Vec<Vec<u8>>) -> WriteReport {

@@ -9,7 +9,7 @@
 
 #![no_main]
 
-use iokernel::writer::{parse_size, LayoutInfo, SizingSource};
+use iokernel::writer::{parse_size, LayoutInfo, SizingSource, StripeBytes};
 use libfuzzer_sys::fuzz_target;
 
 /// The documented grammar, written independently of the library.
@@ -64,12 +64,13 @@ fn check_mimic(text: &str) {
         let stripe = expected_size(size)?;
         let count: u32 = count.trim().parse().ok()?;
         let stripe_ok = stripe > 0 && stripe % (64 << 10) == 0 && stripe <= u64::from(u32::MAX);
+        assert_eq!(StripeBytes::try_from(stripe).is_ok(), stripe_ok, "{stripe}");
         (stripe_ok && (1..=2000).contains(&count)).then_some((stripe, count))
     });
     match (detected, expected) {
         (Ok(info), Some((stripe, count))) => {
             assert_eq!(info.source, SizingSource::MimicEnv);
-            assert_eq!((info.stripe_size_bytes, info.stripe_count), (stripe, count));
+            assert_eq!((info.stripe_bytes, info.stripe_count), (stripe, count));
         }
         (Err(_), None) => {}
         (got, want) => panic!("mimic {text:?}: got {got:?}, grammar says {want:?}"),

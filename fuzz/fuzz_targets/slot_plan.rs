@@ -174,13 +174,15 @@ fn check_sizing(data: &[u8]) {
     let budget = u64_at(data, 17) >> (data.get(25).copied().unwrap_or(0) % 64);
     let stripe = u64_at(data, 26) % (1 << 26);
     let count = (u64_at(data, 34) % 2100) as u16;
-    let lov = iokernel::writer::encode_v1(stripe as u32, count);
+    // A v1 layout with the fuzz-chosen stripe size written raw, valid or not.
+    let mut lov = iokernel::writer::encode_v1(iokernel::writer::StripeBytes::MIN, count);
+    lov[24..28].copy_from_slice(&(stripe as u32).to_le_bytes()); // lmm_stripe_size
     let mimic = data.get(42..).and_then(|b| std::str::from_utf8(b).ok());
 
     let Ok(info) = LayoutInfo::detect(magic, block, Some(&lov), mimic) else {
         return;
     };
-    assert!(info.stripe_size_bytes > 0);
+    assert!(info.stripe_bytes > 0);
     assert!(info.stripe_count >= 1);
     assert!(info.block_size_bytes > 0);
     let Ok(sizing) = WriterSizing::plan(&info, producers, budget) else {

@@ -64,8 +64,6 @@ pub(crate) const XATTR_SIZE_MAX: usize = 65536;
 const LUSTRE_MAGIC: i64 = 0x0BD0_0BD0;
 /// The xattr holding a Lustre file's layout.
 pub(crate) const LUSTRE_LOV: &[u8] = b"lustre.lov";
-/// The layout a Lustre file gets when none was asked for: 1 MiB x 1.
-const DEFAULT_STRIPE_BYTES: u32 = 1 << 20;
 
 /// The last component of a path, as create-like calls see it.
 pub(crate) enum Last {
@@ -704,7 +702,9 @@ impl SimFs {
     /// layout if it has none yet; nothing off Lustre or for directories.
     pub(crate) fn instantiate_layout(&mut self, ino: InodeId) {
         if self.is_lustre() && self.file(ino).is_some() && self.xattr(ino, LUSTRE_LOV).is_none() {
-            let blob = crate::writer::lustre::encode_v1(DEFAULT_STRIPE_BYTES, 1);
+            // The layout a Lustre file gets when none was asked for: 1 MiB x 1.
+            let stripe = crate::writer::StripeBytes::LUSTRE_DEFAULT;
+            let blob = crate::writer::lustre::encode_v1(stripe, 1);
             self.set_xattr(ino, LUSTRE_LOV, &blob);
         }
     }

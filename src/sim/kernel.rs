@@ -1938,11 +1938,15 @@ mod tests {
         kernel_with(o)
     }
 
+    fn four_mib() -> crate::writer::StripeBytes {
+        crate::writer::StripeBytes::try_from(4u64 << 20).expect("a valid stripe")
+    }
+
     fn lov_of(k: &SimKernel, path: &CStr) -> (u64, u32) {
         let mut buf = [0u8; 256];
         let n = k.getxattr(path, c"lustre.lov", &mut buf).expect("a layout");
         let layout = crate::writer::parse_lov(&buf[..n]).expect("a v1 layout");
-        (layout.stripe_size_bytes, layout.stripe_count)
+        (layout.stripe_bytes, layout.stripe_count)
     }
 
     #[test]
@@ -1954,7 +1958,7 @@ mod tests {
             k.getxattr(c"/f", c"lustre.lov", &mut []),
             Err(Errno::ENODATA)
         );
-        let asked = crate::writer::encode_v1(4 << 20, 8);
+        let asked = crate::writer::encode_v1(four_mib(), 8);
         k.setxattr(c"/f", c"lustre.lov", &asked, 0).expect("set");
         k.pwrite(fd, b"data", 0).expect("write");
         assert_eq!(lov_of(&k, c"/f"), (4 << 20, 8));
@@ -1972,7 +1976,7 @@ mod tests {
             (1 << 20, 1),
             "the default layout at create"
         );
-        let asked = crate::writer::encode_v1(4 << 20, 8);
+        let asked = crate::writer::encode_v1(four_mib(), 8);
         k.setxattr(c"/f", c"lustre.lov", &asked, 0)
             .expect("Lustre says yes");
         assert_eq!(lov_of(&k, c"/f"), (1 << 20, 1), "but keeps the layout");

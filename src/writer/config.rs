@@ -7,7 +7,8 @@
 use super::fs_kind::FilesystemKind;
 use super::gzip;
 use super::output::CreatedFiles;
-use super::sizing::{LUSTRE_STRIPE_UNIT_BYTES, MIMIC_LUSTRE_ENV};
+use super::sizing::MIMIC_LUSTRE_ENV;
+use super::stripe::{StripeBytes, LUSTRE_MAX_STRIPE_COUNT};
 use std::fmt;
 use std::io;
 use std::os::fd::RawFd;
@@ -85,9 +86,10 @@ pub enum ContentKind {
 /// create). Ignored on other file systems.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StripeRequest {
-    /// Stripe size: a positive multiple of 64 KiB below 4 GiB.
-    pub stripe_bytes: u64,
-    /// Stripe count (1..=2000; `u16` per the v1 layout).
+    /// Stripe size (validated when the [`StripeBytes`] was made).
+    pub stripe_bytes: StripeBytes,
+    /// Stripe count (1..=[`LUSTRE_MAX_STRIPE_COUNT`]; `u16` per the v1
+    /// layout).
     pub stripe_count: u16,
 }
 
@@ -138,12 +140,12 @@ pub struct WriterConfig {
     /// (a chunk is at most this big unless one payload is bigger).
     pub chunk_bytes: Option<u64>,
     /// Use this stripe (slot) size instead of the one the file system
-    /// reports: a positive multiple of 64 KiB below 4 GiB. The chunk size
+    /// reports (validated when the [`StripeBytes`] was made). The chunk size
     /// follows it, as it would a Lustre stripe, but the file system is
     /// still reported as what it is ([`WriteReport::fs_kind`]). It takes
     /// precedence over `mimic_lustre` and `lustre.lov`; on Lustre it sizes
     /// the writer only (use `stripe_request` to lay the file out).
-    pub stripe_bytes: Option<u64>,
+    pub stripe_bytes: Option<StripeBytes>,
     /// With [`ContentKind::JsonLines`], complete a producer's last line
     /// with a newline at close when it lacks one (default on). Off, the
     /// writer never adds a byte: the output holds exactly what producers
@@ -261,7 +263,7 @@ impl WriterConfig {
     }
 
     /// Set [`WriterConfig::stripe_bytes`].
-    pub fn stripe_bytes(mut self, bytes: Option<u64>) -> WriterConfig {
+    pub fn stripe_bytes(mut self, bytes: Option<StripeBytes>) -> WriterConfig {
         self.stripe_bytes = bytes;
         self
     }
@@ -317,14 +319,6 @@ impl WriterConfig {
         if self.chunk_bytes == Some(0) {
             return invalid("chunk_bytes must be at least 1".into());
         }
-        if let Some(stripe_bytes) = self.stripe_bytes {
-            if !valid_stripe_bytes(stripe_bytes) {
-                return invalid(format!(
-                    "stripe size {stripe_bytes} bytes is invalid: it must be a positive \
-                     multiple of {LUSTRE_STRIPE_UNIT_BYTES} bytes (64 KiB) below 4 GiB"
-                ));
-            }
-        }
         if self.stream_fd.is_some() {
             if let Some(why) = super::output::stream_refusal(self, "the output fd") {
                 return invalid(why);
@@ -341,26 +335,17 @@ impl WriterConfig {
             );
         }
         if let Some(request) = self.stripe_request {
-            let ok = valid_stripe_bytes(request.stripe_bytes)
-                && request.stripe_count > 0
-                && request.stripe_count <= 2000;
-            if !ok {
+            let count = u32::from(request.stripe_count);
+            if count == 0 || count > LUSTRE_MAX_STRIPE_COUNT {
                 return invalid(format!(
-                    "requested Lustre stripe {} bytes x {} is invalid: the size must be a \
-                     positive multiple of {LUSTRE_STRIPE_UNIT_BYTES} bytes below 4 GiB and the \
-                     count 1..=2000",
-                    request.stripe_bytes, request.stripe_count
+                    "requested Lustre stripe {} bytes x {count} is invalid: the count must be \
+                     1..={LUSTRE_MAX_STRIPE_COUNT}",
+                    request.stripe_bytes.get()
                 ));
             }
         }
         Ok(())
     }
-}
-
-/// A stripe size Lustre would take: a positive multiple of 64 KiB that fits
-/// in 32 bits.
-fn valid_stripe_bytes(bytes: u64) -> bool {
-    bytes > 0 && bytes % LUSTRE_STRIPE_UNIT_BYTES == 0 && bytes <= u64::from(u32::MAX)
 }
 
 /// What a finished writer did.

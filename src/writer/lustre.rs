@@ -65,6 +65,8 @@
 
 use std::fmt;
 
+use super::stripe::StripeBytes;
+
 /// Name of the extended attribute that holds a file's layout.
 pub const LOV_XATTR_NAME: &str = "lustre.lov";
 /// `LOV_USER_MAGIC_V1`.
@@ -96,16 +98,19 @@ const COMP_ENTRY_BYTES: usize = 48;
 ///
 /// ```
 /// use iokernel::writer::lustre::{encode_v1, parse_lov};
+/// use iokernel::writer::StripeBytes;
 ///
-/// let layout = parse_lov(&encode_v1(4 << 20, 8)).unwrap();
-/// assert_eq!(layout.stripe_size_bytes, 4 << 20);
+/// let stripe = StripeBytes::try_from(4u64 << 20).unwrap();
+/// let layout = parse_lov(&encode_v1(stripe, 8)).unwrap();
+/// assert_eq!(layout.stripe_bytes, 4 << 20);
 /// assert_eq!(layout.stripe_count, 8);
 /// assert_eq!(layout.components, 1);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LustreLayout {
-    /// Stripe size in bytes (0 in a template means "file system default").
-    pub stripe_size_bytes: u64,
+    /// Stripe size in bytes (`lmm_stripe_size`) as stored, not validated:
+    /// 0 in a template means "file system default".
+    pub stripe_bytes: u64,
     /// Stripe count as stored: 0 means default and 0xffff all OSTs in
     /// templates and uninstantiated components.
     pub stripe_count: u32,
@@ -333,7 +338,7 @@ pub fn parse_lov(xattr: &[u8]) -> Result<LustreLayout, LovParseError> {
 fn parse_plain(blob: Blob<'_>, magic: u32) -> Result<LustreLayout, LovParseError> {
     blob.slice(0, V1_HEADER_BYTES, "lov_user_md header")?;
     let pattern = blob.u32_at(4, "lmm_pattern")?;
-    let stripe_size_bytes = u64::from(blob.u32_at(24, "lmm_stripe_size")?);
+    let stripe_bytes = u64::from(blob.u32_at(24, "lmm_stripe_size")?);
     let stripe_count = u32::from(blob.u16_at(28, "lmm_stripe_count")?);
     let pool = if magic == LOV_USER_MAGIC_V3 {
         let raw = blob.slice(POOL_NAME_OFFSET, POOL_NAME_BYTES, "lmm_pool_name")?;
@@ -343,7 +348,7 @@ fn parse_plain(blob: Blob<'_>, magic: u32) -> Result<LustreLayout, LovParseError
         None
     };
     Ok(LustreLayout {
-        stripe_size_bytes,
+        stripe_bytes,
         stripe_count,
         pattern,
         pool,
@@ -455,22 +460,23 @@ fn choose_component(entries: &[Entry]) -> Option<usize> {
 /// Encodes a `lov_user_md_v1` requesting RAID0 striping with the given
 /// stripe size and count on any OSTs (`lmm_stripe_offset` = 0xffff), ready
 /// for `setxattr(path, "lustre.lov", ..)` on a newly created, still empty
-/// file. Lustre wants the stripe size to be a multiple of 64 KiB; a count
+/// file. The stripe size is a [`StripeBytes`], so one Lustre takes; a count
 /// of 0 asks for the default and 0xffff for every OST.
 ///
 /// ```
 /// use iokernel::writer::lustre::encode_v1;
+/// use iokernel::writer::StripeBytes;
 ///
-/// let blob = encode_v1(1 << 20, 4);
+/// let blob = encode_v1(StripeBytes::LUSTRE_DEFAULT, 4);
 /// assert_eq!(blob.len(), 32);
 /// assert_eq!(&blob[..4], &[0xD0, 0x0B, 0xD1, 0x0B]);
 /// ```
-pub fn encode_v1(stripe_size_bytes: u32, stripe_count: u16) -> Vec<u8> {
+pub fn encode_v1(stripe_bytes: StripeBytes, stripe_count: u16) -> Vec<u8> {
     let mut blob = Vec::with_capacity(V1_HEADER_BYTES);
     blob.extend_from_slice(&LOV_USER_MAGIC_V1.to_le_bytes());
     blob.extend_from_slice(&LOV_PATTERN_RAID0.to_le_bytes());
     blob.extend_from_slice(&[0u8; 16]); // lmm_oi: assigned by the MDS
-    blob.extend_from_slice(&stripe_size_bytes.to_le_bytes());
+    blob.extend_from_slice(&stripe_bytes.get_u32().to_le_bytes());
     blob.extend_from_slice(&stripe_count.to_le_bytes());
     blob.extend_from_slice(&u16::MAX.to_le_bytes()); // stripe_offset -1: any OST
     blob
@@ -481,14 +487,14 @@ pub fn encode_v1(stripe_size_bytes: u32, stripe_count: u16) -> Vec<u8> {
 #[cfg(fuzzing)]
 pub fn fuzz_parse_lov(data: &[u8]) {
     if let Ok(layout) = parse_lov(data) {
-        if let (Ok(size), Ok(count)) = (
-            u32::try_from(layout.stripe_size_bytes),
+        if let (Ok(stripe), Ok(count)) = (
+            StripeBytes::try_from(layout.stripe_bytes),
             u16::try_from(layout.stripe_count),
         ) {
-            let again = parse_lov(&encode_v1(size, count));
+            let again = parse_lov(&encode_v1(stripe, count));
             assert_eq!(
-                again.map(|l| (l.stripe_size_bytes, l.stripe_count)),
-                Ok((layout.stripe_size_bytes, layout.stripe_count))
+                again.map(|l| (l.stripe_bytes, l.stripe_count)),
+                Ok((layout.stripe_bytes, layout.stripe_count))
             );
         }
     }
@@ -582,7 +588,7 @@ mod tests {
         assert_eq!(
             layout,
             LustreLayout {
-                stripe_size_bytes: 1 << 20,
+                stripe_bytes: 1 << 20,
                 stripe_count: 4,
                 pattern: LOV_PATTERN_RAID0,
                 pool: None,
@@ -595,7 +601,7 @@ mod tests {
     #[test]
     fn v1_header_only_and_template_counts() {
         let layout = parse_lov(&v1_blob(LOV_PATTERN_RAID0, 4 * MIB, 0xFFFF, 0)).unwrap();
-        assert_eq!(layout.stripe_size_bytes, 4 << 20);
+        assert_eq!(layout.stripe_bytes, 4 << 20);
         assert_eq!(layout.stripe_count, 0xFFFF);
         assert_eq!(layout.stripe_count_known(), None);
         let layout = parse_lov(&v1_blob(LOV_PATTERN_RAID0, 0, 0, 0)).unwrap();
@@ -615,7 +621,7 @@ mod tests {
     fn v3_pool_names() {
         let layout = parse_lov(&v3_blob(2 * MIB, 8, b"flash", 8)).unwrap();
         assert_eq!(layout.pool.as_deref(), Some("flash"));
-        assert_eq!(layout.stripe_size_bytes, 2 << 20);
+        assert_eq!(layout.stripe_bytes, 2 << 20);
         assert_eq!(layout.stripe_count, 8);
         assert_eq!(parse_lov(&v3_blob(MIB, 1, b"", 1)).unwrap().pool, None);
         // All 16 bytes used, no NUL: the whole field is the name.
@@ -640,7 +646,7 @@ mod tests {
 
     #[test]
     fn encode_v1_layout_and_round_trip() {
-        let blob = encode_v1(4 * MIB, 16);
+        let blob = encode_v1(StripeBytes::try_from(u64::from(4 * MIB)).unwrap(), 16);
         assert_eq!(blob.len(), 32);
         assert_eq!(&blob[0..4], &LOV_USER_MAGIC_V1.to_le_bytes());
         assert_eq!(&blob[4..8], &1u32.to_le_bytes());
@@ -649,16 +655,13 @@ mod tests {
         assert_eq!(&blob[28..30], &16u16.to_le_bytes());
         assert_eq!(&blob[30..32], &[0xFF, 0xFF]);
         let layout = parse_lov(&blob).unwrap();
-        assert_eq!(
-            (layout.stripe_size_bytes, layout.stripe_count),
-            (4 << 20, 16)
-        );
+        assert_eq!((layout.stripe_bytes, layout.stripe_count), (4 << 20, 16));
     }
 
     #[test]
     fn pfl_picks_the_eof_component() {
         let layout = parse_lov(&pfl()).unwrap();
-        assert_eq!(layout.stripe_size_bytes, 4 << 20);
+        assert_eq!(layout.stripe_bytes, 4 << 20);
         assert_eq!(layout.stripe_count, 64);
         assert_eq!(layout.pool.as_deref(), Some("flash"));
         assert_eq!(layout.components, 3);
@@ -677,10 +680,7 @@ mod tests {
             (LCME_FL_PARITY | LCME_FL_INIT, 0, EOF, v1_blob(1, MIB, 1, 1)),
         ]);
         let layout = parse_lov(&blob).unwrap();
-        assert_eq!(
-            (layout.stripe_size_bytes, layout.stripe_count),
-            (1 << 20, 2)
-        );
+        assert_eq!((layout.stripe_bytes, layout.stripe_count), (1 << 20, 2));
         assert_eq!(layout.components, 3);
     }
 
@@ -693,12 +693,12 @@ mod tests {
             (LCME_FL_INIT, 0, EOF, v1_blob(1, 4 * MIB, 4, 4)),
             (LCME_FL_INIT, 0, EOF, v1_blob(1, 8 * MIB, 8, 8)),
         ]);
-        assert_eq!(parse_lov(&blob).unwrap().stripe_size_bytes, 4 << 20);
+        assert_eq!(parse_lov(&blob).unwrap().stripe_bytes, 4 << 20);
         let none_live = comp_blob(&[
             (0, 0, EOF, v1_blob(1, 2 * MIB, 2, 0)),
             (0, 0, EOF, v1_blob(1, 4 * MIB, 4, 0)),
         ]);
-        assert_eq!(parse_lov(&none_live).unwrap().stripe_size_bytes, 2 << 20);
+        assert_eq!(parse_lov(&none_live).unwrap().stripe_bytes, 2 << 20);
     }
 
     #[test]
@@ -804,7 +804,7 @@ mod tests {
         // Trailing bytes after lcm_size are ignored.
         let mut longer = pfl();
         longer.extend_from_slice(&[0xEE; 10]);
-        assert_eq!(parse_lov(&longer).unwrap().stripe_size_bytes, 4 << 20);
+        assert_eq!(parse_lov(&longer).unwrap().stripe_bytes, 4 << 20);
     }
 
     #[test]
@@ -932,11 +932,19 @@ mod tests {
         }
 
         #[test]
-        fn encode_round_trips(size in any::<u32>(), count in any::<u16>()) {
-            let layout = parse_lov(&encode_v1(size, count)).unwrap();
-            prop_assert_eq!(layout.stripe_size_bytes, u64::from(size));
+        fn encode_round_trips(units in 1u64..=65535, count in any::<u16>()) {
+            let stripe = StripeBytes::try_from(units * 65536).unwrap();
+            let layout = parse_lov(&encode_v1(stripe, count)).unwrap();
+            prop_assert_eq!(layout.stripe_bytes, stripe.get());
             prop_assert_eq!(layout.stripe_count, u32::from(count));
             prop_assert_eq!(layout.pattern, LOV_PATTERN_RAID0);
+        }
+
+        #[test]
+        fn any_stored_stripe_size_is_read_as_is(size in any::<u32>(), count in any::<u16>()) {
+            let layout = parse_lov(&v1_blob(LOV_PATTERN_RAID0, size, count, 0)).unwrap();
+            prop_assert_eq!(layout.stripe_bytes, u64::from(size));
+            prop_assert_eq!(layout.stripe_count, u32::from(count));
         }
     }
 }

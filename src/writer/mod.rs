@@ -58,6 +58,7 @@ pub mod parallel;
 pub mod plan;
 mod producer;
 pub mod sizing;
+pub mod stripe;
 
 pub use config::{
     ContentKind, Durability, Layout, StripeRequest, WriteReport, WriterConfig,
@@ -75,3 +76,6 @@ pub use plan::{
     TrailingPadding,
 };
 pub use sizing::{parse_size, LayoutInfo, SizingError, SizingSource, WriterSizing};
+pub use stripe::{
+    StripeBytes, StripeBytesError, LUSTRE_MAX_STRIPE_COUNT, LUSTRE_STRIPE_UNIT_BYTES,
+};

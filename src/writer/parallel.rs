@@ -315,12 +315,10 @@ impl ParallelWriter {
             self.config.mimic_lustre.as_deref(),
         )
         .map_err(|e| invalid(format!("sizing the writer for {}: {e}", path.display())))?;
-        match self.config.stripe_bytes {
-            Some(stripe_bytes) => info
-                .with_stripe_bytes(stripe_bytes)
-                .map_err(|e| invalid(format!("sizing the writer for {}: {e}", path.display()))),
-            None => Ok(info),
-        }
+        Ok(match self.config.stripe_bytes {
+            Some(stripe_bytes) => info.with_stripe_bytes(stripe_bytes),
+            None => info,
+        })
     }
 
     fn start(&mut self, files: OutFiles) -> stdio::Result<()> {
@@ -551,7 +549,7 @@ impl ParallelWriter {
         let Some(request) = self.config.stripe_request.filter(|_| self.on_lustre) else {
             return Ok(());
         };
-        let blob = encode_v1(request.stripe_bytes as u32, request.stripe_count);
+        let blob = encode_v1(request.stripe_bytes, request.stripe_count);
         io::setxattr(target, LUSTRE_LOV_XATTR, blob, 0)
             .await
             .map_err(|e| WriteError::new("setxattr lustre.lov", target, None, e))?;
@@ -561,8 +559,8 @@ impl ParallelWriter {
             .map_err(read_back)?;
         let layout = parse_lov(&blob)
             .map_err(|e| read_back(stdio::Error::new(stdio::ErrorKind::InvalidData, e)))?;
-        let got = (layout.stripe_size_bytes, layout.stripe_count);
-        let asked = (request.stripe_bytes, u32::from(request.stripe_count));
+        let got = (layout.stripe_bytes, layout.stripe_count);
+        let asked = (request.stripe_bytes.get(), u32::from(request.stripe_count));
         if got == asked {
             return Ok(());
         }

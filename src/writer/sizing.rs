@@ -19,6 +19,8 @@ use std::fmt;
 
 use super::fs_kind::FilesystemKind;
 use super::lustre::{parse_lov, LovParseError};
+use super::stripe::{StripeBytes, StripeBytesError};
+pub use super::stripe::{LUSTRE_MAX_STRIPE_COUNT, LUSTRE_STRIPE_UNIT_BYTES};
 
 /// Environment variable that forces the Lustre path: `<stripe_bytes>:<count>`.
 pub const MIMIC_LUSTRE_ENV: &str = "IOKERNEL_MIMIC_LUSTRE";
@@ -28,10 +30,6 @@ pub const PAGE_BYTES: u64 = 4096;
 pub const LOCAL_CHUNK_FLOOR_BYTES: u64 = 1 << 20;
 /// A tight budget may shrink the chunk down to this, and no further.
 pub const MIN_CHUNK_BYTES: u64 = 64 << 10;
-/// Lustre stripe sizes are multiples of this (`LOV_MIN_STRIPE_SIZE`).
-pub const LUSTRE_STRIPE_UNIT_BYTES: u64 = 64 << 10;
-/// Largest Lustre stripe count (`LOV_MAX_STRIPE_COUNT`).
-pub const LUSTRE_MAX_STRIPE_COUNT: u32 = 2000;
 /// Used when `st_blksize` is 0 (unknown).
 pub const DEFAULT_BLOCK_BYTES: u64 = 4096;
 /// Ideal buffers per producer: one filling while one is in flight.
@@ -79,14 +77,14 @@ impl fmt::Display for SizingSource {
 ///
 /// let forced = LayoutInfo::detect(0xEF53, 4096, None, Some("4MiB:8")).unwrap();
 /// assert_eq!(forced.fs_kind, FilesystemKind::Lustre);
-/// assert_eq!((forced.stripe_size_bytes, forced.stripe_count), (4 << 20, 8));
+/// assert_eq!((forced.stripe_bytes, forced.stripe_count), (4 << 20, 8));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LayoutInfo {
     /// The file system (Lustre when forced by `IOKERNEL_MIMIC_LUSTRE`).
     pub fs_kind: FilesystemKind,
     /// Stripe size in bytes.
-    pub stripe_size_bytes: u64,
+    pub stripe_bytes: u64,
     /// Stripe count; 1 off Lustre, and 1 when a Lustre layout leaves it
     /// unspecified (0 or "all OSTs").
     pub stripe_count: u32,
@@ -108,10 +106,11 @@ pub enum SizingError {
         /// What is wrong with it.
         reason: String,
     },
-    /// A Lustre stripe size that is 0, not a multiple of 64 KiB, or > 4 GiB.
+    /// A Lustre stripe size that is not a [`StripeBytes`]: 0, not a
+    /// multiple of 64 KiB, or above 4 GiB - 64 KiB.
     BadStripe {
-        /// The stripe size found.
-        stripe_size_bytes: u64,
+        /// What is wrong with it (names the size).
+        error: StripeBytesError,
         /// Where it came from.
         source: SizingSource,
     },
@@ -135,14 +134,7 @@ impl fmt::Display for SizingError {
                 f,
                 "{MIMIC_LUSTRE_ENV}={value:?} is not <stripe_bytes>:<count> (e.g. 1M:4): {reason}"
             ),
-            SizingError::BadStripe {
-                stripe_size_bytes,
-                source,
-            } => write!(
-                f,
-                "stripe size {stripe_size_bytes} bytes from {source} is not a positive multiple \
-                 of {LUSTRE_STRIPE_UNIT_BYTES} bytes that fits in 32 bits"
-            ),
+            SizingError::BadStripe { error, source } => write!(f, "from {source}: {error}"),
             SizingError::NoProducers => f.write_str("writer sizing needs at least one producer"),
             SizingError::BudgetTooSmall { needed, budget } => write!(
                 f,
@@ -182,10 +174,10 @@ impl LayoutInfo {
             st_blksize
         };
         if let Some(value) = mimic_env.filter(|v| !v.trim().is_empty()) {
-            let (stripe_size_bytes, stripe_count) = parse_mimic(value)?;
+            let (stripe, stripe_count) = parse_mimic(value)?;
             return Ok(LayoutInfo {
                 fs_kind: FilesystemKind::Lustre,
-                stripe_size_bytes,
+                stripe_bytes: stripe.get(),
                 stripe_count,
                 block_size_bytes,
                 source: SizingSource::MimicEnv,
@@ -195,10 +187,15 @@ impl LayoutInfo {
         match (fs_kind, lov_xattr) {
             (FilesystemKind::Lustre, Some(xattr)) => {
                 let layout = parse_lov(xattr).map_err(SizingError::Lov)?;
-                check_lustre_stripe(layout.stripe_size_bytes, SizingSource::LustreXattr)?;
+                let stripe = StripeBytes::try_from(layout.stripe_bytes).map_err(|error| {
+                    SizingError::BadStripe {
+                        error,
+                        source: SizingSource::LustreXattr,
+                    }
+                })?;
                 Ok(LayoutInfo {
                     fs_kind,
-                    stripe_size_bytes: layout.stripe_size_bytes,
+                    stripe_bytes: stripe.get(),
                     stripe_count: layout.stripe_count_known().unwrap_or(1),
                     block_size_bytes,
                     source: SizingSource::LustreXattr,
@@ -206,7 +203,7 @@ impl LayoutInfo {
             }
             _ => Ok(LayoutInfo {
                 fs_kind,
-                stripe_size_bytes: block_size_bytes,
+                stripe_bytes: block_size_bytes,
                 stripe_count: 1,
                 block_size_bytes,
                 source: SizingSource::BlockSize,
@@ -219,27 +216,25 @@ impl LayoutInfo {
     /// The same facts with the stripe size set by configuration: the file
     /// system kind, stripe count and block size stay as detected, and
     /// [`WriterSizing::plan`] sizes chunks from this stripe as it would
-    /// from a Lustre one. The size must be a positive multiple of 64 KiB
-    /// that fits in 32 bits.
+    /// from a Lustre one. The size was validated when the [`StripeBytes`]
+    /// was made.
     ///
     /// ```
-    /// use iokernel::writer::{FilesystemKind, LayoutInfo, SizingSource, WriterSizing};
+    /// use iokernel::writer::{FilesystemKind, LayoutInfo, SizingSource, StripeBytes, WriterSizing};
     ///
     /// let ext4 = LayoutInfo::detect(0xEF53, 4096, None, None).unwrap();
-    /// let info = ext4.with_stripe_bytes(4 << 20).unwrap();
+    /// let info = ext4.with_stripe_bytes("4M".parse::<StripeBytes>().unwrap());
     /// assert_eq!(info.fs_kind, FilesystemKind::Ext4);
     /// assert_eq!(info.source, SizingSource::Configured);
     /// let sizing = WriterSizing::plan(&info, 2, 1 << 30).unwrap();
     /// assert_eq!((sizing.chunk_bytes, sizing.stripe_bytes), (4 << 20, 4 << 20));
-    /// assert!(ext4.with_stripe_bytes(100 << 10).is_err());
     /// ```
-    pub fn with_stripe_bytes(self, stripe_bytes: u64) -> Result<LayoutInfo, SizingError> {
-        check_lustre_stripe(stripe_bytes, SizingSource::Configured)?;
-        Ok(LayoutInfo {
-            stripe_size_bytes: stripe_bytes,
+    pub fn with_stripe_bytes(self, stripe_bytes: StripeBytes) -> LayoutInfo {
+        LayoutInfo {
+            stripe_bytes: stripe_bytes.get(),
             source: SizingSource::Configured,
             ..self
-        })
+        }
     }
 
     /// Whether chunks and slots follow the stripe size (a parallel file
@@ -249,22 +244,8 @@ impl LayoutInfo {
     }
 }
 
-fn check_lustre_stripe(stripe_size_bytes: u64, source: SizingSource) -> Result<(), SizingError> {
-    let valid = stripe_size_bytes > 0
-        && stripe_size_bytes % LUSTRE_STRIPE_UNIT_BYTES == 0
-        && stripe_size_bytes <= u64::from(u32::MAX);
-    if valid {
-        Ok(())
-    } else {
-        Err(SizingError::BadStripe {
-            stripe_size_bytes,
-            source,
-        })
-    }
-}
-
 /// Parses `<stripe_bytes>:<count>`, e.g. `1M:4` or `4194304:16`.
-fn parse_mimic(value: &str) -> Result<(u64, u32), SizingError> {
+fn parse_mimic(value: &str) -> Result<(StripeBytes, u32), SizingError> {
     let bad = |reason: String| SizingError::BadMimic {
         value: value.to_owned(),
         reason,
@@ -272,9 +253,7 @@ fn parse_mimic(value: &str) -> Result<(u64, u32), SizingError> {
     let (stripe, count) = value
         .split_once(':')
         .ok_or_else(|| bad("missing ':' between stripe size and count".to_owned()))?;
-    let stripe_size_bytes = parse_size(stripe).map_err(bad)?;
-    check_lustre_stripe(stripe_size_bytes, SizingSource::MimicEnv)
-        .map_err(|e| bad(e.to_string()))?;
+    let stripe: StripeBytes = stripe.parse().map_err(bad)?;
     let stripe_count: u32 = count
         .trim()
         .parse()
@@ -284,7 +263,7 @@ fn parse_mimic(value: &str) -> Result<(u64, u32), SizingError> {
             "stripe count {stripe_count} is outside 1..={LUSTRE_MAX_STRIPE_COUNT}"
         )));
     }
-    Ok((stripe_size_bytes, stripe_count))
+    Ok((stripe, stripe_count))
 }
 
 /// Parses a byte size for the CLI and the mimic variable: a decimal number
@@ -381,13 +360,13 @@ impl WriterSizing {
         }
         let producers_u64 = u64::try_from(producers).unwrap_or(u64::MAX);
         let wanted_bytes = if info.sized_by_stripe() {
-            info.stripe_size_bytes
+            info.stripe_bytes
         } else {
             info.block_size_bytes.max(LOCAL_CHUNK_FLOOR_BYTES)
         };
         let ideal_chunk_bytes = round_to_page(wanted_bytes);
         let stripe_bytes = if info.sized_by_stripe() {
-            info.stripe_size_bytes
+            info.stripe_bytes
         } else {
             ideal_chunk_bytes
         };
@@ -474,10 +453,22 @@ mod tests {
     const GPFS: i64 = 0x4750_4653;
     const EXT4: i64 = 0xEF53;
 
+    fn stripe(bytes: u64) -> StripeBytes {
+        StripeBytes::try_from(bytes).unwrap()
+    }
+
+    /// A v1 `lustre.lov` blob whose 32-bit `lmm_stripe_size` (offset 24)
+    /// holds `raw`, valid or not, as another tool might have written it.
+    fn lov_with_raw_stripe(raw: u32, count: u16) -> Vec<u8> {
+        let mut blob = encode_v1(StripeBytes::MIN, count);
+        blob[24..28].copy_from_slice(&raw.to_le_bytes());
+        blob
+    }
+
     fn info(fs_kind: FilesystemKind, stripe: u64, count: u32, block: u64) -> LayoutInfo {
         LayoutInfo {
             fs_kind,
-            stripe_size_bytes: stripe,
+            stripe_bytes: stripe,
             stripe_count: count,
             block_size_bytes: block,
             source: SizingSource::BlockSize,
@@ -514,13 +505,13 @@ mod tests {
 
     #[test]
     fn detect_lustre_from_xattr() {
-        let xattr = encode_v1(4 << 20, 16);
+        let xattr = encode_v1(stripe(4 << 20), 16);
         let got = LayoutInfo::detect(LUSTRE, 4 << 20, Some(&xattr), None).unwrap();
         assert_eq!(got.fs_kind, FilesystemKind::Lustre);
-        assert_eq!((got.stripe_size_bytes, got.stripe_count), (4 * MIB, 16));
+        assert_eq!((got.stripe_bytes, got.stripe_count), (4 * MIB, 16));
         assert_eq!(got.source, SizingSource::LustreXattr);
         // Template stripe count: treated as 1.
-        let xattr = encode_v1(1 << 20, 0xFFFF);
+        let xattr = encode_v1(StripeBytes::LUSTRE_DEFAULT, 0xFFFF);
         let got = LayoutInfo::detect(LUSTRE, 4096, Some(&xattr), None).unwrap();
         assert_eq!(got.stripe_count, 1);
     }
@@ -529,7 +520,7 @@ mod tests {
     fn detect_lustre_without_xattr_falls_back_to_block_size() {
         let got = LayoutInfo::detect(LUSTRE, 4 * MIB, None, None).unwrap();
         assert_eq!(got.fs_kind, FilesystemKind::Lustre);
-        assert_eq!(got.stripe_size_bytes, 4 * MIB);
+        assert_eq!(got.stripe_bytes, 4 * MIB);
         assert_eq!(got.source, SizingSource::BlockSize);
     }
 
@@ -540,20 +531,26 @@ mod tests {
             matches!(err, SizingError::Lov(LovParseError::TooShort { .. })),
             "{err}"
         );
-        let err = LayoutInfo::detect(LUSTRE, 4096, Some(&encode_v1(0, 4)), None).unwrap_err();
+        let zero = lov_with_raw_stripe(0, 4);
+        let err = LayoutInfo::detect(LUSTRE, 4096, Some(&zero), None).unwrap_err();
         assert_eq!(
             err,
             SizingError::BadStripe {
-                stripe_size_bytes: 0,
+                error: StripeBytesError::Zero,
                 source: SizingSource::LustreXattr
             }
         );
-        let err = LayoutInfo::detect(LUSTRE, 4096, Some(&encode_v1(4096, 4)), None).unwrap_err();
+        let small = lov_with_raw_stripe(4096, 4);
+        let err = LayoutInfo::detect(LUSTRE, 4096, Some(&small), None).unwrap_err();
         assert!(
             err.to_string()
-                .contains("stripe size 4096 bytes from lustre.lov xattr"),
+                .contains("from lustre.lov xattr: stripe size 4096 bytes"),
             "{err}"
         );
+        // The largest multiple of 64 KiB a u32 holds is taken.
+        let max = lov_with_raw_stripe(u32::MAX - 0xFFFF, 4);
+        let got = LayoutInfo::detect(LUSTRE, 4096, Some(&max), None).unwrap();
+        assert_eq!(got.stripe_bytes, StripeBytes::MAX.get());
     }
 
     #[test]
@@ -564,10 +561,10 @@ mod tests {
             (LUSTRE, FilesystemKind::Lustre),
         ] {
             let detected = LayoutInfo::detect(magic, 4096, None, None).unwrap();
-            let got = detected.with_stripe_bytes(2 * MIB).unwrap();
+            let got = detected.with_stripe_bytes(stripe(2 * MIB));
             assert_eq!(got.fs_kind, kind);
             assert_eq!(got.source, SizingSource::Configured);
-            assert_eq!((got.stripe_size_bytes, got.stripe_count), (2 * MIB, 1));
+            assert_eq!((got.stripe_bytes, got.stripe_count), (2 * MIB, 1));
             let sizing = WriterSizing::plan(&got, 2, 1 << 30).unwrap();
             assert_eq!(
                 (sizing.chunk_bytes, sizing.stripe_bytes),
@@ -576,28 +573,17 @@ mod tests {
         }
         // Smaller than the 1 MiB local floor: still honoured.
         let ext4 = LayoutInfo::detect(EXT4, 4096, None, None).unwrap();
-        let sizing = WriterSizing::plan(&ext4.with_stripe_bytes(64 * KIB).unwrap(), 2, 1 << 30);
+        let sizing = WriterSizing::plan(&ext4.with_stripe_bytes(stripe(64 * KIB)), 2, 1 << 30);
         assert_eq!(sizing.unwrap().chunk_bytes, 64 * KIB);
-        for bad in [0, 4096, 100 * KIB, 8 << 30] {
-            let err = ext4.with_stripe_bytes(bad).unwrap_err();
-            assert_eq!(
-                err,
-                SizingError::BadStripe {
-                    stripe_size_bytes: bad,
-                    source: SizingSource::Configured
-                }
-            );
-            assert!(err.to_string().contains("writer configuration"), "{err}");
-        }
     }
 
     #[test]
     fn mimic_forces_lustre_everywhere() {
         for magic in [EXT4, LUSTRE, GPFS, 0x1234] {
-            let xattr = encode_v1(8 << 20, 2);
+            let xattr = encode_v1(stripe(8 << 20), 2);
             let got = LayoutInfo::detect(magic, 4096, Some(&xattr), Some(" 1M:4 ")).unwrap();
             assert_eq!(got.fs_kind, FilesystemKind::Lustre);
-            assert_eq!((got.stripe_size_bytes, got.stripe_count), (MIB, 4));
+            assert_eq!((got.stripe_bytes, got.stripe_count), (MIB, 4));
             assert_eq!(got.source, SizingSource::MimicEnv);
         }
         // Empty means unset.
@@ -613,9 +599,10 @@ mod tests {
             ("1M:four", "\"four\" is not a number"),
             ("1M:0", "outside 1..=2000"),
             ("1M:2001", "outside 1..=2000"),
-            ("4K:1", "not a positive multiple of 65536"),
-            ("0:1", "not a positive multiple"),
-            ("8G:1", "fits in 32 bits"),
+            ("4K:1", "4096 bytes is not a multiple of 64 KiB"),
+            ("0:1", "0 is not positive"),
+            ("8G:1", "above the maximum"),
+            ("4G:1", "at most 4294901760 bytes"),
             (":", "invalid size"),
         ] {
             let err = LayoutInfo::detect(EXT4, 4096, None, Some(value)).unwrap_err();

@@ -31,13 +31,17 @@ use iokernel::sim::{self, OpClass, SimKernel};
 use iokernel::writer::fs_kind::LUSTRE_MAGIC;
 use iokernel::writer::{
     errno_of, is_temp_name, parse_lov, shard_path, temp_path, write_error_of, ContentKind,
-    Durability, FilesystemKind, Layout, ParallelWriter, StripeRequest, WriteReport, WriterConfig,
+    Durability, FilesystemKind, Layout, ParallelWriter, StripeBytes, StripeRequest, WriteReport,
+    WriterConfig,
 };
 use std::collections::HashMap;
 use std::io::{self, Read};
 use std::sync::Arc;
 
 const STRIPE: usize = 64 << 10;
+/// [`STRIPE`] as the writer takes it (checked equal at compile time).
+const STRIPE_BYTES: StripeBytes = StripeBytes::MIN;
+const _: () = assert!(STRIPE_BYTES.get() == STRIPE as u64);
 const OUT: &str = "/out.data";
 /// What the bystander file holds.
 const BYSTANDER: &[u8] = b"not the writer's file\n";
@@ -125,7 +129,7 @@ impl Plan {
             && rng.below(2) == 0;
         if on_lustre && !plan.configured_stripe && rng.below(2) == 0 {
             plan.stripe_request = Some(StripeRequest {
-                stripe_bytes: STRIPE as u64,
+                stripe_bytes: STRIPE_BYTES,
                 stripe_count: plan.stripe_count as u16,
             });
         }
@@ -146,7 +150,7 @@ impl Plan {
                     .then(|| format!("64K:{}", self.stripe_count)),
             )
             .stripe_request(self.stripe_request)
-            .stripe_bytes(self.configured_stripe.then_some(STRIPE as u64))
+            .stripe_bytes(self.configured_stripe.then_some(STRIPE_BYTES))
             .final_newline(!self.exact_tail)
             .chunk_bytes(Some(self.chunk_bytes))
     }
@@ -352,8 +356,8 @@ fn check_lustre_layout(
             .xattr(path, "lustre.lov")
             .ok_or_else(|| format!("{}: no lustre.lov after a stripe request", path.display()))?;
         let layout = parse_lov(&blob).map_err(|e| format!("{}: {e}", path.display()))?;
-        let got = (layout.stripe_size_bytes, layout.stripe_count);
-        let want = (request.stripe_bytes, u32::from(request.stripe_count));
+        let got = (layout.stripe_bytes, layout.stripe_count);
+        let want = (request.stripe_bytes.get(), u32::from(request.stripe_count));
         if got != want {
             return Err(format!(
                 "{}: lustre.lov holds (stripe, count) {got:?}, requested {want:?}",
@@ -361,7 +365,8 @@ fn check_lustre_layout(
             ));
         }
     }
-    if report.fs_kind != FilesystemKind::Lustre || report.stripe_bytes != request.stripe_bytes {
+    if report.fs_kind != FilesystemKind::Lustre || report.stripe_bytes != request.stripe_bytes.get()
+    {
         return Err(format!(
             "on Lustre with a stripe request the report says {:?} with stripe {}",
             report.fs_kind, report.stripe_bytes

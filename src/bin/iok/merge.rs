@@ -17,10 +17,9 @@ use iokernel::runtime::{self, Runtime};
 use iokernel::sync::{channel, Receiver, Sender};
 use iokernel::sys::real::RealClock;
 use iokernel::sys::Clock;
-use iokernel::writer::sizing::LUSTRE_STRIPE_UNIT_BYTES;
 use iokernel::writer::{
     parse_size, ContentKind, CreatedFiles, Durability, Layout, ParallelWriter, Producer,
-    StripeRequest, WriteReport, WriterConfig,
+    StripeBytes, StripeRequest, WriteReport, WriterConfig, LUSTRE_MAX_STRIPE_COUNT,
 };
 use std::io::{Error, ErrorKind};
 use std::path::PathBuf;
@@ -59,10 +58,6 @@ pub enum DurabilityArg {
     AtomicRename,
 }
 
-/// Stripe size of a `--stripe-count` layout without `--stripe-size`
-/// (Lustre's own default).
-const DEFAULT_LUSTRE_STRIPE_BYTES: u64 = 1 << 20;
-
 #[derive(Args, Debug)]
 pub struct MergeArgs {
     /// Input files: JSON lines, plain or gzip (detected by content).
@@ -92,12 +87,13 @@ pub struct MergeArgs {
     /// Stripe (and chunk) size, a multiple of 64 KiB, at most 4G - 64K
     /// (4294901760 bytes, the largest Lustre takes), e.g. 1M
     /// (default: from the file system).
-    #[arg(long, value_name = "SIZE", value_parser = parse_stripe_size)]
-    stripe_size: Option<u64>,
+    #[arg(long, value_name = "SIZE", value_parser = clap::value_parser!(StripeBytes))]
+    stripe_size: Option<StripeBytes>,
     /// On Lustre: create OUTPUT (and shards) striped over N OSTs, with
     /// stripes of --stripe-size (default 1M), and check the layout took.
     /// Ignored on other file systems.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=2000))]
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=i64::from(LUSTRE_MAX_STRIPE_COUNT)))]
     stripe_count: Option<u16>,
     /// Producers writing in parallel.
     #[arg(long, value_name = "N", default_value_t = 2,
@@ -121,30 +117,6 @@ pub fn parse_size_arg(text: &str) -> Result<u64, String> {
     Ok(bytes)
 }
 
-/// The largest stripe the writer takes: the largest multiple of 64 KiB
-/// that fits the u32 stripe size of `lustre.lov` (4 GiB - 64 KiB).
-pub const STRIPE_BYTES_MAX: u64 =
-    (u32::MAX as u64) / LUSTRE_STRIPE_UNIT_BYTES * LUSTRE_STRIPE_UNIT_BYTES;
-
-/// A size string that must also be a multiple of 64 KiB and at most
-/// [`STRIPE_BYTES_MAX`], exactly what the writer accepts, so clap refuses
-/// the rest (exit 2).
-pub fn parse_stripe_size(text: &str) -> Result<u64, String> {
-    let bytes = parse_size_arg(text)?;
-    if bytes % LUSTRE_STRIPE_UNIT_BYTES != 0 {
-        return Err(format!(
-            "stripe size {text:?} ({bytes} bytes) is not a multiple of 64 KiB ({LUSTRE_STRIPE_UNIT_BYTES} bytes)"
-        ));
-    }
-    if bytes > STRIPE_BYTES_MAX {
-        return Err(format!(
-            "stripe size {text:?} ({bytes} bytes) is above the maximum {STRIPE_BYTES_MAX} bytes \
-             (4G - 64K: a Lustre stripe size is 32 bits)"
-        ));
-    }
-    Ok(bytes)
-}
-
 /// Everything one run of the merge pipeline needs.
 #[derive(Clone, Debug)]
 pub struct MergeJob {
@@ -157,7 +129,7 @@ pub struct MergeJob {
     /// Gzip level for the output, if compressed.
     pub gzip: Option<u32>,
     /// Stripe (slot, and so chunk) size instead of the file system's.
-    pub stripe_bytes: Option<u64>,
+    pub stripe_bytes: Option<StripeBytes>,
     /// The Lustre layout to create the outputs with.
     pub stripe_request: Option<StripeRequest>,
     /// Chunk size (gzip member size) instead of the sized one.
@@ -470,7 +442,7 @@ pub fn run(args: &MergeArgs) -> std::io::Result<()> {
         gzip: args.gzip,
         stripe_bytes: args.stripe_size,
         stripe_request: args.stripe_count.map(|stripe_count| StripeRequest {
-            stripe_bytes: args.stripe_size.unwrap_or(DEFAULT_LUSTRE_STRIPE_BYTES),
+            stripe_bytes: args.stripe_size.unwrap_or(StripeBytes::LUSTRE_DEFAULT),
             stripe_count,
         }),
         chunk_bytes: None,
@@ -535,11 +507,34 @@ mod tests {
     }
 
     #[test]
-    fn stripe_sizes_must_be_multiples_of_64_kib() {
-        assert_eq!(parse_stripe_size("1M"), Ok(1 << 20));
-        assert!(parse_stripe_size("100K").unwrap_err().contains("64 KiB"));
-        assert!(parse_stripe_size("0").unwrap_err().contains("positive"));
-        assert!(parse_stripe_size("12Q").unwrap_err().contains("12Q"));
+    fn stripe_size_flag_takes_only_valid_stripes() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            merge: MergeArgs,
+        }
+        let parse = |size: &str| {
+            Cli::try_parse_from(["iok", "in.pfw", "-o", "out", "--stripe-size", size])
+                .map(|cli| cli.merge.stripe_size)
+        };
+        assert_eq!(
+            parse("1M").ok().flatten().map(StripeBytes::get),
+            Some(1 << 20)
+        );
+        assert_eq!(parse("4194240K").ok().flatten(), Some(StripeBytes::MAX));
+        for (bad, says) in [
+            ("100K", "64 KiB"),
+            ("0", "positive"),
+            ("12Q", "12Q"),
+            ("4G", "4294901760"),
+        ] {
+            let Err(err) = parse(bad) else {
+                panic!("--stripe-size {bad} was taken");
+            };
+            assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{bad}");
+            assert!(err.to_string().contains(says), "{bad}: {err}");
+        }
     }
 
     #[test]
