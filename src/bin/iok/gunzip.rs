@@ -206,11 +206,11 @@ impl GzipStream {
     /// not a gzip header.
     fn header_need(&self) -> Result<HeaderNeed, GzipError> {
         let h = &self.gathered;
+        let expected = [GZIP_MAGIC[0], GZIP_MAGIC[1], DEFLATE_METHOD];
+        if let Some(bad) = h.iter().zip(expected).position(|(got, want)| *got != want) {
+            return Err(self.not_a_header(bad));
+        }
         if h.len() < HEADER_FIXED_BYTES {
-            let expected = [GZIP_MAGIC[0], GZIP_MAGIC[1], DEFLATE_METHOD];
-            if let Some(bad) = h.iter().zip(expected).position(|(got, want)| *got != want) {
-                return Err(self.not_a_header(bad));
-            }
             return Ok(HeaderNeed::Bytes(HEADER_FIXED_BYTES));
         }
         let flags = h[3];
@@ -437,6 +437,12 @@ mod tests {
         assert_eq!(err.offset, truncated.len() as u64);
         let not_gzip = decode_all(b"{\"a\":1}\n", 5, 64).unwrap_err();
         assert_eq!(not_gzip.offset, 0, "{not_gzip}");
+        // A whole header in one piece is checked too (method byte 9).
+        let mut bad_method = [first.clone(), first.clone()].concat();
+        bad_method[first.len() + 2] = 9;
+        let err = decode_all(&bad_method, 4096, 64).unwrap_err();
+        assert_eq!(err.offset, first.len() as u64 + 2, "{err}");
+        assert_eq!(err.member_start, first.len() as u64, "{err}");
     }
 
     #[test]
