@@ -618,12 +618,7 @@ pub fn run(args: &MergeArgs) -> std::io::Result<()> {
     let job = MergeJob {
         inputs,
         output: args.output.clone(),
-        // Ordered output has one producer, so one shard.
-        layout: layout_of(
-            args.layout,
-            args.keep_shards,
-            if args.ordered { 1 } else { producers },
-        ),
+        layout: layout_of(args.layout, args.keep_shards, producers),
         gzip: args.gzip,
         stripe_bytes: args.stripe_size,
         stripe_request: args.stripe_count.map(|stripe_count| StripeRequest {
