@@ -301,14 +301,20 @@ impl GzipStream {
         let t = &self.gathered;
         let crc = u32::from_le_bytes([t[0], t[1], t[2], t[3]]);
         let size = u32::from_le_bytes([t[4], t[5], t[6], t[7]]);
+        // Reported at the trailer's first byte (it may span reads).
+        let trailer_error = |what: String| GzipError {
+            offset: (self.offset + take as u64).saturating_sub(TRAILER_BYTES as u64),
+            member_start: self.member_start,
+            what,
+        };
         if crc != self.crc.sum() {
-            return Err(self.error(format!(
+            return Err(trailer_error(format!(
                 "gzip member CRC mismatch (trailer says {crc:#010x}, data gives {:#010x})",
                 self.crc.sum()
             )));
         }
         if size != self.crc.amount() {
-            return Err(self.error(format!(
+            return Err(trailer_error(format!(
                 "gzip member size mismatch (trailer says {size}, data gives {})",
                 self.crc.amount()
             )));
@@ -431,6 +437,11 @@ mod tests {
         let err = decode_all(&stream, 5, 64).unwrap_err();
         assert_eq!(err.member_start, first.len() as u64, "{err}");
         assert!(err.what.contains("size mismatch"), "{err}");
+        assert_eq!(
+            err.offset,
+            (stream.len() - 8) as u64,
+            "at the trailer: {err}"
+        );
         let truncated = &stream[..stream.len() - 3];
         let err = decode_all(truncated, 5, 64).unwrap_err();
         assert!(err.what.contains("truncated"), "{err}");

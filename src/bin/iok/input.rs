@@ -147,9 +147,12 @@ fn check_gz_name(input: &Input, head: &[u8]) -> std::io::Result<()> {
         return Err(Error::new(
             ErrorKind::InvalidData,
             format!(
-                "input {} is named .gz but is not gzip (it starts with {:02x?}, not 1f 8b)",
+                "input {} is named .gz but is not gzip (it starts with bytes {}, not 1f 8b)",
                 input.path.display(),
-                head
+                head.iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
             ),
         ));
     }
