@@ -15,7 +15,7 @@
 //! This module owns input inspection and the line-block reader; it never
 //! writes and knows nothing of the writer.
 
-use iokernel::buf::BufResult;
+use iokernel::buf::{BufResult, SliceMut};
 use iokernel::fs::File;
 use iokernel::io::FileType;
 use std::io::{Error, ErrorKind};
@@ -230,36 +230,57 @@ impl LineSplitter {
         }
     }
 
-    /// Adds the next piece of input. Returns a block to hand on: whole
-    /// lines ending in `\n`, or (with `cut_long_lines`) a piece of a line
-    /// longer than the maximum, which does not end in `\n`.
-    pub fn push(&mut self, mut data: Vec<u8>) -> Result<Option<Vec<u8>>, LongLine> {
-        let Some(last) = memchr::memrchr(b'\n', &data) else {
-            self.carry.extend_from_slice(&data);
+    /// Adds the next piece of input (a copy; [`LineSplitter::next_buffer`]
+    /// avoids it). Returns what [`LineSplitter::push_filled`] returns.
+    #[cfg(test)]
+    pub fn push(&mut self, data: Vec<u8>) -> Result<Option<Vec<u8>>, LongLine> {
+        let (mut buf, start) = self.next_buffer(data.len());
+        buf.extend_from_slice(&data);
+        self.push_filled(buf, start)
+    }
+
+    /// A buffer to read the next piece into: the carried partial line
+    /// (`start` bytes, taken out of the splitter) with room for `room`
+    /// more behind it, so the next piece lands right after it and is
+    /// never copied. Append to it and hand it to `push_filled`.
+    pub fn next_buffer(&mut self, room: usize) -> (Vec<u8>, usize) {
+        let mut buf = std::mem::take(&mut self.carry);
+        let start = buf.len();
+        buf.reserve_exact(room);
+        (buf, start)
+    }
+
+    /// Takes back the buffer of `next_buffer` with nothing added.
+    pub fn give_back(&mut self, buf: Vec<u8>) {
+        self.carry = buf;
+    }
+
+    /// Takes back the buffer of `next_buffer` with the new piece from
+    /// `start` on (only that part is scanned). Returns a block to hand on:
+    /// whole lines ending in `\n`, or (with `cut_long_lines`) a piece of a
+    /// line longer than the maximum, which does not end in `\n`.
+    pub fn push_filled(
+        &mut self,
+        mut buf: Vec<u8>,
+        start: usize,
+    ) -> Result<Option<Vec<u8>>, LongLine> {
+        let Some(last) = memchr::memrchr(b'\n', &buf[start..]) else {
+            self.carry = buf;
             return self.check_carry();
         };
-        let end = self.carry_offset + (self.carry.len() + last + 1) as u64;
-        let block = if self.carry.is_empty() {
-            self.carry = data.split_off(last + 1);
-            data
-        } else {
-            self.carry.extend_from_slice(&data[..=last]);
-            std::mem::replace(&mut self.carry, data[last + 1..].to_vec())
-        };
-        self.carry_offset = end;
-        if (block.len() as u64) > self.rules.max_line_bytes && !self.rules.cut_long_lines {
-            // The carried line ended here but may already be too long.
-            let first_line = memchr::memchr(b'\n', &block).map_or(block.len(), |i| i + 1);
-            if first_line as u64 > self.rules.max_line_bytes {
-                return Err(LongLine {
-                    offset: end - block.len() as u64,
-                    max_line_bytes: self.rules.max_line_bytes,
-                });
-            }
+        // The carried line ends at the first newline of the new part.
+        let first_end = memchr::memchr(b'\n', &buf[start..]).map_or(last, |i| i) + start + 1;
+        if first_end as u64 > self.rules.max_line_bytes && !self.rules.cut_long_lines {
+            return Err(LongLine {
+                offset: self.carry_offset,
+                max_line_bytes: self.rules.max_line_bytes,
+            });
         }
         // The new partial line (at most one piece) is checked when the
         // next piece is added to it.
-        Ok(Some(block))
+        self.carry = buf.split_off(start + last + 1);
+        self.carry_offset += buf.len() as u64;
+        Ok(Some(buf))
     }
 
     fn check_carry(&mut self) -> Result<Option<Vec<u8>>, LongLine> {
@@ -294,6 +315,16 @@ enum Source {
     Pread { file: File, offset: u64 },
     /// Anything else, read with `read`; `head` is what inspection read.
     Stream { file: File, head: Vec<u8> },
+}
+
+/// What [`LineBlocks::read_into`] got.
+enum Read {
+    /// Plain bytes, behind the carried line.
+    Plain(Vec<u8>),
+    /// Compressed bytes, and the carry buffer untouched.
+    Compressed(Vec<u8>, Vec<u8>),
+    /// The end of the input; the carry buffer untouched.
+    End(Vec<u8>),
 }
 
 /// Reads one input as blocks of whole lines. Every block but possibly the
@@ -355,17 +386,20 @@ impl LineBlocks {
             if self.finished {
                 return Ok(None);
             }
-            let data = if self.pending_at < self.pending.len() {
-                self.decode_step()?
+            let (buf, start) = self.splitter.next_buffer(READ_BYTES);
+            let filled = if self.pending_at < self.pending.len() {
+                self.decode_into(buf, start)?
             } else {
-                match self.read_raw().await? {
-                    Some(raw) if self.gzip.is_some() => {
+                match self.read_into(buf).await? {
+                    Read::Compressed(raw, buf) => {
                         self.pending = raw;
                         self.pending_at = 0;
+                        self.splitter.give_back(buf);
                         continue;
                     }
-                    Some(raw) => raw,
-                    None => {
+                    Read::Plain(buf) => buf,
+                    Read::End(buf) => {
+                        self.splitter.give_back(buf);
                         self.finished = true;
                         if let Some(gzip) = &self.gzip {
                             gzip.finish().map_err(|e| self.bad_gzip(e))?;
@@ -374,7 +408,7 @@ impl LineBlocks {
                     }
                 }
             };
-            match self.splitter.push(data) {
+            match self.splitter.push_filled(filled, start) {
                 Ok(Some(block)) => return Ok(Some(block)),
                 Ok(None) => {}
                 Err(long) => return Err(self.long_line(long)),
@@ -382,55 +416,72 @@ impl LineBlocks {
         }
     }
 
-    /// Decodes up to a read's worth of the pending compressed bytes.
-    fn decode_step(&mut self) -> std::io::Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(READ_BYTES);
+    /// Decodes up to a read's worth of the pending compressed bytes behind
+    /// the carried line in `buf`.
+    fn decode_into(&mut self, mut buf: Vec<u8>, start: usize) -> std::io::Result<Vec<u8>> {
         let Some(gzip) = self.gzip.as_mut() else {
-            return Ok(out);
+            return Ok(buf);
         };
-        match gzip.decode(&self.pending[self.pending_at..], &mut out, READ_BYTES) {
+        let pending = &self.pending[self.pending_at..];
+        match gzip.decode(pending, &mut buf, start + READ_BYTES) {
             Ok(used) => {
                 self.pending_at += used;
-                Ok(out)
+                Ok(buf)
             }
             Err(e) => Err(self.bad_gzip(e)),
         }
     }
 
-    /// The next piece of raw (possibly compressed) input, or `None` at its
-    /// end (the file is then closed).
-    async fn read_raw(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+    /// Reads the next piece of input: plain bytes straight behind the
+    /// carried line in `buf`; compressed bytes into a buffer of their own
+    /// (`buf` comes back untouched); at the end the file is closed.
+    async fn read_into(&mut self, buf: Vec<u8>) -> std::io::Result<Read> {
         let Some(source) = self.source.as_mut() else {
-            return Ok(None);
+            return Ok(Read::End(buf));
         };
-        let buf = Vec::with_capacity(READ_BYTES);
-        let (read, buf, at) = match source {
+        let gzip = self.gzip.is_some();
+        let (target, keep) = if gzip {
+            (Vec::with_capacity(READ_BYTES), Some(buf))
+        } else {
+            (buf, None)
+        };
+        let at = target.len();
+        let (read, target, offset) = match source {
             Source::Pread { file, offset } => {
-                let at = *offset;
-                let BufResult(read, buf) = file.read_at(buf, at).await;
+                let pos = *offset;
+                let slice = SliceMut::new(target, at, at + READ_BYTES);
+                let BufResult(read, slice) = file.read_at(slice, pos).await;
                 if let Ok(n) = read {
                     *offset += n as u64;
                 }
-                (read, buf, Some(at))
+                (read, slice.into_inner(), Some(pos))
             }
-            Source::Stream { file, head } => {
-                if !head.is_empty() {
-                    self.progress.add_bytes(head.len() as u64);
-                    return Ok(Some(std::mem::take(head)));
-                }
-                let BufResult(read, buf) = iokernel::io::read(file.as_raw_fd(), buf).await;
-                (read, buf, None)
+            Source::Stream { head, .. } if !head.is_empty() => {
+                let mut target = target;
+                target.extend_from_slice(head);
+                let n = std::mem::take(head).len();
+                (Ok(n), target, None)
+            }
+            Source::Stream { file, .. } => {
+                let slice = SliceMut::new(target, at, at + READ_BYTES);
+                let BufResult(read, slice) = iokernel::io::read(file.as_raw_fd(), slice).await;
+                (read, slice.into_inner(), None)
             }
         };
-        let n = read.map_err(|e| self.read_error(e, at))?;
+        let n = read.map_err(|e| self.read_error(e, offset))?;
         self.progress.add_bytes(n as u64);
-        if n > 0 {
-            return Ok(Some(buf));
+        if n == 0 {
+            if let Some(Source::Pread { file, .. } | Source::Stream { file, .. }) =
+                self.source.take()
+            {
+                file.close().await?;
+            }
+            return Ok(Read::End(keep.unwrap_or(target)));
         }
-        if let Some(Source::Pread { file, .. } | Source::Stream { file, .. }) = self.source.take() {
-            file.close().await?;
-        }
-        Ok(None)
+        Ok(match keep {
+            Some(buf) => Read::Compressed(target, buf),
+            None => Read::Plain(target),
+        })
     }
 
     fn read_error(&self, e: Error, offset: Option<u64>) -> Error {
