@@ -80,7 +80,8 @@ const DEFAULT_LUSTRE_STRIPE_BYTES: u64 = 1 << 20;
 
 #[derive(Args, Debug)]
 pub struct MergeArgs {
-    /// Input files: JSON lines, plain or gzip (detected by content).
+    /// Input files: JSON lines, plain or gzip (detected by content); a
+    /// pipe, FIFO or `-` (stdin, once) is read as a stream.
     #[arg(required = true, value_name = "INPUT")]
     inputs: Vec<PathBuf>,
     /// The output file.
