@@ -54,3 +54,8 @@ asan:
 # The writer against a naive loop, fio, pigz and gzip (medians, ratios).
 compare-writer:
     bash benches/writer-compare.sh
+
+# Peak RSS and time of iok merge/pgzip on a 2 GiB line, /dev/zero and gzip
+# bombs (IOK_BASELINE=path adds a before row per input).
+rss:
+    bash benches/rss.sh

@@ -9,6 +9,9 @@ mod verify;
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
+use iokernel::sys::real::thread::spawn_named;
+use iokernel::sys::real::RealClock;
+use iokernel::sys::Clock;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -364,4 +367,386 @@ fn bad_input_fails_with_a_message_naming_the_problem() {
     std::fs::write(&truncated, &whole[..whole.len() - 100]).unwrap();
     let truncated = truncated.display().to_string();
     assert_fails_naming(&["pgzip", &truncated, "-o", &out], &[&truncated, "gzip"]);
+}
+
+// ---- Issue 11, input side: streams, bounded memory, --ordered ----
+
+/// Runs `iok args` with `stdin` fed from `feed` (on its own thread, so a
+/// large feed never deadlocks against a full stdout).
+fn iok_with_stdin(args: &[&str], feed: Vec<u8>) -> Output {
+    let mut child = Command::new(IOK)
+        .args(args)
+        .env_remove("IOKERNEL_MIMIC_LUSTRE")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn iok");
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = spawn_named("feed-stdin".into(), move || {
+        // iok may stop reading early (an error); a broken pipe is fine.
+        let _ = stdin.write_all(&feed);
+    })
+    .unwrap();
+    let out = child.wait_with_output().expect("wait for iok");
+    writer.join().unwrap();
+    out
+}
+
+/// What a run printed and its peak resident set (VmHWM, polled from
+/// /proc every 5 ms while it runs; the last reading before it exits).
+struct Measured {
+    out: Output,
+    peak_rss_kib: u64,
+    seconds: f64,
+}
+
+fn iok_measured(args: &[&str]) -> Measured {
+    let clock = RealClock::new();
+    let start = clock.now();
+    let mut child = Command::new(IOK)
+        .args(args)
+        .env_remove("IOKERNEL_MIMIC_LUSTRE")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn iok");
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak_rss_kib = 0;
+    while child.try_wait().expect("poll iok").is_none() {
+        if let Ok(status) = std::fs::read_to_string(&status_path) {
+            let hwm = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok());
+            peak_rss_kib = peak_rss_kib.max(hwm.unwrap_or(0));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let out = child.wait_with_output().expect("wait for iok");
+    Measured {
+        out,
+        peak_rss_kib,
+        seconds: (clock.now() - start).as_secs_f64(),
+    }
+}
+
+/// Peak RSS allowed for a run over an adversarial input: the 64 MiB line
+/// maximum plus the pipeline's buffers, far below the input's size.
+const RSS_LIMIT_KIB: u64 = 256 << 10;
+
+#[test]
+fn merge_and_pgzip_read_pipes_fifos_and_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = make_lines("pipe", 3000);
+    let b = make_lines("file", 500);
+    let pb = dir.path().join("b.jsonl");
+    std::fs::write(&pb, &b).unwrap();
+    let pb = pb.display().to_string();
+    let expected = [&a[..], &b].concat();
+    let out = dir.path().join("out");
+    let out_s = out.display().to_string();
+
+    // `cat a | iok merge - b`, plain and gzip, and through /dev/stdin.
+    for (path, feed) in [
+        ("-", a.clone()),
+        ("-", gzip_bytes(&a)),
+        ("/dev/stdin", a.clone()),
+        ("/dev/stdin", gzip_bytes(&a)),
+    ] {
+        let args = [
+            "merge",
+            path,
+            &pb,
+            "-o",
+            &out_s,
+            "--ordered",
+            "--stripe-size",
+            STRIPE,
+        ];
+        let result = iok_with_stdin(&args, feed);
+        assert_ok(&result, &format!("iok {}", args.join(" ")));
+        assert!(
+            std::fs::read(&out).unwrap() == expected,
+            "{path}: wrong output"
+        );
+    }
+
+    // A FIFO path (as `<(zcat x)` gives), gzip inside.
+    let fifo = dir.path().join("in.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success(), "mkfifo (we run as root; it must work)");
+    let feeder = {
+        let (fifo, data) = (fifo.clone(), gzip_bytes(&a));
+        spawn_named("feed-fifo".into(), move || {
+            std::fs::write(fifo, data).unwrap()
+        })
+        .unwrap()
+    };
+    let fifo_s = fifo.display().to_string();
+    let result = iok(&["merge", &fifo_s, &pb, "-o", &out_s, "--ordered"]);
+    feeder.join().unwrap();
+    assert_ok(&result, "iok merge FIFO");
+    assert!(
+        std::fs::read(&out).unwrap() == expected,
+        "FIFO: wrong output"
+    );
+
+    // `cat a | iok pgzip - -o x.gz`, last line without a newline.
+    let mut unterminated = a.clone();
+    unterminated.truncate(unterminated.len() - 1);
+    let gz = dir.path().join("stdin.gz");
+    let gz_s = gz.display().to_string();
+    let args = ["pgzip", "-", "-o", &gz_s, "--member-size", "64K"];
+    assert_ok(&iok_with_stdin(&args, unterminated.clone()), "iok pgzip -");
+    assert!(
+        zcat(&gz) == unterminated,
+        "pgzip from stdin: not byte for byte"
+    );
+
+    // `-` twice is an error, before anything is read or written.
+    std::fs::remove_file(&out).unwrap();
+    let result = iok_with_stdin(&["merge", "-", "-", "-o", &out_s], a.clone());
+    assert!(!result.status.success());
+    assert!(
+        stderr_of(&result).contains("stdin"),
+        "{}",
+        stderr_of(&result)
+    );
+    assert!(!out.exists());
+}
+
+/// One line of `len` bytes (no newline inside), a newline, one short line.
+fn one_long_line(len: usize) -> Vec<u8> {
+    let mut data: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+    data.extend_from_slice(b"\n{\"short\":1}\n");
+    data
+}
+
+#[test]
+fn a_line_past_the_maximum_fails_merge_fast_and_pgzip_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("long.pfw");
+    // "ok" line first, so the long line starts at offset 3.
+    let data = [&b"ok\n"[..], &one_long_line(65 << 20)].concat();
+    std::fs::write(&input, &data).unwrap();
+    let input_s = input.display().to_string();
+    let out = dir.path().join("out").display().to_string();
+
+    let run = iok_measured(&["merge", &input_s, "-o", &out]);
+    assert!(!run.out.status.success(), "a 65 MiB line must fail merge");
+    let err = stderr_of(&run.out);
+    assert!(
+        err.contains(&input_s)
+            && err.contains("line at offset 3 is longer than the maximum of 67108864 bytes"),
+        "{err}"
+    );
+    assert!(run.seconds < 30.0, "took {:.1} s", run.seconds);
+    assert!(
+        run.peak_rss_kib < RSS_LIMIT_KIB,
+        "peak RSS {} KiB",
+        run.peak_rss_kib
+    );
+    assert!(!Path::new(&out).exists(), "no output from a failed merge");
+
+    // With a larger maximum the same input merges.
+    let ok = iok(&[
+        "merge",
+        &input_s,
+        "-o",
+        &out,
+        "--ordered",
+        "--max-line-size",
+        "128M",
+    ]);
+    assert_ok(&ok, "merge --max-line-size 128M");
+    assert!(std::fs::read(&out).unwrap() == data);
+
+    // pgzip compresses any file: members end inside the line.
+    let gz = dir.path().join("long.pfw.gz");
+    let gz_s = gz.display().to_string();
+    let run = iok_measured(&["pgzip", &input_s, "-o", &gz_s, "--level", "1"]);
+    assert_ok(&run.out, "iok pgzip of a 65 MiB line");
+    assert!(
+        run.peak_rss_kib < RSS_LIMIT_KIB,
+        "peak RSS {} KiB",
+        run.peak_rss_kib
+    );
+    assert!(
+        zcat(&gz) == data,
+        "pgzip of a long line is not byte for byte"
+    );
+}
+
+#[test]
+fn dev_zero_fails_merge_with_the_max_line_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out").display().to_string();
+    let run = iok_measured(&["merge", "/dev/zero", "-o", &out]);
+    assert!(!run.out.status.success());
+    let err = stderr_of(&run.out);
+    assert!(
+        err.contains("/dev/zero: line at offset 0 is longer than the maximum"),
+        "{err}"
+    );
+    assert!(
+        run.peak_rss_kib < RSS_LIMIT_KIB,
+        "peak RSS {} KiB",
+        run.peak_rss_kib
+    );
+}
+
+/// `bytes` of `line` repeated, gzip level 9: a bomb of ~1000:1.
+fn gzip_bomb(line: &[u8], bytes: usize) -> Vec<u8> {
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::new(9));
+    let block = line.repeat((1 << 20) / line.len().max(1));
+    let mut written = 0;
+    while written < bytes {
+        encoder.write_all(&block).unwrap();
+        written += block.len();
+    }
+    encoder.finish().unwrap()
+}
+
+#[test]
+fn gzip_bombs_merge_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let out_s = out.display().to_string();
+
+    // 200 MiB of short lines from ~300 KB: merged whole.
+    let lines = dir.path().join("lines-bomb.pfw.gz");
+    std::fs::write(&lines, gzip_bomb(b"{\"a\":0}\n", 200 << 20)).unwrap();
+    let run = iok_measured(&["merge", &lines.display().to_string(), "-o", &out_s]);
+    assert_ok(&run.out, "merge of a line bomb");
+    assert_eq!(std::fs::metadata(&out).unwrap().len(), 200 << 20);
+    assert!(
+        run.peak_rss_kib < RSS_LIMIT_KIB,
+        "peak RSS {} KiB",
+        run.peak_rss_kib
+    );
+
+    // 200 MiB of zeros from ~200 KB: one line past the maximum.
+    let zeros = dir.path().join("zero-bomb.pfw.gz");
+    std::fs::write(&zeros, gzip_bomb(&[0], 200 << 20)).unwrap();
+    let zeros_s = zeros.display().to_string();
+    let run = iok_measured(&["merge", &zeros_s, "-o", &out_s]);
+    assert!(!run.out.status.success());
+    let err = stderr_of(&run.out);
+    assert!(
+        err.contains(&zeros_s) && err.contains("line at offset 0"),
+        "{err}"
+    );
+    assert!(
+        run.peak_rss_kib < RSS_LIMIT_KIB,
+        "peak RSS {} KiB",
+        run.peak_rss_kib
+    );
+}
+
+#[test]
+fn gz_names_padding_and_corruption_are_judged_by_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let out_s = out.display().to_string();
+    let text = make_lines("g", 300);
+
+    // A non-gzip file named .gz is an error naming it; an empty one is an
+    // empty input (DFTracer leaves those).
+    let fake = dir.path().join("fake.pfw.gz");
+    std::fs::write(&fake, &text).unwrap();
+    let fake_s = fake.display().to_string();
+    assert_fails_naming(&["merge", &fake_s, "-o", &out_s], &[&fake_s, "not gzip"]);
+    let empty = dir.path().join("empty.pfw.gz");
+    std::fs::write(&empty, b"").unwrap();
+    let plain = dir.path().join("plain.pfw");
+    std::fs::write(&plain, &text).unwrap();
+    let (empty_s, plain_s) = (empty.display().to_string(), plain.display().to_string());
+    assert_ok(
+        &iok(&["merge", &empty_s, &plain_s, "-o", &out_s]),
+        "empty .gz",
+    );
+
+    // Zero padding after the last member is accepted, as gzip -d does.
+    let member = gzip_bytes(&text);
+    let padded = dir.path().join("padded.pfw.gz");
+    std::fs::write(&padded, [&member[..], &[0u8; 10_000]].concat()).unwrap();
+    let padded_s = padded.display().to_string();
+    assert_ok(
+        &iok(&["merge", &padded_s, "-o", &out_s]),
+        "zero-padded gzip",
+    );
+    assert!(std::fs::read(&out).unwrap() == text);
+
+    // Other trailing bytes are an error at their offset.
+    let mut garbage = [&member[..], &[0u8; 100]].concat();
+    garbage[member.len() + 40] = b'x';
+    let bad = dir.path().join("garbage.pfw.gz");
+    std::fs::write(&bad, &garbage).unwrap();
+    let bad_s = bad.display().to_string();
+    let at = format!("compressed offset {}", member.len() + 40);
+    assert_fails_naming(&["merge", &bad_s, "-o", &out_s], &[&bad_s, &at]);
+
+    // A broken second member: the message gives the offset of the bad
+    // byte and where its member starts, not the file's length.
+    let mut two = [&member[..], &member[..], &member[..]].concat();
+    two[member.len() + 2] = 9; // compression method of member 2
+    let broken = dir.path().join("broken.pfw.gz");
+    std::fs::write(&broken, &two).unwrap();
+    let broken_s = broken.display().to_string();
+    let at = format!("compressed offset {}", member.len() + 2);
+    let start = format!("member starting at offset {}", member.len());
+    assert_fails_naming(
+        &["merge", &broken_s, "-o", &out_s],
+        &[&broken_s, &at, &start],
+    );
+}
+
+#[test]
+fn ordered_merge_is_the_inputs_in_order_for_any_producer_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut paths = Vec::new();
+    let mut expected = Vec::new();
+    for i in 0..6 {
+        let mut text = make_lines(&format!("in{i}"), 150 + 97 * i);
+        if i % 2 == 0 {
+            text.pop(); // no final newline: merge adds one
+        }
+        let gzip = i % 3 != 1;
+        let path = dir
+            .path()
+            .join(format!("in{i}.pfw{}", if gzip { ".gz" } else { "" }));
+        let bytes = if gzip {
+            gzip_bytes(&text)
+        } else {
+            text.clone()
+        };
+        std::fs::write(&path, bytes).unwrap();
+        paths.push(path.display().to_string());
+        expected.extend_from_slice(&text);
+        if !text.ends_with(b"\n") {
+            expected.push(b'\n');
+        }
+    }
+    let out = dir.path().join("ordered");
+    let out_s = out.display().to_string();
+    for producers in ["1", "2", "4", "8"] {
+        for gzip in [false, true] {
+            for round in 0..3 {
+                let mut args: Vec<&str> = vec!["merge"];
+                args.extend(paths.iter().map(String::as_str));
+                args.extend(["-o", &out_s, "--ordered", "--producers", producers]);
+                args.extend(["--stripe-size", STRIPE]);
+                if gzip {
+                    args.push("--gzip=1");
+                }
+                assert_ok(&iok(&args), &args.join(" "));
+                let got = verify::decoded_contents(&out).unwrap();
+                assert!(
+                    got == expected,
+                    "--producers {producers} gzip={gzip} round {round}: not the inputs in order"
+                );
+            }
+        }
+    }
 }

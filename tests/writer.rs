@@ -1082,3 +1082,109 @@ mod on_the_simulator_with_faults {
         assert!(failures > 0, "the faults made at least one run fail");
     }
 }
+
+/// Pieces of lines far longer than a chunk, as `iok pgzip` writes them:
+/// `Producer::write_line_piece` seals at the chunk size inside a line, so
+/// no member holds more than a chunk; whole lines around them still cut
+/// at line ends; the output decompresses to exactly what was written.
+mod line_pieces {
+    use super::*;
+    use iokernel::sim::{self, SimOptions};
+
+    const CHUNK: u64 = 64 << 10;
+
+    /// Short lines, a 300 KiB line in 7 KiB pieces, short lines, and an
+    /// unterminated last line written as a piece.
+    fn script() -> (Vec<(bool, Vec<u8>)>, Vec<u8>) {
+        let mut parts = Vec::new();
+        for i in 0..200 {
+            parts.push((false, format!("{{\"i\":{i}}}\n").into_bytes()));
+        }
+        let long: Vec<u8> = (0..300 << 10).map(|i| b'a' + (i % 23) as u8).collect();
+        for piece in long.chunks(7 << 10) {
+            parts.push((true, piece.to_vec()));
+        }
+        parts.push((false, b"\n{\"after\":1}\n".to_vec()));
+        parts.push((true, b"{\"last\":true}".to_vec()));
+        let text = parts.iter().flat_map(|(_, p)| p.clone()).collect();
+        (parts, text)
+    }
+
+    fn config(path: &str) -> WriterConfig {
+        WriterConfig::new(path)
+            .mimic_lustre(None)
+            .content(ContentKind::JsonLines)
+            .ordered(true)
+            .gzip(Some(1))
+            .chunk_bytes(Some(CHUNK))
+            .final_newline(false)
+            .durability(Durability::None)
+    }
+
+    async fn write(
+        config: WriterConfig,
+        parts: Vec<(bool, Vec<u8>)>,
+    ) -> std::io::Result<WriteReport> {
+        let writer = ParallelWriter::new(config).await?;
+        let mut producer = writer.producer();
+        for (piece, bytes) in &parts {
+            if *piece {
+                producer.write_line_piece(bytes).await?;
+            } else {
+                producer.write(bytes).await?;
+            }
+        }
+        producer.close().await?;
+        writer.finish().await
+    }
+
+    /// Every member decodes to at most a chunk; all of them to `text`.
+    fn check_members(bytes: &[u8], text: &[u8]) {
+        assert_eq!(gunzip(bytes), text);
+        let mut rest = bytes;
+        let mut members = 0;
+        while !rest.is_empty() {
+            let mut decoder = flate2::bufread::GzDecoder::new(rest);
+            let mut member = Vec::new();
+            decoder.read_to_end(&mut member).expect("a member");
+            assert!(member.len() as u64 <= CHUNK, "member of {}", member.len());
+            rest = decoder.into_inner();
+            members += 1;
+        }
+        assert!(members >= 5, "{members} members");
+    }
+
+    #[test]
+    fn on_the_real_kernel_members_stay_within_a_chunk() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pieces.pfw.gz");
+        let (parts, text) = script();
+        let rt = runtime(Backend::Auto);
+        let config = config(path.to_str().unwrap());
+        rt.block_on(write(config, parts)).unwrap();
+        check_members(&std::fs::read(&path).unwrap(), &text);
+    }
+
+    #[test]
+    fn on_the_simulated_kernel_with_faults_nothing_is_lost_or_added() {
+        let (parts, text) = script();
+        let mut finished = 0;
+        for seed in 0..24u64 {
+            let kernel = sim::new_kernel(SimOptions::with_faults(seed, 0.02)).unwrap();
+            let outcome = sim::run(&kernel, write(config("/pieces.pfw.gz"), parts.clone()))
+                .expect("the sim run ends");
+            match outcome {
+                Ok(_) => {
+                    finished += 1;
+                    check_members(&kernel.read_file("/pieces.pfw.gz").unwrap(), &text);
+                }
+                // A failed run names an errno and leaves no output.
+                Err(e) => {
+                    assert!(errno_of(&e).is_some(), "seed {seed}: {e}");
+                    assert!(kernel.read_file("/pieces.pfw.gz").is_none(), "seed {seed}");
+                }
+            }
+        }
+        assert!(finished > 0, "no seed finished");
+    }
+}

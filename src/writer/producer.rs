@@ -200,29 +200,43 @@ impl Producer {
     pub async fn write(&mut self, data: &[u8]) -> io::Result<()> {
         self.check()?;
         match self.shared.content {
-            ContentKind::Binary => {
-                let mut rest = data;
-                while !rest.is_empty() {
-                    let room = self
-                        .shared
-                        .chunk_bytes
-                        .saturating_sub(self.buf.len())
-                        .max(1);
-                    let take = room.min(rest.len());
-                    self.buf.extend_from_slice(&rest[..take]);
-                    rest = &rest[take..];
-                    if self.buf.len() >= self.shared.chunk_bytes {
-                        self.seal().await?;
-                    }
-                }
-                Ok(())
-            }
+            ContentKind::Binary => self.write_cut_at_chunk_size(data).await,
             ContentKind::JsonLines => {
                 self.seal_before(data.len()).await?;
                 self.buf.extend_from_slice(data);
                 self.seal_if_full().await
             }
         }
+    }
+
+    /// Append `data`, a piece of a line too long to hold whole: buffers are
+    /// sealed at the chunk size even inside the line, as with
+    /// [`ContentKind::Binary`], so memory stays bounded by the chunk size
+    /// whatever the line length. The output is still the concatenation of
+    /// what was written (with gzip, a member then ends inside a line). For
+    /// the striped and sharded layouts (`iok pgzip`); in a padded
+    /// JSON-lines file a slot would end inside a line, before its filler.
+    pub async fn write_line_piece(&mut self, data: &[u8]) -> io::Result<()> {
+        self.check()?;
+        self.write_cut_at_chunk_size(data).await
+    }
+
+    async fn write_cut_at_chunk_size(&mut self, data: &[u8]) -> io::Result<()> {
+        let mut rest = data;
+        while !rest.is_empty() {
+            let room = self
+                .shared
+                .chunk_bytes
+                .saturating_sub(self.buf.len())
+                .max(1);
+            let take = room.min(rest.len());
+            self.buf.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if self.buf.len() >= self.shared.chunk_bytes {
+                self.seal().await?;
+            }
+        }
+        Ok(())
     }
 
     /// Append `line` and a newline.

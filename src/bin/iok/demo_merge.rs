@@ -11,7 +11,7 @@ use iokernel::writer::{Durability, Layout};
 use std::io::{Error, ErrorKind};
 use std::path::Path;
 
-use crate::input;
+use crate::input::{self, LineRules};
 use crate::merge::{merge_inputs, MergeJob, MergeOutcome};
 use crate::progress::{human_bytes, mib_per_sec, Progress};
 use crate::trace_gen;
@@ -96,6 +96,10 @@ fn merge_and_verify(
         chunk_bytes: None,
         producers: PRODUCERS,
         ordered: false,
+        line_rules: LineRules {
+            max_line_bytes: crate::merge::DEFAULT_MAX_LINE_BYTES,
+            cut_long_lines: false,
+        },
         compute_threads: iokernel::sys::real::host_info().available_cores.max(1),
         complete_last_line: true,
         durability: Durability::Fsync,

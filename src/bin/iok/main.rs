@@ -12,6 +12,7 @@
 mod bench;
 mod demo;
 mod demo_merge;
+mod gunzip;
 mod input;
 mod merge;
 mod output;

@@ -8,6 +8,16 @@
 //! producer, and many inputs are read concurrently without holding more
 //! than the channel's worth of blocks in memory.
 //!
+//! `--ordered`: the output is the inputs' lines in input order, for any
+//! `--producers`. Each input gets its own bounded queue; the readers (as
+//! many as `--producers`) still read and decompress later inputs in
+//! parallel into their queues, and one producer drains the queues in input
+//! order, so chunks are sealed, numbered and committed in input order. The
+//! gzip compression of sealed chunks stays parallel on the runtime's
+//! compute pool (as in `iok pgzip`). Readers claim inputs in input order,
+//! so the input the producer waits for is always being read: no deadlock
+//! with the bounded queues or the writer's in-flight window.
+//!
 //! This module owns the merge pipeline and its command line; `iok pgzip`
 //! and `iok demo` run the same pipeline ([`merge_inputs`]). The writer
 //! (`iokernel::writer`) owns everything about the output file.
@@ -24,10 +34,10 @@ use iokernel::writer::{
 use std::io::{Error, ErrorKind};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::input::{self, Input, LineBlocks};
+use crate::input::{self, Input, LineBlocks, LineRules};
 use crate::output::{self, OutputMode};
 use crate::progress::{human_bytes, mib_per_sec, Progress};
 
@@ -35,6 +45,12 @@ use crate::progress::{human_bytes, mib_per_sec, Progress};
 const BLOCKS_PER_PRODUCER: usize = 4;
 /// Pieces a chunk is handed to a producer in (see [`produce`]).
 const PIECES_PER_CHUNK: u64 = 16;
+/// Default `--max-line-size`: the longest line `iok merge` keeps whole.
+pub const DEFAULT_MAX_LINE_BYTES: u64 = 64 << 20;
+/// `--max-line-size` bounds: at least a read (1 MiB), at most the
+/// writer's default memory budget (256 MiB).
+const MAX_LINE_BYTES_RANGE: std::ops::RangeInclusive<u64> =
+    (1 << 20)..=iokernel::writer::DEFAULT_MEMORY_BUDGET_BYTES;
 
 /// The layouts offered on the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -60,7 +76,8 @@ pub enum DurabilityArg {
 
 #[derive(Args, Debug)]
 pub struct MergeArgs {
-    /// Input files: JSON lines, plain or gzip (detected by content).
+    /// Input files: JSON lines, plain or gzip (detected by content); a
+    /// pipe, FIFO or `-` (stdin, once) is read as a stream.
     #[arg(required = true, value_name = "INPUT")]
     inputs: Vec<PathBuf>,
     /// The output file, or `-` for stdout (written in order as a stream;
@@ -99,10 +116,17 @@ pub struct MergeArgs {
     #[arg(long, value_name = "N", default_value_t = 2,
           value_parser = clap::value_parser!(u64).range(1..=1024))]
     producers: u64,
-    /// Commit chunks in the order they were sealed; with `--producers 1`
-    /// the output is the inputs' lines in input order.
+    /// Write the inputs' lines in input order (for any --producers:
+    /// inputs are still read and decompressed in parallel, and gzip
+    /// output compressed in parallel; one task hands lines to the writer).
     #[arg(long)]
     ordered: bool,
+    /// The longest line kept whole (newline included), 1M to 256M; a
+    /// longer line is an error naming the input and the line's offset.
+    /// Memory use grows with it: up to about (4 x producers + the
+    /// writer's in-flight chunks) x this size when every line is that long.
+    #[arg(long, value_name = "SIZE", default_value = "64M", value_parser = parse_max_line_size)]
+    max_line_size: u64,
     /// Durability of the output when the command returns.
     #[arg(long, value_enum, default_value_t = DurabilityArg::Fsync)]
     durability: DurabilityArg,
@@ -113,6 +137,19 @@ pub fn parse_size_arg(text: &str) -> Result<u64, String> {
     let bytes = parse_size(text)?;
     if bytes == 0 {
         return Err(format!("invalid size {text:?}: must be positive"));
+    }
+    Ok(bytes)
+}
+
+/// A `--max-line-size` string, within [`MAX_LINE_BYTES_RANGE`].
+pub fn parse_max_line_size(text: &str) -> Result<u64, String> {
+    let bytes = parse_size_arg(text)?;
+    if !MAX_LINE_BYTES_RANGE.contains(&bytes) {
+        return Err(format!(
+            "max line size {text:?} ({bytes} bytes) is outside {} to {} bytes",
+            MAX_LINE_BYTES_RANGE.start(),
+            MAX_LINE_BYTES_RANGE.end()
+        ));
     }
     Ok(bytes)
 }
@@ -136,8 +173,12 @@ pub struct MergeJob {
     pub chunk_bytes: Option<u64>,
     /// Producers (and at most as many concurrent readers).
     pub producers: usize,
-    /// Commit chunks in sequence order.
+    /// The inputs' lines in input order: one producer, readers still
+    /// parallel, chunks committed in sequence order.
     pub ordered: bool,
+    /// How long lines are handled (merge: an error past the maximum;
+    /// pgzip: cut into pieces).
+    pub line_rules: LineRules,
     /// Runtime worker threads (compression runs on them).
     pub compute_threads: usize,
     /// Add a `\n` to an input's last line when it has none, so lines of
@@ -195,36 +236,45 @@ async fn run_pipeline(
 ) -> std::io::Result<WriteReport> {
     let config = writer_config(&job);
     let writer = ParallelWriter::new(config).await?;
-    let producers = job.producers.max(1);
-    let (tx, rx) = channel::<Vec<u8>>(producers * BLOCKS_PER_PRODUCER);
-    let readers = producers.min(job.inputs.len()).max(1);
+    // Ordered: one producer drains one queue per input in input order.
+    let producers = if job.ordered { 1 } else { job.producers.max(1) };
+    let queues = Queues::new(&job, job.inputs.len());
+    let readers = job.producers.max(1).min(job.inputs.len()).max(1);
     let inputs = Arc::new(job.inputs);
     let next_input = Arc::new(AtomicUsize::new(0));
     let reader_handles: Vec<_> = (0..readers)
         .map(|_| {
-            runtime::spawn(read_inputs(
-                Arc::clone(&inputs),
-                Arc::clone(&next_input),
-                tx.clone(),
-                progress.clone(),
-                job.complete_last_line,
-            ))
+            let reader = Reader {
+                shared_tx: if queues.shared {
+                    queues.sender(0)
+                } else {
+                    None
+                },
+                inputs: Arc::clone(&inputs),
+                next_input: Arc::clone(&next_input),
+                queues: queues.clone(),
+                progress: progress.clone(),
+                complete_last_line: job.complete_last_line,
+                line_rules: job.line_rules,
+            };
+            runtime::spawn(reader.run())
         })
         .collect();
-    drop(tx);
+    queues.release_unclaimed();
     let piece_bytes = usize::try_from(writer.chunk_bytes() / PIECES_PER_CHUNK).unwrap_or(1 << 16);
     let producer_handles: Vec<_> = (0..producers)
         .map(|_| {
             let producer = writer.producer();
             runtime::spawn(produce(
                 producer,
-                rx.clone(),
+                queues.drain(),
                 Arc::clone(&counters),
                 piece_bytes,
+                job.line_rules.cut_long_lines,
             ))
         })
         .collect();
-    drop(rx);
+    drop(queues);
     let mut first_error = None;
     for handle in reader_handles.into_iter().chain(producer_handles) {
         let outcome = match handle.await {
@@ -259,28 +309,146 @@ pub fn writer_config(job: &MergeJob) -> WriterConfig {
     job.output_mode.apply(config)
 }
 
+/// A queue's sender until a reader takes it.
+type SenderSlot = Mutex<Option<Sender<Vec<u8>>>>;
+
+/// The bounded queues of line blocks between readers and producers: one
+/// shared by every producer, or (ordered) one per input.
+#[derive(Clone)]
+struct Queues {
+    /// Per input (ordered): its queue's sender, taken by the reader that
+    /// claims the input; else one shared sender.
+    senders: Arc<Vec<SenderSlot>>,
+    shared: bool,
+    /// The queues, drained in this order.
+    receivers: Arc<Vec<Receiver<Vec<u8>>>>,
+}
+
+impl Queues {
+    fn new(job: &MergeJob, inputs: usize) -> Queues {
+        let (count, capacity) = if job.ordered {
+            (inputs, BLOCKS_PER_PRODUCER)
+        } else {
+            (1, job.producers.max(1) * BLOCKS_PER_PRODUCER)
+        };
+        let (senders, receivers) = (0..count)
+            .map(|_| {
+                let (tx, rx) = channel::<Vec<u8>>(capacity);
+                (Mutex::new(Some(tx)), rx)
+            })
+            .unzip();
+        Queues {
+            senders: Arc::new(senders),
+            shared: !job.ordered,
+            receivers: Arc::new(receivers),
+        }
+    }
+
+    /// The sender for input `index` (ordered: taken; at most once).
+    fn sender(&self, index: usize) -> Option<Sender<Vec<u8>>> {
+        let slot = if self.shared { 0 } else { index };
+        let mut sender = self
+            .senders
+            .get(slot)?
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if self.shared {
+            sender.clone()
+        } else {
+            sender.take()
+        }
+    }
+
+    /// Drops the senders not yet taken, so queues end once their readers
+    /// are done (the shared one once every reader is done).
+    fn release_unclaimed(&self) {
+        if self.shared {
+            for slot in self.senders.iter() {
+                slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+            }
+        }
+    }
+
+    /// Stops everything: readers' sends fail, producers see the end.
+    fn close_all(&self) {
+        for rx in self.receivers.iter() {
+            rx.close();
+        }
+    }
+
+    fn drain(&self) -> Drain {
+        Drain {
+            queues: self.clone(),
+            at: 0,
+        }
+    }
+}
+
+/// The blocks a producer writes: each queue's until it ends, in order.
+struct Drain {
+    queues: Queues,
+    at: usize,
+}
+
+impl Drain {
+    async fn next(&mut self) -> Option<Vec<u8>> {
+        while let Some(rx) = self.queues.receivers.get(self.at) {
+            if let Some(block) = rx.recv().await {
+                return Some(block);
+            }
+            self.at += 1;
+        }
+        None
+    }
+}
+
 /// One reader: takes the next unread input until none is left, sending its
 /// line blocks to the producers.
-async fn read_inputs(
+struct Reader {
+    /// The shared queue's sender (unordered); `None` when ordered.
+    shared_tx: Option<Sender<Vec<u8>>>,
     inputs: Arc<Vec<Input>>,
     next_input: Arc<AtomicUsize>,
-    tx: Sender<Vec<u8>>,
+    queues: Queues,
     progress: Progress,
     complete_last_line: bool,
-) -> std::io::Result<()> {
-    loop {
-        let index = next_input.fetch_add(1, Ordering::Relaxed);
-        let Some(input) = inputs.get(index) else {
-            return Ok(());
-        };
-        let mut blocks = LineBlocks::open(input.clone(), progress.clone()).await?;
-        while let Some(mut block) = blocks.next_block().await? {
-            if complete_last_line && !block.ends_with(b"\n") {
-                block.push(b'\n');
-            }
-            if tx.send(block).await.is_err() {
-                // Every producer is gone: one of them failed and reports why.
+    line_rules: LineRules,
+}
+
+impl Reader {
+    async fn run(self) -> std::io::Result<()> {
+        let result = self.read_all(self.shared_tx.as_ref()).await;
+        if result.is_err() {
+            // Nothing more will be written: stop the producers and readers.
+            self.queues.close_all();
+        }
+        result
+    }
+
+    async fn read_all(&self, shared_tx: Option<&Sender<Vec<u8>>>) -> std::io::Result<()> {
+        loop {
+            let index = self.next_input.fetch_add(1, Ordering::Relaxed);
+            let Some(input) = self.inputs.get(index) else {
                 return Ok(());
+            };
+            let own_tx = if shared_tx.is_some() {
+                None
+            } else {
+                self.queues.sender(index)
+            };
+            let Some(tx) = shared_tx.or(own_tx.as_ref()) else {
+                return Ok(());
+            };
+            let mut blocks =
+                LineBlocks::open(input.clone(), self.progress.clone(), self.line_rules).await?;
+            while let Some(mut block) = blocks.next_block().await? {
+                if self.complete_last_line && !block.ends_with(b"\n") {
+                    block.push(b'\n');
+                }
+                if tx.send(block).await.is_err() {
+                    // Every producer is gone: one of them failed and reports why.
+                    return Ok(());
+                }
             }
         }
     }
@@ -291,20 +459,38 @@ async fn read_inputs(
 /// `piece_bytes` (a sixteenth of a chunk), so a sealed chunk is at least
 /// ~94% full and never larger than the chunk size unless a single line is,
 /// at a few calls per chunk instead of one per line.
+///
+/// With `cut_long_lines` (pgzip), a block that does not end in `\n` (a
+/// piece of an over-long line, or an input's unterminated last line) is
+/// written with [`Producer::write_line_piece`], which may seal a chunk
+/// inside the line, so no buffer grows past the chunk size.
 async fn produce(
     mut producer: Producer,
-    rx: Receiver<Vec<u8>>,
+    mut blocks: Drain,
     counters: Arc<Counters>,
     piece_bytes: usize,
+    cut_long_lines: bool,
 ) -> std::io::Result<()> {
     let result = async {
-        while let Some(block) = rx.recv().await {
-            for piece in LinePieces::new(&block, piece_bytes) {
+        while let Some(block) = blocks.next().await {
+            let whole = if cut_long_lines {
+                memchr::memrchr(b'\n', &block).map_or(0, |end| end + 1)
+            } else {
+                block.len()
+            };
+            for piece in LinePieces::new(&block[..whole], piece_bytes) {
                 producer.write(piece).await?;
             }
-            counters
-                .lines
-                .fetch_add(count_lines(&block), Ordering::Relaxed);
+            if whole < block.len() {
+                producer.write_line_piece(&block[whole..]).await?;
+            }
+            // A piece of a cut line (pgzip) is not a line of its own.
+            let lines = if cut_long_lines {
+                count_newlines(&block)
+            } else {
+                count_lines(&block)
+            };
+            counters.lines.fetch_add(lines, Ordering::Relaxed);
             counters
                 .bytes
                 .fetch_add(block.len() as u64, Ordering::Relaxed);
@@ -316,7 +502,7 @@ async fn produce(
         Ok(()) => producer.close().await,
         Err(e) => {
             // Stop the readers: nothing more will be written.
-            rx.close();
+            blocks.queues.close_all();
             Err(e)
         }
     }
@@ -448,6 +634,10 @@ pub fn run(args: &MergeArgs) -> std::io::Result<()> {
         chunk_bytes: None,
         producers,
         ordered: args.ordered,
+        line_rules: LineRules {
+            max_line_bytes: args.max_line_size,
+            cut_long_lines: false,
+        },
         compute_threads: iokernel::sys::real::host_info().available_cores.max(1),
         complete_last_line: true,
         durability: durability_of(args.durability),

@@ -11,7 +11,10 @@ use clap::Args;
 use iokernel::writer::{CreatedFiles, Layout};
 use std::path::PathBuf;
 
-use crate::input;
+use crate::input::{self, LineRules};
+
+/// With pgzip, a partial line longer than this is handed on as a piece.
+const READ_BYTES_PER_PIECE: u64 = 1 << 20;
 use crate::merge::{
     durability_of, merge_inputs, parse_size_arg, summary_line, writer_config, DurabilityArg,
     MergeJob,
@@ -21,7 +24,8 @@ use crate::progress::Progress;
 
 #[derive(Args, Debug)]
 pub struct PgzipArgs {
-    /// The file to compress (plain, or gzip to recompress).
+    /// The file to compress (plain, or gzip to recompress); a pipe, FIFO
+    /// or `-` (stdin) is read as a stream.
     #[arg(value_name = "INPUT")]
     input: PathBuf,
     /// The gzip file to write, or `-` for stdout (a stream, like FIFOs
@@ -75,6 +79,12 @@ pub fn run(args: &PgzipArgs) -> std::io::Result<()> {
         chunk_bytes: args.member_size,
         producers: 1,
         ordered: true,
+        // pgzip compresses any file: a line longer than a member is cut
+        // into pieces (members may then end inside it), never an error.
+        line_rules: LineRules {
+            max_line_bytes: READ_BYTES_PER_PIECE,
+            cut_long_lines: true,
+        },
         compute_threads: threads,
         complete_last_line: false,
         durability: durability_of(args.durability),

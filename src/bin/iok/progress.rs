@@ -17,16 +17,19 @@ pub struct Progress {
 
 impl Progress {
     /// A bar over `total_bytes` input bytes, labelled `what`; drawn on
-    /// stderr only if stderr is a terminal.
-    pub fn new(total_bytes: u64, what: &str) -> Progress {
+    /// stderr only if stderr is a terminal. With `None` (an input is a
+    /// pipe or another stream, whose size is unknown) it shows the bytes
+    /// read and the rate, with no total and no eta.
+    pub fn new(total_bytes: Option<u64>, what: &str) -> Progress {
         let bar = if std::io::stderr().is_terminal() {
-            let bar = ProgressBar::with_draw_target(
-                Some(total_bytes),
-                ProgressDrawTarget::stderr_with_hz(8),
-            );
-            let template = format!(
-                "{what} {{bar:40.cyan/blue}} {{bytes}}/{{total_bytes}} {{bytes_per_sec}} eta {{eta}}"
-            );
+            let bar =
+                ProgressBar::with_draw_target(total_bytes, ProgressDrawTarget::stderr_with_hz(8));
+            let template = match total_bytes {
+                Some(_) => format!(
+                    "{what} {{bar:40.cyan/blue}} {{bytes}}/{{total_bytes}} {{bytes_per_sec}} eta {{eta}}"
+                ),
+                None => format!("{what} {{spinner}} {{bytes}} {{bytes_per_sec}} (size unknown: a stream)"),
+            };
             if let Ok(style) = ProgressStyle::with_template(&template) {
                 bar.set_style(style.progress_chars("=> "));
             }
