@@ -41,6 +41,7 @@
 
 use super::core::SimCore;
 use super::options::{CrashModel, SimOptions};
+use crate::sys::fsinfo;
 use crate::sys::{Errno, FileStat, FileType, FsStat, SysResult};
 use std::collections::{BTreeMap, VecDeque};
 
@@ -59,11 +60,11 @@ pub(crate) const MAX_FILE_BYTES: u64 = i64::MAX as u64;
 const UMASK: u32 = 0o022;
 /// Longest xattr value (Linux `XATTR_SIZE_MAX`).
 pub(crate) const XATTR_SIZE_MAX: usize = 65536;
-/// `LUSTRE_SUPER_MAGIC`: with it, `lustre.*` xattrs are supported and
-/// files have layouts (see [`SimFs::instantiate_layout`]).
-const LUSTRE_MAGIC: i64 = 0x0BD0_0BD0;
+/// `LUSTRE_SUPER_MAGIC` as an `f_type`: with it, `lustre.*` xattrs are
+/// supported and files have layouts (see [`SimFs::instantiate_layout`]).
+const LUSTRE_MAGIC: i64 = fsinfo::LUSTRE_MAGIC as i64;
 /// The xattr holding a Lustre file's layout.
-pub(crate) const LUSTRE_LOV: &[u8] = b"lustre.lov";
+pub(crate) const LUSTRE_LOV: &[u8] = fsinfo::LOV_XATTR_NAME.as_bytes();
 /// The layout a Lustre file gets when none was asked for: 1 MiB x 1.
 const DEFAULT_STRIPE_BYTES: u32 = 1 << 20;
 
@@ -704,7 +705,7 @@ impl SimFs {
     /// layout if it has none yet; nothing off Lustre or for directories.
     pub(crate) fn instantiate_layout(&mut self, ino: InodeId) {
         if self.is_lustre() && self.file(ino).is_some() && self.xattr(ino, LUSTRE_LOV).is_none() {
-            let blob = crate::writer::lustre::encode_v1(DEFAULT_STRIPE_BYTES, 1);
+            let blob = fsinfo::encode_v1(DEFAULT_STRIPE_BYTES, 1);
             self.set_xattr(ino, LUSTRE_LOV, &blob);
         }
     }

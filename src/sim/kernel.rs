@@ -25,6 +25,7 @@ use super::core::SimCore;
 use super::fs::{InodeId, Last, SimFs, LUSTRE_LOV, MAX_FILE_BYTES, ROOT, XATTR_SIZE_MAX};
 use super::net::{PipeId, SimNet, SocketId};
 use super::options::OpClass;
+use crate::sys::fsinfo;
 use crate::sys::{
     Advice, Errno, FileStat, FileType, FsStat, Interest, Kernel, MsgFlags, OpenFlags, Ready,
     Shutdown, SockOpt, SockType, SysResult, Whence,
@@ -67,10 +68,10 @@ const FALLOC_LINUX_MODES: i32 = libc::FALLOC_FL_KEEP_SIZE
 const XATTR_CREATE: i32 = 1;
 /// `XATTR_REPLACE`.
 const XATTR_REPLACE: i32 = 2;
-/// `SOCKFS_MAGIC`.
-const SOCKFS_MAGIC: i64 = 0x534F_434B;
-/// `PIPEFS_MAGIC`.
-const PIPEFS_MAGIC: i64 = 0x5049_5045;
+/// `SOCKFS_MAGIC` as an `f_type`.
+const SOCKFS_MAGIC: i64 = fsinfo::SOCKFS_MAGIC as i64;
+/// `PIPEFS_MAGIC` as an `f_type`.
+const PIPEFS_MAGIC: i64 = fsinfo::PIPEFS_MAGIC as i64;
 /// Device number `fstat` reports for sockets and pipes (files report 1).
 const STREAM_DEVICE: u64 = 8;
 /// `st_blksize` of sockets and pipes (the page size).
@@ -1941,7 +1942,7 @@ mod tests {
     fn lov_of(k: &SimKernel, path: &CStr) -> (u64, u32) {
         let mut buf = [0u8; 256];
         let n = k.getxattr(path, c"lustre.lov", &mut buf).expect("a layout");
-        let layout = crate::writer::parse_lov(&buf[..n]).expect("a v1 layout");
+        let layout = crate::sys::fsinfo::parse_lov(&buf[..n]).expect("a v1 layout");
         (layout.stripe_size_bytes, layout.stripe_count)
     }
 
@@ -1954,7 +1955,7 @@ mod tests {
             k.getxattr(c"/f", c"lustre.lov", &mut []),
             Err(Errno::ENODATA)
         );
-        let asked = crate::writer::encode_v1(4 << 20, 8);
+        let asked = crate::sys::fsinfo::encode_v1(4 << 20, 8);
         k.setxattr(c"/f", c"lustre.lov", &asked, 0).expect("set");
         k.pwrite(fd, b"data", 0).expect("write");
         assert_eq!(lov_of(&k, c"/f"), (4 << 20, 8));
@@ -1972,7 +1973,7 @@ mod tests {
             (1 << 20, 1),
             "the default layout at create"
         );
-        let asked = crate::writer::encode_v1(4 << 20, 8);
+        let asked = crate::sys::fsinfo::encode_v1(4 << 20, 8);
         k.setxattr(c"/f", c"lustre.lov", &asked, 0)
             .expect("Lustre says yes");
         assert_eq!(lov_of(&k, c"/f"), (1 << 20, 1), "but keeps the layout");

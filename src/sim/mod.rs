@@ -65,10 +65,12 @@ mod rng;
 mod sched;
 
 pub use self::core::{SimCore, SimStats};
+/// `EXT4_SUPER_MAGIC`, what the simulated file system reports by default
+/// ([`SimOptions::fs_magic`] is `i64::from(EXT4_MAGIC)`).
+pub use crate::sys::fsinfo::EXT4_MAGIC;
 pub use kernel::SimKernel;
 pub use options::{
     ClassFaults, CrashModel, Latency, OpClass, PollerFaults, RingOptions, SimDriver, SimOptions,
-    EXT4_MAGIC,
 };
 pub use rng::SimRng;
 pub use sched::{new_kernel, run, SimError};

@@ -43,6 +43,7 @@
 //! [`poller`], re-exported here).
 
 mod errno;
+pub mod fsinfo;
 pub mod poller;
 pub mod real;
 pub(crate) mod ring;

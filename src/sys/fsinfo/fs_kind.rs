@@ -23,11 +23,19 @@ pub const EXT4_MAGIC: u32 = 0xEF53;
 pub const XFS_MAGIC: u32 = 0x5846_5342;
 /// btrfs (`BTRFS_SUPER_MAGIC`).
 pub const BTRFS_MAGIC: u32 = 0x9123_683E;
+/// The socket pseudo file system (`SOCKFS_MAGIC`), what `fstatfs` on a
+/// socket reports.
+pub const SOCKFS_MAGIC: u32 = 0x534F_434B;
+/// The pipe pseudo file system (`PIPEFS_MAGIC`), what `fstatfs` on a pipe
+/// reports.
+pub const PIPEFS_MAGIC: u32 = 0x5049_5045;
 
 /// The file systems the writer sizes differently, and everything else.
 ///
 /// ```
 /// use iokernel::writer::FilesystemKind;
+/// // The same type, where it lives: below the writer and the simulator.
+/// assert_eq!(FilesystemKind::Lustre, iokernel::sys::fsinfo::FilesystemKind::Lustre);
 ///
 /// assert_eq!(FilesystemKind::from_magic(0x0BD0_0BD0), FilesystemKind::Lustre);
 /// // btrfs's magic sign-extended from a 32-bit f_type.
