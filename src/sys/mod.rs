@@ -47,6 +47,7 @@ pub mod fsinfo;
 pub mod poller;
 pub mod real;
 pub(crate) mod ring;
+pub mod sim;
 
 pub use errno::Errno;
 pub use poller::{PollEvent, PollMode, PollWake, Poller, Ready};

@@ -1496,7 +1496,7 @@ impl Kernel for SimKernel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::{ClassFaults, CrashModel, SimOptions};
+    use crate::sys::sim::{ClassFaults, CrashModel, SimOptions};
     use std::ffi::CString;
 
     const BS: u64 = 4096;
