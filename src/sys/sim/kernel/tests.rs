@@ -37,116 +37,8 @@ fn close_all(k: &SimKernel, fds: &[RawFd]) {
     }
 }
 
-// ---- the real kernel's tests, run on the sim (parity) ----
-
-#[test]
-fn open_missing_file_is_enoent() {
-    assert_eq!(
-        kernel().open(c"/missing", OpenFlags::RDONLY, 0),
-        Err(Errno::ENOENT)
-    );
-}
-
-#[test]
-fn write_then_pread_roundtrip_keeps_the_offset() {
-    let k = kernel();
-    let fd = open(&k, c"/f", RW_CREATE | OpenFlags::TRUNC);
-    assert_eq!(k.write(fd, b"hello world"), Ok(11));
-    let mut buf = [0u8; 5];
-    assert_eq!(k.pread(fd, &mut buf, 6), Ok(5));
-    assert_eq!(&buf, b"world");
-    assert_eq!(k.pwrite(fd, b"J", 0), Ok(1));
-    assert_eq!(k.lseek(fd, 0, Whence::Current), Ok(11));
-    let mut tail = [9u8; 8];
-    assert_eq!(k.pread(fd, &mut tail, 8), Ok(3));
-    assert_eq!(&tail, b"rld\x09\x09\x09\x09\x09");
-    assert_eq!(k.pread(fd, &mut buf, 0), Ok(5));
-    assert_eq!(&buf, b"Jello");
-    k.close(fd).expect("close");
-}
-
-#[test]
-fn pwritev_preadv_across_three_buffers() {
-    let k = kernel();
-    let fd = open(&k, c"/f", RW_CREATE);
-    let out = [
-        IoSlice::new(b"abc"),
-        IoSlice::new(b"defg"),
-        IoSlice::new(b"hi"),
-    ];
-    assert_eq!(k.pwritev(fd, &out, 4), Ok(9));
-    let (mut a, mut b, mut c) = ([0u8; 2], [0u8; 5], [0u8; 4]);
-    let mut bufs = [
-        IoSliceMut::new(&mut a),
-        IoSliceMut::new(&mut b),
-        IoSliceMut::new(&mut c),
-    ];
-    assert_eq!(k.preadv(fd, &mut bufs, 4), Ok(9));
-    assert_eq!((&a, &b, &c[..2]), (b"ab", b"cdefg", &b"hi"[..]));
-    assert_eq!(k.lseek(fd, 0, Whence::Current), Ok(0));
-    assert_eq!(k.read_file("/f").expect("file"), b"\0\0\0\0abcdefghi");
-}
-
-#[test]
-fn writev_readv_move_the_offset() {
-    let k = kernel();
-    let fd = open(&k, c"/f", RW_CREATE);
-    assert_eq!(
-        k.writev(fd, &[IoSlice::new(b"12"), IoSlice::new(b"345")]),
-        Ok(5)
-    );
-    assert_eq!(k.lseek(fd, 1, Whence::Set), Ok(1));
-    let (mut a, mut b) = ([0u8; 1], [0u8; 8]);
-    let mut bufs = [IoSliceMut::new(&mut a), IoSliceMut::new(&mut b)];
-    assert_eq!(k.readv(fd, &mut bufs), Ok(4));
-    assert_eq!((&a, &b[..3]), (b"2", &b"345"[..]));
-    assert_eq!(k.read(fd, &mut b), Ok(0));
-}
-
-#[test]
-fn lseek_maps_whence() {
-    let k = kernel();
-    let fd = open(&k, c"/f", RW_CREATE);
-    assert_eq!(k.write(fd, b"0123456789"), Ok(10));
-    assert_eq!(k.lseek(fd, 0, Whence::End), Ok(10));
-    assert_eq!(k.lseek(fd, -3, Whence::Current), Ok(7));
-    assert_eq!(k.lseek(fd, 2, Whence::Set), Ok(2));
-    assert_eq!(k.lseek(fd, -1, Whence::Set), Err(Errno::EINVAL));
-    assert_eq!(k.lseek(fd, i64::MAX, Whence::End), Err(Errno::EINVAL));
-    let mut buf = [0u8; 1];
-    assert_eq!(k.read(fd, &mut buf), Ok(1));
-    assert_eq!(&buf, b"2");
-    // Seeking past the end is fine; a write there leaves a hole.
-    assert_eq!(k.lseek(fd, 20, Whence::Set), Ok(20));
-    assert_eq!(k.write(fd, b"x"), Ok(1));
-    assert_eq!(k.fstat(fd).map(|s| s.size_bytes), Ok(21));
-}
-
-#[test]
-fn offsets_above_i64_max_are_einval() {
-    let k = kernel();
-    let fd = open(&k, c"/f", RW_CREATE);
-    let big = i64::MAX as u64 + 1;
-    let mut buf = [0u8; 4];
-    assert_eq!(k.pread(fd, &mut buf, big), Err(Errno::EINVAL));
-    assert_eq!(k.pwrite(fd, b"x", u64::MAX), Err(Errno::EINVAL));
-    assert_eq!(
-        k.pwritev(fd, &[IoSlice::new(b"x")], big),
-        Err(Errno::EINVAL)
-    );
-    assert_eq!(
-        k.preadv(fd, &mut [IoSliceMut::new(&mut buf)], big),
-        Err(Errno::EINVAL)
-    );
-    assert_eq!(k.ftruncate(fd, big), Err(Errno::EINVAL));
-    assert_eq!(k.fallocate(fd, 0, big, 1), Err(Errno::EINVAL));
-    assert_eq!(k.sendfile(fd, fd, big, 1), Err(Errno::EINVAL));
-    assert_eq!(k.splice(fd, Some(big), fd, None, 1), Err(Errno::EINVAL));
-    // The end of the range may not pass i64::MAX either.
-    assert_eq!(k.pwrite(fd, b"xy", i64::MAX as u64), Err(Errno::EINVAL));
-    assert_eq!(k.fallocate(fd, 0, i64::MAX as u64, 1), Err(Errno::EFBIG));
-    assert_eq!(k.fstat(fd).map(|st| st.size_bytes), Ok(0));
-}
+// ---- the model's answers (the calls both kernels share are checked once,
+// on both, in tests/kernel_contract.rs) ----
 
 #[test]
 fn fstat_reports_size_type_and_links() {
@@ -292,27 +184,6 @@ fn openat_resolves_from_the_directory_fd() {
         .expect("create");
     assert_eq!(k.write(n, b"x"), Ok(1));
     assert_eq!(k.list_dir("/d").expect("dir"), ["e", "new"]);
-}
-
-#[test]
-fn path_calls() {
-    let k = kernel();
-    k.mkdir(c"/sub", 0o755).expect("mkdir");
-    assert_eq!(k.mkdir(c"/sub", 0o755), Err(Errno::EEXIST));
-    assert_eq!(k.mkdir(c"/nope/sub", 0o755), Err(Errno::ENOENT));
-    let sub = open(&k, c"/sub", OpenFlags::DIRECTORY);
-    let flags = OpenFlags::WRONLY | OpenFlags::CREAT | OpenFlags::EXCL;
-    let fd = k.openat(sub, c"a", flags, 0o600).expect("openat");
-    assert_eq!(k.openat(sub, c"a", flags, 0o600), Err(Errno::EEXIST));
-    k.rename(c"/sub/a", c"/sub/b").expect("rename");
-    assert_eq!(k.unlink(c"/sub/a"), Err(Errno::ENOENT));
-    assert_eq!(k.unlink(c"/sub"), Err(Errno::EISDIR));
-    assert_eq!(k.rename(c"/sub", c"/sub/b/c"), Err(Errno::ENOTDIR));
-    assert_eq!(k.rename(c"/sub", c"/sub/c"), Err(Errno::EINVAL));
-    k.unlink(c"/sub/b").expect("unlink");
-    close_all(&k, &[fd, sub]);
-    let long = CString::new(format!("/{}", "n".repeat(256))).expect("path");
-    assert_eq!(k.mkdir(&long, 0o755), Err(Errno::ENAMETOOLONG));
 }
 
 #[test]
@@ -799,201 +670,6 @@ fn short_io_moves_a_prefix() {
     );
 }
 
-// ---- parity: the same calls on the real kernel and the sim ----
-
-/// Record `call => result` for a parity probe.
-macro_rules! probe {
-    ($out:ident, $e:expr) => {
-        $out.push(format!("{} => {:?}", stringify!($e), $e))
-    };
-}
-
-/// Path errors, in the order Linux checks them.
-fn probe_paths(k: &dyn Kernel, p: &dyn Fn(&str) -> CString, out: &mut Vec<String>) {
-    let rw = RW_CREATE;
-    probe!(out, k.open(&p("/g/"), rw, 0o644));
-    probe!(out, k.open(&p("/d/f/"), rw, 0o644));
-    probe!(out, k.open(&p("/d/f/"), OpenFlags::RDONLY, 0));
-    probe!(
-        out,
-        k.open(&p("/d"), OpenFlags::RDONLY | OpenFlags::TRUNC, 0)
-    );
-    probe!(out, k.open(&p("/d"), OpenFlags::WRONLY, 0));
-    probe!(out, k.open(&p("/d"), OpenFlags::CREAT, 0));
-    probe!(out, k.open(&p("/d/."), rw | OpenFlags::EXCL, 0));
-    probe!(out, k.open(&p("/d/.."), rw, 0));
-    probe!(
-        out,
-        k.open(&p("/d/x"), OpenFlags::CREAT | OpenFlags::DIRECTORY, 0)
-    );
-    probe!(out, k.open(&p("/d/f"), OpenFlags::DIRECTORY, 0));
-    probe!(out, k.open(&p("/d/f/.."), OpenFlags::RDONLY, 0));
-    probe!(out, k.open(&p(&format!("/d/{}", "x".repeat(256))), rw, 0));
-    probe!(
-        out,
-        k.open(&p(&format!("/nope/{}", "x".repeat(256))), rw, 0)
-    );
-    probe!(out, k.mkdir(&p("/d/."), 0o755));
-    probe!(out, k.mkdir(&p("/d/f/x"), 0o755));
-    probe!(out, k.unlink(&p("/d/.")));
-    probe!(out, k.unlink(&p("/d/f/")));
-    probe!(out, k.unlink(&p("/d/sub/")));
-    probe!(out, k.unlink(&p("/d")));
-    probe!(out, k.rename(&p("/d"), &p("/d/sub/x")));
-    probe!(out, k.rename(&p("/d/sub"), &p("/d/sub")));
-    probe!(out, k.rename(&p("/d/f"), &p("/d/sub")));
-    probe!(out, k.rename(&p("/d/sub"), &p("/d/f")));
-    probe!(out, k.rename(&p("/d/f/"), &p("/d/h")));
-    probe!(out, k.rename(&p("/d/f"), &p("/d/h/")));
-    probe!(out, k.rename(&p("/d/."), &p("/d/h")));
-    probe!(out, k.rename(&p("/d/f"), &p("/d/..")));
-    probe!(out, k.mkdir(&p("/d/sub/inner"), 0o755));
-    probe!(out, k.mkdir(&p("/e"), 0o755));
-    probe!(out, k.rename(&p("/e"), &p("/d/sub")));
-    probe!(out, k.rename(&p("/d/sub/inner"), &p("/d")));
-    probe!(out, k.rename(&p("/d/sub/inner"), &p("/e")));
-    probe!(out, k.rename(&p("/missing"), &p("/e")));
-    let mut buf = [0u8; 4];
-    probe!(out, k.getxattr(&p("/d/f"), c"", &mut buf));
-    probe!(out, k.getxattr(&p("/nope"), c"user.x", &mut buf));
-    probe!(out, k.getxattr(&p("/d/f"), c"lustre.lov", &mut buf));
-    probe!(out, k.setxattr(&p("/d/f"), c"user.x", b"", 4));
-    probe!(
-        out,
-        k.setxattr(&p("/nope"), c"user.x", &[0; XATTR_SIZE_MAX + 1], 0)
-    );
-}
-
-/// Regular-file and directory fd errors and results.
-fn probe_files(k: &dyn Kernel, p: &dyn Fn(&str) -> CString, out: &mut Vec<String>) {
-    let f = k.open(&p("/d/f"), OpenFlags::RDWR, 0).expect("open f");
-    let ro = k.open(&p("/d/f"), OpenFlags::RDONLY, 0).expect("open ro");
-    let dir = k.open(&p("/d"), OpenFlags::RDONLY, 0).expect("open dir");
-    let mut buf = [0u8; 4];
-    probe!(out, k.ftruncate(ro, 0));
-    probe!(out, k.fallocate(ro, 0, 0, 1));
-    probe!(out, k.fallocate(ro, 0, 0, 0));
-    probe!(out, k.fallocate(ro, libc::FALLOC_FL_ZERO_RANGE, 0, 1));
-    probe!(out, k.fallocate(f, PUNCH_HOLE, 0, 1));
-    probe!(out, k.fallocate(f, 0, i64::MAX as u64, 1));
-    probe!(out, k.pwrite(f, b"xy", i64::MAX as u64));
-    probe!(out, k.lseek(f, i64::MAX, Whence::End));
-    probe!(out, k.lseek(f, -11, Whence::End));
-    probe!(out, k.lseek(f, 0, Whence::Current));
-    probe!(out, k.write(ro, b"x"));
-    probe!(out, k.read(dir, &mut buf));
-    probe!(out, k.pread(dir, &mut buf, 0));
-    probe!(out, k.read(dir, &mut []));
-    probe!(out, k.fsync(dir));
-    probe!(out, k.ftruncate(dir, 0));
-    probe!(out, k.fallocate(dir, 0, 0, 1));
-    probe!(out, k.openat(f, c"x", OpenFlags::RDONLY, 0));
-    probe!(out, k.openat(9999, c"x", OpenFlags::RDONLY, 0));
-    probe!(out, k.openat(dir, c"", OpenFlags::RDONLY, 0));
-    probe!(out, k.sendfile(f, f, 100, 5));
-    probe!(out, k.sendfile(ro, f, 0, 1));
-    probe!(
-        out,
-        k.fstat(f).map(|s| (s.size_bytes, s.file_type, s.links))
-    );
-    probe!(out, k.fstat(dir).map(|s| (s.file_type, s.links)));
-    probe!(out, k.take_socket_error(f));
-    probe!(out, k.local_addr(f));
-    probe!(out, k.wait_ready(f, Interest::Readable, 0));
-    let app = k
-        .open(&p("/d/f"), OpenFlags::WRONLY | OpenFlags::APPEND, 0)
-        .expect("open");
-    probe!(out, k.pwrite(app, b"appended", 0));
-    probe!(out, k.sendfile(app, f, 0, 1));
-    probe!(out, k.pread(f, &mut buf, 10));
-    for fd in [f, ro, dir, app] {
-        k.close(fd).expect("close");
-    }
-}
-
-/// Pipe and unconnected-socket errors.
-fn probe_streams(k: &dyn Kernel, p: &dyn Fn(&str) -> CString, out: &mut Vec<String>) {
-    let f = k.open(&p("/d/f"), OpenFlags::RDWR, 0).expect("open f");
-    let (rd, wr) = k.pipe().expect("pipe");
-    let mut buf = [0u8; 4];
-    probe!(out, k.read(wr, &mut buf));
-    probe!(out, k.write(rd, b"x"));
-    probe!(out, k.pread(wr, &mut buf, 0));
-    probe!(out, k.fallocate(wr, 0, 0, 1));
-    probe!(out, k.fallocate(rd, 0, 0, 1));
-    probe!(out, k.ftruncate(wr, 0));
-    probe!(out, k.fsync(wr));
-    probe!(out, k.lseek(rd, 0, Whence::Set));
-    probe!(out, k.recv(rd, &mut buf, MsgFlags::NONE));
-    probe!(out, k.set_option(rd, SockOpt::NonBlocking(true)));
-    probe!(out, k.set_option(rd, SockOpt::NoDelay(true)));
-    probe!(
-        out,
-        k.fstat(rd)
-            .map(|s| (s.file_type, s.size_bytes, s.blocks_512, s.links))
-    );
-    probe!(out, k.fstatfs(rd).map(|s| s.magic));
-    probe!(out, k.splice(9999, None, wr, None, 0));
-    probe!(out, k.splice(rd, None, wr, None, 1));
-    probe!(out, k.splice(rd, Some(0), f, None, 1));
-    probe!(out, k.splice(f, None, wr, Some(0), 1));
-    probe!(out, k.sendfile(wr, rd, 0, 1));
-    probe!(out, k.write(wr, b"ab"));
-    probe!(out, k.wait_ready(rd, Interest::Readable, 0));
-    probe!(out, k.splice(rd, None, f, Some(2), 8));
-    let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
-    let s = k.socket(&any, SockType::Stream).expect("socket");
-    probe!(out, k.pread(s, &mut buf, 0));
-    probe!(out, k.ftruncate(s, 0));
-    probe!(out, k.fsync(s));
-    probe!(out, k.fallocate(s, 0, 0, 1));
-    probe!(out, k.lseek(s, 0, Whence::Set));
-    probe!(out, k.fstat(s).map(|s| s.file_type));
-    probe!(out, k.fstatfs(s).map(|s| s.magic));
-    probe!(out, k.sendfile(s, f, 0, 1));
-    probe!(out, k.sendfile(f, s, 0, 1));
-    probe!(out, k.send(s, b"x", MsgFlags::NONE));
-    probe!(out, k.recv(s, &mut buf, MsgFlags::NONE));
-    probe!(out, k.shutdown(s, Shutdown::Write));
-    probe!(out, k.accept(s, true).map(|_| ()));
-    for fd in [f, rd, wr, s] {
-        k.close(fd).expect("close");
-    }
-}
-
-fn probe_all(k: &dyn Kernel, root: &str) -> Vec<String> {
-    let p = |s: &str| CString::new(format!("{root}{s}")).expect("path");
-    k.mkdir(&p("/d"), 0o755).expect("mkdir");
-    k.mkdir(&p("/d/sub"), 0o755).expect("mkdir");
-    let f = k.open(&p("/d/f"), RW_CREATE, 0o644).expect("create");
-    assert_eq!(k.write(f, b"0123456789"), Ok(10));
-    k.close(f).expect("close");
-    let mut out = Vec::new();
-    probe_paths(k, &p, &mut out);
-    probe_files(k, &p, &mut out);
-    probe_streams(k, &p, &mut out);
-    out
-}
-
-/// The sim and the host kernel give the same result, errno for errno,
-/// for calls whose outcome does not depend on the host's file system
-/// type, umask or xattr support.
-#[test]
-fn sim_agrees_with_the_real_kernel() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let root = dir.path().to_str().expect("utf-8 temp path");
-    let real = probe_all(&crate::sys::real::RealKernel, root);
-    let sim = probe_all(&kernel(), "");
-    let differ: Vec<String> = real
-        .iter()
-        .zip(&sim)
-        .filter(|(r, s)| r != s)
-        .map(|(r, s)| format!("real {r}\n sim {s}"))
-        .collect();
-    assert!(differ.is_empty(), "{}", differ.join("\n"));
-    assert_eq!(real.len(), sim.len());
-}
-
 // ---- sockets and pipes ----
 
 /// A listener on 127.0.0.1 plus one accepted connection:
@@ -1017,25 +693,19 @@ fn loopback_pair(k: &SimKernel) -> (RawFd, RawFd, RawFd) {
     (listener, client, server)
 }
 
+/// Sim sockets never block: where a real blocking socket would wait, the
+/// call returns `EAGAIN` (the round trip itself is in the contract suite).
 #[test]
-fn tcp_loopback_roundtrip() {
+fn tcp_loopback_never_blocks_and_closes_every_fd() {
     let k = kernel();
     let (listener, client, server) = loopback_pair(&k);
-    assert_eq!(k.take_socket_error(client), Ok(None));
-    assert_eq!(k.wait_ready(server, Interest::Readable, 0), Ok(false));
-    assert_eq!(k.wait_ready(client, Interest::Writable, 0), Ok(true));
     assert_eq!(k.send(client, b"hello", MsgFlags::NONE), Ok(5));
-    assert_eq!(k.wait_ready(server, Interest::Readable, 5_000), Ok(true));
     let mut buf = [0u8; 16];
-    assert_eq!(k.recv(server, &mut buf[..2], MsgFlags::PEEK), Ok(2));
     assert_eq!(k.recv(server, &mut buf[..5], MsgFlags::WAITALL), Ok(5));
-    assert_eq!(&buf[..5], b"hello");
     assert_eq!(k.recv(server, &mut buf, MsgFlags::NONE), Err(Errno::EAGAIN));
     assert_eq!(k.write(client, b"via write"), Ok(9));
     assert_eq!(k.read(server, &mut buf), Ok(9));
-    k.shutdown(client, Shutdown::Write).expect("shutdown");
-    assert_eq!(k.recv(server, &mut buf, MsgFlags::NONE), Ok(0));
-    assert_eq!(k.send(client, b"x", MsgFlags::NONE), Err(Errno::EPIPE));
+    assert_eq!(k.read(server, &mut buf), Err(Errno::EAGAIN));
     close_all(&k, &[client, server, listener]);
     assert_eq!(k.open_fds(), 0);
 }
@@ -1068,62 +738,21 @@ fn socket_calls_check_the_fd_kind() {
     assert_eq!(k.fstatfs(s).map(|st| st.magic), Ok(SOCKFS_MAGIC));
 }
 
+/// An empty sim pipe answers `EAGAIN` where a real blocking pipe would
+/// wait (pipes and splice themselves are in the contract suite).
 #[test]
-fn sendfile_file_to_socket_leaves_the_file_offset() {
-    let k = kernel();
-    let file = open(&k, c"/f", RW_CREATE);
-    assert_eq!(k.pwrite(file, b"0123456789", 0), Ok(10));
-    let (listener, client, server) = loopback_pair(&k);
-    assert_eq!(k.sendfile(client, file, 3, 5), Ok(5));
-    assert_eq!(k.lseek(file, 0, Whence::Current), Ok(0));
-    let mut buf = [0u8; 8];
-    assert_eq!(k.recv(server, &mut buf[..5], MsgFlags::WAITALL), Ok(5));
-    assert_eq!(&buf[..5], b"34567");
-    assert_eq!(k.sendfile(client, file, 100, 5), Ok(0));
-    assert_eq!(k.sendfile(file, client, 0, 5), Err(Errno::ESPIPE));
-    let copy = open(&k, c"/copy", RW_CREATE);
-    assert_eq!(k.sendfile(copy, file, 2, 100), Ok(8));
-    assert_eq!(k.lseek(copy, 0, Whence::Current), Ok(8));
-    assert_eq!(k.read_file("/copy").expect("copy"), b"23456789");
-    close_all(&k, &[file, client, server, listener, copy]);
-}
-
-#[test]
-fn pipe_and_splice() {
+fn empty_pipe_never_blocks() {
     let k = kernel();
     let file = open(&k, c"/f", RW_CREATE);
     assert_eq!(k.pwrite(file, b"spliced bytes", 0), Ok(13));
     let (rd, wr) = k.pipe().expect("pipe");
-    assert_eq!(k.splice(file, Some(8), wr, None, 100), Ok(5));
-    assert_eq!(k.lseek(file, 0, Whence::Current), Ok(0));
-    assert_eq!(k.splice(rd, None, file, Some(20), 5), Ok(5));
-    let mut buf = [0u8; 5];
-    assert_eq!(k.pread(file, &mut buf, 20), Ok(5));
-    assert_eq!(&buf, b"bytes");
-    assert_eq!(k.splice(file, Some(0), file, None, 1), Err(Errno::EINVAL));
-    assert_eq!(k.splice(rd, Some(0), file, None, 1), Err(Errno::ESPIPE));
     assert_eq!(k.splice(rd, None, file, None, 1), Err(Errno::EAGAIN));
-    assert_eq!(k.splice(rd, None, wr, None, 1), Err(Errno::EINVAL));
-    assert_eq!(k.splice(99, None, wr, None, 0), Ok(0));
+    let mut buf = [0u8; 5];
+    assert_eq!(k.read(rd, &mut buf), Err(Errno::EAGAIN));
     assert_eq!(k.write(wr, b"ab"), Ok(2));
     assert_eq!(k.read(rd, &mut buf), Ok(2));
     assert_eq!(k.read(rd, &mut buf), Err(Errno::EAGAIN));
-    assert_eq!(k.read(wr, &mut buf), Err(Errno::EBADF));
-    assert_eq!(k.write(rd, b"x"), Err(Errno::EBADF));
-    // Through a pipe into a socket, as the uring fallback for sendfile does.
-    let (listener, client, server) = loopback_pair(&k);
-    assert_eq!(k.splice(file, None, wr, None, 7), Ok(7));
-    assert_eq!(k.lseek(file, 0, Whence::Current), Ok(7));
-    assert_eq!(k.splice(rd, None, client, None, 7), Ok(7));
-    let mut got = [0u8; 7];
-    assert_eq!(k.recv(server, &mut got, MsgFlags::NONE), Ok(7));
-    assert_eq!(&got, b"spliced");
-    assert_eq!(k.send(server, b"back", MsgFlags::NONE), Ok(4));
-    assert_eq!(k.splice(client, None, wr, None, 64), Ok(4));
-    assert_eq!(k.read(rd, &mut got), Ok(4));
-    assert_eq!(&got[..4], b"back");
     close_all(&k, &[wr]);
-    assert_eq!(k.read(rd, &mut got), Ok(0));
-    assert_eq!(k.fstat(rd).map(|st| st.file_type), Ok(FileType::Fifo));
-    close_all(&k, &[rd, file, listener, client, server]);
+    assert_eq!(k.read(rd, &mut buf), Ok(0));
+    close_all(&k, &[rd, file]);
 }
