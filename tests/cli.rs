@@ -21,9 +21,20 @@ const IOK: &str = env!("CARGO_BIN_EXE_iok");
 const STRIPE: &str = "64K";
 const STRIPE_BYTES: u64 = 64 << 10;
 
+/// `iok` with `args`; `merge` and `pgzip` get `--force`, since these tests
+/// write one output name again and again (refusing an existing output is
+/// tested in `cli_output.rs`).
+fn iok_command(args: &[&str]) -> Command {
+    let mut command = Command::new(IOK);
+    command.args(args);
+    if matches!(args.first(), Some(&"merge") | Some(&"pgzip")) {
+        command.arg("--force");
+    }
+    command
+}
+
 fn iok(args: &[&str]) -> Output {
-    Command::new(IOK)
-        .args(args)
+    iok_command(args)
         .env_remove("IOKERNEL_MIMIC_LUSTRE")
         .output()
         .expect("run iok")
@@ -374,8 +385,7 @@ fn bad_input_fails_with_a_message_naming_the_problem() {
 /// Runs `iok args` with `stdin` fed from `feed` (on its own thread, so a
 /// large feed never deadlocks against a full stdout).
 fn iok_with_stdin(args: &[&str], feed: Vec<u8>) -> Output {
-    let mut child = Command::new(IOK)
-        .args(args)
+    let mut child = iok_command(args)
         .env_remove("IOKERNEL_MIMIC_LUSTRE")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -404,8 +414,7 @@ struct Measured {
 fn iok_measured(args: &[&str]) -> Measured {
     let clock = RealClock::new();
     let start = clock.now();
-    let mut child = Command::new(IOK)
-        .args(args)
+    let mut child = iok_command(args)
         .env_remove("IOKERNEL_MIMIC_LUSTRE")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

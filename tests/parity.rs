@@ -133,6 +133,11 @@ fn run(k: &dyn Kernel, root: &str) -> Vec<String> {
     rec!(k.sendfile(f, f, 0, 0));
     rec!(k.sendfile(f, f, 100, 5));
     rec!(k.writev(f, &[IoSlice::new(b"")]));
+    rec!(k.splice(rd, None, f, Some(2), 8));
+    rec!(k.pwrite(app, b"appended", 0));
+    rec!(k.pread(f, &mut buf, 10));
+    rec!(k.fstat(f).map(|s| s.file_type));
+    rec!(k.fstat(dir).map(|s| s.file_type));
     rec!(k.fstat(f).map(|s| (s.size_bytes, s.permissions, s.links)));
     rec!(k.fstat(dir).map(|s| (s.permissions, s.links)));
     let sub = k.open(&p("/d/sub"), OpenFlags::RDONLY, 0).unwrap();

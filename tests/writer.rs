@@ -1001,6 +1001,7 @@ fn planned_paths_name_the_output_and_every_shard() {
     assert!(planned_paths(&WriterConfig::new(path).stream_fd(Some(1))).is_empty());
 }
 
+#[cfg(feature = "sim")]
 mod on_the_simulator_with_faults {
     use super::*;
     use iokernel::sim::{self, SimOptions};
@@ -1087,6 +1088,7 @@ mod on_the_simulator_with_faults {
 /// `Producer::write_line_piece` seals at the chunk size inside a line, so
 /// no member holds more than a chunk; whole lines around them still cut
 /// at line ends; the output decompresses to exactly what was written.
+#[cfg(feature = "sim")]
 mod line_pieces {
     use super::*;
     use iokernel::sim::{self, SimOptions};

@@ -1,13 +1,13 @@
-//! The simulated machine's scheduler: offloaded jobs, virtual time and the
-//! seed-driven choice of what runs next; and [`run`], which drives a future
-//! on a single-threaded runtime over a [`SimKernel`].
+//! The sim runner: [`run`], which drives a future on a single-threaded
+//! runtime over a [`SimKernel`], and the seed-driven choice of what runs
+//! next.
 //!
-//! Owns: [`SimOffload`] (the seam's `Offload`: jobs wait for their drawn
-//! latency, then complete in seed order), [`SimClock`] (virtual time) and
-//! [`SimScheduler`] (task order, job completion between polls, readiness
-//! polling under the readiness drivers, time advance when idle, stuck
-//! detection). It never touches file or socket state; that is
-//! `SimKernel`'s.
+//! Owns: [`SimScheduler`] (task order, job completion between polls,
+//! readiness polling under the readiness drivers, time advance when idle,
+//! stuck detection) and the choice of driver for a run. The machine it
+//! drives (`SimOffload`, the seam's `Offload`; `SimClock`, virtual time;
+//! the kernel, pollers and ring) lives in `crate::sys::sim`. It never
+//! touches file or socket state; that is `SimKernel`'s.
 //!
 //! Under [`SimDriver::EpollSemantics`] and [`SimDriver::KqueueSemantics`]
 //! the run uses the readiness driver over a `SimPoller`: when every task
@@ -18,22 +18,19 @@
 //! With none left, the run is stuck: every task waits for readiness that
 //! nothing can bring, and the report lists what is still armed.
 
-use super::core::SimCore;
-use super::kernel::SimKernel;
-use super::options::{OpClass, SimDriver, SimOptions};
-use super::poller::{Semantics, SimPoller, SimPollers};
-use super::ring::SimRings;
 use crate::driver::pool::PoolDriver;
 use crate::driver::readiness::ReadinessDriver;
 use crate::driver::uring::{self, UringDriver};
 use crate::driver::{Backend, BackendReport, Driver};
 use crate::runtime::{RunEnd, Runtime, Scheduler, WorkerShared};
-use crate::sys::{Clock, Job, Kernel, Offload, Saturated};
+use crate::sys::sim::{
+    Semantics, SimClock, SimCore, SimDriver, SimKernel, SimOffload, SimOptions, SimPoller,
+    SimPollers, SimRings,
+};
+use crate::sys::{Kernel, Offload};
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::Waker;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Probability that the scheduler completes a ready job between two task
@@ -43,141 +40,6 @@ const JOB_BETWEEN_POLLS_PROBABILITY: f64 = 0.25;
 /// Probability that the scheduler polls the readiness driver's poller
 /// between two task polls (readiness drivers only).
 const POLL_BETWEEN_POLLS_PROBABILITY: f64 = 0.25;
-
-/// The class whose latency a job of syscall `label` gets.
-pub(crate) fn class_of(label: &str) -> OpClass {
-    match label {
-        "open" | "mkdir" => OpClass::Open,
-        "read" | "pread" | "readv" | "preadv" => OpClass::Read,
-        "write" | "pwrite" | "writev" | "pwritev" | "ftruncate" | "fallocate" => OpClass::Write,
-        "fsync" | "fdatasync" => OpClass::Sync,
-        "accept" | "connect" => OpClass::SocketSetup,
-        "recv" => OpClass::SocketRead,
-        "send" | "sendfile" => OpClass::SocketWrite,
-        _ => OpClass::Metadata,
-    }
-}
-
-struct PendingJob {
-    ready_at: Duration,
-    seq: u64,
-    label: &'static str,
-    job: Job,
-}
-
-/// Offloaded jobs of a simulated run.
-pub(crate) struct SimOffload {
-    core: Arc<SimCore>,
-    jobs: Mutex<Vec<PendingJob>>,
-    next_seq: AtomicU64,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Single-threaded use; a panic mid-update is already a failed run.
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-impl SimOffload {
-    fn new(core: Arc<SimCore>) -> SimOffload {
-        SimOffload {
-            core,
-            jobs: Mutex::new(Vec::new()),
-            next_seq: AtomicU64::new(0),
-        }
-    }
-
-    /// When the next job may complete: the completion time of a
-    /// seed-chosen pending job when reordering is on (so every job due
-    /// earlier becomes ready too and they race), else the earliest.
-    pub(crate) fn next_ready_at(&self) -> Option<Duration> {
-        let jobs = lock(&self.jobs);
-        if jobs.is_empty() {
-            return None;
-        }
-        if self.core.options().reorder_completions {
-            let i = self.core.with_rng(|rng| rng.below(jobs.len() as u64)) as usize;
-            return Some(jobs[i].ready_at);
-        }
-        jobs.iter().map(|j| j.ready_at).min()
-    }
-
-    /// Take one job whose latency has passed: the oldest, or a seed-chosen
-    /// one when reordering is on.
-    fn take_ready(&self) -> Option<PendingJob> {
-        let now = self.core.now();
-        let mut jobs = lock(&self.jobs);
-        let ready: Vec<usize> = (0..jobs.len())
-            .filter(|&i| jobs[i].ready_at <= now)
-            .collect();
-        let chosen = self.core.pick_completion(&ready, |i| jobs[i].seq)?;
-        Some(jobs.swap_remove(chosen))
-    }
-
-    /// Run one ready job; false when none is ready.
-    pub(crate) fn run_one_ready(&self) -> bool {
-        let Some(pending) = self.take_ready() else {
-            return false;
-        };
-        self.core
-            .trace(format!("complete {} #{}", pending.label, pending.seq).as_bytes());
-        (pending.job)();
-        true
-    }
-
-    /// Run every job still queued, oldest first (end of a run: accepted jobs
-    /// always run, so abandoned opens get their fds closed).
-    fn drain(&self) {
-        loop {
-            let next = {
-                let mut jobs = lock(&self.jobs);
-                let Some(i) = (0..jobs.len()).min_by_key(|&i| jobs[i].seq) else {
-                    return;
-                };
-                jobs.swap_remove(i)
-            };
-            self.core.advance_to(next.ready_at);
-            (next.job)();
-        }
-    }
-}
-
-impl Offload for SimOffload {
-    fn try_offload(&self, label: &'static str, job: Job) -> Result<(), Saturated> {
-        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        let ready_at = self.core.now() + self.core.draw_latency(class_of(label));
-        self.core.trace(format!("submit {label} #{seq}").as_bytes());
-        lock(&self.jobs).push(PendingJob {
-            ready_at,
-            seq,
-            label,
-            job,
-        });
-        Ok(())
-    }
-
-    fn wake_when_free(&self, waker: &Waker) {
-        waker.wake_by_ref();
-    }
-
-    fn threads(&self) -> usize {
-        1
-    }
-
-    fn may_block(&self) -> bool {
-        false
-    }
-}
-
-/// Virtual time of a simulated run.
-pub(crate) struct SimClock {
-    core: Arc<SimCore>,
-}
-
-impl Clock for SimClock {
-    fn now(&self) -> Duration {
-        self.core.now()
-    }
-}
 
 /// The readiness driver of a run and the pollers it opened.
 struct SimReadiness {

@@ -2,8 +2,18 @@
 //!
 //! Everything above this module (drivers, runtime, ops, writer) talks to the
 //! OS through the traits defined here, so the same code runs on the real
-//! kernel ([`real`]) and, through other implementations of these traits, on a
-//! simulated one. Only `src/sys/real/**` may call `libc`.
+//! kernel ([`real`]) and on the simulated machine ([`sim`]). Only
+//! `src/sys/real/**` may call `libc`.
+//!
+//! Owns: the seam traits and their contract (below), the completion-ring
+//! seam (`ring`), and two implementations of them: [`real`] (libc and the
+//! io-uring crate) and [`sim`] (the in-memory simulated machine; the runner
+//! that drives a runtime on it is `crate::sim`, above). [`fsinfo`] holds the
+//! file-system facts both the writer and the simulated machine need (fs
+//! magic numbers, the `lustre.lov` codec). May not touch: anything above
+//! it. Nothing under `sys` imports `crate::op`, `crate::driver`,
+//! `crate::runtime`, `crate::writer` or `crate::sim`; a lower layer that
+//! needs something from above gets a small trait here instead.
 //!
 //! # Contract
 //!
@@ -43,9 +53,12 @@
 //! [`poller`], re-exported here).
 
 mod errno;
+pub mod fsinfo;
 pub mod poller;
 pub mod real;
 pub(crate) mod ring;
+#[cfg(feature = "sim")]
+pub mod sim;
 
 pub use errno::Errno;
 pub use poller::{PollEvent, PollMode, PollWake, Poller, Ready};

@@ -1,7 +1,7 @@
 //! The completion-ring seam: what the io_uring driver (`crate::driver::uring`)
 //! needs from a submission/completion ring, so the same driver code runs on
 //! the kernel's io_uring (`driver/uring/ring.rs`) and on the simulator's ring
-//! (`crate::sim`, which runs every entry against the simulated kernel).
+//! (`crate::sys::sim`, which runs every entry against the simulated kernel).
 //!
 //! Owns: the [`CompletionRing`] and [`RingSource`] traits, the entry
 //! description [`RingEntry`] and the [`RingExec`] hook. It holds no state and

@@ -19,8 +19,8 @@ use std::fmt;
 
 use super::fs_kind::FilesystemKind;
 use super::lustre::{parse_lov, LovParseError};
+pub use super::stripe::{parse_size, LUSTRE_MAX_STRIPE_COUNT, LUSTRE_STRIPE_UNIT_BYTES};
 use super::stripe::{StripeBytes, StripeBytesError};
-pub use super::stripe::{LUSTRE_MAX_STRIPE_COUNT, LUSTRE_STRIPE_UNIT_BYTES};
 
 /// Environment variable that forces the Lustre path: `<stripe_bytes>:<count>`.
 pub const MIMIC_LUSTRE_ENV: &str = "IOKERNEL_MIMIC_LUSTRE";
@@ -264,51 +264,6 @@ fn parse_mimic(value: &str) -> Result<(StripeBytes, u32), SizingError> {
         )));
     }
     Ok((stripe, stripe_count))
-}
-
-/// Parses a byte size for the CLI and the mimic variable: a decimal number
-/// with an optional binary suffix `K`, `M` or `G` (also `Ki`/`KiB`, ...,
-/// case-insensitive; `B` means bytes). `KB`/`MB`/`GB` are refused because
-/// they are ambiguous. Errors name the input.
-///
-/// ```
-/// use iokernel::writer::parse_size;
-///
-/// assert_eq!(parse_size("64K"), Ok(64 << 10));
-/// assert_eq!(parse_size("1M"), Ok(1 << 20));
-/// assert_eq!(parse_size("4MiB"), Ok(4 << 20));
-/// assert_eq!(parse_size("1048576"), Ok(1 << 20));
-/// assert!(parse_size("1MB").unwrap_err().contains("\"1MB\""));
-/// ```
-pub fn parse_size(input: &str) -> Result<u64, String> {
-    let text = input.trim();
-    let digits_end = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, suffix) = text.split_at(digits_end);
-    if digits.is_empty() {
-        return Err(format!(
-            "invalid size {input:?}: expected a number with an optional K, M or G suffix \
-             (e.g. 64K, 1M, 4MiB)"
-        ));
-    }
-    let shift = match suffix.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "ki" | "kib" => 10,
-        "m" | "mi" | "mib" => 20,
-        "g" | "gi" | "gib" => 30,
-        other => {
-            return Err(format!(
-                "invalid size {input:?}: unknown suffix {other:?} (use K, M or G, \
-                 optionally followed by iB; sizes are binary)"
-            ))
-        }
-    };
-    digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(1u64 << shift))
-        .ok_or_else(|| format!("invalid size {input:?}: does not fit in 64 bits"))
 }
 
 /// How the writer buffers: the result of [`WriterSizing::plan`].

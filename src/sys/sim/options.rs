@@ -1,5 +1,6 @@
 //! `SimOptions`: everything a simulated run depends on besides the workload.
 
+use crate::sys::fsinfo::EXT4_MAGIC;
 use crate::sys::Errno;
 use std::time::Duration;
 
@@ -275,9 +276,6 @@ pub struct SimOptions {
     pub poller_faults: PollerFaults,
 }
 
-/// `EXT4_SUPER_MAGIC`, what the simulated file system reports by default.
-pub const EXT4_MAGIC: i64 = 0xEF53;
-
 impl SimOptions {
     /// Faults off, zero latency, FIFO completions: the sim behaves like an
     /// idle, healthy Linux box (used for sim-versus-real parity).
@@ -297,7 +295,7 @@ impl SimOptions {
             short_io_probability: 0.0,
             reorder_completions: false,
             capacity_bytes: 1 << 30,
-            fs_magic: EXT4_MAGIC,
+            fs_magic: i64::from(EXT4_MAGIC),
             block_size_bytes: 4096,
             crash: CrashModel::LoseUnsynced,
             max_steps: 10_000_000,

@@ -45,7 +45,7 @@
 
 use super::core::SimCore;
 use super::kernel::SimKernel;
-use super::sched::{class_of, SimOffload};
+use super::offload::{class_of, SimOffload};
 use crate::sys::ring::{
     opcode, CompletionRing, RingEntry, RingExec, RingSource, RingWork, SqFull, CANCEL_USER_DATA,
 };

@@ -449,7 +449,7 @@ impl PollWake for SimWake {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::{SimCore, SimOptions};
+    use crate::sys::sim::{SimCore, SimOptions};
     use crate::sys::{Kernel, MsgFlags, OpenFlags, SockType};
     use std::net::SocketAddr;
 
