@@ -9,9 +9,15 @@
 //! at [`Backend`] or `IOKERNEL_BACKEND`.
 
 pub(crate) mod completion;
+pub(crate) mod context;
+mod op;
 pub(crate) mod pool;
 pub(crate) mod readiness;
+pub(crate) mod sched;
 pub(crate) mod uring;
+
+pub use op::Op;
+pub(crate) use sched::{DriverWake, Park, Scheduler, ThreadScheduler};
 
 use crate::op::OpCode;
 use crate::sys::ring::RingSource;
@@ -205,9 +211,9 @@ impl Driver {
     }
 
     /// How the runtime's threads schedule and park with this driver.
-    pub(crate) fn scheduler(&self) -> Arc<dyn crate::runtime::Scheduler> {
+    pub(crate) fn scheduler(&self) -> Arc<dyn Scheduler> {
         match self {
-            Driver::Pool(_) => Arc::new(crate::runtime::ThreadScheduler),
+            Driver::Pool(_) => Arc::new(ThreadScheduler),
             Driver::Uring(uring) => Arc::new(uring::UringScheduler {
                 rings_id: uring.rings_id(),
             }),

@@ -41,7 +41,7 @@ use std::os::fd::RawFd;
 use std::path::Path;
 
 pub use crate::buf::BufResult;
-pub use crate::op::Op;
+pub use crate::driver::Op;
 pub use crate::sys::{Advice, FileStat, FileType, FsStat, MsgFlags, OpenFlags, Whence};
 
 /// Read up to the buffer's capacity at the file offset (advancing it).

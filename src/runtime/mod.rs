@@ -23,6 +23,7 @@ pub use pipeline::{
 pub use task::{JoinError, JoinHandle};
 pub use time::{sleep, timeout, Elapsed, Sleep, Timeout};
 
+pub(crate) use crate::driver::Scheduler;
 use crate::driver::{self, Driver};
 use crate::sys::real::{thread::spawn_named, RealClock, RealKernel, ThreadPool};
 use crate::sys::{Clock, Job, Kernel, Offload, Saturated};
@@ -32,7 +33,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Poll, Wake, Waker};
 use std::thread::JoinHandle as ThreadHandle;
-pub(crate) use worker::{RunEnd, Scheduler, ThreadScheduler, WorkerShared};
+pub(crate) use worker::{RunEnd, WorkerShared};
 
 /// State shared by every thread of one runtime.
 pub(crate) struct RuntimeShared {

@@ -27,7 +27,8 @@ use crate::driver::pool::PoolDriver;
 use crate::driver::readiness::ReadinessDriver;
 use crate::driver::uring::{self, UringDriver};
 use crate::driver::{Backend, BackendReport, Driver};
-use crate::runtime::{RunEnd, Runtime, Scheduler, WorkerShared};
+use crate::driver::{Park, Scheduler};
+use crate::runtime::{RunEnd, Runtime};
 use crate::sys::{Clock, Job, Kernel, Offload, Saturated};
 use std::fmt;
 use std::future::Future;
@@ -273,7 +274,7 @@ impl Scheduler for SimScheduler {
         }
     }
 
-    fn idle(&self, worker: &WorkerShared, timeout: Option<Duration>) -> Result<(), String> {
+    fn idle(&self, worker: &dyn Park, timeout: Option<Duration>) -> Result<(), String> {
         self.step()?;
         if worker.take_news() {
             return Ok(());
@@ -305,7 +306,7 @@ impl Scheduler for SimScheduler {
         Ok(())
     }
 
-    fn enter(&self, worker: &Arc<WorkerShared>) {
+    fn enter(&self, worker: &Arc<dyn Park>) {
         if let Some(readiness) = &self.readiness {
             readiness.driver.enter_loop(worker);
         }

@@ -53,8 +53,8 @@
 //! fallback.
 
 use super::pool::PoolDriver;
+use super::{Park, Scheduler};
 use crate::op::{run_until_done, OpCode};
-use crate::runtime::{Scheduler, WorkerShared};
 use crate::sys::{Errno, Interest, Kernel, PollEvent, PollMode, Poller, Ready, SysResult};
 use std::any::Any;
 use std::cell::RefCell;
@@ -178,7 +178,7 @@ impl ReadinessDriver {
     }
 
     /// A thread starts running `worker`'s loop (scheduler hook).
-    pub(crate) fn enter_loop(&self, worker: &Arc<WorkerShared>) {
+    pub(crate) fn enter_loop(&self, worker: &Arc<dyn Park>) {
         self.polling.enter(worker);
     }
 
@@ -440,7 +440,7 @@ fn wake_all(woken: Vec<Waker>) {
 /// and its poller set once it has one.
 struct LoopFrame {
     driver: u64,
-    worker: Weak<WorkerShared>,
+    worker: Weak<dyn Park>,
     /// Whether the worker can already be woken through the poller.
     wake_installed: bool,
     /// A `PollSet<P>` for the driver's poller type.
@@ -463,12 +463,12 @@ trait Polling: Send + Sync {
     fn unregister(&self, key: &WaiterKey);
     /// `fd` is about to be closed: its waiters in this loop.
     fn closing(&self, fd: RawFd) -> Vec<Waker>;
-    fn enter(&self, worker: &Arc<WorkerShared>);
+    fn enter(&self, worker: &Arc<dyn Park>);
     fn leave(&self);
     /// Between task polls: check for events now and then.
     fn between_polls(&self);
     /// Park the loop in the poller; `None` when it has none yet.
-    fn park(&self, worker: &WorkerShared, timeout: Option<Duration>) -> Option<SysResult<()>>;
+    fn park(&self, worker: &dyn Park, timeout: Option<Duration>) -> Option<SysResult<()>>;
     /// Zero-timeout check; `None` when the loop has no poller yet.
     fn poll_now(&self) -> Option<SysResult<usize>>;
 }
@@ -557,7 +557,7 @@ impl<P: Poller> Polling for PollingWith<P> {
         }
     }
 
-    fn enter(&self, worker: &Arc<WorkerShared>) {
+    fn enter(&self, worker: &Arc<dyn Park>) {
         LOOPS.with(|loops| {
             loops.borrow_mut().push(LoopFrame {
                 driver: self.id,
@@ -586,7 +586,7 @@ impl<P: Poller> Polling for PollingWith<P> {
         wake_all(woken);
     }
 
-    fn park(&self, worker: &WorkerShared, timeout: Option<Duration>) -> Option<SysResult<()>> {
+    fn park(&self, worker: &dyn Park, timeout: Option<Duration>) -> Option<SysResult<()>> {
         let mut woken = Vec::new();
         let parked = self.with_set(false, |frame, set| {
             Self::install_wake(frame, set);
@@ -628,7 +628,7 @@ impl Scheduler for ReadinessScheduler {
         self.polling.between_polls();
     }
 
-    fn idle(&self, worker: &WorkerShared, timeout: Option<Duration>) -> Result<(), String> {
+    fn idle(&self, worker: &dyn Park, timeout: Option<Duration>) -> Result<(), String> {
         // A loop that never waited on a socket has no poller (and no
         // fds): it parks on the worker's condvar.
         match self.polling.park(worker, timeout) {
@@ -640,7 +640,7 @@ impl Scheduler for ReadinessScheduler {
         }
     }
 
-    fn enter(&self, worker: &Arc<WorkerShared>) {
+    fn enter(&self, worker: &Arc<dyn Park>) {
         self.polling.enter(worker);
     }
 

@@ -36,8 +36,8 @@ mod ring;
 
 use super::completion::Completion;
 use super::pool::PoolDriver;
+use super::{Park, Scheduler};
 use crate::op::OpCode;
-use crate::runtime::{Scheduler, WorkerShared};
 use crate::sys::ring::{
     CompletionRing, RingEntry, RingExec, RingSource, RingWork, SqFull, CANCEL_USER_DATA,
 };
@@ -629,7 +629,7 @@ pub(crate) fn between_polls(source_id: u64) {
 /// `None` when the thread has no such ring (the caller parks otherwise).
 pub(crate) fn park(
     source_id: u64,
-    worker: &WorkerShared,
+    worker: &dyn Park,
     timeout: Option<Duration>,
 ) -> Option<Result<(), String>> {
     with_existing_ring(source_id, |ring| {
@@ -677,7 +677,7 @@ impl Scheduler for UringScheduler {
         between_polls(self.rings_id);
     }
 
-    fn idle(&self, worker: &WorkerShared, timeout: Option<Duration>) -> Result<(), String> {
+    fn idle(&self, worker: &dyn Park, timeout: Option<Duration>) -> Result<(), String> {
         // A thread gets its ring on its first io_uring submission; until
         // then it parks on its condvar (so an idle worker opens no fds).
         match park(self.rings_id, worker, timeout) {
