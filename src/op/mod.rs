@@ -16,11 +16,12 @@
 pub mod file;
 pub mod net;
 pub mod path;
-pub mod uring;
 
 use crate::buf::BufResult;
-use crate::sys::{Errno, Interest, Kernel, SysResult};
-use std::io;
+use crate::sys::{Errno, FileStat, Interest, Kernel, MsgFlags, OpenFlags, SysResult};
+use std::ffi::CStr;
+use std::io::{self, IoSlice, IoSliceMut};
+use std::net::SocketAddr;
 use std::os::fd::RawFd;
 
 /// How long a blocking wait for socket readiness sleeps in `poll(2)` before
@@ -31,7 +32,7 @@ pub(crate) const ABANDON_CHECK_MS: i32 = 50;
 ///
 /// Implemented by iokernel's own ops; drivers call `run_blocking` (pool,
 /// sync fallback) or their own per-backend methods.
-pub trait OpCode: Send + 'static + uring::UringOp {
+pub trait OpCode: Send + 'static {
     /// What awaiting the op yields.
     type Output;
 
@@ -57,6 +58,17 @@ pub trait OpCode: Send + 'static + uring::UringOp {
         None
     }
 
+    /// The op as a backend-neutral [`Request`]: the syscall and its
+    /// arguments, borrowing the op's buffers, paths and output slots, so a
+    /// completion backend can encode it without knowing the op's type.
+    /// Drivers call it once the op sits at its final address, and again
+    /// when the result arrives (to fill the outputs). Default:
+    /// [`Request::Other`], which runs the op through
+    /// [`OpCode::run_blocking`] on every backend.
+    fn request(&mut self) -> Request<'_> {
+        Request::Other
+    }
+
     /// Perform the syscall once. Socket ops never block here: they return
     /// `EAGAIN` and the caller waits for [`OpCode::readiness`].
     fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize>;
@@ -72,6 +84,156 @@ pub trait OpCode: Send + 'static + uring::UringOp {
     {
         let _ = (result, kernel);
     }
+}
+
+/// What an op asks of the kernel, as data: see [`OpCode::request`].
+///
+/// Buffers are the regions the syscall reads or fills; output slots
+/// (`out`, `started`) are where a backend that ran the call itself puts
+/// what the call returned besides its count, exactly as
+/// [`OpCode::run_blocking`] would have.
+#[non_exhaustive]
+pub enum Request<'a> {
+    /// `read`/`pread` (`offset: None` is the file position).
+    Read {
+        /// The fd.
+        fd: RawFd,
+        /// Where the bytes go.
+        buf: &'a mut [u8],
+        /// Where to read (`None`: the file position, which advances).
+        offset: Option<u64>,
+    },
+    /// `write`/`pwrite`.
+    Write {
+        /// The fd.
+        fd: RawFd,
+        /// The bytes.
+        buf: &'a [u8],
+        /// Where to write (`None`: the file position, which advances).
+        offset: Option<u64>,
+    },
+    /// `readv`/`preadv`.
+    ReadVectored {
+        /// The fd.
+        fd: RawFd,
+        /// Where the bytes go, in order.
+        bufs: Vec<IoSliceMut<'a>>,
+        /// Where to read (`None`: the file position).
+        offset: Option<u64>,
+    },
+    /// `writev`/`pwritev`.
+    WriteVectored {
+        /// The fd.
+        fd: RawFd,
+        /// The bytes, in order.
+        bufs: Vec<IoSlice<'a>>,
+        /// Where to write (`None`: the file position).
+        offset: Option<u64>,
+    },
+    /// `fsync`/`fdatasync`.
+    Sync {
+        /// The fd.
+        fd: RawFd,
+        /// `fdatasync` rather than `fsync`.
+        data_only: bool,
+    },
+    /// `ftruncate`.
+    Truncate {
+        /// The fd.
+        fd: RawFd,
+        /// The new length.
+        len_bytes: u64,
+    },
+    /// `fallocate`.
+    Allocate {
+        /// The fd.
+        fd: RawFd,
+        /// The `fallocate` mode bits.
+        mode: i32,
+        /// Start of the range.
+        offset: u64,
+        /// Length of the range.
+        len_bytes: u64,
+    },
+    /// `fstat`; the result goes to `out`.
+    Stat {
+        /// The fd.
+        fd: RawFd,
+        /// Where the stat goes.
+        out: &'a mut Option<FileStat>,
+    },
+    /// `close`.
+    Close {
+        /// The fd.
+        fd: RawFd,
+    },
+    /// `open` (the fd is the count).
+    Open {
+        /// The path.
+        path: &'a CStr,
+        /// The flags.
+        flags: OpenFlags,
+        /// The mode for a created file.
+        mode: u32,
+    },
+    /// `rename`.
+    Rename {
+        /// The old name.
+        from: &'a CStr,
+        /// The new name.
+        to: &'a CStr,
+    },
+    /// `unlink`.
+    Unlink {
+        /// The name.
+        path: &'a CStr,
+    },
+    /// `mkdir`.
+    Mkdir {
+        /// The name.
+        path: &'a CStr,
+        /// The mode.
+        mode: u32,
+    },
+    /// `accept4` with `SOCK_NONBLOCK | SOCK_CLOEXEC`; the new fd and the
+    /// peer go to `out`.
+    Accept {
+        /// The listening fd.
+        fd: RawFd,
+        /// Where the accepted socket goes.
+        out: &'a mut Option<(RawFd, SocketAddr)>,
+    },
+    /// `connect`; `started` says a previous attempt is under way (a
+    /// repeated connect then reports its outcome).
+    Connect {
+        /// The socket.
+        fd: RawFd,
+        /// The peer.
+        addr: &'a SocketAddr,
+        /// Whether the handshake is already under way.
+        started: &'a mut bool,
+    },
+    /// `recv`.
+    Recv {
+        /// The socket.
+        fd: RawFd,
+        /// Where the bytes go.
+        buf: &'a mut [u8],
+        /// The op's flags.
+        flags: MsgFlags,
+    },
+    /// `send`.
+    Send {
+        /// The socket.
+        fd: RawFd,
+        /// The bytes.
+        buf: &'a [u8],
+        /// The op's flags.
+        flags: MsgFlags,
+    },
+    /// No portable form (`lseek`, `sendfile`, xattrs, ...): backends run
+    /// [`OpCode::run_blocking`].
+    Other,
 }
 
 /// Run `op` to its final result on the calling thread: retry `EAGAIN` of
