@@ -44,6 +44,12 @@ pub(crate) trait Scheduler: Send + Sync {
     /// Nothing is runnable: wait for news on `worker` or for `timeout` (the
     /// next timer). `Err` means no progress is possible any more.
     fn idle(&self, worker: &dyn Park, timeout: Option<Duration>) -> Result<(), String>;
+    /// Collect what the driver's mechanism has ready, without waiting, and
+    /// wake those tasks; returns how many were woken. Default: nothing to
+    /// collect (the readiness driver polls its poller).
+    fn poll_now(&self) -> Result<usize, String> {
+        Ok(0)
+    }
     /// A thread starts running `worker`'s loop.
     fn enter(&self, _worker: &Arc<dyn Park>) {}
     /// The thread's loop is done (its tasks are dropped).

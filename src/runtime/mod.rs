@@ -25,8 +25,8 @@ pub use time::{sleep, timeout, Elapsed, Sleep, Timeout};
 
 pub(crate) use crate::driver::Scheduler;
 use crate::driver::{self, Driver};
-use crate::sys::real::{thread::spawn_named, RealClock, RealKernel, ThreadPool};
-use crate::sys::{Clock, Job, Kernel, Offload, Saturated};
+use crate::sys::real::{thread::spawn_named, RealClock, ThreadPool};
+use crate::sys::{Clock, Job, Offload, Saturated};
 use std::future::Future;
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -129,14 +129,14 @@ impl Builder {
         let cores = crate::sys::real::host_info().available_cores;
         let io_threads = self.io_threads.unwrap_or(cores.max(2));
         let env = std::env::var("IOKERNEL_BACKEND").ok();
-        let kernel: Arc<dyn Kernel> = Arc::new(RealKernel);
         let pool_name = self.name.clone();
-        let rings = Arc::new(driver::uring::KernelRings);
-        let (driver, report) = driver::select(self.backend, env.as_deref(), kernel, rings, || {
+        let host = driver::Host::real(move || {
             let queue = io_threads * crate::sys::real::pool::QUEUE_DEPTH_PER_THREAD;
             let name = format!("{pool_name}-io");
             Ok(Arc::new(ThreadPool::new(&name, io_threads, queue)?) as Arc<dyn Offload>)
-        })?;
+        });
+        let (driver, report) =
+            driver::select(self.backend, env.as_deref(), "the runtime builder", host)?;
         let workers = (0..self.compute_threads)
             .map(|_| WorkerShared::new())
             .collect();

@@ -5,8 +5,11 @@
 //! module implements [`crate::sys::Offload`] and [`crate::sys::Clock`] with
 //! virtual time, and the simulated pollers implement [`crate::sys::Poller`]
 //! with epoll or kqueue semantics. [`SimOptions::driver`] picks the driver
-//! a run uses: the pool (every op an offloaded job) or the readiness driver
-//! over either poller. A runtime built on them ([`run`]) has one worker, and every
+//! a run uses (the pool, the io_uring driver over the simulated ring, or
+//! the readiness driver over either poller); it maps to a
+//! `runtime::Backend` that the same selection code as a real runtime's
+//! builds, so the backend report reads the same (a pool run reports
+//! `pool`). A runtime built on them ([`run`]) has one worker, and every
 //! choice that differs between runs on real hardware (which task runs
 //! next, which offloaded job completes next, how long a call takes, whether
 //! it fails) is drawn from one ChaCha stream seeded by [`SimOptions::seed`].

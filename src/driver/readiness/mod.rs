@@ -53,7 +53,7 @@
 //! fallback.
 
 use super::pool::PoolDriver;
-use super::{Park, Scheduler};
+use super::{Backend, Park, Scheduler};
 use crate::op::{run_until_done, OpCode};
 use crate::sys::{Errno, Interest, Kernel, PollEvent, PollMode, Poller, Ready, SysResult};
 use std::any::Any;
@@ -88,6 +88,70 @@ pub(crate) fn kqueue_availability() -> Result<(), String> {
     crate::sys::real::kqueue::Kqueue::new()
         .map(drop)
         .map_err(|errno| format!("kqueue failed: {errno:?}"))
+}
+
+/// Where a host's readiness drivers get their pollers: the real kernel's
+/// epoll or kqueue ([`RealPollers`]), or the simulator's pollers with the
+/// semantics its options chose.
+pub(crate) trait PollerSource: Send + Sync {
+    /// Whether this host has pollers with `backend`'s semantics
+    /// (`Backend::Epoll` or `Backend::Kqueue`); `Err` says why not.
+    fn availability(&self, backend: Backend) -> Result<(), String>;
+    /// A readiness driver over this host's `backend` pollers, with `pool`
+    /// for the ops that do not wait for readiness.
+    fn driver(&self, backend: Backend, pool: PoolDriver) -> Result<ReadinessDriver, String>;
+}
+
+/// The real kernel's pollers: epoll on Linux, kqueue on macOS and the BSDs.
+pub(crate) struct RealPollers;
+
+impl PollerSource for RealPollers {
+    fn availability(&self, backend: Backend) -> Result<(), String> {
+        match backend {
+            Backend::Epoll => epoll_availability(),
+            #[cfg(any(
+                target_os = "macos",
+                target_os = "freebsd",
+                target_os = "netbsd",
+                target_os = "openbsd",
+                target_os = "dragonfly"
+            ))]
+            Backend::Kqueue => kqueue_availability(),
+            #[cfg(not(any(
+                target_os = "macos",
+                target_os = "freebsd",
+                target_os = "netbsd",
+                target_os = "openbsd",
+                target_os = "dragonfly"
+            )))]
+            Backend::Kqueue => Err(format!(
+                "not available on this OS: kqueue exists only on macOS and the BSDs, not on {}",
+                std::env::consts::OS
+            )),
+            other => Err(format!("{other} is not a readiness backend")),
+        }
+    }
+
+    fn driver(&self, backend: Backend, pool: PoolDriver) -> Result<ReadinessDriver, String> {
+        match backend {
+            Backend::Epoll => Ok(ReadinessDriver::new(
+                pool,
+                crate::sys::real::epoll::Epoll::new,
+            )),
+            #[cfg(any(
+                target_os = "macos",
+                target_os = "freebsd",
+                target_os = "netbsd",
+                target_os = "openbsd",
+                target_os = "dragonfly"
+            ))]
+            Backend::Kqueue => Ok(ReadinessDriver::new(
+                pool,
+                crate::sys::real::kqueue::Kqueue::new,
+            )),
+            other => Err(format!("no readiness driver for {other} in this build")),
+        }
+    }
 }
 
 /// Where an op runs on this driver.
@@ -170,27 +234,11 @@ impl ReadinessDriver {
         }
     }
 
-    /// How a real runtime's threads schedule and park with this driver.
+    /// How a runtime's threads schedule and park with this driver.
     pub(crate) fn scheduler(&self) -> Arc<dyn Scheduler> {
         Arc::new(ReadinessScheduler {
             polling: Arc::clone(&self.polling),
         })
-    }
-
-    /// A thread starts running `worker`'s loop (scheduler hook).
-    pub(crate) fn enter_loop(&self, worker: &Arc<dyn Park>) {
-        self.polling.enter(worker);
-    }
-
-    /// The thread's innermost loop ended (scheduler hook).
-    pub(crate) fn leave_loop(&self) {
-        self.polling.leave();
-    }
-
-    /// Collect ready events without waiting and wake their tasks; returns
-    /// how many tasks were woken (0 when this loop has no poller yet).
-    pub(crate) fn poll_now(&self) -> SysResult<usize> {
-        self.polling.poll_now().unwrap_or(Ok(0))
     }
 }
 
@@ -613,7 +661,7 @@ impl<P: Poller> Polling for PollingWith<P> {
     }
 }
 
-/// Scheduling for real readiness runtimes: FIFO tasks, parking in the
+/// Scheduling for readiness runtimes: FIFO tasks, parking in the
 /// poller's wait.
 struct ReadinessScheduler {
     polling: Arc<dyn Polling>,
@@ -637,6 +685,13 @@ impl Scheduler for ReadinessScheduler {
                 worker.park(timeout);
                 Ok(())
             }
+        }
+    }
+
+    fn poll_now(&self) -> Result<usize, String> {
+        match self.polling.poll_now() {
+            Some(polled) => polled.map_err(|errno| format!("readiness wait: {errno:?}")),
+            None => Ok(0),
         }
     }
 

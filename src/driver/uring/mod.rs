@@ -732,9 +732,11 @@ mod tests {
             errno,
             io_uring_disabled: Some(0),
         });
-        select(requested, env, Arc::new(RealKernel), rings, || {
+        let mut host = crate::driver::Host::real(|| {
             Ok(Arc::new(ThreadPool::new("select-test", 1, 8)?) as Arc<dyn Offload>)
-        })
+        });
+        host.rings = rings;
+        select(requested, env, "the runtime builder", host)
     }
 
     #[test]
