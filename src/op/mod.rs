@@ -31,7 +31,8 @@ pub(crate) const ABANDON_CHECK_MS: i32 = 50;
 /// What every op descriptor provides to the drivers.
 ///
 /// Implemented by iokernel's own ops; drivers call `run_blocking` (pool,
-/// sync fallback) or their own per-backend methods.
+/// readiness, sync fallback) or encode [`OpCode::request`] their own way
+/// (the io_uring driver turns it into a submission entry).
 pub trait OpCode: Send + 'static {
     /// What awaiting the op yields.
     type Output;

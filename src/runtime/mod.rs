@@ -6,8 +6,13 @@
 //! runs a future on the calling thread with the same loop. Ops go to the
 //! driver chosen once at build time (`crate::driver::select`).
 //!
-//! This module owns scheduling and time; it never calls the OS directly
-//! (threads and clock come from `crate::sys`).
+//! This module owns the workers, tasks and time; it never calls the OS
+//! directly (threads and clock come from `crate::sys`). It sits on top of
+//! `crate::driver`: it builds the driver through `driver::select` on the
+//! real `driver::Host`, runs the driver's `Scheduler` and implements the
+//! driver's `Park` seam for its workers (`worker.rs`); it makes the
+//! runtime's driver current (`driver::context`) while a loop runs. Nothing
+//! below it (driver, op, sys) may name it.
 
 pub(crate) mod context;
 mod pipeline;
