@@ -198,3 +198,51 @@ fn forcing_kqueue_on_linux_is_a_clear_error() {
         "iok probe lists kqueue with the reason: {stdout}"
     );
 }
+
+/// The simulated host goes through the same backend selection as the real
+/// one: a simulated run (faults on) reports the backend its options map
+/// to, with the same notes a real runtime on that backend reports.
+#[test]
+fn a_simulated_run_reports_its_backend_like_a_real_runtime() {
+    let cases = [
+        (SimDriver::Pool, Backend::ThreadPool),
+        (SimDriver::EpollSemantics, Backend::Epoll),
+        (SimDriver::KqueueSemantics, Backend::Kqueue),
+    ];
+    for (seed, (driver, backend)) in (31..).zip(cases) {
+        let mut options = SimOptions::with_faults(seed, 0.2);
+        options.driver = driver;
+        let kernel = sim::new_kernel(options).expect("options");
+        let report = sim::run(&kernel, async {
+            // An op through the driver, whatever the faults make of it.
+            let _ = io::open("/f", io::OpenFlags::WRONLY | io::OpenFlags::CREAT, 0o644).await;
+            runtime::current_backend_report().expect("a simulated runtime")
+        })
+        .expect("the run completes");
+        assert_eq!(
+            (report.requested, report.selected),
+            (backend, backend),
+            "{report}"
+        );
+        assert!(report.rejected.is_empty(), "{report}");
+        assert!(
+            report.requested_by.contains(driver.name()),
+            "{}: {report}",
+            driver.name()
+        );
+        assert_eq!(report.io_threads, 1, "{report}");
+        let host_side = Runtime::builder().backend(backend).build();
+        match (backend, host_side) {
+            (_, Ok(rt)) => assert_eq!(
+                rt.backend_report().pool_fallbacks,
+                report.pool_fallbacks,
+                "{backend}: the same notes on both hosts"
+            ),
+            (Backend::Kqueue, Err(e)) if cfg!(target_os = "linux") => {
+                assert!(e.to_string().contains("not available on this OS"), "{e}");
+                assert_eq!(report.pool_fallbacks.len(), 2, "{report}");
+            }
+            (_, Err(e)) => panic!("{backend} on the real host: {e}"),
+        }
+    }
+}

@@ -140,7 +140,7 @@ fn auto_falls_back_to_the_pool_when_the_ring_refuses_setup() {
         options.ring.setup_errno = Some(errno);
         let report = report_of(options).unwrap();
         assert_eq!(report.requested, Backend::Auto, "{report}");
-        assert_eq!(report.selected, Backend::Sim, "{report}");
+        assert_eq!(report.selected, Backend::ThreadPool, "{report}");
         assert_eq!(report.rejected.len(), 1, "{report}");
         let (rejected, reason) = &report.rejected[0];
         assert_eq!(*rejected, Backend::IoUring, "{report}");
@@ -161,7 +161,7 @@ fn auto_rejects_a_ring_without_a_required_opcode() {
     options.driver = SimDriver::Auto;
     options.ring.missing_opcodes = vec![iokernel::sim::opcode::READ];
     let report = report_of(options).unwrap();
-    assert_eq!(report.selected, Backend::Sim, "{report}");
+    assert_eq!(report.selected, Backend::ThreadPool, "{report}");
     let (_, reason) = &report.rejected[0];
     assert!(reason.contains("required opcodes: READ"), "{reason}");
 }

@@ -5,17 +5,33 @@
 //! One module per mechanism: [`pool`] (every op a blocking syscall on a
 //! bounded worker pool), [`uring`] (io_uring) and [`readiness`] (a poller
 //! for sockets, the pool for files; epoll or kqueue on the real kernel,
-//! either semantics on the simulator). Selection ([`select`]) is the only code that looks
-//! at [`Backend`] or `IOKERNEL_BACKEND`.
+//! either semantics on the simulator).
+//!
+//! Owns: the [`Op`] future (`op.rs`), the current-driver context
+//! ([`context`]), the scheduling/park seam the runtime implements
+//! ([`sched`]), the [`Host`] a driver runs on, and [`select`], the one
+//! place a [`Backend`] (or `IOKERNEL_BACKEND`) becomes a driver, for the
+//! real host and the simulated one alike, with one [`BackendReport`].
+//! May use: `crate::op`, `crate::buf`, `crate::sys`. May not touch: the
+//! runtime, io/fs/net, the writer, the simulator's types (the simulator
+//! provides a `Host` through the seam traits: `Kernel`, `RingSource`,
+//! [`readiness::PollerSource`], `Offload`).
 
 pub(crate) mod completion;
+pub(crate) mod context;
+mod op;
 pub(crate) mod pool;
 pub(crate) mod readiness;
+pub(crate) mod sched;
 pub(crate) mod uring;
+
+pub use op::Op;
+pub(crate) use sched::{DriverWake, Park, Scheduler, ThreadScheduler};
 
 use crate::op::OpCode;
 use crate::sys::ring::RingSource;
 use crate::sys::{Kernel, Offload};
+use readiness::PollerSource;
 use std::fmt;
 use std::io;
 use std::sync::Arc;
@@ -37,9 +53,6 @@ pub enum Backend {
     Kqueue,
     /// Every op a blocking syscall on the worker pool (everywhere).
     ThreadPool,
-    /// The deterministic simulated kernel; runs through `iokernel::sim::run`.
-    #[cfg(feature = "sim")]
-    Sim,
 }
 
 impl Backend {
@@ -51,8 +64,6 @@ impl Backend {
             Backend::Epoll => "epoll",
             Backend::Kqueue => "kqueue",
             Backend::ThreadPool => "pool",
-            #[cfg(feature = "sim")]
-            Backend::Sim => "sim",
         }
     }
 
@@ -129,23 +140,46 @@ impl fmt::Display for BackendReport {
     }
 }
 
-/// The backends this build can run, and why the others cannot.
+/// The backends this build can run on the real host, and why the others
+/// cannot.
 pub fn availability(backend: Backend) -> Result<(), String> {
     match backend {
         Backend::ThreadPool | Backend::Auto => Ok(()),
         Backend::IoUring => uring::availability(&uring::KernelRings).map(drop),
-        Backend::Epoll => readiness::epoll_availability(),
-        #[cfg(kqueue)]
-        Backend::Kqueue => readiness::kqueue_availability(),
-        #[cfg(feature = "sim")]
-        Backend::Sim => Err(
-            "the simulated kernel runs through iokernel::sim::run, not a runtime builder".into(),
-        ),
-        #[cfg(not(kqueue))]
-        Backend::Kqueue => Err(format!(
-            "not available on this OS: kqueue exists only on macOS and the BSDs, not on {}",
-            std::env::consts::OS
-        )),
+        Backend::Epoll | Backend::Kqueue => readiness::RealPollers.availability(backend),
+    }
+}
+
+/// What drivers run on: the kernel, where io_uring rings come from, which
+/// pollers readiness drivers can open, and how to start an offload pool.
+/// The real host ([`Host::real`]) and the simulator each provide one;
+/// [`select`] treats them alike.
+pub(crate) struct Host {
+    /// Blocking syscalls.
+    pub(crate) kernel: Arc<dyn Kernel>,
+    /// io_uring rings (the kernel's, or simulated ones).
+    pub(crate) rings: Arc<dyn RingSource>,
+    /// Pollers with epoll and/or kqueue semantics.
+    pub(crate) pollers: Arc<dyn readiness::PollerSource>,
+    /// Starts the offload pool a driver runs blocking ops on.
+    pub(crate) make_offload: Box<dyn FnMut() -> io::Result<Arc<dyn Offload>>>,
+    /// The backends `Backend::Auto` tries, in order.
+    pub(crate) auto_order: &'static [Backend],
+}
+
+impl Host {
+    /// The machine this process runs on; `make_offload` starts the
+    /// blocking-I/O pool.
+    pub(crate) fn real(
+        make_offload: impl FnMut() -> io::Result<Arc<dyn Offload>> + 'static,
+    ) -> Host {
+        Host {
+            kernel: Arc::new(crate::sys::real::RealKernel),
+            rings: Arc::new(uring::KernelRings),
+            pollers: Arc::new(readiness::RealPollers),
+            make_offload: Box::new(make_offload),
+            auto_order: &Backend::CONCRETE,
+        }
     }
 }
 
@@ -195,10 +229,22 @@ impl Driver {
         }
     }
 
-    /// How the runtime's threads schedule and park with this driver.
-    pub(crate) fn scheduler(&self) -> Arc<dyn crate::runtime::Scheduler> {
+    /// Drain and drop what this thread holds for the driver (its io_uring
+    /// ring), so every op comes back before the driver's kernel goes away
+    /// (the end of a simulated run). Returns how many ops were still held
+    /// after the drain (their buffers leaked, not freed); 0 is the rule.
+    #[cfg(feature = "sim")]
+    pub(crate) fn close_thread_state(&self) -> usize {
         match self {
-            Driver::Pool(_) => Arc::new(crate::runtime::ThreadScheduler),
+            Driver::Uring(uring) => uring::close_thread_ring(uring.rings_id()),
+            Driver::Pool(_) | Driver::Readiness(_) => 0,
+        }
+    }
+
+    /// How the runtime's threads schedule and park with this driver.
+    pub(crate) fn scheduler(&self) -> Arc<dyn Scheduler> {
+        match self {
+            Driver::Pool(_) => Arc::new(ThreadScheduler),
             Driver::Uring(uring) => Arc::new(uring::UringScheduler {
                 rings_id: uring.rings_id(),
             }),
@@ -219,85 +265,68 @@ impl<T: OpCode> InFlight<T> {
 
 /// A pool driver over a fresh offload pool; `purpose` names the pool in
 /// the error when it cannot start.
-fn pool_driver(
-    kernel: &Arc<dyn Kernel>,
-    make_offload: &mut dyn FnMut() -> io::Result<Arc<dyn Offload>>,
-    purpose: &str,
-) -> Result<pool::PoolDriver, String> {
-    let offload = make_offload().map_err(|e| format!("cannot start the {purpose}: {e}"))?;
-    Ok(pool::PoolDriver::new(Arc::clone(kernel), offload))
+fn pool_driver(host: &mut Host, purpose: &str) -> Result<pool::PoolDriver, String> {
+    let offload = (host.make_offload)().map_err(|e| format!("cannot start the {purpose}: {e}"))?;
+    Ok(pool::PoolDriver::new(Arc::clone(&host.kernel), offload))
 }
 
-/// Build the driver for one available backend.
-fn build(
-    backend: Backend,
-    kernel: &Arc<dyn Kernel>,
-    rings: &Arc<dyn RingSource>,
-    make_offload: &mut dyn FnMut() -> io::Result<Arc<dyn Offload>>,
-) -> Result<Driver, String> {
+/// Whether `backend` can run on `host`: `Ok` with the ops it hands to the
+/// pool (and why), `Err` with why it cannot run.
+fn host_availability(backend: Backend, host: &Host) -> Result<Vec<String>, String> {
     match backend {
-        Backend::ThreadPool => Ok(Driver::Pool(pool_driver(
-            kernel,
-            make_offload,
-            "worker pool",
-        )?)),
-        Backend::IoUring => Ok(Driver::Uring(uring::UringDriver::new(
-            pool_driver(kernel, make_offload, "fallback pool")?,
-            Arc::clone(rings),
-        )?)),
-        #[cfg(linux)]
-        Backend::Epoll => Ok(Driver::Readiness(readiness::ReadinessDriver::new(
-            pool_driver(kernel, make_offload, "file-op pool")?,
-            crate::sys::real::epoll::Epoll::new,
-        ))),
-        #[cfg(kqueue)]
-        Backend::Kqueue => Ok(Driver::Readiness(readiness::ReadinessDriver::new(
-            pool_driver(kernel, make_offload, "file-op pool")?,
-            crate::sys::real::kqueue::Kqueue::new,
-        ))),
-        other => Err(format!("no driver for {other} in this build")),
+        Backend::ThreadPool => Ok(Vec::new()),
+        Backend::IoUring => uring::availability(&*host.rings),
+        Backend::Epoll | Backend::Kqueue => host.pollers.availability(backend).map(|()| {
+            vec![
+                "file ops run on the pool".to_string(),
+                "sendfile runs on the pool (it reads a file)".to_string(),
+            ]
+        }),
+        Backend::Auto => Err("Auto is not a driver".to_string()),
     }
 }
 
-/// Resolve `requested` (with `IOKERNEL_BACKEND` applied to `Auto`), build
-/// the driver and say why. io_uring rings come from `rings` (the kernel's,
-/// or in tests one that refuses setup). Forcing a backend this host or
-/// build lacks is an error naming the reason, never a silent switch.
+/// Build the driver for one available backend.
+fn build(backend: Backend, host: &mut Host) -> Result<Driver, String> {
+    match backend {
+        Backend::ThreadPool => Ok(Driver::Pool(pool_driver(host, "worker pool")?)),
+        Backend::IoUring => Ok(Driver::Uring(uring::UringDriver::new(
+            pool_driver(host, "fallback pool")?,
+            Arc::clone(&host.rings),
+        )?)),
+        Backend::Epoll | Backend::Kqueue => {
+            let pool = pool_driver(host, "file-op pool")?;
+            Ok(Driver::Readiness(host.pollers.driver(backend, pool)?))
+        }
+        Backend::Auto => Err("Auto is not a driver".to_string()),
+    }
+}
+
+/// Resolve `requested` (with `env_override`, `IOKERNEL_BACKEND`, applied
+/// to `Auto`), build the driver on `host` and say why, in the same words
+/// for the real and the simulated host. `requested_by` names who asked
+/// (the runtime builder, `SimOptions::driver`). Forcing a backend the host
+/// or build lacks is an error naming the reason, never a silent switch.
 pub(crate) fn select(
     requested: Backend,
     env_override: Option<&str>,
-    kernel: Arc<dyn Kernel>,
-    rings: Arc<dyn RingSource>,
-    mut make_offload: impl FnMut() -> io::Result<Arc<dyn Offload>>,
+    requested_by: &str,
+    mut host: Host,
 ) -> io::Result<(Driver, BackendReport)> {
     let (requested, requested_by) = match (requested, env_override) {
         (Backend::Auto, Some(name)) => (Backend::parse(name)?, "IOKERNEL_BACKEND".to_string()),
-        (backend, _) => (backend, "the runtime builder".to_string()),
+        (backend, _) => (backend, requested_by.to_string()),
     };
     let mut rejected = Vec::new();
     let candidates: &[Backend] = match requested {
-        Backend::Auto => &Backend::CONCRETE,
+        Backend::Auto => host.auto_order,
         ref one => std::slice::from_ref(one),
     };
     for &candidate in candidates {
-        let available = match candidate {
-            Backend::IoUring => uring::availability(&*rings).map(drop),
-            other => availability(other),
-        };
-        let built = match available {
-            Ok(()) => build(candidate, &kernel, &rings, &mut make_offload),
-            Err(why) => Err(why),
-        };
+        let built = host_availability(candidate, &host)
+            .and_then(|notes| build(candidate, &mut host).map(|driver| (driver, notes)));
         match built {
-            Ok(driver) => {
-                let pool_fallbacks = match candidate {
-                    Backend::IoUring => uring::availability(&*rings).unwrap_or_default(),
-                    Backend::Epoll | Backend::Kqueue => vec![
-                        "file ops run on the pool".to_string(),
-                        "sendfile runs on the pool (it reads a file)".to_string(),
-                    ],
-                    _ => Vec::new(),
-                };
+            Ok((driver, pool_fallbacks)) => {
                 let report = BackendReport {
                     requested,
                     requested_by,

@@ -35,13 +35,12 @@ use crate::op::file::{
 };
 use crate::op::net::{Accept, Connect, Recv, Send};
 use crate::op::path::{GetXattr, KernelPath, Mkdir, Open, Rename, SetXattr, Unlink};
-use crate::op::uring::IoVecs;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::path::Path;
 
 pub use crate::buf::BufResult;
-pub use crate::op::Op;
+pub use crate::driver::Op;
 pub use crate::sys::{Advice, FileStat, FileType, FsStat, MsgFlags, OpenFlags, Whence};
 
 /// Read up to the buffer's capacity at the file offset (advancing it).
@@ -110,7 +109,6 @@ pub fn readv<B: IoBufMut>(fd: RawFd, bufs: Vec<B>) -> Op<ReadVectored<B>> {
         fd,
         bufs,
         offset: None,
-        iovecs: IoVecs::default(),
     })
 }
 
@@ -120,7 +118,6 @@ pub fn writev<B: IoBuf>(fd: RawFd, bufs: Vec<B>) -> Op<WriteVectored<B>> {
         fd,
         bufs,
         offset: None,
-        iovecs: IoVecs::default(),
     })
 }
 
@@ -130,7 +127,6 @@ pub fn preadv<B: IoBufMut>(fd: RawFd, bufs: Vec<B>, offset: u64) -> Op<ReadVecto
         fd,
         bufs,
         offset: Some(offset),
-        iovecs: IoVecs::default(),
     })
 }
 
@@ -140,7 +136,6 @@ pub fn pwritev<B: IoBuf>(fd: RawFd, bufs: Vec<B>, offset: u64) -> Op<WriteVector
         fd,
         bufs,
         offset: Some(offset),
-        iovecs: IoVecs::default(),
     })
 }
 
@@ -161,7 +156,6 @@ pub fn accept(listen_fd: RawFd) -> Op<Accept> {
     Op::new(Accept {
         fd: listen_fd,
         accepted: None,
-        peer: None,
     })
 }
 
@@ -171,7 +165,6 @@ pub fn connect(fd: RawFd, addr: SocketAddr) -> Op<Connect> {
         fd,
         addr,
         started: false,
-        raw_addr: None,
     })
 }
 
@@ -241,12 +234,7 @@ pub fn fallocate(fd: RawFd, mode: i32, offset: u64, len_bytes: u64) -> Op<Alloca
 
 /// The file's size, type and block facts.
 pub fn fstat(fd: RawFd) -> Op<Stat> {
-    Op::new(Stat {
-        fd,
-        stat: None,
-        #[cfg(linux)]
-        statx: None,
-    })
+    Op::new(Stat { fd, stat: None })
 }
 
 /// Rename `from` to `to`, replacing `to` if it exists.

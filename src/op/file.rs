@@ -1,8 +1,7 @@
 //! Op descriptors on open file descriptors: reads, writes, vectored I/O,
 //! seeking, syncing, sizing, stat, close and sendfile.
 
-use super::uring::IoVecs;
-use super::{buf_result, to_io, OpCode};
+use super::{buf_result, to_io, OpCode, Request};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::sys::{Advice, FileStat, Kernel, SysResult, Whence};
 use std::io::{self, IoSlice, IoSliceMut};
@@ -33,6 +32,14 @@ impl<B: IoBufMut> OpCode for Read<B> {
             "pread"
         } else {
             "read"
+        }
+    }
+
+    fn request(&mut self) -> Request<'_> {
+        Request::Read {
+            fd: self.fd,
+            buf: self.buf.writable(),
+            offset: self.offset,
         }
     }
 
@@ -67,6 +74,14 @@ impl<B: IoBuf> OpCode for Write<B> {
         }
     }
 
+    fn request(&mut self) -> Request<'_> {
+        Request::Write {
+            fd: self.fd,
+            buf: self.buf.as_bytes(),
+            offset: self.offset,
+        }
+    }
+
     fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
         match self.offset {
             Some(offset) => kernel.pwrite(self.fd, self.buf.as_bytes(), offset),
@@ -84,9 +99,6 @@ pub struct ReadVectored<B> {
     pub(crate) fd: RawFd,
     pub(crate) bufs: Vec<B>,
     pub(crate) offset: Option<u64>,
-    /// The io_uring entry's iovec array (rebuilt for every entry).
-    #[cfg_attr(not(linux), allow(dead_code))]
-    pub(crate) iovecs: IoVecs,
 }
 
 impl<B: IoBufMut> OpCode for ReadVectored<B> {
@@ -97,6 +109,18 @@ impl<B: IoBufMut> OpCode for ReadVectored<B> {
             "preadv"
         } else {
             "readv"
+        }
+    }
+
+    fn request(&mut self) -> Request<'_> {
+        Request::ReadVectored {
+            fd: self.fd,
+            bufs: self
+                .bufs
+                .iter_mut()
+                .map(|b| IoSliceMut::new(b.writable()))
+                .collect(),
+            offset: self.offset,
         }
     }
 
@@ -123,9 +147,6 @@ pub struct WriteVectored<B> {
     pub(crate) fd: RawFd,
     pub(crate) bufs: Vec<B>,
     pub(crate) offset: Option<u64>,
-    /// The io_uring entry's iovec array (rebuilt for every entry).
-    #[cfg_attr(not(linux), allow(dead_code))]
-    pub(crate) iovecs: IoVecs,
 }
 
 impl<B: IoBuf> OpCode for WriteVectored<B> {
@@ -136,6 +157,18 @@ impl<B: IoBuf> OpCode for WriteVectored<B> {
             "pwritev"
         } else {
             "writev"
+        }
+    }
+
+    fn request(&mut self) -> Request<'_> {
+        Request::WriteVectored {
+            fd: self.fd,
+            bufs: self
+                .bufs
+                .iter()
+                .map(|b| IoSlice::new(b.as_bytes()))
+                .collect(),
+            offset: self.offset,
         }
     }
 
@@ -206,6 +239,13 @@ impl OpCode for Sync {
         }
     }
 
+    fn request(&mut self) -> Request<'_> {
+        Request::Sync {
+            fd: self.fd,
+            data_only: self.kind == SyncKind::Data,
+        }
+    }
+
     fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
         match self.kind {
             SyncKind::All => kernel.fsync(self.fd)?,
@@ -232,6 +272,13 @@ impl OpCode for Truncate {
         "ftruncate"
     }
 
+    fn request(&mut self) -> Request<'_> {
+        Request::Truncate {
+            fd: self.fd,
+            len_bytes: self.len_bytes,
+        }
+    }
+
     fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
         kernel.ftruncate(self.fd, self.len_bytes).map(|()| 0)
     }
@@ -254,6 +301,15 @@ impl OpCode for Allocate {
 
     fn name(&self) -> &'static str {
         "fallocate"
+    }
+
+    fn request(&mut self) -> Request<'_> {
+        Request::Allocate {
+            fd: self.fd,
+            mode: self.mode,
+            offset: self.offset,
+            len_bytes: self.len_bytes,
+        }
     }
 
     fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
@@ -293,17 +349,10 @@ impl OpCode for Advise {
     }
 }
 
-/// No io_uring entry: advice is a rare call (before a benchmark or a
-/// sequential scan), so it runs on the pool on every backend.
-impl super::uring::UringOp for Advise {}
-
 /// `fstat(2)`.
 pub struct Stat {
     pub(crate) fd: RawFd,
     pub(crate) stat: Option<FileStat>,
-    /// Where an io_uring `statx` writes (set by the entry).
-    #[cfg(linux)]
-    pub(crate) statx: Option<libc::statx>,
 }
 
 impl OpCode for Stat {
@@ -311,6 +360,13 @@ impl OpCode for Stat {
 
     fn name(&self) -> &'static str {
         "fstat"
+    }
+
+    fn request(&mut self) -> Request<'_> {
+        Request::Stat {
+            fd: self.fd,
+            out: &mut self.stat,
+        }
     }
 
     fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
@@ -339,6 +395,10 @@ impl OpCode for Close {
 
     fn closes_fd(&self) -> Option<RawFd> {
         Some(self.fd)
+    }
+
+    fn request(&mut self) -> Request<'_> {
+        Request::Close { fd: self.fd }
     }
 
     fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {

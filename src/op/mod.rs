@@ -1,34 +1,28 @@
-//! Backend-neutral op descriptors and the [`Op`] future that runs them.
+//! Backend-neutral op descriptors and [`OpCode`].
 //!
 //! An op is data: a struct holding its fd, offsets and owned buffer
 //! ([`file`], [`path`], [`net`]). How an op runs is the driver's business
-//! (`crate::driver`); this module only says what an op needs from a driver
+//! (`crate::driver`, which also owns the `Op` future that carries an op
+//! through a driver); this module only says what an op needs from a driver
 //! and how a result turns into the user's output.
 //!
-//! # Lifecycle and cancellation
+//! Owns: the descriptors, [`OpCode`], and helpers that need nothing but the
+//! seam (`run_until_done`, result mapping). May not touch: drivers, the
+//! runtime, io_uring, or anything else above `crate::sys` and `crate::buf`.
 //!
-//! `Op<T>` starts as `Ready(op)`. On first poll it either runs the blocking
-//! syscall right there (no runtime on this thread: the *sync fallback*) or
-//! is submitted to the current runtime's driver and becomes `InFlight`. An
-//! in-flight op belongs to the driver: dropping the future marks it
-//! abandoned, and the driver drops the buffer only after the kernel has
-//! returned. A late result of an abandoned op goes to [`OpCode::discard`],
-//! which for `open` and `accept` closes the new fd so nothing leaks.
+//! A late result of an abandoned op goes to [`OpCode::discard`], which for
+//! `open` and `accept` closes the new fd so nothing leaks.
 
 pub mod file;
 pub mod net;
 pub mod path;
-pub mod uring;
 
 use crate::buf::BufResult;
-use crate::driver::{Driver, InFlight};
-use crate::runtime::context;
-use crate::sys::{Errno, Interest, Kernel, SysResult};
-use std::future::Future;
-use std::io;
+use crate::sys::{Errno, FileStat, Interest, Kernel, MsgFlags, OpenFlags, SysResult};
+use std::ffi::CStr;
+use std::io::{self, IoSlice, IoSliceMut};
+use std::net::SocketAddr;
 use std::os::fd::RawFd;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 /// How long a blocking wait for socket readiness sleeps in `poll(2)` before
 /// checking whether its op was abandoned.
@@ -37,8 +31,9 @@ pub(crate) const ABANDON_CHECK_MS: i32 = 50;
 /// What every op descriptor provides to the drivers.
 ///
 /// Implemented by iokernel's own ops; drivers call `run_blocking` (pool,
-/// sync fallback) or their own per-backend methods.
-pub trait OpCode: Send + 'static + uring::UringOp {
+/// readiness, sync fallback) or encode [`OpCode::request`] their own way
+/// (the io_uring driver turns it into a submission entry).
+pub trait OpCode: Send + 'static {
     /// What awaiting the op yields.
     type Output;
 
@@ -64,6 +59,17 @@ pub trait OpCode: Send + 'static + uring::UringOp {
         None
     }
 
+    /// The op as a backend-neutral [`Request`]: the syscall and its
+    /// arguments, borrowing the op's buffers, paths and output slots, so a
+    /// completion backend can encode it without knowing the op's type.
+    /// Drivers call it once the op sits at its final address, and again
+    /// when the result arrives (to fill the outputs). Default:
+    /// [`Request::Other`], which runs the op through
+    /// [`OpCode::run_blocking`] on every backend.
+    fn request(&mut self) -> Request<'_> {
+        Request::Other
+    }
+
     /// Perform the syscall once. Socket ops never block here: they return
     /// `EAGAIN` and the caller waits for [`OpCode::readiness`].
     fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize>;
@@ -79,6 +85,156 @@ pub trait OpCode: Send + 'static + uring::UringOp {
     {
         let _ = (result, kernel);
     }
+}
+
+/// What an op asks of the kernel, as data: see [`OpCode::request`].
+///
+/// Buffers are the regions the syscall reads or fills; output slots
+/// (`out`, `started`) are where a backend that ran the call itself puts
+/// what the call returned besides its count, exactly as
+/// [`OpCode::run_blocking`] would have.
+#[non_exhaustive]
+pub enum Request<'a> {
+    /// `read`/`pread` (`offset: None` is the file position).
+    Read {
+        /// The fd.
+        fd: RawFd,
+        /// Where the bytes go.
+        buf: &'a mut [u8],
+        /// Where to read (`None`: the file position, which advances).
+        offset: Option<u64>,
+    },
+    /// `write`/`pwrite`.
+    Write {
+        /// The fd.
+        fd: RawFd,
+        /// The bytes.
+        buf: &'a [u8],
+        /// Where to write (`None`: the file position, which advances).
+        offset: Option<u64>,
+    },
+    /// `readv`/`preadv`.
+    ReadVectored {
+        /// The fd.
+        fd: RawFd,
+        /// Where the bytes go, in order.
+        bufs: Vec<IoSliceMut<'a>>,
+        /// Where to read (`None`: the file position).
+        offset: Option<u64>,
+    },
+    /// `writev`/`pwritev`.
+    WriteVectored {
+        /// The fd.
+        fd: RawFd,
+        /// The bytes, in order.
+        bufs: Vec<IoSlice<'a>>,
+        /// Where to write (`None`: the file position).
+        offset: Option<u64>,
+    },
+    /// `fsync`/`fdatasync`.
+    Sync {
+        /// The fd.
+        fd: RawFd,
+        /// `fdatasync` rather than `fsync`.
+        data_only: bool,
+    },
+    /// `ftruncate`.
+    Truncate {
+        /// The fd.
+        fd: RawFd,
+        /// The new length.
+        len_bytes: u64,
+    },
+    /// `fallocate`.
+    Allocate {
+        /// The fd.
+        fd: RawFd,
+        /// The `fallocate` mode bits.
+        mode: i32,
+        /// Start of the range.
+        offset: u64,
+        /// Length of the range.
+        len_bytes: u64,
+    },
+    /// `fstat`; the result goes to `out`.
+    Stat {
+        /// The fd.
+        fd: RawFd,
+        /// Where the stat goes.
+        out: &'a mut Option<FileStat>,
+    },
+    /// `close`.
+    Close {
+        /// The fd.
+        fd: RawFd,
+    },
+    /// `open` (the fd is the count).
+    Open {
+        /// The path.
+        path: &'a CStr,
+        /// The flags.
+        flags: OpenFlags,
+        /// The mode for a created file.
+        mode: u32,
+    },
+    /// `rename`.
+    Rename {
+        /// The old name.
+        from: &'a CStr,
+        /// The new name.
+        to: &'a CStr,
+    },
+    /// `unlink`.
+    Unlink {
+        /// The name.
+        path: &'a CStr,
+    },
+    /// `mkdir`.
+    Mkdir {
+        /// The name.
+        path: &'a CStr,
+        /// The mode.
+        mode: u32,
+    },
+    /// `accept4` with `SOCK_NONBLOCK | SOCK_CLOEXEC`; the new fd and the
+    /// peer go to `out`.
+    Accept {
+        /// The listening fd.
+        fd: RawFd,
+        /// Where the accepted socket goes.
+        out: &'a mut Option<(RawFd, SocketAddr)>,
+    },
+    /// `connect`; `started` says a previous attempt is under way (a
+    /// repeated connect then reports its outcome).
+    Connect {
+        /// The socket.
+        fd: RawFd,
+        /// The peer.
+        addr: &'a SocketAddr,
+        /// Whether the handshake is already under way.
+        started: &'a mut bool,
+    },
+    /// `recv`.
+    Recv {
+        /// The socket.
+        fd: RawFd,
+        /// Where the bytes go.
+        buf: &'a mut [u8],
+        /// The op's flags.
+        flags: MsgFlags,
+    },
+    /// `send`.
+    Send {
+        /// The socket.
+        fd: RawFd,
+        /// The bytes.
+        buf: &'a [u8],
+        /// The op's flags.
+        flags: MsgFlags,
+    },
+    /// No portable form (`lseek`, `sendfile`, xattrs, ...): backends run
+    /// [`OpCode::run_blocking`].
+    Other,
 }
 
 /// Run `op` to its final result on the calling thread: retry `EAGAIN` of
@@ -105,98 +261,6 @@ pub(crate) fn run_until_done<T: OpCode>(
                 }
             }
             result => return result,
-        }
-    }
-}
-
-enum OpState<T: OpCode> {
-    Ready(T),
-    InFlight(InFlight<T>),
-    Done,
-}
-
-/// A submitted (or about to be submitted) op; await it, or call
-/// [`Op::wait`] from synchronous code.
-#[must_use = "an op does nothing until awaited or waited on"]
-pub struct Op<T: OpCode> {
-    state: OpState<T>,
-}
-
-// The op struct is moved into the driver on submission and never pinned.
-impl<T: OpCode> Unpin for Op<T> {}
-
-impl<T: OpCode> Op<T> {
-    pub(crate) fn new(op: T) -> Op<T> {
-        Op {
-            state: OpState::Ready(op),
-        }
-    }
-
-    /// Run the op to completion on this thread, blocking it. Uses the
-    /// current runtime's kernel when called inside one (so a simulated
-    /// kernel stays in charge), else the real kernel.
-    ///
-    /// ```
-    /// let path = std::env::temp_dir().join(format!("iok-wait-doc-{}", std::process::id()));
-    /// std::fs::write(&path, b"hello").unwrap();
-    /// let fd = iokernel::io::open(&path, iokernel::io::OpenFlags::RDONLY, 0).wait().unwrap();
-    /// let iokernel::buf::BufResult(n, buf) = iokernel::io::read(fd, vec![0u8; 16]).wait();
-    /// assert_eq!(n.unwrap(), 5);
-    /// assert_eq!(buf, b"hello");
-    /// iokernel::io::close(fd).wait().unwrap();
-    /// # std::fs::remove_file(path).unwrap();
-    /// ```
-    pub fn wait(mut self) -> T::Output {
-        match std::mem::replace(&mut self.state, OpState::Done) {
-            OpState::Ready(mut op) => {
-                let kernel = context::current_kernel();
-                let result = run_until_done(&mut op, &*kernel, &|| false);
-                op.complete(result)
-            }
-            OpState::InFlight(mut in_flight) => {
-                crate::runtime::block_on_here(std::future::poll_fn(move |cx| in_flight.poll(cx)))
-            }
-            OpState::Done => panic!("Op::wait called on an op that already completed"),
-        }
-    }
-
-    fn submit_or_run(op: T, driver: Option<Driver>) -> Result<InFlight<T>, T::Output> {
-        match driver {
-            Some(driver) => Ok(driver.submit(op)),
-            None => {
-                let mut op = op;
-                let kernel = context::current_kernel();
-                let result = run_until_done(&mut op, &*kernel, &|| false);
-                Err(op.complete(result))
-            }
-        }
-    }
-}
-
-impl<T: OpCode> Future for Op<T> {
-    type Output = T::Output;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T::Output> {
-        let this = &mut *self;
-        loop {
-            match &mut this.state {
-                OpState::Ready(_) => {
-                    let OpState::Ready(op) = std::mem::replace(&mut this.state, OpState::Done)
-                    else {
-                        unreachable!("state checked above")
-                    };
-                    match Self::submit_or_run(op, context::current_driver()) {
-                        Ok(in_flight) => this.state = OpState::InFlight(in_flight),
-                        Err(output) => return Poll::Ready(output),
-                    }
-                }
-                OpState::InFlight(in_flight) => {
-                    let output = std::task::ready!(in_flight.poll(cx));
-                    this.state = OpState::Done;
-                    return Poll::Ready(output);
-                }
-                OpState::Done => panic!("Op polled after it completed"),
-            }
         }
     }
 }

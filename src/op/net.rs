@@ -4,8 +4,7 @@
 //! blocking, and on `EAGAIN` report [`OpCode::readiness`] so the driver
 //! waits for the fd instead. `EAGAIN` never reaches the user.
 
-use super::uring::{PeerAddr, RawAddr};
-use super::{buf_result, to_io, OpCode};
+use super::{buf_result, to_io, OpCode, Request};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::sys::{Errno, Interest, Kernel, MsgFlags, SysResult};
 use std::io;
@@ -16,8 +15,6 @@ use std::os::fd::RawFd;
 pub struct Accept {
     pub(crate) fd: RawFd,
     pub(crate) accepted: Option<(RawFd, SocketAddr)>,
-    /// Where an io_uring accept writes the peer's address (set by the entry).
-    pub(crate) peer: Option<PeerAddr>,
 }
 
 impl OpCode for Accept {
@@ -29,6 +26,13 @@ impl OpCode for Accept {
 
     fn readiness(&self) -> Option<(RawFd, Interest)> {
         Some((self.fd, Interest::Readable))
+    }
+
+    fn request(&mut self) -> Request<'_> {
+        Request::Accept {
+            fd: self.fd,
+            out: &mut self.accepted,
+        }
     }
 
     fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
@@ -54,9 +58,6 @@ pub struct Connect {
     pub(crate) fd: RawFd,
     pub(crate) addr: SocketAddr,
     pub(crate) started: bool,
-    /// `addr` as the io_uring entry hands it to the kernel (set by the entry).
-    #[cfg_attr(not(linux), allow(dead_code))]
-    pub(crate) raw_addr: Option<RawAddr>,
 }
 
 impl OpCode for Connect {
@@ -68,6 +69,14 @@ impl OpCode for Connect {
 
     fn readiness(&self) -> Option<(RawFd, Interest)> {
         Some((self.fd, Interest::Writable))
+    }
+
+    fn request(&mut self) -> Request<'_> {
+        Request::Connect {
+            fd: self.fd,
+            addr: &self.addr,
+            started: &mut self.started,
+        }
     }
 
     fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
@@ -118,6 +127,14 @@ impl<B: IoBufMut> OpCode for Recv<B> {
         Some((self.fd, Interest::Readable))
     }
 
+    fn request(&mut self) -> Request<'_> {
+        Request::Recv {
+            fd: self.fd,
+            buf: self.buf.writable(),
+            flags: self.flags,
+        }
+    }
+
     fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
         let flags = MsgFlags(self.flags.0 | MsgFlags::DONTWAIT.0);
         kernel.recv(self.fd, self.buf.writable(), flags)
@@ -145,6 +162,14 @@ impl<B: IoBuf> OpCode for Send<B> {
 
     fn readiness(&self) -> Option<(RawFd, Interest)> {
         Some((self.fd, Interest::Writable))
+    }
+
+    fn request(&mut self) -> Request<'_> {
+        Request::Send {
+            fd: self.fd,
+            buf: self.buf.as_bytes(),
+            flags: self.flags,
+        }
     }
 
     fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {

@@ -1,6 +1,6 @@
 //! Op descriptors that name files by path: open, rename, unlink, mkdir.
 
-use super::{to_io, OpCode};
+use super::{to_io, OpCode, Request};
 use crate::sys::{Errno, Kernel, OpenFlags, SysResult};
 use std::ffi::CString;
 use std::io;
@@ -36,6 +36,17 @@ impl OpCode for Open {
         "open"
     }
 
+    fn request(&mut self) -> Request<'_> {
+        match self.path.get() {
+            Ok(path) => Request::Open {
+                path,
+                flags: self.flags,
+                mode: self.mode,
+            },
+            Err(_) => Request::Other,
+        }
+    }
+
     fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
         let fd = kernel.open(self.path.get()?, self.flags, self.mode)?;
         Ok(fd as usize)
@@ -65,6 +76,13 @@ impl OpCode for Rename {
         "rename"
     }
 
+    fn request(&mut self) -> Request<'_> {
+        match (self.from.get(), self.to.get()) {
+            (Ok(from), Ok(to)) => Request::Rename { from, to },
+            _ => Request::Other,
+        }
+    }
+
     fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
         kernel.rename(self.from.get()?, self.to.get()?).map(|()| 0)
     }
@@ -84,6 +102,13 @@ impl OpCode for Unlink {
 
     fn name(&self) -> &'static str {
         "unlink"
+    }
+
+    fn request(&mut self) -> Request<'_> {
+        match self.path.get() {
+            Ok(path) => Request::Unlink { path },
+            Err(_) => Request::Other,
+        }
     }
 
     fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
@@ -106,6 +131,16 @@ impl OpCode for Mkdir {
 
     fn name(&self) -> &'static str {
         "mkdir"
+    }
+
+    fn request(&mut self) -> Request<'_> {
+        match self.path.get() {
+            Ok(path) => Request::Mkdir {
+                path,
+                mode: self.mode,
+            },
+            Err(_) => Request::Other,
+        }
     }
 
     fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {

@@ -4,8 +4,6 @@
 //! other thread, which is what makes ops fall back to blocking syscalls.
 
 use super::RuntimeShared;
-use crate::driver::Driver;
-use crate::sys::{real::RealKernel, Kernel};
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
@@ -35,24 +33,12 @@ pub(crate) fn current_runtime() -> Option<Arc<RuntimeShared>> {
     CURRENT.with(|c| c.borrow().as_ref().map(|ctx| Arc::clone(&ctx.runtime)))
 }
 
-/// The driver ops on this thread submit to; `None` means sync fallback.
-pub(crate) fn current_driver() -> Option<Driver> {
-    CURRENT.with(|c| c.borrow().as_ref().map(|ctx| ctx.runtime.driver.clone()))
-}
-
 /// The kernel blocking calls on this thread go to: the runtime's when there
 /// is one, else the real kernel.
-pub(crate) fn current_kernel() -> Arc<dyn Kernel> {
-    CURRENT
-        .with(|c| {
-            c.borrow()
-                .as_ref()
-                .map(|ctx| Arc::clone(ctx.runtime.driver.kernel()))
-        })
-        .unwrap_or_else(|| Arc::new(RealKernel))
-}
+pub(crate) use crate::driver::context::current_kernel;
 
-/// Install `ctx` for the duration of `body`.
+/// Install `ctx` (and its runtime's driver, `crate::driver::context`) for
+/// the duration of `body`.
 pub(crate) fn enter<R>(ctx: Rc<Context>, body: impl FnOnce() -> R) -> R {
     struct Reset(Option<Rc<Context>>);
     impl Drop for Reset {
@@ -61,7 +47,8 @@ pub(crate) fn enter<R>(ctx: Rc<Context>, body: impl FnOnce() -> R) -> R {
             CURRENT.with(|c| *c.borrow_mut() = previous);
         }
     }
+    let driver = ctx.runtime.driver.clone();
     let previous = CURRENT.with(|c| c.borrow_mut().replace(ctx));
     let _reset = Reset(previous);
-    body()
+    crate::driver::context::enter(driver, body)
 }

@@ -6,8 +6,13 @@
 //! runs a future on the calling thread with the same loop. Ops go to the
 //! driver chosen once at build time (`crate::driver::select`).
 //!
-//! This module owns scheduling and time; it never calls the OS directly
-//! (threads and clock come from `crate::sys`).
+//! This module owns the workers, tasks and time; it never calls the OS
+//! directly (threads and clock come from `crate::sys`). It sits on top of
+//! `crate::driver`: it builds the driver through `driver::select` on the
+//! real `driver::Host`, runs the driver's `Scheduler` and implements the
+//! driver's `Park` seam for its workers (`worker.rs`); it makes the
+//! runtime's driver current (`driver::context`) while a loop runs. Nothing
+//! below it (driver, op, sys) may name it.
 
 pub(crate) mod context;
 mod pipeline;
@@ -23,16 +28,17 @@ pub use pipeline::{
 pub use task::{JoinError, JoinHandle};
 pub use time::{sleep, timeout, Elapsed, Sleep, Timeout};
 
+pub(crate) use crate::driver::Scheduler;
 use crate::driver::{self, Driver};
-use crate::sys::real::{thread::spawn_named, RealClock, RealKernel, ThreadPool};
-use crate::sys::{Clock, Job, Kernel, Offload, Saturated};
+use crate::sys::real::{thread::spawn_named, RealClock, ThreadPool};
+use crate::sys::{Clock, Job, Offload, Saturated};
 use std::future::Future;
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Poll, Wake, Waker};
 use std::thread::JoinHandle as ThreadHandle;
-pub(crate) use worker::{RunEnd, Scheduler, ThreadScheduler, WorkerShared};
+pub(crate) use worker::{RunEnd, WorkerShared};
 
 /// State shared by every thread of one runtime.
 pub(crate) struct RuntimeShared {
@@ -128,14 +134,14 @@ impl Builder {
         let cores = crate::sys::real::host_info().available_cores;
         let io_threads = self.io_threads.unwrap_or(cores.max(2));
         let env = std::env::var("IOKERNEL_BACKEND").ok();
-        let kernel: Arc<dyn Kernel> = Arc::new(RealKernel);
         let pool_name = self.name.clone();
-        let rings = Arc::new(driver::uring::KernelRings);
-        let (driver, report) = driver::select(self.backend, env.as_deref(), kernel, rings, || {
+        let host = driver::Host::real(move || {
             let queue = io_threads * crate::sys::real::pool::QUEUE_DEPTH_PER_THREAD;
             let name = format!("{pool_name}-io");
             Ok(Arc::new(ThreadPool::new(&name, io_threads, queue)?) as Arc<dyn Offload>)
-        })?;
+        });
+        let (driver, report) =
+            driver::select(self.backend, env.as_deref(), "the runtime builder", host)?;
         let workers = (0..self.compute_threads)
             .map(|_| WorkerShared::new())
             .collect();

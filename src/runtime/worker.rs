@@ -6,6 +6,7 @@
 
 use super::context::{self, Context, LocalFuture};
 use super::RuntimeShared;
+use crate::driver::{DriverWake, Park, Scheduler};
 use crate::sync::shim::atomic::{AtomicBool, Ordering};
 use crate::sync::shim::{Condvar, Mutex, MutexGuard};
 use std::collections::{HashMap, VecDeque};
@@ -39,9 +40,6 @@ struct Inbox {
     /// futex syscall even when no one waits.
     parked: bool,
 }
-
-/// Wakes a worker parked inside its driver (an io_uring wait).
-pub(crate) type DriverWake = Arc<dyn Fn() + Send + Sync>;
 
 /// The part of a worker other threads touch.
 pub(crate) struct WorkerShared {
@@ -176,6 +174,33 @@ impl WorkerShared {
     }
 }
 
+/// The driver's schedulers park and wake the worker through this.
+impl Park for WorkerShared {
+    fn park(&self, timeout: Option<Duration>) {
+        WorkerShared::park(self, timeout);
+    }
+
+    fn take_news(&self) -> bool {
+        WorkerShared::take_news(self)
+    }
+
+    fn has_driver_wake(&self) -> bool {
+        WorkerShared::has_driver_wake(self)
+    }
+
+    fn set_driver_wake(&self, wake: DriverWake) {
+        WorkerShared::set_driver_wake(self, wake);
+    }
+
+    fn begin_driver_park(&self) -> bool {
+        WorkerShared::begin_driver_park(self)
+    }
+
+    fn end_driver_park(&self) {
+        WorkerShared::end_driver_park(self);
+    }
+}
+
 struct TaskWaker {
     worker: Arc<WorkerShared>,
     id: u64,
@@ -288,39 +313,6 @@ impl Executor {
     }
 }
 
-/// A run loop's scheduling decisions: the real runtime runs tasks FIFO and
-/// parks the thread when idle; the simulator picks by seed and uses idle
-/// time to complete offloaded jobs and advance virtual time.
-pub(crate) trait Scheduler: Send + Sync {
-    /// Index (below `runnable`) of the task to poll next.
-    fn pick_task(&self, runnable: usize) -> usize;
-    /// Called after each task poll.
-    fn between_polls(&self);
-    /// Nothing is runnable: wait for news on `worker` or for `timeout` (the
-    /// next timer). `Err` means no progress is possible any more.
-    fn idle(&self, worker: &WorkerShared, timeout: Option<Duration>) -> Result<(), String>;
-    /// A thread starts running `worker`'s loop.
-    fn enter(&self, _worker: &Arc<WorkerShared>) {}
-    /// The thread's loop is done (its tasks are dropped).
-    fn leave(&self) {}
-}
-
-/// The real runtime's scheduling: FIFO, park the thread when idle.
-pub(crate) struct ThreadScheduler;
-
-impl Scheduler for ThreadScheduler {
-    fn pick_task(&self, _runnable: usize) -> usize {
-        0
-    }
-
-    fn between_polls(&self) {}
-
-    fn idle(&self, worker: &WorkerShared, timeout: Option<Duration>) -> Result<(), String> {
-        worker.park(timeout);
-        Ok(())
-    }
-}
-
 /// How a run loop ended.
 pub(crate) enum RunEnd<T> {
     /// `main` completed with this value.
@@ -348,7 +340,8 @@ pub(crate) fn run<F: Future>(
         run_queue: VecDeque::new(),
         next_id: 0,
     };
-    runtime.scheduler.enter(&worker);
+    let parked: Arc<dyn Park> = Arc::clone(&worker) as Arc<dyn Park>;
+    runtime.scheduler.enter(&parked);
     let result = context::enter(Rc::clone(&ctx), || {
         run_loop(&runtime, &ctx, &mut exec, main)
     });
@@ -391,7 +384,7 @@ fn run_loop<F: Future>(
         exec.run_tick(ctx, &*runtime.scheduler);
         let next_deadline = runtime.timers.fire_due(runtime.clock.now());
         if exec.run_queue.is_empty() && !main_waker.woken.load(Ordering::Acquire) {
-            if let Err(why) = runtime.scheduler.idle(&exec.worker, next_deadline) {
+            if let Err(why) = runtime.scheduler.idle(&*exec.worker, next_deadline) {
                 return RunEnd::Stuck(why);
             }
         }

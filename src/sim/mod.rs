@@ -5,6 +5,11 @@
 //! runtime in [`crate::sys::sim`] and is re-exported here, so users write
 //! `iokernel::sim::{SimOptions, new_kernel, run, SimKernel, ...}`.
 //!
+//! [`SimOptions::driver`] maps to a `runtime::Backend` that the same
+//! selection code as a real runtime's builds, so the backend report reads
+//! the same (a pool run reports `pool`). The same seed gives the same run,
+//! byte for byte; [`SimCore::trace_hash`] proves it.
+//!
 //! Owns: [`run`], which drives a future on a single-threaded runtime over a
 //! [`SimKernel`] with a seed-driven scheduler (which task runs next, when an
 //! offloaded job completes, when virtual time advances), the choice of

@@ -2,27 +2,31 @@
 //! runtime over a [`SimKernel`], and the seed-driven choice of what runs
 //! next.
 //!
-//! Owns: [`SimScheduler`] (task order, job completion between polls,
-//! readiness polling under the readiness drivers, time advance when idle,
-//! stuck detection) and the choice of driver for a run. The machine it
-//! drives (`SimOffload`, the seam's `Offload`; `SimClock`, virtual time;
-//! the kernel, pollers and ring) lives in `crate::sys::sim`. It never
-//! touches file or socket state; that is `SimKernel`'s.
+//! Owns: the simulated host handed to `crate::driver::select` (the kernel,
+//! the simulated ring source, the simulated pollers, the offload) and
+//! [`SimScheduler`], which decorates the selected driver's own scheduler
+//! (seeded task order, job completion between polls, time advance when
+//! idle, stuck detection). The machine it drives (`SimOffload`, the seam's
+//! `Offload`; `SimClock`, virtual time; the kernel, pollers and ring) lives
+//! in `crate::sys::sim`. It never touches file or socket state; that is
+//! `SimKernel`'s. It chooses no driver itself: [`SimOptions::driver`] maps
+//! to a `Backend` (pool, io_uring, auto, epoll, kqueue) and to the
+//! semantics its pollers get, and `select` builds that backend on the
+//! simulated host exactly as on the real one, with the same report.
 //!
 //! Under [`SimDriver::EpollSemantics`] and [`SimDriver::KqueueSemantics`]
 //! the run uses the readiness driver over a `SimPoller`: when every task
-//! waits, the scheduler completes a ready job and polls the poller (waking
-//! the tasks whose fds are ready); with neither, it releases events the
-//! poller held back, and only then advances virtual time to the next job
-//! or timer.
+//! waits, the driver looks at the poller (waking the tasks whose fds are
+//! ready) and the scheduler completes a ready job; with neither, it
+//! releases events the poller held back, and only then advances virtual
+//! time to the next job or timer.
 //! With none left, the run is stuck: every task waits for readiness that
 //! nothing can bring, and the report lists what is still armed.
 
 use crate::driver::pool::PoolDriver;
-use crate::driver::readiness::ReadinessDriver;
-use crate::driver::uring::{self, UringDriver};
-use crate::driver::{Backend, BackendReport, Driver};
-use crate::runtime::{RunEnd, Runtime, Scheduler, WorkerShared};
+use crate::driver::readiness::{PollerSource, ReadinessDriver};
+use crate::driver::{select, Backend, DriverWake, Host, Park, Scheduler};
+use crate::runtime::{RunEnd, Runtime};
 use crate::sys::sim::{
     Semantics, SimClock, SimCore, SimDriver, SimKernel, SimOffload, SimOptions, SimPoller,
     SimPollers, SimRings,
@@ -30,6 +34,7 @@ use crate::sys::sim::{
 use crate::sys::{Kernel, Offload};
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,48 +46,82 @@ const JOB_BETWEEN_POLLS_PROBABILITY: f64 = 0.25;
 /// between two task polls (readiness drivers only).
 const POLL_BETWEEN_POLLS_PROBABILITY: f64 = 0.25;
 
-/// The readiness driver of a run and the pollers it opened.
-struct SimReadiness {
-    driver: ReadinessDriver,
-    pollers: Arc<SimPollers>,
+/// The scheduler's stand-in for the worker while the driver's own idle
+/// hook runs: a driver that has nothing of its own to wait in parks the
+/// worker, which here only records that it did (the simulated run never
+/// blocks a thread; [`SimScheduler::idle`] then completes a job or moves
+/// virtual time). Everything else goes to the real worker.
+struct SimPark<'a> {
+    worker: &'a dyn Park,
+    /// The driver parked the worker (it has no ring or poller yet).
+    parked: AtomicBool,
+    /// The driver waited in its own mechanism (ring or poller).
+    waited_in_driver: AtomicBool,
 }
 
-/// Seed-driven scheduling of a simulated run.
+impl Park for SimPark<'_> {
+    fn park(&self, _timeout: Option<Duration>) {
+        self.parked.store(true, Ordering::Relaxed);
+    }
+
+    fn take_news(&self) -> bool {
+        self.worker.take_news()
+    }
+
+    fn has_driver_wake(&self) -> bool {
+        self.worker.has_driver_wake()
+    }
+
+    fn set_driver_wake(&self, wake: DriverWake) {
+        self.worker.set_driver_wake(wake);
+    }
+
+    fn begin_driver_park(&self) -> bool {
+        self.waited_in_driver.store(true, Ordering::Relaxed);
+        self.worker.begin_driver_park()
+    }
+
+    fn end_driver_park(&self) {
+        self.worker.end_driver_park();
+    }
+}
+
+/// Seed-driven scheduling of a simulated run. It *decorates* the selected
+/// driver's own scheduler (`inner`): the driver keeps its hooks (io_uring
+/// reaping and parking in the simulated ring, readiness polling and
+/// parking in the simulated poller), and this adds what the simulated
+/// machine needs on top: seeded task order, offloaded jobs completing
+/// between polls, and, when the driver's wait did not move the run on,
+/// completing a job, releasing held readiness events or advancing virtual
+/// time (or declaring the run stuck).
 pub(crate) struct SimScheduler {
     core: Arc<SimCore>,
     offload: Arc<SimOffload>,
-    /// The simulated ring source when the io_uring driver runs the ops: the
-    /// worker then parks in its ring through the driver's own hooks.
-    rings_id: Option<u64>,
-    readiness: Option<SimReadiness>,
+    /// The driver's scheduler.
+    inner: Arc<dyn Scheduler>,
+    /// Whether a wait inside the driver moves the run on by itself: true
+    /// for the simulated ring (its wait completes entries and jobs or
+    /// advances virtual time); a simulated poller's wait only polls.
+    driver_wait_advances: bool,
+    /// The simulated pollers, when the driver is a readiness driver.
+    pollers: Option<Arc<SimPollers>>,
 }
 
 impl SimScheduler {
-    /// Poll the readiness driver (if any); true when tasks were woken.
-    fn poll_readiness(&self) -> Result<bool, String> {
-        let Some(readiness) = &self.readiness else {
-            return Ok(false);
-        };
-        match readiness.driver.poll_now() {
-            Ok(woken) => Ok(woken > 0),
-            Err(errno) => Err(format!("simulated poller wait failed: {errno:?}")),
-        }
-    }
-
     /// Deliver the events a poller held back; true when tasks were woken.
     fn flush_readiness(&self) -> Result<bool, String> {
-        match &self.readiness {
-            Some(readiness) if readiness.pollers.flush_held() => self.poll_readiness(),
+        match &self.pollers {
+            Some(pollers) if pollers.flush_held() => Ok(self.inner.poll_now()? > 0),
             _ => Ok(false),
         }
     }
 
     fn stuck_reason(&self) -> String {
         let base = "deadlock: every task waits, and no job or timer is pending";
-        match &self.readiness {
-            Some(readiness) => format!(
+        match &self.pollers {
+            Some(pollers) => format!(
                 "{base}; no readiness can come ({})",
-                readiness.pollers.describe_armed()
+                pollers.describe_armed()
             ),
             None => base.to_string(),
         }
@@ -116,42 +155,44 @@ impl Scheduler for SimScheduler {
     }
 
     fn between_polls(&self) {
-        if let Some(rings_id) = self.rings_id {
-            uring::between_polls(rings_id);
-        }
+        self.inner.between_polls();
         if self
             .core
             .with_rng(|rng| rng.chance(JOB_BETWEEN_POLLS_PROBABILITY))
         {
             self.offload.run_one_ready();
         }
-        if self.readiness.is_some()
+        if self.pollers.is_some()
             && self
                 .core
                 .with_rng(|rng| rng.chance(POLL_BETWEEN_POLLS_PROBABILITY))
         {
             // An error here resurfaces when the worker is idle.
-            let _ = self.poll_readiness();
+            let _ = self.inner.poll_now();
         }
     }
 
-    fn idle(&self, worker: &WorkerShared, timeout: Option<Duration>) -> Result<(), String> {
+    fn idle(&self, worker: &dyn Park, timeout: Option<Duration>) -> Result<(), String> {
         self.step()?;
         if worker.take_news() {
             return Ok(());
         }
-        // With a ring on this thread, the io_uring driver parks in it; the
-        // simulated ring advances virtual time and runs pool jobs too.
-        if let Some(parked) = self
-            .rings_id
-            .and_then(|rings_id| uring::park(rings_id, worker, timeout))
-        {
-            return parked;
+        // The driver waits its own way first: in the simulated ring (which
+        // runs entries and jobs, or advances virtual time), or with one
+        // look at the simulated poller (which never blocks).
+        let park = SimPark {
+            worker,
+            parked: AtomicBool::new(false),
+            waited_in_driver: AtomicBool::new(false),
+        };
+        self.inner.idle(&park, timeout)?;
+        if self.driver_wait_advances && park.waited_in_driver.load(Ordering::Relaxed) {
+            return Ok(());
         }
         // Both, every time: a job that keeps failing with EAGAIN (and is
         // resubmitted) must not starve the tasks waiting on readiness.
         let ran_job = self.offload.run_one_ready();
-        if self.poll_readiness()? || ran_job || self.flush_readiness()? {
+        if worker.take_news() || ran_job || self.flush_readiness()? {
             return Ok(());
         }
         let now = self.core.now();
@@ -167,19 +208,16 @@ impl Scheduler for SimScheduler {
         Ok(())
     }
 
-    fn enter(&self, worker: &Arc<WorkerShared>) {
-        if let Some(readiness) = &self.readiness {
-            readiness.driver.enter_loop(worker);
-        }
+    fn poll_now(&self) -> Result<usize, String> {
+        self.inner.poll_now()
+    }
+
+    fn enter(&self, worker: &Arc<dyn Park>) {
+        self.inner.enter(worker);
     }
 
     fn leave(&self) {
-        if let Some(rings_id) = self.rings_id {
-            uring::leave(rings_id);
-        }
-        if let Some(readiness) = &self.readiness {
-            readiness.driver.leave_loop();
-        }
+        self.inner.leave();
     }
 }
 
@@ -227,28 +265,55 @@ pub fn new_kernel(options: SimOptions) -> Result<Arc<SimKernel>, SimError> {
     Ok(Arc::new(SimKernel::new(Arc::new(SimCore::new(options)))))
 }
 
-/// The readiness driver over a simulated poller with `semantics`, and the
-/// scheduler's handle on it.
-fn readiness_driver(
-    kernel: &Arc<SimKernel>,
-    pool: PoolDriver,
-    semantics: Semantics,
-) -> (Driver, SimReadiness) {
-    let pollers = Arc::new(SimPollers::default());
-    let (poll_kernel, poll_list) = (Arc::clone(kernel), Arc::clone(&pollers));
-    let driver = ReadinessDriver::new(pool, move || {
-        Ok(SimPoller::new(
-            Arc::clone(&poll_kernel),
-            semantics,
-            &poll_list,
-        ))
-    });
-    let readiness = SimReadiness {
-        driver: driver.clone(),
-        pollers,
-    };
-    (Driver::Readiness(driver), readiness)
+/// The simulated host's pollers: the semantics `SimOptions::driver`
+/// chose (epoll or kqueue), or none.
+struct SimPollerSource {
+    kernel: Arc<SimKernel>,
+    /// The backend whose semantics the simulated pollers have.
+    offered: Option<(Backend, Semantics)>,
+    pollers: Arc<SimPollers>,
+    /// `SimOptions::driver`, for the reason a poller is missing.
+    driver: SimDriver,
 }
+
+impl PollerSource for SimPollerSource {
+    fn availability(&self, backend: Backend) -> Result<(), String> {
+        match self.offered {
+            Some((offered, _)) if offered == backend => Ok(()),
+            _ => Err(format!(
+                "the simulated host has no {backend} poller (SimOptions::driver is {})",
+                self.driver.name()
+            )),
+        }
+    }
+
+    fn driver(&self, backend: Backend, pool: PoolDriver) -> Result<ReadinessDriver, String> {
+        self.availability(backend)?;
+        let Some((_, semantics)) = self.offered else {
+            return Err(format!("the simulated host has no {backend} poller"));
+        };
+        let (kernel, pollers) = (Arc::clone(&self.kernel), Arc::clone(&self.pollers));
+        Ok(ReadinessDriver::new(pool, move || {
+            Ok(SimPoller::new(Arc::clone(&kernel), semantics, &pollers))
+        }))
+    }
+}
+
+/// The backend `SimOptions::driver` asks for, and the semantics the
+/// simulated pollers get (readiness drivers only).
+fn backend_of(driver: SimDriver) -> (Backend, Option<Semantics>) {
+    match driver {
+        SimDriver::Pool => (Backend::ThreadPool, None),
+        SimDriver::Ring => (Backend::IoUring, None),
+        SimDriver::Auto => (Backend::Auto, None),
+        SimDriver::EpollSemantics => (Backend::Epoll, Semantics::of(driver)),
+        SimDriver::KqueueSemantics => (Backend::Kqueue, Semantics::of(driver)),
+    }
+}
+
+/// The backends `Backend::Auto` tries on the simulated host: the simulated
+/// ring, then the pool (its pollers exist only when asked for by name).
+const SIM_AUTO_ORDER: [Backend; 2] = [Backend::IoUring, Backend::ThreadPool];
 
 /// Run `future` to completion on a single-threaded runtime over `kernel`:
 /// iokernel ops inside it (and in tasks it spawns) go to the simulated
@@ -278,20 +343,37 @@ fn readiness_driver(
 pub fn run<F: Future>(kernel: &Arc<SimKernel>, future: F) -> Result<F::Output, SimError> {
     let core = Arc::clone(kernel.core());
     let offload = Arc::new(SimOffload::new(Arc::clone(&core)));
-    let (driver, report, readiness) = sim_driver(kernel, &offload)?;
-    let rings_id = match &driver {
-        Driver::Uring(uring) => Some(uring.rings_id()),
-        _ => None,
+    let sim_driver = core.options().driver;
+    let (requested, semantics) = backend_of(sim_driver);
+    let pollers = Arc::new(SimPollers::default());
+    let host_offload = Arc::clone(&offload);
+    let host = Host {
+        kernel: Arc::clone(kernel) as Arc<dyn Kernel>,
+        rings: Arc::new(SimRings::new(kernel, &offload)),
+        pollers: Arc::new(SimPollerSource {
+            kernel: Arc::clone(kernel),
+            offered: semantics.map(|semantics| (requested, semantics)),
+            pollers: Arc::clone(&pollers),
+            driver: sim_driver,
+        }),
+        make_offload: Box::new(move || Ok(Arc::clone(&host_offload) as Arc<dyn Offload>)),
+        auto_order: &SIM_AUTO_ORDER,
     };
+    let requested_by = format!("SimOptions::driver ({})", sim_driver.name());
+    // IOKERNEL_BACKEND never applies: a run depends on its options only.
+    let (driver, report) = select(requested, None, &requested_by, host)
+        .map_err(|e| SimError::BackendUnavailable(e.to_string()))?;
     let scheduler = Arc::new(SimScheduler {
         core: Arc::clone(&core),
         offload: Arc::clone(&offload),
-        rings_id,
-        readiness,
+        inner: driver.scheduler(),
+        driver_wait_advances: report.selected == Backend::IoUring,
+        pollers: semantics.map(|_| pollers),
     });
     let clock = Arc::new(SimClock {
         core: Arc::clone(&core),
     });
+    let closing = driver.clone();
     let runtime = Runtime::single_threaded(
         format!("sim-{}", core.options().seed),
         driver,
@@ -302,15 +384,13 @@ pub fn run<F: Future>(kernel: &Arc<SimKernel>, future: F) -> Result<F::Output, S
     );
     let mut end = runtime.run_main(future);
     drop(runtime);
-    if let Some(rings_id) = rings_id {
-        // Every op on this run's ring comes back (cancelled or done) before
-        // the run ends, so no buffer or late fd outlives it.
-        let stranded = uring::close_thread_ring(rings_id);
-        if stranded > 0 && matches!(end, RunEnd::Done(_)) {
-            end = RunEnd::Stuck(format!(
-                "{stranded} ops were still on the simulated ring after it was drained"
-            ));
-        }
+    // Every op on this run's ring comes back (cancelled or done) before
+    // the run ends, so no buffer or late fd outlives it.
+    let stranded = closing.close_thread_state();
+    if stranded > 0 && matches!(end, RunEnd::Done(_)) {
+        end = RunEnd::Stuck(format!(
+            "{stranded} ops were still on the simulated ring after it was drained"
+        ));
     }
     offload.drain();
     match end {
@@ -320,68 +400,5 @@ pub fn run<F: Future>(kernel: &Arc<SimKernel>, future: F) -> Result<F::Output, S
             seed: core.options().seed,
             reason,
         }),
-    }
-}
-
-/// The driver [`SimOptions::driver`] asks for, and the report saying why.
-fn sim_driver(
-    kernel: &Arc<SimKernel>,
-    offload: &Arc<SimOffload>,
-) -> Result<(Driver, BackendReport, Option<SimReadiness>), SimError> {
-    let seam_kernel: Arc<dyn Kernel> = Arc::clone(kernel) as Arc<dyn Kernel>;
-    let pool = PoolDriver::new(seam_kernel, Arc::clone(offload) as Arc<dyn Offload>);
-    let requested = kernel.core().options().driver;
-    let requested_by = format!("SimOptions::driver ({})", requested.name());
-    let pool_report = |requested: Backend, rejected: Vec<(Backend, String)>| BackendReport {
-        requested,
-        requested_by: requested_by.clone(),
-        selected: Backend::Sim,
-        rejected,
-        io_threads: 1,
-        pool_fallbacks: Vec::new(),
-    };
-    if requested == SimDriver::Pool {
-        return Ok((
-            Driver::Pool(pool),
-            pool_report(Backend::Sim, Vec::new()),
-            None,
-        ));
-    }
-    if let Some(semantics) = Semantics::of(requested) {
-        let (driver, readiness) = readiness_driver(kernel, pool, semantics);
-        let mut report = pool_report(Backend::Sim, Vec::new());
-        report.pool_fallbacks = vec![format!(
-            "{}: sockets wait on the simulated poller, file ops run on the simulated offload",
-            requested.name()
-        )];
-        return Ok((driver, report, Some(readiness)));
-    }
-    let rings = Arc::new(SimRings::new(kernel, offload));
-    let notes = uring::availability(&*rings);
-    match (notes, requested) {
-        (Ok(pool_fallbacks), _) => {
-            let driver = UringDriver::new(pool, rings).map_err(SimError::BackendUnavailable)?;
-            let report = BackendReport {
-                requested: if requested == SimDriver::Auto {
-                    Backend::Auto
-                } else {
-                    Backend::IoUring
-                },
-                requested_by,
-                selected: Backend::IoUring,
-                rejected: Vec::new(),
-                io_threads: 1,
-                pool_fallbacks,
-            };
-            Ok((Driver::Uring(driver), report, None))
-        }
-        (Err(why), SimDriver::Auto) => Ok((
-            Driver::Pool(pool),
-            pool_report(Backend::Auto, vec![(Backend::IoUring, why)]),
-            None,
-        )),
-        (Err(why), _) => Err(SimError::BackendUnavailable(format!(
-            "I/O backend uring was requested by {requested_by} but is unavailable: {why}"
-        ))),
     }
 }

@@ -53,8 +53,8 @@
 //! fallback.
 
 use super::pool::PoolDriver;
+use super::{Backend, Park, Scheduler};
 use crate::op::{run_until_done, OpCode};
-use crate::runtime::{Scheduler, WorkerShared};
 use crate::sys::{Errno, Interest, Kernel, PollEvent, PollMode, Poller, Ready, SysResult};
 use std::any::Any;
 use std::cell::RefCell;
@@ -92,6 +92,53 @@ pub(crate) fn kqueue_availability() -> Result<(), String> {
     crate::sys::real::kqueue::Kqueue::new()
         .map(drop)
         .map_err(|errno| format!("kqueue failed: {errno:?}"))
+}
+
+/// Where a host's readiness drivers get their pollers: the real kernel's
+/// epoll or kqueue ([`RealPollers`]), or the simulator's pollers with the
+/// semantics its options chose.
+pub(crate) trait PollerSource: Send + Sync {
+    /// Whether this host has pollers with `backend`'s semantics
+    /// (`Backend::Epoll` or `Backend::Kqueue`); `Err` says why not.
+    fn availability(&self, backend: Backend) -> Result<(), String>;
+    /// A readiness driver over this host's `backend` pollers, with `pool`
+    /// for the ops that do not wait for readiness.
+    fn driver(&self, backend: Backend, pool: PoolDriver) -> Result<ReadinessDriver, String>;
+}
+
+/// The real kernel's pollers: epoll on Linux, kqueue on macOS and the BSDs.
+pub(crate) struct RealPollers;
+
+impl PollerSource for RealPollers {
+    fn availability(&self, backend: Backend) -> Result<(), String> {
+        match backend {
+            Backend::Epoll => epoll_availability(),
+            #[cfg(kqueue)]
+            Backend::Kqueue => kqueue_availability(),
+            #[cfg(not(kqueue))]
+            Backend::Kqueue => Err(format!(
+                "not available on this OS: kqueue exists only on macOS and the BSDs, not on {}",
+                std::env::consts::OS
+            )),
+            other => Err(format!("{other} is not a readiness backend")),
+        }
+    }
+
+    fn driver(&self, backend: Backend, pool: PoolDriver) -> Result<ReadinessDriver, String> {
+        match backend {
+            #[cfg(linux)]
+            Backend::Epoll => Ok(ReadinessDriver::new(
+                pool,
+                crate::sys::real::epoll::Epoll::new,
+            )),
+            #[cfg(kqueue)]
+            Backend::Kqueue => Ok(ReadinessDriver::new(
+                pool,
+                crate::sys::real::kqueue::Kqueue::new,
+            )),
+            other => Err(format!("no readiness driver for {other} in this build")),
+        }
+    }
 }
 
 /// Where an op runs on this driver.
@@ -174,30 +221,11 @@ impl ReadinessDriver {
         }
     }
 
-    /// How a real runtime's threads schedule and park with this driver.
+    /// How a runtime's threads schedule and park with this driver.
     pub(crate) fn scheduler(&self) -> Arc<dyn Scheduler> {
         Arc::new(ReadinessScheduler {
             polling: Arc::clone(&self.polling),
         })
-    }
-
-    /// A thread starts running `worker`'s loop (scheduler hook).
-    #[cfg(feature = "sim")]
-    pub(crate) fn enter_loop(&self, worker: &Arc<WorkerShared>) {
-        self.polling.enter(worker);
-    }
-
-    /// The thread's innermost loop ended (scheduler hook).
-    #[cfg(feature = "sim")]
-    pub(crate) fn leave_loop(&self) {
-        self.polling.leave();
-    }
-
-    /// Collect ready events without waiting and wake their tasks; returns
-    /// how many tasks were woken (0 when this loop has no poller yet).
-    #[cfg(feature = "sim")]
-    pub(crate) fn poll_now(&self) -> SysResult<usize> {
-        self.polling.poll_now().unwrap_or(Ok(0))
     }
 }
 
@@ -447,7 +475,7 @@ fn wake_all(woken: Vec<Waker>) {
 /// and its poller set once it has one.
 struct LoopFrame {
     driver: u64,
-    worker: Weak<WorkerShared>,
+    worker: Weak<dyn Park>,
     /// Whether the worker can already be woken through the poller.
     wake_installed: bool,
     /// A `PollSet<P>` for the driver's poller type.
@@ -470,14 +498,14 @@ trait Polling: Send + Sync {
     fn unregister(&self, key: &WaiterKey);
     /// `fd` is about to be closed: its waiters in this loop.
     fn closing(&self, fd: RawFd) -> Vec<Waker>;
-    fn enter(&self, worker: &Arc<WorkerShared>);
+    fn enter(&self, worker: &Arc<dyn Park>);
     fn leave(&self);
     /// Between task polls: check for events now and then.
     fn between_polls(&self);
     /// Park the loop in the poller; `None` when it has none yet.
-    fn park(&self, worker: &WorkerShared, timeout: Option<Duration>) -> Option<SysResult<()>>;
+    fn park(&self, worker: &dyn Park, timeout: Option<Duration>) -> Option<SysResult<()>>;
     /// Zero-timeout check; `None` when the loop has no poller yet.
-    #[cfg(feature = "sim")]
+    #[cfg_attr(not(feature = "sim"), allow(dead_code))] // only the sim runner calls it
     fn poll_now(&self) -> Option<SysResult<usize>>;
 }
 
@@ -565,7 +593,7 @@ impl<P: Poller> Polling for PollingWith<P> {
         }
     }
 
-    fn enter(&self, worker: &Arc<WorkerShared>) {
+    fn enter(&self, worker: &Arc<dyn Park>) {
         LOOPS.with(|loops| {
             loops.borrow_mut().push(LoopFrame {
                 driver: self.id,
@@ -594,7 +622,7 @@ impl<P: Poller> Polling for PollingWith<P> {
         wake_all(woken);
     }
 
-    fn park(&self, worker: &WorkerShared, timeout: Option<Duration>) -> Option<SysResult<()>> {
+    fn park(&self, worker: &dyn Park, timeout: Option<Duration>) -> Option<SysResult<()>> {
         let mut woken = Vec::new();
         let parked = self.with_set(false, |frame, set| {
             Self::install_wake(frame, set);
@@ -612,7 +640,6 @@ impl<P: Poller> Polling for PollingWith<P> {
         parked.map(|result| result.and_then(|waited| waited))
     }
 
-    #[cfg(feature = "sim")]
     fn poll_now(&self) -> Option<SysResult<usize>> {
         let mut woken = Vec::new();
         let polled = self.with_set(false, |_, set| set.wait(Some(Duration::ZERO), &mut woken));
@@ -622,7 +649,7 @@ impl<P: Poller> Polling for PollingWith<P> {
     }
 }
 
-/// Scheduling for real readiness runtimes: FIFO tasks, parking in the
+/// Scheduling for readiness runtimes: FIFO tasks, parking in the
 /// poller's wait.
 struct ReadinessScheduler {
     polling: Arc<dyn Polling>,
@@ -637,7 +664,7 @@ impl Scheduler for ReadinessScheduler {
         self.polling.between_polls();
     }
 
-    fn idle(&self, worker: &WorkerShared, timeout: Option<Duration>) -> Result<(), String> {
+    fn idle(&self, worker: &dyn Park, timeout: Option<Duration>) -> Result<(), String> {
         // A loop that never waited on a socket has no poller (and no
         // fds): it parks on the worker's condvar.
         match self.polling.park(worker, timeout) {
@@ -649,7 +676,14 @@ impl Scheduler for ReadinessScheduler {
         }
     }
 
-    fn enter(&self, worker: &Arc<WorkerShared>) {
+    fn poll_now(&self) -> Result<usize, String> {
+        match self.polling.poll_now() {
+            Some(polled) => polled.map_err(|errno| format!("readiness wait: {errno:?}")),
+            None => Ok(0),
+        }
+    }
+
+    fn enter(&self, worker: &Arc<dyn Park>) {
         self.polling.enter(worker);
     }
 

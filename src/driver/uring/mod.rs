@@ -23,7 +23,7 @@
 //! queue is shared memory) and when the worker wakes. A socket op that
 //! completes with `EAGAIN` (the fd is non-blocking) waits with a poll entry
 //! and is submitted again. An op whose opcode the ring's probe lacks, or
-//! that has no io_uring form (`lseek`, `sendfile`: see `op/uring.rs`), runs
+//! that has no io_uring form (`lseek`, `sendfile`: see `ops.rs`), runs
 //! on the pool, and the backend report lists it.
 //!
 //! Cancellation: dropping an in-flight op's future marks it abandoned and
@@ -32,6 +32,7 @@
 //! is drained (cancel everything, wait for every completion) before it is
 //! dropped, so the kernel never writes into freed memory.
 
+mod ops;
 // The kernel's io_uring (FFI); everything else here runs over the ring
 // seam on every OS (the simulator's ring).
 #[cfg(linux)]
@@ -67,8 +68,8 @@ mod ring {
 
 use super::completion::Completion;
 use super::pool::PoolDriver;
+use super::{Park, Scheduler};
 use crate::op::OpCode;
-use crate::runtime::{Scheduler, WorkerShared};
 use crate::sys::ring::opcode;
 use crate::sys::ring::{
     CompletionRing, RingEntry, RingExec, RingSource, RingWork, SqFull, CANCEL_USER_DATA,
@@ -206,7 +207,7 @@ pub(crate) fn availability(rings: &dyn RingSource) -> Result<Vec<String>, String
         .map(|(_, name)| format!("{name}: opcode missing, runs on the pool"))
         .collect();
     notes.push("lseek: io_uring has no lseek, runs on the pool".to_string());
-    notes.push("sendfile: runs on the pool (see op/uring.rs)".to_string());
+    notes.push("sendfile: runs on the pool (see driver/uring/ops.rs)".to_string());
     if let Some(setup) = summary.setup {
         notes.push(format!("ring setup: {setup}"));
     }
@@ -227,6 +228,9 @@ trait InRing: RingExec {
 
 struct Flight<T: OpCode> {
     op: T,
+    /// What the op's entry points into besides the op (iovecs, statx
+    /// buffer, addresses): io_uring's business, not the descriptor's.
+    scratch: ops::Scratch,
     completion: Arc<Completion<T>>,
     waiting_readiness: bool,
     /// The result of a ring that ran the op in place ([`RingExec`]); the
@@ -255,9 +259,9 @@ impl<T: OpCode> InRing for Flight<T> {
             let (fd, interest) = self.op.readiness()?;
             return Some(RingWork::Poll { fd, interest });
         }
-        let opcode = self.op.uring_opcode()?;
+        let opcode = ops::opcode(&mut self.op)?;
         #[cfg(linux)]
-        let sqe = self.op.uring_entry()?;
+        let sqe = ops::entry(&mut self.op, &mut self.scratch)?;
         let exec: *mut dyn RingExec = self as *mut Self;
         Some(RingWork::Op {
             opcode,
@@ -284,7 +288,7 @@ impl<T: OpCode> InRing for Flight<T> {
         }
         let result = match self.ran_in_place.take() {
             Some(result) => result,
-            None => self.op.uring_result(res),
+            None => ops::result(&mut self.op, &self.scratch, res, kernel),
         };
         if result == Err(Errno::EAGAIN) && self.op.readiness().is_some() && !abandoned {
             self.waiting_readiness = true;
@@ -584,15 +588,13 @@ impl UringDriver {
 
     /// Submit on this thread's ring, or on the pool when io_uring cannot
     /// run this op here.
-    pub(crate) fn submit<T: OpCode>(&self, op: T) -> Result<Submission<T>, T> {
-        if !op
-            .uring_opcode()
-            .is_some_and(|code| self.probe.supports(code))
-        {
+    pub(crate) fn submit<T: OpCode>(&self, mut op: T) -> Result<Submission<T>, T> {
+        if !ops::opcode(&mut op).is_some_and(|code| self.probe.supports(code)) {
             return Err(op);
         }
         let mut flight = Box::new(Flight {
             op,
+            scratch: ops::Scratch::default(),
             completion: Completion::new(),
             waiting_readiness: false,
             ran_in_place: None,
@@ -672,7 +674,7 @@ pub(crate) fn between_polls(source_id: u64) {
 /// `None` when the thread has no such ring (the caller parks otherwise).
 pub(crate) fn park(
     source_id: u64,
-    worker: &WorkerShared,
+    worker: &dyn Park,
     timeout: Option<Duration>,
 ) -> Option<Result<(), String>> {
     with_existing_ring(source_id, |ring| {
@@ -720,7 +722,7 @@ impl Scheduler for UringScheduler {
         between_polls(self.rings_id);
     }
 
-    fn idle(&self, worker: &WorkerShared, timeout: Option<Duration>) -> Result<(), String> {
+    fn idle(&self, worker: &dyn Park, timeout: Option<Duration>) -> Result<(), String> {
         // A thread gets its ring on its first io_uring submission; until
         // then it parks on its condvar (so an idle worker opens no fds).
         match park(self.rings_id, worker, timeout) {
@@ -773,9 +775,11 @@ mod tests {
             errno,
             io_uring_disabled: Some(0),
         });
-        select(requested, env, Arc::new(RealKernel), rings, || {
+        let mut host = crate::driver::Host::real(|| {
             Ok(Arc::new(ThreadPool::new("select-test", 1, 8)?) as Arc<dyn Offload>)
-        })
+        });
+        host.rings = rings;
+        select(requested, env, "the runtime builder", host)
     }
 
     #[test]

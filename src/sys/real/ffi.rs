@@ -59,6 +59,12 @@ impl RawAddr {
     }
 }
 
+/// A zeroed `statx` for an io_uring `STATX` entry to fill.
+pub(crate) fn zeroed_statx() -> libc::statx {
+    // SAFETY: statx is plain old data (integers only); all-zero bytes are valid.
+    unsafe { std::mem::zeroed() }
+}
+
 pub(crate) fn zeroed_storage() -> libc::sockaddr_storage {
     // SAFETY: sockaddr_storage is plain old data; all-zero bytes are valid.
     unsafe { std::mem::zeroed() }

@@ -144,7 +144,13 @@ pub enum CrashModel {
     },
 }
 
-/// Which driver runs a simulated runtime's ops.
+/// Which driver runs a simulated runtime's ops. Each maps to a
+/// `runtime::Backend` that `sim::run` selects on the simulated host the
+/// way a real runtime selects on the real one: `Pool` is
+/// `Backend::ThreadPool`, `Ring` is `Backend::IoUring`, `Auto` is
+/// `Backend::Auto` (the simulated ring, else the pool), and the two
+/// poller variants are `Backend::Epoll`/`Backend::Kqueue` with the
+/// simulated poller given that semantics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum SimDriver {

@@ -1,18 +1,21 @@
 //! How each op runs on io_uring: its submission entry and how a completion
-//! result becomes the op's raw result. The io_uring driver
-//! (`crate::driver::uring`) calls these; other drivers never do.
+//! result becomes the op's raw result. Only the io_uring driver
+//! (`super`) uses this file; nothing here is visible outside it.
 //!
-//! An op without an io_uring form (or whose opcode the ring's probe lacks)
-//! returns `None` from [`UringOp::uring_entry`] and runs on the pool.
+//! Ops describe themselves as backend-neutral data ([`OpCode::request`]);
+//! this file encodes a [`Request`] as an io_uring entry ([`entry`]) and
+//! decodes the completion's `res` back into the op ([`result`]). A request
+//! without an io_uring form ([`Request::Other`], or whose opcode the ring's
+//! probe lacks) has no entry and runs on the pool.
 //!
 //! # What an entry points at
 //!
-//! Entries hold raw pointers into the op: its buffers, its path strings and
-//! op-owned storage (the iovec array of a vectored op, the `statx` buffer
-//! of `fstat`, the peer address of `accept`, the address of `connect`).
-//! The driver boxes the op before asking for its entry and keeps the box
-//! until the completion arrives, so those pointers stay valid while the
-//! kernel holds them; nothing here is `unsafe` except zeroing C structs.
+//! Entries hold raw pointers into the op (its buffers and path strings) and
+//! into the op's [`Scratch`]: the iovec array of a vectored op, the `statx`
+//! buffer of `fstat`, the peer address of `accept`, the address of
+//! `connect`. The driver keeps the op and its scratch side by side in one
+//! boxed in-flight entry until the completion arrives, so those pointers
+//! stay valid while the kernel holds them; nothing here is `unsafe`.
 //!
 //! # Parity with the pool
 //!
@@ -38,56 +41,291 @@
 //!   splice breaks the link and leaves bytes in the pipe that need a third,
 //!   unlinked splice (and a poll when the socket is full), and every op or
 //!   thread needs two more fds. Its pool job already keeps the worker free.
+//!   `fadvise`, `fstatfs` and the xattr calls run on the pool too.
 
-// FFI file for now (io_uring entries hold raw pointers into the op); it
-// moves under driver/uring/ with the next restructure.
-#![allow(unsafe_code)]
-// Off Linux only the opcode side is built (the simulated ring runs ops by
-// opcode); the entry builders and the storage they fill are Linux-only.
-#![cfg_attr(not(linux), allow(dead_code))]
-
-use super::{file, net, path};
-use crate::buf::{IoBuf, IoBufMut};
+// The entry builders and the storage they fill use the io-uring crate and
+// Linux's structs, so they are Linux-only; the opcode side is built on
+// every OS (the simulated ring runs ops by opcode and executes them in
+// place, so it never needs an entry or a result decoded from one).
+use crate::op::{OpCode, Request};
 #[cfg(linux)]
-use crate::sys::real::ffi::file_type;
-use crate::sys::real::ffi::{addr_from_storage, zeroed_storage};
-use crate::sys::real::RealKernel;
+use crate::sys::real::ffi::{addr_from_storage, file_type, zeroed_statx, zeroed_storage, RawAddr};
 use crate::sys::ring::opcode as code;
-use crate::sys::{Errno, Kernel, SysResult};
+#[cfg(not(linux))]
+use crate::sys::Kernel;
+use crate::sys::{Errno, SysResult};
 #[cfg(linux)]
-use crate::sys::{FileStat, OpenFlags};
+use crate::sys::{FileStat, Kernel, OpenFlags};
 #[cfg(linux)]
 use io_uring::squeue::Entry;
 #[cfg(linux)]
 use io_uring::{opcode, types};
+#[cfg(linux)]
 use std::mem::size_of;
+#[cfg(linux)]
 use std::net::SocketAddr;
+#[cfg(linux)]
 use std::os::fd::RawFd;
 #[cfg(linux)]
 use std::ptr;
 
-/// The io_uring side of an op descriptor.
-pub trait UringOp {
-    /// The submission entry. Called once the op sits at its final heap
-    /// address (boxed in the driver's in-flight table) and again for each
-    /// resubmission, so pointers in the entry may point into `self` and its
-    /// buffers. `None`: run this op on the pool instead.
-    #[cfg(linux)]
-    fn uring_entry(&mut self) -> Option<Entry> {
-        None
-    }
+/// Per-op storage an entry points into, kept beside the op in the
+/// driver's in-flight table (never in the op descriptor).
+#[cfg(linux)]
+#[derive(Default)]
+pub(super) struct Scratch {
+    /// The iovec array of a vectored op (rebuilt for every entry).
+    iovecs: Vec<libc::iovec>,
+    /// Where a `STATX` entry writes.
+    statx: Option<libc::statx>,
+    /// Where an `ACCEPT` entry writes the peer's address.
+    peer: Option<PeerAddr>,
+    /// The address a `CONNECT` entry hands to the kernel.
+    raw_addr: Option<RawAddr>,
+}
 
-    /// The opcode [`UringOp::uring_entry`] uses, checked against the ring's
-    /// probe before submission (`None` when there is no entry).
-    fn uring_opcode(&self) -> Option<u8> {
-        None
-    }
+/// Off Linux there is no kernel ring, so nothing to keep.
+#[cfg(not(linux))]
+#[derive(Default)]
+pub(super) struct Scratch;
 
-    /// Turn a completion's `res` into the op's raw result, filling outputs
-    /// the op owns (an accepted peer address, a statx buffer).
-    fn uring_result(&mut self, res: i32) -> SysResult<usize> {
-        cqe_result(res)
+/// The opcode [`entry`] would use for `op`, checked against the ring's
+/// probe before submission (`None` when there is no entry).
+pub(super) fn opcode<T: OpCode>(op: &mut T) -> Option<u8> {
+    Some(match op.request() {
+        Request::Read { offset, .. } => rw_offset(offset).map(|_| code::READ)?,
+        Request::Write { offset, .. } => rw_offset(offset).map(|_| code::WRITE)?,
+        Request::ReadVectored { offset, .. } => rw_offset(offset).map(|_| code::READV)?,
+        Request::WriteVectored { offset, .. } => rw_offset(offset).map(|_| code::WRITEV)?,
+        Request::Sync { .. } => code::FSYNC,
+        Request::Truncate { .. } => code::FTRUNCATE,
+        Request::Allocate { .. } => code::FALLOCATE,
+        Request::Stat { .. } => code::STATX,
+        Request::Close { .. } => code::CLOSE,
+        Request::Open { .. } => code::OPENAT,
+        Request::Rename { .. } => code::RENAMEAT,
+        Request::Unlink { .. } => code::UNLINKAT,
+        Request::Mkdir { .. } => code::MKDIRAT,
+        Request::Accept { .. } => code::ACCEPT,
+        Request::Connect { .. } => code::CONNECT,
+        Request::Recv { .. } => code::RECV,
+        Request::Send { .. } => code::SEND,
+        _ => return None,
+    })
+}
+
+/// The submission entry for `op`, pointing into `op` and `scratch`. Called
+/// once both sit at their final heap address (boxed in the driver's
+/// in-flight table) and again for each resubmission. `None`: run this op
+/// on the pool instead.
+#[cfg(linux)]
+pub(super) fn entry<T: OpCode>(op: &mut T, scratch: &mut Scratch) -> Option<Entry> {
+    Some(match op.request() {
+        // Reads and writes: READ/WRITE, READV/WRITEV at an offset or the
+        // file position.
+        Request::Read { fd, buf, offset } => {
+            let entry = opcode::Read::new(types::Fd(fd), buf.as_mut_ptr(), entry_len(buf.len()));
+            entry.offset(rw_offset(offset)?).build()
+        }
+        Request::Write { fd, buf, offset } => {
+            let entry = opcode::Write::new(types::Fd(fd), buf.as_ptr(), entry_len(buf.len()));
+            entry.offset(rw_offset(offset)?).build()
+        }
+        Request::ReadVectored { fd, bufs, offset } => {
+            let offset = rw_offset(offset)?;
+            scratch.iovecs.clear();
+            scratch
+                .iovecs
+                .extend(bufs.into_iter().take(IOV_MAX).map(|mut buf| libc::iovec {
+                    iov_base: buf.as_mut_ptr().cast(),
+                    iov_len: buf.len(),
+                }));
+            let (iovecs, count) = iovec_entry(&scratch.iovecs);
+            opcode::Readv::new(types::Fd(fd), iovecs, count)
+                .offset(offset)
+                .build()
+        }
+        Request::WriteVectored { fd, bufs, offset } => {
+            let offset = rw_offset(offset)?;
+            scratch.iovecs.clear();
+            scratch
+                .iovecs
+                .extend(bufs.iter().take(IOV_MAX).map(|buf| libc::iovec {
+                    // The kernel only reads through a write's iovecs.
+                    iov_base: buf.as_ptr().cast_mut().cast(),
+                    iov_len: buf.len(),
+                }));
+            let (iovecs, count) = iovec_entry(&scratch.iovecs);
+            opcode::Writev::new(types::Fd(fd), iovecs, count)
+                .offset(offset)
+                .build()
+        }
+        // File state: FSYNC, FTRUNCATE (Linux 6.9), FALLOCATE, STATX, CLOSE.
+        // Offsets and lengths above i64::MAX reach the kernel as negative
+        // values, which it rejects with EINVAL exactly as the pool path does.
+        Request::Sync { fd, data_only } => {
+            let flags = match data_only {
+                false => types::FsyncFlags::empty(),
+                true => types::FsyncFlags::DATASYNC,
+            };
+            opcode::Fsync::new(types::Fd(fd)).flags(flags).build()
+        }
+        Request::Truncate { fd, len_bytes } => {
+            opcode::Ftruncate::new(types::Fd(fd), len_bytes).build()
+        }
+        Request::Allocate {
+            fd,
+            mode,
+            offset,
+            len_bytes,
+        } => opcode::Fallocate::new(types::Fd(fd), len_bytes)
+            .offset(offset)
+            .mode(mode)
+            .build(),
+        // `statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS)` into the
+        // scratch buffer; [`result`] converts it to what `fstat(2)` gives.
+        Request::Stat { fd, .. } => {
+            let statx = scratch.statx.insert(zeroed_statx());
+            let entry = opcode::Statx::new(
+                types::Fd(fd),
+                c"".as_ptr(),
+                ptr::from_mut(statx).cast::<types::statx>(),
+            );
+            entry
+                .flags(libc::AT_EMPTY_PATH)
+                .mask(libc::STATX_BASIC_STATS)
+                .build()
+        }
+        Request::Close { fd } => opcode::Close::new(types::Fd(fd)).build(),
+        // Paths: OPENAT, RENAMEAT, UNLINKAT, MKDIRAT relative to the working
+        // directory (`unlinkat(.., 0)` of a directory gives EISDIR, as
+        // `unlink(2)`). A path with an interior NUL is `Request::Other`.
+        Request::Open { path, flags, mode } => {
+            let flags = (flags | OpenFlags::CLOEXEC).bits();
+            let entry = opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr());
+            entry.flags(flags).mode(mode).build()
+        }
+        Request::Rename { from, to } => {
+            let cwd = types::Fd(libc::AT_FDCWD);
+            opcode::RenameAt::new(cwd, from.as_ptr(), cwd, to.as_ptr()).build()
+        }
+        Request::Unlink { path } => {
+            opcode::UnlinkAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr()).build()
+        }
+        Request::Mkdir { path, mode } => {
+            let entry = opcode::MkDirAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr());
+            entry.mode(mode).build()
+        }
+        // Sockets: ACCEPT, CONNECT, RECV, SEND.
+        // `accept4(fd, .., SOCK_CLOEXEC | SOCK_NONBLOCK)` into the scratch
+        // address buffer.
+        Request::Accept { fd, .. } => {
+            let peer = scratch.peer.insert(PeerAddr::new());
+            let addr = ptr::from_mut(&mut peer.storage).cast::<libc::sockaddr>();
+            opcode::Accept::new(types::Fd(fd), addr, &mut peer.len)
+                .flags(libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK)
+                .build()
+        }
+        // `connect(2)` with the op's address (see [`result`] for a
+        // handshake still under way). Building the entry never marks the
+        // op started: an entry that never reached the kernel must leave a
+        // later pool run calling connect itself.
+        Request::Connect { fd, addr, .. } => {
+            let raw = scratch.raw_addr.insert(RawAddr::new(addr));
+            let (addr, len) = raw.as_ptr();
+            opcode::Connect::new(types::Fd(fd), addr, len).build()
+        }
+        // `recv(2)` with the op's flags minus `MSG_DONTWAIT`: the ring waits
+        // for data itself (the pool path adds `MSG_DONTWAIT` and waits
+        // outside).
+        Request::Recv { fd, buf, flags } => {
+            let entry = opcode::Recv::new(types::Fd(fd), buf.as_mut_ptr(), entry_len(buf.len()));
+            entry.flags(flags.0 & !libc::MSG_DONTWAIT).build()
+        }
+        // `send(2)` with the op's flags minus `MSG_DONTWAIT`, plus
+        // `MSG_NOSIGNAL` (a closed peer is `EPIPE`, never `SIGPIPE`).
+        Request::Send { fd, buf, flags } => {
+            let flags = (flags.0 & !libc::MSG_DONTWAIT) | libc::MSG_NOSIGNAL;
+            let entry = opcode::Send::new(types::Fd(fd), buf.as_ptr(), entry_len(buf.len()));
+            entry.flags(flags).build()
+        }
+        _ => return None,
+    })
+}
+
+/// Turn a completion's `res` into the op's raw result, filling the outputs
+/// the op owns from `scratch` (a stat, an accepted socket and its peer).
+///
+/// * `fstat`: the `statx` buffer becomes the `FileStat` `fstat(2)` gives.
+/// * `accept`: the new fd and the decoded peer land in the op's output (so
+///   an abandoned op's `discard` closes the fd). A peer address
+///   `SocketAddr` cannot hold closes the new fd here (through `kernel`)
+///   and fails with `EAFNOSUPPORT`, as the pool path does.
+/// * `connect`: the ring waits for the handshake itself; should a kernel
+///   still report it under way (`EINPROGRESS`, `EALREADY`), the op is
+///   marked started and the result becomes `EAGAIN`: the driver waits for
+///   writability and submits the entry again, and a repeated connect on a
+///   connecting socket reports the handshake's outcome (`0`, the error, or
+///   `EISCONN`, which after a start means success).
+#[cfg(linux)]
+pub(super) fn result<T: OpCode>(
+    op: &mut T,
+    scratch: &Scratch,
+    res: i32,
+    kernel: &dyn Kernel,
+) -> SysResult<usize> {
+    match op.request() {
+        Request::Stat { out, .. } => {
+            cqe_result(res)?;
+            // The driver always builds the entry (which sets the buffer) first.
+            let statx = scratch.statx.as_ref().ok_or(Errno::EIO)?;
+            *out = Some(file_stat(statx));
+            Ok(0)
+        }
+        Request::Accept { out, .. } => {
+            cqe_result(res)?;
+            let fd: RawFd = res;
+            // The driver always builds the entry (which sets the buffer) first.
+            match scratch
+                .peer
+                .as_ref()
+                .ok_or(Errno::EIO)
+                .and_then(PeerAddr::decode)
+            {
+                Ok(addr) => {
+                    *out = Some((fd, addr));
+                    Ok(0)
+                }
+                Err(e) => {
+                    // Nobody else knows the new fd: release it; `e` is the
+                    // error to report.
+                    let _ = kernel.close(fd);
+                    Err(e)
+                }
+            }
+        }
+        Request::Connect { started, .. } => match cqe_result(res) {
+            Err(Errno::EINPROGRESS | Errno::EALREADY) => {
+                *started = true;
+                Err(Errno::EAGAIN)
+            }
+            Err(Errno(libc::EISCONN)) if *started => Ok(0),
+            result => result,
+        },
+        _ => cqe_result(res),
     }
+}
+
+/// Off Linux only the simulated ring exists, and it executes ops in place:
+/// a completion's `res` is all there is to decode.
+#[cfg(not(linux))]
+pub(super) fn result<T: OpCode>(
+    _op: &mut T,
+    _scratch: &Scratch,
+    res: i32,
+    _kernel: &dyn Kernel,
+) -> SysResult<usize> {
+    cqe_result(res)
 }
 
 /// A completion's `res`: negative errno or a count.
@@ -100,7 +338,7 @@ pub(crate) fn cqe_result(res: i32) -> SysResult<usize> {
 }
 
 // ---------------------------------------------------------------------------
-// Shared helpers and op-owned storage.
+// Shared helpers.
 
 /// The `off` of a read or write entry meaning "use and advance the file
 /// position" (`-1`).
@@ -108,6 +346,7 @@ const FILE_POSITION: u64 = u64::MAX;
 
 /// Most buffers one vectored entry passes (Linux `UIO_MAXIOV`), the same
 /// cap as the pool path: buffers past it are left for the next call.
+#[cfg(linux)]
 const IOV_MAX: usize = 1024;
 
 /// The entry offset for a read or write at `offset` (`None`: the file
@@ -123,60 +362,16 @@ fn rw_offset(offset: Option<u64>) -> Option<u64> {
 
 /// A buffer length as an entry's 32-bit `len`. The kernel caps one
 /// transfer at `MAX_RW_COUNT` (just under 2 GiB) anyway.
+#[cfg(linux)]
 fn entry_len(len: usize) -> u32 {
     u32::try_from(len).unwrap_or(u32::MAX)
 }
 
-/// The iovec array of a vectored op's entry, pointing into the op's own
-/// buffers. Rebuilt for every entry.
-#[derive(Default)]
-pub(crate) struct IoVecs(Vec<libc::iovec>);
-
-// SAFETY: the iovecs point only into buffers owned by the same op (which
-// are `Send`) and move with it; they are written by `uring_entry` and read
-// only by the kernel while the op sits in the driver.
-unsafe impl std::marker::Send for IoVecs {}
-
-impl IoVecs {
-    /// Point at the writable regions of `bufs`; returns the array and its
-    /// length for the entry.
-    fn for_read<B: IoBufMut>(&mut self, bufs: &mut [B]) -> (*const libc::iovec, u32) {
-        self.0.clear();
-        self.0.extend(bufs.iter_mut().take(IOV_MAX).map(|buf| {
-            let region = buf.writable();
-            libc::iovec {
-                iov_base: region.as_mut_ptr().cast(),
-                iov_len: region.len(),
-            }
-        }));
-        self.as_entry()
-    }
-
-    /// Point at the bytes of `bufs`; returns the array and its length.
-    fn for_write<B: IoBuf>(&mut self, bufs: &[B]) -> (*const libc::iovec, u32) {
-        self.0.clear();
-        self.0.extend(bufs.iter().take(IOV_MAX).map(|buf| {
-            let bytes = buf.as_bytes();
-            libc::iovec {
-                // The kernel only reads through a write's iovecs.
-                iov_base: bytes.as_ptr().cast_mut().cast(),
-                iov_len: bytes.len(),
-            }
-        }));
-        self.as_entry()
-    }
-
-    fn as_entry(&self) -> (*const libc::iovec, u32) {
-        // At most IOV_MAX entries, so the count fits.
-        (self.0.as_ptr(), self.0.len() as u32)
-    }
-}
-
-/// A zeroed `statx` for an `fstat` entry to fill.
+/// The iovec array and its length for a vectored entry.
 #[cfg(linux)]
-fn zeroed_statx() -> libc::statx {
-    // SAFETY: statx is plain old data (integers only); all-zero bytes are valid.
-    unsafe { std::mem::zeroed() }
+fn iovec_entry(iovecs: &[libc::iovec]) -> (*const libc::iovec, u32) {
+    // At most IOV_MAX entries, so the count fits.
+    (iovecs.as_ptr(), iovecs.len() as u32)
 }
 
 /// The `FileStat` `fstat(2)` would give, from a `statx` result.
@@ -198,11 +393,13 @@ fn file_stat(stx: &libc::statx) -> FileStat {
 }
 
 /// Where an accept entry writes the peer's address and its length.
-pub(crate) struct PeerAddr {
+#[cfg(linux)]
+pub(super) struct PeerAddr {
     storage: libc::sockaddr_storage,
     len: libc::socklen_t,
 }
 
+#[cfg(linux)]
 impl PeerAddr {
     /// Zeroed storage, with the length set to its size (as accept wants).
     fn new() -> PeerAddr {
@@ -219,346 +416,15 @@ impl PeerAddr {
     }
 }
 
-pub(crate) use crate::sys::real::ffi::RawAddr;
-
-// ---------------------------------------------------------------------------
-// Reads and writes: READ/WRITE, READV/WRITEV at an offset or the file position.
-
-impl<B: IoBufMut> UringOp for file::Read<B> {
-    #[cfg(linux)]
-    fn uring_entry(&mut self) -> Option<Entry> {
-        let offset = rw_offset(self.offset)?;
-        let buf = self.buf.writable();
-        let entry = opcode::Read::new(types::Fd(self.fd), buf.as_mut_ptr(), entry_len(buf.len()));
-        Some(entry.offset(offset).build())
-    }
-
-    fn uring_opcode(&self) -> Option<u8> {
-        rw_offset(self.offset).map(|_| code::READ)
-    }
-}
-
-impl<B: IoBuf> UringOp for file::Write<B> {
-    #[cfg(linux)]
-    fn uring_entry(&mut self) -> Option<Entry> {
-        let offset = rw_offset(self.offset)?;
-        let buf = self.buf.as_bytes();
-        let entry = opcode::Write::new(types::Fd(self.fd), buf.as_ptr(), entry_len(buf.len()));
-        Some(entry.offset(offset).build())
-    }
-
-    fn uring_opcode(&self) -> Option<u8> {
-        rw_offset(self.offset).map(|_| code::WRITE)
-    }
-}
-
-impl<B: IoBufMut> UringOp for file::ReadVectored<B> {
-    #[cfg(linux)]
-    fn uring_entry(&mut self) -> Option<Entry> {
-        let offset = rw_offset(self.offset)?;
-        let (iovecs, count) = self.iovecs.for_read(&mut self.bufs);
-        let entry = opcode::Readv::new(types::Fd(self.fd), iovecs, count);
-        Some(entry.offset(offset).build())
-    }
-
-    fn uring_opcode(&self) -> Option<u8> {
-        rw_offset(self.offset).map(|_| code::READV)
-    }
-}
-
-impl<B: IoBuf> UringOp for file::WriteVectored<B> {
-    #[cfg(linux)]
-    fn uring_entry(&mut self) -> Option<Entry> {
-        let offset = rw_offset(self.offset)?;
-        let (iovecs, count) = self.iovecs.for_write(&self.bufs);
-        let entry = opcode::Writev::new(types::Fd(self.fd), iovecs, count);
-        Some(entry.offset(offset).build())
-    }
-
-    fn uring_opcode(&self) -> Option<u8> {
-        rw_offset(self.offset).map(|_| code::WRITEV)
-    }
-}
-
-// ---------------------------------------------------------------------------
-// File state: FSYNC, FTRUNCATE (Linux 6.9), FALLOCATE, STATX, CLOSE.
-// Offsets and lengths above i64::MAX reach the kernel as negative values,
-// which it rejects with EINVAL exactly as the pool path does.
-
-impl UringOp for file::Sync {
-    #[cfg(linux)]
-    fn uring_entry(&mut self) -> Option<Entry> {
-        let flags = match self.kind {
-            file::SyncKind::All => types::FsyncFlags::empty(),
-            file::SyncKind::Data => types::FsyncFlags::DATASYNC,
-        };
-        Some(opcode::Fsync::new(types::Fd(self.fd)).flags(flags).build())
-    }
-
-    fn uring_opcode(&self) -> Option<u8> {
-        Some(code::FSYNC)
-    }
-}
-
-impl UringOp for file::Truncate {
-    #[cfg(linux)]
-    fn uring_entry(&mut self) -> Option<Entry> {
-        Some(opcode::Ftruncate::new(types::Fd(self.fd), self.len_bytes).build())
-    }
-
-    fn uring_opcode(&self) -> Option<u8> {
-        Some(code::FTRUNCATE)
-    }
-}
-
-impl UringOp for file::Allocate {
-    #[cfg(linux)]
-    fn uring_entry(&mut self) -> Option<Entry> {
-        let entry = opcode::Fallocate::new(types::Fd(self.fd), self.len_bytes)
-            .offset(self.offset)
-            .mode(self.mode);
-        Some(entry.build())
-    }
-
-    fn uring_opcode(&self) -> Option<u8> {
-        Some(code::FALLOCATE)
-    }
-}
-
-/// `statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS)` into the op's buffer;
-/// the result is converted to the `FileStat` `fstat(2)` gives.
-impl UringOp for file::Stat {
-    #[cfg(linux)]
-    fn uring_entry(&mut self) -> Option<Entry> {
-        let statx = self.statx.insert(zeroed_statx());
-        let entry = opcode::Statx::new(
-            types::Fd(self.fd),
-            c"".as_ptr(),
-            ptr::from_mut(statx).cast::<types::statx>(),
-        );
-        let entry = entry
-            .flags(libc::AT_EMPTY_PATH)
-            .mask(libc::STATX_BASIC_STATS);
-        Some(entry.build())
-    }
-
-    fn uring_opcode(&self) -> Option<u8> {
-        Some(code::STATX)
-    }
-
-    #[cfg(linux)]
-    fn uring_result(&mut self, res: i32) -> SysResult<usize> {
-        cqe_result(res)?;
-        // The driver always builds the entry (which sets the buffer) first.
-        let statx = self.statx.as_ref().ok_or(Errno::EIO)?;
-        self.stat = Some(file_stat(statx));
-        Ok(0)
-    }
-}
-
-impl UringOp for file::Close {
-    #[cfg(linux)]
-    fn uring_entry(&mut self) -> Option<Entry> {
-        Some(opcode::Close::new(types::Fd(self.fd)).build())
-    }
-
-    fn uring_opcode(&self) -> Option<u8> {
-        Some(code::CLOSE)
-    }
-}
-
-/// io_uring has no lseek: always the pool.
-impl UringOp for file::Lseek {}
-
-/// The pool for now (a linked pair of splices through a pipe would do it).
-impl UringOp for file::Sendfile {}
-
-/// io_uring has no fstatfs: always the pool.
-impl UringOp for file::StatFs {}
-
-/// The pool (io_uring's xattr opcodes are not used yet).
-impl UringOp for path::GetXattr {}
-
-/// The pool (io_uring's xattr opcodes are not used yet).
-impl UringOp for path::SetXattr {}
-
-// ---------------------------------------------------------------------------
-// Paths: OPENAT, RENAMEAT, UNLINKAT, MKDIRAT relative to the working
-// directory. A path with an interior NUL has no entry (the pool: EINVAL).
-
-impl UringOp for path::Open {
-    #[cfg(linux)]
-    fn uring_entry(&mut self) -> Option<Entry> {
-        let path = self.path.get().ok()?;
-        let flags = (self.flags | OpenFlags::CLOEXEC).bits();
-        let entry = opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr());
-        Some(entry.flags(flags).mode(self.mode).build())
-    }
-
-    fn uring_opcode(&self) -> Option<u8> {
-        self.path.get().ok().map(|_| code::OPENAT)
-    }
-}
-
-impl UringOp for path::Rename {
-    #[cfg(linux)]
-    fn uring_entry(&mut self) -> Option<Entry> {
-        let (from, to) = (self.from.get().ok()?, self.to.get().ok()?);
-        let cwd = types::Fd(libc::AT_FDCWD);
-        Some(opcode::RenameAt::new(cwd, from.as_ptr(), cwd, to.as_ptr()).build())
-    }
-
-    fn uring_opcode(&self) -> Option<u8> {
-        (self.from.get().is_ok() && self.to.get().is_ok()).then_some(code::RENAMEAT)
-    }
-}
-
-/// `unlinkat(AT_FDCWD, path, 0)`: a directory gives `EISDIR`, as `unlink(2)`.
-impl UringOp for path::Unlink {
-    #[cfg(linux)]
-    fn uring_entry(&mut self) -> Option<Entry> {
-        let path = self.path.get().ok()?;
-        Some(opcode::UnlinkAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr()).build())
-    }
-
-    fn uring_opcode(&self) -> Option<u8> {
-        self.path.get().ok().map(|_| code::UNLINKAT)
-    }
-}
-
-impl UringOp for path::Mkdir {
-    #[cfg(linux)]
-    fn uring_entry(&mut self) -> Option<Entry> {
-        let path = self.path.get().ok()?;
-        let entry = opcode::MkDirAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr());
-        Some(entry.mode(self.mode).build())
-    }
-
-    fn uring_opcode(&self) -> Option<u8> {
-        self.path.get().ok().map(|_| code::MKDIRAT)
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Sockets: ACCEPT, CONNECT, RECV, SEND.
-
-/// `accept4(fd, .., SOCK_CLOEXEC | SOCK_NONBLOCK)` into the op's address
-/// buffer. The new fd and the decoded peer land in `accepted` (so an
-/// abandoned op's `discard` closes the fd). A peer address `SocketAddr`
-/// cannot hold closes the new fd here and fails with `EAFNOSUPPORT`, as
-/// the pool path does.
-impl UringOp for net::Accept {
-    #[cfg(linux)]
-    fn uring_entry(&mut self) -> Option<Entry> {
-        let peer = self.peer.insert(PeerAddr::new());
-        let addr = ptr::from_mut(&mut peer.storage).cast::<libc::sockaddr>();
-        let entry = opcode::Accept::new(types::Fd(self.fd), addr, &mut peer.len);
-        Some(
-            entry
-                .flags(libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK)
-                .build(),
-        )
-    }
-
-    fn uring_opcode(&self) -> Option<u8> {
-        Some(code::ACCEPT)
-    }
-
-    fn uring_result(&mut self, res: i32) -> SysResult<usize> {
-        cqe_result(res)?;
-        let fd: RawFd = res;
-        // The driver always builds the entry (which sets the buffer) first.
-        match self
-            .peer
-            .as_ref()
-            .ok_or(Errno::EIO)
-            .and_then(PeerAddr::decode)
-        {
-            Ok(addr) => {
-                self.accepted = Some((fd, addr));
-                Ok(0)
-            }
-            Err(e) => {
-                // Nobody else knows the new fd: release it (the ring runs
-                // only on the real kernel); `e` is the error to report.
-                let _ = RealKernel.close(fd);
-                Err(e)
-            }
-        }
-    }
-}
-
-/// `connect(2)` with the op's address. The ring waits for the handshake
-/// itself; should a kernel still report it under way (`EINPROGRESS`,
-/// `EALREADY`), the op is marked `started` and the result becomes `EAGAIN`:
-/// the driver waits for writability and submits the entry again, and a
-/// repeated connect on a connecting socket reports the handshake's outcome
-/// (`0`, the error, or `EISCONN`, which after `started` means success).
-/// `started` is set only on such a completion, never when the entry is
-/// built: an entry that never reached the kernel must leave a later pool
-/// run calling connect itself.
-impl UringOp for net::Connect {
-    #[cfg(linux)]
-    fn uring_entry(&mut self) -> Option<Entry> {
-        let raw = self.raw_addr.insert(RawAddr::new(&self.addr));
-        let (addr, len) = raw.as_ptr();
-        Some(opcode::Connect::new(types::Fd(self.fd), addr, len).build())
-    }
-
-    fn uring_opcode(&self) -> Option<u8> {
-        Some(code::CONNECT)
-    }
-
-    fn uring_result(&mut self, res: i32) -> SysResult<usize> {
-        match cqe_result(res) {
-            Err(Errno::EINPROGRESS | Errno::EALREADY) => {
-                self.started = true;
-                Err(Errno::EAGAIN)
-            }
-            Err(Errno(libc::EISCONN)) if self.started => Ok(0),
-            result => result,
-        }
-    }
-}
-
-/// `recv(2)` with the op's flags minus `MSG_DONTWAIT`: the ring waits for
-/// data itself (the pool path adds `MSG_DONTWAIT` and waits outside).
-impl<B: IoBufMut> UringOp for net::Recv<B> {
-    #[cfg(linux)]
-    fn uring_entry(&mut self) -> Option<Entry> {
-        let buf = self.buf.writable();
-        let entry = opcode::Recv::new(types::Fd(self.fd), buf.as_mut_ptr(), entry_len(buf.len()));
-        Some(entry.flags(self.flags.0 & !libc::MSG_DONTWAIT).build())
-    }
-
-    fn uring_opcode(&self) -> Option<u8> {
-        Some(code::RECV)
-    }
-}
-
-/// `send(2)` with the op's flags minus `MSG_DONTWAIT`, plus `MSG_NOSIGNAL`
-/// (a closed peer is `EPIPE`, never `SIGPIPE`).
-impl<B: IoBuf> UringOp for net::Send<B> {
-    #[cfg(linux)]
-    fn uring_entry(&mut self) -> Option<Entry> {
-        let buf = self.buf.as_bytes();
-        let flags = (self.flags.0 & !libc::MSG_DONTWAIT) | libc::MSG_NOSIGNAL;
-        let entry = opcode::Send::new(types::Fd(self.fd), buf.as_ptr(), entry_len(buf.len()));
-        Some(entry.flags(flags).build())
-    }
-
-    fn uring_opcode(&self) -> Option<u8> {
-        Some(code::SEND)
-    }
-}
-
-#[cfg(test)]
+#[cfg(all(test, linux))]
+#[allow(unsafe_code)] // the tests call libc directly to set up fds
 mod tests {
     //! Each op's entry, submitted on a real ring, must give what the pool
     //! path (`run_blocking` on `RealKernel`) gives for the same input.
 
     use super::*;
-    use crate::op::{run_until_done, OpCode};
+    use crate::op::{file, net, path, run_until_done};
+    use crate::sys::real::RealKernel;
     use crate::sys::{FileType, Interest, MsgFlags, Shutdown, SockOpt, SockType, Whence};
     use io_uring::{IoUring, Probe};
     use std::ffi::CString;
@@ -601,14 +467,49 @@ mod tests {
         ring.completion().next().expect("one completion").result()
     }
 
+    /// An op with its scratch, as the driver's in-flight table holds them.
+    struct Held<T> {
+        op: T,
+        scratch: Scratch,
+    }
+
+    fn held<T: OpCode>(op: T) -> Held<T> {
+        Held {
+            op,
+            scratch: Scratch::default(),
+        }
+    }
+
+    impl<T: OpCode> Held<T> {
+        fn uring_entry(&mut self) -> Option<Entry> {
+            entry(&mut self.op, &mut self.scratch)
+        }
+
+        fn uring_opcode(&mut self) -> Option<u8> {
+            opcode(&mut self.op)
+        }
+
+        fn uring_result(&mut self, res: i32) -> SysResult<usize> {
+            result(&mut self.op, &self.scratch, res, &K)
+        }
+    }
+
+    impl<T> std::ops::Deref for Held<T> {
+        type Target = T;
+        fn deref(&self) -> &T {
+            &self.op
+        }
+    }
+
     /// Run `op` through its entry on `ring`: the op's raw result and the op.
-    fn on_ring<T: UringOp>(ring: &mut IoUring, mut op: T) -> (SysResult<usize>, T) {
+    fn on_ring<T: OpCode>(ring: &mut IoUring, op: T) -> (SysResult<usize>, T) {
+        let mut op = held(op);
         let entry = op.uring_entry().expect("op has an io_uring entry");
         assert_eq!(op.uring_opcode().map(u32::from), Some(entry.get_opcode()));
         // SAFETY: `op` (and the buffers and storage the entry points into)
         // lives on this frame, unmoved, until the completion is back.
         let res = unsafe { submit_and_wait(ring, &entry) };
-        (op.uring_result(res), op)
+        (op.uring_result(res), op.op)
     }
 
     /// Run `op` the way the pool does (retrying socket ops after readiness).
@@ -617,7 +518,8 @@ mod tests {
     }
 
     /// The op has no entry: it runs on the pool.
-    fn no_entry<T: UringOp>(mut op: T) {
+    fn no_entry<T: OpCode>(op: T) {
+        let mut op = held(op);
         assert_eq!(op.uring_opcode(), None);
         assert!(op.uring_entry().is_none());
     }
@@ -708,7 +610,6 @@ mod tests {
             fd,
             bufs: lens.iter().map(|&len| Vec::with_capacity(len)).collect(),
             offset,
-            iovecs: IoVecs::default(),
         }
     }
 
@@ -721,7 +622,6 @@ mod tests {
             fd,
             bufs: bufs.to_vec(),
             offset,
-            iovecs: IoVecs::default(),
         }
     }
 
@@ -801,11 +701,7 @@ mod tests {
     }
 
     fn stat(fd: RawFd) -> file::Stat {
-        file::Stat {
-            fd,
-            stat: None,
-            statx: None,
-        }
+        file::Stat { fd, stat: None }
     }
 
     #[test]
@@ -988,16 +884,11 @@ mod tests {
             fd,
             addr,
             started: false,
-            raw_addr: None,
         }
     }
 
     fn accept(fd: RawFd) -> net::Accept {
-        net::Accept {
-            fd,
-            accepted: None,
-            peer: None,
-        }
+        net::Accept { fd, accepted: None }
     }
 
     /// A ring with the socket opcodes, or `None` (reason printed).
@@ -1059,7 +950,7 @@ mod tests {
 
         // A recv on an empty non-blocking socket waits in the ring (or, on
         // some kernels, says EAGAIN and the driver polls): never an error.
-        let mut op = recv(server, 16, MsgFlags::NONE);
+        let mut op = held(recv(server, 16, MsgFlags::NONE));
         let entry = op.uring_entry().expect("recv entry");
         // SAFETY: `op` stays on this frame, unmoved, until the completion
         // is reaped below.
@@ -1069,7 +960,7 @@ mod tests {
         ring.submit_and_wait(1).expect("wait");
         let res = ring.completion().next().expect("completion").result();
         match op.uring_result(res) {
-            Ok(n) => assert_eq!(&op.complete(Ok(n)).1[..], b"late"),
+            Ok(n) => assert_eq!(&op.op.complete(Ok(n)).1[..], b"late"),
             Err(e) => assert_eq!(e, Errno::EAGAIN, "recv on an empty socket"),
         }
         for fd in [client, server, listen_fd] {
@@ -1114,7 +1005,7 @@ mod tests {
 
     #[test]
     fn connect_under_way_waits_and_resubmits() {
-        let mut op = connect(-1, "127.0.0.1:1".parse().expect("addr"));
+        let mut op = held(connect(-1, "127.0.0.1:1".parse().expect("addr")));
         assert_eq!(op.uring_result(-libc::EISCONN), Err(Errno(libc::EISCONN)));
         assert_eq!(op.uring_result(-libc::EINPROGRESS), Err(Errno::EAGAIN));
         assert!(op.started);
@@ -1125,7 +1016,7 @@ mod tests {
             Err(Errno::ECONNREFUSED)
         );
         // Building the entry alone does not count as started.
-        let mut fresh = connect(-1, "[::1]:1".parse().expect("addr"));
+        let mut fresh = held(connect(-1, "[::1]:1".parse().expect("addr")));
         assert!(fresh.uring_entry().is_some());
         assert!(!fresh.started);
     }
@@ -1157,8 +1048,8 @@ mod tests {
         assert_eq!(unix.decode(), Err(Errno(libc::EAFNOSUPPORT)));
         // A peer the op cannot describe: the new fd is closed, the error kept.
         let (rd, wr) = K.pipe().expect("pipe");
-        let mut op = accept(-1);
-        op.peer = Some(unix);
+        let mut op = held(accept(-1));
+        op.scratch.peer = Some(unix);
         assert_eq!(op.uring_result(wr), Err(Errno(libc::EAFNOSUPPORT)));
         assert!(op.accepted.is_none());
         let mut buf = [0u8; 1];

@@ -1,0 +1,136 @@
+//! The [`Op`] future: an op descriptor (`crate::op`) on its way through the
+//! current driver.
+//!
+//! # Lifecycle and cancellation
+//!
+//! `Op<T>` starts as `Ready(op)`. On first poll it either runs the blocking
+//! syscall right there (no driver on this thread: the *sync fallback*) or
+//! is submitted to the current driver (`super::context`) and becomes
+//! `InFlight`. An in-flight op belongs to the driver: dropping the future
+//! marks it abandoned, and the driver drops the buffer only after the
+//! kernel has returned. A late result of an abandoned op goes to
+//! [`OpCode::discard`], which for `open` and `accept` closes the new fd so
+//! nothing leaks.
+
+use super::{context, Driver, InFlight};
+use crate::op::{run_until_done, OpCode};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+enum OpState<T: OpCode> {
+    Ready(T),
+    InFlight(InFlight<T>),
+    Done,
+}
+
+/// A submitted (or about to be submitted) op; await it, or call
+/// [`Op::wait`] from synchronous code.
+#[must_use = "an op does nothing until awaited or waited on"]
+pub struct Op<T: OpCode> {
+    state: OpState<T>,
+}
+
+// The op struct is moved into the driver on submission and never pinned.
+impl<T: OpCode> Unpin for Op<T> {}
+
+impl<T: OpCode> Op<T> {
+    pub(crate) fn new(op: T) -> Op<T> {
+        Op {
+            state: OpState::Ready(op),
+        }
+    }
+
+    /// Run the op to completion on this thread, blocking it. Uses the
+    /// current runtime's kernel when called inside one (so a simulated
+    /// kernel stays in charge), else the real kernel.
+    ///
+    /// ```
+    /// let path = std::env::temp_dir().join(format!("iok-wait-doc-{}", std::process::id()));
+    /// std::fs::write(&path, b"hello").unwrap();
+    /// let fd = iokernel::io::open(&path, iokernel::io::OpenFlags::RDONLY, 0).wait().unwrap();
+    /// let iokernel::buf::BufResult(n, buf) = iokernel::io::read(fd, vec![0u8; 16]).wait();
+    /// assert_eq!(n.unwrap(), 5);
+    /// assert_eq!(buf, b"hello");
+    /// iokernel::io::close(fd).wait().unwrap();
+    /// # std::fs::remove_file(path).unwrap();
+    /// ```
+    pub fn wait(mut self) -> T::Output {
+        match std::mem::replace(&mut self.state, OpState::Done) {
+            OpState::Ready(mut op) => {
+                let kernel = context::current_kernel();
+                let result = run_until_done(&mut op, &*kernel, &|| false);
+                op.complete(result)
+            }
+            OpState::InFlight(mut in_flight) => park_until(move |cx| in_flight.poll(cx)),
+            OpState::Done => panic!("Op::wait called on an op that already completed"),
+        }
+    }
+
+    fn submit_or_run(op: T, driver: Option<Driver>) -> Result<InFlight<T>, T::Output> {
+        match driver {
+            Some(driver) => Ok(driver.submit(op)),
+            None => {
+                let mut op = op;
+                let kernel = context::current_kernel();
+                let result = run_until_done(&mut op, &*kernel, &|| false);
+                Err(op.complete(result))
+            }
+        }
+    }
+}
+
+impl<T: OpCode> Future for Op<T> {
+    type Output = T::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T::Output> {
+        let this = &mut *self;
+        loop {
+            match &mut this.state {
+                OpState::Ready(_) => {
+                    let OpState::Ready(op) = std::mem::replace(&mut this.state, OpState::Done)
+                    else {
+                        unreachable!("state checked above")
+                    };
+                    match Self::submit_or_run(op, context::current_driver()) {
+                        Ok(in_flight) => this.state = OpState::InFlight(in_flight),
+                        Err(output) => return Poll::Ready(output),
+                    }
+                }
+                OpState::InFlight(in_flight) => {
+                    let output = std::task::ready!(in_flight.poll(cx));
+                    this.state = OpState::Done;
+                    return Poll::Ready(output);
+                }
+                OpState::Done => panic!("Op polled after it completed"),
+            }
+        }
+    }
+}
+
+/// Wakes the thread blocked in [`park_until`].
+struct ThreadWaker(std::thread::Thread);
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Poll `poll` on this thread until it is ready, parking the thread in
+/// between (the driver's completion wakes it).
+fn park_until<R>(mut poll: impl FnMut(&mut Context<'_>) -> Poll<R>) -> R {
+    let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(value) = poll(&mut cx) {
+            return value;
+        }
+        std::thread::park();
+    }
+}
