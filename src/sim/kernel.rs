@@ -158,6 +158,18 @@ struct State {
 pub struct SimKernel {
     core: Arc<SimCore>,
     state: Mutex<State>,
+    /// This machine's fd table ([`Kernel::fd_table_id`]), unique per process.
+    fd_table_id: u64,
+}
+
+/// Ids of simulated fd tables (0 is the real process's).
+static NEXT_FD_TABLE_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+impl Drop for SimKernel {
+    fn drop(&mut self) {
+        // What cancelled ops left for this machine's fds goes with it.
+        crate::sys::leftover::forget_table(self.fd_table_id);
+    }
 }
 
 impl SimKernel {
@@ -179,6 +191,7 @@ impl SimKernel {
         SimKernel {
             core,
             state: Mutex::new(state),
+            fd_table_id: NEXT_FD_TABLE_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
 
@@ -1264,6 +1277,10 @@ enum Consume {
 }
 
 impl Kernel for SimKernel {
+    fn fd_table_id(&self) -> u64 {
+        self.fd_table_id
+    }
+
     fn open(&self, path: &CStr, flags: OpenFlags, mode: u32) -> SysResult<RawFd> {
         self.call("open", (path, flags.bits(), mode), |st| {
             st.open(libc::AT_FDCWD, path, flags, mode)
