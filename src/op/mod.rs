@@ -13,7 +13,16 @@
 //! in-flight op belongs to the driver: dropping the future marks it
 //! abandoned, and the driver drops the buffer only after the kernel has
 //! returned. A late result of an abandoned op goes to [`OpCode::discard`],
-//! which for `open` and `accept` closes the new fd so nothing leaks.
+//! which for `open` closes the new fd so nothing leaks.
+//!
+//! A cancelled socket op never *starts* its syscall once abandoned (the
+//! pool re-checks after every readiness wait, the ring driver after a
+//! poll entry), and data the kernel delivered to it anyway is not lost:
+//! `recv`'s and `accept`'s `discard` keep the bytes or the connection in a
+//! per-socket leftover store (`crate::sys::leftover`) that the next
+//! `recv`/`accept` on that fd takes first ([`OpCode::take_leftover`], asked
+//! before any driver sees the op and again on every attempt). Closing the
+//! fd through iokernel drops what was kept (closing kept connections).
 
 pub mod file;
 pub mod net;
@@ -28,6 +37,7 @@ use std::future::Future;
 use std::io;
 use std::os::fd::RawFd;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 /// How long a blocking wait for socket readiness sleeps in `poll(2)` before
@@ -64,6 +74,15 @@ pub trait OpCode: Send + 'static + uring::UringOp {
         None
     }
 
+    /// What the op can finish with without the kernel: bytes or a
+    /// connection an earlier, cancelled op on the same fd received (see the
+    /// module docs). Called before the op is submitted and by
+    /// `run_blocking` on every attempt. Default: nothing.
+    fn take_leftover(&mut self, kernel: &dyn Kernel) -> Option<SysResult<usize>> {
+        let _ = kernel;
+        None
+    }
+
     /// Perform the syscall once. Socket ops never block here: they return
     /// `EAGAIN` and the caller waits for [`OpCode::readiness`].
     fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize>;
@@ -72,7 +91,9 @@ pub trait OpCode: Send + 'static + uring::UringOp {
     fn complete(self, result: SysResult<usize>) -> Self::Output;
 
     /// The op was abandoned and its result arrived anyway: release what the
-    /// result owns (an fd from `open`/`accept`). Default: nothing to release.
+    /// result owns (an fd from `open`) or keep what another op must get
+    /// (bytes from `recv`, a connection from `accept`: the leftover store).
+    /// Default: nothing to release.
     fn discard(self, result: SysResult<usize>, kernel: &dyn Kernel)
     where
         Self: Sized,
@@ -82,31 +103,39 @@ pub trait OpCode: Send + 'static + uring::UringOp {
 }
 
 /// Run `op` to its final result on the calling thread: retry `EAGAIN` of
-/// socket ops after waiting for readiness, checking `abandoned` between
-/// waits so an abandoned op stops waiting (with `ECANCELED`).
+/// socket ops after waiting for readiness. A socket op checks `abandoned`
+/// before every attempt, so an abandoned op never starts its syscall (it
+/// ends with `ECANCELED`); each wait lasts at most [`ABANDON_CHECK_MS`] and
+/// is followed by a new attempt, which also picks up bytes or connections
+/// a racing cancelled op left for this fd (they wake no readiness).
 pub(crate) fn run_until_done<T: OpCode>(
     op: &mut T,
     kernel: &dyn Kernel,
     abandoned: &dyn Fn() -> bool,
 ) -> SysResult<usize> {
     loop {
+        if op.readiness().is_some() && abandoned() {
+            return Err(Errno::ECANCELED);
+        }
         match op.run_blocking(kernel) {
             Err(Errno::EAGAIN) => {
                 let Some((fd, interest)) = op.readiness() else {
                     return Err(Errno::EAGAIN);
                 };
-                loop {
-                    if abandoned() {
-                        return Err(Errno::ECANCELED);
-                    }
-                    if kernel.wait_ready(fd, interest, ABANDON_CHECK_MS)? {
-                        break;
-                    }
-                }
+                kernel.wait_ready(fd, interest, ABANDON_CHECK_MS)?;
             }
             result => return result,
         }
     }
+}
+
+/// What happens before any driver sees `op`: closing an fd drops what
+/// cancelled ops left for it; a recv/accept with leftovers is done.
+fn settle_early<T: OpCode>(op: &mut T, kernel: &dyn Kernel) -> Option<SysResult<usize>> {
+    if let Some(fd) = op.closes_fd() {
+        crate::sys::leftover::forget(kernel, fd);
+    }
+    op.take_leftover(kernel)
 }
 
 enum OpState<T: OpCode> {
@@ -150,7 +179,10 @@ impl<T: OpCode> Op<T> {
         match std::mem::replace(&mut self.state, OpState::Done) {
             OpState::Ready(mut op) => {
                 let kernel = context::current_kernel();
-                let result = run_until_done(&mut op, &*kernel, &|| false);
+                let result = match settle_early(&mut op, &*kernel) {
+                    Some(result) => result,
+                    None => run_until_done(&mut op, &*kernel, &|| false),
+                };
                 op.complete(result)
             }
             OpState::InFlight(mut in_flight) => {
@@ -161,11 +193,17 @@ impl<T: OpCode> Op<T> {
     }
 
     fn submit_or_run(op: T, driver: Option<Driver>) -> Result<InFlight<T>, T::Output> {
+        let mut op = op;
+        let kernel = match &driver {
+            Some(driver) => Arc::clone(driver.kernel()),
+            None => context::current_kernel(),
+        };
+        if let Some(result) = settle_early(&mut op, &*kernel) {
+            return Err(op.complete(result));
+        }
         match driver {
             Some(driver) => Ok(driver.submit(op)),
             None => {
-                let mut op = op;
-                let kernel = context::current_kernel();
                 let result = run_until_done(&mut op, &*kernel, &|| false);
                 Err(op.complete(result))
             }
