@@ -13,6 +13,28 @@
 //! The same seed gives the same run, byte for byte; [`SimCore::trace_hash`]
 //! proves it.
 //!
+//! ```
+//! use iokernel::sim::{self, SimOptions};
+//! use std::io;
+//!
+//! // A SimError converts into io::Error, so `?` works in io::Result code.
+//! fn simulate() -> io::Result<()> {
+//!     let kernel = sim::new_kernel(SimOptions::with_faults(42, 0.02))?;
+//!     let result = sim::run(&kernel, async { /* any iokernel code */ })?;
+//!     kernel.crash(); // power loss: unsynced data is lost or torn
+//!     let after = kernel.read_file("/out"); // what survived
+//!     assert_eq!(after, None, "nothing wrote /out");
+//!     Ok(result)
+//! }
+//! simulate()?;
+//! # let mut bad = SimOptions::new(1);
+//! # bad.latency[0].min = std::time::Duration::from_millis(2); // above its mean
+//! # let err = io::Error::from(sim::new_kernel(bad).err().expect("invalid options"));
+//! # assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+//! # assert!(err.to_string().contains("invalid simulator options"), "{err}");
+//! # Ok::<(), io::Error>(())
+//! ```
+//!
 //! # Fault model
 //!
 //! Legal faults, each drawn per call with the probability of its
