@@ -1,7 +1,7 @@
 //! Backend-neutral op descriptors and the [`Op`] future that runs them.
 //!
 //! An op is data: a struct holding its fd, offsets and owned buffer
-//! ([`file`], [`path`], [`net`]). How an op runs is the driver's business
+//! ([`file`](mod@file), [`path`], [`net`]). How an op runs is the driver's business
 //! (`crate::driver`); this module only says what an op needs from a driver
 //! and how a result turns into the user's output.
 //!
