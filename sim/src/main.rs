@@ -199,6 +199,10 @@ fn main() -> ExitCode {
         total.merge(&stats);
     }
     print_stats(&total);
+    println!(
+        "late recv/accept results of cancelled ops kept for the next op: {}",
+        iokernel::io::kept_after_cancel()
+    );
     println!("{} passed, {failed} failed", runs - failed as u64);
     if failed == 0 {
         ExitCode::SUCCESS

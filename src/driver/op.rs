@@ -13,7 +13,7 @@
 //! nothing leaks.
 
 use super::{context, Driver, InFlight};
-use crate::op::{run_until_done, OpCode};
+use crate::op::{run_until_done, settle_early, OpCode};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -60,7 +60,10 @@ impl<T: OpCode> Op<T> {
         match std::mem::replace(&mut self.state, OpState::Done) {
             OpState::Ready(mut op) => {
                 let kernel = context::current_kernel();
-                let result = run_until_done(&mut op, &*kernel, &|| false);
+                let result = match settle_early(&mut op, &*kernel) {
+                    Some(result) => result,
+                    None => run_until_done(&mut op, &*kernel, &|| false),
+                };
                 op.complete(result)
             }
             OpState::InFlight(mut in_flight) => park_until(move |cx| in_flight.poll(cx)),
@@ -69,11 +72,19 @@ impl<T: OpCode> Op<T> {
     }
 
     fn submit_or_run(op: T, driver: Option<Driver>) -> Result<InFlight<T>, T::Output> {
+        let mut op = op;
+        let kernel = match &driver {
+            Some(driver) => Arc::clone(driver.kernel()),
+            None => context::current_kernel(),
+        };
+        // Closing an fd drops what cancelled ops left for it; a recv or
+        // accept with leftovers is done before any driver sees it.
+        if let Some(result) = settle_early(&mut op, &*kernel) {
+            return Err(op.complete(result));
+        }
         match driver {
             Some(driver) => Ok(driver.submit(op)),
             None => {
-                let mut op = op;
-                let kernel = context::current_kernel();
                 let result = run_until_done(&mut op, &*kernel, &|| false);
                 Err(op.complete(result))
             }

@@ -150,6 +150,19 @@ pub fn sendfile(out_fd: RawFd, in_fd: RawFd, offset: u64, len_bytes: usize) -> O
     })
 }
 
+/// How many times, in this process, a cancelled `recv` or `accept` had
+/// received bytes or a connection anyway (a cancel that lost the race) and
+/// they were kept for the next `recv`/`accept` on that socket instead of
+/// being lost. A counter for tests and diagnostics: it only grows.
+///
+/// ```
+/// let before = iokernel::io::kept_after_cancel();
+/// assert!(iokernel::io::kept_after_cancel() >= before);
+/// ```
+pub fn kept_after_cancel() -> u64 {
+    crate::sys::leftover::kept_total()
+}
+
 /// Accept a connection on a listening socket; yields the new
 /// (non-blocking) socket and the peer's address.
 pub fn accept(listen_fd: RawFd) -> Op<Accept> {

@@ -40,6 +40,8 @@ impl Socket {
 
 impl Drop for Socket {
     fn drop(&mut self) {
+        // What cancelled ops left for this socket goes with it.
+        crate::sys::leftover::forget(&*self.kernel, self.fd);
         let _ = self.kernel.close(self.fd);
     }
 }

@@ -1,7 +1,7 @@
 //! Backend-neutral op descriptors and [`OpCode`].
 //!
 //! An op is data: a struct holding its fd, offsets and owned buffer
-//! ([`file`], [`path`], [`net`]). How an op runs is the driver's business
+//! ([`file`](mod@file), [`path`], [`net`]). How an op runs is the driver's business
 //! (`crate::driver`, which also owns the `Op` future that carries an op
 //! through a driver); this module only says what an op needs from a driver
 //! and how a result turns into the user's output.
@@ -11,7 +11,16 @@
 //! runtime, io_uring, or anything else above `crate::sys` and `crate::buf`.
 //!
 //! A late result of an abandoned op goes to [`OpCode::discard`], which for
-//! `open` and `accept` closes the new fd so nothing leaks.
+//! `open` closes the new fd so nothing leaks.
+//!
+//! A cancelled socket op never *starts* its syscall once abandoned (the
+//! pool re-checks after every readiness wait, the ring driver after a
+//! poll entry), and data the kernel delivered to it anyway is not lost:
+//! `recv`'s and `accept`'s `discard` keep the bytes or the connection in a
+//! per-socket leftover store (`crate::sys::leftover`) that the next
+//! `recv`/`accept` on that fd takes first ([`OpCode::take_leftover`], asked
+//! before any driver sees the op and again on every attempt). Closing the
+//! fd through iokernel drops what was kept (closing kept connections).
 
 pub mod file;
 pub mod net;
@@ -70,6 +79,15 @@ pub trait OpCode: Send + 'static {
         Request::Other
     }
 
+    /// What the op can finish with without the kernel: bytes or a
+    /// connection an earlier, cancelled op on the same fd received (see the
+    /// module docs). Called before the op is submitted and by
+    /// `run_blocking` on every attempt. Default: nothing.
+    fn take_leftover(&mut self, kernel: &dyn Kernel) -> Option<SysResult<usize>> {
+        let _ = kernel;
+        None
+    }
+
     /// Perform the syscall once. Socket ops never block here: they return
     /// `EAGAIN` and the caller waits for [`OpCode::readiness`].
     fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize>;
@@ -78,7 +96,9 @@ pub trait OpCode: Send + 'static {
     fn complete(self, result: SysResult<usize>) -> Self::Output;
 
     /// The op was abandoned and its result arrived anyway: release what the
-    /// result owns (an fd from `open`/`accept`). Default: nothing to release.
+    /// result owns (an fd from `open`) or keep what another op must get
+    /// (bytes from `recv`, a connection from `accept`: the leftover store).
+    /// Default: nothing to release.
     fn discard(self, result: SysResult<usize>, kernel: &dyn Kernel)
     where
         Self: Sized,
@@ -238,31 +258,39 @@ pub enum Request<'a> {
 }
 
 /// Run `op` to its final result on the calling thread: retry `EAGAIN` of
-/// socket ops after waiting for readiness, checking `abandoned` between
-/// waits so an abandoned op stops waiting (with `ECANCELED`).
+/// socket ops after waiting for readiness. A socket op checks `abandoned`
+/// before every attempt, so an abandoned op never starts its syscall (it
+/// ends with `ECANCELED`); each wait lasts at most [`ABANDON_CHECK_MS`] and
+/// is followed by a new attempt, which also picks up bytes or connections
+/// a racing cancelled op left for this fd (they wake no readiness).
 pub(crate) fn run_until_done<T: OpCode>(
     op: &mut T,
     kernel: &dyn Kernel,
     abandoned: &dyn Fn() -> bool,
 ) -> SysResult<usize> {
     loop {
+        if op.readiness().is_some() && abandoned() {
+            return Err(Errno::ECANCELED);
+        }
         match op.run_blocking(kernel) {
             Err(Errno::EAGAIN) => {
                 let Some((fd, interest)) = op.readiness() else {
                     return Err(Errno::EAGAIN);
                 };
-                loop {
-                    if abandoned() {
-                        return Err(Errno::ECANCELED);
-                    }
-                    if kernel.wait_ready(fd, interest, ABANDON_CHECK_MS)? {
-                        break;
-                    }
-                }
+                kernel.wait_ready(fd, interest, ABANDON_CHECK_MS)?;
             }
             result => return result,
         }
     }
+}
+
+/// What happens before any driver sees `op`: closing an fd drops what
+/// cancelled ops left for it; a recv/accept with leftovers is done.
+pub(crate) fn settle_early<T: OpCode>(op: &mut T, kernel: &dyn Kernel) -> Option<SysResult<usize>> {
+    if let Some(fd) = op.closes_fd() {
+        crate::sys::leftover::forget(kernel, fd);
+    }
+    op.take_leftover(kernel)
 }
 
 /// Map a seam result to a user result.

@@ -6,7 +6,7 @@
 
 use super::{buf_result, to_io, OpCode, Request};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
-use crate::sys::{Errno, Interest, Kernel, MsgFlags, SysResult};
+use crate::sys::{leftover, Errno, Interest, Kernel, MsgFlags, SysResult};
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
@@ -35,7 +35,16 @@ impl OpCode for Accept {
         }
     }
 
+    fn take_leftover(&mut self, kernel: &dyn Kernel) -> Option<SysResult<usize>> {
+        let conn = leftover::take_conn(kernel, self.fd)?;
+        self.accepted = Some(conn);
+        Some(Ok(0))
+    }
+
     fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
+        if let Some(result) = self.take_leftover(kernel) {
+            return result;
+        }
         self.accepted = Some(kernel.accept(self.fd, true)?);
         Ok(0)
     }
@@ -46,9 +55,11 @@ impl OpCode for Accept {
             .ok_or_else(|| io::Error::other("accept completed without a socket"))
     }
 
+    /// A connection accepted for nobody is kept for the next accept on
+    /// this listener (closed when the listener is closed through iokernel).
     fn discard(self, result: SysResult<usize>, kernel: &dyn Kernel) {
-        if let (Ok(_), Some((fd, _))) = (result, self.accepted) {
-            let _ = kernel.close(fd);
+        if let (Ok(_), Some(conn)) = (result, self.accepted) {
+            leftover::stash_conn(kernel, self.fd, conn);
         }
     }
 }
@@ -135,7 +146,15 @@ impl<B: IoBufMut> OpCode for Recv<B> {
         }
     }
 
+    fn take_leftover(&mut self, kernel: &dyn Kernel) -> Option<SysResult<usize>> {
+        let peek = self.flags.0 & MsgFlags::PEEK.0 != 0;
+        leftover::take_bytes(kernel, self.fd, self.buf.writable(), peek).map(Ok)
+    }
+
     fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
+        if let Some(result) = self.take_leftover(kernel) {
+            return result;
+        }
         let flags = MsgFlags(self.flags.0 | MsgFlags::DONTWAIT.0);
         kernel.recv(self.fd, self.buf.writable(), flags)
     }
@@ -143,6 +162,19 @@ impl<B: IoBufMut> OpCode for Recv<B> {
     fn complete(mut self, result: SysResult<usize>) -> Self::Output {
         self.buf.set_filled(*result.as_ref().unwrap_or(&0));
         buf_result(result, self.buf)
+    }
+
+    /// Bytes received for nobody are kept, in order, for the next recv on
+    /// this fd. A `MSG_PEEK` recv consumed nothing, so there is nothing to
+    /// keep; an end of stream is seen again by the next recv, an error is not
+    /// kept (after a reset, the next recv reports end of stream).
+    fn discard(mut self, result: SysResult<usize>, kernel: &dyn Kernel) {
+        let peek = self.flags.0 & MsgFlags::PEEK.0 != 0;
+        if let (Ok(n), false) = (result, peek) {
+            let received = self.buf.writable();
+            let n = n.min(received.len());
+            leftover::stash_bytes(kernel, self.fd, &received[..n]);
+        }
     }
 }
 

@@ -10,6 +10,28 @@
 //! the same (a pool run reports `pool`). The same seed gives the same run,
 //! byte for byte; [`SimCore::trace_hash`] proves it.
 //!
+//! ```
+//! use iokernel::sim::{self, SimOptions};
+//! use std::io;
+//!
+//! // A SimError converts into io::Error, so `?` works in io::Result code.
+//! fn simulate() -> io::Result<()> {
+//!     let kernel = sim::new_kernel(SimOptions::with_faults(42, 0.02))?;
+//!     let result = sim::run(&kernel, async { /* any iokernel code */ })?;
+//!     kernel.crash(); // power loss: unsynced data is lost or torn
+//!     let after = kernel.read_file("/out"); // what survived
+//!     assert_eq!(after, None, "nothing wrote /out");
+//!     Ok(result)
+//! }
+//! simulate()?;
+//! # let mut bad = SimOptions::new(1);
+//! # bad.latency[0].min = std::time::Duration::from_millis(2); // above its mean
+//! # let err = io::Error::from(sim::new_kernel(bad).err().expect("invalid options"));
+//! # assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+//! # assert!(err.to_string().contains("invalid simulator options"), "{err}");
+//! # Ok::<(), io::Error>(())
+//! ```
+//!
 //! Owns: [`run`], which drives a future on a single-threaded runtime over a
 //! [`SimKernel`] with a seed-driven scheduler (which task runs next, when an
 //! offloaded job completes, when virtual time advances), the choice of

@@ -253,6 +253,21 @@ impl fmt::Display for SimError {
 
 impl std::error::Error for SimError {}
 
+/// The message is kept; the kind says what went wrong: bad options are
+/// `InvalidInput`, a driver the simulator cannot provide is `Unsupported`,
+/// a run that cannot make progress is `Other` (`Deadlock` needs Rust 1.83,
+/// above the crate's MSRV of 1.80).
+impl From<SimError> for std::io::Error {
+    fn from(e: SimError) -> std::io::Error {
+        let kind = match &e {
+            SimError::InvalidOptions(_) => std::io::ErrorKind::InvalidInput,
+            SimError::BackendUnavailable(_) => std::io::ErrorKind::Unsupported,
+            SimError::Stuck { .. } => std::io::ErrorKind::Other,
+        };
+        std::io::Error::new(kind, e)
+    }
+}
+
 /// A simulated kernel for `options` (checked first).
 ///
 /// ```

@@ -1,4 +1,4 @@
-//! Async synchronisation for tasks ([`channel`]) and the sync-primitive
+//! Async synchronisation for tasks ([`channel()`]) and the sync-primitive
 //! shim.
 //!
 //! Code that loom models import `Arc`, `Mutex` and atomics from

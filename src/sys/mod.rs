@@ -54,6 +54,7 @@
 
 mod errno;
 pub mod fsinfo;
+pub(crate) mod leftover;
 pub mod poller;
 pub mod real;
 pub(crate) mod ring;
@@ -305,6 +306,13 @@ pub struct FsStat {
 /// Blocking syscalls with Linux semantics; see the module docs for the
 /// contract every implementation keeps.
 pub trait Kernel: Send + Sync + 'static {
+    /// Which fd table this kernel's fds index: every real kernel value
+    /// shares the process's table (0, the default); each simulated machine
+    /// has its own non-zero id. Keys per-fd state kept above the seam (what
+    /// a cancelled `recv`/`accept` received, see `crate::op`).
+    fn fd_table_id(&self) -> u64 {
+        0
+    }
     /// `open(2)`; returns the new fd.
     fn open(&self, path: &CStr, flags: OpenFlags, mode: u32) -> SysResult<RawFd>;
     /// `openat(2)` relative to `dir_fd`.

@@ -4,6 +4,8 @@
 //! helpers they share live there (`use super::*`).
 
 use super::*;
+use iokernel::runtime::{sleep, timeout};
+use std::time::Duration;
 
 const SENDFILE_FILE_BYTES: usize = 1 << 20;
 const SENDFILE_OFFSET: usize = 1000;
@@ -682,5 +684,142 @@ pub async fn bind_to_a_port_in_use_is_eaddrinuse(_dir: PathBuf) -> std::io::Resu
         libc::EADDRINUSE,
         "bind to a port another listener holds",
     );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Cancellation races: a timed-out recv or accept loses nothing
+// ---------------------------------------------------------------------------
+
+/// Rounds per race body: enough that some cancels meet a delivery.
+const CANCEL_ROUNDS: usize = 200;
+const CANCEL_BYTES: usize = 1000;
+/// How long a follow-up op may wait before the bytes or the connection
+/// count as lost (a lost one would make it wait forever).
+const LOST_AFTER: Duration = Duration::from_secs(5);
+
+/// Round `round`'s timeout of the first op and delay of the peer's send or
+/// connect, both 0 to 299 us, varied apart so the peer's bytes land before,
+/// around and after the cancel.
+fn race_delays(round: usize) -> (Duration, Duration) {
+    let micros = |step: usize| Duration::from_micros((round * step % 300) as u64);
+    (micros(37), micros(53))
+}
+
+fn lost(what: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, what)
+}
+
+/// In the sync fallback an op runs to completion on its first poll, so
+/// nothing can cancel it: say so, and check only the plain exchange.
+fn no_cancellation_without_a_runtime(what: &str) -> bool {
+    if in_runtime() {
+        return false;
+    }
+    eprintln!("{what}: no cancellation race in the sync fallback (an op completes on its first poll); checking the plain exchange");
+    true
+}
+
+pub async fn recv_cancelled_by_a_timeout_loses_no_bytes(_dir: PathBuf) -> std::io::Result<()> {
+    let (_listener, client, server_fd) = loopback_pair().await?;
+    let client_fd = client.as_raw_fd();
+    if no_cancellation_without_a_runtime("recv") {
+        let data = pattern(CANCEL_BYTES, 1);
+        send_all(client_fd, data.clone()).await?;
+        assert_same_bytes(&recv_exact(server_fd, CANCEL_BYTES).await?, &data, "recv");
+        return io::close(server_fd).await;
+    }
+    let kept_before = io::kept_after_cancel();
+    let (mut timed_out, mut completed) = (0, 0);
+    for round in 0..CANCEL_ROUNDS {
+        let data = pattern(CANCEL_BYTES, round as u8);
+        let (limit, delay) = race_delays(round);
+        let sent = data.clone();
+        let sender = spawn_peer("cancel-send", async move {
+            sleep(delay).await;
+            send_all(client_fd, sent).await
+        });
+        let first = timeout(
+            limit,
+            io::recv(server_fd, vec![0u8; CANCEL_BYTES], MsgFlags::NONE),
+        );
+        let mut got = match first.await {
+            Ok(BufResult(n, buf)) => {
+                completed += 1;
+                buf[..n?].to_vec()
+            }
+            Err(_) => {
+                timed_out += 1;
+                Vec::new()
+            }
+        };
+        sender.join().await?;
+        let rest = timeout(LOST_AFTER, recv_exact(server_fd, CANCEL_BYTES - got.len()))
+            .await
+            .map_err(|_| lost(format!("round {round}: bytes sent after a timed-out recv never arrived (had {} of {CANCEL_BYTES})", got.len())))??;
+        got.extend(rest);
+        assert_same_bytes(
+            &got,
+            &data,
+            &format!("round {round}: bytes around a timed-out recv"),
+        );
+    }
+    let kept = io::kept_after_cancel() - kept_before;
+    eprintln!("recv races: {timed_out} timed out, {completed} completed, {kept} late receives kept for the next recv");
+    assert!(timed_out > 0, "no round timed out: the race was never run");
+    io::close(server_fd).await
+}
+
+pub async fn accept_cancelled_by_a_timeout_loses_no_connection(
+    _dir: PathBuf,
+) -> std::io::Result<()> {
+    let listener = TcpListener::bind(loopback())?;
+    let addr = listener.local_addr()?;
+    let listen_fd = listener.as_raw_fd();
+    if no_cancellation_without_a_runtime("accept") {
+        let client = TcpStream::connect(addr).await?;
+        send_all(client.as_raw_fd(), b"hello".to_vec()).await?;
+        let (fd, _) = io::accept(listen_fd).await?;
+        assert_same_bytes(&recv_exact(fd, 5).await?, b"hello", "accept");
+        return io::close(fd).await;
+    }
+    let kept_before = io::kept_after_cancel();
+    let (mut timed_out, mut completed) = (0, 0);
+    for round in 0..CANCEL_ROUNDS {
+        let (limit, delay) = race_delays(round);
+        let id = pattern(8, round as u8);
+        let sent = id.clone();
+        let connector = spawn_peer("cancel-connect", async move {
+            sleep(delay).await;
+            let stream = TcpStream::connect(addr).await?;
+            send_all(stream.as_raw_fd(), sent).await?;
+            Ok::<_, std::io::Error>(stream)
+        });
+        let fd = match timeout(limit, io::accept(listen_fd)).await {
+            Ok(accepted) => {
+                completed += 1;
+                accepted?.0
+            }
+            Err(_) => {
+                timed_out += 1;
+                let next = timeout(LOST_AFTER, io::accept(listen_fd)).await;
+                next.map_err(|_| lost(format!("round {round}: the connection made after a timed-out accept was never accepted")))??.0
+            }
+        };
+        let stream = connector.join().await?;
+        let got = timeout(LOST_AFTER, recv_exact(fd, id.len()))
+            .await
+            .map_err(|_| lost(format!("round {round}: no data on the accepted connection")))??;
+        assert_same_bytes(
+            &got,
+            &id,
+            &format!("round {round}: the connection after a timed-out accept"),
+        );
+        io::close(fd).await?;
+        drop(stream);
+    }
+    let kept = io::kept_after_cancel() - kept_before;
+    eprintln!("accept races: {timed_out} timed out, {completed} completed, {kept} late connections kept for the next accept");
+    assert!(timed_out > 0, "no round timed out: the race was never run");
     Ok(())
 }

@@ -164,6 +164,8 @@ on_every_executor!(
     send_to_a_closed_peer_fails_with_epipe_or_econnreset,
     connect_without_a_listener_is_econnrefused,
     bind_to_a_port_in_use_is_eaddrinuse,
+    recv_cancelled_by_a_timeout_loses_no_bytes,
+    accept_cancelled_by_a_timeout_loses_no_connection,
 );
 
 /// A second party for a body: a task inside a runtime, a thread (running

@@ -1,9 +1,11 @@
 //! The runtime workload: many tasks, timers on virtual time, bounded
 //! channels with several producers and consumers, and cancellation (ops
-//! dropped mid-flight by timeouts, tasks aborted while their ops run).
+//! dropped mid-flight by timeouts, tasks aborted while their ops run;
+//! recvs and accepts timed out while a peer sends or connects).
 //! Checks: every timer wakes no earlier than its deadline, every channel
-//! item arrives exactly once, join handles return their values, and no fd
-//! outlives the run.
+//! item arrives exactly once, join handles return their values, no byte or
+//! connection a cancelled recv/accept got is lost, and no fd outlives the
+//! run.
 
 use super::files::Injectable;
 use super::ScriptRng;
@@ -146,20 +148,22 @@ async fn cancellations(faults: Injectable, rng: &mut ScriptRng) -> Result<(), St
 pub(crate) fn run(kernel: &Arc<SimKernel>, seed: u64) -> Result<String, String> {
     let faults = Injectable::new(kernel);
     let task_kernel = Arc::clone(kernel);
-    sim::run(kernel, async move {
+    let races = sim::run(kernel, async move {
         let mut rng = ScriptRng::new(seed, 0x7157);
         sleepers(task_kernel, &mut rng).await?;
         channels(&mut rng).await?;
-        cancellations(faults, &mut rng).await?;
-        Ok::<_, String>(())
+        cancellations(faults.clone(), &mut rng).await?;
+        super::sockets::cancel_check(seed, faults).await
     })
     .map_err(|e| e.to_string())??;
+    let (recv_timeouts, accept_timeouts) = races;
     // `sim::run` finishes every queued job, so abandoned opens are closed.
     if kernel.open_fds() != 0 {
         return Err(format!("{} fds leaked by cancelled ops", kernel.open_fds()));
     }
     Ok(format!(
-        "{SLEEPERS} timers, {} channel items, {CANCELLERS} cancellations",
+        "{SLEEPERS} timers, {} channel items, {CANCELLERS} cancellations, \
+         {recv_timeouts} timed-out recvs and {accept_timeouts} timed-out accepts raced",
         PRODUCERS * ITEMS_PER_PRODUCER
     ))
 }

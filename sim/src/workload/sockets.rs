@@ -4,15 +4,20 @@
 //! random-sized writes while another receives it; injected faults are
 //! retried (they change nothing), short sends are resumed, and the receiver
 //! must see exactly the stream and then end of stream.
+//!
+//! [`cancel_check`] (run by the runtime workload) races recvs and accepts
+//! cancelled by timeouts against a peer's sends and connects: nothing the
+//! kernel delivered to a cancelled op may be lost.
 
 use super::files::{retry, Injectable};
 use super::ScriptRng;
 use iokernel::buf::BufResult;
 use iokernel::net::{TcpListener, TcpStream};
-use iokernel::runtime;
+use iokernel::runtime::{self, sleep, timeout};
 use iokernel::sim::OpClass;
 use iokernel::sys::Shutdown;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 /// Bytes streamed per seed.
 const STREAM_BYTES: usize = 96 * 1024;
@@ -193,4 +198,123 @@ pub(crate) async fn stream_check(seed: u64, faults: Injectable) -> Result<usize,
         ));
     }
     Ok(got.len())
+}
+
+/// Rounds of each cancellation race per seed.
+const CANCEL_ROUNDS: u64 = 24;
+/// Bytes the peer sends per recv round.
+const CANCEL_BYTES: usize = 700;
+
+/// Receive until `want` holds `len` bytes more, retrying injected faults;
+/// bytes that never come end the run as stuck (virtual time has no limit).
+async fn read_into(
+    stream: &TcpStream,
+    faults: &Injectable,
+    got: &mut Vec<u8>,
+    want: usize,
+) -> Result<(), String> {
+    while got.len() < want {
+        let BufResult(result, buf) = stream.read(vec![0u8; want - got.len()]).await;
+        match result {
+            Ok(0) => return Err(format!("end of stream after {} of {want} bytes", got.len())),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if faults.allows(OpClass::SocketRead, &e) => continue,
+            Err(e) => return Err(format!("recv after {} of {want} bytes: {e}", got.len())),
+        }
+    }
+    Ok(())
+}
+
+/// Cancellation races on sockets: a recv (an accept) under a short timeout
+/// while a peer task sends (connects) after a short delay, both drawn from
+/// the script. Whatever the timed-out op got must reach the next recv
+/// (accept): the bytes in order and exactly once, the connection with the
+/// bytes its client sent. Returns (recv rounds, accept rounds) that timed
+/// out.
+pub(crate) async fn cancel_check(seed: u64, faults: Injectable) -> Result<(u64, u64), String> {
+    let mut rng = ScriptRng::new(seed, 0xCA9C);
+    let listener = bind(&faults).await?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("local_addr: {e}"))?;
+    let client = retry(&faults, OpClass::SocketSetup, || TcpStream::connect(addr))
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let (server, _) = retry(&faults, OpClass::SocketSetup, || listener.accept())
+        .await
+        .map_err(|e| format!("accept: {e}"))?;
+    let client = std::sync::Arc::new(client);
+    let mut recv_timeouts = 0;
+    for round in 0..CANCEL_ROUNDS {
+        let data = rng.bytes(CANCEL_BYTES);
+        let (limit, delay) = (rng.below(200), rng.below(200));
+        let sender = {
+            let (client, faults, data) =
+                (std::sync::Arc::clone(&client), faults.clone(), data.clone());
+            runtime::spawn(async move {
+                sleep(Duration::from_micros(delay)).await;
+                write_all(&client, &faults, &data).await
+            })
+        };
+        let mut got = Vec::new();
+        let first = server.read(vec![0u8; CANCEL_BYTES]);
+        match timeout(Duration::from_micros(limit), first).await {
+            Ok(BufResult(Ok(n), buf)) => got.extend_from_slice(&buf[..n]),
+            Ok(BufResult(Err(e), _)) if faults.allows(OpClass::SocketRead, &e) => {}
+            Ok(BufResult(Err(e), _)) => return Err(format!("recv round {round}: {e}")),
+            Err(_) => recv_timeouts += 1,
+        }
+        sender.await.map_err(|e| e.to_string())??;
+        read_into(&server, &faults, &mut got, CANCEL_BYTES).await?;
+        if got != data {
+            return Err(format!(
+                "recv round {round}: bytes around a timed-out recv differ (got {} of {CANCEL_BYTES})",
+                got.len()
+            ));
+        }
+    }
+    let mut accept_timeouts = 0;
+    for round in 0..CANCEL_ROUNDS {
+        let id = rng.bytes(8);
+        let (limit, delay) = (rng.below(200), rng.below(200));
+        let connector = {
+            let (faults, id) = (faults.clone(), id.clone());
+            runtime::spawn(async move {
+                sleep(Duration::from_micros(delay)).await;
+                let stream = retry(&faults, OpClass::SocketSetup, || TcpStream::connect(addr))
+                    .await
+                    .map_err(|e| format!("connect: {e}"))?;
+                write_all(&stream, &faults, &id).await?;
+                Ok::<_, String>(stream)
+            })
+        };
+        let accepted = match timeout(Duration::from_micros(limit), listener.accept()).await {
+            Ok(Ok((stream, _))) => Some(stream),
+            Ok(Err(e)) if faults.allows(OpClass::SocketSetup, &e) => None,
+            Ok(Err(e)) => return Err(format!("accept round {round}: {e}")),
+            Err(_) => {
+                accept_timeouts += 1;
+                None
+            }
+        };
+        let stream = match accepted {
+            Some(stream) => stream,
+            None => {
+                retry(&faults, OpClass::SocketSetup, || listener.accept())
+                    .await
+                    .map_err(|e| format!("accept round {round}: {e}"))?
+                    .0
+            }
+        };
+        let peer = connector.await.map_err(|e| e.to_string())??;
+        let mut got = Vec::new();
+        read_into(&stream, &faults, &mut got, id.len()).await?;
+        if got != id {
+            return Err(format!(
+                "accept round {round}: the connection after a timed-out accept is not the one made"
+            ));
+        }
+        drop((stream, peer));
+    }
+    Ok((recv_timeouts, accept_timeouts))
 }

@@ -13,10 +13,14 @@
 //! which yields and submits the op again, so the peer task gets to run.
 //!
 //! Cancellation: dropping the future of a running op marks the completion
-//! abandoned. The job still finishes the syscall (the buffer stays alive
-//! until then) and hands the late result to [`OpCode::discard`], which
-//! closes any fd it produced. A job that never reached the queue is simply
-//! dropped: the kernel never saw its buffer.
+//! abandoned. A socket op checks that before each attempt (so after each
+//! readiness wait, at most `ABANDON_CHECK_MS` apart) and then stops with
+//! `ECANCELED` without calling the syscall. An attempt already under way
+//! finishes (the buffer stays alive until then) and hands the late result
+//! to [`OpCode::discard`], which closes an fd `open` produced and keeps
+//! bytes a `recv` or a connection an `accept` got for the next op on that
+//! socket. A job that never reached the queue is simply dropped: the
+//! kernel never saw its buffer.
 
 use super::completion::Completion;
 use crate::op::{run_until_done, OpCode};
@@ -73,6 +77,9 @@ fn make_job<T: OpCode>(
         let result = if may_block {
             let abandoned = || job_completion.is_abandoned();
             run_until_done(&mut op, &*kernel, &abandoned)
+        } else if op.readiness().is_some() && job_completion.is_abandoned() {
+            // Abandoned before the job ran: never start the socket syscall.
+            Err(Errno::ECANCELED)
         } else {
             op.run_blocking(&*kernel)
         };

@@ -28,7 +28,14 @@
 //!
 //! Cancellation: dropping an in-flight op's future marks it abandoned and
 //! submits an async cancel; the op (and its buffer) stays in the table
-//! until its completion arrives, and a late fd is closed. A thread's ring
+//! until its completion arrives, and a late fd is closed. An abandoned op
+//! whose readiness poll completes ends there (`ECANCELED`) instead of
+//! issuing its syscall. A cancel can still lose the race: a late `recv` or
+//! `accept` keeps its bytes or connection for the next op on the socket
+//! (`OpCode::discard`), and while such an op is with the kernel a new
+//! reader of the same fd is held back (a reserved slot, no entry) until
+//! it is done, then takes the leftovers first: bytes stay in order and a
+//! reader already in the kernel never waits for bytes that went elsewhere. A thread's ring
 //! is drained (cancel everything, wait for every completion) before it is
 //! dropped, so the kernel never writes into freed memory.
 
@@ -74,11 +81,12 @@ use crate::sys::ring::opcode;
 use crate::sys::ring::{
     CompletionRing, RingEntry, RingExec, RingSource, RingWork, SqFull, CANCEL_USER_DATA,
 };
-use crate::sys::{Errno, Kernel, SysResult};
+use crate::sys::{Errno, Interest, Kernel, SysResult};
 pub(crate) use ring::KernelRings;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io;
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
@@ -220,10 +228,16 @@ trait InRing: RingExec {
     fn work(&mut self) -> Option<RingWork>;
     /// Handle a completion; `Some` means submit this op again.
     fn on_complete(self: Box<Self>, res: i32, kernel: &dyn Kernel) -> Option<Box<dyn InRing>>;
-    /// Finish the op with `errno` (it could not be submitted again).
-    fn fail(self: Box<Self>, errno: Errno, kernel: &dyn Kernel);
+    /// Finish the op with `result` (it could not be submitted again, or
+    /// it needs no kernel: leftovers, a cancelled deferred op).
+    fn finish_with(self: Box<Self>, result: SysResult<usize>, kernel: &dyn Kernel);
     /// Whether the op's future is gone.
     fn is_abandoned(&self) -> bool;
+    /// The fd the op takes bytes or connections from (`recv`, `accept`)
+    /// while its data-moving entry (not a readiness poll) is queued.
+    fn reader_fd(&self) -> Option<RawFd>;
+    /// See [`OpCode::take_leftover`].
+    fn take_leftover(&mut self, kernel: &dyn Kernel) -> Option<SysResult<usize>>;
 }
 
 struct Flight<T: OpCode> {
@@ -298,12 +312,26 @@ impl<T: OpCode> InRing for Flight<T> {
         None
     }
 
-    fn fail(self: Box<Self>, errno: Errno, kernel: &dyn Kernel) {
-        self.completion.finish(self.op, Err(errno), kernel);
+    fn finish_with(self: Box<Self>, result: SysResult<usize>, kernel: &dyn Kernel) {
+        self.completion.finish(self.op, result, kernel);
     }
 
     fn is_abandoned(&self) -> bool {
         self.completion.is_abandoned()
+    }
+
+    fn reader_fd(&self) -> Option<RawFd> {
+        if self.waiting_readiness {
+            return None; // a poll moves no data
+        }
+        match self.op.readiness() {
+            Some((fd, Interest::Readable)) => Some(fd),
+            _ => None,
+        }
+    }
+
+    fn take_leftover(&mut self, kernel: &dyn Kernel) -> Option<SysResult<usize>> {
+        self.op.take_leftover(kernel)
     }
 }
 
@@ -319,6 +347,9 @@ struct LocalRing {
     /// Completions taken off the ring but not yet dispatched (taken early
     /// to make room when a submit found the completion queue backed up).
     taken: VecDeque<(u64, i32)>,
+    /// Slots of ops held back until an abandoned reader of their fd is
+    /// done ([`LocalRing::defer`]); in the table, not with the kernel.
+    deferred: Vec<usize>,
     kernel: Arc<dyn Kernel>,
 }
 
@@ -400,6 +431,7 @@ impl LocalRing {
             free: Vec::new(),
             in_flight: 0,
             taken: VecDeque::new(),
+            deferred: Vec::new(),
             kernel,
         })
     }
@@ -456,6 +488,16 @@ impl LocalRing {
     /// Queue `work` under a fresh `user_data` for a table slot; the caller
     /// stores the op in that slot on success.
     fn queue(&mut self, work: RingWork) -> io::Result<(usize, u64)> {
+        let (slot, user_data) = self.reserve();
+        if let Err(e) = self.push_reserved(slot, work) {
+            self.free.push(slot as u32);
+            return Err(e);
+        }
+        Ok((slot, user_data))
+    }
+
+    /// A table slot under a fresh `user_data`, with nothing queued yet.
+    fn reserve(&mut self) -> (usize, u64) {
         let slot = match self.free.pop() {
             Some(slot) => slot as usize,
             None => {
@@ -465,13 +507,19 @@ impl LocalRing {
             }
         };
         self.generations[slot] = self.generations[slot].wrapping_add(1);
-        let user_data = (u64::from(self.generations[slot]) << 32) | slot as u64;
-        if let Err(e) = self.push(RingEntry { user_data, work }) {
-            self.free.push(slot as u32);
-            return Err(e);
-        }
+        (slot, self.user_data(slot))
+    }
+
+    fn user_data(&self, slot: usize) -> u64 {
+        (u64::from(self.generations[slot]) << 32) | slot as u64
+    }
+
+    /// Queue `work` under the reserved `slot`'s `user_data`.
+    fn push_reserved(&mut self, slot: usize, work: RingWork) -> io::Result<()> {
+        let user_data = self.user_data(slot);
+        self.push(RingEntry { user_data, work })?;
         self.in_flight += 1;
-        Ok((slot, user_data))
+        Ok(())
     }
 
     /// Ask the ring to cancel the entry with `user_data` (best effort: a
@@ -498,13 +546,103 @@ impl LocalRing {
             let Some(flight) = self.table[slot].take() else {
                 continue;
             };
-            self.free.push(slot as u32);
             self.in_flight -= 1;
-            if let Some(mut again) = flight.on_complete(res, &*self.kernel) {
-                match again.work().map(|work| self.queue(work)) {
-                    Some(Ok((slot, _))) => self.table[slot] = Some(again),
-                    Some(Err(e)) => again.fail(errno_of(&e), &*self.kernel),
-                    None => again.fail(Errno::EINVAL, &*self.kernel),
+            let Some(mut again) = flight.on_complete(res, &*self.kernel) else {
+                self.free.push(slot as u32);
+                continue;
+            };
+            // Again under the same slot and user_data, so the future's
+            // cancel reaches the op's poll or its next attempt.
+            let pushed = match again.work() {
+                Some(work) => self.push_reserved(slot, work).map_err(|e| errno_of(&e)),
+                None => Err(Errno::EINVAL),
+            };
+            match pushed {
+                Ok(()) => self.table[slot] = Some(again),
+                Err(errno) => {
+                    self.free.push(slot as u32);
+                    again.finish_with(Err(errno), &*self.kernel);
+                }
+            }
+        }
+        self.release_deferred(false);
+    }
+
+    /// Whether an abandoned op reading `fd` is still with the kernel: what
+    /// it may still receive goes to the leftovers, so a new reader of `fd`
+    /// waits for it (bytes stay in order, and a reader already in the
+    /// kernel would never hear of them). Deferred slots are not with the
+    /// kernel.
+    fn abandoned_reader(&self, fd: RawFd) -> bool {
+        self.table.iter().enumerate().any(|(slot, flight)| {
+            flight
+                .as_ref()
+                .is_some_and(|f| f.reader_fd() == Some(fd) && f.is_abandoned())
+                && !self.deferred.contains(&slot)
+        })
+    }
+
+    /// Whether `flight` must wait for an abandoned reader of its fd.
+    fn must_defer(&self, flight: &dyn InRing) -> bool {
+        flight
+            .reader_fd()
+            .is_some_and(|fd| self.abandoned_reader(fd))
+    }
+
+    /// Hold `flight` back (in a reserved slot, no entry) until
+    /// [`LocalRing::release_deferred`] starts it; returns its `user_data`.
+    fn defer(&mut self, flight: Box<dyn InRing>) -> u64 {
+        let (slot, user_data) = self.reserve();
+        self.table[slot] = Some(flight);
+        self.deferred.push(slot);
+        user_data
+    }
+
+    /// Start the deferred ops whose fd has no abandoned reader with the
+    /// kernel any more (leftovers first); finish abandoned ones, or every
+    /// one with `cancel_all`, with `ECANCELED`.
+    fn release_deferred(&mut self, cancel_all: bool) {
+        if self.deferred.is_empty() {
+            return;
+        }
+        let deferred = std::mem::take(&mut self.deferred);
+        self.deferred.clone_from(&deferred);
+        for slot in deferred {
+            let Some(flight) = self.table[slot].as_ref() else {
+                self.deferred.retain(|&s| s != slot);
+                continue;
+            };
+            let cancel = cancel_all || flight.is_abandoned();
+            if !cancel
+                && flight
+                    .reader_fd()
+                    .is_some_and(|fd| self.abandoned_reader(fd))
+            {
+                continue;
+            }
+            self.deferred.retain(|&s| s != slot);
+            let Some(mut flight) = self.table[slot].take() else {
+                continue;
+            };
+            let kernel = Arc::clone(&self.kernel);
+            let early = match cancel {
+                true => Some(Err(Errno::ECANCELED)),
+                false => flight.take_leftover(&*kernel),
+            };
+            let result = match early {
+                Some(result) => Err(result),
+                None => match flight.work() {
+                    Some(work) => self
+                        .push_reserved(slot, work)
+                        .map_err(|e| Err(errno_of(&e))),
+                    None => Err(Err(Errno::EINVAL)),
+                },
+            };
+            match result {
+                Ok(()) => self.table[slot] = Some(flight),
+                Err(result) => {
+                    self.free.push(slot as u32);
+                    flight.finish_with(result, &*kernel);
                 }
             }
         }
@@ -513,6 +651,7 @@ impl LocalRing {
     /// Wait (up to a limit) until the kernel has returned every op,
     /// cancelling the abandoned ones first, or every one with `cancel_all`.
     fn drain(&mut self, cancel_all: bool) {
+        self.release_deferred(cancel_all);
         let live: Vec<u64> = (0..self.table.len())
             .filter(|&slot| {
                 self.table[slot]
@@ -607,6 +746,9 @@ impl UringDriver {
         // Without a ring on this thread, or when the entry cannot be
         // queued, the flight comes back untouched and runs on the pool.
         let placed = with_ring(&self.rings, &kernel, flight, |ring, flight| {
+            if ring.must_defer(&*flight) {
+                return Ok((ring.id, ring.defer(flight)));
+            }
             match ring.queue(work) {
                 Ok((slot, user_data)) => {
                     ring.table[slot] = Some(flight);

@@ -60,6 +60,7 @@ impl RawAddr {
 }
 
 /// A zeroed `statx` for an io_uring `STATX` entry to fill.
+#[cfg(linux)]
 pub(crate) fn zeroed_statx() -> libc::statx {
     // SAFETY: statx is plain old data (integers only); all-zero bytes are valid.
     unsafe { std::mem::zeroed() }

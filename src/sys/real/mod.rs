@@ -1,7 +1,7 @@
 //! The real Linux implementation of the seam: the only module that calls
 //! `libc` (and, later, the io-uring crate) for I/O.
 //!
-//! Owns: the syscall wrapper ([`syscall`]), [`RealKernel`], the bounded
+//! Owns: the syscall wrapper (`syscall`), [`RealKernel`], the bounded
 //! worker pool behind [`Offload`](super::Offload) ([`ThreadPool`]), the
 //! monotonic [`RealClock`], the thread-spawn shim and host facts for
 //! `iok probe`. It may not know about ops, drivers or the runtime.

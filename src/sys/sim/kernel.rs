@@ -159,6 +159,18 @@ struct State {
 pub struct SimKernel {
     core: Arc<SimCore>,
     state: Mutex<State>,
+    /// This machine's fd table ([`Kernel::fd_table_id`]), unique per process.
+    fd_table_id: u64,
+}
+
+/// Ids of simulated fd tables (0 is the real process's).
+static NEXT_FD_TABLE_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+impl Drop for SimKernel {
+    fn drop(&mut self) {
+        // What cancelled ops left for this machine's fds goes with it.
+        crate::sys::leftover::forget_table(self.fd_table_id);
+    }
 }
 
 impl SimKernel {
@@ -180,6 +192,7 @@ impl SimKernel {
         SimKernel {
             core,
             state: Mutex::new(state),
+            fd_table_id: NEXT_FD_TABLE_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
 

@@ -32,6 +32,12 @@ pub(crate) fn class_of(label: &str) -> OpClass {
     }
 }
 
+/// The least virtual time an offloaded job takes, also with zero latency
+/// configured: without it a socket op retrying `EAGAIN` on the pool spins
+/// at one instant and a timer it races (a `timeout`, a peer's `sleep`)
+/// never fires.
+const MIN_JOB_LATENCY: Duration = Duration::from_nanos(100);
+
 struct PendingJob {
     ready_at: Duration,
     seq: u64,
@@ -118,7 +124,10 @@ impl SimOffload {
 impl Offload for SimOffload {
     fn try_offload(&self, label: &'static str, job: Job) -> Result<(), Saturated> {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        let ready_at = self.core.now() + self.core.draw_latency(class_of(label));
+        // At least MIN_JOB_LATENCY: a socket op that keeps finding EAGAIN
+        // (and is resubmitted) must let virtual time, and so timers, move.
+        let latency = self.core.draw_latency(class_of(label)).max(MIN_JOB_LATENCY);
+        let ready_at = self.core.now() + latency;
         self.core.trace(format!("submit {label} #{seq}").as_bytes());
         lock(&self.jobs).push(PendingJob {
             ready_at,

@@ -5,6 +5,10 @@
 use super::*;
 
 impl Kernel for SimKernel {
+    fn fd_table_id(&self) -> u64 {
+        self.fd_table_id
+    }
+
     fn open(&self, path: &CStr, flags: OpenFlags, mode: u32) -> SysResult<RawFd> {
         self.call("open", (path, flags.bits(), mode), |st| {
             st.open(libc::AT_FDCWD, path, flags, mode)

@@ -1,0 +1,196 @@
+//! What a cancelled socket op got from the kernel anyway, kept for the next
+//! op on the same socket.
+//!
+//! Dropping a `recv` or `accept` future cannot always stop the syscall: a
+//! pool worker may already be inside it, an io_uring async cancel may lose
+//! the race, a simulated ring may run the entry before the cancel. When the
+//! kernel has moved bytes or accepted a connection for an op nobody awaits
+//! any more, the op's `discard` puts them here instead of dropping them,
+//! and the next `recv` (`accept`) on that fd takes them first: bytes in the
+//! order they were received and before anything new, connections first in
+//! first out. Closing the fd through iokernel (the `close` op, dropping a
+//! `TcpStream`/`TcpListener`) drops its leftovers and closes stashed
+//! connections.
+//!
+//! Keyed by the kernel's fd table ([`Kernel::fd_table_id`]) and the fd, so
+//! simulated kernels of different runs never see each other's leftovers.
+//! Limits, as documented on the ops: an fd closed behind iokernel's back
+//! and reused keeps the old socket's leftovers; bytes of a datagram socket
+//! are kept per datagram (a recv takes from the first one only), but the
+//! unread tail of a datagram taken into a short buffer is kept rather than
+//! truncated as the kernel would.
+
+use super::Kernel;
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+/// What one fd has left over.
+#[derive(Default)]
+struct Leftover {
+    /// Received segments in arrival order (one per discarded recv).
+    bytes: VecDeque<Vec<u8>>,
+    /// Accepted connections in arrival order.
+    conns: VecDeque<(RawFd, SocketAddr)>,
+}
+
+impl Leftover {
+    fn is_empty(&self) -> bool {
+        self.bytes.is_empty() && self.conns.is_empty()
+    }
+}
+
+type Store = HashMap<(u64, RawFd), Leftover>;
+
+/// How many fds have leftovers: the fast path skips the lock at 0.
+static ENTRIES: AtomicUsize = AtomicUsize::new(0);
+/// How many late results were kept, ever (see [`kept_total`]).
+static KEPT: AtomicU64 = AtomicU64::new(0);
+
+/// How many late recv results and accepted connections of cancelled ops
+/// this process has kept for the next op (a race counter for tests).
+pub(crate) fn kept_total() -> u64 {
+    KEPT.load(Ordering::SeqCst)
+}
+
+fn store() -> MutexGuard<'static, Store> {
+    static STORE: OnceLock<Mutex<Store>> = OnceLock::new();
+    // No code panics while holding the lock; a poisoned map is still whole.
+    STORE
+        .get_or_init(|| Mutex::new(HashMap::new()))
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+}
+
+fn key(kernel: &dyn Kernel, fd: RawFd) -> (u64, RawFd) {
+    (kernel.fd_table_id(), fd)
+}
+
+/// Run `f` on `fd`'s leftovers (created empty), keeping the entry count.
+fn with_entry<R>(kernel: &dyn Kernel, fd: RawFd, f: impl FnOnce(&mut Leftover) -> R) -> R {
+    let mut store = store();
+    let key = key(kernel, fd);
+    let existed = store.contains_key(&key);
+    let entry = store.entry(key).or_default();
+    let result = f(entry);
+    let empty = entry.is_empty();
+    if empty {
+        store.remove(&key);
+    }
+    match (existed, empty) {
+        (false, false) => {
+            ENTRIES.fetch_add(1, Ordering::SeqCst);
+        }
+        (true, true) => {
+            ENTRIES.fetch_sub(1, Ordering::SeqCst);
+        }
+        _ => {}
+    }
+    result
+}
+
+/// Keep `bytes` a discarded recv on `fd` received.
+pub(crate) fn stash_bytes(kernel: &dyn Kernel, fd: RawFd, bytes: &[u8]) {
+    if bytes.is_empty() {
+        return;
+    }
+    KEPT.fetch_add(1, Ordering::SeqCst);
+    with_entry(kernel, fd, |left| left.bytes.push_back(bytes.to_vec()));
+}
+
+/// Copy leftover bytes of `fd` into `buf` (from the oldest segment only),
+/// consuming them unless `peek`; `None` when there are none.
+pub(crate) fn take_bytes(
+    kernel: &dyn Kernel,
+    fd: RawFd,
+    buf: &mut [u8],
+    peek: bool,
+) -> Option<usize> {
+    if ENTRIES.load(Ordering::SeqCst) == 0 || buf.is_empty() {
+        return None;
+    }
+    with_entry(kernel, fd, |left| {
+        let segment = left.bytes.front_mut()?;
+        let n = segment.len().min(buf.len());
+        buf[..n].copy_from_slice(&segment[..n]);
+        if !peek {
+            segment.drain(..n);
+            if segment.is_empty() {
+                left.bytes.pop_front();
+            }
+        }
+        Some(n)
+    })
+}
+
+/// Keep a connection a discarded accept on listening socket `fd` accepted.
+pub(crate) fn stash_conn(kernel: &dyn Kernel, fd: RawFd, conn: (RawFd, SocketAddr)) {
+    KEPT.fetch_add(1, Ordering::SeqCst);
+    with_entry(kernel, fd, |left| left.conns.push_back(conn));
+}
+
+/// The oldest kept connection of listening socket `fd`.
+pub(crate) fn take_conn(kernel: &dyn Kernel, fd: RawFd) -> Option<(RawFd, SocketAddr)> {
+    if ENTRIES.load(Ordering::SeqCst) == 0 {
+        return None;
+    }
+    with_entry(kernel, fd, |left| left.conns.pop_front())
+}
+
+/// `fd` is being closed through iokernel: drop its leftover bytes and close
+/// its kept connections.
+pub(crate) fn forget(kernel: &dyn Kernel, fd: RawFd) {
+    if ENTRIES.load(Ordering::SeqCst) == 0 {
+        return;
+    }
+    let left = with_entry(kernel, fd, std::mem::take);
+    for (conn, _) in left.conns {
+        let _ = kernel.close(conn);
+    }
+}
+
+/// Every fd table's leftovers dropped (without closing anything): the
+/// kernel they belong to is gone.
+#[cfg(feature = "sim")]
+pub(crate) fn forget_table(fd_table_id: u64) {
+    if ENTRIES.load(Ordering::SeqCst) == 0 {
+        return;
+    }
+    let mut store = store();
+    let before = store.len();
+    store.retain(|(table, _), _| *table != fd_table_id);
+    ENTRIES.fetch_sub(before - store.len(), Ordering::SeqCst);
+}
+
+#[cfg(all(test, feature = "sim"))]
+mod tests {
+    use super::*;
+    use crate::sim::{self, SimOptions};
+
+    #[test]
+    fn bytes_come_back_in_order_and_peek_keeps_them() {
+        let kernel = sim::new_kernel(SimOptions::new(7)).unwrap();
+        let k: &dyn Kernel = &*kernel;
+        stash_bytes(k, 5, b"hello");
+        stash_bytes(k, 5, b" world");
+        let mut buf = [0u8; 3];
+        assert_eq!(take_bytes(k, 5, &mut buf, true), Some(3));
+        assert_eq!(&buf, b"hel");
+        assert_eq!(take_bytes(k, 5, &mut buf, false), Some(3));
+        assert_eq!(&buf, b"hel");
+        let mut rest = [0u8; 64];
+        assert_eq!(take_bytes(k, 5, &mut rest, false), Some(2));
+        assert_eq!(&rest[..2], b"lo");
+        assert_eq!(take_bytes(k, 5, &mut rest, false), Some(6));
+        assert_eq!(&rest[..6], b" world");
+        assert_eq!(take_bytes(k, 5, &mut rest, false), None);
+        // Another fd table never sees them.
+        let other = sim::new_kernel(SimOptions::new(7)).unwrap();
+        stash_bytes(k, 6, b"x");
+        assert_eq!(take_bytes(&*other, 6, &mut rest, false), None);
+        forget(k, 6);
+        assert_eq!(take_bytes(k, 6, &mut rest, false), None);
+    }
+}
