@@ -1,7 +1,7 @@
 //! The stripe size, validated once: [`StripeBytes`].
 //!
 //! A stripe size the writer takes (from `--stripe-size`, a
-//! [`WriterConfig`](super::WriterConfig), `IOKERNEL_MIMIC_LUSTRE` or a
+//! [`WriterConfig`](crate::writer::WriterConfig), `IOKERNEL_MIMIC_LUSTRE` or a
 //! file's `lustre.lov`) is one Lustre would take: a positive multiple of the
 //! 64 KiB stripe unit that fits the 32-bit `lmm_stripe_size` of the layout.
 //! Every entry point converts through [`StripeBytes::new`], so the rule and
