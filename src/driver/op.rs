@@ -73,19 +73,19 @@ impl<T: OpCode> Op<T> {
 
     fn submit_or_run(op: T, driver: Option<Driver>) -> Result<InFlight<T>, T::Output> {
         let mut op = op;
-        let kernel = match &driver {
-            Some(driver) => Arc::clone(driver.kernel()),
-            None => context::current_kernel(),
-        };
         // Closing an fd drops what cancelled ops left for it; a recv or
         // accept with leftovers is done before any driver sees it.
-        if let Some(result) = settle_early(&mut op, &*kernel) {
-            return Err(op.complete(result));
-        }
         match driver {
-            Some(driver) => Ok(driver.submit(op)),
+            Some(driver) => match settle_early(&mut op, &**driver.kernel()) {
+                Some(result) => Err(op.complete(result)),
+                None => Ok(driver.submit(op)),
+            },
             None => {
-                let result = run_until_done(&mut op, &*kernel, &|| false);
+                let kernel = context::current_kernel();
+                let result = match settle_early(&mut op, &*kernel) {
+                    Some(result) => result,
+                    None => run_until_done(&mut op, &*kernel, &|| false),
+                };
                 Err(op.complete(result))
             }
         }
