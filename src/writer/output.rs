@@ -29,7 +29,7 @@ use crate::io::{self, FileType, OpenFlags};
 use std::fmt;
 use std::io as stdio;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 /// Temporary names tried per output before giving up.
 const TEMP_ATTEMPTS_MAX: u32 = 1000;
@@ -45,12 +45,42 @@ const TEMP_ATTEMPTS_MAX: u32 = 1000;
 /// assert!(created.seal().is_empty());
 /// ```
 #[derive(Clone, Default)]
-pub struct CreatedFiles(Arc<Mutex<CreatedInner>>);
+pub struct CreatedFiles(Arc<(Mutex<CreatedInner>, Condvar)>);
 
 #[derive(Default)]
 struct CreatedInner {
     paths: Vec<PathBuf>,
     sealed: bool,
+    /// Creations under way ([`CreatedFiles::begin_create`]): their files
+    /// may exist before they are listed, so [`CreatedFiles::seal`] waits.
+    creating: usize,
+}
+
+/// How long [`CreatedFiles::seal`] waits for creations under way (an
+/// `open` with `O_EXCL`, milliseconds in practice).
+const SEAL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A creation under way; dropping it without [`CreateGuard::created`]
+/// (the open failed, or the future was dropped) ends it with nothing made.
+pub(crate) struct CreateGuard<'a> {
+    files: &'a CreatedFiles,
+    done: bool,
+}
+
+impl CreateGuard<'_> {
+    /// The file at `path` now exists: list it and end the creation.
+    pub(crate) fn created(mut self, path: &Path) {
+        self.done = true;
+        self.files.end_create(Some(path));
+    }
+}
+
+impl Drop for CreateGuard<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.files.end_create(None);
+        }
+    }
 }
 
 impl CreatedFiles {
@@ -61,7 +91,7 @@ impl CreatedFiles {
 
     fn lock(&self) -> MutexGuard<'_, CreatedInner> {
         // A panic while holding the lock leaves a plain Vec: still usable.
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.0 .0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The paths listed now.
@@ -69,23 +99,41 @@ impl CreatedFiles {
         self.lock().paths.clone()
     }
 
-    /// Take every listed path and refuse further additions: a writer that
-    /// creates a file afterwards removes it itself and fails. For a signal
-    /// path that removes the returned files and exits.
+    /// Refuse further creations, wait (a few seconds at most) for those
+    /// under way to be listed, and take every listed path: a file the run
+    /// made is listed even when the signal came between its `open` and its
+    /// listing. For a signal path that removes the returned files and exits.
     pub fn seal(&self) -> Vec<PathBuf> {
         let mut inner = self.lock();
         inner.sealed = true;
+        let (mut inner, _) = self
+            .0
+             .1
+            .wait_timeout_while(inner, SEAL_WAIT, |inner| inner.creating > 0)
+            .unwrap_or_else(|p| p.into_inner());
         std::mem::take(&mut inner.paths)
     }
 
-    /// Record `path`; false when sealed.
-    pub(crate) fn add(&self, path: &Path) -> bool {
+    /// Start creating a file: `None` when sealed (create nothing then).
+    pub(crate) fn begin_create(&self) -> Option<CreateGuard<'_>> {
         let mut inner = self.lock();
         if inner.sealed {
-            return false;
+            return None;
         }
-        inner.paths.push(path.to_path_buf());
-        true
+        inner.creating += 1;
+        Some(CreateGuard {
+            files: self,
+            done: false,
+        })
+    }
+
+    fn end_create(&self, created: Option<&Path>) {
+        let mut inner = self.lock();
+        inner.creating -= 1;
+        if let Some(path) = created {
+            inner.paths.push(path.to_path_buf());
+        }
+        self.0 .1.notify_all();
     }
 
     /// Forget `path` (renamed into place, or removed).
@@ -287,4 +335,44 @@ pub(crate) fn stream_refusal(config: &WriterConfig, what: &str) -> Option<String
         ));
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A signal that seals the registry between a file's `open` and its
+    /// listing still gets the file: `seal` waits for creations under way.
+    #[test]
+    fn seal_waits_for_a_creation_under_way_and_then_refuses_new_ones() {
+        let created = CreatedFiles::new();
+        let guard = created.begin_create().expect("not sealed yet");
+        let sealer = {
+            let created = created.clone();
+            std::thread::spawn(move || created.seal())
+        };
+        // The open is "in the kernel" while the sealer waits.
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            !sealer.is_finished(),
+            "seal returned before the creation ended"
+        );
+        guard.created(Path::new("/out/file"));
+        let sealed = sealer.join().expect("the sealer thread");
+        assert_eq!(sealed, [PathBuf::from("/out/file")]);
+        assert!(
+            created.begin_create().is_none(),
+            "sealed: nothing more is created"
+        );
+    }
+
+    /// A creation that fails (its guard dropped) lists nothing and does not
+    /// hold a later seal up.
+    #[test]
+    fn a_failed_creation_lists_nothing() {
+        let created = CreatedFiles::new();
+        drop(created.begin_create().expect("not sealed"));
+        assert!(created.seal().is_empty());
+    }
 }

@@ -235,10 +235,12 @@ impl ParallelWriter {
         if self.lays_out_files() {
             flags = flags | OpenFlags::LOV_DELAY_CREATE;
         }
+        let guard = self.created.begin_create().ok_or_else(|| stopping(path))?;
         let fd = io::open(path, flags, 0o644)
             .await
             .map_err(|e| WriteError::new("create", path, None, e))?;
-        self.register(path, fd).await
+        guard.created(path);
+        Ok(fd)
     }
 
     /// Create a temporary file for `final_path` under a name unique to the
@@ -252,28 +254,13 @@ impl ParallelWriter {
         if self.lays_out_files() {
             flags = flags | OpenFlags::LOV_DELAY_CREATE;
         }
+        let guard = self
+            .created
+            .begin_create()
+            .ok_or_else(|| stopping(final_path))?;
         let (temp, fd) = super::output::create_temp(final_path, flags).await?;
-        let fd = self.register(&temp, fd).await?;
+        guard.created(&temp);
         Ok((temp, fd))
-    }
-
-    /// List a file just created as this run's; if the registry is sealed
-    /// (the run is being stopped), remove it again and fail.
-    async fn register(&mut self, path: &Path, fd: RawFd) -> Result<RawFd, WriteError> {
-        if self.created.add(path) {
-            return Ok(fd);
-        }
-        let _ = io::close(fd).await;
-        let _ = io::unlink(path).await;
-        Err(WriteError::new(
-            "create",
-            path,
-            None,
-            stdio::Error::new(
-                stdio::ErrorKind::Interrupted,
-                "the run is being stopped; the file was removed",
-            ),
-        ))
     }
 
     /// True when the writer sets a Lustre layout on the files it creates.
@@ -669,6 +656,20 @@ impl Drop for ParallelWriter {
         ));
         self.remove_created();
     }
+}
+
+/// The registry of created files is sealed (the run is being stopped by a
+/// signal): `path` is not created.
+fn stopping(path: &Path) -> WriteError {
+    WriteError::new(
+        "create",
+        path,
+        None,
+        stdio::Error::new(
+            stdio::ErrorKind::Interrupted,
+            "the run is being stopped; nothing more is created",
+        ),
+    )
 }
 
 /// Final path of every file the committer writes, by index (shards, or
