@@ -348,9 +348,13 @@ mod tests {
     fn seal_waits_for_a_creation_under_way_and_then_refuses_new_ones() {
         let created = CreatedFiles::new();
         let guard = created.begin_create().expect("not sealed yet");
+        let (tx, rx) = std::sync::mpsc::channel();
         let sealer = {
             let created = created.clone();
-            std::thread::spawn(move || created.seal())
+            crate::sys::real::thread::spawn_named("sealer".into(), move || {
+                let _ = tx.send(created.seal());
+            })
+            .expect("spawn the sealer")
         };
         // The open is "in the kernel" while the sealer waits.
         std::thread::sleep(Duration::from_millis(50));
@@ -359,7 +363,8 @@ mod tests {
             "seal returned before the creation ended"
         );
         guard.created(Path::new("/out/file"));
-        let sealed = sealer.join().expect("the sealer thread");
+        sealer.join().expect("the sealer thread");
+        let sealed = rx.recv().expect("what seal returned");
         assert_eq!(sealed, [PathBuf::from("/out/file")]);
         assert!(
             created.begin_create().is_none(),
