@@ -81,6 +81,7 @@ pub use options::{
 pub use rng::SimRng;
 
 pub(crate) use clock::SimClock;
+pub(crate) use fs::crash as fs_crash;
 pub(crate) use offload::SimOffload;
 pub(crate) use poller::{Semantics, SimPoller, SimPollers};
 pub(crate) use ring::SimRings;
