@@ -45,6 +45,7 @@
 //! The fault model (which faults are legal, per op class) is documented in
 //! [`crate::sys::sim`].
 
+mod explore;
 mod sched;
 
 /// `EXT4_SUPER_MAGIC`, what the simulated file system reports by default
@@ -55,5 +56,9 @@ pub use crate::sys::ring::opcode;
 pub use crate::sys::sim::{
     ClassFaults, CrashModel, Latency, OpClass, PollerFaults, RingOptions, SimCore, SimDriver,
     SimKernel, SimOptions, SimRng, SimStats,
+};
+pub use explore::{
+    explore_crashes, CrashBudget, CrashReport, CrashState, CrashViolation, ExploreOptions,
+    ReplayHandle,
 };
 pub use sched::{new_kernel, run, SimError};
