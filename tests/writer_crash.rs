@@ -27,13 +27,23 @@ use std::sync::Arc;
 const FINISHED: &str = "finish returned Ok";
 const OUT: &str = "/out.pfw";
 
-/// `producers` groups of JSON lines, distinct across groups.
-fn producer_lines(producers: usize, per_producer: usize) -> Vec<Vec<Vec<u8>>> {
+/// `producers` groups of JSON lines, distinct across groups, each with
+/// `pad_bytes` of pseudo-random hex (compresses to about half).
+fn producer_lines(producers: usize, per_producer: usize, pad_bytes: usize) -> Vec<Vec<Vec<u8>>> {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut hex = move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1);
+        b"0123456789abcdef"[(state >> 60) as usize] as char
+    };
     (0..producers)
         .map(|p| {
             (0..per_producer)
-                .map(|i| format!("{{\"producer\":{p},\"line\":{i},\"pad\":\"xxxxxxxxxxxxxxxx\"}}"))
-                .map(String::into_bytes)
+                .map(|i| {
+                    let pad: String = (0..pad_bytes).map(|_| hex()).collect();
+                    format!("{{\"producer\":{p},\"line\":{i},\"pad\":\"{pad}\"}}").into_bytes()
+                })
                 .collect()
         })
         .collect()
@@ -140,7 +150,14 @@ struct Case {
     ordered: bool,
     producers: usize,
     previous: Option<&'static [u8]>,
+    /// Filler bytes the last successful run reported.
+    padding_bytes: Arc<AtomicUsize>,
 }
+
+/// Padded cases: lines of about 1.2 KiB in 40 KiB chunks, so 64 KiB slots
+/// close with filler (about 150 KiB in all).
+const PADDED_LINE_PAD_BYTES: usize = 1200;
+const PADDED_CHUNK_BYTES: u64 = 40 << 10;
 
 impl Case {
     fn new(layout: Layout, durability: Durability) -> Case {
@@ -151,7 +168,12 @@ impl Case {
             ordered: false,
             producers: 2,
             previous: None,
+            padding_bytes: Arc::default(),
         }
+    }
+
+    fn padded(&self) -> bool {
+        self.layout == Layout::PaddedStriped
     }
 
     fn config(&self) -> WriterConfig {
@@ -164,7 +186,11 @@ impl Case {
             .ordered(self.ordered)
             .producers(self.producers)
             .mimic_lustre(None)
-            .chunk_bytes(Some(1024))
+            .chunk_bytes(Some(if self.padded() {
+                PADDED_CHUNK_BYTES
+            } else {
+                1024
+            }))
             .stripe_bytes(Some(stripe))
             .overwrite(self.previous.is_some())
     }
@@ -172,10 +198,16 @@ impl Case {
     /// Explore the writer's run under `sim`; the report, and whether
     /// `finish()` returned Ok.
     fn explore(&self, sim: SimOptions) -> (CrashReport, bool) {
-        let groups = producer_lines(self.producers, 120 / self.producers);
+        let pad_bytes = if self.padded() {
+            PADDED_LINE_PAD_BYTES
+        } else {
+            16
+        };
+        let groups = producer_lines(self.producers, 120 / self.producers, pad_bytes);
         let outputs = outputs(self.layout, &groups);
         let finished = Arc::new(AtomicUsize::new(0));
         let done = Arc::clone(&finished);
+        let padding = Arc::clone(&self.padding_bytes);
         let (config, previous) = (self.config(), self.previous);
         let workload = move |kernel: Arc<SimKernel>| async move {
             if let Some(old) = previous {
@@ -195,9 +227,10 @@ impl Case {
                 writer.finish().await
             }
             .await;
-            if result.is_ok() {
+            if let Ok(report) = result {
                 kernel.crash_mark(FINISHED);
                 done.store(1, Ordering::Relaxed);
+                padding.store(report.padding_bytes as usize, Ordering::Relaxed);
             }
         };
         let (durability, gzip) = (self.durability, self.gzip);
@@ -212,10 +245,11 @@ impl Case {
     fn holds(&self) -> CrashReport {
         let (report, finished) = self.explore(SimOptions::new(11));
         eprintln!(
-            "{} {:?} gzip={}: {} crash points, {} states explored ({} generated, complete: {}) in {:?}",
+            "{} {:?} gzip={} padding={}: {} crash points, {} states explored ({} generated, complete: {}) in {:?}",
             self.layout,
             self.durability,
             self.gzip,
+            self.padding_bytes.load(Ordering::Relaxed),
             report.crash_points,
             report.states_explored,
             report.states_generated,
@@ -227,6 +261,8 @@ impl Case {
             panic!("{}: {v}", self.layout);
         }
         assert!(report.crash_points >= 3, "{report:?}");
+        let padding = self.padding_bytes.load(Ordering::Relaxed);
+        assert_eq!(self.padded(), padding > 0, "padding {padding} bytes");
         assert!(report.states_explored >= 10, "{report:?}");
         report
     }
@@ -347,7 +383,7 @@ fn crash_with_fsync_faults_keeps_the_promise_or_fails_finish() {
 /// broken (the check is not vacuous).
 #[test]
 fn crash_without_durability_is_caught_by_the_fsync_promise() {
-    let groups = producer_lines(1, 10);
+    let groups = producer_lines(1, 10, 16);
     let outputs = outputs(Layout::Striped, &groups);
     let config = Case::new(Layout::Striped, Durability::None).config();
     let workload = |kernel: Arc<SimKernel>| async move {
