@@ -37,7 +37,8 @@
 //! offloaded job completes, when virtual time advances), the choice of
 //! driver for a run ([`SimOptions::driver`]: the pool, the io_uring driver
 //! over the simulated ring, or the readiness driver over a simulated poller
-//! with epoll or kqueue semantics), and [`SimError`]. May not touch: file or
+//! with epoll or kqueue semantics), [`SimError`], and [`explore_crashes`]
+//! (check an invariant against every legal crash state of a run). May not touch: file or
 //! socket state (that is `SimKernel`'s); it reaches the machine only
 //! through the seam traits and the handles `crate::sys::sim` gives it. It
 //! may import the runtime and the drivers; nothing below it may import it.
