@@ -693,6 +693,54 @@ fn a_stripe_request_off_lustre_writes_normally_and_sets_no_layout() {
     );
 }
 
+/// The filler for gaps of 1 to 25 bytes above 0..3 multiples of the
+/// largest single empty member (and the multiples), and just under and
+/// over 64 KiB, written to a real file after a member each: GNU gzip reads
+/// every member (it stops silently at a zero byte between members).
+#[test]
+fn padding_edge_gaps_are_read_whole_by_gnu_gzip() {
+    use iokernel::writer::gzip::{encode_member, pad_member, MAX_EMPTY_MEMBER_BYTES};
+    let largest = MAX_EMPTY_MEMBER_BYTES;
+    let mut gaps: Vec<usize> = (0..=3)
+        .flat_map(|k| (1..=25).map(move |j| k * largest + j))
+        .collect();
+    gaps.extend((1..=3).map(|k| k * largest));
+    gaps.extend((64 << 10) - 4..=(64 << 10) + 4);
+    let (mut file, mut text) = (Vec::new(), Vec::new());
+    for (i, gap) in gaps.iter().enumerate() {
+        let line = format!("{{\"gap\":{gap},\"i\":{i}}}\n").into_bytes();
+        let mut member = encode_member(&line, 6);
+        let before = member.len();
+        pad_member(&mut member, *gap).unwrap();
+        assert_eq!(member.len(), before + gap, "gap {gap}");
+        file.extend_from_slice(&member);
+        text.extend_from_slice(&line);
+    }
+    file.extend_from_slice(&encode_member(b"{\"last\":true}\n", 6));
+    text.extend_from_slice(b"{\"last\":true}\n");
+    assert_eq!(gunzip(&file), text);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("edge-gaps.jsonl.gz");
+    std::fs::write(&path, &file).unwrap();
+    let gzip = Path::new("/usr/bin/gzip");
+    if !gzip.exists() {
+        eprintln!("skipping gzip -dc: /usr/bin/gzip is not installed");
+        return;
+    }
+    let out = std::process::Command::new(gzip)
+        .arg("-dc")
+        .arg(&path)
+        .output()
+        .expect("gzip runs");
+    assert!(out.status.success(), "gzip -dc failed: {out:?}");
+    assert!(
+        out.stdout == text,
+        "gzip -dc dropped members: {} of {} bytes",
+        out.stdout.len(),
+        text.len()
+    );
+}
+
 #[test]
 fn padded_gzip_with_megabyte_stripes_stays_readable_by_flate2_and_gzip() {
     // 1 MiB slots hold a few ~100 KiB members each, so the filler at a

@@ -37,7 +37,8 @@
 //! offloaded job completes, when virtual time advances), the choice of
 //! driver for a run ([`SimOptions::driver`]: the pool, the io_uring driver
 //! over the simulated ring, or the readiness driver over a simulated poller
-//! with epoll or kqueue semantics), and [`SimError`]. May not touch: file or
+//! with epoll or kqueue semantics), [`SimError`], and [`explore_crashes`]
+//! (check an invariant against every legal crash state of a run). May not touch: file or
 //! socket state (that is `SimKernel`'s); it reaches the machine only
 //! through the seam traits and the handles `crate::sys::sim` gives it. It
 //! may import the runtime and the drivers; nothing below it may import it.
@@ -45,6 +46,7 @@
 //! The fault model (which faults are legal, per op class) is documented in
 //! [`crate::sys::sim`].
 
+mod explore;
 mod sched;
 
 /// `EXT4_SUPER_MAGIC`, what the simulated file system reports by default
@@ -55,5 +57,9 @@ pub use crate::sys::ring::opcode;
 pub use crate::sys::sim::{
     ClassFaults, CrashModel, Latency, OpClass, PollerFaults, RingOptions, SimCore, SimDriver,
     SimKernel, SimOptions, SimRng, SimStats,
+};
+pub use explore::{
+    explore_crashes, CrashBudget, CrashReport, CrashState, CrashViolation, ExploreOptions,
+    ReplayHandle,
 };
 pub use sched::{new_kernel, run, SimError};

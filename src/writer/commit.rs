@@ -519,6 +519,86 @@ mod tests {
         out
     }
 
+    /// Gap sizes that stress the filler: 1 to 25 bytes above each multiple
+    /// (0 to 3) of the largest single empty member, the multiples
+    /// themselves, and just under and over 64 KiB.
+    fn edge_gaps() -> Vec<u64> {
+        let largest = gzip::MAX_EMPTY_MEMBER_BYTES as u64;
+        let mut gaps: Vec<u64> = (0..=3u64)
+            .flat_map(|k| (1..=25).map(move |j| k * largest + j))
+            .collect();
+        gaps.extend((1..=3).map(|k| k * largest));
+        gaps.extend((64 << 10) - 4..=(64 << 10) + 4);
+        gaps
+    }
+
+    /// A `small` chunk, then a `big` one that does not fit in the rest of
+    /// the first slot (`big.len() > gap`), in stripes of `small.len() +
+    /// gap`: the first slot closes with exactly `gap` bytes of filler.
+    /// Checks the second stripe starts with the big chunk; returns the image.
+    fn image_with_gap(small: Vec<u8>, big: Vec<u8>, gap: u64, gzip: bool) -> Vec<u8> {
+        let stripe = small.len() as u64 + gap;
+        let big_len = big.len() as u64;
+        assert!(
+            gap < big_len && big_len <= stripe,
+            "gap {gap}: bad test sizes"
+        );
+        let (image, starts) = padded_image(stripe, vec![small, big], ContentKind::JsonLines, gzip);
+        assert_eq!(image.len() as u64, stripe + big_len, "gap {gap}");
+        assert_eq!(
+            starts,
+            vec![0, stripe],
+            "gap {gap}: the stripe boundary starts no chunk"
+        );
+        image
+    }
+
+    #[test]
+    fn padding_edge_gaps_leave_no_zero_bytes_between_gzip_members() {
+        for gap in edge_gaps() {
+            let payloads = [json_chunk(&[100]), json_chunk(&[gap as usize])];
+            // Stored members (level 0): a member is its data plus a few bytes.
+            let small = gzip::encode_member(&payloads[0], 0);
+            let big = gzip::encode_member(&payloads[1], 0);
+            let image = image_with_gap(small, big, gap, true);
+            // Walk the members one by one: each starts right where the last
+            // ended (no zero byte or other junk between them, which GNU
+            // gzip and zlib stop at).
+            let (mut rest, mut decoded, mut count) = (&image[..], Vec::new(), 0);
+            while !rest.is_empty() {
+                assert_eq!(
+                    &rest[..2],
+                    &[0x1f, 0x8b],
+                    "gap {gap}: junk after member {count}"
+                );
+                let mut member = flate2::bufread::GzDecoder::new(rest);
+                member.read_to_end(&mut decoded).unwrap();
+                rest = member.into_inner();
+                count += 1;
+            }
+            assert_eq!(decoded, payloads.concat(), "gap {gap}");
+        }
+    }
+
+    #[test]
+    fn padding_edge_gaps_in_plain_json_are_spaces_before_a_newline() {
+        for gap in edge_gaps() {
+            let chunks = [json_chunk(&[100]), json_chunk(&[gap as usize + 41])];
+            let image = image_with_gap(chunks[0].clone(), chunks[1].clone(), gap, false);
+            assert!(
+                !image.contains(&0),
+                "gap {gap}: a zero byte in plain JSON lines"
+            );
+            let lines: Vec<&[u8]> = image
+                .split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(|l| &l[..l.iter().rposition(|b| *b != b' ').map_or(0, |i| i + 1)])
+                .collect();
+            let want: Vec<&[u8]> = chunks.iter().map(|c| &c[..c.len() - 1]).collect();
+            assert_eq!(lines, want, "gap {gap}");
+        }
+    }
+
     proptest! {
         // Deflate in a debug build is slow; fewer, still random, cases.
         #![proptest_config(ProptestConfig::with_cases(40))]

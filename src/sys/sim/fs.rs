@@ -264,7 +264,7 @@ impl Content {
 }
 
 /// A regular file's data and its durability state.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct FileNode {
     current: Content,
     durable: Content,
@@ -316,6 +316,7 @@ fn tear(change: &Change, granularity: u64, core: &SimCore) -> Change {
 }
 
 /// A directory's current and durable entries.
+#[derive(Clone)]
 struct DirNode {
     /// The directory holding it (the root is its own parent).
     parent: InodeId,
@@ -323,11 +324,13 @@ struct DirNode {
     durable: BTreeMap<Vec<u8>, InodeId>,
 }
 
+#[derive(Clone)]
 enum Node {
     File(FileNode),
     Dir(DirNode),
 }
 
+#[derive(Clone)]
 struct Inode {
     node: Node,
     permissions: u32,
@@ -378,7 +381,9 @@ fn check_name(name: &[u8]) -> SysResult<()> {
     Ok(())
 }
 
-/// The in-memory file system; see the module docs.
+/// The in-memory file system; see the module docs. A clone is a snapshot
+/// (what crash exploration keeps at each durability point).
+#[derive(Clone)]
 pub(crate) struct SimFs {
     inodes: BTreeMap<InodeId, Inode>,
     next_inode: InodeId,
@@ -951,9 +956,16 @@ impl SimFs {
     /// Power loss; see the module docs. Every fd must already be gone.
     pub(crate) fn crash(&mut self, core: &SimCore) {
         core.count(|s| s.crashes += 1);
+        let crash = core.options().crash;
+        let bs = self.block_size_bytes;
+        self.power_loss(|file| file.revert(crash, bs, core));
+    }
+
+    /// The namespace becomes the durable one; every file still reachable
+    /// gets its post-crash content from `revert`.
+    fn power_loss(&mut self, mut revert: impl FnMut(&mut FileNode)) {
         let parents = self.durable_tree();
         self.inodes.retain(|ino, _| parents.contains_key(ino));
-        let (crash, bs) = (core.options().crash, self.block_size_bytes);
         for (ino, inode) in self.inodes.iter_mut() {
             inode.links = 0;
             inode.durable_links = 0;
@@ -964,7 +976,7 @@ impl SimFs {
                     dir.entries = dir.durable.clone();
                     dir.parent = parents.get(ino).copied().unwrap_or(ROOT);
                 }
-                Node::File(file) => file.revert(crash, bs, core),
+                Node::File(file) => revert(file),
             }
         }
         self.recount();
@@ -1102,5 +1114,6 @@ impl SimFs {
     }
 }
 
+pub(crate) mod crash;
 #[cfg(test)]
 mod tests;

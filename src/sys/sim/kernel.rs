@@ -22,6 +22,7 @@
 //! whether the call would succeed, so their fault is drawn before the call.
 
 use super::core::SimCore;
+use super::fs::crash::{CrashLog, CrashPoint};
 use super::fs::{InodeId, Last, SimFs, LUSTRE_LOV, MAX_FILE_BYTES, ROOT, XATTR_SIZE_MAX};
 use super::net::{PipeId, SimNet, SocketId};
 use super::options::OpClass;
@@ -135,6 +136,18 @@ struct State {
     fs: SimFs,
     net: SimNet,
     fds: BTreeMap<RawFd, Fd>,
+    /// Crash points being recorded (crash exploration only).
+    crash_log: Option<CrashLog>,
+}
+
+impl State {
+    /// A durability call is about to run: when recording, snapshot the
+    /// file system as a crash point.
+    fn crash_point(&mut self, label: impl FnOnce() -> String) {
+        if let Some(log) = &mut self.crash_log {
+            log.point(label(), &self.fs);
+        }
+    }
 }
 
 /// The simulated kernel: every seam call runs against an in-memory file
@@ -188,6 +201,7 @@ impl SimKernel {
             fs: SimFs::new(core.options()),
             net: SimNet::new(),
             fds: BTreeMap::new(),
+            crash_log: None,
         };
         SimKernel {
             core,
@@ -234,6 +248,49 @@ impl SimKernel {
         state.net.reset_all();
         state.fs.crash(&self.core);
         self.core.trace(b"crash");
+    }
+
+    /// A machine whose file system is `fs` (a recovered crash state).
+    pub(crate) fn with_fs(core: Arc<SimCore>, fs: SimFs) -> SimKernel {
+        let kernel = SimKernel::new(core);
+        kernel.lock().fs = fs;
+        kernel
+    }
+
+    /// From now on, snapshot the file system just before every fsync,
+    /// fdatasync and rename (crash exploration).
+    pub(crate) fn record_crash_points(&self) {
+        self.lock().crash_log = Some(CrashLog::default());
+    }
+
+    /// Stop recording: the crash points so far plus one for the present
+    /// moment, labelled `label`.
+    pub(crate) fn take_crash_points(&self, label: &str) -> Vec<CrashPoint> {
+        let mut state = self.lock();
+        let Some(mut log) = state.crash_log.take() else {
+            return Vec::new();
+        };
+        log.point(label.to_string(), &state.fs);
+        log.points
+    }
+
+    /// Note that the workload reached `label` (say, "finish returned Ok").
+    /// Under [`explore_crashes`](crate::sim::explore_crashes) every crash
+    /// state explored from a later moment carries the mark
+    /// ([`CrashState::marked`](crate::sim::CrashState::marked)), so an
+    /// invariant can demand more once a promise was made. Outside an
+    /// exploration it does nothing.
+    ///
+    /// ```
+    /// use iokernel::sim::{SimCore, SimKernel, SimOptions};
+    /// use std::sync::Arc;
+    /// let kernel = SimKernel::new(Arc::new(SimCore::new(SimOptions::new(1))));
+    /// kernel.crash_mark("finished"); // not exploring: no effect
+    /// ```
+    pub fn crash_mark(&self, label: &str) {
+        if let Some(log) = &mut self.lock().crash_log {
+            log.marks.push(label.to_string());
+        }
     }
 
     /// How many fds are open (to check a workload closes what it opens).

@@ -55,6 +55,9 @@
 //!   the last successful fsync is lost (or torn at 512-byte/4 KiB
 //!   granularity), and a create, rename or unlink is kept only if its
 //!   parent directory was fsynced afterwards.
+//!   `fs/crash.rs` enumerates every such state of a snapshot instead of
+//!   drawing one (for `crate::sim::explore_crashes`); the kernel records a
+//!   snapshot before each fsync, fdatasync and rename while exploring.
 //!
 //! Not simulated (they fail the way Linux does when unsupported): other
 //! address families (`EAFNOSUPPORT`), `fallocate` modes other than plain,
@@ -81,6 +84,7 @@ pub use options::{
 pub use rng::SimRng;
 
 pub(crate) use clock::SimClock;
+pub(crate) use fs::crash as fs_crash;
 pub(crate) use offload::SimOffload;
 pub(crate) use poller::{Semantics, SimPoller, SimPollers};
 pub(crate) use ring::SimRings;

@@ -165,7 +165,12 @@ impl State {
     /// `fsync`/`fdatasync`. An injected failure on a file drops its dirty
     /// data (it is never made durable, even by a later successful sync).
     pub(super) fn fsync(&mut self, fd: RawFd) -> SysResult<()> {
-        match self.entry(fd)? {
+        let entry = self.entry(fd)?;
+        self.crash_point(|| match entry {
+            Fd::Directory(_) => format!("fsync of directory fd {fd}"),
+            _ => format!("fsync of fd {fd}"),
+        });
+        match entry {
             Fd::File(file) => match self.inject(OpClass::Sync) {
                 Ok(()) => {
                     self.fs.sync_file(file.inode);

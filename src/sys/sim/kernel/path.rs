@@ -114,6 +114,10 @@ impl State {
     }
 
     pub(super) fn rename(&mut self, from: &CStr, to: &CStr) -> SysResult<()> {
+        self.crash_point(|| {
+            let (from, to) = (from.to_string_lossy(), to.to_string_lossy());
+            format!("rename {from} -> {to}")
+        });
         let plan = self.fs.plan_rename(from.to_bytes(), to.to_bytes())?;
         self.inject(OpClass::Metadata)?;
         if let Some(plan) = plan {
