@@ -36,10 +36,11 @@
 
 use iokernel::sim::{self, OpClass, SimDriver, SimKernel, SimOptions};
 use iokernel::writer::{
-    errno_of, planned_paths, ContentKind, Durability, Layout, ParallelWriter, StripeBytes,
-    WriteReport, WriterConfig,
+    errno_of, planned_paths, shard_path, ContentKind, Durability, Layout, ParallelWriter,
+    StripeBytes, WriteReport, WriterConfig,
 };
 use std::io::Read;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Most ops a run takes (keeps one execution in the milliseconds).
@@ -381,17 +382,25 @@ pub struct Outcome {
 /// Check a finished run's output against what the producers wrote;
 /// returns the boundaries checked and the bytes compared.
 pub fn check_output(case: &Case, kernel: &SimKernel, report: &WriteReport) -> (usize, usize) {
+    let (checked, total) = check_files(case, kernel, &report.files);
+    assert_eq!(report.bytes_out, total, "bytes_out against the files");
+    checked
+}
+
+/// Check `files`, in order, hold what the producers wrote; returns the
+/// boundaries checked, the bytes compared, and the files' total size.
+fn check_files(case: &Case, kernel: &SimKernel, files: &[PathBuf]) -> ((usize, usize), u64) {
     let mut raw_files = Vec::new();
-    for file in &report.files {
+    for file in files {
         let bytes = kernel
             .read_file(file)
-            .unwrap_or_else(|| panic!("reported output {} is missing", file.display()));
+            .unwrap_or_else(|| panic!("output {} is missing", file.display()));
         raw_files.push(bytes);
     }
 
     let mut decoded = Vec::new();
     let mut boundaries = 0;
-    for (file, bytes) in report.files.iter().zip(&raw_files) {
+    for (file, bytes) in files.iter().zip(&raw_files) {
         if case.gzip() {
             let all = members(bytes);
             if case.config.layout == Layout::PaddedStriped {
@@ -461,8 +470,7 @@ pub fn check_output(case: &Case, kernel: &SimKernel, report: &WriteReport) -> (u
         }
     }
     let total: u64 = raw_files.iter().map(|f| f.len() as u64).sum();
-    assert_eq!(report.bytes_out, total, "bytes_out against the files");
-    (boundaries, decoded.len())
+    ((boundaries, decoded.len()), total)
 }
 
 /// Padded gzip: members are back to back (checked by [`members`]); every
@@ -574,6 +582,26 @@ fn check_failure(
             assert!(errno_of(e).is_some(), "producer error names no errno: {e}");
         }
     }
+    // With AtomicRename the final names never hold a partial output: what
+    // was renamed into place before a later step (the directory fsync)
+    // failed stays, whole.
+    let finals = final_files(case);
+    if case.config.durability == Durability::AtomicRename {
+        let present: Vec<&PathBuf> = finals
+            .iter()
+            .filter(|f| kernel.read_file(f).is_some())
+            .collect();
+        if !present.is_empty() {
+            assert_eq!(
+                present.len(),
+                finals.len(),
+                "part of the output renamed: {e}"
+            );
+            check_files(case, kernel, &finals);
+        }
+    }
+    // Anything else the writer created is removed, unless failed metadata
+    // ops (unlink among them) kept it.
     let metadata_faults = kernel
         .core()
         .stats()
@@ -582,11 +610,26 @@ fn check_failure(
         .any(|(class, _)| *class == OpClass::Metadata);
     if !metadata_faults {
         for path in planned_paths(&case.config) {
+            let renamed =
+                case.config.durability == Durability::AtomicRename && finals.contains(&path);
             assert!(
-                kernel.read_file(&path).is_none(),
+                renamed || kernel.read_file(&path).is_none(),
                 "{} left behind after: {e}",
                 path.display()
             );
         }
+    }
+}
+
+/// The files a finished run reports, in order.
+fn final_files(case: &Case) -> Vec<PathBuf> {
+    match case.config.layout {
+        Layout::Sharded {
+            shards,
+            merge: false,
+        } => (0..shards)
+            .map(|i| shard_path(std::path::Path::new(OUT), i))
+            .collect(),
+        _ => vec![PathBuf::from(OUT)],
     }
 }
