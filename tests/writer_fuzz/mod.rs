@@ -76,10 +76,6 @@ pub struct Case {
 }
 
 impl Case {
-    fn producers(&self) -> usize {
-        self.scripts.len()
-    }
-
     fn gzip(&self) -> bool {
         self.config.gzip_level.is_some()
     }
@@ -382,14 +378,47 @@ pub struct Outcome {
 /// Check a finished run's output against what the producers wrote;
 /// returns the boundaries checked and the bytes compared.
 pub fn check_output(case: &Case, kernel: &SimKernel, report: &WriteReport) -> (usize, usize) {
-    let (checked, total) = check_files(case, kernel, &report.files);
+    let mut checked = (0, 0);
+    let mut total = 0;
+    for (files, producers) in outputs(case, &report.files) {
+        let ((boundaries, bytes), size) = check_files(case, kernel, &files, &producers);
+        checked.0 += boundaries;
+        checked.1 += bytes;
+        total += size;
+    }
     assert_eq!(report.bytes_out, total, "bytes_out against the files");
     checked
 }
 
-/// Check `files`, in order, hold what the producers wrote; returns the
+/// `files` grouped into independent outputs, each with the producers whose
+/// data it holds: a shard of an unmerged sharded layout holds producers
+/// `i % shards == shard`; otherwise the files are one output.
+fn outputs(case: &Case, files: &[PathBuf]) -> Vec<(Vec<PathBuf>, Vec<usize>)> {
+    let all = 0..case.scripts.len();
+    match case.config.layout {
+        Layout::Sharded {
+            shards,
+            merge: false,
+        } => files
+            .iter()
+            .enumerate()
+            .map(|(shard, file)| {
+                let mine = all.clone().filter(|p| p % shards == shard).collect();
+                (vec![file.clone()], mine)
+            })
+            .collect(),
+        _ => vec![(files.to_vec(), all.collect())],
+    }
+}
+
+/// Check `files`, in order, hold what `producers` wrote; returns the
 /// boundaries checked, the bytes compared, and the files' total size.
-fn check_files(case: &Case, kernel: &SimKernel, files: &[PathBuf]) -> ((usize, usize), u64) {
+fn check_files(
+    case: &Case,
+    kernel: &SimKernel,
+    files: &[PathBuf],
+    producers: &[usize],
+) -> ((usize, usize), u64) {
     let mut raw_files = Vec::new();
     for file in files {
         let bytes = kernel
@@ -416,7 +445,10 @@ fn check_files(case: &Case, kernel: &SimKernel, files: &[PathBuf]) -> ((usize, u
         }
     }
 
-    let expected: Vec<Vec<u8>> = case.scripts.iter().map(|s| expected_of(case, s)).collect();
+    let expected: Vec<Vec<u8>> = producers
+        .iter()
+        .map(|p| expected_of(case, &case.scripts[*p]))
+        .collect();
     let all_expected: Vec<u8> = expected.concat();
     if case.plain_padded() && !case.json() {
         // Filler is a hole (zeros): every other byte is there, once.
@@ -442,12 +474,11 @@ fn check_files(case: &Case, kernel: &SimKernel, files: &[PathBuf]) -> ((usize, u
         // then only one producer's ordered output keeps them whole).
         let every_line_whole = case.config.final_newline
             || expected.iter().all(|e| e.is_empty() || e.ends_with(b"\n"));
-        let pieces = case
-            .scripts
+        let pieces = producers
             .iter()
-            .flatten()
+            .flat_map(|p| &case.scripts[*p])
             .any(|op| matches!(op, Op::Pieces(_)));
-        let lines_kept = !pieces || (case.config.ordered && case.producers() == 1);
+        let lines_kept = !pieces || (case.config.ordered && producers.len() == 1);
         if case.json() && every_line_whole && lines_kept {
             assert!(
                 line_multiset(&decoded, false) == line_multiset(&all_expected, false),
@@ -462,7 +493,7 @@ fn check_files(case: &Case, kernel: &SimKernel, files: &[PathBuf]) -> ((usize, u
                 "ordered output lost producer {p}'s order"
             );
         }
-        if case.producers() == 1 && !case.plain_padded() {
+        if producers.len() == 1 && !case.plain_padded() {
             assert!(
                 decoded == all_expected,
                 "ordered output of one producer is not exactly its input"
@@ -582,22 +613,15 @@ fn check_failure(
             assert!(errno_of(e).is_some(), "producer error names no errno: {e}");
         }
     }
-    // With AtomicRename the final names never hold a partial output: what
-    // was renamed into place before a later step (the directory fsync)
-    // failed stays, whole.
+    // With AtomicRename a final name never holds a partial output: what
+    // was renamed into place before a later step failed (the directory
+    // fsync, another shard's rename) stays, whole.
     let finals = final_files(case);
     if case.config.durability == Durability::AtomicRename {
-        let present: Vec<&PathBuf> = finals
-            .iter()
-            .filter(|f| kernel.read_file(f).is_some())
-            .collect();
-        if !present.is_empty() {
-            assert_eq!(
-                present.len(),
-                finals.len(),
-                "part of the output renamed: {e}"
-            );
-            check_files(case, kernel, &finals);
+        for (files, producers) in outputs(case, &finals) {
+            if files.iter().any(|f| kernel.read_file(f).is_some()) {
+                check_files(case, kernel, &files, &producers);
+            }
         }
     }
     // Anything else the writer created is removed, unless failed metadata
