@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${1:-60}"
 cargo +nightly fuzz build
-for target in slot_plan lustre_lov sim_ops size_args; do
+for target in slot_plan lustre_lov sim_ops size_args writer; do
   scratch="target/corpus-work/$target"
   log="target/fuzz-$target.log"
   mkdir -p "$scratch"
