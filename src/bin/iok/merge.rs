@@ -28,8 +28,8 @@ use iokernel::sync::{channel, Receiver, Sender};
 use iokernel::sys::real::RealClock;
 use iokernel::sys::Clock;
 use iokernel::writer::{
-    parse_size, ContentKind, CreatedFiles, Durability, Layout, ParallelWriter, Producer,
-    StripeBytes, StripeRequest, WriteReport, WriterConfig, LUSTRE_MAX_STRIPE_COUNT,
+    parse_size, ContentKind, Durability, Layout, ParallelWriter, Producer, StripeBytes,
+    StripeRequest, WriteReport, WriterConfig, LUSTRE_MAX_STRIPE_COUNT,
 };
 use std::io::{Error, ErrorKind};
 use std::path::PathBuf;
@@ -607,19 +607,8 @@ pub fn run(args: &MergeArgs) -> std::io::Result<()> {
             "--keep-shards needs --layout sharded",
         ));
     }
-    let created = CreatedFiles::new();
-    output::watch_signals(created.clone(), &args.output)?;
+    let output_mode = OutputMode::for_run(&args.output, args.force)?;
     let inputs = input::inspect_all(&args.inputs)?;
-    let to_stdout = output::is_stdout(&args.output);
-    let output_mode = OutputMode {
-        overwrite: args.force,
-        stream_fd: if to_stdout {
-            Some(output::stdout_fd()?)
-        } else {
-            None
-        },
-        created: Some(created),
-    };
     let producers = usize::try_from(args.producers).unwrap_or(1);
     let job = MergeJob {
         inputs,
@@ -650,7 +639,10 @@ pub fn run(args: &MergeArgs) -> std::io::Result<()> {
     let outcome = merge_inputs(job, progress.clone());
     progress.finish();
     let outcome = outcome.map_err(output::hint_force)?;
-    output::print_summary(&summary_line("merged", count, gzip, &outcome), to_stdout)
+    output::print_summary(
+        &summary_line("merged", count, gzip, &outcome),
+        output::is_stdout(&args.output),
+    )
 }
 
 #[cfg(test)]

@@ -45,6 +45,26 @@ pub fn is_stdout(path: &Path) -> bool {
     path.as_os_str() == STDOUT_NAME
 }
 
+impl OutputMode {
+    /// The output side of one `iok merge`/`pgzip` run: a registry of the
+    /// files it creates, watched for termination signals (call before any
+    /// other thread starts, see [`watch_signals`]), and stdout as the
+    /// stream for `-o -`.
+    pub fn for_run(output: &Path, force: bool) -> std::io::Result<OutputMode> {
+        let created = CreatedFiles::new();
+        watch_signals(created.clone(), output)?;
+        let stream_fd = match is_stdout(output) {
+            true => Some(stdout_fd()?),
+            false => None,
+        };
+        Ok(OutputMode {
+            overwrite: force,
+            stream_fd,
+            created: Some(created),
+        })
+    }
+}
+
 /// A duplicate of stdout for the writer to own (and close).
 pub fn stdout_fd() -> std::io::Result<RawFd> {
     let fd = std::io::stdout().as_fd().try_clone_to_owned()?;

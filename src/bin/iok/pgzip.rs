@@ -8,7 +8,7 @@
 //! here; this module only maps the command line onto a [`MergeJob`].
 
 use clap::Args;
-use iokernel::writer::{CreatedFiles, Layout};
+use iokernel::writer::Layout;
 use std::path::PathBuf;
 
 use crate::input::{self, LineRules};
@@ -52,19 +52,8 @@ pub struct PgzipArgs {
 }
 
 pub fn run(args: &PgzipArgs) -> std::io::Result<()> {
-    let created = CreatedFiles::new();
-    output::watch_signals(created.clone(), &args.output)?;
+    let output_mode = OutputMode::for_run(&args.output, args.force)?;
     let source = input::inspect(&args.input)?;
-    let to_stdout = output::is_stdout(&args.output);
-    let output_mode = OutputMode {
-        overwrite: args.force,
-        stream_fd: if to_stdout {
-            Some(output::stdout_fd()?)
-        } else {
-            None
-        },
-        created: Some(created),
-    };
     let threads = args
         .threads
         .and_then(|t| usize::try_from(t).ok())
@@ -95,5 +84,8 @@ pub fn run(args: &PgzipArgs) -> std::io::Result<()> {
     let outcome = merge_inputs(job, progress.clone());
     progress.finish();
     let outcome = outcome.map_err(output::hint_force)?;
-    output::print_summary(&summary_line("compressed", 1, true, &outcome), to_stdout)
+    output::print_summary(
+        &summary_line("compressed", 1, true, &outcome),
+        output::is_stdout(&args.output),
+    )
 }
