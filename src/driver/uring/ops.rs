@@ -76,12 +76,13 @@ use std::ptr;
 pub(super) struct Scratch {
     /// The iovec array of a vectored op (rebuilt for every entry).
     iovecs: Vec<libc::iovec>,
-    /// Where a `STATX` entry writes.
-    statx: Option<libc::statx>,
+    /// Where a `STATX` entry writes (boxed, like the addresses below, so
+    /// every in-flight op does not carry a few hundred bytes it rarely uses).
+    statx: Option<Box<libc::statx>>,
     /// Where an `ACCEPT` entry writes the peer's address.
-    peer: Option<PeerAddr>,
+    peer: Option<Box<PeerAddr>>,
     /// The address a `CONNECT` entry hands to the kernel.
-    raw_addr: Option<RawAddr>,
+    raw_addr: Option<Box<RawAddr>>,
 }
 
 /// Off Linux there is no kernel ring, so nothing to keep.
@@ -185,7 +186,7 @@ pub(super) fn entry<T: OpCode>(op: &mut T, scratch: &mut Scratch) -> Option<Entr
         // `statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS)` into the
         // scratch buffer; [`result`] converts it to what `fstat(2)` gives.
         Request::Stat { fd, .. } => {
-            let statx = scratch.statx.insert(zeroed_statx());
+            let statx: &mut libc::statx = scratch.statx.insert(Box::new(zeroed_statx()));
             let entry = opcode::Statx::new(
                 types::Fd(fd),
                 c"".as_ptr(),
@@ -220,7 +221,7 @@ pub(super) fn entry<T: OpCode>(op: &mut T, scratch: &mut Scratch) -> Option<Entr
         // `accept4(fd, .., SOCK_CLOEXEC | SOCK_NONBLOCK)` into the scratch
         // address buffer.
         Request::Accept { fd, .. } => {
-            let peer = scratch.peer.insert(PeerAddr::new());
+            let peer: &mut PeerAddr = scratch.peer.insert(Box::new(PeerAddr::new()));
             let addr = ptr::from_mut(&mut peer.storage).cast::<libc::sockaddr>();
             opcode::Accept::new(types::Fd(fd), addr, &mut peer.len)
                 .flags(libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK)
@@ -231,7 +232,7 @@ pub(super) fn entry<T: OpCode>(op: &mut T, scratch: &mut Scratch) -> Option<Entr
         // op started: an entry that never reached the kernel must leave a
         // later pool run calling connect itself.
         Request::Connect { fd, addr, .. } => {
-            let raw = scratch.raw_addr.insert(RawAddr::new(addr));
+            let raw: &mut RawAddr = scratch.raw_addr.insert(Box::new(RawAddr::new(addr)));
             let (addr, len) = raw.as_ptr();
             opcode::Connect::new(types::Fd(fd), addr, len).build()
         }
@@ -290,7 +291,7 @@ pub(super) fn result<T: OpCode>(
                 .peer
                 .as_ref()
                 .ok_or(Errno::EIO)
-                .and_then(PeerAddr::decode)
+                .and_then(|peer| peer.decode())
             {
                 Ok(addr) => {
                     *out = Some((fd, addr));
@@ -1049,7 +1050,7 @@ mod tests {
         // A peer the op cannot describe: the new fd is closed, the error kept.
         let (rd, wr) = K.pipe().expect("pipe");
         let mut op = held(accept(-1));
-        op.scratch.peer = Some(unix);
+        op.scratch.peer = Some(Box::new(unix));
         assert_eq!(op.uring_result(wr), Err(Errno(libc::EAFNOSUPPORT)));
         assert!(op.accepted.is_none());
         let mut buf = [0u8; 1];
