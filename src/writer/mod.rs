@@ -49,6 +49,7 @@
 
 mod commit;
 pub mod config;
+pub mod coord;
 pub mod error;
 pub mod fs_kind;
 pub mod gzip;
