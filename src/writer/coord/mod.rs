@@ -119,10 +119,10 @@ pub trait Coordinator: Send + Sync + fmt::Debug {
                 Err(failure) => failure.encode(),
             };
             let all = self.all_gather(mine).await?;
-            for bytes in all.iter().filter(|b| !b.is_empty()) {
-                return Ok(Err(RankFailure::decode(bytes)?));
+            match all.iter().find(|b| !b.is_empty()) {
+                Some(bytes) => Ok(Err(RankFailure::decode(bytes)?)),
+                None => Ok(Ok(())),
             }
-            Ok(Ok(()))
         })
     }
 }
