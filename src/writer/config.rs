@@ -4,6 +4,7 @@
 //! Pure data; checking a configuration ([`WriterConfig::validate`]) does no
 //! I/O.
 
+use super::coord::{Coordinator, SharedCoordinator};
 use super::fs_kind::FilesystemKind;
 use super::gzip;
 use super::output::CreatedFiles;
@@ -13,6 +14,7 @@ use std::fmt;
 use std::io;
 use std::os::fd::RawFd;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How chunks are laid out on disk.
@@ -171,6 +173,9 @@ pub struct WriterConfig {
     /// Record created files here as well, so a signal handler can remove
     /// them ([`CreatedFiles::seal`]); default: a private registry.
     pub created_files: Option<CreatedFiles>,
+    /// Where this writer meets the other ranks writing the same output
+    /// (see [`crate::writer::coord`]); default: one rank alone.
+    pub coordinator: SharedCoordinator,
 }
 
 /// Default memory budget: 256 MiB.
@@ -199,6 +204,7 @@ impl WriterConfig {
             overwrite: false,
             stream_fd: None,
             created_files: None,
+            coordinator: SharedCoordinator::default(),
         }
     }
 
@@ -292,6 +298,13 @@ impl WriterConfig {
         self
     }
 
+    /// Set [`WriterConfig::coordinator`]: write one output together with
+    /// the other ranks of `coordinator`.
+    pub fn coordinator(mut self, coordinator: Arc<dyn Coordinator>) -> WriterConfig {
+        self.coordinator = SharedCoordinator::new(coordinator);
+        self
+    }
+
     /// Check the parts that need no I/O; the error (`InvalidInput`) says
     /// which field is wrong and why.
     pub fn validate(&self) -> io::Result<()> {
@@ -323,6 +336,18 @@ impl WriterConfig {
             if let Some(why) = super::output::stream_refusal(self, "the output fd") {
                 return invalid(why);
             }
+        }
+        let ranks = self.coordinator.get().ranks();
+        if ranks > 1 {
+            if self.stream_fd.is_some() {
+                return invalid(format!(
+                    "an output fd is one process's stream; it cannot be written by {ranks} ranks"
+                ));
+            }
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("this writer does not yet write one output across {ranks} ranks"),
+            ));
         }
         let plain_padded_json = self.layout == Layout::PaddedStriped
             && self.content == ContentKind::JsonLines

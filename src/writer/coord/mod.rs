@@ -40,6 +40,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// A coordinator call in flight.
 pub type CoordFuture<'a, T> = Pin<Box<dyn Future<Output = io::Result<T>> + Send + 'a>>;
@@ -279,6 +280,46 @@ impl Coordinator for Solo {
 
     fn all_gather(&self, bytes: Vec<u8>) -> CoordFuture<'_, Vec<Vec<u8>>> {
         Box::pin(async move { Ok(vec![bytes]) })
+    }
+}
+
+/// The coordinator a [`WriterConfig`](super::WriterConfig) carries: one
+/// `Arc<dyn Coordinator>`, compared by identity (two configs are equal
+/// when they share one coordinator). The default is a fresh [`Solo`].
+#[derive(Clone)]
+pub struct SharedCoordinator(Arc<dyn Coordinator>);
+
+impl SharedCoordinator {
+    /// Share `coordinator`.
+    pub fn new(coordinator: Arc<dyn Coordinator>) -> SharedCoordinator {
+        SharedCoordinator(coordinator)
+    }
+
+    /// The coordinator.
+    pub fn get(&self) -> &Arc<dyn Coordinator> {
+        &self.0
+    }
+}
+
+impl Default for SharedCoordinator {
+    fn default() -> SharedCoordinator {
+        SharedCoordinator(Arc::new(Solo::default()))
+    }
+}
+
+impl fmt::Debug for SharedCoordinator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedCoordinator")
+            .field("kind", &self.0.kind())
+            .field("rank", &self.0.rank())
+            .field("ranks", &self.0.ranks())
+            .finish()
+    }
+}
+
+impl PartialEq for SharedCoordinator {
+    fn eq(&self, other: &SharedCoordinator) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 }
 
