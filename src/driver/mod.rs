@@ -9,7 +9,8 @@
 //!
 //! Owns: the [`Op`] future (`op.rs`), the current-driver context
 //! ([`context`]), the scheduling/park seam the runtime implements
-//! ([`sched`]), the [`Host`] a driver runs on, and [`select`], the one
+//! ([`sched`]), the op counters behind `Runtime::metrics` ([`metrics`]),
+//! the [`Host`] a driver runs on, and [`select`], the one
 //! place a [`Backend`] (or `IOKERNEL_BACKEND`) becomes a driver, for the
 //! real host and the simulated one alike, with one [`BackendReport`].
 //! May use: `crate::op`, `crate::buf`, `crate::sys`. May not touch: the
@@ -19,12 +20,14 @@
 
 pub(crate) mod completion;
 pub(crate) mod context;
+pub(crate) mod metrics;
 mod op;
 pub(crate) mod pool;
 pub(crate) mod readiness;
 pub(crate) mod sched;
 pub(crate) mod uring;
 
+pub use metrics::{LatencyHistogram, OpMetrics, RuntimeMetrics};
 pub use op::Op;
 pub(crate) use sched::{DriverWake, Park, Scheduler, ThreadScheduler};
 
@@ -213,6 +216,12 @@ impl Driver {
         }
     }
 
+    /// Whether this driver runs every op on its pool (so a pool submission
+    /// is no fallback).
+    pub(crate) fn is_pool(&self) -> bool {
+        matches!(self, Driver::Pool(_))
+    }
+
     pub(crate) fn kernel(&self) -> &Arc<dyn Kernel> {
         match self {
             Driver::Pool(pool) => pool.kernel(),
@@ -254,6 +263,11 @@ impl Driver {
 }
 
 impl<T: OpCode> InFlight<T> {
+    /// Whether the op runs on the worker pool.
+    pub(crate) fn on_pool(&self) -> bool {
+        matches!(self, InFlight::Pool(_))
+    }
+
     pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<T::Output> {
         match self {
             InFlight::Pool(submission) => submission.poll(cx),

@@ -20,7 +20,10 @@ mod task;
 mod time;
 mod worker;
 
-pub use crate::driver::{availability as backend_availability, Backend, BackendReport};
+pub use crate::driver::{
+    availability as backend_availability, Backend, BackendReport, LatencyHistogram, OpMetrics,
+    RuntimeMetrics,
+};
 pub use pipeline::{
     make_task, ErrorPolicy, Pipeline, PipelineConfig, PipelineError, PipelineReport, Task,
     TaskScope,
@@ -53,6 +56,8 @@ pub(crate) struct RuntimeShared {
     single_threaded: bool,
     next_worker: AtomicUsize,
     report: BackendReport,
+    /// The op counters behind [`Runtime::metrics`].
+    pub(crate) metrics: Arc<driver::metrics::Registry>,
     /// Where [`RuntimeShared::offload_compute`] sends CPU work: started on
     /// first use on a real runtime (`None` if its threads could not
     /// start); the simulator's offload under the sim.
@@ -146,16 +151,19 @@ impl Builder {
             .map(|_| WorkerShared::new())
             .collect();
         let scheduler = driver.scheduler();
+        let clock: Arc<dyn Clock> = Arc::new(RealClock::new());
+        let metrics = driver::metrics::Registry::new(Arc::clone(&clock), self.compute_threads);
         let shared = Arc::new(RuntimeShared {
             name: self.name,
             driver,
-            clock: Arc::new(RealClock::new()),
+            clock,
             timers: time::Timers::new(),
             scheduler,
             workers,
             single_threaded: false,
             next_worker: AtomicUsize::new(0),
             report,
+            metrics,
             compute: OnceLock::new(),
         });
         let mut runtime = Runtime {
@@ -250,6 +258,7 @@ impl Runtime {
         report: BackendReport,
         compute: Arc<dyn Offload>,
     ) -> Runtime {
+        let metrics = driver::metrics::Registry::new(Arc::clone(&clock), 1);
         let shared = Arc::new(RuntimeShared {
             name,
             driver,
@@ -260,6 +269,7 @@ impl Runtime {
             single_threaded: true,
             next_worker: AtomicUsize::new(0),
             report,
+            metrics,
             compute: OnceLock::from(Some(compute)),
         });
         Runtime {
@@ -280,6 +290,29 @@ impl Runtime {
     /// Which backend runs this runtime's I/O, and why.
     pub fn backend_report(&self) -> &BackendReport {
         &self.shared.report
+    }
+
+    /// What the runtime's driver has done so far: ops per kind with bytes
+    /// and latency percentiles, ops in flight, pool fallbacks and why,
+    /// completion-queue overflows, pool saturation (see [`RuntimeMetrics`]).
+    /// Counting costs a few relaxed atomic adds per op on per-thread
+    /// shards; the snapshot sums them.
+    ///
+    /// ```
+    /// use iokernel::runtime::{Backend, Runtime};
+    /// let rt = Runtime::builder().backend(Backend::ThreadPool).build().unwrap();
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("x");
+    /// rt.block_on(async {
+    ///     let file = iokernel::fs::File::create(&path).await.unwrap();
+    ///     file.write_all_at(b"abc", 0).await.0.unwrap();
+    /// });
+    /// let metrics = rt.metrics();
+    /// assert_eq!(metrics.op("pwrite").unwrap().count, 1);
+    /// println!("{metrics}");
+    /// ```
+    pub fn metrics(&self) -> RuntimeMetrics {
+        self.shared.metrics.snapshot(&self.shared.report)
     }
 
     /// The runtime's name.
@@ -343,6 +376,20 @@ where
 /// ```
 pub fn current_backend_report() -> Option<BackendReport> {
     context::current_runtime().map(|runtime| runtime.report.clone())
+}
+
+/// The metrics of the runtime this thread runs, if any (see
+/// [`Runtime::metrics`]); how code inside a simulated run reads them.
+///
+/// ```
+/// use iokernel::runtime::{current_metrics, Backend, Runtime};
+/// assert!(current_metrics().is_none());
+/// let rt = Runtime::builder().backend(Backend::ThreadPool).build().unwrap();
+/// let metrics = rt.block_on(async { current_metrics() }).unwrap();
+/// assert_eq!(metrics.in_flight, 0);
+/// ```
+pub fn current_metrics() -> Option<RuntimeMetrics> {
+    context::current_runtime().map(|runtime| runtime.metrics.snapshot(&runtime.report))
 }
 
 /// True when the calling thread runs an iokernel runtime loop (ops will be

@@ -442,6 +442,10 @@ impl LocalRing {
         while let Some(completion) = self.ring.pop() {
             self.taken.push_back(completion);
         }
+        let overflows = self.ring.take_cq_overflows();
+        if overflows > 0 {
+            super::metrics::note_cq_overflows(overflows);
+        }
         self.taken.len() > before
     }
 
