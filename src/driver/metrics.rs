@@ -621,7 +621,7 @@ impl fmt::Display for RuntimeMetrics {
             writeln!(f, "handed to the pool: {}", list.join(", "))?;
         }
         for reason in &self.fallback_reasons {
-            writeln!(f, "pool fallback: {reason}")?;
+            writeln!(f, "backend note: {reason}")?;
         }
         for (backend, why) in &self.rejected_backends {
             writeln!(f, "rejected {backend}: {why}")?;

@@ -49,10 +49,11 @@ pub(crate) fn enter<R>(ctx: Rc<Context>, body: impl FnOnce() -> R) -> R {
         }
     }
     let driver = ctx.runtime.driver.clone();
-    let metrics = Arc::clone(&ctx.runtime.metrics);
+    let metrics = ctx
+        .runtime
+        .count_ops
+        .then(|| Arc::clone(&ctx.runtime.metrics));
     let previous = CURRENT.with(|c| c.borrow_mut().replace(ctx));
     let _reset = Reset(previous);
-    crate::driver::context::enter(driver, || {
-        crate::driver::metrics::enter(Some(metrics), body)
-    })
+    crate::driver::context::enter(driver, || crate::driver::metrics::enter(metrics, body))
 }
