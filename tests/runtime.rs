@@ -224,10 +224,13 @@ fn pipeline_runs_a_graph_in_dependency_order() {
     let order = Arc::new(Mutex::new(Vec::new()));
     let step = |name: &'static str| {
         let order = Arc::clone(&order);
-        make_task(name, move |scope| async move {
-            sleep(Duration::from_millis(2)).await;
-            order.lock().unwrap().push(scope.name().to_string());
-        })
+        make_task(
+            move |scope| async move {
+                sleep(Duration::from_millis(2)).await;
+                order.lock().unwrap().push(scope.name().to_string());
+            },
+            name,
+        )
     };
     let mut pipeline = Pipeline::new(
         PipelineConfig::new()
@@ -259,19 +262,26 @@ fn failing_pipeline(
             .with_error_policy(policy),
     );
     let r = Arc::clone(&ran);
-    let slow = make_task("slow", move |_| async move {
-        sleep(Duration::from_millis(200)).await;
-        r.fetch_add(1, Ordering::SeqCst);
-    });
-    let broken = make_task("broken", |_| async {
-        Err::<(), _>(std::io::Error::from_raw_os_error(5))
-    });
+    let slow = make_task(
+        move |_| async move {
+            sleep(Duration::from_millis(200)).await;
+            r.fetch_add(1, Ordering::SeqCst);
+        },
+        "slow",
+    );
+    let broken = make_task(
+        |_| async { Err::<(), _>(std::io::Error::from_raw_os_error(5)) },
+        "broken",
+    );
     let ids = pipeline.set_source(vec![slow, broken]);
     let r = Arc::clone(&ran);
     pipeline.add_task(
-        make_task("after-broken", move |_| async move {
-            r.fetch_add(100, Ordering::SeqCst);
-        }),
+        make_task(
+            move |_| async move {
+                r.fetch_add(100, Ordering::SeqCst);
+            },
+            "after-broken",
+        ),
         &[ids[1]],
     );
     let result = pipeline.execute();
@@ -291,6 +301,7 @@ fn pipeline_fail_fast_stops_at_the_first_failure() {
     };
     assert_eq!(task, "broken");
     assert!(error.to_string().contains("Input/output error"), "{error}");
+    assert_eq!(error.errno(), Some(5), "EIO without downcasting");
     assert_eq!(
         ran, 0,
         "the slow task was aborted and the dependent never ran"
@@ -321,7 +332,7 @@ fn explode() {
 #[test]
 fn pipeline_reports_a_panicking_task_as_failed() {
     let mut pipeline = Pipeline::new(PipelineConfig::new().with_compute_threads(1));
-    pipeline.set_source(vec![make_task("boom", |_| async { explode() })]);
+    pipeline.set_source(vec![make_task(|_| async { explode() }, "boom")]);
     let Err(PipelineError::TaskFailed { task, error, .. }) = pipeline.execute() else {
         panic!("a panicking task must fail the pipeline");
     };
@@ -394,5 +405,87 @@ fn iokernel_backend_env_forces_or_refuses_clearly() {
             stderr.contains("kqueue was requested by IOKERNEL_BACKEND") && stderr.contains(&why),
             "{stderr}"
         );
+    }
+}
+
+#[test]
+fn pipeline_tasks_return_values_in_the_order_they_were_added() {
+    let mut pipeline = Pipeline::new(
+        PipelineConfig::new()
+            .with_compute_threads(2)
+            .with_io_backend(Backend::ThreadPool),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let ids: Vec<_> = (0..4u64)
+        .map(|i| {
+            let path = dir.path().join(format!("f{i}"));
+            pipeline.add_task(
+                make_task(
+                    move |_| async move {
+                        // Later tasks finish first: values still come in task order.
+                        sleep(Duration::from_millis(30 - 10 * i.min(3))).await;
+                        let file = iokernel::fs::File::create(&path).await?;
+                        let len = (i as usize + 1) * 10;
+                        file.write_all_at(vec![b'x'; len], 0).await.0?;
+                        std::io::Result::Ok(len)
+                    },
+                    format!("writer-{i}"),
+                ),
+                &[],
+            )
+        })
+        .collect();
+    let report = pipeline.execute().expect("every task succeeds");
+    assert_eq!(report.value(ids[2]), Some(&30));
+    assert_eq!(
+        report.values().copied().collect::<Vec<_>>(),
+        vec![10, 20, 30, 40]
+    );
+    assert_eq!(report.into_values(), vec![10, 20, 30, 40]);
+}
+
+#[test]
+fn pipeline_failure_errno_is_reachable_without_downcasting() {
+    let mut pipeline: Pipeline<u64> = Pipeline::new(PipelineConfig::new().with_compute_threads(1));
+    pipeline.set_source(vec![make_task(
+        |_| async {
+            let fd =
+                iokernel::io::open("/nonexistent-dir-iok/x", iokernel::io::OpenFlags::RDONLY, 0)
+                    .await?;
+            std::io::Result::Ok(fd as u64)
+        },
+        "open-missing",
+    )]);
+    let error = pipeline.execute().expect_err("the open fails");
+    assert_eq!(error.errno(), Some(libc::ENOENT), "{error}");
+    let PipelineError::TaskFailed { task, error, .. } = error else {
+        panic!("a task failure");
+    };
+    assert_eq!(task, "open-missing");
+    assert_eq!(error.errno(), Some(libc::ENOENT));
+    // A task error that is not an io::Error has no errno.
+    let mut pipeline = Pipeline::new(PipelineConfig::new().with_compute_threads(1));
+    pipeline.set_source(vec![make_task(
+        |_| async { Err::<(), _>("plain text") },
+        "text",
+    )]);
+    assert_eq!(pipeline.execute().expect_err("fails").errno(), None);
+}
+
+#[test]
+fn pipeline_io_threads_setting_reaches_the_runtime() {
+    for threads in [1, 3] {
+        let mut pipeline = Pipeline::new(
+            PipelineConfig::new()
+                .with_io_threads(threads)
+                .with_io_backend(Backend::ThreadPool),
+        );
+        pipeline.set_source(vec![make_task(
+            |_| async {
+                std::io::Result::Ok(runtime::current_backend_report().unwrap().io_threads)
+            },
+            "report",
+        )]);
+        assert_eq!(pipeline.execute().unwrap().into_values(), vec![threads]);
     }
 }

@@ -26,7 +26,7 @@ pub use crate::driver::{
 };
 pub use pipeline::{
     make_task, ErrorPolicy, Pipeline, PipelineConfig, PipelineError, PipelineReport, Task,
-    TaskScope,
+    TaskError, TaskId, TaskOutcome, TaskScope,
 };
 pub use task::{JoinError, JoinHandle};
 pub use time::{sleep, timeout, Elapsed, Sleep, Timeout};
