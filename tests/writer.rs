@@ -1238,3 +1238,24 @@ mod line_pieces {
         assert!(finished > 0, "no seed finished");
     }
 }
+
+/// `WriterConfig::new` never reads `IOKERNEL_MIMIC_LUSTRE`; `from_env`
+/// does (nextest runs this test in its own process, so setting the
+/// variable touches no other test).
+#[test]
+fn writer_config_new_ignores_the_environment_and_from_env_reads_it() {
+    std::env::set_var("IOKERNEL_MIMIC_LUSTRE", "1M:4");
+    assert_eq!(WriterConfig::new("/x").mimic_lustre, None);
+    assert_eq!(
+        WriterConfig::from_env("/x").mimic_lustre.as_deref(),
+        Some("1M:4")
+    );
+    std::env::set_var("IOKERNEL_MIMIC_LUSTRE", "  ");
+    assert_eq!(
+        WriterConfig::from_env("/x").mimic_lustre,
+        None,
+        "blank is unset"
+    );
+    std::env::remove_var("IOKERNEL_MIMIC_LUSTRE");
+    assert_eq!(WriterConfig::from_env("/x").mimic_lustre, None);
+}

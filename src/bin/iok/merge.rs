@@ -310,7 +310,8 @@ async fn run_pipeline(
 }
 
 pub fn writer_config(job: &MergeJob) -> WriterConfig {
-    let config = WriterConfig::new(&job.output)
+    // from_env: `IOKERNEL_MIMIC_LUSTRE` keeps working on the command line.
+    let config = WriterConfig::from_env(&job.output)
         .layout(job.layout)
         .ordered(job.ordered)
         .gzip(job.gzip)
