@@ -489,3 +489,88 @@ fn pipeline_io_threads_setting_reaches_the_runtime() {
         assert_eq!(pipeline.execute().unwrap().into_values(), vec![threads]);
     }
 }
+
+/// The clock these tests read (the crate's shim, as clippy asks).
+fn elapsed_since(start: std::time::Duration) -> std::time::Duration {
+    use iokernel::sys::Clock;
+    static CLOCK: std::sync::OnceLock<iokernel::sys::real::RealClock> = std::sync::OnceLock::new();
+    CLOCK.get_or_init(iokernel::sys::real::RealClock::new).now() - start
+}
+
+fn clock_now() -> std::time::Duration {
+    elapsed_since(std::time::Duration::ZERO)
+}
+
+/// Outside a runtime, `timeout(20ms, sleep(300ms))` is cut short at the
+/// timeout (generous bound: well under the 300 ms sleep).
+#[test]
+fn outside_a_runtime_a_timeout_cuts_a_sleep_short() {
+    assert!(!runtime::in_runtime());
+    let start = clock_now();
+    let result = runtime::block_on_here(timeout(
+        Duration::from_millis(20),
+        sleep(Duration::from_millis(300)),
+    ));
+    let took = elapsed_since(start);
+    assert!(result.is_err(), "the sleep outlasts the timeout");
+    assert!(
+        took >= Duration::from_millis(20),
+        "not before the deadline: {took:?}"
+    );
+    assert!(took < Duration::from_millis(200), "cut short: {took:?}");
+}
+
+/// Nested timeouts outside a runtime: the earliest deadline wins, and a
+/// future that finishes in time is not cut.
+#[test]
+fn outside_a_runtime_nested_timeouts_and_quick_futures() {
+    let start = clock_now();
+    let outer = runtime::block_on_here(timeout(
+        Duration::from_millis(20),
+        timeout(Duration::from_secs(5), sleep(Duration::from_secs(5))),
+    ));
+    assert!(outer.is_err(), "the outer 20 ms deadline fires: {outer:?}");
+    assert!(elapsed_since(start) < Duration::from_millis(200));
+    // The inner deadline first: the outer gets Ok(Err(Elapsed)).
+    let inner = runtime::block_on_here(timeout(
+        Duration::from_secs(5),
+        timeout(Duration::from_millis(10), sleep(Duration::from_secs(5))),
+    ));
+    assert!(matches!(inner, Ok(Err(_))), "{inner:?}");
+    // A sleep shorter than its timeout sleeps its full length and is Ok.
+    let start = clock_now();
+    let quick = runtime::block_on_here(timeout(
+        Duration::from_secs(5),
+        sleep(Duration::from_millis(15)),
+    ));
+    assert!(quick.is_ok());
+    let took = elapsed_since(start);
+    assert!(
+        took >= Duration::from_millis(15) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+    // A bare sleep outside a runtime still sleeps its whole duration.
+    let start = clock_now();
+    runtime::block_on_here(sleep(Duration::from_millis(15)));
+    assert!(elapsed_since(start) >= Duration::from_millis(15));
+}
+
+/// Outside a runtime, a timeout over a future woken from another thread
+/// returns as soon as it is woken, not at the deadline.
+#[test]
+fn outside_a_runtime_a_timeout_returns_when_its_future_is_woken() {
+    let (tx, rx) = channel::<u32>(1);
+    let sender = iokernel::sys::real::thread::spawn_named("waker".into(), move || {
+        std::thread::sleep(Duration::from_millis(10));
+        tx.try_send(7).unwrap();
+    })
+    .unwrap();
+    let start = clock_now();
+    let got = runtime::block_on_here(timeout(Duration::from_secs(10), rx.recv()));
+    assert_eq!(got, Ok(Some(7)));
+    assert!(
+        elapsed_since(start) < Duration::from_secs(2),
+        "woken, not timed out"
+    );
+    sender.join().unwrap();
+}
