@@ -239,10 +239,11 @@ impl Driver {
     }
 
     /// Drain and drop what this thread holds for the driver (its io_uring
-    /// ring), so every op comes back before the driver's kernel goes away
-    /// (the end of a simulated run). Returns how many ops were still held
-    /// after the drain (their buffers leaked, not freed); 0 is the rule.
-    #[cfg(feature = "sim")]
+    /// ring and the ring's eventfd), so every op comes back before the
+    /// driver's kernel goes away (the end of a simulated run) and a dropped
+    /// runtime leaves no fds behind on the thread that dropped it. Returns
+    /// how many ops were still held after the drain (their buffers leaked,
+    /// not freed); 0 is the rule.
     pub(crate) fn close_thread_state(&self) -> usize {
         match self {
             Driver::Uring(uring) => uring::close_thread_ring(uring.rings_id()),

@@ -349,12 +349,23 @@ impl Runtime {
 }
 
 impl Drop for Runtime {
+    /// Stops the workers (their threads close their io_uring rings as they
+    /// exit) and closes the io_uring ring and eventfd that `block_on`
+    /// opened on this thread, so dropping a runtime leaves no fds behind
+    /// here. Not when dropped from inside a runtime's loop (that loop's
+    /// ops may use the thread's ring; it closes with the thread), and a
+    /// ring another thread opened with `block_on` closes when that thread
+    /// exits. Another io_uring runtime's next `block_on` here opens a
+    /// fresh ring.
     fn drop(&mut self) {
         for worker in &self.shared.workers {
             worker.shutdown();
         }
         for thread in self.threads.drain(..) {
             let _ = thread.join();
+        }
+        if context::current().is_none() {
+            self.shared.driver.close_thread_state();
         }
     }
 }
