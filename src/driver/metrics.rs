@@ -11,6 +11,11 @@
 //! submission to result (virtual time under the simulator), kept in a
 //! log2 histogram with two buckets per power of two.
 //!
+//! With the `tracing` feature the same wrapper carries the op's span
+//! (`iok.op`, fields `op`, `fd`, `len`, `result`: the count, or minus the
+//! errno), opened at submission and closed when the result arrives, on
+//! every backend (ops of the sync fallback outside a runtime have none).
+//!
 //! Owns: the registry, the per-thread hooks drivers call
 //! ([`note_pool_saturated`], [`note_cq_overflows`]) and the public snapshot
 //! types. May use: `crate::op`, `crate::sys`.
@@ -164,21 +169,6 @@ impl Registry {
         u64::try_from(self.clock.now().as_nanos()).unwrap_or(u64::MAX)
     }
 
-    /// Wrap `op` for counting; the op counts as in flight from here.
-    pub(crate) fn count<T: OpCode>(self: &Arc<Registry>, op: T) -> Counted<T> {
-        self.shard().submitted.fetch_add(1, Relaxed);
-        let kind = kind_index(op.name());
-        Counted {
-            op,
-            guard: Guard {
-                registry: Arc::clone(self),
-                kind,
-                start_ns: self.now_ns(),
-                done: false,
-            },
-        }
-    }
-
     /// Count an op of kind `name` handed to the pool by a ring or
     /// readiness driver.
     pub(crate) fn note_pool_handoff(&self, name: &'static str) {
@@ -273,19 +263,83 @@ pub(crate) fn note_cq_overflows(n: u64) {
     });
 }
 
+/// Wrap `op` for counting into `registry` (the op counts as in flight from
+/// here) and, with the `tracing` feature, for its span.
+pub(crate) fn counted<T: OpCode>(registry: Option<Arc<Registry>>, mut op: T) -> Counted<T> {
+    let kind = kind_index(op.name());
+    #[cfg(feature = "tracing")]
+    let span = op_span(&mut op);
+    #[cfg(not(feature = "tracing"))]
+    let _ = &mut op;
+    let start_ns = match &registry {
+        Some(registry) => {
+            registry.shard().submitted.fetch_add(1, Relaxed);
+            registry.now_ns()
+        }
+        None => 0,
+    };
+    Counted {
+        op,
+        guard: Guard {
+            registry,
+            kind,
+            start_ns,
+            done: false,
+            #[cfg(feature = "tracing")]
+            span,
+        },
+    }
+}
+
+/// The `iok.op` span of `op`: its kind, fd and length (-1 and 0 when the
+/// op has no portable form), and an empty `result` filled at completion.
+#[cfg(feature = "tracing")]
+fn op_span<T: OpCode>(op: &mut T) -> tracing::Span {
+    let name = op.name();
+    let (fd, len): (RawFd, usize) = match op.request() {
+        Request::Read { fd, buf, .. } | Request::Recv { fd, buf, .. } => (fd, buf.len()),
+        Request::Write { fd, buf, .. } | Request::Send { fd, buf, .. } => (fd, buf.len()),
+        Request::ReadVectored { fd, bufs, .. } => (fd, bufs.iter().map(|b| b.len()).sum()),
+        Request::WriteVectored { fd, bufs, .. } => (fd, bufs.iter().map(|b| b.len()).sum()),
+        Request::Sync { fd, .. }
+        | Request::Stat { fd, .. }
+        | Request::Close { fd }
+        | Request::Accept { fd, .. }
+        | Request::Connect { fd, .. } => (fd, 0),
+        Request::Truncate { fd, len_bytes } | Request::Allocate { fd, len_bytes, .. } => {
+            (fd, usize::try_from(len_bytes).unwrap_or(usize::MAX))
+        }
+        _ => (-1, 0),
+    };
+    tracing::trace_span!("iok.op", op = name, fd, len, result = tracing::field::Empty)
+}
+
 /// Records its op once, when the result arrives or the op is dropped
 /// unfinished (a job that never reached the pool).
 pub(crate) struct Guard {
-    registry: Arc<Registry>,
+    registry: Option<Arc<Registry>>,
     kind: usize,
     start_ns: u64,
     done: bool,
+    /// The op's span; closed when the guard drops.
+    #[cfg(feature = "tracing")]
+    span: tracing::Span,
 }
 
 impl Guard {
     fn finish(mut self, result: &SysResult<usize>) {
         self.done = true;
-        let registry = &self.registry;
+        #[cfg(feature = "tracing")]
+        self.span.record(
+            "result",
+            match result {
+                Ok(n) => i64::try_from(*n).unwrap_or(i64::MAX),
+                Err(errno) => -i64::from(errno.0),
+            },
+        );
+        let Some(registry) = &self.registry else {
+            return;
+        };
         let shard = registry.shard();
         let counters = &shard.kinds[self.kind];
         counters.ops.fetch_add(1, Relaxed);
@@ -306,8 +360,8 @@ impl Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        if !self.done {
-            self.registry.shard().finished.fetch_add(1, Relaxed);
+        if let (false, Some(registry)) = (self.done, &self.registry) {
+            registry.shard().finished.fetch_add(1, Relaxed);
         }
     }
 }

@@ -22,6 +22,9 @@ use std::task::{Context, Poll, Wake, Waker};
 
 enum OpState<T: OpCode> {
     Ready(T),
+    /// In flight, neither counted nor traced (with the `tracing` feature
+    /// every op is wrapped: `Counted`).
+    #[cfg_attr(feature = "tracing", allow(dead_code))]
     InFlight(InFlight<T>),
     /// In flight and counted in the runtime's metrics.
     Counted(InFlight<Counted<T>>),
@@ -85,12 +88,17 @@ impl<T: OpCode> Op<T> {
                 None => Ok(match metrics::current() {
                     Some(registry) => {
                         let name = op.name();
-                        let in_flight = driver.submit(registry.count(op));
+                        let in_flight =
+                            driver.submit(metrics::counted(Some(Arc::clone(&registry)), op));
                         if in_flight.on_pool() && !driver.is_pool() {
                             registry.note_pool_handoff(name);
                         }
                         OpState::Counted(in_flight)
                     }
+                    // Uncounted, but still traced.
+                    #[cfg(feature = "tracing")]
+                    None => OpState::Counted(driver.submit(metrics::counted(None, op))),
+                    #[cfg(not(feature = "tracing"))]
                     None => OpState::InFlight(driver.submit(op)),
                 }),
             },
