@@ -169,11 +169,7 @@ impl Registry {
         u64::try_from(self.clock.now().as_nanos()).unwrap_or(u64::MAX)
     }
 
-    /// Count an op of kind `name` handed to the pool by a ring or
-    /// readiness driver.
-    pub(crate) fn note_pool_handoff(&self, name: &'static str) {
-        self.shard().pool_handoffs[kind_index(name)].fetch_add(1, Relaxed);
-    }
+
 
     /// Sum the shards.
     pub(crate) fn snapshot(&self, report: &super::BackendReport) -> RuntimeMetrics {
@@ -245,6 +241,14 @@ fn with_current(f: impl FnOnce(&Registry)) {
         if let Some(registry) = &*c.borrow() {
             f(registry);
         }
+    });
+}
+
+/// An op of kind `name` was handed to the pool by a ring or readiness
+/// driver.
+pub(crate) fn note_pool_handoff(name: &'static str) {
+    with_current(|r| {
+        r.shard().pool_handoffs[kind_index(name)].fetch_add(1, Relaxed);
     });
 }
 

@@ -88,10 +88,9 @@ impl<T: OpCode> Op<T> {
                 None => Ok(match metrics::current() {
                     Some(registry) => {
                         let name = op.name();
-                        let in_flight =
-                            driver.submit(metrics::counted(Some(Arc::clone(&registry)), op));
+                        let in_flight = driver.submit(metrics::counted(Some(registry), op));
                         if in_flight.on_pool() && !driver.is_pool() {
-                            registry.note_pool_handoff(name);
+                            metrics::note_pool_handoff(name);
                         }
                         OpState::Counted(in_flight)
                     }
