@@ -4,7 +4,7 @@
 //! errors the ops returned.
 
 use iokernel::io::{self, OpenFlags};
-use iokernel::runtime::{backend_availability, current_metrics, Backend, Runtime, RuntimeMetrics};
+use iokernel::runtime::{backend_availability, Backend, Runtime, RuntimeMetrics};
 use std::path::Path;
 
 const OPS: u64 = 40;
@@ -198,6 +198,7 @@ fn the_json_report_parses_and_names_its_fields() {
 #[cfg(feature = "sim")]
 mod simulated {
     use super::*;
+    use iokernel::runtime::current_metrics;
     use iokernel::sim::{self, SimDriver, SimOptions};
     use iokernel::sys::Kernel;
     use std::future::Future;

@@ -169,8 +169,6 @@ impl Registry {
         u64::try_from(self.clock.now().as_nanos()).unwrap_or(u64::MAX)
     }
 
-
-
     /// Sum the shards.
     pub(crate) fn snapshot(&self, report: &super::BackendReport) -> RuntimeMetrics {
         let sum = |get: &dyn Fn(&Shard) -> &AtomicU64| -> u64 {
