@@ -335,3 +335,45 @@ mod simulated {
         assert_eq!(metrics.op("pread").unwrap().bytes, 4000);
     }
 }
+
+/// An op waiting in the kernel counts as in flight until its result comes.
+#[test]
+fn a_pending_recv_counts_as_in_flight_on_every_backend() {
+    use std::io::Write;
+    for backend in Backend::CONCRETE {
+        if let Err(reason) = backend_availability(backend) {
+            eprintln!("skipping {backend}: {reason}");
+            continue;
+        }
+        let rt = Runtime::builder()
+            .compute_threads(1)
+            .io_threads(2)
+            .backend(backend)
+            .build()
+            .unwrap();
+        let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let sock = std::os::fd::AsRawFd::as_raw_fd(&ours);
+        let recv =
+            rt.spawn(async move { io::recv(sock, vec![0u8; 8], io::MsgFlags::NONE).await.0 });
+        let mut waited = 0;
+        while rt.metrics().in_flight == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            waited += 1;
+            assert!(
+                waited < 2500,
+                "{backend}: the recv never showed as in flight"
+            );
+        }
+        assert_eq!(rt.metrics().in_flight, 1, "{backend}");
+        theirs.write_all(b"hi").unwrap();
+        assert_eq!(rt.block_on(recv).unwrap().unwrap(), 2);
+        let metrics = rt.metrics();
+        assert_eq!(metrics.in_flight, 0, "{backend}: {metrics}");
+        assert_eq!(
+            metrics.op("recv").map(|o| (o.count, o.bytes)),
+            Some((1, 2)),
+            "{backend}"
+        );
+    }
+}

@@ -621,3 +621,47 @@ fn dropping_runtimes_in_a_loop_leaks_no_fds_on_the_calling_thread() {
         }
     }
 }
+
+/// A runtime dropped from inside another runtime's `block_on` on the same
+/// thread leaves that thread's ring to the running loop: an op the outer
+/// loop has in flight on it is not cancelled, and completes afterwards.
+#[test]
+fn dropping_a_runtime_inside_another_runtimes_loop_keeps_the_loops_ring() {
+    use std::io::Write;
+    if let Err(reason) = runtime::backend_availability(Backend::IoUring) {
+        eprintln!("skipping: io_uring unavailable: {reason}");
+        return;
+    }
+    let build = || {
+        Runtime::builder()
+            .compute_threads(1)
+            .backend(Backend::IoUring)
+            .build()
+            .unwrap()
+    };
+    let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    ours.set_nonblocking(true).unwrap();
+    let sock = std::os::fd::AsRawFd::as_raw_fd(&ours);
+    let outer = build();
+    let got = outer.block_on(async move {
+        let mut recv = std::pin::pin!(iokernel::io::recv(
+            sock,
+            vec![0u8; 8],
+            iokernel::io::MsgFlags::NONE
+        ));
+        // Submit the recv (on this thread's ring) without waiting for it.
+        std::future::poll_fn(|cx| {
+            assert!(
+                std::future::Future::poll(recv.as_mut(), cx).is_pending(),
+                "nothing to read yet"
+            );
+            std::task::Poll::Ready(())
+        })
+        .await;
+        drop(build());
+        theirs.write_all(b"hi").unwrap();
+        let iokernel::buf::BufResult(n, buf) = recv.await;
+        buf[..n.expect("the recv was not cancelled by the inner drop")].to_vec()
+    });
+    assert_eq!(got, b"hi");
+}
