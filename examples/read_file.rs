@@ -39,7 +39,7 @@ fn main() {
         .with_name("ReadExample")
         .with_compute_threads(1);
     let task_path = path.clone();
-    let task = make_task("ReadFile", move |_scope| read_file(task_path));
+    let task = make_task(move |_scope| read_file(task_path), "ReadFile");
     let mut pipeline = Pipeline::new(config);
     pipeline.set_source(vec![task]);
     if let Err(e) = pipeline.execute() {

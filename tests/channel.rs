@@ -2,7 +2,7 @@
 //! close, end of stream, many producers and consumers, cancellation.
 
 use iokernel::runtime::{self, sleep, timeout, Backend, Runtime};
-use iokernel::sync::{channel, TryRecvError, TrySendError};
+use iokernel::sync::{channel, unbounded_channel, TryRecvError, TrySendError};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -47,7 +47,7 @@ fn a_full_channel_holds_senders_back_until_an_item_is_taken() {
 #[test]
 fn close_fails_sends_but_queued_items_are_still_delivered() {
     let rt = runtime(1);
-    let (tx, rx) = channel::<&str>(0);
+    let (tx, rx) = unbounded_channel::<&str>();
     rt.block_on(async {
         tx.send("a").await.unwrap();
         tx.send("b").await.unwrap();
@@ -170,7 +170,7 @@ fn a_cancelled_recv_does_not_swallow_an_item() {
 
 #[test]
 fn unbounded_channel_never_blocks_senders() {
-    let (tx, rx) = channel::<u32>(0);
+    let (tx, rx) = unbounded_channel::<u32>();
     for i in 0..100_000 {
         tx.try_send(i).unwrap();
     }
@@ -178,4 +178,19 @@ fn unbounded_channel_never_blocks_senders() {
     let got: Vec<u32> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
     assert_eq!(got.len(), 100_000);
     assert!(got.windows(2).all(|w| w[0] < w[1]), "FIFO order");
+}
+
+#[test]
+#[should_panic(expected = "capacity must be at least 1")]
+fn capacity_zero_is_refused_not_read_as_unbounded() {
+    let _ = channel::<u32>(0);
+}
+
+#[test]
+fn capacity_one_holds_one_item_until_received() {
+    let (tx, rx) = channel::<u32>(1);
+    tx.try_send(1).unwrap();
+    assert_eq!(tx.try_send(2), Err(TrySendError::Full(2)));
+    assert_eq!(rx.try_recv(), Ok(1));
+    tx.try_send(2).unwrap();
 }

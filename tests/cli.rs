@@ -759,3 +759,29 @@ fn ordered_merge_is_the_inputs_in_order_for_any_producer_count() {
         }
     }
 }
+
+/// `iok` keeps honouring `IOKERNEL_MIMIC_LUSTRE` (through
+/// `WriterConfig::from_env`; `WriterConfig::new` no longer reads it).
+#[test]
+fn iok_merge_still_honours_iokernel_mimic_lustre() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, make_lines("m", 200)).unwrap();
+    let out = dir.path().join("out.jsonl");
+    let result = iok_command(&[
+        "merge",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ])
+    .env("IOKERNEL_MIMIC_LUSTRE", "1M:4")
+    .output()
+    .expect("run iok");
+    assert_ok(&result, "iok merge with IOKERNEL_MIMIC_LUSTRE");
+    let summary = String::from_utf8_lossy(&result.stdout);
+    assert!(
+        summary.contains(", lustre,"),
+        "the mimic makes it Lustre: {summary}"
+    );
+    assert!(summary.contains("stripe 1.00 MiB"), "{summary}");
+}

@@ -224,10 +224,13 @@ fn pipeline_runs_a_graph_in_dependency_order() {
     let order = Arc::new(Mutex::new(Vec::new()));
     let step = |name: &'static str| {
         let order = Arc::clone(&order);
-        make_task(name, move |scope| async move {
-            sleep(Duration::from_millis(2)).await;
-            order.lock().unwrap().push(scope.name().to_string());
-        })
+        make_task(
+            move |scope| async move {
+                sleep(Duration::from_millis(2)).await;
+                order.lock().unwrap().push(scope.name().to_string());
+            },
+            name,
+        )
     };
     let mut pipeline = Pipeline::new(
         PipelineConfig::new()
@@ -259,19 +262,26 @@ fn failing_pipeline(
             .with_error_policy(policy),
     );
     let r = Arc::clone(&ran);
-    let slow = make_task("slow", move |_| async move {
-        sleep(Duration::from_millis(200)).await;
-        r.fetch_add(1, Ordering::SeqCst);
-    });
-    let broken = make_task("broken", |_| async {
-        Err::<(), _>(std::io::Error::from_raw_os_error(5))
-    });
+    let slow = make_task(
+        move |_| async move {
+            sleep(Duration::from_millis(200)).await;
+            r.fetch_add(1, Ordering::SeqCst);
+        },
+        "slow",
+    );
+    let broken = make_task(
+        |_| async { Err::<(), _>(std::io::Error::from_raw_os_error(5)) },
+        "broken",
+    );
     let ids = pipeline.set_source(vec![slow, broken]);
     let r = Arc::clone(&ran);
     pipeline.add_task(
-        make_task("after-broken", move |_| async move {
-            r.fetch_add(100, Ordering::SeqCst);
-        }),
+        make_task(
+            move |_| async move {
+                r.fetch_add(100, Ordering::SeqCst);
+            },
+            "after-broken",
+        ),
         &[ids[1]],
     );
     let result = pipeline.execute();
@@ -291,6 +301,7 @@ fn pipeline_fail_fast_stops_at_the_first_failure() {
     };
     assert_eq!(task, "broken");
     assert!(error.to_string().contains("Input/output error"), "{error}");
+    assert_eq!(error.errno(), Some(5), "EIO without downcasting");
     assert_eq!(
         ran, 0,
         "the slow task was aborted and the dependent never ran"
@@ -321,7 +332,7 @@ fn explode() {
 #[test]
 fn pipeline_reports_a_panicking_task_as_failed() {
     let mut pipeline = Pipeline::new(PipelineConfig::new().with_compute_threads(1));
-    pipeline.set_source(vec![make_task("boom", |_| async { explode() })]);
+    pipeline.set_source(vec![make_task(|_| async { explode() }, "boom")]);
     let Err(PipelineError::TaskFailed { task, error, .. }) = pipeline.execute() else {
         panic!("a panicking task must fail the pipeline");
     };
@@ -395,4 +406,262 @@ fn iokernel_backend_env_forces_or_refuses_clearly() {
             "{stderr}"
         );
     }
+}
+
+#[test]
+fn pipeline_tasks_return_values_in_the_order_they_were_added() {
+    let mut pipeline = Pipeline::new(
+        PipelineConfig::new()
+            .with_compute_threads(2)
+            .with_io_backend(Backend::ThreadPool),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let ids: Vec<_> = (0..4u64)
+        .map(|i| {
+            let path = dir.path().join(format!("f{i}"));
+            pipeline.add_task(
+                make_task(
+                    move |_| async move {
+                        // Later tasks finish first: values still come in task order.
+                        sleep(Duration::from_millis(30 - 10 * i.min(3))).await;
+                        let file = iokernel::fs::File::create(&path).await?;
+                        let len = (i as usize + 1) * 10;
+                        file.write_all_at(vec![b'x'; len], 0).await.0?;
+                        std::io::Result::Ok(len)
+                    },
+                    format!("writer-{i}"),
+                ),
+                &[],
+            )
+        })
+        .collect();
+    let report = pipeline.execute().expect("every task succeeds");
+    assert_eq!(report.value(ids[2]), Some(&30));
+    assert_eq!(
+        report.values().copied().collect::<Vec<_>>(),
+        vec![10, 20, 30, 40]
+    );
+    assert_eq!(report.into_values(), vec![10, 20, 30, 40]);
+}
+
+#[test]
+fn pipeline_failure_errno_is_reachable_without_downcasting() {
+    let mut pipeline: Pipeline<u64> = Pipeline::new(PipelineConfig::new().with_compute_threads(1));
+    pipeline.set_source(vec![make_task(
+        |_| async {
+            let fd =
+                iokernel::io::open("/nonexistent-dir-iok/x", iokernel::io::OpenFlags::RDONLY, 0)
+                    .await?;
+            std::io::Result::Ok(fd as u64)
+        },
+        "open-missing",
+    )]);
+    let error = pipeline.execute().expect_err("the open fails");
+    assert_eq!(error.errno(), Some(libc::ENOENT), "{error}");
+    let PipelineError::TaskFailed { task, error, .. } = error else {
+        panic!("a task failure");
+    };
+    assert_eq!(task, "open-missing");
+    assert_eq!(error.errno(), Some(libc::ENOENT));
+    // A task error that is not an io::Error has no errno.
+    let mut pipeline = Pipeline::new(PipelineConfig::new().with_compute_threads(1));
+    pipeline.set_source(vec![make_task(
+        |_| async { Err::<(), _>("plain text") },
+        "text",
+    )]);
+    assert_eq!(pipeline.execute().expect_err("fails").errno(), None);
+}
+
+#[test]
+fn pipeline_io_threads_setting_reaches_the_runtime() {
+    for threads in [1, 3] {
+        let mut pipeline = Pipeline::new(
+            PipelineConfig::new()
+                .with_io_threads(threads)
+                .with_io_backend(Backend::ThreadPool),
+        );
+        pipeline.set_source(vec![make_task(
+            |_| async {
+                std::io::Result::Ok(runtime::current_backend_report().unwrap().io_threads)
+            },
+            "report",
+        )]);
+        assert_eq!(pipeline.execute().unwrap().into_values(), vec![threads]);
+    }
+}
+
+/// The clock these tests read (the crate's shim, as clippy asks).
+fn elapsed_since(start: std::time::Duration) -> std::time::Duration {
+    use iokernel::sys::Clock;
+    static CLOCK: std::sync::OnceLock<iokernel::sys::real::RealClock> = std::sync::OnceLock::new();
+    CLOCK.get_or_init(iokernel::sys::real::RealClock::new).now() - start
+}
+
+fn clock_now() -> std::time::Duration {
+    elapsed_since(std::time::Duration::ZERO)
+}
+
+/// Outside a runtime, `timeout(20ms, sleep(300ms))` is cut short at the
+/// timeout (generous bound: well under the 300 ms sleep).
+#[test]
+fn outside_a_runtime_a_timeout_cuts_a_sleep_short() {
+    assert!(!runtime::in_runtime());
+    let start = clock_now();
+    let result = runtime::block_on_here(timeout(
+        Duration::from_millis(20),
+        sleep(Duration::from_millis(300)),
+    ));
+    let took = elapsed_since(start);
+    assert!(result.is_err(), "the sleep outlasts the timeout");
+    assert!(
+        took >= Duration::from_millis(20),
+        "not before the deadline: {took:?}"
+    );
+    assert!(took < Duration::from_millis(200), "cut short: {took:?}");
+}
+
+/// Nested timeouts outside a runtime: the earliest deadline wins, and a
+/// future that finishes in time is not cut.
+#[test]
+fn outside_a_runtime_nested_timeouts_and_quick_futures() {
+    let start = clock_now();
+    let outer = runtime::block_on_here(timeout(
+        Duration::from_millis(20),
+        timeout(Duration::from_secs(5), sleep(Duration::from_secs(5))),
+    ));
+    assert!(outer.is_err(), "the outer 20 ms deadline fires: {outer:?}");
+    assert!(elapsed_since(start) < Duration::from_millis(200));
+    // The inner deadline first: the outer gets Ok(Err(Elapsed)).
+    let inner = runtime::block_on_here(timeout(
+        Duration::from_secs(5),
+        timeout(Duration::from_millis(10), sleep(Duration::from_secs(5))),
+    ));
+    assert!(matches!(inner, Ok(Err(_))), "{inner:?}");
+    // A sleep shorter than its timeout sleeps its full length and is Ok.
+    let start = clock_now();
+    let quick = runtime::block_on_here(timeout(
+        Duration::from_secs(5),
+        sleep(Duration::from_millis(15)),
+    ));
+    assert!(quick.is_ok());
+    let took = elapsed_since(start);
+    assert!(
+        took >= Duration::from_millis(15) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+    // A bare sleep outside a runtime still sleeps its whole duration.
+    let start = clock_now();
+    runtime::block_on_here(sleep(Duration::from_millis(15)));
+    assert!(elapsed_since(start) >= Duration::from_millis(15));
+}
+
+/// Outside a runtime, a timeout over a future woken from another thread
+/// returns as soon as it is woken, not at the deadline.
+#[test]
+fn outside_a_runtime_a_timeout_returns_when_its_future_is_woken() {
+    let (tx, rx) = channel::<u32>(1);
+    let sender = iokernel::sys::real::thread::spawn_named("waker".into(), move || {
+        std::thread::sleep(Duration::from_millis(10));
+        tx.try_send(7).unwrap();
+    })
+    .unwrap();
+    let start = clock_now();
+    let got = runtime::block_on_here(timeout(Duration::from_secs(10), rx.recv()));
+    assert_eq!(got, Ok(Some(7)));
+    assert!(
+        elapsed_since(start) < Duration::from_secs(2),
+        "woken, not timed out"
+    );
+    sender.join().unwrap();
+}
+
+/// Open fds of this process.
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |dir| dir.count())
+}
+
+/// Dropping a runtime closes the io_uring ring and eventfd `block_on`
+/// opened on the calling thread (not at thread exit): after each runtime
+/// created and dropped on this thread the fd count is what it was before
+/// the first.
+#[test]
+fn dropping_runtimes_in_a_loop_leaks_no_fds_on_the_calling_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fds");
+    std::fs::write(&path, b"data").unwrap();
+    let before = open_fds();
+    for backend in Backend::CONCRETE {
+        if let Err(reason) = runtime::backend_availability(backend) {
+            eprintln!("skipping {backend}: {reason}");
+            continue;
+        }
+        let cycle = || {
+            let rt = Runtime::builder()
+                .compute_threads(1)
+                .io_threads(1)
+                .backend(backend)
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                // An op on this thread: on io_uring it opens this thread's ring.
+                let fd = iokernel::io::open(&path, iokernel::io::OpenFlags::RDONLY, 0)
+                    .await
+                    .unwrap();
+                iokernel::io::close(fd).await.unwrap();
+            });
+            drop(rt);
+        };
+        for i in 0..20 {
+            cycle();
+            let after = open_fds();
+            assert_eq!(
+                after, before,
+                "{backend}: fds {before} -> {after} after runtime {i}"
+            );
+        }
+    }
+}
+
+/// A runtime dropped from inside another runtime's `block_on` on the same
+/// thread leaves that thread's ring to the running loop: an op the outer
+/// loop has in flight on it is not cancelled, and completes afterwards.
+#[test]
+fn dropping_a_runtime_inside_another_runtimes_loop_keeps_the_loops_ring() {
+    use std::io::Write;
+    if let Err(reason) = runtime::backend_availability(Backend::IoUring) {
+        eprintln!("skipping: io_uring unavailable: {reason}");
+        return;
+    }
+    let build = || {
+        Runtime::builder()
+            .compute_threads(1)
+            .backend(Backend::IoUring)
+            .build()
+            .unwrap()
+    };
+    let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    ours.set_nonblocking(true).unwrap();
+    let sock = std::os::fd::AsRawFd::as_raw_fd(&ours);
+    let outer = build();
+    let got = outer.block_on(async move {
+        let mut recv = std::pin::pin!(iokernel::io::recv(
+            sock,
+            vec![0u8; 8],
+            iokernel::io::MsgFlags::NONE
+        ));
+        // Submit the recv (on this thread's ring) without waiting for it.
+        std::future::poll_fn(|cx| {
+            assert!(
+                std::future::Future::poll(recv.as_mut(), cx).is_pending(),
+                "nothing to read yet"
+            );
+            std::task::Poll::Ready(())
+        })
+        .await;
+        drop(build());
+        theirs.write_all(b"hi").unwrap();
+        let iokernel::buf::BufResult(n, buf) = recv.await;
+        buf[..n.expect("the recv was not cancelled by the inner drop")].to_vec()
+    });
+    assert_eq!(got, b"hi");
 }

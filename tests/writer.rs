@@ -1238,3 +1238,156 @@ mod line_pieces {
         assert!(finished > 0, "no seed finished");
     }
 }
+
+/// `WriterConfig::new` never reads `IOKERNEL_MIMIC_LUSTRE`; `from_env`
+/// does (nextest runs this test in its own process, so setting the
+/// variable touches no other test).
+#[test]
+fn writer_config_new_ignores_the_environment_and_from_env_reads_it() {
+    std::env::set_var("IOKERNEL_MIMIC_LUSTRE", "1M:4");
+    assert_eq!(WriterConfig::new("/x").mimic_lustre, None);
+    assert_eq!(
+        WriterConfig::from_env("/x").mimic_lustre.as_deref(),
+        Some("1M:4")
+    );
+    std::env::set_var("IOKERNEL_MIMIC_LUSTRE", "  ");
+    assert_eq!(
+        WriterConfig::from_env("/x").mimic_lustre,
+        None,
+        "blank is unset"
+    );
+    std::env::remove_var("IOKERNEL_MIMIC_LUSTRE");
+    assert_eq!(WriterConfig::from_env("/x").mimic_lustre, None);
+}
+
+/// `Producer::write_line` on the default `Binary` content keeps lines
+/// whole: every gzip member (one per chunk) ends at a line end, except
+/// around a line longer than a chunk, which is cut at the chunk size.
+#[cfg(feature = "sim")]
+mod binary_lines {
+    use super::*;
+    use iokernel::sim::{self, SimOptions};
+
+    const CHUNK: u64 = 1000;
+
+    /// Lines of 1 to ~300 bytes, with one 2500-byte line in the middle.
+    fn lines() -> Vec<Vec<u8>> {
+        let mut lines: Vec<Vec<u8>> = (0..400)
+            .map(|i| format!("line-{i}-{}", "z".repeat(i * 7 % 290)).into_bytes())
+            .collect();
+        lines.insert(200, vec![b'L'; 2500]);
+        lines
+    }
+
+    fn config(path: &str) -> WriterConfig {
+        WriterConfig::new(path)
+            .ordered(true)
+            .gzip(Some(1))
+            .chunk_bytes(Some(CHUNK))
+            .durability(Durability::None)
+    }
+
+    async fn write(config: WriterConfig, lines: Vec<Vec<u8>>) -> std::io::Result<WriteReport> {
+        assert_eq!(config.content, ContentKind::Binary, "the default content");
+        let writer = ParallelWriter::new(config).await?;
+        let mut producer = writer.producer();
+        for line in &lines {
+            producer.write_line(line).await?;
+        }
+        producer.close().await?;
+        writer.finish().await
+    }
+
+    /// The members, decoded one by one.
+    fn members(bytes: &[u8]) -> Vec<Vec<u8>> {
+        let mut rest = bytes;
+        let mut out = Vec::new();
+        while !rest.is_empty() {
+            let mut decoder = flate2::bufread::GzDecoder::new(rest);
+            let mut member = Vec::new();
+            decoder.read_to_end(&mut member).expect("a member");
+            rest = decoder.into_inner();
+            out.push(member);
+        }
+        out
+    }
+
+    fn check(bytes: &[u8], lines: &[Vec<u8>]) {
+        let text: Vec<u8> = lines
+            .iter()
+            .flat_map(|l| [&l[..], b"\n"].concat())
+            .collect();
+        assert_eq!(gunzip(bytes), text);
+        let members = members(bytes);
+        assert!(members.len() > 10, "{} members", members.len());
+        let mut cut_inside = 0;
+        for member in &members {
+            assert!(member.len() as u64 <= CHUNK, "member of {}", member.len());
+            if member.last() != Some(&b'\n') {
+                cut_inside += 1;
+                assert!(
+                    member.iter().all(|&b| b == b'L'),
+                    "only the long line is cut"
+                );
+            }
+        }
+        // 2501 bytes after a sealed buffer: two full chunks of it, cut inside.
+        assert!(cut_inside <= 2, "{cut_inside} members end inside a line");
+    }
+
+    #[test]
+    fn on_the_real_kernel_every_member_ends_at_a_line_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("binary-lines.gz");
+        let rt = runtime(Backend::Auto);
+        rt.block_on(write(config(path.to_str().unwrap()), lines()))
+            .unwrap();
+        check(&std::fs::read(&path).unwrap(), &lines());
+    }
+
+    #[test]
+    fn on_the_simulated_kernel_with_faults_lines_stay_whole() {
+        let mut finished = 0;
+        for seed in 0..16u64 {
+            let kernel = sim::new_kernel(SimOptions::with_faults(seed, 0.02)).unwrap();
+            let outcome = sim::run(&kernel, write(config("/binary-lines.gz"), lines()))
+                .expect("the sim run ends");
+            if outcome.is_ok() {
+                finished += 1;
+                check(&kernel.read_file("/binary-lines.gz").unwrap(), &lines());
+            }
+        }
+        assert!(finished > 0, "at least one run finished");
+    }
+
+    /// `write` (not `write_line`) on Binary content still cuts at the chunk
+    /// size wherever it falls.
+    #[test]
+    fn binary_write_still_cuts_at_the_chunk_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("binary-write.gz");
+        let rt = runtime(Backend::Auto);
+        let data: Vec<u8> = (0..5000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        let written = data.clone();
+        rt.block_on(async move {
+            let writer = ParallelWriter::new(config(path.to_str().unwrap())).await?;
+            let mut producer = writer.producer();
+            for piece in written.chunks(300) {
+                producer.write(piece).await?;
+            }
+            producer.close().await?;
+            writer.finish().await
+        })
+        .unwrap();
+        let bytes = std::fs::read(dir.path().join("binary-write.gz")).unwrap();
+        let members = members(&bytes);
+        assert_eq!(members.concat(), data);
+        assert!(
+            members[..members.len() - 1]
+                .iter()
+                .all(|m| m.len() as u64 == CHUNK),
+            "full chunks: {:?}",
+            members.iter().map(Vec::len).collect::<Vec<_>>()
+        );
+    }
+}

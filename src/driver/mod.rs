@@ -9,7 +9,8 @@
 //!
 //! Owns: the [`Op`] future (`op.rs`), the current-driver context
 //! ([`context`]), the scheduling/park seam the runtime implements
-//! ([`sched`]), the [`Host`] a driver runs on, and [`select`], the one
+//! ([`sched`]), the op counters behind `Runtime::metrics` ([`metrics`]),
+//! the [`Host`] a driver runs on, and [`select`], the one
 //! place a [`Backend`] (or `IOKERNEL_BACKEND`) becomes a driver, for the
 //! real host and the simulated one alike, with one [`BackendReport`].
 //! May use: `crate::op`, `crate::buf`, `crate::sys`. May not touch: the
@@ -19,12 +20,14 @@
 
 pub(crate) mod completion;
 pub(crate) mod context;
+pub(crate) mod metrics;
 mod op;
 pub(crate) mod pool;
 pub(crate) mod readiness;
 pub(crate) mod sched;
 pub(crate) mod uring;
 
+pub use metrics::{LatencyHistogram, OpMetrics, RuntimeMetrics};
 pub use op::Op;
 pub(crate) use sched::{DriverWake, Park, Scheduler, ThreadScheduler};
 
@@ -213,6 +216,12 @@ impl Driver {
         }
     }
 
+    /// Whether this driver runs every op on its pool (so a pool submission
+    /// is no fallback).
+    pub(crate) fn is_pool(&self) -> bool {
+        matches!(self, Driver::Pool(_))
+    }
+
     pub(crate) fn kernel(&self) -> &Arc<dyn Kernel> {
         match self {
             Driver::Pool(pool) => pool.kernel(),
@@ -230,10 +239,11 @@ impl Driver {
     }
 
     /// Drain and drop what this thread holds for the driver (its io_uring
-    /// ring), so every op comes back before the driver's kernel goes away
-    /// (the end of a simulated run). Returns how many ops were still held
-    /// after the drain (their buffers leaked, not freed); 0 is the rule.
-    #[cfg(feature = "sim")]
+    /// ring and the ring's eventfd), so every op comes back before the
+    /// driver's kernel goes away (the end of a simulated run) and a dropped
+    /// runtime leaves no fds behind on the thread that dropped it. Returns
+    /// how many ops were still held after the drain (their buffers leaked,
+    /// not freed); 0 is the rule.
     pub(crate) fn close_thread_state(&self) -> usize {
         match self {
             Driver::Uring(uring) => uring::close_thread_ring(uring.rings_id()),
@@ -254,6 +264,11 @@ impl Driver {
 }
 
 impl<T: OpCode> InFlight<T> {
+    /// Whether the op runs on the worker pool.
+    pub(crate) fn on_pool(&self) -> bool {
+        matches!(self, InFlight::Pool(_))
+    }
+
     pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<T::Output> {
         match self {
             InFlight::Pool(submission) => submission.poll(cx),

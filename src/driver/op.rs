@@ -12,6 +12,7 @@
 //! [`OpCode::discard`], which for `open` and `accept` closes the new fd so
 //! nothing leaks.
 
+use super::metrics::{self, Counted};
 use super::{context, Driver, InFlight};
 use crate::op::{run_until_done, settle_early, OpCode};
 use std::future::Future;
@@ -21,7 +22,12 @@ use std::task::{Context, Poll, Wake, Waker};
 
 enum OpState<T: OpCode> {
     Ready(T),
+    /// In flight, neither counted nor traced (with the `tracing` feature
+    /// every op is wrapped: `Counted`).
+    #[cfg_attr(feature = "tracing", allow(dead_code))]
     InFlight(InFlight<T>),
+    /// In flight and counted in the runtime's metrics.
+    Counted(InFlight<Counted<T>>),
     Done,
 }
 
@@ -67,18 +73,33 @@ impl<T: OpCode> Op<T> {
                 op.complete(result)
             }
             OpState::InFlight(mut in_flight) => park_until(move |cx| in_flight.poll(cx)),
+            OpState::Counted(mut in_flight) => park_until(move |cx| in_flight.poll(cx)),
             OpState::Done => panic!("Op::wait called on an op that already completed"),
         }
     }
 
-    fn submit_or_run(op: T, driver: Option<Driver>) -> Result<InFlight<T>, T::Output> {
+    fn submit_or_run(op: T, driver: Option<Driver>) -> Result<OpState<T>, T::Output> {
         let mut op = op;
         // Closing an fd drops what cancelled ops left for it; a recv or
         // accept with leftovers is done before any driver sees it.
         match driver {
             Some(driver) => match settle_early(&mut op, &**driver.kernel()) {
                 Some(result) => Err(op.complete(result)),
-                None => Ok(driver.submit(op)),
+                None => Ok(match metrics::current() {
+                    Some(registry) => {
+                        let name = op.name();
+                        let in_flight = driver.submit(metrics::counted(Some(registry), op));
+                        if in_flight.on_pool() && !driver.is_pool() {
+                            metrics::note_pool_handoff(name);
+                        }
+                        OpState::Counted(in_flight)
+                    }
+                    // Uncounted, but still traced.
+                    #[cfg(feature = "tracing")]
+                    None => OpState::Counted(driver.submit(metrics::counted(None, op))),
+                    #[cfg(not(feature = "tracing"))]
+                    None => OpState::InFlight(driver.submit(op)),
+                }),
             },
             None => {
                 let kernel = context::current_kernel();
@@ -105,11 +126,16 @@ impl<T: OpCode> Future for Op<T> {
                         unreachable!("state checked above")
                     };
                     match Self::submit_or_run(op, context::current_driver()) {
-                        Ok(in_flight) => this.state = OpState::InFlight(in_flight),
+                        Ok(state) => this.state = state,
                         Err(output) => return Poll::Ready(output),
                     }
                 }
                 OpState::InFlight(in_flight) => {
+                    let output = std::task::ready!(in_flight.poll(cx));
+                    this.state = OpState::Done;
+                    return Poll::Ready(output);
+                }
+                OpState::Counted(in_flight) => {
                     let output = std::task::ready!(in_flight.poll(cx));
                     this.state = OpState::Done;
                     return Poll::Ready(output);

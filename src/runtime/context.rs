@@ -37,7 +37,8 @@ pub(crate) fn current_runtime() -> Option<Arc<RuntimeShared>> {
 /// is one, else the real kernel.
 pub(crate) use crate::driver::context::current_kernel;
 
-/// Install `ctx` (and its runtime's driver, `crate::driver::context`) for
+/// Install `ctx` (and its runtime's driver, `crate::driver::context`, and
+/// op counters, `crate::driver::metrics`) for
 /// the duration of `body`.
 pub(crate) fn enter<R>(ctx: Rc<Context>, body: impl FnOnce() -> R) -> R {
     struct Reset(Option<Rc<Context>>);
@@ -48,7 +49,11 @@ pub(crate) fn enter<R>(ctx: Rc<Context>, body: impl FnOnce() -> R) -> R {
         }
     }
     let driver = ctx.runtime.driver.clone();
+    let metrics = ctx
+        .runtime
+        .count_ops
+        .then(|| Arc::clone(&ctx.runtime.metrics));
     let previous = CURRENT.with(|c| c.borrow_mut().replace(ctx));
     let _reset = Reset(previous);
-    crate::driver::context::enter(driver, body)
+    crate::driver::context::enter(driver, || crate::driver::metrics::enter(metrics, body))
 }

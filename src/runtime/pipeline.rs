@@ -9,34 +9,112 @@
 //! failed task and reports every failure at the end.
 
 use super::{Backend, JoinHandle, Runtime};
-use crate::sync::channel;
+use crate::sync::unbounded_channel;
 use std::error::Error;
 use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 
-/// Errors a task returns.
-pub type TaskError = Box<dyn Error + Send + Sync + 'static>;
+/// Why a task failed: its error, with the errno reachable without
+/// downcasting ([`TaskError::errno`]).
+///
+/// ```
+/// use iokernel::runtime::TaskError;
+/// let error = TaskError::new(std::io::Error::from_raw_os_error(28));
+/// assert_eq!(error.errno(), Some(28)); // ENOSPC
+/// assert_eq!(TaskError::new("no errno here").errno(), None);
+/// ```
+pub struct TaskError {
+    inner: Box<dyn Error + Send + Sync + 'static>,
+}
 
-type TaskFuture = Pin<Box<dyn Future<Output = Result<(), TaskError>> + Send>>;
-type TaskBody = Box<dyn FnOnce(TaskScope) -> TaskFuture + Send>;
+impl TaskError {
+    /// Wrap any error (an `io::Error`, a `String`, a boxed error).
+    pub fn new(error: impl Into<Box<dyn Error + Send + Sync + 'static>>) -> TaskError {
+        TaskError {
+            inner: error.into(),
+        }
+    }
 
-/// What a task body may return: `()` or a `Result<(), E>`.
+    /// The raw errno of the first `io::Error` in the error's chain (the
+    /// error itself, what it wraps, or its `source()`s), if any.
+    pub fn errno(&self) -> Option<i32> {
+        let mut next: Option<&(dyn Error + 'static)> = Some(&*self.inner);
+        while let Some(error) = next {
+            if let Some(io_error) = error.downcast_ref::<io::Error>() {
+                if let Some(errno) = io_error.raw_os_error() {
+                    return Some(errno);
+                }
+                if let Some(inner) = io_error.get_ref() {
+                    next = Some(inner);
+                    continue;
+                }
+            }
+            next = error.source();
+        }
+        None
+    }
+
+    /// The error the task returned.
+    pub fn get_ref(&self) -> &(dyn Error + Send + Sync + 'static) {
+        &*self.inner
+    }
+
+    /// The error the task returned, owned.
+    pub fn into_inner(self) -> Box<dyn Error + Send + Sync + 'static> {
+        self.inner
+    }
+}
+
+impl fmt::Debug for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.inner, f)
+    }
+}
+
+impl fmt::Display for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.inner, f)
+    }
+}
+
+impl Error for TaskError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.inner.source()
+    }
+}
+
+impl From<io::Error> for TaskError {
+    fn from(error: io::Error) -> TaskError {
+        TaskError::new(error)
+    }
+}
+
+type TaskFuture<T> = Pin<Box<dyn Future<Output = Result<T, TaskError>> + Send>>;
+type TaskBody<T> = Box<dyn FnOnce(TaskScope) -> TaskFuture<T> + Send>;
+
+/// What a task body may return: `()`, or `Result<T, E>` (an
+/// `io::Result<T>`, say) whose `T` is the task's value and whose error
+/// becomes a [`TaskError`].
 pub trait TaskOutcome {
+    /// The task's value.
+    type Value;
     /// Convert to the pipeline's result type.
-    fn into_result(self) -> Result<(), TaskError>;
+    fn into_result(self) -> Result<Self::Value, TaskError>;
 }
 
 impl TaskOutcome for () {
+    type Value = ();
     fn into_result(self) -> Result<(), TaskError> {
         Ok(())
     }
 }
 
-impl<E: Into<TaskError>> TaskOutcome for Result<(), E> {
-    fn into_result(self) -> Result<(), TaskError> {
-        self.map_err(Into::into)
+impl<T, E: Into<Box<dyn Error + Send + Sync + 'static>>> TaskOutcome for Result<T, E> {
+    type Value = T;
+    fn into_result(self) -> Result<T, TaskError> {
+        self.map_err(TaskError::new)
     }
 }
 
@@ -53,31 +131,42 @@ impl TaskScope {
     }
 }
 
-/// A named unit of work in a [`Pipeline`].
-pub struct Task {
+/// A named unit of work in a [`Pipeline`], producing a `T`.
+pub struct Task<T = ()> {
     name: String,
-    body: TaskBody,
+    body: TaskBody<T>,
 }
 
-impl fmt::Debug for Task {
+impl<T> fmt::Debug for Task<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Task").field("name", &self.name).finish()
     }
 }
 
-/// Make a task from a closure returning a future (`async move { .. }`).
+/// Make a task from a closure returning a future (`async move { .. }`)
+/// and a name, in the seed's order (`make_task(body, "Name")`). The
+/// future's output is `()` or a `Result<T, E>`: `T` is the task's value
+/// ([`PipelineReport::values`]), the error fails the task.
 ///
 /// ```
 /// use iokernel::runtime::{make_task, Pipeline, PipelineConfig};
-/// let task = make_task("Hello", |scope| async move {
-///     assert_eq!(scope.name(), "Hello");
-/// });
+/// let task = make_task(
+///     |scope| async move {
+///         assert_eq!(scope.name(), "Hello");
+///         Ok::<_, std::io::Error>(42)
+///     },
+///     "Hello",
+/// );
 /// let mut pipeline = Pipeline::new(PipelineConfig::new().with_name("Doc").with_compute_threads(1));
 /// pipeline.set_source(vec![task]);
 /// let report = pipeline.execute().unwrap();
 /// assert_eq!(report.completed, vec!["Hello".to_string()]);
+/// assert_eq!(report.into_values(), vec![42]);
 /// ```
-pub fn make_task<F, Fut>(name: impl Into<String>, body: F) -> Task
+pub fn make_task<F, Fut>(
+    body: F,
+    name: impl Into<String>,
+) -> Task<<Fut::Output as TaskOutcome>::Value>
 where
     F: FnOnce(TaskScope) -> Fut + Send + 'static,
     Fut: Future + Send + 'static,
@@ -104,6 +193,7 @@ pub enum ErrorPolicy {
 pub struct PipelineConfig {
     name: String,
     compute_threads: Option<usize>,
+    io_threads: Option<usize>,
     io_backend: Backend,
     error_policy: ErrorPolicy,
 }
@@ -115,11 +205,13 @@ impl Default for PipelineConfig {
 }
 
 impl PipelineConfig {
-    /// Defaults: name "pipeline", one worker per core, Auto backend, fail fast.
+    /// Defaults: name "pipeline", one worker per core, the runtime's
+    /// default I/O threads, Auto backend, fail fast.
     pub fn new() -> PipelineConfig {
         PipelineConfig {
             name: "pipeline".to_string(),
             compute_threads: None,
+            io_threads: None,
             io_backend: Backend::Auto,
             error_policy: ErrorPolicy::FailFast,
         }
@@ -134,6 +226,24 @@ impl PipelineConfig {
     /// Number of compute workers.
     pub fn with_compute_threads(mut self, n: usize) -> Self {
         self.compute_threads = Some(n);
+        self
+    }
+
+    /// Threads for blocking I/O (the pool behind every backend; see
+    /// [`Builder::io_threads`](super::Builder::io_threads)).
+    ///
+    /// ```
+    /// use iokernel::runtime::{current_backend_report, make_task, Backend, Pipeline, PipelineConfig};
+    /// let config = PipelineConfig::new().with_io_threads(3).with_io_backend(Backend::ThreadPool);
+    /// let mut pipeline = Pipeline::new(config);
+    /// pipeline.set_source(vec![make_task(
+    ///     |_| async { Ok::<_, std::io::Error>(current_backend_report().unwrap().io_threads) },
+    ///     "threads",
+    /// )]);
+    /// assert_eq!(pipeline.execute().unwrap().into_values(), vec![3]);
+    /// ```
+    pub fn with_io_threads(mut self, n: usize) -> Self {
+        self.io_threads = Some(n);
         self
     }
 
@@ -154,15 +264,58 @@ impl PipelineConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TaskId(usize);
 
-/// Outcome of [`Pipeline::execute`], task names in completion order.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct PipelineReport {
+/// Outcome of [`Pipeline::execute`], task names in completion order, and
+/// the values of the tasks that succeeded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PipelineReport<T = ()> {
     /// Tasks that finished successfully.
     pub completed: Vec<String>,
     /// Tasks that failed, with their error text.
     pub failed: Vec<(String, String)>,
     /// Tasks never run (a dependency failed, or fail-fast stopped early).
     pub skipped: Vec<String>,
+    /// Each task's value, by [`TaskId`] (`None`: it did not succeed).
+    values: Vec<Option<T>>,
+}
+
+impl<T> Default for PipelineReport<T> {
+    fn default() -> Self {
+        PipelineReport {
+            completed: Vec::new(),
+            failed: Vec::new(),
+            skipped: Vec::new(),
+            values: Vec::new(),
+        }
+    }
+}
+
+impl<T> PipelineReport<T> {
+    /// The value of task `id`, if it succeeded.
+    pub fn value(&self, id: TaskId) -> Option<&T> {
+        self.values.get(id.0).and_then(Option::as_ref)
+    }
+
+    /// The values of the tasks that succeeded, in the order the tasks were
+    /// added.
+    pub fn values(&self) -> impl Iterator<Item = &T> {
+        self.values.iter().flatten()
+    }
+
+    /// The values of the tasks that succeeded, in the order the tasks were
+    /// added.
+    pub fn into_values(self) -> Vec<T> {
+        self.values.into_iter().flatten().collect()
+    }
+
+    /// The same report without the values.
+    fn without_values(self) -> PipelineReport {
+        PipelineReport {
+            completed: self.completed,
+            failed: self.failed,
+            skipped: self.skipped,
+            values: Vec::new(),
+        }
+    }
 }
 
 /// A pipeline run that did not fully succeed.
@@ -170,14 +323,15 @@ pub struct PipelineReport {
 pub enum PipelineError {
     /// The runtime could not start.
     Runtime(io::Error),
-    /// At least one task failed; the first failure and the full report.
+    /// At least one task failed; the first failure and the full report
+    /// (without the values of the tasks that succeeded).
     TaskFailed {
         /// Name of the first task that failed.
         task: String,
         /// Its error.
         error: TaskError,
-        /// Everything that happened.
-        report: PipelineReport,
+        /// Everything that happened (boxed: it keeps the error small).
+        report: Box<PipelineReport>,
     },
 }
 
@@ -200,29 +354,40 @@ impl fmt::Display for PipelineError {
     }
 }
 
-impl Error for PipelineError {
-    fn source(&self) -> Option<&(dyn Error + 'static)> {
+impl PipelineError {
+    /// The errno behind the failure, if any: the runtime's start error's,
+    /// or the first failed task's ([`TaskError::errno`]).
+    pub fn errno(&self) -> Option<i32> {
         match self {
-            PipelineError::Runtime(e) => Some(e),
-            PipelineError::TaskFailed { error, .. } => Some(&**error),
+            PipelineError::Runtime(e) => e.raw_os_error(),
+            PipelineError::TaskFailed { error, .. } => error.errno(),
         }
     }
 }
 
-struct Node {
-    task: Option<Task>,
+impl Error for PipelineError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            PipelineError::Runtime(e) => Some(e),
+            PipelineError::TaskFailed { error, .. } => Some(error),
+        }
+    }
+}
+
+struct Node<T> {
+    task: Option<Task<T>>,
     after: Vec<TaskId>,
 }
 
-/// A named task graph; see the module docs.
-pub struct Pipeline {
+/// A named task graph whose tasks produce `T`s; see the module docs.
+pub struct Pipeline<T = ()> {
     config: PipelineConfig,
-    nodes: Vec<Node>,
+    nodes: Vec<Node<T>>,
 }
 
-impl Pipeline {
+impl<T: Send + 'static> Pipeline<T> {
     /// An empty pipeline.
-    pub fn new(config: PipelineConfig) -> Pipeline {
+    pub fn new(config: PipelineConfig) -> Pipeline<T> {
         Pipeline {
             config,
             nodes: Vec::new(),
@@ -230,12 +395,12 @@ impl Pipeline {
     }
 
     /// Add tasks with no dependencies.
-    pub fn set_source(&mut self, tasks: Vec<Task>) -> Vec<TaskId> {
+    pub fn set_source(&mut self, tasks: Vec<Task<T>>) -> Vec<TaskId> {
         tasks.into_iter().map(|t| self.add_task(t, &[])).collect()
     }
 
     /// Add a task that starts once every task in `after` has succeeded.
-    pub fn add_task(&mut self, task: Task, after: &[TaskId]) -> TaskId {
+    pub fn add_task(&mut self, task: Task<T>, after: &[TaskId]) -> TaskId {
         self.nodes.push(Node {
             task: Some(task),
             after: after.to_vec(),
@@ -244,12 +409,15 @@ impl Pipeline {
     }
 
     /// Run the graph to the end on a fresh runtime.
-    pub fn execute(&mut self) -> Result<PipelineReport, PipelineError> {
+    pub fn execute(&mut self) -> Result<PipelineReport<T>, PipelineError> {
         let mut builder = Runtime::builder()
             .name(self.config.name.clone())
             .backend(self.config.io_backend);
         if let Some(n) = self.config.compute_threads {
             builder = builder.compute_threads(n);
+        }
+        if let Some(n) = self.config.io_threads {
+            builder = builder.io_threads(n);
         }
         let runtime = builder.build().map_err(PipelineError::Runtime)?;
         let mut run = GraphRun::new(&mut self.nodes, self.config.error_policy);
@@ -259,33 +427,33 @@ impl Pipeline {
 
 /// Aborts the task when dropped, so aborting the reporting wrapper of a
 /// pipeline task also stops the task itself.
-struct AbortOnDrop(JoinHandle<Result<(), TaskError>>);
+struct AbortOnDrop<T>(JoinHandle<Result<T, TaskError>>);
 
-impl AbortOnDrop {
-    async fn wait(mut self) -> Result<Result<(), TaskError>, super::JoinError> {
+impl<T> AbortOnDrop<T> {
+    async fn wait(mut self) -> Result<Result<T, TaskError>, super::JoinError> {
         (&mut self.0).await
     }
 }
 
-impl Drop for AbortOnDrop {
+impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }
 }
 
 /// Bookkeeping for one execution of the graph.
-struct GraphRun<'a> {
-    nodes: &'a mut [Node],
+struct GraphRun<'a, T> {
+    nodes: &'a mut [Node<T>],
     names: Vec<String>,
     policy: ErrorPolicy,
     done: Vec<Option<bool>>,
     started: Vec<bool>,
-    report: PipelineReport,
+    report: PipelineReport<T>,
     first_failure: Option<(String, TaskError)>,
 }
 
-impl<'a> GraphRun<'a> {
-    fn new(nodes: &'a mut [Node], policy: ErrorPolicy) -> GraphRun<'a> {
+impl<'a, T: Send + 'static> GraphRun<'a, T> {
+    fn new(nodes: &'a mut [Node<T>], policy: ErrorPolicy) -> GraphRun<'a, T> {
         let n = nodes.len();
         let names = nodes
             .iter()
@@ -302,7 +470,10 @@ impl<'a> GraphRun<'a> {
             policy,
             done: vec![None; n],
             started: vec![false; n],
-            report: PipelineReport::default(),
+            report: PipelineReport {
+                values: (0..n).map(|_| None).collect(),
+                ..PipelineReport::default()
+            },
             first_failure: None,
         }
     }
@@ -320,8 +491,8 @@ impl<'a> GraphRun<'a> {
             .collect()
     }
 
-    async fn drive(&mut self, runtime: &Runtime) -> Result<PipelineReport, PipelineError> {
-        let (tx, rx) = channel::<(usize, Result<(), TaskError>)>(0);
+    async fn drive(&mut self, runtime: &Runtime) -> Result<PipelineReport<T>, PipelineError> {
+        let (tx, rx) = unbounded_channel::<(usize, Result<T, TaskError>)>();
         let mut running: Vec<(usize, JoinHandle<()>)> = Vec::new();
         loop {
             if self.first_failure.is_none() || self.policy == ErrorPolicy::Continue {
@@ -339,7 +510,7 @@ impl<'a> GraphRun<'a> {
                     let handle = runtime.spawn(async move {
                         let result = match inner.wait().await {
                             Ok(result) => result,
-                            Err(join_error) => Err(join_error.into()),
+                            Err(join_error) => Err(TaskError::new(join_error)),
                         };
                         let _ = tx.send((i, result)).await;
                     });
@@ -370,12 +541,13 @@ impl<'a> GraphRun<'a> {
         self.names[i].clone()
     }
 
-    fn record(&mut self, i: usize, result: Result<(), TaskError>) {
+    fn record(&mut self, i: usize, result: Result<T, TaskError>) {
         let name = self.names[i].clone();
         match result {
-            Ok(()) => {
+            Ok(value) => {
                 self.done[i] = Some(true);
                 self.report.completed.push(name);
+                self.report.values[i] = Some(value);
             }
             Err(error) => {
                 self.done[i] = Some(false);
@@ -385,7 +557,7 @@ impl<'a> GraphRun<'a> {
         }
     }
 
-    fn finish(&mut self) -> Result<PipelineReport, PipelineError> {
+    fn finish(&mut self) -> Result<PipelineReport<T>, PipelineError> {
         for i in 0..self.nodes.len() {
             if !self.started[i] {
                 self.report.skipped.push(self.name_of(i));
@@ -397,7 +569,7 @@ impl<'a> GraphRun<'a> {
             Some((task, error)) => Err(PipelineError::TaskFailed {
                 task,
                 error,
-                report,
+                report: Box::new(report.without_values()),
             }),
         }
     }

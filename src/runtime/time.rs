@@ -4,18 +4,45 @@
 //! kernel runs on virtual time. Every worker fires due timers before it
 //! parks and parks no longer than the earliest deadline. Timers fire in
 //! deadline order; equal deadlines fire in registration order.
+//!
+//! Outside a runtime (the sync fallback) time is the real clock: a
+//! [`sleep`] blocks its thread, and a [`timeout`] publishes its deadline
+//! to the thread while it polls its future, so a sleep inside it blocks
+//! only until that deadline and the timeout returns `Elapsed` on time
+//! (`timeout(20ms, sleep(300ms))` returns after about 20 ms). An op inside
+//! is a blocking syscall and is not cut short.
 
 use super::context;
+use crate::sys::real::RealClock;
+use crate::sys::Clock;
+use std::cell::Cell;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 const NO_DEADLINE: u64 = u64::MAX;
+
+thread_local! {
+    /// Outside a runtime: the earliest deadline of the [`timeout`]s being
+    /// polled on this thread, on [`sync_now`]'s clock.
+    static SYNC_DEADLINE: Cell<Option<Duration>> = const { Cell::new(None) };
+}
+
+/// The real clock the sync fallback's sleeps and timeouts share.
+fn sync_now() -> Duration {
+    static CLOCK: OnceLock<RealClock> = OnceLock::new();
+    CLOCK.get_or_init(RealClock::new).now()
+}
+
+/// The earlier of `deadline` and the enclosing timeouts' deadline.
+fn cut_by_outer(deadline: Duration) -> Duration {
+    SYNC_DEADLINE.with(|d| d.get().map_or(deadline, |outer| outer.min(deadline)))
+}
 
 #[derive(Default)]
 struct TimerHeap {
@@ -129,12 +156,16 @@ impl Timers {
 pub struct Sleep {
     duration: Duration,
     deadline: Option<Duration>,
+    /// Outside a runtime: the deadline on [`sync_now`]'s clock.
+    sync_deadline: Option<Duration>,
     timer: Option<(Arc<super::RuntimeShared>, u64)>,
 }
 
 /// Wait for `duration`. Inside a runtime the task yields to others; on a
-/// thread without a runtime the first poll blocks the thread for the
-/// duration (the sync fallback).
+/// thread without a runtime a poll blocks the thread until the deadline
+/// (the sync fallback), or, inside a [`timeout`], at most until the
+/// timeout's deadline (the sleep is then still pending and the timeout
+/// returns `Elapsed`).
 ///
 /// ```
 /// use iokernel::runtime::{sleep, Runtime};
@@ -146,6 +177,7 @@ pub fn sleep(duration: Duration) -> Sleep {
     Sleep {
         duration,
         deadline: None,
+        sync_deadline: None,
         timer: None,
     }
 }
@@ -155,11 +187,20 @@ impl Future for Sleep {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let Some(runtime) = context::current_runtime() else {
-            if self.deadline.is_none() {
-                std::thread::sleep(self.duration);
-                self.deadline = Some(Duration::ZERO);
+            let now = sync_now();
+            let duration = self.duration;
+            let deadline = *self.sync_deadline.get_or_insert(now + duration);
+            let until = cut_by_outer(deadline);
+            if until > now {
+                std::thread::sleep(until - now);
             }
-            return Poll::Ready(());
+            if sync_now() >= deadline {
+                return Poll::Ready(());
+            }
+            // Cut short by an enclosing timeout, which now sees its
+            // deadline passed; poll again if it does not.
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
         };
         let now = runtime.clock.now();
         let duration = self.duration;
@@ -212,10 +253,25 @@ impl From<Elapsed> for std::io::Error {
 pub struct Timeout<F> {
     future: Pin<Box<F>>,
     sleep: Sleep,
+    /// Outside a runtime: the deadline on [`sync_now`]'s clock.
+    sync_deadline: Option<Duration>,
 }
 
 /// Run `future` for at most `duration`. When time runs out the future is
 /// dropped (cancelling any op it has in flight) and `Err(Elapsed)` returned.
+///
+/// Outside a runtime the deadline holds too: a [`sleep`] inside is cut
+/// short at it, and while the future waits for a wake-up the thread parks
+/// no longer than the deadline. A blocking op inside (the sync fallback's
+/// syscall) is not interrupted.
+///
+/// ```
+/// use iokernel::runtime::{block_on_here, sleep, timeout};
+/// use std::time::Duration;
+/// // No runtime: returns after about 20 ms, not 300 ms.
+/// let late = block_on_here(timeout(Duration::from_millis(20), sleep(Duration::from_millis(300))));
+/// assert!(late.is_err());
+/// ```
 ///
 /// ```
 /// use iokernel::runtime::{sleep, timeout, Runtime};
@@ -228,6 +284,7 @@ pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
     Timeout {
         future: Box::pin(future),
         sleep: sleep(duration),
+        sync_deadline: None,
     }
 }
 
@@ -235,6 +292,9 @@ impl<F: Future> Future for Timeout<F> {
     type Output = Result<F::Output, Elapsed>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if context::current_runtime().is_none() {
+            return self.poll_sync(cx);
+        }
         if let Poll::Ready(value) = self.future.as_mut().poll(cx) {
             return Poll::Ready(Ok(value));
         }
@@ -243,5 +303,39 @@ impl<F: Future> Future for Timeout<F> {
             Poll::Ready(()) => Poll::Ready(Err(Elapsed(duration))),
             Poll::Pending => Poll::Pending,
         }
+    }
+}
+
+impl<F: Future> Timeout<F> {
+    /// The sync fallback: poll the future with this deadline published to
+    /// the thread, then park until a wake-up or the deadline.
+    fn poll_sync(&mut self, cx: &mut Context<'_>) -> Poll<Result<F::Output, Elapsed>> {
+        struct Restore(Option<Duration>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                SYNC_DEADLINE.with(|d| d.set(self.0));
+            }
+        }
+        let duration = self.sleep.duration;
+        let deadline = *self.sync_deadline.get_or_insert(sync_now() + duration);
+        let until = cut_by_outer(deadline);
+        let polled = {
+            let _restore = Restore(SYNC_DEADLINE.with(|d| d.replace(Some(until))));
+            self.future.as_mut().poll(cx)
+        };
+        if let Poll::Ready(value) = polled {
+            return Poll::Ready(Ok(value));
+        }
+        let now = sync_now();
+        if now >= deadline {
+            return Poll::Ready(Err(Elapsed(duration)));
+        }
+        if until > now {
+            // A wake-up of the future unparks this thread (block_on_here's
+            // waker does); so does the deadline.
+            std::thread::park_timeout(until - now);
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }

@@ -1,7 +1,8 @@
 //! Bounded multi-producer multi-consumer async channel.
 //!
-//! `send` waits while the queue holds `capacity` items (capacity 0 means
-//! unbounded). `recv` returns `None` at end of stream: once the channel is
+//! `send` waits while the queue holds `capacity` items ([`channel`]; a
+//! capacity of 0 is refused with a panic, as tokio does, rather than read
+//! as unbounded or as a rendezvous), or never ([`unbounded_channel`]). `recv` returns `None` at end of stream: once the channel is
 //! closed (by [`Sender::close`]/[`Receiver::close`]) or every sender is
 //! dropped, *and* the queue is drained. Items already queued when the
 //! channel closes are still delivered; nothing is lost or duplicated.
@@ -106,7 +107,7 @@ struct State<T> {
 
 impl<T> State<T> {
     fn is_full(&self) -> bool {
-        self.capacity != 0 && self.queue.len() >= self.capacity
+        self.capacity != UNBOUNDED && self.queue.len() >= self.capacity
     }
 
     fn is_closed(&self) -> bool {
@@ -138,7 +139,19 @@ fn wake_all(wakers: Vec<Waker>) {
     }
 }
 
-/// Create a channel holding at most `capacity` queued items (0 = unbounded).
+/// Create a channel holding at most `capacity` queued items.
+///
+/// # Panics
+///
+/// When `capacity` is 0, like tokio's `mpsc::channel(0)`: crossbeam and
+/// `std::sync::mpsc::sync_channel(0)` read 0 as a rendezvous, which this
+/// channel does not offer, and reading it as "unbounded" would silently
+/// lose the backpressure the caller asked for. Use [`unbounded_channel`]
+/// for a queue without a bound.
+///
+/// ```should_panic
+/// let _ = iokernel::sync::channel::<u32>(0); // panics: capacity 0
+/// ```
 ///
 /// ```
 /// use iokernel::runtime::Runtime;
@@ -153,6 +166,31 @@ fn wake_all(wakers: Vec<Waker>) {
 /// });
 /// ```
 pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
+    assert!(
+        capacity > 0,
+        "iokernel::sync::channel capacity must be at least 1 (0 is neither unbounded nor a \
+         rendezvous here); use iokernel::sync::unbounded_channel for a queue without a bound"
+    );
+    with_capacity(capacity)
+}
+
+/// Create a channel whose `send` never waits (the queue grows as needed).
+///
+/// ```
+/// let (tx, rx) = iokernel::sync::unbounded_channel::<u32>();
+/// for i in 0..10_000 {
+///     tx.try_send(i).unwrap();
+/// }
+/// assert_eq!(rx.try_recv(), Ok(0));
+/// ```
+pub fn unbounded_channel<T>() -> (Sender<T>, Receiver<T>) {
+    with_capacity(UNBOUNDED)
+}
+
+/// `State::capacity` of an unbounded channel.
+const UNBOUNDED: usize = 0;
+
+fn with_capacity<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
     let chan = Arc::new(Chan {
         state: Mutex::new(State {
             queue: VecDeque::new(),
@@ -493,7 +531,7 @@ mod loom_tests {
     #[test]
     fn dropped_woken_receiver_passes_the_item_on() {
         loom::model(|| {
-            let (tx, rx) = channel::<u32>(0);
+            let (tx, rx) = unbounded_channel::<u32>();
             let quitter = rx.clone();
             let first = thread::spawn(move || {
                 let waker = Waker::from(std::sync::Arc::new(IgnoreWake));

@@ -7,7 +7,9 @@
 
 pub mod channel;
 
-pub use channel::{channel, Receiver, SendError, Sender, TryRecvError, TrySendError};
+pub use channel::{
+    channel, unbounded_channel, Receiver, SendError, Sender, TryRecvError, TrySendError,
+};
 
 /// `std::sync` normally, `loom::sync` under `cfg(loom)`.
 ///

@@ -195,6 +195,12 @@ pub(crate) trait CompletionRing {
     fn setup(&self) -> Option<&'static str> {
         None
     }
+    /// Completion-queue overflows seen since the last call (completions
+    /// the CQ had no room for, kept by the ring: see `pop`), for the
+    /// runtime's metrics. Default: none.
+    fn take_cq_overflows(&mut self) -> u64 {
+        0
+    }
 }
 
 /// Where rings come from: the kernel's io_uring, the simulator, or (in

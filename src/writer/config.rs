@@ -133,8 +133,9 @@ pub struct WriterConfig {
     /// Bytes the writer may hold in buffers at once. Default 256 MiB.
     pub memory_budget_bytes: u64,
     /// Force the Lustre path: `<stripe_bytes>:<count>` as in the
-    /// `IOKERNEL_MIMIC_LUSTRE` variable. [`WriterConfig::new`] reads the
-    /// variable; set this field to override it (`None`: detect).
+    /// `IOKERNEL_MIMIC_LUSTRE` variable (`None`, the default of
+    /// [`WriterConfig::new`]: detect). [`WriterConfig::from_env`] reads the
+    /// variable into it; `new` never looks at the environment.
     pub mimic_lustre: Option<String>,
     /// On Lustre, ask for this stripe layout when creating the file.
     pub stripe_request: Option<StripeRequest>,
@@ -182,8 +183,14 @@ pub struct WriterConfig {
 pub const DEFAULT_MEMORY_BUDGET_BYTES: u64 = 256 << 20;
 
 impl WriterConfig {
-    /// Defaults for `path`, with `mimic_lustre` read from
-    /// `IOKERNEL_MIMIC_LUSTRE`.
+    /// Defaults for `path`. Reads nothing from the environment (the file
+    /// system is detected; see [`WriterConfig::from_env`] for the
+    /// `IOKERNEL_MIMIC_LUSTRE` switch).
+    ///
+    /// ```
+    /// use iokernel::writer::WriterConfig;
+    /// assert_eq!(WriterConfig::new("/tmp/out.pfw").mimic_lustre, None);
+    /// ```
     pub fn new(path: impl Into<PathBuf>) -> WriterConfig {
         WriterConfig {
             path: path.into(),
@@ -194,9 +201,7 @@ impl WriterConfig {
             durability: Durability::Fsync,
             producers: 1,
             memory_budget_bytes: DEFAULT_MEMORY_BUDGET_BYTES,
-            mimic_lustre: std::env::var(MIMIC_LUSTRE_ENV)
-                .ok()
-                .filter(|v| !v.trim().is_empty()),
+            mimic_lustre: None,
             stripe_request: None,
             chunk_bytes: None,
             stripe_bytes: None,
@@ -206,6 +211,26 @@ impl WriterConfig {
             created_files: None,
             coordinator: SharedCoordinator::default(),
         }
+    }
+
+    /// [`WriterConfig::new`], with [`WriterConfig::mimic_lustre`] read
+    /// from the `IOKERNEL_MIMIC_LUSTRE` variable (`<stripe_bytes>:<count>`,
+    /// e.g. `1M:4`; unset or blank: detect). What `iok` uses, so the
+    /// variable keeps working on the command line.
+    ///
+    /// ```
+    /// use iokernel::writer::WriterConfig;
+    /// let config = WriterConfig::from_env("/tmp/out.pfw");
+    /// assert_eq!(
+    ///     config.mimic_lustre,
+    ///     std::env::var("IOKERNEL_MIMIC_LUSTRE").ok().filter(|v| !v.trim().is_empty())
+    /// );
+    /// ```
+    pub fn from_env(path: impl Into<PathBuf>) -> WriterConfig {
+        let mimic = std::env::var(MIMIC_LUSTRE_ENV)
+            .ok()
+            .filter(|v| !v.trim().is_empty());
+        WriterConfig::new(path).mimic_lustre(mimic)
     }
 
     /// Set [`WriterConfig::layout`].

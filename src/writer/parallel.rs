@@ -318,8 +318,8 @@ impl ParallelWriter {
             .map_err(|_| invalid(format!("chunk of {} bytes is too big", self.chunk_bytes)))?;
         let window =
             (config.producers * (sizing.buffers_per_producer - 1) + sizing.channel_capacity).max(1);
-        let (chunks_tx, chunks_rx) = crate::sync::channel::<Chunk>(0);
-        let (permits_tx, permits_rx) = crate::sync::channel::<()>(0);
+        let (chunks_tx, chunks_rx) = crate::sync::unbounded_channel::<Chunk>();
+        let (permits_tx, permits_rx) = crate::sync::unbounded_channel::<()>();
         for _ in 0..window {
             let _ = permits_tx.try_send(());
         }

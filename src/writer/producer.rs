@@ -239,12 +239,35 @@ impl Producer {
         Ok(())
     }
 
-    /// Append `line` and a newline.
+    /// Append `line` and a newline, keeping the line whole: with any
+    /// content kind a chunk is never cut inside it (the buffer is sealed
+    /// first if the line would not fit), so with gzip every member ends
+    /// at a line end. The one exception: with [`ContentKind::Binary`], a
+    /// line that alone (newline included) exceeds a chunk starts a new
+    /// chunk and is cut at the chunk size, spanning chunks, so memory stays bounded by the chunk
+    /// size (with [`ContentKind::JsonLines`] such a line makes one
+    /// oversized chunk instead). [`Producer::write`] on `Binary` content
+    /// still cuts at the chunk size wherever it falls.
     pub async fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
         match self.shared.content {
             ContentKind::Binary => {
-                self.write(line).await?;
-                self.write(b"\n").await
+                self.check()?;
+                let len = line.len() + 1;
+                if !self.buf.is_empty() && self.buf.len() + len > self.shared.chunk_bytes {
+                    self.seal().await?;
+                }
+                if len > self.shared.chunk_bytes {
+                    // Alone bigger than a chunk: it starts a chunk and is
+                    // cut at the chunk size.
+                    self.write_cut_at_chunk_size(line).await?;
+                    return self.write_cut_at_chunk_size(b"\n").await;
+                }
+                self.buf.extend_from_slice(line);
+                self.buf.push(b'\n');
+                if self.buf.len() >= self.shared.chunk_bytes {
+                    self.seal().await?;
+                }
+                Ok(())
             }
             ContentKind::JsonLines => {
                 self.check()?;

@@ -13,7 +13,9 @@
 //! `IOKERNEL_MIMIC_LUSTRE=<stripe_bytes>:<count>` (e.g. `1M:4`) forces the
 //! Lustre path on any file system, so the striped and padded-striped code is
 //! exercised on a laptop or in CI. It takes precedence over detection, even
-//! on a real Lustre mount; an empty value counts as unset.
+//! on a real Lustre mount; an empty value counts as unset. Only
+//! `WriterConfig::from_env` reads the variable (`iok` does);
+//! `WriterConfig::new` leaves `mimic_lustre` unset.
 
 use std::fmt;
 

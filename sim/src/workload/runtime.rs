@@ -13,7 +13,7 @@ use iokernel::buf::BufResult;
 use iokernel::io::{self, OpenFlags};
 use iokernel::runtime::{self, sleep, timeout, JoinError};
 use iokernel::sim::{self, SimKernel};
-use iokernel::sync::channel;
+use iokernel::sync::{channel, unbounded_channel};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,7 +49,11 @@ async fn sleepers(kernel: Arc<SimKernel>, rng: &mut ScriptRng) -> Result<(), Str
 
 async fn channels(rng: &mut ScriptRng) -> Result<(), String> {
     let capacity = rng.below(5) as usize;
-    let (tx, rx) = channel::<(u64, u64)>(capacity);
+    // 0 draws an unbounded channel (a bounded one needs capacity >= 1).
+    let (tx, rx) = match capacity {
+        0 => unbounded_channel::<(u64, u64)>(),
+        n => channel::<(u64, u64)>(n),
+    };
     let producers: Vec<_> = (0..PRODUCERS)
         .map(|p| {
             let tx = tx.clone();

@@ -87,9 +87,17 @@ pub struct BenchArgs {
     /// the page cache, such as the host's cache of a virtual disk).
     #[arg(long)]
     seed: Option<u64>,
-    /// Print one JSON object per result line instead of a table.
+    /// Print one JSON object per result line instead of a table (with
+    /// --metrics, then one `{"backend", "metrics"}` object per runtime
+    /// backend).
     #[arg(long)]
     json: bool,
+    /// Count every op on the runtime backends and print their metrics
+    /// after the results (ops per kind, bytes, p50/p99, pool fallbacks,
+    /// saturation, CQ overflows). Off, the runtimes count nothing, so a
+    /// run with and one without measure what counting costs.
+    #[arg(long)]
+    metrics: bool,
     /// Instead of benchmarking files: serve TCP echo on this address with
     /// the first --backend (uring or epoll; not the pool, where each pending
     /// accept or recv holds a blocking thread), print the bound address,
@@ -531,12 +539,13 @@ fn contenders(names: &[String]) -> Result<Vec<Contender>> {
     Ok(out)
 }
 
-fn build_runtime(contender: Contender, threads: usize) -> Result<Option<Runtime>> {
+fn build_runtime(contender: Contender, threads: usize, metrics: bool) -> Result<Option<Runtime>> {
     match contender {
         Contender::Sync => Ok(None),
         Contender::Runtime(backend) => Runtime::builder()
             .name(format!("bench-{backend}"))
             .backend(backend)
+            .metrics(metrics)
             .compute_threads(threads)
             .io_threads(threads)
             .build()
@@ -644,7 +653,7 @@ fn run_all(args: &BenchArgs, plan: &Plan, contenders: &[Contender]) -> Result<()
             plan,
             args,
             contender,
-            runtime: build_runtime(contender, args.threads)?,
+            runtime: build_runtime(contender, args.threads, args.metrics)?,
         });
     }
     let reads = args.test.iter().any(|t| t == "read");
@@ -675,7 +684,34 @@ fn run_all(args: &BenchArgs, plan: &Plan, contenders: &[Contender]) -> Result<()
             std::io::stdout().flush()?;
         }
     }
+    if args.metrics {
+        print_metrics(&benches, args.json)?;
+    }
     Ok(())
+}
+
+/// Each runtime backend's metrics: a table, or one JSON object per backend.
+fn print_metrics(benches: &[Bench<'_>], json: bool) -> Result<()> {
+    for bench in benches {
+        let Some(rt) = &bench.runtime else {
+            continue;
+        };
+        let metrics = rt.metrics();
+        if json {
+            println!(
+                "{{\"backend\":\"{}\",\"metrics\":{}}}",
+                bench.contender.name(),
+                metrics.to_json()
+            );
+        } else {
+            println!(
+                "\nmetrics of {}:\n{}",
+                bench.contender.name(),
+                metrics.to_string().trim_end()
+            );
+        }
+    }
+    std::io::stdout().flush()
 }
 
 /// Echo every byte back on each connection, one task per connection.
@@ -691,7 +727,7 @@ fn serve_echo(args: &BenchArgs, addr: SocketAddr) -> Result<()> {
             ))
         }
     };
-    let rt = build_runtime(Contender::Runtime(backend), args.threads)?
+    let rt = build_runtime(Contender::Runtime(backend), args.threads, args.metrics)?
         .ok_or_else(|| Error::other("no runtime"))?;
     rt.block_on(async {
         let listener = TcpListener::bind(addr)?;

@@ -23,7 +23,7 @@
 //! (`iokernel::writer`) owns everything about the output file.
 
 use clap::{Args, ValueEnum};
-use iokernel::runtime::{self, Runtime};
+use iokernel::runtime::{self, Runtime, RuntimeMetrics};
 use iokernel::sync::{channel, Receiver, Sender};
 use iokernel::sys::real::RealClock;
 use iokernel::sys::Clock;
@@ -130,6 +130,21 @@ pub struct MergeArgs {
     /// Durability of the output when the command returns.
     #[arg(long, value_enum, default_value_t = DurabilityArg::Fsync)]
     durability: DurabilityArg,
+    #[command(flatten)]
+    report: ReportArgs,
+}
+
+/// How `merge` and `pgzip` report a run.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct ReportArgs {
+    /// After the summary, print the runtime's I/O metrics as a table (ops
+    /// per kind, bytes, p50/p99 latency, pool fallbacks, saturation).
+    #[arg(long)]
+    pub metrics: bool,
+    /// Print one JSON object (the summary's fields and `metrics`) instead
+    /// of the summary line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// A size string (`64K`, `1M`, `4MiB`, `1048576`) for any size argument.
@@ -201,6 +216,8 @@ pub struct MergeOutcome {
     pub bytes_in: u64,
     /// Wall time from the first read to `finish` returning.
     pub elapsed: Duration,
+    /// What the runtime's driver did.
+    pub metrics: RuntimeMetrics,
 }
 
 #[derive(Default)]
@@ -226,6 +243,7 @@ pub fn merge_inputs(job: MergeJob, progress: Progress) -> std::io::Result<MergeO
         lines: counters.lines.load(Ordering::Relaxed),
         bytes_in: counters.bytes.load(Ordering::Relaxed),
         elapsed: clock.now() - start,
+        metrics: runtime.metrics(),
     })
 }
 
@@ -292,7 +310,8 @@ async fn run_pipeline(
 }
 
 pub fn writer_config(job: &MergeJob) -> WriterConfig {
-    let config = WriterConfig::new(&job.output)
+    // from_env: `IOKERNEL_MIMIC_LUSTRE` keeps working on the command line.
+    let config = WriterConfig::from_env(&job.output)
         .layout(job.layout)
         .ordered(job.ordered)
         .gzip(job.gzip)
@@ -600,6 +619,60 @@ pub fn summary_line(verb: &str, inputs: usize, gzip: bool, outcome: &MergeOutcom
     )
 }
 
+/// The run's summary and metrics as one JSON object with stable field
+/// names: `command`, `inputs`, `lines`, `bytes_in`, `output`, `gzip`,
+/// `bytes_out`, `layout`, `fs`, `stripe_bytes`, `chunk_bytes`, `chunks`,
+/// `padding_bytes`, `seconds`, `mib_per_s`, `metrics` (see
+/// `RuntimeMetrics::to_json`).
+pub fn outcome_json(command: &str, inputs: usize, gzip: bool, outcome: &MergeOutcome) -> String {
+    let report = &outcome.report;
+    format!(
+        "{{\"command\":{},\"inputs\":{inputs},\"lines\":{},\"bytes_in\":{},\"output\":{},\
+         \"gzip\":{gzip},\"bytes_out\":{},\"layout\":{},\"fs\":{},\"stripe_bytes\":{},\
+         \"chunk_bytes\":{},\"chunks\":{},\"padding_bytes\":{},\"seconds\":{:.6},\
+         \"mib_per_s\":{:.2},\"metrics\":{}}}",
+        output::json_str(command),
+        outcome.lines,
+        outcome.bytes_in,
+        output::json_str(&report.path.to_string_lossy()),
+        report.bytes_out,
+        output::json_str(&report.layout.to_string()),
+        output::json_str(report.fs_kind.name()),
+        report.stripe_bytes,
+        report.chunk_bytes,
+        report.chunks,
+        report.padding_bytes,
+        outcome.elapsed.as_secs_f64(),
+        mib_per_sec(outcome.bytes_in, outcome.elapsed),
+        outcome.metrics.to_json(),
+    )
+}
+
+/// Print what a run did the way `how` asks: the summary line (plus the
+/// metrics table with `--metrics`), or one JSON object with `--json`. On
+/// stdout, or on stderr when the data goes to stdout.
+pub fn print_outcome(
+    how: ReportArgs,
+    (command, verb): (&str, &str),
+    inputs: usize,
+    gzip: bool,
+    outcome: &MergeOutcome,
+    data_on_stdout: bool,
+) -> std::io::Result<()> {
+    if how.json {
+        return output::print_summary(
+            &outcome_json(command, inputs, gzip, outcome),
+            data_on_stdout,
+        );
+    }
+    let mut text = summary_line(verb, inputs, gzip, outcome);
+    if how.metrics {
+        text.push('\n');
+        text.push_str(outcome.metrics.to_string().trim_end());
+    }
+    output::print_summary(&text, data_on_stdout)
+}
+
 pub fn run(args: &MergeArgs) -> std::io::Result<()> {
     if args.keep_shards && args.layout != LayoutArg::Sharded {
         return Err(Error::new(
@@ -639,8 +712,12 @@ pub fn run(args: &MergeArgs) -> std::io::Result<()> {
     let outcome = merge_inputs(job, progress.clone());
     progress.finish();
     let outcome = outcome.map_err(output::hint_force)?;
-    output::print_summary(
-        &summary_line("merged", count, gzip, &outcome),
+    print_outcome(
+        args.report,
+        ("merge", "merged"),
+        count,
+        gzip,
+        &outcome,
         output::is_stdout(&args.output),
     )
 }

@@ -165,6 +165,25 @@ pub fn hint_force(e: Error) -> Error {
 /// Print the one-line summary: on stdout, or on stderr when stdout carries
 /// the data (`-o -`). A closed stdout (`| head`, `| true`) is not an
 /// error: the work is done and nobody is listening.
+/// `s` as a JSON string literal.
+pub fn json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 pub fn print_summary(line: &str, data_on_stdout: bool) -> std::io::Result<()> {
     let written = if data_on_stdout {
         writeln!(std::io::stderr(), "{line}")

@@ -16,8 +16,8 @@ use crate::input::{self, LineRules};
 /// With pgzip, a partial line longer than this is handed on as a piece.
 const READ_BYTES_PER_PIECE: u64 = 1 << 20;
 use crate::merge::{
-    durability_of, merge_inputs, parse_size_arg, summary_line, writer_config, DurabilityArg,
-    MergeJob,
+    durability_of, merge_inputs, parse_size_arg, print_outcome, writer_config, DurabilityArg,
+    MergeJob, ReportArgs,
 };
 use crate::output::{self, OutputMode};
 use crate::progress::Progress;
@@ -49,6 +49,8 @@ pub struct PgzipArgs {
     /// Durability of the output when the command returns.
     #[arg(long, value_enum, default_value_t = DurabilityArg::Fsync)]
     durability: DurabilityArg,
+    #[command(flatten)]
+    report: ReportArgs,
 }
 
 pub fn run(args: &PgzipArgs) -> std::io::Result<()> {
@@ -84,8 +86,12 @@ pub fn run(args: &PgzipArgs) -> std::io::Result<()> {
     let outcome = merge_inputs(job, progress.clone());
     progress.finish();
     let outcome = outcome.map_err(output::hint_force)?;
-    output::print_summary(
-        &summary_line("compressed", 1, true, &outcome),
+    print_outcome(
+        args.report,
+        ("pgzip", "compressed"),
+        1,
+        true,
+        &outcome,
         output::is_stdout(&args.output),
     )
 }

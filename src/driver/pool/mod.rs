@@ -110,6 +110,7 @@ impl<T: OpCode> Submission<T> {
             Ok(()) => return true,
             Err(Saturated(job)) => job,
         };
+        super::metrics::note_pool_saturated();
         self.offload.wake_when_free(cx.waker());
         // A slot may have freed between the attempt and the registration.
         match self.offload.try_offload(self.label, job) {

@@ -399,8 +399,8 @@ fn with_existing_ring<R>(source_id: u64, f: impl FnOnce(&mut LocalRing) -> R) ->
 /// simulated run: every op comes back before the run's kernel is gone).
 /// Returns how many ops the ring still held after the drain (their
 /// buffers are leaked rather than freed under the kernel); 0 is the rule.
-// The simulator closes its run's ring; tests clean up with it too.
-#[cfg(any(test, feature = "sim"))]
+// The simulator closes its run's ring; a dropped runtime closes the ring
+// of the thread that drops it.
 pub(crate) fn close_thread_ring(source_id: u64) -> usize {
     let ring = LOCAL.with(|local| {
         let mut local = local.try_borrow_mut().ok()?;
@@ -441,6 +441,10 @@ impl LocalRing {
         let before = self.taken.len();
         while let Some(completion) = self.ring.pop() {
             self.taken.push_back(completion);
+        }
+        let overflows = self.ring.take_cq_overflows();
+        if overflows > 0 {
+            super::metrics::note_cq_overflows(overflows);
         }
         self.taken.len() > before
     }

@@ -142,6 +142,9 @@ struct KernelRing {
     wake_buf: Box<u64>,
     wake_armed: bool,
     reaped: VecDeque<(u64, i32)>,
+    /// Times `pop` found the CQ-overflow flag set, since the last
+    /// `take_cq_overflows`.
+    cq_overflows: u64,
 }
 
 fn poll_mask(interest: Interest) -> u32 {
@@ -194,6 +197,7 @@ impl KernelRing {
             wake_buf: Box::new(0),
             wake_armed: false,
             reaped: VecDeque::new(),
+            cq_overflows: 0,
         })
     }
 
@@ -303,8 +307,12 @@ impl CompletionRing for KernelRing {
             // (COOP_TASKRUN, DEFER_TASKRUN: flagged by TASKRUN_FLAG), or
             // that the CQ had no room for (IORING_FEAT_NODROP), are only
             // posted by an enter asking for events.
-            let deferred = sq.taskrun() || sq.cq_overflow();
+            let overflowed = sq.cq_overflow();
+            let deferred = sq.taskrun() || overflowed;
             drop(sq);
+            if overflowed {
+                self.cq_overflows += 1;
+            }
             if deferred {
                 self.enter_for_completions();
                 self.take_completions();
@@ -324,6 +332,10 @@ impl CompletionRing for KernelRing {
 
     fn setup(&self) -> Option<&'static str> {
         Some(self.level.describe())
+    }
+
+    fn take_cq_overflows(&mut self) -> u64 {
+        std::mem::take(&mut self.cq_overflows)
     }
 }
 

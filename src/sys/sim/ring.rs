@@ -110,6 +110,7 @@ impl RingSource for SimRings {
             cq: VecDeque::new(),
             cq_entries: options.cq_entries.max(1) as usize,
             overflow: VecDeque::new(),
+            overflowed: 0,
             next_seq: 0,
             missing_opcodes: options.missing_opcodes.clone(),
         }))
@@ -148,6 +149,8 @@ struct SimRing {
     cq: VecDeque<(u64, i32)>,
     cq_entries: usize,
     overflow: VecDeque<(u64, i32)>,
+    /// Completions put in `overflow` since the last `take_cq_overflows`.
+    overflowed: u64,
     next_seq: u64,
     missing_opcodes: Vec<u8>,
 }
@@ -255,6 +258,7 @@ impl SimRing {
             self.cq.push_back((user_data, res));
         } else {
             self.core.count(|s| s.ring_cq_overflows += 1);
+            self.overflowed += 1;
             self.overflow.push_back((user_data, res));
         }
     }
@@ -333,6 +337,10 @@ impl SimRing {
 }
 
 impl CompletionRing for SimRing {
+    fn take_cq_overflows(&mut self) -> u64 {
+        std::mem::take(&mut self.overflowed)
+    }
+
     unsafe fn push(&mut self, entry: RingEntry) -> Result<(), SqFull> {
         if self.sq.len() >= self.sq_entries {
             self.core.count(|s| s.ring_sq_full += 1);
