@@ -198,6 +198,22 @@ fn dropping_the_runtime_cancels_pending_tasks() {
 }
 
 #[test]
+fn a_handle_spawns_from_another_thread_and_is_cancelled_after_the_runtime_drops() {
+    let rt = runtime(2);
+    let handle = rt.handle();
+    let from_thread = {
+        let handle = handle.clone();
+        std::thread::spawn(move || runtime::block_on_here(handle.spawn(async { worker_name() })))
+    };
+    let ran_on = from_thread.join().expect("thread").expect("task ran");
+    assert!(ran_on.starts_with("test"), "ran on {ran_on:?}");
+    drop(rt);
+    // The runtime is gone: a late spawn resolves to Cancelled, never hangs.
+    let late = handle.spawn(async { 1 });
+    assert_eq!(runtime::block_on_here(late), Err(JoinError::Cancelled));
+}
+
+#[test]
 fn channel_moves_items_between_tasks_on_different_workers() {
     let rt = runtime(2);
     let (tx, rx) = channel::<u64>(8);
