@@ -6,6 +6,7 @@ use iokernel::runtime::{
     PipelineConfig, PipelineError, Runtime,
 };
 use iokernel::sync::channel;
+use iokernel::sys::real::thread::spawn_named;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -201,11 +202,18 @@ fn dropping_the_runtime_cancels_pending_tasks() {
 fn a_handle_spawns_from_another_thread_and_is_cancelled_after_the_runtime_drops() {
     let rt = runtime(2);
     let handle = rt.handle();
-    let from_thread = {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = {
         let handle = handle.clone();
-        std::thread::spawn(move || runtime::block_on_here(handle.spawn(async { worker_name() })))
+        spawn_named("not-iokernel".into(), move || {
+            let _ = tx.send(runtime::block_on_here(
+                handle.spawn(async { worker_name() }),
+            ));
+        })
+        .expect("thread starts")
     };
-    let ran_on = from_thread.join().expect("thread").expect("task ran");
+    let ran_on = rx.recv().expect("thread answers").expect("task ran");
+    thread.join().expect("thread joins");
     assert!(ran_on.starts_with("test"), "ran on {ran_on:?}");
     drop(rt);
     // The runtime is gone: a late spawn resolves to Cancelled, never hangs.
