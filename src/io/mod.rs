@@ -28,6 +28,8 @@
 //! # std::fs::remove_file(path).unwrap();
 //! ```
 
+#[cfg(any(feature = "compat-futures", feature = "compat-tokio"))]
+pub mod compat;
 mod fd;
 
 use crate::buf::{IoBuf, IoBufMut};
