@@ -247,6 +247,7 @@ pub struct Compat<T: CompatIo> {
     written_bytes: u64,
     read_bytes: u64,
     /// tokio's `start_seek` request, consumed by `poll_complete`.
+    #[cfg(feature = "compat-tokio")]
     seek_request: Option<SeekFrom>,
     shut: bool,
 }
@@ -308,6 +309,7 @@ impl<T: CompatIo> Compat<T> {
             write_error: None,
             written_bytes: 0,
             read_bytes: 0,
+            #[cfg(feature = "compat-tokio")]
             seek_request: None,
             shut: false,
         }
@@ -531,7 +533,9 @@ impl<T: CompatIo> Compat<T> {
         self.rpos = (self.rpos + amt).min(self.rbuf.len());
     }
 
-    /// `poll_read` of both trait families: copy into `out`.
+    /// `poll_read` of futures-io: copy into `out` (tokio's copies into a
+    /// `ReadBuf` itself).
+    #[cfg(feature = "compat-futures")]
     pub(crate) fn poll_read_into(
         &mut self,
         cx: &mut Context<'_>,
