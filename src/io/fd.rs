@@ -25,6 +25,14 @@
 //! let again = File::from(owned);
 //! let (n, buf) = iokernel::runtime::block_on_here(again.read_at(vec![0u8; 8], 0)).into_parts();
 //! assert_eq!(&buf[..n.unwrap()], b"std");
+//!
+//! // The unsafe way, as with std: the caller vouches for the fd.
+//! use std::os::fd::{FromRawFd, IntoRawFd};
+//! let raw = std::fs::File::open(&path).unwrap().into_raw_fd();
+//! // SAFETY: `raw` is an open file this code owns and hands over.
+//! let file = unsafe { File::from_raw_fd(raw) };
+//! assert_eq!(file.into_raw_fd(), raw);
+//! # iokernel::io::close(raw).wait().unwrap();
 //! ```
 
 // FFI file: `AsFd` lends a `BorrowedFd` and `FromRawFd` is an unsafe

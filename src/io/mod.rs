@@ -86,6 +86,10 @@ pub fn pwrite<B: IoBuf>(fd: RawFd, buf: B, offset: u64) -> Op<Write<B>> {
 
 /// The mode a created file gets when none is given: the seed's
 /// `open(path, flags, mode = 0644)`.
+///
+/// ```
+/// assert_eq!(iokernel::io::DEFAULT_MODE, 0o644);
+/// ```
 pub const DEFAULT_MODE: u32 = 0o644;
 
 /// Open `path`; yields the new fd. `mode` applies when creating (the seed

@@ -152,6 +152,12 @@ impl TcpListener {
     }
 
     /// Give up ownership of the fd without closing it.
+    ///
+    /// ```
+    /// let listener = iokernel::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let fd = listener.into_raw_fd();
+    /// iokernel::io::close(fd).wait().unwrap(); // now the caller's to close
+    /// ```
     pub fn into_raw_fd(self) -> RawFd {
         self.socket.into_raw_fd()
     }

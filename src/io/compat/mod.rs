@@ -1,8 +1,8 @@
 //! Owned-buffer adapters that give iokernel files and streams the
 //! ecosystem's I/O traits: `futures-io`'s `AsyncRead`/`AsyncWrite`/
 //! `AsyncBufRead`/`AsyncSeek` (feature `compat-futures`, module
-//! [`futures`](self::futures)) and the same four from `tokio::io`
-//! (feature `compat-tokio`, module [`tokio`](self::tokio)).
+//! `io::compat::futures`) and the same four from `tokio::io`
+//! (feature `compat-tokio`, module `io::compat::tokio`).
 //!
 //! # How the adapter works
 //!
@@ -82,12 +82,33 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 /// The read and the write buffer size of a new adapter.
+///
+/// ```
+/// assert_eq!(iokernel::io::compat::DEFAULT_BUF_BYTES, 64 * 1024);
+/// ```
 pub const DEFAULT_BUF_BYTES: usize = 64 * 1024;
 
 /// A boxed, `Send` op future.
+///
+/// ```
+/// use iokernel::io::compat::BoxOp;
+/// let op: BoxOp<std::io::Result<u64>> = Box::pin(async { Ok(7) });
+/// assert_eq!(iokernel::runtime::block_on_here(op).unwrap(), 7);
+/// ```
 pub type BoxOp<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// A byte op on an owned buffer: yields the count and the buffer.
+///
+/// ```
+/// use iokernel::io::compat::{BufOp, CompatIo};
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let path = dir.path().join("bufop");
+/// # std::fs::write(&path, b"abc").unwrap();
+/// let file = iokernel::runtime::block_on_here(iokernel::fs::File::open(&path)).unwrap();
+/// let op: BufOp = file.start_read(Vec::with_capacity(8));
+/// let (n, buf) = iokernel::runtime::block_on_here(op).into_parts();
+/// assert_eq!(&buf[..n.unwrap()], b"abc");
+/// ```
 pub type BufOp = BoxOp<BufResult<usize, Vec<u8>>>;
 
 mod sealed {
