@@ -221,3 +221,51 @@ fn with_errno_faults_a_copy_is_whole_or_a_named_error() {
     );
     assert!(in_adapter > 0, "no fault reached the adapter's ops");
 }
+
+/// An adapter dropped unflushed as `Runtime::block_on`'s future ends (its
+/// last write may still be in flight on that thread): every accepted byte
+/// still reaches the file, written after `block_on` returned.
+#[test]
+fn a_writer_dropped_as_block_on_returns_still_writes_everything() {
+    use futures_util::io::AsyncWriteExt;
+    for backend in Backend::CONCRETE {
+        if let Err(reason) = backend_availability(backend) {
+            eprintln!("skipping {backend}: {reason}");
+            continue;
+        }
+        let rt = runtime_on(backend);
+        let dir = tempfile::tempdir().expect("scratch");
+        let path = dir.path().join("dropped");
+        let data = bodies::pattern(300_000, 9);
+        let result = rt.block_on({
+            let (path, data) = (path.clone(), data.clone());
+            async move {
+                let file = iokernel::fs::File::create(&path).await?;
+                let mut file = iokernel::io::compat::Compat::new(file).with_buffer_bytes(4096);
+                for chunk in data.chunks(1000) {
+                    file.write_all(chunk).await?;
+                }
+                Ok::<_, std::io::Error>(())
+            }
+        });
+        result.unwrap_or_else(|e| panic!("on {backend}: {e}"));
+        let deadline = std::time::Duration::from_secs(10);
+        let clock = iokernel::sys::real::RealClock::new();
+        let start = iokernel::sys::Clock::now(&clock);
+        loop {
+            let got = std::fs::read(&path).expect("read back");
+            if got == data {
+                break;
+            }
+            let waited = iokernel::sys::Clock::now(&clock) - start;
+            assert!(
+                waited < deadline,
+                "on {backend}: {} of {} bytes after {waited:?}",
+                got.len(),
+                data.len()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        eprintln!("{backend}: all {} bytes written", data.len());
+    }
+}

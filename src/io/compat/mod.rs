@@ -42,9 +42,11 @@
 //! No accepted byte is lost: bytes `poll_write` took but did not write yet
 //! (in flight or still buffered) are written by a background task that
 //! keeps the fd open until it is done (on the handle's runtime, on the
-//! current iokernel runtime thread, or — on a thread with neither — by
-//! blocking writes in `drop`, like `std::io::BufWriter`). Errors of those
-//! writes cannot be reported: flush (or shut down) first to see them. A
+//! current iokernel runtime's workers, or — on a thread with neither — by
+//! blocking writes in `drop`, like `std::io::BufWriter`). The task runs
+//! while its runtime runs: a runtime dropped before it finishes cancels it.
+//! Errors of those writes cannot be reported: flush (or shut down) first
+//! to see them. A
 //! read in flight is cancelled the way every iokernel op is (the kernel
 //! never writes into freed memory; bytes a cancelled `recv` had received
 //! are kept for the socket's next `recv`). Bytes read ahead but not yet
@@ -619,7 +621,9 @@ impl<T: CompatIo> Drop for Compat<T> {
         let finish = finish_writes(io, op, pending);
         match &self.exec {
             Exec::On(handle) => drop(handle.spawn(finish)),
-            Exec::Here if runtime::in_runtime() => drop(runtime::spawn_local(finish)),
+            // A worker, not this thread's local queue: `block_on`'s loop
+            // ends with its future, and its local tasks with it.
+            Exec::Here if runtime::in_runtime() => drop(runtime::spawn(finish)),
             Exec::Here => runtime::block_on_here(finish),
         }
     }
