@@ -156,3 +156,46 @@ fn an_adapter_polled_in_place_on_tokio_blocks_its_thread() {
         "the in-place read held tokio's only thread until the helper sent"
     );
 }
+
+/// An adapter dropped while its read waits for a peer that never sends
+/// closes its socket at once (the peer sees end of stream): the spawned
+/// read is aborted, not left holding the fd.
+#[test]
+fn dropping_an_adapter_with_a_pending_read_closes_the_socket_on_every_backend() {
+    for backend in Backend::CONCRETE {
+        if let Err(reason) = backend_availability(backend) {
+            eprintln!("skipping {backend}: {reason}");
+            continue;
+        }
+        let io_rt = runtime_on(backend);
+        let handle = io_rt.handle();
+        let tokio_rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let result = tokio_rt.block_on(async move {
+            let listener = TcpListener::bind("127.0.0.1:0")?;
+            let addr = listener.local_addr()?;
+            let mut client = tokio::net::TcpStream::connect(addr).await?;
+            let (server, _) = handle
+                .spawn(async move { listener.accept().await })
+                .await??;
+            let mut server = Compat::with_handle(server, &handle);
+            let mut buf = [0u8; 8];
+            let waited = tokio::time::timeout(Duration::from_millis(50), server.read(&mut buf));
+            assert!(
+                waited.await.is_err(),
+                "nothing was sent, the read must wait"
+            );
+            drop(server);
+            let eof = tokio::time::timeout(Duration::from_secs(10), client.read(&mut buf)).await;
+            match eof {
+                Ok(Ok(0)) => Ok(()),
+                Ok(other) => panic!("on {backend}: expected end of stream, got {other:?}"),
+                Err(_) => panic!("on {backend}: the dropped adapter's socket stayed open"),
+            }
+        });
+        result.unwrap_or_else(|e: std::io::Error| panic!("on {backend}: {e}"));
+    }
+}

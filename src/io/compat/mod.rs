@@ -49,8 +49,10 @@
 //! to see them. A
 //! read in flight is cancelled the way every iokernel op is (the kernel
 //! never writes into freed memory; bytes a cancelled `recv` had received
-//! are kept for the socket's next `recv`). Bytes read ahead but not yet
-//! consumed go with the adapter unless [`Compat::into_inner`] takes them.
+//! are kept for the socket's next `recv`); on a handle its task is
+//! aborted, so the fd closes at once rather than when a peer sends. Bytes
+//! read ahead but not yet consumed go with the adapter unless
+//! [`Compat::into_inner`] takes them.
 //!
 //! ```
 //! use iokernel::fs::File;
@@ -75,7 +77,7 @@ use crate::buf::BufResult;
 use crate::fs::File;
 use crate::io::{self as ops, Whence};
 use crate::net::TcpStream;
-use crate::runtime::{self, Handle};
+use crate::runtime::{self, Handle, JoinError, JoinHandle};
 use std::future::Future;
 use std::io;
 use std::io::SeekFrom;
@@ -208,6 +210,7 @@ impl Exec {
                     drop(io);
                     result
                 });
+                let task = AbortOnDrop(task);
                 Box::pin(async move {
                     task.await
                         .unwrap_or_else(|e| BufResult(Err(io::Error::from(e)), Vec::new()))
@@ -230,8 +233,31 @@ impl Exec {
                     drop(io);
                     result
                 });
+                let task = AbortOnDrop(task);
                 Box::pin(async move { task.await.map_err(io::Error::from).and_then(|r| r) })
             }
+        }
+    }
+}
+
+/// A spawned op that is aborted when its future is dropped unfinished: a
+/// read an adapter no longer wants must not keep the fd open (and the
+/// task alive) until a peer that may never send does. Writes are never
+/// dropped this way: a dropped adapter awaits them (`finish_writes`).
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Future for AbortOnDrop<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        if !self.0.is_finished() {
+            self.0.abort();
         }
     }
 }
