@@ -154,6 +154,11 @@ impl OpenOptions {
 
 /// An open file; closed when dropped (or explicitly with [`File::close`]).
 ///
+/// std's conventions hold: `AsFd`, `AsRawFd`, `IntoRawFd`, `FromRawFd`
+/// (unsafe), `From<OwnedFd>` and `From<std::fs::File>`. The fd belongs to
+/// the kernel of the thread that made the `File`: on a simulated runtime
+/// thread that is the simulated machine's, unknown to the host.
+///
 /// ```
 /// use iokernel::fs::File;
 /// use iokernel::runtime::block_on_here;

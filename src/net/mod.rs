@@ -4,6 +4,12 @@
 //! Setting up a socket (`socket`, `bind`, `listen`, options) never blocks
 //! and is done directly through the current kernel; everything that can
 //! wait (`accept`, `connect`, `recv`, `send`) is an op.
+//!
+//! Both types follow std's conventions: `bind`/`connect` take any
+//! `ToSocketAddrs`; `AsFd`, `AsRawFd`, `IntoRawFd`, `FromRawFd` (unsafe),
+//! `From<OwnedFd>` and `From` the std type (made non-blocking). An fd
+//! belongs to the kernel of the thread that made the socket (on a simulated
+//! runtime thread, the simulated machine's).
 
 use crate::buf::{BufResult, IoBuf, IoBufMut, Slice};
 use crate::io;

@@ -16,7 +16,9 @@ use std::sync::Arc;
 /// The [`JoinHandle`] is a plain `std::future::Future` driven by its
 /// waker, so another executor can await it: this is how a tokio task
 /// awaits iokernel work without blocking tokio's worker threads (the ops
-/// run on the iokernel runtime's own workers).
+/// run on the iokernel runtime's own workers). Keep the `Runtime` itself
+/// outside tokio's tasks (e.g. in `main`): dropping it joins its threads,
+/// which blocks the dropping thread until their tasks stop.
 ///
 /// ```
 /// use iokernel::runtime::Runtime;
