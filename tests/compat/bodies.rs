@@ -143,6 +143,50 @@ macro_rules! bodies {
             Ok(())
         }
 
+        /// Reads and writes on one adapted file share its position, as on
+        /// a std file: a write lands after what was consumed (not after
+        /// the read-ahead), a read starts after what was written (even
+        /// unflushed).
+        pub async fn reads_and_writes_share_the_file_position(
+            dir: PathBuf,
+            how: How,
+        ) -> io::Result<()> {
+            let path = dir.join("shared-position");
+            let mut options = OpenOptions::new();
+            options.read(true).write(true).create(true).truncate(true);
+            let opened = {
+                let path = path.clone();
+                how.run(async move { options.open(path).await }).await?
+            };
+            let mut file = how.adapt(opened).with_buffer_bytes(64);
+            file.write_all(b"abcdefghij").await?;
+            file.flush().await?;
+            file.seek(SeekFrom::Start(0)).await?;
+            let mut two = [0u8; 2];
+            file.read_exact(&mut two).await?;
+            assert_eq!(&two, b"ab");
+            // The adapter read ahead to the end; the write goes to 2.
+            file.write_all(b"XY").await?;
+            file.read_exact(&mut two).await?;
+            assert_eq!(&two, b"ef", "the read after the write");
+            // Unflushed write, then a read: it starts after the write.
+            file.write_all(b"123").await?;
+            let mut one = [0u8; 1];
+            file.read_exact(&mut one).await?;
+            assert_eq!(&one, b"j", "the read after an unflushed write");
+            assert_eq!(file.seek(SeekFrom::Current(0)).await?, 10);
+            file.flush().await?;
+            let got = how
+                .run(async move {
+                    let plain = File::open(path).await?;
+                    let (done, got) = plain.read_exact_at(vec![0u8; 10], 0).await.into_parts();
+                    done.map(|()| got)
+                })
+                .await?;
+            assert_eq!(&got, b"abXYef123j");
+            Ok(())
+        }
+
         /// Lines that span the adapter's 3-byte buffer, an empty line and
         /// a last line without a newline.
         pub async fn lines_across_buffers(dir: PathBuf, how: How) -> io::Result<()> {

@@ -124,6 +124,16 @@ fn tokio_file_write_seek_read_and_lines() {
 }
 
 #[test]
+fn futures_reads_and_writes_share_the_file_position() {
+    everywhere(bodies::via_futures::reads_and_writes_share_the_file_position);
+}
+
+#[test]
+fn tokio_reads_and_writes_share_the_file_position() {
+    everywhere(bodies::via_tokio::reads_and_writes_share_the_file_position);
+}
+
+#[test]
 fn futures_lines_across_buffers() {
     everywhere(bodies::via_futures::lines_across_buffers);
 }

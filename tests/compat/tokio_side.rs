@@ -48,6 +48,7 @@ fn tokio_file_bodies_from_tokio() {
     from_tokio(bodies::via_tokio::lines_across_buffers);
     from_tokio(bodies::via_tokio::into_inner_returns_the_read_ahead);
     from_tokio(bodies::via_tokio::copy_between_adapters);
+    from_tokio(bodies::via_tokio::reads_and_writes_share_the_file_position);
 }
 
 #[test]

@@ -33,7 +33,7 @@
 //! syscall on the first poll — correct, but it blocks that thread.
 //! [`Compat::with_handle`] spawns each op onto an iokernel
 //! [`Runtime`](crate::runtime::Runtime) through its
-//! [`Handle`] and awaits the [`JoinHandle`](crate::runtime::JoinHandle): polled
+//! [`Handle`] and awaits the [`JoinHandle`]: polled
 //! from tokio it never blocks tokio's workers. Use that one inside a tokio
 //! application.
 //!
@@ -146,6 +146,10 @@ pub trait CompatIo: sealed::Sealed + Send + Sync + 'static {
     fn shutdown_write(&self) -> io::Result<()>;
     /// What errors call the object, e.g. `"file fd 7"`.
     fn describe(&self) -> String;
+    /// For an object whose reads and writes share a file offset: move it
+    /// (`lseek`), yielding the new offset. `None` for streams, which
+    /// cannot seek.
+    fn start_seek(&self, offset: i64, whence: Whence) -> Option<BoxOp<io::Result<u64>>>;
 }
 
 impl sealed::Sealed for File {}
@@ -166,6 +170,10 @@ impl CompatIo for File {
     fn describe(&self) -> String {
         format!("file fd {}", self.as_raw_fd())
     }
+
+    fn start_seek(&self, offset: i64, whence: Whence) -> Option<BoxOp<io::Result<u64>>> {
+        Some(Box::pin(ops::lseek(self.as_raw_fd(), offset, whence)))
+    }
 }
 
 impl sealed::Sealed for TcpStream {}
@@ -185,6 +193,10 @@ impl CompatIo for TcpStream {
 
     fn describe(&self) -> String {
         format!("tcp stream fd {}", self.as_raw_fd())
+    }
+
+    fn start_seek(&self, _offset: i64, _whence: Whence) -> Option<BoxOp<io::Result<u64>>> {
+        None
     }
 }
 
@@ -507,6 +519,12 @@ impl<T: CompatIo> Compat<T> {
         if data.is_empty() {
             return Poll::Ready(Ok(0));
         }
+        let read_ahead = self.read_op.is_some() || self.rpos < self.rbuf.len();
+        if self.seek_op.is_some() || (read_ahead && self.positioned()) {
+            // A file's writes continue from what the caller consumed:
+            // hand the read-ahead back to the offset first.
+            ready!(self.poll_seek_to(cx, SeekFrom::Current(0)))?;
+        }
         let _ = self.drive_writes(cx);
         if let Some(e) = self.write_error.take() {
             return Poll::Ready(Err(e));
@@ -551,6 +569,11 @@ impl<T: CompatIo> Compat<T> {
     pub(crate) fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
         if self.rpos < self.rbuf.len() {
             return Poll::Ready(Ok(&self.rbuf[self.rpos..]));
+        }
+        let unwritten = self.write_op.is_some() || !self.wbuf.is_empty();
+        if self.read_op.is_none() && unwritten && self.positioned() {
+            // A file's next read starts where the accepted writes end.
+            ready!(self.poll_flush_all(cx))?;
         }
         if self.read_op.is_none() {
             let mut buf = std::mem::take(&mut self.rbuf);
@@ -601,8 +624,14 @@ impl<T: CompatIo> Compat<T> {
     }
 }
 
-impl Compat<File> {
-    /// `poll_seek` (futures) and `start_seek` + `poll_complete` (tokio).
+impl<T: CompatIo> Compat<T> {
+    /// Whether reads and writes share a file offset (files).
+    fn positioned(&self) -> bool {
+        self.io().start_seek(0, Whence::Current).is_some()
+    }
+
+    /// `poll_seek` (futures) and `start_seek` + `poll_complete` (tokio),
+    /// for objects with a file offset.
     pub(crate) fn poll_seek_to(
         &mut self,
         cx: &mut Context<'_>,
@@ -620,10 +649,12 @@ impl Compat<File> {
                 SeekFrom::Current(delta) => (delta - unread, Whence::Current),
                 SeekFrom::End(delta) => (delta, Whence::End),
             };
+            let Some(op) = self.io().start_seek(offset, whence) else {
+                let e = io::Error::from_raw_os_error(libc::ESPIPE);
+                return Poll::Ready(Err(self.context(e, "seek", self.read_bytes)));
+            };
             self.rbuf.clear();
             self.rpos = 0;
-            let fd = self.io().as_raw_fd();
-            let op: BoxOp<io::Result<u64>> = Box::pin(ops::lseek(fd, offset, whence));
             self.seek_op = Some(self.exec.launch(self.io(), op));
         }
         let op = self.seek_op.as_mut().expect("seek op started above");
