@@ -120,10 +120,12 @@ mod sealed {
     pub trait Sealed {}
 }
 
-/// What a [`Compat`] needs from the object it wraps: start a read or a
-/// write on an owned buffer, and shut the write direction. Implemented by
-/// [`File`] and [`TcpStream`]; other stream types of this crate join by
-/// implementing it (and the sealing trait) in one place, this module.
+/// What a [`Compat`] needs from the object it wraps: start a read, a
+/// write or (files) a seek, and shut the write direction. Implemented by
+/// [`File`] and [`TcpStream`]; another stream type of this crate joins in
+/// this module with `impl sealed::Sealed for T {}` and a `CompatIo` impl
+/// like `TcpStream`'s (`recv`/`send` on its fd, `shutdown(Write)`,
+/// `start_seek` → `None`).
 ///
 /// The futures must not borrow `self` (the adapter keeps them across
 /// polls): build them from the fd, as the `crate::io` ops do. The adapter
@@ -650,7 +652,7 @@ impl<T: CompatIo> Compat<T> {
                 SeekFrom::End(delta) => (delta, Whence::End),
             };
             let Some(op) = self.io().start_seek(offset, whence) else {
-                let e = io::Error::from_raw_os_error(libc::ESPIPE);
+                let e = io::Error::from(crate::sys::Errno::ESPIPE);
                 return Poll::Ready(Err(self.context(e, "seek", self.read_bytes)));
             };
             self.rbuf.clear();
