@@ -210,7 +210,7 @@ fn cancellation_options(seed: u64) -> SimOptions {
 /// Reads, writes, opens and accepts (with connecting peers), each dropped
 /// at a seed-chosen deadline.
 async fn drop_ops_at_deadlines(seed: u64, record: Arc<Mutex<CancelRecord>>) {
-    let listener = TcpListener::bind("127.0.0.1:4000".parse().unwrap()).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:4000").unwrap();
     let (listen_fd, addr) = (listener.as_raw_fd(), listener.local_addr().unwrap());
     let fd = io::open("/data", OpenFlags::RDWR, 0).await.unwrap();
     let mut tasks = Vec::new();

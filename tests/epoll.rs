@@ -3,7 +3,7 @@
 //! that must not disturb a later recv on the same socket.
 
 use iokernel::buf::BufResult;
-use iokernel::io::{self, MsgFlags};
+use iokernel::io;
 use iokernel::net::{TcpListener, TcpStream};
 use iokernel::runtime::{backend_availability, spawn, spawn_local, timeout, Backend, Runtime};
 use std::net::SocketAddr;
@@ -116,16 +116,12 @@ fn a_recv_dropped_by_timeout_does_not_disturb_a_later_recv() {
         let fd = server.as_raw_fd();
 
         // Nothing to read: the recv waits on epoll until the timeout drops it.
-        let early = timeout(
-            Duration::from_millis(50),
-            io::recv(fd, vec![0u8; 8], MsgFlags::NONE),
-        )
-        .await;
+        let early = timeout(Duration::from_millis(50), io::recv(fd, vec![0u8; 8])).await;
         assert!(early.is_err(), "the first recv times out");
 
         // A later recv on the same socket sees the data sent after it waits.
         let later = spawn(async move {
-            let BufResult(n, buf) = io::recv(fd, vec![0u8; 8], MsgFlags::NONE).await;
+            let BufResult(n, buf) = io::recv(fd, vec![0u8; 8]).await;
             n.map(|n| buf[..n].to_vec())
         });
         iokernel::runtime::sleep(Duration::from_millis(20)).await;
@@ -137,14 +133,10 @@ fn a_recv_dropped_by_timeout_does_not_disturb_a_later_recv() {
         assert_eq!(got, b"late", "the later recv gets the data");
 
         // And once more in turns, with a second abandoned recv in between.
-        let again = timeout(
-            Duration::from_millis(20),
-            io::recv(fd, vec![0u8; 8], MsgFlags::NONE),
-        )
-        .await;
+        let again = timeout(Duration::from_millis(20), io::recv(fd, vec![0u8; 8])).await;
         assert!(again.is_err(), "nothing more to read yet");
         client.write_all(b"again".to_vec()).await.0?;
-        let BufResult(n, buf) = io::recv(fd, vec![0u8; 8], MsgFlags::NONE).await;
+        let BufResult(n, buf) = io::recv(fd, vec![0u8; 8]).await;
         assert_eq!(&buf[..n?], b"again");
         drop(server);
         Ok::<_, std::io::Error>(())
@@ -165,12 +157,7 @@ fn a_reader_and_a_writer_wait_on_one_socket_and_each_is_woken() {
         let mut queued = 0usize;
         loop {
             let chunk = vec![7u8; 1 << 16];
-            match timeout(
-                Duration::from_millis(50),
-                io::send(fd, chunk, MsgFlags::NONE),
-            )
-            .await
-            {
+            match timeout(Duration::from_millis(50), io::send(fd, chunk)).await {
                 Ok(BufResult(n, _)) => queued += n?,
                 Err(_) => break,
             }
@@ -179,11 +166,10 @@ fn a_reader_and_a_writer_wait_on_one_socket_and_each_is_woken() {
 
         // Both wait on the same fd, on this worker: one readable, one writable.
         let reader = spawn_local(async move {
-            let BufResult(n, buf) = io::recv(fd, vec![0u8; 8], MsgFlags::NONE).await;
+            let BufResult(n, buf) = io::recv(fd, vec![0u8; 8]).await;
             n.map(|n| buf[..n].to_vec())
         });
-        let writer =
-            spawn_local(async move { io::send(fd, vec![9u8; 1 << 16], MsgFlags::NONE).await.0 });
+        let writer = spawn_local(async move { io::send(fd, vec![9u8; 1 << 16]).await.0 });
         iokernel::runtime::sleep(Duration::from_millis(20)).await;
 
         // Readability wakes the reader; the writer keeps waiting.

@@ -132,9 +132,7 @@ fn a_full_pool_queue_is_counted_as_saturation() {
     let reads = 1500;
     let total = rt.block_on(async move {
         let fd = io::open(&path, OpenFlags::RDONLY, 0).await.unwrap();
-        let recv = iokernel::runtime::spawn(async move {
-            io::recv(sock, vec![0u8; 8], io::MsgFlags::NONE).await.0
-        });
+        let recv = iokernel::runtime::spawn(async move { io::recv(sock, vec![0u8; 8]).await.0 });
         iokernel::runtime::sleep(std::time::Duration::from_millis(20)).await;
         let handles: Vec<_> = (0..reads)
             .map(|_| {
@@ -354,8 +352,7 @@ fn a_pending_recv_counts_as_in_flight_on_every_backend() {
         let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
         ours.set_nonblocking(true).unwrap();
         let sock = std::os::fd::AsRawFd::as_raw_fd(&ours);
-        let recv =
-            rt.spawn(async move { io::recv(sock, vec![0u8; 8], io::MsgFlags::NONE).await.0 });
+        let recv = rt.spawn(async move { io::recv(sock, vec![0u8; 8]).await.0 });
         let mut waited = 0;
         while rt.metrics().in_flight == 0 {
             std::thread::sleep(std::time::Duration::from_millis(2));

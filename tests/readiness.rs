@@ -12,7 +12,7 @@
 //! * forcing the kqueue backend where there is none is a clear error.
 
 use iokernel::buf::BufResult;
-use iokernel::io::{self, MsgFlags};
+use iokernel::io;
 use iokernel::net::{TcpListener, TcpStream};
 use iokernel::runtime::{self, backend_availability, spawn, spawn_local, Backend, Runtime};
 use iokernel::sim::{self, SimDriver, SimError, SimOptions};
@@ -118,7 +118,7 @@ fn a_failed_registration_fails_the_waiting_op_with_the_poller_errno() {
 async fn close_under_a_waiting_recv() -> std::io::Result<()> {
     let (_listener, client, _server) = connected_pair().await?;
     let fd = client.into_raw_fd();
-    let waiter = spawn_local(async move { io::recv(fd, vec![0u8; 8], MsgFlags::NONE).await.0 });
+    let waiter = spawn_local(async move { io::recv(fd, vec![0u8; 8]).await.0 });
     // Let the waiter reach its wait.
     runtime::sleep(Duration::from_millis(20)).await;
     io::close(fd).await?;

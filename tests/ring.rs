@@ -287,7 +287,7 @@ fn a_run_waiting_on_a_socket_no_one_writes_is_reported_stuck() {
     options.driver = SimDriver::Ring;
     let kernel = sim::new_kernel(options).unwrap();
     let result = sim::run(&kernel, async {
-        let listener = iokernel::net::TcpListener::bind("127.0.0.1:4100".parse().unwrap())?;
+        let listener = iokernel::net::TcpListener::bind("127.0.0.1:4100")?;
         let client = iokernel::net::TcpStream::connect(listener.local_addr()?).await?;
         let (_server, _) = listener.accept().await?;
         // Nothing is ever sent: the recv waits on a poll entry forever.

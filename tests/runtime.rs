@@ -6,6 +6,7 @@ use iokernel::runtime::{
     PipelineConfig, PipelineError, Runtime,
 };
 use iokernel::sync::channel;
+use iokernel::sys::real::thread::spawn_named;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -195,6 +196,29 @@ fn dropping_the_runtime_cancels_pending_tasks() {
     let handle = rt.spawn(sleep(Duration::from_secs(60)));
     drop(rt);
     assert_eq!(runtime::block_on_here(handle), Err(JoinError::Cancelled));
+}
+
+#[test]
+fn a_handle_spawns_from_another_thread_and_is_cancelled_after_the_runtime_drops() {
+    let rt = runtime(2);
+    let handle = rt.handle();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = {
+        let handle = handle.clone();
+        spawn_named("not-iokernel".into(), move || {
+            let _ = tx.send(runtime::block_on_here(
+                handle.spawn(async { worker_name() }),
+            ));
+        })
+        .expect("thread starts")
+    };
+    let ran_on = rx.recv().expect("thread answers").expect("task ran");
+    thread.join().expect("thread joins");
+    assert!(ran_on.starts_with("test"), "ran on {ran_on:?}");
+    drop(rt);
+    // The runtime is gone: a late spawn resolves to Cancelled, never hangs.
+    let late = handle.spawn(async { 1 });
+    assert_eq!(runtime::block_on_here(late), Err(JoinError::Cancelled));
 }
 
 #[test]
@@ -644,11 +668,7 @@ fn dropping_a_runtime_inside_another_runtimes_loop_keeps_the_loops_ring() {
     let sock = std::os::fd::AsRawFd::as_raw_fd(&ours);
     let outer = build();
     let got = outer.block_on(async move {
-        let mut recv = std::pin::pin!(iokernel::io::recv(
-            sock,
-            vec![0u8; 8],
-            iokernel::io::MsgFlags::NONE
-        ));
+        let mut recv = std::pin::pin!(iokernel::io::recv(sock, vec![0u8; 8]));
         // Submit the recv (on this thread's ring) without waiting for it.
         std::future::poll_fn(|cx| {
             assert!(

@@ -116,14 +116,48 @@ impl OpenOptions {
         flags
     }
 
+    /// The `open` op these options stand for, yielding the raw fd: the
+    /// seed's `io::open(path, flags)` with its default mode 0o644 (or the
+    /// one set with [`OpenOptions::mode`]). The fd is the caller's to
+    /// close.
+    ///
+    /// ```
+    /// use iokernel::io::{self, OpenOptions};
+    /// use std::os::unix::fs::PermissionsExt;
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("made.txt");
+    /// let fd = OpenOptions::new().write(true).create(true).open_fd(&path).wait().unwrap();
+    /// io::close(fd).wait().unwrap();
+    /// let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    /// assert_eq!(mode & !0o022, 0o644 & !0o022); // the umask may clear bits
+    /// ```
+    pub fn open_fd(&self, path: impl AsRef<Path>) -> io::Op<crate::op::path::Open> {
+        io::open(path, self.flags(), self.mode)
+    }
+
     /// Open `path` with these options.
+    ///
+    /// ```
+    /// use iokernel::fs::OpenOptions;
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let file = iokernel::runtime::block_on_here(
+    ///     OpenOptions::new().read(true).write(true).create_new(true).open(dir.path().join("n")),
+    /// )
+    /// .unwrap();
+    /// # drop(file);
+    /// ```
     pub async fn open(&self, path: impl AsRef<Path>) -> std::io::Result<File> {
         let fd = io::open(path, self.flags(), self.mode).await?;
-        Ok(File::from_raw_fd(fd))
+        Ok(File::from_fd(fd))
     }
 }
 
 /// An open file; closed when dropped (or explicitly with [`File::close`]).
+///
+/// std's conventions hold: `AsFd`, `AsRawFd`, `IntoRawFd`, `FromRawFd`
+/// (unsafe), `From<OwnedFd>` and `From<std::fs::File>`. The fd belongs to
+/// the kernel of the thread that made the `File`: on a simulated runtime
+/// thread that is the simulated machine's, unknown to the host.
 ///
 /// ```
 /// use iokernel::fs::File;
@@ -165,8 +199,10 @@ impl File {
             .await
     }
 
-    /// Take ownership of an open fd (closed when the `File` drops).
-    pub fn from_raw_fd(fd: RawFd) -> File {
+    /// Own `fd`, an open file of the current kernel (closed when the
+    /// `File` drops). Public conversions: `From<OwnedFd>`,
+    /// `From<std::fs::File>` and the unsafe `FromRawFd` (`crate::io::fd`).
+    pub(crate) fn from_fd(fd: RawFd) -> File {
         File {
             fd,
             kernel: context::current_kernel(),

@@ -28,6 +28,10 @@
 //! # std::fs::remove_file(path).unwrap();
 //! ```
 
+#[cfg(any(feature = "compat-futures", feature = "compat-tokio"))]
+pub mod compat;
+mod fd;
+
 use crate::buf::{IoBuf, IoBufMut};
 use crate::op::file::{
     Advise, Allocate, Close, Lseek, Read, ReadVectored, Sendfile, Stat, StatFs, Sync, SyncKind,
@@ -41,6 +45,7 @@ use std::path::Path;
 
 pub use crate::buf::BufResult;
 pub use crate::driver::Op;
+pub use crate::fs::OpenOptions;
 pub use crate::sys::{Advice, FileStat, FileType, FsStat, MsgFlags, OpenFlags, Whence};
 
 /// Read up to the buffer's capacity at the file offset (advancing it).
@@ -79,7 +84,26 @@ pub fn pwrite<B: IoBuf>(fd: RawFd, buf: B, offset: u64) -> Op<Write<B>> {
     })
 }
 
-/// Open `path`; yields the new fd. `mode` applies when creating.
+/// The mode a created file gets when none is given: the seed's
+/// `open(path, flags, mode = 0644)`.
+///
+/// ```
+/// assert_eq!(iokernel::io::DEFAULT_MODE, 0o644);
+/// ```
+pub const DEFAULT_MODE: u32 = 0o644;
+
+/// Open `path`; yields the new fd. `mode` applies when creating (the seed
+/// defaults it to [`DEFAULT_MODE`]; Rust has no default arguments, so the
+/// default lives in [`OpenOptions`]: `OpenOptions::new().write(true)
+/// .create(true).open_fd(path)` creates with 0o644).
+///
+/// ```
+/// use iokernel::io::{self, OpenFlags, DEFAULT_MODE};
+/// # let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("new.txt");
+/// let fd = io::open(&path, OpenFlags::WRONLY | OpenFlags::CREAT, DEFAULT_MODE).wait().unwrap();
+/// io::close(fd).wait().unwrap();
+/// ```
 pub fn open(path: impl AsRef<Path>, flags: OpenFlags, mode: u32) -> Op<Open> {
     Op::new(Open {
         path: KernelPath::new(path.as_ref()),
@@ -182,12 +206,67 @@ pub fn connect(fd: RawFd, addr: SocketAddr) -> Op<Connect> {
 }
 
 /// Receive up to the buffer's capacity; `Ok(0)` when the peer shut down.
-pub fn recv<B: IoBufMut>(fd: RawFd, buf: B, flags: MsgFlags) -> Op<Recv<B>> {
+/// The seed's `recv(fd, buf, len, flags = 0)` with no flags; see
+/// [`recv_with_flags`] for `MSG_PEEK`, `MSG_WAITALL` and friends.
+///
+/// ```
+/// use iokernel::io;
+/// use iokernel::net::{TcpListener, TcpStream};
+/// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+/// let client = iokernel::runtime::block_on_here(TcpStream::connect(listener.local_addr().unwrap())).unwrap();
+/// let (server, _) = iokernel::runtime::block_on_here(listener.accept()).unwrap();
+/// io::send(client.as_raw_fd(), b"hi".to_vec()).wait().0.unwrap();
+/// let io::BufResult(n, buf) = io::recv(server.as_raw_fd(), vec![0u8; 8]).wait();
+/// assert_eq!(&buf[..n.unwrap()], b"hi");
+/// ```
+pub fn recv<B: IoBufMut>(fd: RawFd, buf: B) -> Op<Recv<B>> {
+    recv_with_flags(fd, buf, MsgFlags::NONE)
+}
+
+/// [`recv`] with `MSG_*` flags (e.g. [`MsgFlags::WAITALL`]).
+///
+/// ```
+/// use iokernel::io::{self, MsgFlags};
+/// use iokernel::net::{TcpListener, TcpStream};
+/// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+/// let client = iokernel::runtime::block_on_here(TcpStream::connect(listener.local_addr().unwrap())).unwrap();
+/// let (server, _) = iokernel::runtime::block_on_here(listener.accept()).unwrap();
+/// io::send(client.as_raw_fd(), b"four".to_vec()).wait().0.unwrap();
+/// let io::BufResult(n, _) =
+///     io::recv_with_flags(server.as_raw_fd(), vec![0u8; 4], MsgFlags::WAITALL).wait();
+/// assert_eq!(n.unwrap(), 4);
+/// ```
+pub fn recv_with_flags<B: IoBufMut>(fd: RawFd, buf: B, flags: MsgFlags) -> Op<Recv<B>> {
     Op::new(Recv { fd, buf, flags })
 }
 
 /// Send the buffer; may send fewer bytes. A closed peer gives `EPIPE`.
-pub fn send<B: IoBuf>(fd: RawFd, buf: B, flags: MsgFlags) -> Op<Send<B>> {
+/// The seed's `send(fd, buf, len, flags = 0)` with no flags; see
+/// [`send_with_flags`].
+///
+/// ```
+/// use iokernel::io;
+/// use iokernel::net::{TcpListener, TcpStream};
+/// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+/// let client = iokernel::runtime::block_on_here(TcpStream::connect(listener.local_addr().unwrap())).unwrap();
+/// let sent = io::send(client.as_raw_fd(), b"hello".to_vec()).wait().0.unwrap();
+/// assert_eq!(sent, 5);
+/// ```
+pub fn send<B: IoBuf>(fd: RawFd, buf: B) -> Op<Send<B>> {
+    send_with_flags(fd, buf, MsgFlags::NONE)
+}
+
+/// [`send`] with `MSG_*` flags (e.g. [`MsgFlags::NONE`]).
+///
+/// ```
+/// use iokernel::io::{self, MsgFlags};
+/// use iokernel::net::{TcpListener, TcpStream};
+/// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+/// let client = iokernel::runtime::block_on_here(TcpStream::connect(listener.local_addr().unwrap())).unwrap();
+/// let sent = io::send_with_flags(client.as_raw_fd(), b"x".to_vec(), MsgFlags::NONE).wait();
+/// assert_eq!(sent.0.unwrap(), 1);
+/// ```
+pub fn send_with_flags<B: IoBuf>(fd: RawFd, buf: B, flags: MsgFlags) -> Op<Send<B>> {
     Op::new(Send { fd, buf, flags })
 }
 

@@ -4,13 +4,19 @@
 //! Setting up a socket (`socket`, `bind`, `listen`, options) never blocks
 //! and is done directly through the current kernel; everything that can
 //! wait (`accept`, `connect`, `recv`, `send`) is an op.
+//!
+//! Both types follow std's conventions: `bind`/`connect` take any
+//! `ToSocketAddrs`; `AsFd`, `AsRawFd`, `IntoRawFd`, `FromRawFd` (unsafe),
+//! `From<OwnedFd>` and `From` the std type (made non-blocking). An fd
+//! belongs to the kernel of the thread that made the socket (on a simulated
+//! runtime thread, the simulated machine's).
 
 use crate::buf::{BufResult, IoBuf, IoBufMut, Slice};
-use crate::io::{self, MsgFlags};
+use crate::io;
 use crate::op::to_io;
 use crate::runtime::context;
 use crate::sys::{Kernel, Shutdown, SockOpt, SockType};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::RawFd;
 use std::sync::Arc;
 
@@ -36,6 +42,49 @@ impl Socket {
         std::mem::forget(self);
         fd
     }
+
+    /// Own `fd` (an open socket of the current kernel), made non-blocking
+    /// as every iokernel socket is. Failing to set the flag is ignored: it
+    /// fails only for an fd that is not a socket, and then every op on it
+    /// reports the errno.
+    fn from_fd(fd: RawFd) -> Socket {
+        let kernel = context::current_kernel();
+        let _ = kernel.set_option(fd, SockOpt::NonBlocking(true));
+        Socket { fd, kernel }
+    }
+}
+
+/// Resolve `addrs` and run `attempt` on each address in turn, like std:
+/// the first success wins. With one address its error comes back as it
+/// is (the raw errno intact); with several, the error names every address
+/// and the last failure (its kind kept).
+fn each_addr<T>(
+    what: &str,
+    addrs: impl ToSocketAddrs,
+    mut attempt: impl FnMut(SocketAddr) -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    let list: Vec<SocketAddr> = addrs
+        .to_socket_addrs()
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{what}: resolve: {e}")))?
+        .collect();
+    let mut last = None;
+    for addr in &list {
+        match attempt(*addr) {
+            Ok(value) => return Ok(value),
+            Err(e) => last = Some((*addr, e)),
+        }
+    }
+    match last {
+        None => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{what}: the address resolved to nothing"),
+        )),
+        Some((_, e)) if list.len() == 1 => Err(e),
+        Some((addr, e)) => Err(std::io::Error::new(
+            e.kind(),
+            format!("{what}: all of {list:?} failed; the last, {addr}: {e}"),
+        )),
+    }
 }
 
 impl Drop for Socket {
@@ -52,7 +101,7 @@ impl Drop for Socket {
 /// use iokernel::net::{TcpListener, TcpStream};
 /// let rt = iokernel::runtime::Runtime::builder().compute_threads(1).build().unwrap();
 /// rt.block_on(async {
-///     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+///     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
 ///     let addr = listener.local_addr().unwrap();
 ///     let client = TcpStream::connect(addr).await.unwrap();
 ///     let (server, _) = listener.accept().await.unwrap();
@@ -66,8 +115,20 @@ pub struct TcpListener {
 }
 
 impl TcpListener {
-    /// Bind to `addr` (port 0 picks a free port) and listen.
-    pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    /// Bind to `addr` (port 0 picks a free port) and listen. `addr` is
+    /// anything `std::net::ToSocketAddrs` takes (`"127.0.0.1:8080"`, a
+    /// `SocketAddr`, `("localhost", 0)`); each resolved address is tried
+    /// in turn, like std (see [`TcpStream::connect`] for the error).
+    ///
+    /// ```
+    /// let listener = iokernel::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// assert!(listener.local_addr().unwrap().port() > 0);
+    /// ```
+    pub fn bind(addr: impl ToSocketAddrs) -> std::io::Result<TcpListener> {
+        each_addr("bind", addr, TcpListener::bind_one)
+    }
+
+    fn bind_one(addr: SocketAddr) -> std::io::Result<TcpListener> {
         let socket = Socket::new(&addr)?;
         let kernel = &socket.kernel;
         to_io(kernel.set_option(socket.fd, SockOpt::ReuseAddr(true)))?;
@@ -95,16 +156,86 @@ impl TcpListener {
     pub fn as_raw_fd(&self) -> RawFd {
         self.socket.fd
     }
+
+    /// Give up ownership of the fd without closing it.
+    ///
+    /// ```
+    /// let listener = iokernel::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let fd = listener.into_raw_fd();
+    /// iokernel::io::close(fd).wait().unwrap(); // now the caller's to close
+    /// ```
+    pub fn into_raw_fd(self) -> RawFd {
+        self.socket.into_raw_fd()
+    }
+
+    /// Own `fd`, an open listening socket of the current kernel (the
+    /// std-trait conversions of `crate::io::fd` go through here).
+    pub(crate) fn from_fd(fd: RawFd) -> TcpListener {
+        TcpListener {
+            socket: Socket::from_fd(fd),
+        }
+    }
 }
 
 /// A connected TCP socket.
+///
+/// ```
+/// use iokernel::net::{TcpListener, TcpStream};
+/// use iokernel::runtime::block_on_here;
+/// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+/// let client = block_on_here(TcpStream::connect(listener.local_addr().unwrap())).unwrap();
+/// let (server, peer) = block_on_here(listener.accept()).unwrap();
+/// assert_eq!(peer, client.local_addr().unwrap());
+/// block_on_here(server.write_all(b"hi")).0.unwrap();
+/// let (n, buf) = block_on_here(client.read(vec![0u8; 2])).into_parts();
+/// assert_eq!(&buf[..n.unwrap()], b"hi");
+/// ```
 pub struct TcpStream {
     socket: Socket,
 }
 
 impl TcpStream {
-    /// Connect to `addr`.
-    pub async fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
+    /// Connect to `addr`: anything `std::net::ToSocketAddrs` takes. Each
+    /// resolved address is tried in turn, like std; the first connection
+    /// wins. With one address its error is the kernel's (raw errno
+    /// intact); with several the error lists them and names the last
+    /// failure. A host name is resolved by the system resolver, which
+    /// blocks: pass a `SocketAddr` to avoid it inside a runtime.
+    ///
+    /// ```
+    /// use iokernel::net::{TcpListener, TcpStream};
+    /// use iokernel::runtime::block_on_here;
+    /// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let port = listener.local_addr().unwrap().port();
+    /// let stream = block_on_here(TcpStream::connect(("127.0.0.1", port))).unwrap();
+    /// assert_eq!(stream.peer_addr().unwrap().port(), port);
+    /// ```
+    pub async fn connect(addr: impl ToSocketAddrs) -> std::io::Result<TcpStream> {
+        let list: Vec<SocketAddr> = addr
+            .to_socket_addrs()
+            .map_err(|e| std::io::Error::new(e.kind(), format!("connect: resolve: {e}")))?
+            .collect();
+        let mut last = None;
+        for addr in &list {
+            match TcpStream::connect_one(*addr).await {
+                Ok(stream) => return Ok(stream),
+                Err(e) => last = Some((*addr, e)),
+            }
+        }
+        match last {
+            None => Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "connect: the address resolved to nothing",
+            )),
+            Some((_, e)) if list.len() == 1 => Err(e),
+            Some((addr, e)) => Err(std::io::Error::new(
+                e.kind(),
+                format!("connect: all of {list:?} failed; the last, {addr}: {e}"),
+            )),
+        }
+    }
+
+    async fn connect_one(addr: SocketAddr) -> std::io::Result<TcpStream> {
         let socket = Socket::new(&addr)?;
         io::connect(socket.fd, addr).await?;
         Ok(TcpStream { socket })
@@ -112,19 +243,19 @@ impl TcpStream {
 
     /// Receive up to the buffer's capacity; `Ok(0)` at end of stream.
     pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        io::recv(self.socket.fd, buf, MsgFlags::NONE).await
+        io::recv(self.socket.fd, buf).await
     }
 
     /// Send some of the buffer.
     pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        io::send(self.socket.fd, buf, MsgFlags::NONE).await
+        io::send(self.socket.fd, buf).await
     }
 
     /// Send the whole buffer, resuming short sends.
     pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
         let mut slice = Slice::new(buf, 0);
         while !slice.as_bytes().is_empty() {
-            let BufResult(result, back) = io::send(self.socket.fd, slice, MsgFlags::NONE).await;
+            let BufResult(result, back) = io::send(self.socket.fd, slice).await;
             let start = back.start();
             match result {
                 Ok(n) => slice = Slice::new(back.into_inner(), start + n),
@@ -166,5 +297,13 @@ impl TcpStream {
     /// Give up ownership of the fd without closing it.
     pub fn into_raw_fd(self) -> RawFd {
         self.socket.into_raw_fd()
+    }
+
+    /// Own `fd`, an open connected socket of the current kernel (the
+    /// std-trait conversions of `crate::io::fd` go through here).
+    pub(crate) fn from_fd(fd: RawFd) -> TcpStream {
+        TcpStream {
+            socket: Socket::from_fd(fd),
+        }
     }
 }

@@ -15,6 +15,7 @@
 //! below it (driver, op, sys) may name it.
 
 pub(crate) mod context;
+mod handle;
 mod pipeline;
 mod task;
 mod time;
@@ -24,6 +25,7 @@ pub use crate::driver::{
     availability as backend_availability, Backend, BackendReport, LatencyHistogram, OpMetrics,
     RuntimeMetrics,
 };
+pub use handle::Handle;
 pub use pipeline::{
     make_task, ErrorPolicy, Pipeline, PipelineConfig, PipelineError, PipelineReport, Task,
     TaskError, TaskId, TaskOutcome, TaskScope,
@@ -307,6 +309,20 @@ impl Runtime {
         F::Output: Send + 'static,
     {
         self.shared.spawn(future)
+    }
+
+    /// A cloneable [`Handle`] that spawns onto this runtime from any
+    /// thread (for example from inside a tokio task, see [`Handle`]).
+    ///
+    /// ```
+    /// let rt = iokernel::runtime::Runtime::builder().compute_threads(1).build().unwrap();
+    /// let handle = rt.handle();
+    /// assert_eq!(rt.block_on(handle.spawn(async { 1 + 1 })).unwrap(), 2);
+    /// ```
+    pub fn handle(&self) -> Handle {
+        Handle {
+            shared: Arc::clone(&self.shared),
+        }
     }
 
     /// Which backend runs this runtime's I/O, and why.

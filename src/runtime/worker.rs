@@ -68,6 +68,14 @@ impl WorkerShared {
 
     fn push(&self, item: Injected) {
         let mut inbox = self.lock();
+        if inbox.shutdown {
+            // No loop will take it (a `Handle` outlived its runtime): drop
+            // it now, outside the lock, so a spawned task's handle resolves
+            // to `Cancelled` instead of waiting forever.
+            drop(inbox);
+            drop(item);
+            return;
+        }
         inbox.items.push_back(item);
         self.notify(inbox);
     }

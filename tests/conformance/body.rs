@@ -553,7 +553,7 @@ pub async fn sendfile_file_to_socket_in_turns(dir: PathBuf) -> std::io::Result<(
     assert_same_bytes(&received, want, "sendfile in turns");
     assert_eq!(io::lseek(file, 0, Whence::Current).await?, 0, "file offset");
     io::close(server_fd).await?;
-    let BufResult(n, _) = io::recv(client.as_raw_fd(), vec![0u8; 16], MsgFlags::NONE).await;
+    let BufResult(n, _) = io::recv(client.as_raw_fd(), vec![0u8; 16]).await;
     assert_eq!(n?, 0, "nothing more after the server closes");
     io::close(file).await
 }
@@ -607,7 +607,7 @@ pub async fn accept_send_recv_ping_pong_concurrently(_dir: PathBuf) -> std::io::
             assert_eq!(ping, format!("ping {i:03}").as_bytes(), "server round {i}");
             send_all(fd, format!("pong {i:03}").into_bytes()).await?;
         }
-        let BufResult(n, _) = io::recv(fd, vec![0u8; 8], MsgFlags::NONE).await;
+        let BufResult(n, _) = io::recv(fd, vec![0u8; 8]).await;
         assert_eq!(n?, 0, "the client shut down");
         io::close(fd).await?;
         drop(listener);
@@ -630,7 +630,7 @@ pub async fn recv_returns_zero_after_the_peer_shuts_down(_dir: PathBuf) -> std::
     client.shutdown(Shutdown::Write)?;
     assert_eq!(recv_exact(server_fd, 3).await?, b"bye");
     for attempt in 0..2 {
-        let BufResult(n, buf) = io::recv(server_fd, vec![0u8; 16], MsgFlags::NONE).await;
+        let BufResult(n, buf) = io::recv(server_fd, vec![0u8; 16]).await;
         assert_eq!(n?, 0, "recv after the peer's shutdown, attempt {attempt}");
         assert!(buf.is_empty(), "the Vec comes back empty");
     }
@@ -650,7 +650,7 @@ pub async fn send_to_a_closed_peer_fails_with_epipe_or_econnreset(
     io::close(server_fd).await?;
     let chunk: &'static [u8] = &[b'z'; 1024];
     for attempt in 0..1000 {
-        match io::send(client.as_raw_fd(), chunk, MsgFlags::NONE).await.0 {
+        match io::send(client.as_raw_fd(), chunk).await.0 {
             Ok(n) => assert!(n > 0, "send {attempt} sent 0 bytes"),
             Err(e) => {
                 let errno = e.raw_os_error();
@@ -739,10 +739,7 @@ pub async fn recv_cancelled_by_a_timeout_loses_no_bytes(_dir: PathBuf) -> std::i
             sleep(delay).await;
             send_all(client_fd, sent).await
         });
-        let first = timeout(
-            limit,
-            io::recv(server_fd, vec![0u8; CANCEL_BYTES], MsgFlags::NONE),
-        );
+        let first = timeout(limit, io::recv(server_fd, vec![0u8; CANCEL_BYTES]));
         let mut got = match first.await {
             Ok(BufResult(n, buf)) => {
                 completed += 1;

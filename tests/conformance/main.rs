@@ -295,7 +295,7 @@ async fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
 async fn send_all(fd: RawFd, data: Vec<u8>) -> std::io::Result<()> {
     let mut slice = Slice::new(data, 0);
     while !slice.as_bytes().is_empty() {
-        let BufResult(n, back) = io::send(fd, slice, MsgFlags::NONE).await;
+        let BufResult(n, back) = io::send(fd, slice).await;
         let n = n?;
         assert!(n > 0, "send on fd {fd} sent 0 bytes");
         let start = back.start();
@@ -308,7 +308,7 @@ async fn recv_exact(fd: RawFd, len: usize) -> std::io::Result<Vec<u8>> {
     let mut buf = vec![0u8; len];
     let mut have = 0;
     while have < len {
-        let BufResult(n, back) = io::recv(fd, SliceMut::new(buf, have, len), MsgFlags::NONE).await;
+        let BufResult(n, back) = io::recv(fd, SliceMut::new(buf, have, len)).await;
         buf = back.into_inner();
         match n? {
             0 => {
@@ -418,9 +418,9 @@ fn op_wait_runs_ops_from_plain_sync_code() {
     let client =
         block_on_here(TcpStream::connect(listener.local_addr().expect("addr"))).expect("connect");
     let (server_fd, _) = io::accept(listener.as_raw_fd()).wait().expect("accept");
-    let sent = io::send(client.as_raw_fd(), b"sync", MsgFlags::NONE).wait();
+    let sent = io::send(client.as_raw_fd(), b"sync").wait();
     assert_eq!(sent.0.expect("send"), 4);
-    let BufResult(n, buf) = io::recv(server_fd, vec![0u8; 4], MsgFlags::WAITALL).wait();
+    let BufResult(n, buf) = io::recv_with_flags(server_fd, vec![0u8; 4], MsgFlags::WAITALL).wait();
     assert_eq!((n.expect("recv"), &buf[..]), (4, &b"sync"[..]));
     io::close(server_fd).wait().expect("close socket");
 }
@@ -471,7 +471,7 @@ fn an_op_without_a_runtime_completes_on_its_first_poll() {
     };
     let (server_fd, _) = accepted.expect("accept");
     block_on_here(send_all(client.as_raw_fd(), b"queued".to_vec())).expect("send");
-    let mut recv = io::recv(server_fd, vec![0u8; 6], MsgFlags::WAITALL);
+    let mut recv = io::recv_with_flags(server_fd, vec![0u8; 6], MsgFlags::WAITALL);
     let Poll::Ready(BufResult(n, buf)) = poll_once(&mut recv) else {
         panic!("recv of queued data was pending on its first poll");
     };

@@ -19,7 +19,7 @@ use iokernel::buf::{BufResult, SliceMut};
 use iokernel::fs::File;
 use iokernel::io::FileType;
 use std::io::{Error, ErrorKind};
-use std::os::fd::{AsFd, IntoRawFd};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -73,7 +73,7 @@ pub fn inspect(path: &Path) -> std::io::Result<Input> {
                 .as_fd()
                 .try_clone_to_owned()
                 .map_err(|e| with_path(e, "cannot duplicate", Path::new("stdin")))?;
-            File::from_raw_fd(fd.into_raw_fd())
+            File::from(fd)
         } else {
             File::open(path)
                 .await

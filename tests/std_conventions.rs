@@ -1,0 +1,193 @@
+//! std's conventions on iokernel types: the fd traits and `From` the std
+//! types, `ToSocketAddrs` for bind/connect (each address in turn),
+//! `OpenOptions::open_fd` with the seed's default mode, and send/recv
+//! without flags. Each body runs on a runtime per concrete backend, on the
+//! sync fallback, and (where it does no host-only I/O) on the simulated
+//! kernel with short I/O, latency, reordering and poller/ring faults on.
+
+use iokernel::fs::File;
+use iokernel::io::{self, BufResult, OpenOptions};
+use iokernel::net::{TcpListener, TcpStream};
+use iokernel::runtime::{backend_availability, block_on_here, Backend, Runtime};
+use iokernel::sim::{self, OpClass, SimOptions};
+use iokernel::sys::Kernel;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd, IntoRawFd, OwnedFd};
+use std::path::PathBuf;
+
+/// Real kernel: every available backend, then the sync fallback.
+fn on_the_real_kernel<F, Fut>(body: F)
+where
+    F: Fn(PathBuf) -> Fut,
+    Fut: Future<Output = std::io::Result<()>> + Send + 'static,
+{
+    for backend in Backend::CONCRETE {
+        if let Err(reason) = backend_availability(backend) {
+            eprintln!("skipping {backend}: {reason}");
+            continue;
+        }
+        let rt = Runtime::builder()
+            .name(format!("std-{backend}"))
+            .compute_threads(2)
+            .io_threads(2)
+            .backend(backend)
+            .build()
+            .unwrap_or_else(|e| panic!("runtime on {backend}: {e}"));
+        let dir = tempfile::tempdir().expect("scratch");
+        eprintln!("running on {backend}");
+        rt.block_on(body(dir.path().to_path_buf()))
+            .unwrap_or_else(|e| panic!("on {backend}: {e}"));
+    }
+    let dir = tempfile::tempdir().expect("scratch");
+    eprintln!("running on the sync fallback");
+    block_on_here(body(dir.path().to_path_buf()))
+        .unwrap_or_else(|e| panic!("on the sync fallback: {e}"));
+}
+
+/// The real kernel, then 12 seeds of the simulated one with every fault
+/// but errnos on.
+fn everywhere<F, Fut>(body: F)
+where
+    F: Fn(PathBuf) -> Fut,
+    Fut: Future<Output = std::io::Result<()>> + Send + 'static,
+{
+    on_the_real_kernel(&body);
+    for seed in 0..12 {
+        let mut options = SimOptions::with_faults(seed, 0.05);
+        for class in OpClass::ALL {
+            options.faults[class.index()].probability = 0.0;
+        }
+        let kernel = sim::new_kernel(options).expect("sim options");
+        kernel.mkdir(c"/scratch", 0o755).expect("sim scratch");
+        sim::run(&kernel, body(PathBuf::from("/scratch")))
+            .unwrap_or_else(|e| panic!("simulated run, seed {seed}: {e}"))
+            .unwrap_or_else(|e| panic!("on the simulated kernel, seed {seed}: {e}"));
+    }
+}
+
+/// An address nothing listens on: bound, then released.
+fn refused_addr() -> std::io::Result<SocketAddr> {
+    TcpListener::bind("127.0.0.1:0")?.local_addr()
+}
+
+async fn connect_tries_each_address_in_turn(_dir: PathBuf) -> std::io::Result<()> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let good = listener.local_addr()?;
+    let refused = refused_addr()?;
+    // The first address refuses; the second one connects.
+    let client = TcpStream::connect(&[refused, good][..]).await?;
+    let (server, peer) = listener.accept().await?;
+    assert_eq!(peer, client.local_addr()?);
+    // send/recv without flags.
+    let mut left = b"no flags".to_vec();
+    while !left.is_empty() {
+        let BufResult(sent, mut back) = io::send(client.as_raw_fd(), left).await;
+        back.drain(..sent?);
+        left = back;
+    }
+    let mut got = Vec::new();
+    while got.len() < 8 {
+        let BufResult(n, buf) = io::recv(server.as_raw_fd(), vec![0u8; 8 - got.len()]).await;
+        let n = n?;
+        assert!(n > 0, "end of stream after {got:?}");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got, b"no flags");
+    // Every address refuses: the error lists them and names the last.
+    let other = refused_addr()?;
+    let err = TcpStream::connect(&[refused, other][..])
+        .await
+        .err()
+        .expect("nothing listens");
+    let text = err.to_string();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{text}");
+    assert!(
+        text.contains(&refused.to_string()) && text.contains(&format!("the last, {other}")),
+        "{text}"
+    );
+    // One address: the kernel's errno comes back untouched.
+    let one = TcpStream::connect(refused).await.err().expect("refused");
+    assert_eq!(one.raw_os_error(), Some(libc::ECONNREFUSED), "{one}");
+    // Nothing to try is a clear InvalidInput, not a panic.
+    let none = TcpStream::connect(&[][..]).await.err().expect("no address");
+    assert_eq!(none.kind(), std::io::ErrorKind::InvalidInput, "{none}");
+    let none = TcpListener::bind(&[][..]).err().expect("no address");
+    assert!(none.to_string().contains("bind"), "{none}");
+    Ok(())
+}
+
+#[test]
+fn connect_tries_each_address_and_names_the_last_failure() {
+    everywhere(connect_tries_each_address_in_turn);
+}
+
+async fn open_fd_uses_the_seeds_default_mode(dir: PathBuf) -> std::io::Result<()> {
+    let path = dir.join("mode");
+    let fd = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .open_fd(&path)
+        .await?;
+    let stat = io::fstat(fd).await?;
+    io::close(fd).await?;
+    // The process umask may clear bits, never set them.
+    assert_eq!(stat.permissions & !0o644, 0, "mode {:o}", stat.permissions);
+    assert_eq!(
+        stat.permissions & 0o600,
+        0o600,
+        "mode {:o}",
+        stat.permissions
+    );
+    let fd = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .mode(0o600)
+        .open_fd(dir.join("private"))
+        .await?;
+    let stat = io::fstat(fd).await?;
+    io::close(fd).await?;
+    assert_eq!(stat.permissions, 0o600);
+    Ok(())
+}
+
+#[test]
+fn open_fd_creates_with_mode_0o644_unless_told() {
+    everywhere(open_fd_uses_the_seeds_default_mode);
+}
+
+/// Host fds only (std types): the real kernel.
+async fn std_types_convert_and_the_fd_traits_agree(dir: PathBuf) -> std::io::Result<()> {
+    let path = dir.join("std");
+    std::fs::write(&path, b"from std")?;
+    let file = File::from(std::fs::File::open(&path)?);
+    assert_eq!(file.as_fd().as_raw_fd(), AsRawFd::as_raw_fd(&file));
+    let BufResult(n, buf) = file.read_at(vec![0u8; 16], 0).await;
+    assert_eq!(&buf[..n?], b"from std");
+    // A borrowed fd cloned to an OwnedFd works through std and back.
+    let owned: OwnedFd = file.as_fd().try_clone_to_owned()?;
+    let again = File::from(owned);
+    let BufResult(n, buf) = again.read_at(vec![0u8; 4], 5).await;
+    assert_eq!(&buf[..n?], b"std");
+    // into_raw_fd gives the fd up: closing it ourselves must succeed once.
+    let raw = IntoRawFd::into_raw_fd(again);
+    io::close(raw).await?;
+
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = std_listener.local_addr()?;
+    let listener = TcpListener::from(std_listener);
+    let client = TcpStream::from(std::net::TcpStream::connect(addr)?);
+    let (server, _) = listener.accept().await?;
+    client.write_all(b"std socket").await.0?;
+    let (n, buf) = server.read(vec![0u8; 16]).await.into_parts();
+    assert_eq!(&buf[..n?], b"std socket");
+    let std_server = std::net::TcpStream::from(server.as_fd().try_clone_to_owned()?);
+    let server = TcpStream::from(std_server);
+    assert_eq!(server.peer_addr()?, client.local_addr()?);
+    Ok(())
+}
+
+#[test]
+fn std_types_convert_and_the_fd_traits_agree_on_the_real_kernel() {
+    on_the_real_kernel(std_types_convert_and_the_fd_traits_agree);
+}
