@@ -23,6 +23,7 @@
 //! fd through iokernel drops what was kept (closing kept connections).
 
 pub mod file;
+pub mod msg;
 pub mod net;
 pub mod path;
 
