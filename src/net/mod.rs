@@ -55,6 +55,12 @@ impl Socket {
     }
 }
 
+impl std::fmt::Debug for Socket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Socket").field("fd", &self.fd).finish()
+    }
+}
+
 impl Drop for Socket {
     fn drop(&mut self) {
         // What cancelled ops left for this socket goes with it.

@@ -1,6 +1,6 @@
 //! [`UdpSocket`]: a non-blocking UDP socket with owned-buffer ops.
 
-use super::msg::{call_error, io_context, Message};
+use super::msg::{call_error, Message};
 use super::Socket;
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::io::{self, MsgFlags, SockAddr};
@@ -26,6 +26,7 @@ use std::os::fd::RawFd;
 ///     assert_eq!((&buf[..n], from), (&b"ping"[..], a.local_addr().unwrap()));
 /// });
 /// ```
+#[derive(Debug)]
 pub struct UdpSocket {
     socket: Socket,
 }
@@ -155,7 +156,7 @@ impl UdpSocket {
         let result = match meta {
             Ok(meta) if meta.truncated => Err(truncated(op, fd, meta.bytes)),
             Ok(meta) => Ok((meta.bytes, meta.from)),
-            Err(e) => Err(io_context(e, op, &format_args!("fd {fd}"))),
+            Err(e) => Err(e),
         };
         BufResult(result, buf)
     }

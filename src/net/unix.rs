@@ -5,7 +5,10 @@
 //! `ENAMETOOLONG` and an error naming the path; binding a path that exists
 //! is `EADDRINUSE`, also naming it. A bound path is left behind when the
 //! socket closes, as on Linux: remove it before binding it again.
-//! Abstract addresses are not supported.
+//! Abstract addresses are not supported. Ops that move data (send, recv,
+//! `send_msg`, `recv_msg`) return the kernel's errno unchanged
+//! (`raw_os_error`), as every op does; calls that name a path (`bind`,
+//! `connect`) and setup calls put the call and its target in the message.
 
 use super::msg::{call_error, io_context, Message};
 use super::udp::truncated;
@@ -50,20 +53,12 @@ impl Socket {
         to: Option<SockAddr>,
         fds: &[RawFd],
     ) -> BufResult<usize, B> {
-        let BufResult(result, buf) =
-            io::sendmsg(self.fd, buf, to, fds.to_vec(), MsgFlags::NONE).await;
-        BufResult(
-            result.map_err(|e| io_context(e, "sendmsg", &fd_name(self.fd))),
-            buf,
-        )
+        io::sendmsg(self.fd, buf, to, fds.to_vec(), MsgFlags::NONE).await
     }
 
     async fn recv_msg<B: IoBufMut>(&self, buf: B, fds_max: usize) -> BufResult<Message, B> {
         let BufResult(meta, buf) = io::recvmsg(self.fd, buf, fds_max, MsgFlags::NONE).await;
-        let result = meta
-            .map(|m| Message::new(m, &self.kernel))
-            .map_err(|e| io_context(e, "recvmsg", &fd_name(self.fd)));
-        BufResult(result, buf)
+        BufResult(meta.map(|m| Message::new(m, &self.kernel)), buf)
     }
 }
 
@@ -79,6 +74,7 @@ impl Socket {
 ///     assert_eq!(&buf[..n.unwrap()], b"ping");
 /// });
 /// ```
+#[derive(Debug)]
 pub struct UnixStream {
     socket: Socket,
 }
@@ -184,6 +180,7 @@ impl UnixStream {
 /// });
 /// # std::fs::remove_dir_all(&dir).unwrap();
 /// ```
+#[derive(Debug)]
 pub struct UnixListener {
     socket: Socket,
 }
@@ -236,6 +233,7 @@ impl UnixListener {
 ///     assert_eq!(&buf[..n.unwrap()], b"one");
 /// });
 /// ```
+#[derive(Debug)]
 pub struct UnixDatagram {
     socket: Socket,
 }
@@ -298,7 +296,7 @@ impl UnixDatagram {
         let result = match meta {
             Ok(meta) if meta.truncated => Err(truncated("recv_from", fd, meta.bytes)),
             Ok(meta) => Ok((meta.bytes, meta.from.unwrap_or(SockAddr::Unnamed))),
-            Err(e) => Err(io_context(e, "recv_from", &fd_name(fd))),
+            Err(e) => Err(e),
         };
         BufResult(result, buf)
     }

@@ -9,10 +9,10 @@
 //! releases it. *Simplification:* a passed regular file gets its own file
 //! offset (the sim's fd entries hold the offset), where Linux shares it.
 //!
-//! On a Unix stream the fds ride with the first byte of the `sendmsg` that
-//! sent them: a receive that reaches them stops before them, and the next
-//! one starting at them gets them (`recvmsg`) or closes them (`recv`,
-//! `read`), as Linux does.
+//! On a Unix stream the fds ride with the bytes of the `sendmsg` that sent
+//! them, as Linux keeps them on that message's buffer: a receive that
+//! reaches those bytes takes the fds (`recvmsg`) or closes them (`recv`,
+//! `read`) and stops at the end of those bytes.
 
 use super::super::dgram::{Datagram, Delivery};
 use super::*;
@@ -29,8 +29,9 @@ pub(super) struct UnixConn {
     arrived: u64,
     /// Bytes this end has read.
     read: u64,
-    /// Passed fds, by the stream position of the first byte sent with them.
-    marks: VecDeque<(u64, Vec<u64>)>,
+    /// Passed fds, with the stream positions of the bytes sent with them
+    /// (start, end).
+    marks: VecDeque<(u64, u64, Vec<u64>)>,
 }
 
 impl UnixConn {
@@ -45,23 +46,35 @@ impl UnixConn {
         }
     }
 
-    /// How many of `len` bytes a receive may take: it stops before the
-    /// next byte that carries fds (other than the first one it reads).
+    /// How many of `len` bytes a receive may take: it stops at the end of
+    /// the first bytes with fds it reaches.
     fn limit(&self, len: usize) -> usize {
-        let next = self
-            .marks
-            .iter()
-            .map(|(at, _)| *at)
-            .find(|&at| at > self.read);
-        match next {
-            Some(at) => len.min((at - self.read) as usize),
-            None => len,
+        match self.marks.front() {
+            Some((start, end, _)) if *start < self.read + len as u64 => {
+                len.min((end - self.read) as usize)
+            }
+            _ => len,
         }
+    }
+
+    /// `n` bytes were read: the fds of every mark they reached.
+    fn consume(&mut self, n: usize) -> Vec<u64> {
+        self.read += n as u64;
+        let mut rights = Vec::new();
+        while let Some((start, _, _)) = self.marks.front() {
+            if *start >= self.read {
+                break;
+            }
+            if let Some((_, _, r)) = self.marks.pop_front() {
+                rights.extend(r);
+            }
+        }
+        rights
     }
 
     /// Every rights token still waiting (the connection is going away).
     pub(super) fn all_rights(self) -> Vec<u64> {
-        self.marks.into_iter().flat_map(|(_, r)| r).collect()
+        self.marks.into_iter().flat_map(|(_, _, r)| r).collect()
     }
 }
 
@@ -343,15 +356,10 @@ impl State {
         let Some(conn) = self.unix_conns.get_mut(&socket) else {
             return Ok((n, Vec::new()));
         };
-        if peek || n == 0 {
+        if peek {
             return Ok((n, Vec::new()));
         }
-        let rights = match conn.marks.front() {
-            Some((at, _)) if *at == conn.read => conn.marks.pop_front().map(|(_, r)| r),
-            _ => None,
-        };
-        conn.read += n as u64;
-        Ok((n, rights.unwrap_or_default()))
+        Ok((n, conn.consume(n)))
     }
 
     /// Count bytes arriving at the peer of a Unix stream end (for fd marks).
@@ -362,7 +370,8 @@ impl State {
             return;
         };
         if n > 0 && !rights.is_empty() {
-            conn.marks.push_back((conn.arrived, rights));
+            let end = conn.arrived + n as u64;
+            conn.marks.push_back((conn.arrived, end, rights));
         } else if !rights.is_empty() {
             self.drop_rights(rights);
             return;
