@@ -263,6 +263,14 @@ pub(super) fn recvmsg(
         ..RecvMeta::default()
     };
     meta.fds = received_fds(&msg);
+    // The control buffer is rounded up to alignment and may hold more than
+    // asked: close the extra fds, as a tighter buffer would have.
+    if meta.fds.len() > fds_max {
+        for extra in meta.fds.split_off(fds_max) {
+            let _ = RealKernel.close(extra);
+        }
+        meta.fds_truncated = true;
+    }
     for fd in &mut meta.fds {
         *fd = set_cloexec(*fd)?;
     }

@@ -44,7 +44,8 @@
 //! simulated file system, and it goes away with the socket (Linux leaves
 //! the socket file until it is unlinked).
 //!
-//! `shutdown` of a datagram socket is `EOPNOTSUPP` here (not simulated).
+//! `shutdown` of a datagram socket is `EOPNOTSUPP` here (not simulated);
+//! of an unconnected Unix stream socket it succeeds and does nothing.
 
 use super::net::SocketId;
 use crate::sys::{Errno, Interest, SockAddr, SysResult};
@@ -293,8 +294,9 @@ impl SimDgram {
     }
 
     /// The listener bound to `path` with room for one more connection:
-    /// `ENOENT` for no name, `ECONNREFUSED` for a name that is no stream
-    /// listener, `EAGAIN` for a full queue.
+    /// `ENOENT` for no name, `EPROTOTYPE` for a datagram socket's name,
+    /// `ECONNREFUSED` for a stream socket that is not listening, `EAGAIN`
+    /// for a full queue.
     pub(crate) fn find_listener(&self, path: &Path) -> SysResult<DgramId> {
         let id = *self
             .names
@@ -305,7 +307,8 @@ impl SimDgram {
                 listening: Some(listen),
             }) if listen.pending.len() < listen.pending_max => Ok(id),
             Some(Kind::UnixStream { listening: Some(_) }) => Err(Errno::EAGAIN),
-            _ => Err(Errno::ECONNREFUSED),
+            Some(Kind::UnixStream { listening: None }) => Err(Errno::ECONNREFUSED),
+            _ => Err(Errno(libc::EPROTOTYPE)),
         }
     }
 
@@ -323,13 +326,14 @@ impl SimDgram {
     }
 
     /// `accept(2)`: the next pending connection (`EAGAIN` if none, `EINVAL`
-    /// if not listening).
+    /// if not listening, `EOPNOTSUPP` on a datagram socket).
     pub(crate) fn accept(&mut self, id: DgramId) -> SysResult<SocketId> {
         match &mut self.sock_mut(id)?.kind {
             Kind::UnixStream {
                 listening: Some(listen),
             } => listen.pending.pop_front().ok_or(Errno::EAGAIN),
-            _ => Err(Errno::EINVAL),
+            Kind::UnixStream { listening: None } => Err(Errno::EINVAL),
+            Kind::Udp { .. } | Kind::UnixDgram => Err(Errno::EOPNOTSUPP),
         }
     }
 

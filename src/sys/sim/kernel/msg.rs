@@ -331,9 +331,11 @@ impl State {
         let Datagram { data, from, rights } = self.dgram.recv(id, peek)?;
         let bytes = scatter(&data, bufs);
         let (fds, fds_truncated) = self.receive_rights(rights, fds_max);
+        // Linux names no sender for an unbound Unix one.
+        let from = (from != SockAddr::Unnamed).then_some(from);
         Ok(RecvMeta {
             bytes,
-            from: Some(from),
+            from,
             fds,
             truncated: bytes < data.len(),
             fds_truncated,

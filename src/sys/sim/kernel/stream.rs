@@ -4,6 +4,8 @@
 
 use super::*;
 
+const EAFNOSUPPORT: Errno = Errno(libc::EAFNOSUPPORT);
+
 impl State {
     pub(super) fn socket(&mut self, like: &SocketAddr, ty: SockType) -> SysResult<RawFd> {
         if ty == SockType::Datagram {
@@ -34,6 +36,14 @@ impl State {
     }
 
     pub(super) fn accept(&mut self, fd: RawFd) -> SysResult<(RawFd, SocketAddr)> {
+        if let Some(d) = self.dgram_of(fd)? {
+            // A Unix listener's peer is no IP address: like the real
+            // layer, the accepted connection is closed and the call fails.
+            let socket = self.dgram.accept(d)?;
+            self.unix_conns.remove(&socket);
+            self.net.close_socket(socket);
+            return Err(EAFNOSUPPORT);
+        }
         let listener = self.socket_of(fd)?;
         self.check_fd_room(1)?;
         if self.net.socket_ready(listener, Interest::Readable) {
