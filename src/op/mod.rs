@@ -253,6 +253,13 @@ pub enum Request<'a> {
         /// The op's flags.
         flags: MsgFlags,
     },
+    /// `shutdown(2)`.
+    Shutdown {
+        /// The socket.
+        fd: RawFd,
+        /// Which directions.
+        how: crate::sys::Shutdown,
+    },
     /// No portable form (`lseek`, `sendfile`, xattrs, ...): backends run
     /// [`OpCode::run_blocking`].
     Other,

@@ -2,9 +2,10 @@
 //! (one buffer, an optional address, fds passed with `SCM_RIGHTS`), Unix
 //! `connect`/`accept`, and `shutdown`.
 //!
-//! They have no io_uring form yet ([`Request::Other`](super::Request)): on
-//! the ring driver they run on the pool, on the readiness drivers as a
-//! non-blocking attempt plus a readiness wait, like every socket op.
+//! `shutdown` is a `SHUTDOWN` entry on io_uring (where the probe has it);
+//! the others have no io_uring form yet ([`Request::Other`]): on the ring
+//! driver they run on the pool, on the readiness drivers as a non-blocking
+//! attempt plus a readiness wait, like every socket op.
 //!
 //! Cancellation keeps what the kernel delivered: a `recvmsg` abandoned after
 //! its message arrived leaves the whole message (bytes, sender, passed fds)
@@ -14,7 +15,7 @@
 //! abandoned after it accepted closes the connection (the peer sees end of
 //! stream).
 
-use super::{to_io, OpCode};
+use super::{to_io, OpCode, Request};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::sys::{leftover, Interest, Kernel, MsgFlags, RecvMeta, Shutdown, SockAddr, SysResult};
 use std::io::{self, IoSlice, IoSliceMut};
@@ -202,8 +203,8 @@ impl OpCode for AcceptUnix {
     }
 }
 
-/// `shutdown(2)` as an op (it never waits, so every driver runs it as one
-/// call on the pool or inline).
+/// `shutdown(2)` as an op: a `SHUTDOWN` entry on io_uring, one call on the
+/// pool elsewhere (it never waits).
 pub struct ShutdownOp {
     pub(crate) fd: RawFd,
     pub(crate) how: Shutdown,
@@ -214,6 +215,13 @@ impl OpCode for ShutdownOp {
 
     fn name(&self) -> &'static str {
         "shutdown"
+    }
+
+    fn request(&mut self) -> Request<'_> {
+        Request::Shutdown {
+            fd: self.fd,
+            how: self.how,
+        }
     }
 
     fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {

@@ -102,6 +102,8 @@ pub mod opcode {
     pub const SEND: u8 = 26;
     /// `IORING_OP_RECV`.
     pub const RECV: u8 = 27;
+    /// `IORING_OP_SHUTDOWN` (Linux 5.11).
+    pub const SHUTDOWN: u8 = 34;
     /// `IORING_OP_RENAMEAT`.
     pub const RENAMEAT: u8 = 35;
     /// `IORING_OP_UNLINKAT`.
@@ -235,6 +237,7 @@ mod tests {
             (opcode::WRITE, crate_op::Write::CODE),
             (opcode::SEND, crate_op::Send::CODE),
             (opcode::RECV, crate_op::Recv::CODE),
+            (opcode::SHUTDOWN, crate_op::Shutdown::CODE),
             (opcode::RENAMEAT, crate_op::RenameAt::CODE),
             (opcode::UNLINKAT, crate_op::UnlinkAt::CODE),
             (opcode::MKDIRAT, crate_op::MkDirAt::CODE),

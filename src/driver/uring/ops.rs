@@ -111,6 +111,7 @@ pub(super) fn opcode<T: OpCode>(op: &mut T) -> Option<u8> {
         Request::Connect { .. } => code::CONNECT,
         Request::Recv { .. } => code::RECV,
         Request::Send { .. } => code::SEND,
+        Request::Shutdown { .. } => code::SHUTDOWN,
         _ => return None,
     })
 }
@@ -249,6 +250,15 @@ pub(super) fn entry<T: OpCode>(op: &mut T, scratch: &mut Scratch) -> Option<Entr
             let flags = (flags.0 & !libc::MSG_DONTWAIT) | libc::MSG_NOSIGNAL;
             let entry = opcode::Send::new(types::Fd(fd), buf.as_ptr(), entry_len(buf.len()));
             entry.flags(flags).build()
+        }
+        // `shutdown(2)`.
+        Request::Shutdown { fd, how } => {
+            let how = match how {
+                crate::sys::Shutdown::Read => libc::SHUT_RD,
+                crate::sys::Shutdown::Write => libc::SHUT_WR,
+                crate::sys::Shutdown::Both => libc::SHUT_RDWR,
+            };
+            opcode::Shutdown::new(types::Fd(fd), how).build()
         }
         _ => return None,
     })
@@ -1000,6 +1010,34 @@ mod tests {
         let pool = on_pool(accept(b)).0;
         assert_eq!((uring, pool), (Err(Errno::EINVAL), Err(Errno::EINVAL)));
         for fd in [a, b] {
+            K.close(fd).expect("close");
+        }
+    }
+
+    #[test]
+    fn shutdown_matches_the_pool() {
+        let Some(mut ring) = socket_ring() else {
+            return;
+        };
+        if !supports(&ring, code::SHUTDOWN, "shutdown") {
+            return;
+        }
+        let shutdown = |fd, how| crate::op::msg::ShutdownOp { fd, how };
+        let (listen_fd, client, server, addr) = connected_on(&mut ring);
+        let uring = on_ring(&mut ring, shutdown(client, Shutdown::Write)).0;
+        assert_eq!(uring, Ok(0));
+        let (res, op) = on_ring(&mut ring, recv(server, 16, MsgFlags::NONE));
+        assert_eq!((res, op.complete(res).1.len()), (Ok(0), 0), "peer sees EOF");
+        // Not connected: ENOTCONN; not a socket: ENOTSOCK, either way.
+        let (a, b) = (nonblocking_socket(&addr), nonblocking_socket(&addr));
+        let uring = on_ring(&mut ring, shutdown(a, Shutdown::Both)).0;
+        let pool = on_pool(shutdown(b, Shutdown::Both)).0;
+        assert_eq!((uring, pool), (Err(Errno::ENOTCONN), Err(Errno::ENOTCONN)));
+        let (rd, wr) = K.pipe().expect("pipe");
+        let uring = on_ring(&mut ring, shutdown(rd, Shutdown::Read)).0;
+        let pool = on_pool(shutdown(wr, Shutdown::Read)).0;
+        assert_eq!((uring, pool), (Err(Errno::ENOTSOCK), Err(Errno::ENOTSOCK)));
+        for fd in [listen_fd, client, server, a, b, rd, wr] {
             K.close(fd).expect("close");
         }
     }
