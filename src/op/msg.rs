@@ -2,10 +2,13 @@
 //! (one buffer, an optional address, fds passed with `SCM_RIGHTS`), Unix
 //! `connect`/`accept`, and `shutdown`.
 //!
-//! `shutdown` is a `SHUTDOWN` entry on io_uring (where the probe has it);
-//! the others have no io_uring form yet ([`Request::Other`]): on the ring
-//! driver they run on the pool, on the readiness drivers as a non-blocking
-//! attempt plus a readiness wait, like every socket op.
+//! On io_uring `sendmsg`, `recvmsg` and `shutdown` are `SENDMSG`,
+//! `RECVMSG` and `SHUTDOWN` entries (where the probe has them; the msghdr,
+//! iovec, address and control buffer live in the driver's per-op scratch
+//! until the completion); Unix `connect`/`accept` have no io_uring form
+//! ([`Request::Other`]) and run on the pool. On the readiness drivers every
+//! one is a non-blocking attempt plus a readiness wait, like every socket
+//! op.
 //!
 //! Cancellation keeps what the kernel delivered: a `recvmsg` abandoned after
 //! its message arrived leaves the whole message (bytes, sender, passed fds)
@@ -43,6 +46,16 @@ impl<B: IoBuf> OpCode for SendMsg<B> {
         Some((self.fd, Interest::Writable))
     }
 
+    fn request(&mut self) -> Request<'_> {
+        Request::SendMsg {
+            fd: self.fd,
+            buf: self.buf.as_bytes(),
+            to: self.to.as_ref(),
+            fds: &self.fds,
+            flags: self.flags,
+        }
+    }
+
     fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
         let flags = MsgFlags(self.flags.0 | MsgFlags::DONTWAIT.0);
         let bufs = [IoSlice::new(self.buf.as_bytes())];
@@ -78,6 +91,16 @@ impl<B: IoBufMut> OpCode for RecvMsg<B> {
 
     fn readiness(&self) -> Option<(RawFd, Interest)> {
         Some((self.fd, Interest::Readable))
+    }
+
+    fn request(&mut self) -> Request<'_> {
+        Request::RecvMsg {
+            fd: self.fd,
+            buf: self.buf.writable(),
+            fds_max: self.fds_max,
+            flags: self.flags,
+            out: &mut self.meta,
+        }
     }
 
     fn take_leftover(&mut self, kernel: &dyn Kernel) -> Option<SysResult<usize>> {

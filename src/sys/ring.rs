@@ -80,6 +80,10 @@ pub mod opcode {
     pub const WRITEV: u8 = 2;
     /// `IORING_OP_FSYNC`.
     pub const FSYNC: u8 = 3;
+    /// `IORING_OP_SENDMSG`.
+    pub const SENDMSG: u8 = 9;
+    /// `IORING_OP_RECVMSG`.
+    pub const RECVMSG: u8 = 10;
     /// `IORING_OP_POLL_ADD`.
     pub const POLL_ADD: u8 = 6;
     /// `IORING_OP_ACCEPT`.
@@ -226,6 +230,8 @@ mod tests {
             (opcode::READV, crate_op::Readv::CODE),
             (opcode::WRITEV, crate_op::Writev::CODE),
             (opcode::FSYNC, crate_op::Fsync::CODE),
+            (opcode::SENDMSG, crate_op::SendMsg::CODE),
+            (opcode::RECVMSG, crate_op::RecvMsg::CODE),
             (opcode::POLL_ADD, crate_op::PollAdd::CODE),
             (opcode::ACCEPT, crate_op::Accept::CODE),
             (opcode::CONNECT, crate_op::Connect::CODE),

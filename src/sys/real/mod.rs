@@ -16,7 +16,7 @@ mod host;
 mod kernel;
 #[cfg(kqueue)]
 pub(crate) mod kqueue;
-mod msg;
+pub(crate) mod msg;
 pub(crate) mod pool;
 pub mod signal;
 mod syscall;

@@ -305,3 +305,145 @@ fn received_fds(msg: &libc::msghdr) -> Vec<RawFd> {
     }
     fds
 }
+
+/// A `msghdr` with its iovec, address and control buffer in one heap
+/// block, for a completion ring's `SENDMSG`/`RECVMSG` entry: the kernel
+/// reads (and, for a receive, writes) it until the completion arrives, so
+/// its owner keeps the box alive until then and never moves what is inside.
+pub(crate) struct MsgHeader {
+    hdr: libc::msghdr,
+    iov: libc::iovec,
+    name: libc::sockaddr_storage,
+    control: Vec<u64>,
+    fds_max: usize,
+}
+
+// SAFETY: the raw pointers inside point into the box itself and into the
+// buffer of the op that owns it; the box moves between threads only with
+// that op, and only the kernel dereferences them, while the op is in flight.
+unsafe impl Send for MsgHeader {}
+
+impl MsgHeader {
+    fn boxed(fds: usize, fds_max: usize) -> Box<MsgHeader> {
+        Box::new(MsgHeader {
+            // SAFETY: msghdr is plain old data; all-zero bytes are valid.
+            hdr: unsafe { std::mem::zeroed() },
+            iov: libc::iovec {
+                iov_base: ptr::null_mut(),
+                iov_len: 0,
+            },
+            name: zeroed_storage(),
+            control: if fds == 0 {
+                Vec::new()
+            } else {
+                control_buffer(fds)
+            },
+            fds_max,
+        })
+    }
+
+    /// Point the header at the box's own parts (after it has its address).
+    fn link(&mut self, name_len: libc::socklen_t) {
+        self.hdr.msg_iov = ptr::from_mut(&mut self.iov);
+        self.hdr.msg_iovlen = 1;
+        if name_len > 0 {
+            self.hdr.msg_name = ptr::from_mut(&mut self.name).cast();
+            self.hdr.msg_namelen = name_len;
+        }
+        if !self.control.is_empty() {
+            self.hdr.msg_control = self.control.as_mut_ptr().cast();
+            self.hdr.msg_controllen = (self.control.len() * size_of::<u64>()) as _;
+        }
+    }
+
+    /// A header sending `buf` to `to` (`None`: the connected peer) with
+    /// `fds` as `SCM_RIGHTS`; `buf` must outlive the entry.
+    pub(crate) fn send(
+        buf: &[u8],
+        to: Option<&SockAddr>,
+        fds: &[RawFd],
+    ) -> SysResult<Box<MsgHeader>> {
+        if fds.len() > SCM_MAX_FDS {
+            return Err(Errno::EINVAL);
+        }
+        let mut header = MsgHeader::boxed(fds.len(), 0);
+        let name_len = match to.map(Dest::new).transpose()? {
+            None => 0,
+            Some(dest) => {
+                let (from, len) = dest.as_ptr();
+                // SAFETY: `from` points at `len` bytes of a sockaddr (at
+                // most a sockaddr_un), which fit a sockaddr_storage.
+                unsafe {
+                    ptr::copy_nonoverlapping(
+                        from.cast::<u8>(),
+                        ptr::from_mut(&mut header.name).cast::<u8>(),
+                        len as usize,
+                    )
+                };
+                len
+            }
+        };
+        header.iov = libc::iovec {
+            iov_base: buf.as_ptr().cast_mut().cast(),
+            iov_len: buf.len(),
+        };
+        header.link(name_len);
+        if !fds.is_empty() {
+            // SAFETY: the control buffer holds CMSG_SPACE(fds) bytes, so the
+            // first header and its data (CMSG_LEN(fds) bytes) fit inside it.
+            unsafe {
+                let cmsg = libc::CMSG_FIRSTHDR(&header.hdr);
+                (*cmsg).cmsg_level = libc::SOL_SOCKET;
+                (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+                (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of_val(fds) as u32) as _;
+                ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(cmsg).cast(), fds.len());
+            }
+        }
+        Ok(header)
+    }
+
+    /// A header receiving into `buf` with room for `fds_max` fds; `buf`
+    /// must outlive the entry.
+    pub(crate) fn recv(buf: &mut [u8], fds_max: usize) -> Box<MsgHeader> {
+        let fds_max = fds_max.min(SCM_MAX_FDS);
+        let mut header = MsgHeader::boxed(fds_max, fds_max);
+        header.iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        header.link(socklen::<libc::sockaddr_storage>());
+        header
+    }
+
+    /// The `msghdr` to put in the entry.
+    pub(crate) fn as_ptr(&mut self) -> *mut libc::msghdr {
+        ptr::from_mut(&mut self.hdr)
+    }
+
+    /// What a completed receive of `bytes` got, as `recvmsg` reports it on
+    /// the pool (fds past `fds_max` closed, all close-on-exec).
+    pub(crate) fn received(&self, bytes: usize) -> SysResult<RecvMeta> {
+        let msg = &self.hdr;
+        let mut meta = RecvMeta {
+            bytes,
+            truncated: msg.msg_flags & libc::MSG_TRUNC != 0,
+            fds_truncated: msg.msg_flags & libc::MSG_CTRUNC != 0,
+            ..RecvMeta::default()
+        };
+        meta.fds = received_fds(msg);
+        if meta.fds.len() > self.fds_max {
+            for extra in meta.fds.split_off(self.fds_max) {
+                let _ = RealKernel.close(extra);
+            }
+            meta.fds_truncated = true;
+        }
+        for fd in &mut meta.fds {
+            *fd = set_cloexec(*fd)?;
+        }
+        meta.from = match msg.msg_namelen {
+            0 => None,
+            len => Some(sock_addr(&self.name, len)?),
+        };
+        Ok(meta)
+    }
+}
