@@ -310,6 +310,8 @@ fn received_fds(msg: &libc::msghdr) -> Vec<RawFd> {
 /// block, for a completion ring's `SENDMSG`/`RECVMSG` entry: the kernel
 /// reads (and, for a receive, writes) it until the completion arrives, so
 /// its owner keeps the box alive until then and never moves what is inside.
+/// Linux only (the only system with a kernel completion ring).
+#[cfg(linux)]
 pub(crate) struct MsgHeader {
     hdr: libc::msghdr,
     iov: libc::iovec,
@@ -321,8 +323,10 @@ pub(crate) struct MsgHeader {
 // SAFETY: the raw pointers inside point into the box itself and into the
 // buffer of the op that owns it; the box moves between threads only with
 // that op, and only the kernel dereferences them, while the op is in flight.
+#[cfg(linux)]
 unsafe impl Send for MsgHeader {}
 
+#[cfg(linux)]
 impl MsgHeader {
     fn boxed(fds: usize, fds_max: usize) -> Box<MsgHeader> {
         Box::new(MsgHeader {
