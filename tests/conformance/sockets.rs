@@ -262,6 +262,11 @@ pub async fn recv_on_a_closed_peer(_dir: PathBuf) -> std::io::Result<()> {
         0,
         "end of stream after close"
     );
+    assert_errno(
+        b.write(b"late".to_vec()).await.0,
+        libc::EPIPE,
+        "write to a closed Unix peer",
+    );
     let (x, y) = UnixDatagram::pair()?;
     drop(x);
     let BufResult(sent, _) = y.send(b"anyone?".to_vec()).await;

@@ -557,9 +557,14 @@ impl State {
         match entry {
             Fd::File(_) | Fd::Directory(_) => {}
             Fd::Socket(s) => {
-                let rights = self.unix_conns.remove(&s).map(|c| c.all_rights());
+                let conn = self.unix_conns.remove(&s).map(msg::UnixConn::into_parts);
                 self.net.close_socket(s);
-                self.drop_rights(rights.unwrap_or_default());
+                if let Some((peer, rights)) = conn {
+                    if self.unix_conns.contains_key(&peer) {
+                        self.net.unix_peer_closed(peer);
+                    }
+                    self.drop_rights(rights);
+                }
             }
             Fd::PipeRead(p) => self.net.close_pipe_end(p, false),
             Fd::PipeWrite(p) => self.net.close_pipe_end(p, true),

@@ -725,6 +725,17 @@ impl SimNet {
         }
     }
 
+    /// A Unix stream end whose peer closed cleanly: Linux fails its sends
+    /// with `EPIPE` at once (no orphaned socket accepts one first, as
+    /// TCP's does), while reads still drain, then see end of stream.
+    pub(crate) fn unix_peer_closed(&mut self, s: SocketId) {
+        if let Some(conn) = self.conn_mut(s) {
+            if conn.error.is_none() && conn.peer.is_none() {
+                conn.reset = true;
+            }
+        }
+    }
+
     /// Tell the peer of a closing connection: reset if `conn` left data
     /// unread, else end of stream.
     fn hang_up(&mut self, conn: &Conn) {

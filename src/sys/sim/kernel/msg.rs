@@ -72,9 +72,11 @@ impl UnixConn {
         rights
     }
 
-    /// Every rights token still waiting (the connection is going away).
-    pub(super) fn all_rights(self) -> Vec<u64> {
-        self.marks.into_iter().flat_map(|(_, _, r)| r).collect()
+    /// The peer's socket and every rights token still waiting (the
+    /// connection is going away).
+    pub(super) fn into_parts(self) -> (SocketId, Vec<u64>) {
+        let rights = self.marks.into_iter().flat_map(|(_, _, r)| r).collect();
+        (self.peer_socket, rights)
     }
 }
 
