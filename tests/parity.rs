@@ -253,6 +253,13 @@ fn run_sockets(k: &dyn Kernel, root: &str) -> Vec<String> {
     rec!(k
         .sock_name(ls)
         .map(|a| a == SockAddr::Unix(path("/s.sock"))));
+    rec!(k
+        .peer_name(other)
+        .map(|a| a == SockAddr::Unix(path("/s.sock"))));
+    rec!(k.peer_name(server).map(|a| a == SockAddr::Unnamed));
+    rec!(k.peer_name(ls).map(|_| ()));
+    rec!(k.peer_name(dg).map(|_| ()));
+    rec!(k.peer_name(u).map(|a| a == SockAddr::Inet(v_addr)));
     rec!(k.connect_unix(other, &path("/s.sock")));
     rec!(k.recv(server, &mut buf, MsgFlags::NONE));
     rec!(k.sendmsg(

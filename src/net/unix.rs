@@ -47,6 +47,10 @@ impl Socket {
         (self.kernel.sock_name(self.fd)).map_err(|e| call_error(e, "local_addr", &fd_name(self.fd)))
     }
 
+    fn peer_name(&self) -> std::io::Result<SockAddr> {
+        (self.kernel.peer_name(self.fd)).map_err(|e| call_error(e, "peer_addr", &fd_name(self.fd)))
+    }
+
     async fn send_msg<B: IoBuf>(
         &self,
         buf: B,
@@ -155,6 +159,12 @@ impl UnixStream {
     /// The local address ([`SockAddr::Unnamed`] for a pair or a client).
     pub fn local_addr(&self) -> std::io::Result<SockAddr> {
         self.socket.local_name()
+    }
+
+    /// The peer's address (the listener's path for a client,
+    /// [`SockAddr::Unnamed`] for an unbound peer).
+    pub fn peer_addr(&self) -> std::io::Result<SockAddr> {
+        self.socket.peer_name()
     }
 
     /// The fd.

@@ -422,6 +422,8 @@ pub trait Kernel: Send + Sync + 'static {
     fn accept_unix(&self, fd: RawFd) -> SysResult<(RawFd, SockAddr)>;
     /// `getsockname(2)` of a socket of any family.
     fn sock_name(&self, fd: RawFd) -> SysResult<SockAddr>;
+    /// `getpeername(2)` of a socket of any family.
+    fn peer_name(&self, fd: RawFd) -> SysResult<SockAddr>;
     /// `sendmsg(2)`: the bytes of `bufs`, to `to` (`None`: the connected
     /// peer), with `fds` passed as `SCM_RIGHTS` (the caller keeps its own).
     /// Never raises `SIGPIPE`. A datagram is sent whole or not at all

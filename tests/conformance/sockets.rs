@@ -124,6 +124,7 @@ pub async fn unix_stream_echo_through_a_listener(dir: PathBuf) -> std::io::Resul
     });
     for client in 0..2u8 {
         let stream = UnixStream::connect(&path).await?;
+        assert_eq!(stream.peer_addr()?, SockAddr::Unix(path.clone()));
         let data = pattern(20_000, client);
         stream.write_all(data.clone()).await.0?;
         stream.shutdown(Shutdown::Write).await?;

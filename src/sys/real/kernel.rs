@@ -611,6 +611,10 @@ impl Kernel for RealKernel {
         super::msg::sock_name(fd)
     }
 
+    fn peer_name(&self, fd: RawFd) -> SysResult<SockAddr> {
+        super::msg::peer_name(fd)
+    }
+
     fn sendmsg(
         &self,
         fd: RawFd,

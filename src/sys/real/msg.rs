@@ -149,6 +149,14 @@ pub(super) fn sock_name(fd: RawFd) -> SysResult<SockAddr> {
     sock_addr(&storage, len)
 }
 
+pub(super) fn peer_name(fd: RawFd) -> SysResult<SockAddr> {
+    let (_, storage, len) = sockaddr_out(|addr, len| {
+        // SAFETY: `addr`/`len` point at a live sockaddr_storage and its size.
+        unsafe { libc::getpeername(fd, addr, len) }
+    })?;
+    sock_addr(&storage, len)
+}
+
 /// The destination of a `sendmsg`, laid out for the kernel.
 enum Dest {
     Inet(RawAddr),

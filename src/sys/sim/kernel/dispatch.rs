@@ -265,6 +265,10 @@ impl Kernel for SimKernel {
         self.call("sock_name", fd, |st| st.sock_name(fd))
     }
 
+    fn peer_name(&self, fd: RawFd) -> SysResult<SockAddr> {
+        self.call("peer_name", fd, |st| st.peer_name(fd))
+    }
+
     fn sendmsg(
         &self,
         fd: RawFd,
