@@ -184,6 +184,9 @@ impl UnixStream {
 ///     let listener = UnixListener::bind(dir.join("sock")).unwrap();
 ///     let client = UnixStream::connect(dir.join("sock")).await.unwrap();
 ///     let (server, _peer) = listener.accept().await.unwrap();
+///     let path = iokernel::io::SockAddr::Unix(dir.join("sock"));
+///     assert_eq!(client.peer_addr().unwrap(), path);
+///     assert_eq!(listener.local_addr().unwrap(), path);
 ///     client.write_all(b"hi".to_vec()).await.0.unwrap();
 ///     let (n, buf) = server.read(vec![0u8; 8]).await.into_parts();
 ///     assert_eq!(&buf[..n.unwrap()], b"hi");

@@ -17,6 +17,15 @@ pub const UNIX_PATH_MAX_BYTES: usize = 107;
 pub const SCM_MAX_FDS: usize = 253;
 
 /// A socket address: IP, a Unix path, or an unnamed Unix socket.
+///
+/// ```
+/// use iokernel::sys::SockAddr;
+/// let ip = SockAddr::from("127.0.0.1:80".parse::<std::net::SocketAddr>().unwrap());
+/// assert_eq!(ip.as_inet().map(|a| a.port()), Some(80));
+/// let unix = SockAddr::Unix("/run/app.sock".into());
+/// assert_eq!(unix.as_path(), Some(std::path::Path::new("/run/app.sock")));
+/// assert_eq!(SockAddr::Unnamed.as_inet(), None);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SockAddr {
     /// IPv4 or IPv6.
@@ -53,6 +62,14 @@ impl From<SocketAddr> for SockAddr {
 
 /// `ENAMETOOLONG` unless `path` fits `sun_path`; `EINVAL` for an empty path
 /// or one with a NUL (the kernel would read it as abstract or shorter).
+///
+/// ```
+/// use iokernel::sys::{check_unix_path, Errno, UNIX_PATH_MAX_BYTES};
+/// use std::path::PathBuf;
+/// assert_eq!(check_unix_path("/tmp/s".as_ref()), Ok(()));
+/// let long = PathBuf::from("x".repeat(UNIX_PATH_MAX_BYTES + 1));
+/// assert_eq!(check_unix_path(&long), Err(Errno::ENAMETOOLONG));
+/// ```
 pub fn check_unix_path(path: &Path) -> SysResult<()> {
     use std::os::unix::ffi::OsStrExt;
     let bytes = path.as_os_str().as_bytes();
@@ -66,6 +83,19 @@ pub fn check_unix_path(path: &Path) -> SysResult<()> {
 }
 
 /// What a `recvmsg` returned besides the bytes.
+///
+/// ```
+/// use iokernel::sys::{Kernel, MsgFlags, SockType};
+/// use iokernel::sys::real::RealKernel;
+/// use std::io::{IoSlice, IoSliceMut};
+/// let k = RealKernel;
+/// let (a, b) = k.unix_pair(SockType::Datagram).unwrap();
+/// k.sendmsg(a, &[IoSlice::new(b"hello")], None, &[], MsgFlags::NONE).unwrap();
+/// let mut buf = [0u8; 2];
+/// let meta = k.recvmsg(b, &mut [IoSliceMut::new(&mut buf)], 0, MsgFlags::NONE).unwrap();
+/// assert_eq!((meta.bytes, meta.truncated, meta.fds.len()), (2, true, 0));
+/// # k.close(a).unwrap(); k.close(b).unwrap();
+/// ```
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct RecvMeta {
     /// Bytes written to the buffers.

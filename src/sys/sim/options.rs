@@ -251,6 +251,20 @@ pub struct PollerFaults {
 
 /// What loopback UDP does to datagrams (Unix datagrams are reliable, as
 /// Linux's are). Each probability is drawn per datagram sent.
+///
+/// ```
+/// use iokernel::sim::{DatagramFaults, SimOptions};
+/// let mut options = SimOptions::new(7);
+/// assert_eq!(options.datagram, DatagramFaults::default()); // exact by default
+/// options.datagram = DatagramFaults {
+///     loss_probability: 0.1,
+///     duplicate_probability: 0.05,
+///     reorder_probability: 0.2,
+///     reorder_depth_max: 3,
+/// };
+/// options.validate().unwrap();
+/// assert!(SimOptions::with_faults(7, 0.02).datagram.loss_probability > 0.0);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct DatagramFaults {
     /// The datagram is dropped (the send still succeeds).
