@@ -612,3 +612,114 @@ fn loopback_ip_of(addr: &SocketAddr) -> IpAddr {
         ip => ip,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn udp_pair(net: &mut SimDgram) -> (DgramId, DgramId, SockAddr) {
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        let (a, b) = (net.udp(false), net.udp(false));
+        net.bind_inet(a, &any).expect("bind");
+        net.bind_inet(b, &any).expect("bind");
+        let to = net.local_addr(b).expect("addr");
+        (a, b, to)
+    }
+
+    fn send(net: &mut SimDgram, from: DgramId, to: &SockAddr, byte: u8, delivery: Delivery) {
+        let sent = net.send(from, &[byte], Some(to), Vec::new(), delivery);
+        assert_eq!(
+            sent,
+            Ok(1),
+            "a UDP send succeeds even when the datagram is lost"
+        );
+    }
+
+    fn drain(net: &mut SimDgram, id: DgramId) -> Vec<u8> {
+        std::iter::from_fn(|| net.recv(id, false).ok().map(|d| d.data[0])).collect()
+    }
+
+    #[test]
+    fn udp_deliveries_lose_duplicate_and_reorder() {
+        let mut net = SimDgram::new();
+        let (a, b, to) = udp_pair(&mut net);
+        let plain = Delivery::default();
+        send(&mut net, a, &to, 1, plain);
+        send(
+            &mut net,
+            a,
+            &to,
+            2,
+            Delivery {
+                lost: true,
+                ..plain
+            },
+        );
+        send(
+            &mut net,
+            a,
+            &to,
+            3,
+            Delivery {
+                duplicated: true,
+                ..plain
+            },
+        );
+        send(
+            &mut net,
+            a,
+            &to,
+            4,
+            Delivery {
+                ahead_by: 2,
+                ..plain
+            },
+        );
+        assert_eq!(drain(&mut net, b), vec![1, 4, 3, 3]);
+        assert_eq!(net.recv(b, false).map(|_| ()), Err(Errno::EAGAIN));
+    }
+
+    #[test]
+    fn unix_datagrams_ignore_udp_faults_and_fill_up() {
+        let mut net = SimDgram::new();
+        let (a, b) = net.pair_dgram();
+        let faulty = Delivery {
+            lost: true,
+            duplicated: true,
+            ahead_by: 3,
+        };
+        for byte in 1..=3u8 {
+            assert_eq!(net.send(a, &[byte], None, Vec::new(), faulty), Ok(1));
+        }
+        assert_eq!(drain(&mut net, b), vec![1, 2, 3]);
+        let big = vec![0u8; UNIX_DGRAM_MAX_BYTES];
+        assert_eq!(net.send(a, &big, None, Vec::new(), faulty), Ok(big.len()));
+        assert!(
+            !net.ready(a, Interest::Writable),
+            "the peer's queue is full"
+        );
+        let more = net.send(a, &big, None, Vec::new(), faulty);
+        assert_eq!(more, Err(Errno::EAGAIN));
+        let too_big = vec![0u8; UNIX_DGRAM_MAX_BYTES + 1];
+        let sent = net.send(a, &too_big, None, Vec::new(), faulty);
+        assert_eq!(sent, Err(Errno(libc::EMSGSIZE)));
+    }
+
+    #[test]
+    fn a_connected_udp_socket_only_hears_its_peer() {
+        let mut net = SimDgram::new();
+        let (a, b, to) = udp_pair(&mut net);
+        let c = net.udp(false);
+        let from_a = net.local_addr(a).expect("addr");
+        net.connect(b, &from_a).expect("connect");
+        send(&mut net, c, &to, 9, Delivery::default());
+        send(&mut net, a, &to, 1, Delivery::default());
+        assert_eq!(
+            drain(&mut net, b),
+            vec![1],
+            "the stranger's datagram is dropped"
+        );
+        net.reset_all();
+        assert_eq!(net.recv(b, false).map(|_| ()), Err(Errno::EBADF));
+    }
+}
