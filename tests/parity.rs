@@ -11,7 +11,8 @@ use iokernel::sim::{self, SimOptions};
 use iokernel::sys::real::RealKernel;
 use iokernel::sys::*;
 use std::ffi::CString;
-use std::io::IoSlice;
+use std::io::{IoSlice, IoSliceMut};
+use std::path::PathBuf;
 
 fn run(k: &dyn Kernel, root: &str) -> Vec<String> {
     let p = |s: &str| CString::new(format!("{root}{s}")).unwrap();
@@ -178,6 +179,141 @@ fn run(k: &dyn Kernel, root: &str) -> Vec<String> {
     rec!(k.wait_ready(wr, Interest::Writable, 0));
     rec!(k.wait_ready(rd, Interest::Readable, 0));
     out
+}
+
+/// Datagram and Unix socket calls, `sendmsg`/`recvmsg` with fds: results
+/// recorded without fd numbers, ports or paths (they differ by host), as
+/// comparisons instead.
+fn run_sockets(k: &dyn Kernel, root: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    macro_rules! rec {
+        ($e:expr) => {
+            out.push(format!("{} => {:?}", stringify!($e), $e));
+        };
+    }
+    let path = |s: &str| PathBuf::from(format!("{root}{s}"));
+    let nb = |fd| k.set_option(fd, SockOpt::NonBlocking(true)).map(|()| fd);
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let u = nb(k.socket(&any, SockType::Datagram).unwrap()).unwrap();
+    let v = nb(k.socket(&any, SockType::Datagram).unwrap()).unwrap();
+    rec!(k.bind(u, &any));
+    rec!(k.bind(u, &any));
+    rec!(k.bind(v, &"10.1.2.3:0".parse().unwrap()));
+    rec!(k.bind(v, &any));
+    let (u_addr, v_addr) = (k.local_addr(u).unwrap(), k.local_addr(v).unwrap());
+    rec!(k.send(u, b"x", MsgFlags::NONE));
+    let mut buf = [0u8; 8];
+    rec!(k.recv(v, &mut buf, MsgFlags::NONE));
+    rec!(k.peer_addr(u));
+    let to = SockAddr::Inet(v_addr);
+    rec!(k.sendmsg(u, &[IoSlice::new(b"abc")], Some(&to), &[], MsgFlags::NONE));
+    rec!(k.sendmsg(
+        u,
+        &[IoSlice::new(&vec![0; 70_000])],
+        Some(&to),
+        &[],
+        MsgFlags::NONE
+    ));
+    rec!(k.recv(v, &mut buf[..1], MsgFlags::PEEK));
+    let meta = k.recvmsg(v, &mut [IoSliceMut::new(&mut buf[..2])], 0, MsgFlags::NONE);
+    rec!(meta.map(|m| (m.bytes, m.truncated, m.from == Some(SockAddr::Inet(u_addr)))));
+    rec!(k.connect(u, &v_addr));
+    rec!(k.peer_addr(u).map(|a| a == v_addr));
+    rec!(k.listen(u, 1));
+    rec!(k.accept(u, true).map(|_| ()));
+    rec!(k.accept_unix(u).map(|_| ()));
+    rec!(k.lseek(u, 0, Whence::Set));
+    rec!(k.fstat(u).map(|s| s.file_type));
+    rec!(k.wait_ready(v, Interest::Readable, 0));
+    rec!(k.wait_ready(v, Interest::Writable, 0));
+    // Unix streams: names, listen, connect, accept.
+    let ls = nb(k.unix_socket(SockType::Stream).unwrap()).unwrap();
+    let other = nb(k.unix_socket(SockType::Stream).unwrap()).unwrap();
+    let dg = nb(k.unix_socket(SockType::Datagram).unwrap()).unwrap();
+    rec!(k.bind_unix(ls, &path("/s.sock")));
+    rec!(k.bind_unix(other, &path("/s.sock")));
+    rec!(k.bind_unix(other, &path(&format!("/{}", "l".repeat(120)))));
+    rec!(k.connect_unix(other, &path("/missing.sock")));
+    rec!(k.connect_unix(other, &path("/s.sock")));
+    rec!(k.accept_unix(ls).map(|_| ()));
+    rec!(k.shutdown(ls, Shutdown::Write));
+    rec!(k.listen(ls, 4));
+    rec!(k.wait_ready(ls, Interest::Readable, 0));
+    rec!(k.bind_unix(dg, &path("/d.sock")));
+    rec!(k.connect_unix(other, &path("/d.sock")));
+    rec!(k.connect_unix(other, &path("/s.sock")));
+    rec!(k.wait_ready(ls, Interest::Readable, 0));
+    let accepted = k.accept_unix(ls);
+    rec!(accepted.as_ref().map(|(_, peer)| peer.clone()));
+    let server = accepted.unwrap().0;
+    rec!(k
+        .sock_name(server)
+        .map(|a| a == SockAddr::Unix(path("/s.sock"))));
+    rec!(k.sock_name(other).map(|a| a == SockAddr::Unnamed));
+    rec!(k
+        .sock_name(ls)
+        .map(|a| a == SockAddr::Unix(path("/s.sock"))));
+    rec!(k
+        .peer_name(other)
+        .map(|a| a == SockAddr::Unix(path("/s.sock"))));
+    rec!(k.peer_name(server).map(|a| a == SockAddr::Unnamed));
+    rec!(k.peer_name(ls).map(|_| ()));
+    rec!(k.peer_name(dg).map(|_| ()));
+    rec!(k.peer_name(u).map(|a| a == SockAddr::Inet(v_addr)));
+    rec!(k.connect_unix(other, &path("/s.sock")));
+    rec!(k.recv(server, &mut buf, MsgFlags::NONE));
+    rec!(k.sendmsg(
+        other,
+        &[IoSlice::new(b"hi")],
+        Some(&SockAddr::Unix(path("/s.sock"))),
+        &[],
+        MsgFlags::NONE
+    ));
+    rec!(k.send(other, b"hi", MsgFlags::NONE));
+    rec!(k.recv(server, &mut buf, MsgFlags::NONE));
+    rec!(k.local_addr(server));
+    // Datagram pairs and fds.
+    let (a, b) = k.unix_pair(SockType::Datagram).unwrap();
+    let (a, b) = (nb(a).unwrap(), nb(b).unwrap());
+    rec!(k.sendmsg(a, &[IoSlice::new(b"fd")], None, &[dg], MsgFlags::NONE));
+    let meta = k.recvmsg(b, &mut [IoSliceMut::new(&mut buf)], 0, MsgFlags::NONE);
+    rec!(meta.map(|m| (m.bytes, m.fds.len(), m.fds_truncated, m.from.is_some())));
+    rec!(k.sendmsg(a, &[IoSlice::new(b"fd")], None, &[dg, u], MsgFlags::NONE));
+    let meta = k
+        .recvmsg(b, &mut [IoSliceMut::new(&mut buf)], 1, MsgFlags::NONE)
+        .unwrap();
+    rec!((meta.bytes, meta.fds.len(), meta.fds_truncated));
+    let passed = meta.fds[0];
+    rec!(k.fstat(passed).map(|s| s.file_type));
+    rec!(k.close(passed));
+    rec!(k.sendmsg(a, &[IoSlice::new(b"x")], None, &[12345], MsgFlags::NONE));
+    rec!(k.recv(b, &mut buf, MsgFlags::NONE));
+    rec!(k.close(a));
+    rec!(k.send(b, b"x", MsgFlags::NONE));
+    out
+}
+
+#[test]
+fn the_simulated_sockets_answer_like_the_real_ones() {
+    let dir = tempfile::tempdir().expect("scratch directory");
+    let root = dir.path().to_str().expect("utf-8 temp path");
+    let real = run_sockets(&RealKernel, root);
+    let kernel = sim::new_kernel(SimOptions::new(1)).expect("sim options");
+    let simulated = run_sockets(&*kernel, "");
+    assert_eq!(real.len(), simulated.len());
+    let differ: Vec<String> = real
+        .iter()
+        .zip(&simulated)
+        .filter(|(a, b)| a != b)
+        .map(|(a, b)| format!("real: {a}\n sim: {b}"))
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "{} of {} calls differ:\n{}",
+        differ.len(),
+        real.len(),
+        differ.join("\n")
+    );
 }
 
 #[test]

@@ -191,3 +191,45 @@ async fn std_types_convert_and_the_fd_traits_agree(dir: PathBuf) -> std::io::Res
 fn std_types_convert_and_the_fd_traits_agree_on_the_real_kernel() {
     on_the_real_kernel(std_types_convert_and_the_fd_traits_agree);
 }
+
+/// The datagram and Unix types follow the same conventions: `From` the
+/// std type, the fd traits agreeing with the inherent accessors, and
+/// `into_raw_fd` giving the fd up.
+async fn socket_types_convert_and_the_fd_traits_agree(dir: PathBuf) -> std::io::Result<()> {
+    use iokernel::net::{UdpSocket, UnixDatagram, UnixListener, UnixStream};
+    let a = UdpSocket::from(std::net::UdpSocket::bind("127.0.0.1:0")?);
+    let b = UdpSocket::bind("127.0.0.1:0")?;
+    assert_eq!(a.as_fd().as_raw_fd(), a.as_raw_fd());
+    a.send_to(b"udp".to_vec(), b.local_addr()?).await.0?;
+    let BufResult(got, buf) = b.recv_from(vec![0u8; 8]).await;
+    let (n, from) = got?;
+    assert_eq!((&buf[..n], from), (&b"udp"[..], a.local_addr()?));
+
+    let (left, right) = std::os::unix::net::UnixStream::pair()?;
+    let (left, right) = (UnixStream::from(left), UnixStream::from(right));
+    left.write_all(b"unix".to_vec()).await.0?;
+    let (n, buf) = right.read(vec![0u8; 8]).await.into_parts();
+    assert_eq!(&buf[..n?], b"unix");
+
+    let path = dir.join("listener.sock");
+    let listener = UnixListener::from(std::os::unix::net::UnixListener::bind(&path)?);
+    let client = UnixStream::connect(&path).await?;
+    let (server, _) = listener.accept().await?;
+    client.write_all(b"accepted".to_vec()).await.0?;
+    let (n, buf) = server.read(vec![0u8; 16]).await.into_parts();
+    assert_eq!(&buf[..n?], b"accepted");
+
+    let (x, y) = std::os::unix::net::UnixDatagram::pair()?;
+    let (x, y) = (UnixDatagram::from(x), UnixDatagram::from(y));
+    x.send(b"dgram".to_vec()).await.0?;
+    let (n, buf) = y.recv(vec![0u8; 8]).await.into_parts();
+    assert_eq!(&buf[..n?], b"dgram");
+    let raw = IntoRawFd::into_raw_fd(y);
+    io::close(raw).await?;
+    Ok(())
+}
+
+#[test]
+fn socket_types_convert_and_the_fd_traits_agree_on_the_real_kernel() {
+    on_the_real_kernel(socket_types_convert_and_the_fd_traits_agree);
+}

@@ -40,7 +40,9 @@
 #![allow(unsafe_code)]
 
 use crate::fs::File;
-use crate::net::{TcpListener, TcpStream};
+use crate::net::{
+    ReceivedFd, TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream,
+};
 use std::os::fd::OwnedFd;
 
 /// Implement `AsFd`, `AsRawFd`, `IntoRawFd`, `FromRawFd` and
@@ -87,6 +89,11 @@ macro_rules! impl_fd_traits {
 impl_fd_traits!(File);
 impl_fd_traits!(TcpStream);
 impl_fd_traits!(TcpListener);
+impl_fd_traits!(UdpSocket);
+impl_fd_traits!(UnixStream);
+impl_fd_traits!(UnixListener);
+impl_fd_traits!(UnixDatagram);
+impl_fd_traits!(ReceivedFd);
 
 impl From<std::fs::File> for File {
     /// Own a std file's fd (the real kernel's).
@@ -107,5 +114,33 @@ impl From<std::net::TcpListener> for TcpListener {
     /// Own a std listener's fd, switched to non-blocking.
     fn from(listener: std::net::TcpListener) -> TcpListener {
         TcpListener::from(OwnedFd::from(listener))
+    }
+}
+
+impl From<std::net::UdpSocket> for UdpSocket {
+    /// Own a std UDP socket's fd, switched to non-blocking.
+    fn from(socket: std::net::UdpSocket) -> UdpSocket {
+        UdpSocket::from(OwnedFd::from(socket))
+    }
+}
+
+impl From<std::os::unix::net::UnixStream> for UnixStream {
+    /// Own a std Unix stream's fd, switched to non-blocking.
+    fn from(stream: std::os::unix::net::UnixStream) -> UnixStream {
+        UnixStream::from(OwnedFd::from(stream))
+    }
+}
+
+impl From<std::os::unix::net::UnixListener> for UnixListener {
+    /// Own a std Unix listener's fd, switched to non-blocking.
+    fn from(listener: std::os::unix::net::UnixListener) -> UnixListener {
+        UnixListener::from(OwnedFd::from(listener))
+    }
+}
+
+impl From<std::os::unix::net::UnixDatagram> for UnixDatagram {
+    /// Own a std Unix datagram socket's fd, switched to non-blocking.
+    fn from(socket: std::os::unix::net::UnixDatagram) -> UnixDatagram {
+        UnixDatagram::from(OwnedFd::from(socket))
     }
 }

@@ -37,6 +37,7 @@ use crate::op::file::{
     Advise, Allocate, Close, Lseek, Read, ReadVectored, Sendfile, Stat, StatFs, Sync, SyncKind,
     Truncate, Write, WriteVectored,
 };
+use crate::op::msg::{AcceptUnix, ConnectUnix, RecvMsg, SendMsg, ShutdownOp};
 use crate::op::net::{Accept, Connect, Recv, Send};
 use crate::op::path::{GetXattr, KernelPath, Mkdir, Open, Rename, SetXattr, Unlink};
 use std::net::SocketAddr;
@@ -46,7 +47,9 @@ use std::path::Path;
 pub use crate::buf::BufResult;
 pub use crate::driver::Op;
 pub use crate::fs::OpenOptions;
-pub use crate::sys::{Advice, FileStat, FileType, FsStat, MsgFlags, OpenFlags, Whence};
+pub use crate::sys::{
+    Advice, FileStat, FileType, FsStat, MsgFlags, OpenFlags, RecvMeta, Shutdown, SockAddr, Whence,
+};
 
 /// Read up to the buffer's capacity at the file offset (advancing it).
 pub fn read<B: IoBufMut>(fd: RawFd, buf: B) -> Op<Read<B>> {
@@ -268,6 +271,121 @@ pub fn send<B: IoBuf>(fd: RawFd, buf: B) -> Op<Send<B>> {
 /// ```
 pub fn send_with_flags<B: IoBuf>(fd: RawFd, buf: B, flags: MsgFlags) -> Op<Send<B>> {
     Op::new(Send { fd, buf, flags })
+}
+
+/// Send one message: the buffer, to `to` (`None`: the connected peer),
+/// passing `fds` with `SCM_RIGHTS` (Unix sockets; the caller keeps them and
+/// must keep them open until the op completes). A datagram goes whole or
+/// fails (`EMSGSIZE`); on a stream the count may be short.
+///
+/// ```
+/// use iokernel::io::{self, MsgFlags, SockAddr};
+/// use iokernel::net::UdpSocket;
+/// let rt = iokernel::runtime::Runtime::builder().compute_threads(1).build().unwrap();
+/// rt.block_on(async {
+///     let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+///     let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+///     let to = SockAddr::Inet(b.local_addr().unwrap());
+///     let sent = io::sendmsg(a.as_raw_fd(), b"hi".to_vec(), Some(to), Vec::new(), MsgFlags::NONE);
+///     assert_eq!(sent.await.0.unwrap(), 2);
+///     let got = io::recvmsg(b.as_raw_fd(), vec![0u8; 8], 0, MsgFlags::NONE).await;
+///     assert_eq!(got.0.unwrap().bytes, 2);
+/// });
+/// ```
+pub fn sendmsg<B: IoBuf>(
+    fd: RawFd,
+    buf: B,
+    to: Option<SockAddr>,
+    fds: Vec<RawFd>,
+    flags: MsgFlags,
+) -> Op<SendMsg<B>> {
+    Op::new(SendMsg {
+        fd,
+        buf,
+        to,
+        fds,
+        flags,
+    })
+}
+
+/// Receive one message into the buffer, accepting up to `fds_max` fds
+/// passed with `SCM_RIGHTS`. The [`RecvMeta`] names the sender, the new
+/// fds (close-on-exec; the caller owns and must close them) and whether the
+/// datagram was longer than the buffer (`truncated`: its tail is gone) or
+/// more fds came than `fds_max` (`fds_truncated`: the rest were closed).
+/// A cancelled `recvmsg` that raced with its message loses nothing: the
+/// next `recvmsg` on the socket gets it.
+///
+/// ```
+/// use iokernel::io::{self, MsgFlags};
+/// use iokernel::net::UnixDatagram;
+/// let rt = iokernel::runtime::Runtime::builder().compute_threads(1).build().unwrap();
+/// rt.block_on(async {
+///     let (a, b) = UnixDatagram::pair().unwrap();
+///     a.send(b"0123456789".to_vec()).await.0.unwrap();
+///     let got = io::recvmsg(b.as_raw_fd(), vec![0u8; 4], 0, MsgFlags::NONE).await;
+///     let meta = got.0.unwrap();
+///     assert_eq!((meta.bytes, meta.truncated), (4, true));
+/// });
+/// ```
+pub fn recvmsg<B: IoBufMut>(fd: RawFd, buf: B, fds_max: usize, flags: MsgFlags) -> Op<RecvMsg<B>> {
+    Op::new(RecvMsg {
+        fd,
+        buf,
+        fds_max,
+        flags,
+        meta: None,
+    })
+}
+
+/// Connect a Unix socket to the socket bound at `path`.
+///
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("iok-cu-doc-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// use iokernel::net::{UnixListener, UnixStream};
+/// let rt = iokernel::runtime::Runtime::builder().compute_threads(1).build().unwrap();
+/// rt.block_on(async {
+///     let listener = UnixListener::bind(dir.join("s")).unwrap();
+///     let client = UnixStream::connect(dir.join("s")).await.unwrap();
+///     let (server, _) = listener.accept().await.unwrap();
+///     # drop((client, server));
+/// });
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// ```
+pub fn connect_unix(fd: RawFd, path: impl AsRef<Path>) -> Op<ConnectUnix> {
+    Op::new(ConnectUnix {
+        fd,
+        path: path.as_ref().to_path_buf(),
+    })
+}
+
+/// Accept a connection on a Unix listener: the new (non-blocking,
+/// close-on-exec) socket and the peer's address (usually
+/// [`SockAddr::Unnamed`]). An accept cancelled after it accepted closes
+/// the connection. See [`connect_unix`] for an example.
+pub fn accept_unix(listen_fd: RawFd) -> Op<AcceptUnix> {
+    Op::new(AcceptUnix {
+        fd: listen_fd,
+        accepted: None,
+    })
+}
+
+/// Shut down one or both directions of a socket (`Write`: the peer reads
+/// end of stream once it has drained what was sent).
+///
+/// ```
+/// use iokernel::io::{self, Shutdown};
+/// use iokernel::net::UnixStream;
+/// let rt = iokernel::runtime::Runtime::builder().compute_threads(1).build().unwrap();
+/// rt.block_on(async {
+///     let (a, b) = UnixStream::pair().unwrap();
+///     io::shutdown(a.as_raw_fd(), Shutdown::Write).await.unwrap();
+///     assert_eq!(b.read(vec![0u8; 4]).await.0.unwrap(), 0);
+/// });
+/// ```
+pub fn shutdown(fd: RawFd, how: Shutdown) -> Op<ShutdownOp> {
+    Op::new(ShutdownOp { fd, how })
 }
 
 /// Flush the file's data and metadata to stable storage.

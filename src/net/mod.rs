@@ -1,5 +1,7 @@
-//! `TcpListener` and `TcpStream`: owned non-blocking sockets with the
-//! socket ops as methods, closed on drop.
+//! Owned non-blocking sockets with the socket ops as methods, closed on
+//! drop: [`TcpListener`] and [`TcpStream`], [`UdpSocket`], and the Unix
+//! sockets [`UnixStream`], [`UnixListener`] and [`UnixDatagram`] (which
+//! pass fds: [`ReceivedFd`], [`Message`]).
 //!
 //! Setting up a socket (`socket`, `bind`, `listen`, options) never blocks
 //! and is done directly through the current kernel; everything that can
@@ -20,6 +22,14 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::RawFd;
 use std::sync::Arc;
 
+mod msg;
+mod udp;
+mod unix;
+
+pub use msg::{Message, ReceivedFd};
+pub use udp::UdpSocket;
+pub use unix::{UnixDatagram, UnixListener, UnixStream};
+
 /// Backlog passed to `listen(2)`.
 pub const LISTEN_BACKLOG: i32 = 1024;
 
@@ -29,6 +39,13 @@ struct Socket {
 }
 
 impl Socket {
+    /// Own `fd` of the current kernel, made non-blocking (closed on error).
+    fn adopt(fd: RawFd, kernel: Arc<dyn Kernel>) -> std::io::Result<Socket> {
+        let socket = Socket { fd, kernel };
+        to_io(socket.kernel.set_option(fd, SockOpt::NonBlocking(true)))?;
+        Ok(socket)
+    }
+
     fn new(like: &SocketAddr) -> std::io::Result<Socket> {
         let kernel = context::current_kernel();
         let fd = to_io(kernel.socket(like, SockType::Stream))?;
@@ -84,6 +101,12 @@ fn each_addr<T>(
             e.kind(),
             format!("{what}: all of {list:?} failed; the last, {addr}: {e}"),
         )),
+    }
+}
+
+impl std::fmt::Debug for Socket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Socket").field("fd", &self.fd).finish()
     }
 }
 

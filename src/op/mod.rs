@@ -23,6 +23,7 @@
 //! fd through iokernel drops what was kept (closing kept connections).
 
 pub mod file;
+pub mod msg;
 pub mod net;
 pub mod path;
 
@@ -251,6 +252,40 @@ pub enum Request<'a> {
         buf: &'a [u8],
         /// The op's flags.
         flags: MsgFlags,
+    },
+    /// `sendmsg(2)` of one buffer, with fds as `SCM_RIGHTS`.
+    SendMsg {
+        /// The socket.
+        fd: RawFd,
+        /// The bytes.
+        buf: &'a [u8],
+        /// The destination (`None`: the connected peer).
+        to: Option<&'a crate::sys::SockAddr>,
+        /// Fds to pass.
+        fds: &'a [RawFd],
+        /// The op's flags.
+        flags: MsgFlags,
+    },
+    /// `recvmsg(2)` into one buffer; what it got besides the count goes to
+    /// `out`.
+    RecvMsg {
+        /// The socket.
+        fd: RawFd,
+        /// Where the bytes go.
+        buf: &'a mut [u8],
+        /// Most fds to accept.
+        fds_max: usize,
+        /// The op's flags.
+        flags: MsgFlags,
+        /// Where the sender, fds and truncation flags go.
+        out: &'a mut Option<crate::sys::RecvMeta>,
+    },
+    /// `shutdown(2)`.
+    Shutdown {
+        /// The socket.
+        fd: RawFd,
+        /// Which directions.
+        how: crate::sys::Shutdown,
     },
     /// No portable form (`lseek`, `sendfile`, xattrs, ...): backends run
     /// [`OpCode::run_blocking`].

@@ -55,8 +55,8 @@ pub use crate::sys::fsinfo::EXT4_MAGIC;
 /// The io_uring opcode numbers [`RingOptions::missing_opcodes`] takes.
 pub use crate::sys::ring::opcode;
 pub use crate::sys::sim::{
-    ClassFaults, CrashModel, Latency, OpClass, PollerFaults, RingOptions, SimCore, SimDriver,
-    SimKernel, SimOptions, SimRng, SimStats,
+    ClassFaults, CrashModel, DatagramFaults, Latency, OpClass, PollerFaults, RingOptions, SimCore,
+    SimDriver, SimKernel, SimOptions, SimRng, SimStats,
 };
 pub use explore::{
     explore_crashes, CrashBudget, CrashReport, CrashState, CrashViolation, ExploreOptions,

@@ -80,6 +80,11 @@ errno_consts!(
     ENODATA,
     EOVERFLOW,
     ENAMETOOLONG,
+    EMSGSIZE,
+    EDESTADDRREQ,
+    EISCONN,
+    EAFNOSUPPORT,
+    EPROTOTYPE,
 );
 
 impl Errno {

@@ -20,7 +20,7 @@
 //! unread tail of a datagram taken into a short buffer is kept rather than
 //! truncated as the kernel would.
 
-use super::Kernel;
+use super::{Kernel, RecvMeta};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
@@ -34,11 +34,13 @@ struct Leftover {
     bytes: VecDeque<Vec<u8>>,
     /// Accepted connections in arrival order.
     conns: VecDeque<(RawFd, SocketAddr)>,
+    /// Messages a discarded `recvmsg` received (bytes, sender, passed fds).
+    msgs: VecDeque<(Vec<u8>, RecvMeta)>,
 }
 
 impl Leftover {
     fn is_empty(&self) -> bool {
-        self.bytes.is_empty() && self.conns.is_empty()
+        self.bytes.is_empty() && self.conns.is_empty() && self.msgs.is_empty()
     }
 }
 
@@ -139,8 +141,42 @@ pub(crate) fn take_conn(kernel: &dyn Kernel, fd: RawFd) -> Option<(RawFd, Socket
     with_entry(kernel, fd, |left| left.conns.pop_front())
 }
 
+/// Keep a message (its bytes, sender and passed fds) a discarded `recvmsg`
+/// on `fd` received.
+pub(crate) fn stash_msg(kernel: &dyn Kernel, fd: RawFd, bytes: &[u8], meta: RecvMeta) {
+    KEPT.fetch_add(1, Ordering::SeqCst);
+    with_entry(kernel, fd, |left| {
+        left.msgs.push_back((bytes.to_vec(), meta))
+    });
+}
+
+/// The oldest kept message of `fd`, copied into `buf`. A datagram (one with
+/// a sender) is taken whole: a tail that does not fit is cut and reported
+/// `truncated`, as the kernel would; a stream message's tail stays kept
+/// (without its fds, which go with the first byte).
+pub(crate) fn take_msg(kernel: &dyn Kernel, fd: RawFd, buf: &mut [u8]) -> Option<RecvMeta> {
+    if ENTRIES.load(Ordering::SeqCst) == 0 {
+        return None;
+    }
+    with_entry(kernel, fd, |left| {
+        let (bytes, mut meta) = left.msgs.pop_front()?;
+        let n = bytes.len().min(buf.len());
+        buf[..n].copy_from_slice(&bytes[..n]);
+        meta.bytes = n;
+        if n < bytes.len() {
+            match meta.from {
+                Some(_) => meta.truncated = true,
+                None => left
+                    .msgs
+                    .push_front((bytes[n..].to_vec(), RecvMeta::default())),
+            }
+        }
+        Some(meta)
+    })
+}
+
 /// `fd` is being closed through iokernel: drop its leftover bytes and close
-/// its kept connections.
+/// its kept connections and the fds of its kept messages.
 pub(crate) fn forget(kernel: &dyn Kernel, fd: RawFd) {
     if ENTRIES.load(Ordering::SeqCst) == 0 {
         return;
@@ -148,6 +184,9 @@ pub(crate) fn forget(kernel: &dyn Kernel, fd: RawFd) {
     let left = with_entry(kernel, fd, std::mem::take);
     for (conn, _) in left.conns {
         let _ = kernel.close(conn);
+    }
+    for passed in left.msgs.into_iter().flat_map(|(_, meta)| meta.fds) {
+        let _ = kernel.close(passed);
     }
 }
 

@@ -55,6 +55,7 @@
 mod errno;
 pub mod fsinfo;
 pub(crate) mod leftover;
+mod msg;
 pub mod poller;
 pub mod real;
 pub(crate) mod ring;
@@ -62,12 +63,14 @@ pub(crate) mod ring;
 pub mod sim;
 
 pub use errno::Errno;
+pub use msg::{check_unix_path, RecvMeta, SockAddr, SCM_MAX_FDS, UNIX_PATH_MAX_BYTES};
 pub use poller::{PollEvent, PollMode, PollWake, Poller, Ready};
 
 use std::ffi::CStr;
 use std::io::{IoSlice, IoSliceMut};
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
+use std::path::Path;
 use std::task::Waker;
 use std::time::Duration;
 
@@ -403,6 +406,46 @@ pub trait Kernel: Send + Sync + 'static {
     /// `interest`. `Ok(true)` when ready (errors and hang-ups count as
     /// ready, so the next call reports them), `Ok(false)` on timeout.
     fn wait_ready(&self, fd: RawFd, interest: Interest, timeout_ms: i32) -> SysResult<bool>;
+    /// `socket(AF_UNIX, ty)`, close-on-exec.
+    fn unix_socket(&self, ty: SockType) -> SysResult<RawFd>;
+    /// `socketpair(AF_UNIX, ty)`, both ends close-on-exec.
+    fn unix_pair(&self, ty: SockType) -> SysResult<(RawFd, RawFd)>;
+    /// `bind(2)` of a Unix socket to `path` (checked with
+    /// [`check_unix_path`]); `EADDRINUSE` when the path exists.
+    fn bind_unix(&self, fd: RawFd, path: &Path) -> SysResult<()>;
+    /// `connect(2)` of a Unix socket to `path`. Completes at once or fails;
+    /// a stream listener whose backlog is full gives `EAGAIN` on a
+    /// non-blocking socket (wait for writable, then call again).
+    fn connect_unix(&self, fd: RawFd, path: &Path) -> SysResult<()>;
+    /// `accept4(2)` on a Unix listener; the new fd is non-blocking and
+    /// close-on-exec.
+    fn accept_unix(&self, fd: RawFd) -> SysResult<(RawFd, SockAddr)>;
+    /// `getsockname(2)` of a socket of any family.
+    fn sock_name(&self, fd: RawFd) -> SysResult<SockAddr>;
+    /// `getpeername(2)` of a socket of any family.
+    fn peer_name(&self, fd: RawFd) -> SysResult<SockAddr>;
+    /// `sendmsg(2)`: the bytes of `bufs`, to `to` (`None`: the connected
+    /// peer), with `fds` passed as `SCM_RIGHTS` (the caller keeps its own).
+    /// Never raises `SIGPIPE`. A datagram is sent whole or not at all
+    /// (`EMSGSIZE` when too big).
+    fn sendmsg(
+        &self,
+        fd: RawFd,
+        bufs: &[IoSlice<'_>],
+        to: Option<&SockAddr>,
+        fds: &[RawFd],
+        flags: MsgFlags,
+    ) -> SysResult<usize>;
+    /// `recvmsg(2)` with `MSG_CMSG_CLOEXEC`, accepting up to `fds_max`
+    /// passed fds (more: closed, `fds_truncated`). A datagram longer than
+    /// `bufs` is cut and reported `truncated`.
+    fn recvmsg(
+        &self,
+        fd: RawFd,
+        bufs: &mut [IoSliceMut<'_>],
+        fds_max: usize,
+        flags: MsgFlags,
+    ) -> SysResult<RecvMeta>;
     /// `pipe2(O_CLOEXEC)`; returns `(read_end, write_end)`.
     fn pipe(&self) -> SysResult<(RawFd, RawFd)>;
     /// `splice(2)` between a pipe and another fd; `None` offsets use the fd offset.

@@ -80,6 +80,10 @@ pub mod opcode {
     pub const WRITEV: u8 = 2;
     /// `IORING_OP_FSYNC`.
     pub const FSYNC: u8 = 3;
+    /// `IORING_OP_SENDMSG`.
+    pub const SENDMSG: u8 = 9;
+    /// `IORING_OP_RECVMSG`.
+    pub const RECVMSG: u8 = 10;
     /// `IORING_OP_POLL_ADD`.
     pub const POLL_ADD: u8 = 6;
     /// `IORING_OP_ACCEPT`.
@@ -102,6 +106,8 @@ pub mod opcode {
     pub const SEND: u8 = 26;
     /// `IORING_OP_RECV`.
     pub const RECV: u8 = 27;
+    /// `IORING_OP_SHUTDOWN` (Linux 5.11).
+    pub const SHUTDOWN: u8 = 34;
     /// `IORING_OP_RENAMEAT`.
     pub const RENAMEAT: u8 = 35;
     /// `IORING_OP_UNLINKAT`.
@@ -230,6 +236,8 @@ mod tests {
             (opcode::READV, crate_op::Readv::CODE),
             (opcode::WRITEV, crate_op::Writev::CODE),
             (opcode::FSYNC, crate_op::Fsync::CODE),
+            (opcode::SENDMSG, crate_op::SendMsg::CODE),
+            (opcode::RECVMSG, crate_op::RecvMsg::CODE),
             (opcode::POLL_ADD, crate_op::PollAdd::CODE),
             (opcode::ACCEPT, crate_op::Accept::CODE),
             (opcode::CONNECT, crate_op::Connect::CODE),
@@ -241,6 +249,7 @@ mod tests {
             (opcode::WRITE, crate_op::Write::CODE),
             (opcode::SEND, crate_op::Send::CODE),
             (opcode::RECV, crate_op::Recv::CODE),
+            (opcode::SHUTDOWN, crate_op::Shutdown::CODE),
             (opcode::RENAMEAT, crate_op::RenameAt::CODE),
             (opcode::UNLINKAT, crate_op::UnlinkAt::CODE),
             (opcode::MKDIRAT, crate_op::MkDirAt::CODE),

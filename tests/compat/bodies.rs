@@ -229,6 +229,20 @@ macro_rules! bodies {
         /// buffer sizes on both ends; the client's close ends the echo.
         pub async fn tcp_echo_both_ways(_dir: PathBuf, how: How) -> io::Result<()> {
             let (client, server) = pair(&how).await?;
+            echo_both_ways(client, server, how).await
+        }
+
+        /// The same echo over a Unix stream pair.
+        pub async fn unix_echo_both_ways(_dir: PathBuf, how: How) -> io::Result<()> {
+            let (client, server) = how.run(async { iokernel::net::UnixStream::pair() }).await?;
+            echo_both_ways(client, server, how).await
+        }
+
+        async fn echo_both_ways<S: iokernel::io::compat::CompatIo>(
+            client: S,
+            server: S,
+            how: How,
+        ) -> io::Result<()> {
             let server_how = how.clone();
             let echo = crate::spawn_peer("echo", async move {
                 let mut server = server_how.adapt(server).with_buffer_bytes(777);

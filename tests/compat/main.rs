@@ -154,6 +154,16 @@ fn tokio_tcp_echo_both_ways() {
 }
 
 #[test]
+fn futures_unix_echo_both_ways() {
+    everywhere(bodies::via_futures::unix_echo_both_ways);
+}
+
+#[test]
+fn tokio_unix_echo_both_ways() {
+    everywhere(bodies::via_tokio::unix_echo_both_ways);
+}
+
+#[test]
 fn futures_a_dropped_writer_loses_no_accepted_byte() {
     everywhere(bodies::via_futures::a_dropped_writer_loses_no_accepted_byte);
 }

@@ -712,7 +712,7 @@ fn lost(what: String) -> std::io::Error {
 
 /// In the sync fallback an op runs to completion on its first poll, so
 /// nothing can cancel it: say so, and check only the plain exchange.
-fn no_cancellation_without_a_runtime(what: &str) -> bool {
+pub(crate) fn no_cancellation_without_a_runtime(what: &str) -> bool {
     if in_runtime() {
         return false;
     }

@@ -123,13 +123,16 @@ fn scratch_dir() -> tempfile::TempDir {
 
 /// One `#[test]` per body, each running it on every executor.
 macro_rules! on_every_executor {
-    ($($name:ident),* $(,)?) => {
+    ($module:ident: $($name:ident),* $(,)?) => {
         $(
             #[test]
             fn $name() {
-                on_every_executor(body::$name);
+                on_every_executor($module::$name);
             }
         )*
+    };
+    ($($name:ident),* $(,)?) => {
+        on_every_executor!(body: $($name),*);
     };
 }
 
@@ -166,6 +169,21 @@ on_every_executor!(
     bind_to_a_port_in_use_is_eaddrinuse,
     recv_cancelled_by_a_timeout_loses_no_bytes,
     accept_cancelled_by_a_timeout_loses_no_connection,
+);
+
+on_every_executor!(
+    sockets:
+    udp_send_to_and_recv_from_keep_datagram_boundaries,
+    connected_udp_sends_and_receives_from_its_peer,
+    a_datagram_larger_than_the_buffer_is_reported,
+    unix_stream_echo_through_a_listener,
+    unix_datagram_pair_and_bound_sockets,
+    sendmsg_passes_a_file_fd_with_scm_rights,
+    shutdown_write_gives_the_peer_end_of_stream,
+    recv_on_a_closed_peer,
+    unix_bind_to_a_path_in_use_is_eaddrinuse_naming_it,
+    a_unix_path_longer_than_sun_path_is_refused_naming_it,
+    recv_from_and_recvmsg_cancelled_mid_flight_keep_the_datagram,
 );
 
 /// A second party for a body: a task inside a runtime, a thread (running
@@ -388,6 +406,7 @@ fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
 // ---------------------------------------------------------------------------
 
 mod body;
+mod sockets;
 
 // ---------------------------------------------------------------------------
 // Sync-only: ops without any runtime

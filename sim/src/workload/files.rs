@@ -50,8 +50,13 @@ impl Injectable {
         Injectable(Arc::new(kernel.core().options().clone()))
     }
 
+    /// The run's options.
+    pub(crate) fn options(&self) -> &SimOptions {
+        &self.0
+    }
+
     pub(crate) fn allows(&self, class: OpClass, err: &Error) -> bool {
-        let Some(raw) = err.raw_os_error() else {
+        let Some(raw) = errno_of(err) else {
             return false;
         };
         let faults = self.0.faults_of(class);
@@ -69,6 +74,24 @@ impl Injectable {
             && self.0.driver.register_errnos().contains(&Errno(raw));
         injected || registration
     }
+}
+
+/// The errno of `err`: its raw OS error, or the [`Errno`] its source
+/// chain carries (errors that name their call and path wrap it).
+pub(crate) fn errno_of(err: &Error) -> Option<i32> {
+    if let Some(raw) = err.raw_os_error() {
+        return Some(raw);
+    }
+    let mut source = err
+        .get_ref()
+        .map(|e| e as &(dyn std::error::Error + 'static));
+    while let Some(e) = source {
+        if let Some(errno) = e.downcast_ref::<Errno>() {
+            return Some(errno.raw());
+        }
+        source = e.source();
+    }
+    None
 }
 
 #[derive(Clone, Debug)]
@@ -573,16 +596,23 @@ pub(crate) fn run(kernel: &Arc<SimKernel>, seed: u64, client: Client) -> Result<
                 runtime::spawn(async move { file_task.run().await.map(|m| (dir, m)) })
             })
             .collect();
-        let stream = runtime::spawn(sockets::stream_check(seed, stream_faults));
+        let stream = runtime::spawn(sockets::stream_check(seed, stream_faults.clone()));
+        let datagrams = runtime::spawn(sockets::datagram_check(seed, stream_faults.clone()));
+        let unix = runtime::spawn(sockets::unix_stream_check(seed, stream_faults));
+        // Every task runs to its end before any failure is reported, so a
+        // failing run stops at the same point each time it is replayed.
         let mut models = Vec::new();
         for task in tasks {
-            models.push(task.await.map_err(|e| e.to_string())??);
+            models.push(task.await.map_err(|e| e.to_string()).and_then(|r| r));
         }
-        let streamed = stream.await.map_err(|e| e.to_string())??;
-        Ok::<_, String>((models, streamed))
+        let streamed = stream.await.map_err(|e| e.to_string()).and_then(|r| r);
+        let datagrams = datagrams.await.map_err(|e| e.to_string()).and_then(|r| r);
+        let unix = unix.await.map_err(|e| e.to_string()).and_then(|r| r);
+        let models = models.into_iter().collect::<Result<Vec<_>, String>>()?;
+        Ok::<_, String>((models, streamed?, datagrams?, unix?))
     })
     .map_err(|e| e.to_string())??;
-    let (models, streamed) = results;
+    let (models, streamed, datagrams, unix) = results;
     check_disk(kernel, &models)?;
     if kernel.open_fds() != 0 {
         return Err(format!(
@@ -592,7 +622,8 @@ pub(crate) fn run(kernel: &Arc<SimKernel>, seed: u64, client: Client) -> Result<
     }
     let survived = check_power_loss(kernel, seed, &models, client)?;
     Ok(format!(
-        "{} files checked, {survived} survived power loss, {streamed} bytes streamed",
+        "{} files checked, {survived} survived power loss, {streamed} bytes streamed, \
+         {datagrams}, {unix} bytes over a Unix stream",
         models.iter().map(|(_, m)| m.names.len()).sum::<usize>()
     ))
 }

@@ -8,11 +8,20 @@
 //! [`cancel_check`] (run by the runtime workload) races recvs and accepts
 //! cancelled by timeouts against a peer's sends and connects: nothing the
 //! kernel delivered to a cancelled op may be lost.
+//!
+//! [`datagram_check`] sends scripted UDP datagrams over loopback, which
+//! the sim loses, duplicates and reorders, and checks what a datagram
+//! protocol can promise: every datagram received is one that was sent,
+//! whole. [`unix_stream_check`] streams bytes over a Unix listener's
+//! connection with short writes and faults, passing a file's fd on the way
+//! (`SCM_RIGHTS`): the stream must arrive exactly and the fd must read the
+//! file.
 
 use super::files::{retry, Injectable};
 use super::ScriptRng;
 use iokernel::buf::BufResult;
-use iokernel::net::{TcpListener, TcpStream};
+use iokernel::io;
+use iokernel::net::{TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream};
 use iokernel::runtime::{self, sleep, timeout};
 use iokernel::sim::OpClass;
 use iokernel::sys::Shutdown;
@@ -317,4 +326,249 @@ pub(crate) async fn cancel_check(seed: u64, faults: Injectable) -> Result<(u64, 
         drop((stream, peer));
     }
     Ok((recv_timeouts, accept_timeouts))
+}
+
+/// Datagrams sent per seed.
+const DATAGRAMS: u64 = 64;
+/// Largest datagram payload (after the 8-byte sequence number).
+const MAX_DATAGRAM_BYTES: u64 = 512;
+/// How long the receiver waits for one more datagram once the sender is done.
+const DRAIN_AFTER: Duration = Duration::from_millis(5);
+
+/// Datagram `seq` of the script: its number, then payload bytes.
+fn datagram(rng: &mut ScriptRng, seq: u64) -> Vec<u8> {
+    let len = rng.below(MAX_DATAGRAM_BYTES) as usize;
+    let mut bytes = seq.to_le_bytes().to_vec();
+    bytes.extend(rng.bytes(len));
+    bytes
+}
+
+/// Send scripted datagrams over loopback UDP and check each one received
+/// is one sent, whole. Returns a summary (received, duplicated, overtaken).
+pub(crate) async fn datagram_check(seed: u64, faults: Injectable) -> Result<String, String> {
+    let mut rng = ScriptRng::new(seed, 0xD6A4);
+    let sent: Vec<Vec<u8>> = (0..DATAGRAMS).map(|seq| datagram(&mut rng, seq)).collect();
+    let udp = |what: &'static str| {
+        let faults = faults.clone();
+        async move {
+            retry(&faults, OpClass::SocketSetup, || async {
+                UdpSocket::bind("127.0.0.1:0")
+            })
+            .await
+            .map_err(|e| format!("{what} bind: {e}"))
+        }
+    };
+    let (sender, receiver) = (udp("sender").await?, udp("receiver").await?);
+    let to = receiver
+        .local_addr()
+        .map_err(|e| format!("local_addr: {e}"))?;
+    let from = sender
+        .local_addr()
+        .map_err(|e| format!("local_addr: {e}"))?;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sending = {
+        let (sent, faults, done) = (sent.clone(), faults.clone(), std::sync::Arc::clone(&done));
+        runtime::spawn(async move {
+            for (seq, bytes) in sent.into_iter().enumerate() {
+                let result = retry(&faults, OpClass::SocketWrite, || async {
+                    sender.send_to(bytes.clone(), to).await.0
+                })
+                .await;
+                match result {
+                    Ok(n) if n == bytes.len() => {}
+                    Ok(n) => return Err(format!("datagram {seq}: sent {n} of {}", bytes.len())),
+                    Err(e) => return Err(format!("datagram {seq}: send_to: {e}")),
+                }
+            }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            Ok::<_, String>(())
+        })
+    };
+    let (mut seen, mut duplicated, mut overtaken, mut highest) = (vec![0u32; sent.len()], 0, 0, 0);
+    loop {
+        let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+        let wait = if finished {
+            DRAIN_AFTER
+        } else {
+            Duration::from_secs(3600)
+        };
+        let got = match timeout(wait, receiver.recv_from(vec![0u8; 1024])).await {
+            Err(_) if finished => break,
+            Err(_) => continue,
+            Ok(BufResult(Err(e), _)) if faults.allows(OpClass::SocketRead, &e) => continue,
+            Ok(BufResult(Err(e), _)) => return Err(format!("recv_from: {e}")),
+            Ok(BufResult(Ok((n, peer)), buf)) => {
+                if peer != from {
+                    return Err(format!("a datagram from {peer}, not the sender {from}"));
+                }
+                buf[..n].to_vec()
+            }
+        };
+        let seq = got
+            .get(..8)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
+            .filter(|&seq| seq < sent.len())
+            .ok_or_else(|| format!("a {}-byte datagram that was never sent", got.len()))?;
+        if got != sent[seq] {
+            return Err(format!(
+                "datagram {seq} arrived changed ({} bytes, sent {})",
+                got.len(),
+                sent[seq].len()
+            ));
+        }
+        seen[seq] += 1;
+        duplicated += u32::from(seen[seq] > 1);
+        overtaken += u32::from(seq < highest);
+        highest = highest.max(seq);
+    }
+    sending.await.map_err(|e| e.to_string())??;
+    let received = seen.iter().filter(|&&n| n > 0).count();
+    let exact = faults.options().datagram == iokernel::sim::DatagramFaults::default();
+    if exact && (received as u64 != DATAGRAMS || duplicated > 0 || overtaken > 0) {
+        return Err(format!(
+            "with datagram faults off, {received}/{DATAGRAMS} arrived, \
+             {duplicated} twice, {overtaken} out of order"
+        ));
+    }
+    Ok(format!(
+        "{received}/{DATAGRAMS} datagrams received whole ({duplicated} duplicates, {overtaken} out of order)"
+    ))
+}
+
+/// Bytes streamed over the Unix connection per seed.
+const UNIX_STREAM_BYTES: usize = 24 * 1024;
+/// What the passed file holds.
+const PASSED_FILE: &[u8] = b"the file behind the passed fd";
+
+/// Stream bytes over a Unix listener's connection with faults, passing a
+/// file's fd halfway; returns the bytes streamed.
+pub(crate) async fn unix_stream_check(seed: u64, faults: Injectable) -> Result<usize, String> {
+    let mut rng = ScriptRng::new(seed, 0x0A1C);
+    let data = rng.bytes(UNIX_STREAM_BYTES);
+    let path = format!("/unix-{seed}.sock");
+    let listener = retry(&faults, OpClass::SocketSetup, || async {
+        UnixListener::bind(&path)
+    })
+    .await
+    .map_err(|e| format!("unix bind: {e}"))?;
+    let client = retry(&faults, OpClass::SocketSetup, || UnixStream::connect(&path))
+        .await
+        .map_err(|e| format!("unix connect: {e}"))?;
+    let (server, _) = retry(&faults, OpClass::SocketSetup, || listener.accept())
+        .await
+        .map_err(|e| format!("unix accept: {e}"))?;
+    drop(listener);
+    let file = passed_file(&faults, seed).await?;
+    let receiver = runtime::spawn(receive_unix(server, faults.clone(), data.len()));
+    let half = data.len() / 2;
+    unix_send_all(&client, &faults, &mut rng, &data[..half]).await?;
+    let marker = b"fd!".to_vec();
+    // The fd rides with the bytes this send_msg moves; a short one's tail
+    // goes as plain bytes.
+    let sent = loop {
+        match client.send_msg(marker.clone(), &[file]).await.0 {
+            Ok(0) => return Err("send_msg sent 0 bytes".to_string()),
+            Ok(n) => break n,
+            Err(e) if faults.allows(OpClass::SocketWrite, &e) => continue,
+            Err(e) => return Err(format!("send_msg: {e}")),
+        }
+    };
+    unix_send_all(&client, &faults, &mut rng, &marker[sent..]).await?;
+    retry(&faults, OpClass::Metadata, || io::close(file))
+        .await
+        .map_err(|e| format!("close the passed file: {e}"))?;
+    unix_send_all(&client, &faults, &mut rng, &data[half..]).await?;
+    retry(&faults, OpClass::SocketSetup, || {
+        client.shutdown(Shutdown::Write)
+    })
+    .await
+    .map_err(|e| format!("unix shutdown: {e}"))?;
+    let (got, read_through) = receiver.await.map_err(|e| e.to_string())??;
+    let mut want = data[..half].to_vec();
+    want.extend_from_slice(&marker);
+    want.extend_from_slice(&data[half..]);
+    if got != want {
+        return Err(format!(
+            "unix stream differs (got {} of {} bytes)",
+            got.len(),
+            want.len()
+        ));
+    }
+    if read_through != PASSED_FILE {
+        return Err("the passed fd did not read the file".to_string());
+    }
+    Ok(got.len())
+}
+
+async fn passed_file(faults: &Injectable, seed: u64) -> Result<std::os::fd::RawFd, String> {
+    let path = format!("/passed-{seed}");
+    let flags = io::OpenFlags::RDWR | io::OpenFlags::CREAT | io::OpenFlags::TRUNC;
+    let fd = retry(faults, OpClass::Open, || io::open(&path, flags, 0o644))
+        .await
+        .map_err(|e| format!("open {path}: {e}"))?;
+    let mut written = 0;
+    while written < PASSED_FILE.len() {
+        let BufResult(result, _) =
+            io::pwrite(fd, PASSED_FILE[written..].to_vec(), written as u64).await;
+        match result {
+            Ok(n) => written += n,
+            Err(e) if faults.allows(OpClass::Write, &e) => continue,
+            Err(e) => return Err(format!("write {path}: {e}")),
+        }
+    }
+    Ok(fd)
+}
+
+async fn unix_send_all(
+    stream: &UnixStream,
+    faults: &Injectable,
+    rng: &mut ScriptRng,
+    data: &[u8],
+) -> Result<(), String> {
+    let mut sent = 0;
+    while sent < data.len() {
+        let end = (sent + 1 + rng.below(MAX_SEND_BYTES) as usize).min(data.len());
+        match stream.write(data[sent..end].to_vec()).await.0 {
+            Ok(0) => return Err(format!("unix send wrote 0 bytes at {sent}")),
+            Ok(n) => sent += n,
+            Err(e) if faults.allows(OpClass::SocketWrite, &e) => continue,
+            Err(e) => return Err(format!("unix send at {sent}: {e}")),
+        }
+    }
+    Ok(())
+}
+
+/// Receive everything with `recv_msg`, reading the passed file through the
+/// fd that arrives; returns the bytes and what the fd read.
+async fn receive_unix(
+    stream: UnixStream,
+    faults: Injectable,
+    expect: usize,
+) -> Result<(Vec<u8>, Vec<u8>), String> {
+    let (mut got, mut read_through) = (Vec::with_capacity(expect), Vec::new());
+    loop {
+        let BufResult(result, buf) = stream.recv_msg(vec![0u8; 4096], 1).await;
+        let msg = match result {
+            Ok(msg) => msg,
+            Err(e) if faults.allows(OpClass::SocketRead, &e) => continue,
+            Err(e) => return Err(format!("unix recv after {} bytes: {e}", got.len())),
+        };
+        for passed in &msg.fds {
+            let fd = passed.as_raw_fd();
+            while read_through.len() < PASSED_FILE.len() {
+                let at = read_through.len();
+                let BufResult(result, buf) = io::pread(fd, vec![0u8; 64], at as u64).await;
+                match result {
+                    Ok(0) => return Err("the passed fd read end of file early".to_string()),
+                    Ok(n) => read_through.extend_from_slice(&buf[..n]),
+                    Err(e) if faults.allows(OpClass::Read, &e) => continue,
+                    Err(e) => return Err(format!("read through the passed fd: {e}")),
+                }
+            }
+        }
+        if msg.bytes == 0 {
+            return Ok((got, read_through));
+        }
+        got.extend_from_slice(&buf[..msg.bytes]);
+    }
 }

@@ -179,7 +179,7 @@ const REQUIRED: [(u8, &str); 8] = [
 ];
 
 /// Optional opcodes whose absence sends one op to the pool.
-const OPTIONAL: [(u8, &str); 10] = [
+const OPTIONAL: [(u8, &str); 13] = [
     (opcode::STATX, "fstat (STATX)"),
     (opcode::FALLOCATE, "fallocate (FALLOCATE)"),
     (opcode::FTRUNCATE, "ftruncate (FTRUNCATE, Linux 6.9)"),
@@ -190,6 +190,9 @@ const OPTIONAL: [(u8, &str); 10] = [
     (opcode::CONNECT, "connect (CONNECT)"),
     (opcode::RECV, "recv (RECV)"),
     (opcode::SEND, "send (SEND)"),
+    (opcode::SENDMSG, "sendmsg (SENDMSG)"),
+    (opcode::RECVMSG, "recvmsg (RECVMSG)"),
+    (opcode::SHUTDOWN, "shutdown (SHUTDOWN, Linux 5.11)"),
 ];
 
 /// Whether rings from `rings` can run the driver: `Ok(notes)` lists the

@@ -50,6 +50,8 @@
 use crate::op::{OpCode, Request};
 #[cfg(linux)]
 use crate::sys::real::ffi::{addr_from_storage, file_type, zeroed_statx, zeroed_storage, RawAddr};
+#[cfg(linux)]
+use crate::sys::real::msg::MsgHeader;
 use crate::sys::ring::opcode as code;
 #[cfg(not(linux))]
 use crate::sys::Kernel;
@@ -83,6 +85,9 @@ pub(super) struct Scratch {
     peer: Option<Box<PeerAddr>>,
     /// The address a `CONNECT` entry hands to the kernel.
     raw_addr: Option<Box<RawAddr>>,
+    /// The msghdr (with iovec, address and control buffer) of a `SENDMSG`
+    /// or `RECVMSG` entry.
+    msg: Option<Box<MsgHeader>>,
 }
 
 /// Off Linux there is no kernel ring, so nothing to keep.
@@ -111,6 +116,9 @@ pub(super) fn opcode<T: OpCode>(op: &mut T) -> Option<u8> {
         Request::Connect { .. } => code::CONNECT,
         Request::Recv { .. } => code::RECV,
         Request::Send { .. } => code::SEND,
+        Request::Shutdown { .. } => code::SHUTDOWN,
+        Request::SendMsg { .. } => code::SENDMSG,
+        Request::RecvMsg { .. } => code::RECVMSG,
         _ => return None,
     })
 }
@@ -250,6 +258,46 @@ pub(super) fn entry<T: OpCode>(op: &mut T, scratch: &mut Scratch) -> Option<Entr
             let entry = opcode::Send::new(types::Fd(fd), buf.as_ptr(), entry_len(buf.len()));
             entry.flags(flags).build()
         }
+        // `sendmsg(2)`/`recvmsg(2)` through a msghdr in the scratch, with
+        // the op's flags minus `MSG_DONTWAIT` (the ring waits itself), plus
+        // `MSG_NOSIGNAL` for a send and `MSG_CMSG_CLOEXEC` for a receive.
+        // A destination the pool would refuse gets no entry (the pool says
+        // why).
+        Request::SendMsg {
+            fd,
+            buf,
+            to,
+            fds,
+            flags,
+        } => {
+            let header = scratch.msg.insert(MsgHeader::send(buf, to, fds).ok()?);
+            let flags = (flags.0 & !libc::MSG_DONTWAIT) | libc::MSG_NOSIGNAL;
+            opcode::SendMsg::new(types::Fd(fd), header.as_ptr())
+                .flags(flags as u32)
+                .build()
+        }
+        Request::RecvMsg {
+            fd,
+            buf,
+            fds_max,
+            flags,
+            ..
+        } => {
+            let header = scratch.msg.insert(MsgHeader::recv(buf, fds_max));
+            let flags = (flags.0 & !libc::MSG_DONTWAIT) | libc::MSG_CMSG_CLOEXEC;
+            opcode::RecvMsg::new(types::Fd(fd), header.as_ptr())
+                .flags(flags as u32)
+                .build()
+        }
+        // `shutdown(2)`.
+        Request::Shutdown { fd, how } => {
+            let how = match how {
+                crate::sys::Shutdown::Read => libc::SHUT_RD,
+                crate::sys::Shutdown::Write => libc::SHUT_WR,
+                crate::sys::Shutdown::Both => libc::SHUT_RDWR,
+            };
+            opcode::Shutdown::new(types::Fd(fd), how).build()
+        }
         _ => return None,
     })
 }
@@ -304,6 +352,13 @@ pub(super) fn result<T: OpCode>(
                     Err(e)
                 }
             }
+        }
+        Request::RecvMsg { out, .. } => {
+            let n = cqe_result(res)?;
+            // The driver always builds the entry (which sets the header) first.
+            let header = scratch.msg.as_ref().ok_or(Errno::EIO)?;
+            *out = Some(header.received(n)?);
+            Ok(n)
         }
         Request::Connect { started, .. } => match cqe_result(res) {
             Err(Errno::EINPROGRESS | Errno::EALREADY) => {
@@ -1000,6 +1055,107 @@ mod tests {
         let pool = on_pool(accept(b)).0;
         assert_eq!((uring, pool), (Err(Errno::EINVAL), Err(Errno::EINVAL)));
         for fd in [a, b] {
+            K.close(fd).expect("close");
+        }
+    }
+
+    #[test]
+    fn shutdown_matches_the_pool() {
+        let Some(mut ring) = socket_ring() else {
+            return;
+        };
+        if !supports(&ring, code::SHUTDOWN, "shutdown") {
+            return;
+        }
+        let shutdown = |fd, how| crate::op::msg::ShutdownOp { fd, how };
+        let (listen_fd, client, server, addr) = connected_on(&mut ring);
+        let uring = on_ring(&mut ring, shutdown(client, Shutdown::Write)).0;
+        assert_eq!(uring, Ok(0));
+        let (res, op) = on_ring(&mut ring, recv(server, 16, MsgFlags::NONE));
+        assert_eq!((res, op.complete(res).1.len()), (Ok(0), 0), "peer sees EOF");
+        // Not connected: ENOTCONN; not a socket: ENOTSOCK, either way.
+        let (a, b) = (nonblocking_socket(&addr), nonblocking_socket(&addr));
+        let uring = on_ring(&mut ring, shutdown(a, Shutdown::Both)).0;
+        let pool = on_pool(shutdown(b, Shutdown::Both)).0;
+        assert_eq!((uring, pool), (Err(Errno::ENOTCONN), Err(Errno::ENOTCONN)));
+        let (rd, wr) = K.pipe().expect("pipe");
+        let uring = on_ring(&mut ring, shutdown(rd, Shutdown::Read)).0;
+        let pool = on_pool(shutdown(wr, Shutdown::Read)).0;
+        assert_eq!((uring, pool), (Err(Errno::ENOTSOCK), Err(Errno::ENOTSOCK)));
+        for fd in [listen_fd, client, server, a, b, rd, wr] {
+            K.close(fd).expect("close");
+        }
+    }
+
+    #[test]
+    fn sendmsg_and_recvmsg_match_the_pool() {
+        use crate::op::msg::{RecvMsg, SendMsg};
+        use crate::sys::SockAddr;
+        let Some(mut ring) = socket_ring() else {
+            return;
+        };
+        if !supports(&ring, code::SENDMSG, "sendmsg") || !supports(&ring, code::RECVMSG, "recvmsg")
+        {
+            return;
+        }
+        let send = |fd, buf: &'static [u8], to: Option<SockAddr>, fds: Vec<RawFd>| SendMsg {
+            fd,
+            buf,
+            to,
+            fds,
+            flags: MsgFlags::NONE,
+        };
+        let recv = |fd, len: usize, fds_max| RecvMsg {
+            fd,
+            buf: Vec::with_capacity(len),
+            fds_max,
+            flags: MsgFlags::NONE,
+            meta: None,
+        };
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        let (a, b) = (
+            K.socket(&any, SockType::Datagram).expect("socket"),
+            K.socket(&any, SockType::Datagram).expect("socket"),
+        );
+        for fd in [a, b] {
+            K.set_option(fd, SockOpt::NonBlocking(true))
+                .expect("nonblocking");
+            K.bind(fd, &any).expect("bind");
+        }
+        let to = Some(SockAddr::Inet(K.local_addr(b).expect("addr")));
+        let from = Some(SockAddr::Inet(K.local_addr(a).expect("addr")));
+        // The same datagram each way, cut to 4 bytes: same count, sender
+        // and truncation on the ring and on the pool.
+        for on_the_ring in [true, false] {
+            let sent = match on_the_ring {
+                true => on_ring(&mut ring, send(a, b"0123456789", to.clone(), Vec::new())).0,
+                false => on_pool(send(a, b"0123456789", to.clone(), Vec::new())).0,
+            };
+            assert_eq!(sent, Ok(10));
+            let (res, op) = match on_the_ring {
+                true => on_ring(&mut ring, recv(b, 4, 0)),
+                false => on_pool(recv(b, 4, 0)),
+            };
+            let crate::buf::BufResult(meta, buf) = op.complete(res);
+            let meta = meta.expect("recvmsg");
+            assert_eq!((meta.bytes, meta.truncated, &meta.from), (4, true, &from));
+            assert_eq!(&buf[..], b"0123", "ring: {on_the_ring}");
+        }
+        // Fds over a Unix pair: two sent, one accepted, the other closed.
+        let (x, y) = K.unix_pair(SockType::Datagram).expect("socketpair");
+        let sent = on_ring(&mut ring, send(x, b"fd", None, vec![a, b])).0;
+        assert_eq!(sent, Ok(2));
+        let (res, op) = on_ring(&mut ring, recv(y, 8, 1));
+        let meta = op.complete(res).0.expect("recvmsg");
+        assert_eq!(
+            (meta.bytes, meta.fds.len(), meta.fds_truncated),
+            (2, 1, true)
+        );
+        assert_eq!(
+            K.fstat(meta.fds[0]).map(|s| s.file_type),
+            Ok(FileType::Socket)
+        );
+        for fd in [a, b, x, y, meta.fds[0]] {
             K.close(fd).expect("close");
         }
     }

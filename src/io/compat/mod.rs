@@ -76,7 +76,7 @@ pub mod tokio;
 use crate::buf::BufResult;
 use crate::fs::File;
 use crate::io::{self as ops, Whence};
-use crate::net::TcpStream;
+use crate::net::{TcpStream, UnixStream};
 use crate::runtime::{self, Handle, JoinError, JoinHandle};
 use std::future::Future;
 use std::io;
@@ -122,7 +122,7 @@ mod sealed {
 
 /// What a [`Compat`] needs from the object it wraps: start a read, a
 /// write or (files) a seek, and shut the write direction. Implemented by
-/// [`File`] and [`TcpStream`]; another stream type of this crate joins in
+/// [`File`], [`TcpStream`] and [`UnixStream`]; another stream type of this crate joins in
 /// this module with `impl sealed::Sealed for T {}` and a `CompatIo` impl
 /// like `TcpStream`'s (`recv`/`send` on its fd, `shutdown(Write)`,
 /// `start_seek` → `None`).
@@ -195,6 +195,30 @@ impl CompatIo for TcpStream {
 
     fn describe(&self) -> String {
         format!("tcp stream fd {}", self.as_raw_fd())
+    }
+
+    fn start_seek(&self, _offset: i64, _whence: Whence) -> Option<BoxOp<io::Result<u64>>> {
+        None
+    }
+}
+
+impl sealed::Sealed for UnixStream {}
+
+impl CompatIo for UnixStream {
+    fn start_read(&self, buf: Vec<u8>) -> BufOp {
+        Box::pin(ops::recv(self.as_raw_fd(), buf))
+    }
+
+    fn start_write(&self, buf: Vec<u8>) -> BufOp {
+        Box::pin(ops::send(self.as_raw_fd(), buf))
+    }
+
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.shutdown_now(crate::sys::Shutdown::Write)
+    }
+
+    fn describe(&self) -> String {
+        format!("unix stream fd {}", self.as_raw_fd())
     }
 
     fn start_seek(&self, _offset: i64, _whence: Whence) -> Option<BoxOp<io::Result<u64>>> {

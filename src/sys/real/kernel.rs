@@ -12,13 +12,14 @@
 use super::ffi::{addr_from_storage, file_type, socklen, zeroed_storage, RawAddr};
 use super::syscall::{syscall, syscall_close};
 use crate::sys::{
-    Advice, Errno, FileStat, FsStat, Interest, Kernel, MsgFlags, OpenFlags, Shutdown, SockOpt,
-    SockType, SysResult, Whence,
+    Advice, Errno, FileStat, FsStat, Interest, Kernel, MsgFlags, OpenFlags, RecvMeta, Shutdown,
+    SockAddr, SockOpt, SockType, SysResult, Whence,
 };
 use std::ffi::CStr;
 use std::io::{IoSlice, IoSliceMut};
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
+use std::path::Path;
 use std::ptr;
 
 /// Most buffers one vectored call passes (Linux `UIO_MAXIOV`). Buffers past
@@ -52,7 +53,7 @@ fn seek_offset(off: i64) -> SysResult<libc::off_t> {
 
 /// The byte count of a successful call; [`syscall`] has already turned the
 /// only negative value (`-1`) into an error.
-fn byte_count(n: isize) -> usize {
+pub(super) fn byte_count(n: isize) -> usize {
     n as usize
 }
 
@@ -63,7 +64,7 @@ fn iov_count(len: usize) -> libc::c_int {
 
 /// Run `call` with a pointer to a zeroed `sockaddr_storage` and its length
 /// (reset before every retry); returns the call's result and the storage.
-fn sockaddr_out(
+pub(super) fn sockaddr_out(
     mut call: impl FnMut(*mut libc::sockaddr, *mut libc::socklen_t) -> libc::c_int,
 ) -> SysResult<(libc::c_int, libc::sockaddr_storage, libc::socklen_t)> {
     let mut storage = zeroed_storage();
@@ -113,7 +114,7 @@ fn file_mode(mode: u32) -> SysResult<libc::mode_t> {
 /// without `SOCK_CLOEXEC`/`accept4`/`pipe2` set the flags after the call.
 /// On failure the fd is closed and the error returned.
 #[cfg(not(linux))]
-fn new_fd_flags(fd: RawFd, nonblocking: bool) -> SysResult<RawFd> {
+pub(super) fn new_fd_flags(fd: RawFd, nonblocking: bool) -> SysResult<RawFd> {
     let cloexec = syscall(|| {
         // SAFETY: F_SETFD takes a plain int argument, no pointer.
         unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) }
@@ -134,7 +135,7 @@ fn new_fd_flags(fd: RawFd, nonblocking: bool) -> SysResult<RawFd> {
 /// One raw `accept`, close-on-exec (and non-blocking when asked) from the
 /// start on Linux (`accept4`).
 #[cfg(linux)]
-fn accept_raw(
+pub(super) fn accept_raw(
     fd: RawFd,
     addr: *mut libc::sockaddr,
     len: *mut libc::socklen_t,
@@ -148,7 +149,7 @@ fn accept_raw(
 
 /// One raw `accept`; the caller sets the fd flags ([`new_fd_flags`]).
 #[cfg(not(linux))]
-fn accept_raw(
+pub(super) fn accept_raw(
     fd: RawFd,
     addr: *mut libc::sockaddr,
     len: *mut libc::socklen_t,
@@ -584,6 +585,55 @@ impl Kernel for RealKernel {
             unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), flags) }
         })
         .map(byte_count)
+    }
+
+    fn unix_socket(&self, ty: SockType) -> SysResult<RawFd> {
+        super::msg::unix_socket(ty)
+    }
+
+    fn unix_pair(&self, ty: SockType) -> SysResult<(RawFd, RawFd)> {
+        super::msg::unix_pair(ty)
+    }
+
+    fn bind_unix(&self, fd: RawFd, path: &Path) -> SysResult<()> {
+        super::msg::bind_unix(fd, path)
+    }
+
+    fn connect_unix(&self, fd: RawFd, path: &Path) -> SysResult<()> {
+        super::msg::connect_unix(fd, path)
+    }
+
+    fn accept_unix(&self, fd: RawFd) -> SysResult<(RawFd, SockAddr)> {
+        super::msg::accept_unix(fd)
+    }
+
+    fn sock_name(&self, fd: RawFd) -> SysResult<SockAddr> {
+        super::msg::sock_name(fd)
+    }
+
+    fn peer_name(&self, fd: RawFd) -> SysResult<SockAddr> {
+        super::msg::peer_name(fd)
+    }
+
+    fn sendmsg(
+        &self,
+        fd: RawFd,
+        bufs: &[IoSlice<'_>],
+        to: Option<&SockAddr>,
+        fds: &[RawFd],
+        flags: MsgFlags,
+    ) -> SysResult<usize> {
+        super::msg::sendmsg(fd, bufs, to, fds, flags)
+    }
+
+    fn recvmsg(
+        &self,
+        fd: RawFd,
+        bufs: &mut [IoSliceMut<'_>],
+        fds_max: usize,
+        flags: MsgFlags,
+    ) -> SysResult<RecvMeta> {
+        super::msg::recvmsg(fd, bufs, fds_max, flags)
     }
 
     fn shutdown(&self, fd: RawFd, how: Shutdown) -> SysResult<()> {

@@ -16,6 +16,7 @@ mod host;
 mod kernel;
 #[cfg(kqueue)]
 pub(crate) mod kqueue;
+pub(crate) mod msg;
 pub(crate) mod pool;
 pub mod signal;
 mod syscall;

@@ -22,14 +22,15 @@
 //! whether the call would succeed, so their fault is drawn before the call.
 
 use super::core::SimCore;
+use super::dgram::{DgramId, SimDgram};
 use super::fs::crash::{CrashLog, CrashPoint};
 use super::fs::{InodeId, Last, SimFs, LUSTRE_LOV, MAX_FILE_BYTES, ROOT, XATTR_SIZE_MAX};
-use super::net::{PipeId, SimNet, SocketId};
+use super::net::{PipeId, SimNet, SocketId, EISCONN};
 use super::options::OpClass;
 use crate::sys::fsinfo;
 use crate::sys::{
     Advice, Errno, FileStat, FileType, FsStat, Interest, Kernel, MsgFlags, OpenFlags, Ready,
-    Shutdown, SockOpt, SockType, SysResult, Whence,
+    RecvMeta, Shutdown, SockAddr, SockOpt, SockType, SysResult, Whence,
 };
 use std::collections::BTreeMap;
 use std::ffi::CStr;
@@ -39,6 +40,7 @@ use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The lowest fd handed out (0, 1 and 2 are the standard streams).
@@ -96,6 +98,9 @@ enum Fd {
     Socket(SocketId),
     PipeRead(PipeId),
     PipeWrite(PipeId),
+    /// A datagram socket (UDP or Unix), or a Unix stream socket that is not
+    /// connected (idle or listening): see `dgram`.
+    Dgram(DgramId),
 }
 
 impl Fd {
@@ -104,7 +109,7 @@ impl Fd {
         match self {
             Fd::File(f) => f.readable,
             Fd::PipeWrite(_) => false,
-            Fd::Directory(_) | Fd::Socket(_) | Fd::PipeRead(_) => true,
+            Fd::Directory(_) | Fd::Socket(_) | Fd::PipeRead(_) | Fd::Dgram(_) => true,
         }
     }
 
@@ -113,7 +118,7 @@ impl Fd {
         match self {
             Fd::File(f) => f.writable,
             Fd::Directory(_) | Fd::PipeRead(_) => false,
-            Fd::Socket(_) | Fd::PipeWrite(_) => true,
+            Fd::Socket(_) | Fd::PipeWrite(_) | Fd::Dgram(_) => true,
         }
     }
 }
@@ -135,7 +140,14 @@ struct State {
     core: Arc<SimCore>,
     fs: SimFs,
     net: SimNet,
+    dgram: SimDgram,
     fds: BTreeMap<RawFd, Fd>,
+    /// Fds in flight (`SCM_RIGHTS` sent, not yet received), by token.
+    in_flight: BTreeMap<u64, Fd>,
+    next_right: u64,
+    /// Unix stream connections (`SimNet` sockets): their local address and
+    /// the fds passed along their bytes (see `kernel/msg.rs`).
+    unix_conns: BTreeMap<SocketId, msg::UnixConn>,
     /// Crash points being recorded (crash exploration only).
     crash_log: Option<CrashLog>,
 }
@@ -200,7 +212,11 @@ impl SimKernel {
             core: Arc::clone(&core),
             fs: SimFs::new(core.options()),
             net: SimNet::new(),
+            dgram: SimDgram::new(),
             fds: BTreeMap::new(),
+            in_flight: BTreeMap::new(),
+            next_right: 1,
+            unix_conns: BTreeMap::new(),
             crash_log: None,
         };
         SimKernel {
@@ -246,6 +262,9 @@ impl SimKernel {
         let mut state = self.lock();
         state.fds.clear();
         state.net.reset_all();
+        state.dgram.reset_all();
+        state.in_flight.clear();
+        state.unix_conns.clear();
         state.fs.crash(&self.core);
         self.core.trace(b"crash");
     }
@@ -397,6 +416,7 @@ impl SimKernel {
             Fd::File(file) => (0, file.inode, false),
             Fd::Directory(inode) => (1, inode, false),
             Fd::Socket(socket) => (2, socket, true),
+            Fd::Dgram(id) => (5, id, true),
             Fd::PipeRead(pipe) => (3, pipe, true),
             Fd::PipeWrite(pipe) => (4, pipe, true),
         };
@@ -480,7 +500,7 @@ impl State {
         }
         match entry {
             Fd::File(OpenFile { inode, .. }) | Fd::Directory(inode) => self.fs.open_ref(inode),
-            Fd::Socket(_) | Fd::PipeRead(_) | Fd::PipeWrite(_) => {}
+            Fd::Socket(_) | Fd::PipeRead(_) | Fd::PipeWrite(_) | Fd::Dgram(_) => {}
         }
         self.fds.insert(fd, entry);
         Ok(fd)
@@ -517,18 +537,52 @@ impl State {
     }
 
     fn close(&mut self, fd: RawFd) -> SysResult<()> {
-        match self.fds.remove(&fd).ok_or(Errno::EBADF)? {
-            Fd::File(OpenFile { inode, .. }) | Fd::Directory(inode) => self.fs.close_ref(inode),
-            Fd::Socket(s) => self.net.close_socket(s),
+        let entry = self.fds.remove(&fd).ok_or(Errno::EBADF)?;
+        self.release(entry);
+        Ok(())
+    }
+
+    /// Drop one reference to what `entry` names: a file's open count, or
+    /// the socket or pipe end once no fd and no message in flight names it
+    /// any more (fds passed with `SCM_RIGHTS` share it).
+    fn release(&mut self, entry: Fd) {
+        if let Fd::File(OpenFile { inode, .. }) | Fd::Directory(inode) = entry {
+            self.fs.close_ref(inode);
+            return;
+        }
+        let same = |other: &Fd| msg::same_object(other, &entry);
+        if self.fds.values().any(same) || self.in_flight.values().any(same) {
+            return;
+        }
+        match entry {
+            Fd::File(_) | Fd::Directory(_) => {}
+            Fd::Socket(s) => {
+                let conn = self.unix_conns.remove(&s).map(msg::UnixConn::into_parts);
+                self.net.close_socket(s);
+                if let Some((peer, rights)) = conn {
+                    if self.unix_conns.contains_key(&peer) {
+                        self.net.unix_peer_closed(peer);
+                    }
+                    self.drop_rights(rights);
+                }
+            }
             Fd::PipeRead(p) => self.net.close_pipe_end(p, false),
             Fd::PipeWrite(p) => self.net.close_pipe_end(p, true),
+            Fd::Dgram(d) => {
+                let (rights, pending) = self.dgram.close(d);
+                for s in pending {
+                    self.unix_conns.remove(&s);
+                    self.net.close_socket(s);
+                }
+                self.drop_rights(rights);
+            }
         }
-        Ok(())
     }
 }
 
 mod dispatch;
 mod file;
+mod msg;
 mod path;
 mod stream;
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //!
 //! [`SimKernel`] implements [`crate::sys::Kernel`] over an in-memory file
 //! system (`fs`, with a durability model), loopback sockets and pipes
-//! (`net`); `SimOffload` and `SimClock` implement [`crate::sys::Offload`]
+//! (`net`), datagram sockets and Unix socket names (`dgram`); `SimOffload` and `SimClock` implement [`crate::sys::Offload`]
 //! and [`crate::sys::Clock`] with virtual time; the simulated pollers
 //! implement [`crate::sys::Poller`] with epoll or kqueue semantics, and the
 //! simulated ring implements the completion-ring seam. Every choice that
@@ -50,6 +50,10 @@
 //!   [`SimDriver`] and [`PollerFaults`]): spurious events for fds that are
 //!   not ready, ready events held back to a later wait and delivered in
 //!   seed order, and `ENOMEM`/`ENOSPC` from adding a poller registration.
+//! * **Datagrams** (see [`DatagramFaults`]): loopback UDP datagrams are
+//!   lost, duplicated or overtake queued ones; each one that arrives is
+//!   one that was sent, whole. Unix datagrams are reliable and ordered
+//!   (`dgram`).
 //! * **Power loss.** [`SimKernel::crash`] drops every fd and socket and
 //!   reverts the file system to what was durable: file data written since
 //!   the last successful fsync is lost (or torn at 512-byte/4 KiB
@@ -67,6 +71,7 @@
 
 mod clock;
 mod core;
+mod dgram;
 mod fs;
 mod kernel;
 mod net;
@@ -79,7 +84,8 @@ mod rng;
 pub use self::core::{SimCore, SimStats};
 pub use kernel::SimKernel;
 pub use options::{
-    ClassFaults, CrashModel, Latency, OpClass, PollerFaults, RingOptions, SimDriver, SimOptions,
+    ClassFaults, CrashModel, DatagramFaults, Latency, OpClass, PollerFaults, RingOptions,
+    SimDriver, SimOptions,
 };
 pub use rng::SimRng;
 

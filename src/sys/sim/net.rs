@@ -140,7 +140,7 @@ pub(crate) const EPHEMERAL_LAST_PORT: u16 = 60_999;
 /// Largest listen backlog (Linux `net.core.somaxconn` default).
 pub(crate) const SOMAXCONN: usize = 4096;
 
-const EISCONN: Errno = Errno(libc::EISCONN);
+pub(crate) const EISCONN: Errno = Errno(libc::EISCONN);
 const EAFNOSUPPORT: Errno = Errno(libc::EAFNOSUPPORT);
 
 /// Loopback TCP sockets and pipes; see the module docs for the model.
@@ -390,6 +390,26 @@ impl SimNet {
             holds_port: false,
             state: State::Idle,
         })
+    }
+
+    /// Two connected stream sockets that hold no port: the two ends of a
+    /// Unix stream connection (`socketpair`, or `connect` to a Unix
+    /// listener). Their IP addresses are placeholders nobody reads: the
+    /// kernel layer answers address queries on Unix sockets itself.
+    pub(crate) fn pair(&mut self) -> (SocketId, SocketId) {
+        let unnamed = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
+        let first = self.next_socket;
+        let second = first + 1;
+        for (me, peer) in [(first, second), (second, first)] {
+            self.insert_socket(Socket {
+                v6: false,
+                local: None,
+                holds_port: false,
+                state: State::Connected(Conn::new(peer, unnamed)),
+            });
+            debug_assert!(self.sockets.contains_key(&me));
+        }
+        (first, second)
     }
 
     fn insert_socket(&mut self, socket: Socket) -> SocketId {
@@ -702,6 +722,17 @@ impl SimNet {
                 }
             }
             State::Connected(conn) => self.hang_up(&conn),
+        }
+    }
+
+    /// A Unix stream end whose peer closed cleanly: Linux fails its sends
+    /// with `EPIPE` at once (no orphaned socket accepts one first, as
+    /// TCP's does), while reads still drain, then see end of stream.
+    pub(crate) fn unix_peer_closed(&mut self, s: SocketId) {
+        if let Some(conn) = self.conn_mut(s) {
+            if conn.error.is_none() && conn.peer.is_none() {
+                conn.reset = true;
+            }
         }
     }
 

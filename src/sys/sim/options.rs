@@ -249,6 +249,35 @@ pub struct PollerFaults {
     pub register_probability: f64,
 }
 
+/// What loopback UDP does to datagrams (Unix datagrams are reliable, as
+/// Linux's are). Each probability is drawn per datagram sent.
+///
+/// ```
+/// use iokernel::sim::{DatagramFaults, SimOptions};
+/// let mut options = SimOptions::new(7);
+/// assert_eq!(options.datagram, DatagramFaults::default()); // exact by default
+/// options.datagram = DatagramFaults {
+///     loss_probability: 0.1,
+///     duplicate_probability: 0.05,
+///     reorder_probability: 0.2,
+///     reorder_depth_max: 3,
+/// };
+/// options.validate().unwrap();
+/// assert!(SimOptions::with_faults(7, 0.02).datagram.loss_probability > 0.0);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DatagramFaults {
+    /// The datagram is dropped (the send still succeeds).
+    pub loss_probability: f64,
+    /// The datagram is queued twice.
+    pub duplicate_probability: f64,
+    /// The datagram overtakes up to [`DatagramFaults::reorder_depth_max`]
+    /// datagrams already queued at the receiver.
+    pub reorder_probability: f64,
+    /// How many queued datagrams a reordered one may overtake.
+    pub reorder_depth_max: usize,
+}
+
 /// A simulated run's configuration. Faults are off in [`SimOptions::new`]
 /// (for parity with the real kernel) and on in [`SimOptions::with_faults`].
 #[derive(Clone, Debug, PartialEq)]
@@ -280,6 +309,8 @@ pub struct SimOptions {
     pub ring: RingOptions,
     /// Faults of the readiness drivers' pollers.
     pub poller_faults: PollerFaults,
+    /// Loss, duplication and reordering of loopback UDP datagrams.
+    pub datagram: DatagramFaults,
 }
 
 impl SimOptions {
@@ -308,6 +339,7 @@ impl SimOptions {
             driver: SimDriver::Pool,
             ring: RingOptions::default(),
             poller_faults: PollerFaults::default(),
+            datagram: DatagramFaults::default(),
         }
     }
 
@@ -317,7 +349,8 @@ impl SimOptions {
     /// queue fills and the completion queue overflows) with `EBUSY` from
     /// submit at `probability`; for the readiness drivers, poller
     /// registration errors at `probability` and spurious and delayed
-    /// readiness events at five times it (at most 1).
+    /// readiness events at five times it (at most 1); loopback UDP loses,
+    /// duplicates and reorders datagrams at twice it (at most 1).
     pub fn with_faults(seed: u64, probability: f64) -> SimOptions {
         let mut options = SimOptions::new(seed);
         for class in OpClass::ALL {
@@ -342,6 +375,15 @@ impl SimOptions {
         };
         options.crash = CrashModel::Torn {
             granularity_bytes: 512,
+        };
+        // UDP promises nothing: lose, duplicate and reorder at twice the
+        // rate (at most 1), as datagrams are rarer than syscalls.
+        let datagram_probability = (2.0 * probability).min(1.0);
+        options.datagram = DatagramFaults {
+            loss_probability: datagram_probability,
+            duplicate_probability: datagram_probability,
+            reorder_probability: datagram_probability,
+            reorder_depth_max: 4,
         };
         options.ring = RingOptions {
             sq_entries: 4,
@@ -386,6 +428,9 @@ impl SimOptions {
             ("spurious readiness", poller.spurious_probability),
             ("delayed readiness", poller.delay_probability),
             ("poller registration", poller.register_probability),
+            ("datagram loss", self.datagram.loss_probability),
+            ("datagram duplication", self.datagram.duplicate_probability),
+            ("datagram reordering", self.datagram.reorder_probability),
         ] {
             if !(0.0..=1.0).contains(&p) {
                 return Err(format!("{name} probability {p} is not in 0..=1"));

@@ -142,14 +142,22 @@ impl Kernel for SimKernel {
     }
 
     fn bind(&self, fd: RawFd, addr: &SocketAddr) -> SysResult<()> {
-        self.call("bind", (fd, addr), |st| {
-            st.setup(fd, |net, s| net.bind(s, addr))
+        self.call("bind", (fd, addr), |st| match st.dgram_of(fd)? {
+            Some(d) => {
+                st.inject(OpClass::SocketSetup)?;
+                st.dgram.bind_inet(d, addr)
+            }
+            None => st.setup(fd, |net, s| net.bind(s, addr)),
         })
     }
 
     fn listen(&self, fd: RawFd, backlog: i32) -> SysResult<()> {
-        self.call("listen", (fd, backlog), |st| {
-            st.setup(fd, |net, s| net.listen(s, backlog))
+        self.call("listen", (fd, backlog), |st| match st.dgram_of(fd)? {
+            Some(d) => {
+                st.inject(OpClass::SocketSetup)?;
+                st.dgram.listen(d, backlog)
+            }
+            None => st.setup(fd, |net, s| net.listen(s, backlog)),
         })
     }
 
@@ -159,41 +167,58 @@ impl Kernel for SimKernel {
     }
 
     fn connect(&self, fd: RawFd, addr: &SocketAddr) -> SysResult<()> {
-        self.call("connect", (fd, addr), |st| {
-            st.setup(fd, |net, s| net.connect(s, addr))
+        self.call("connect", (fd, addr), |st| match st.dgram_of(fd)? {
+            Some(d) => {
+                st.inject(OpClass::SocketSetup)?;
+                st.dgram.connect(d, &SockAddr::Inet(*addr))
+            }
+            None => st.setup(fd, |net, s| net.connect(s, addr)),
         })
     }
 
     fn local_addr(&self, fd: RawFd) -> SysResult<SocketAddr> {
-        self.call("local_addr", fd, |st| st.net.local_addr(st.socket_of(fd)?))
+        self.call("local_addr", fd, |st| {
+            st.sock_name(fd)?.as_inet().ok_or(Errno(libc::EAFNOSUPPORT))
+        })
     }
 
     fn peer_addr(&self, fd: RawFd) -> SysResult<SocketAddr> {
-        self.call("peer_addr", fd, |st| st.net.peer_addr(st.socket_of(fd)?))
+        self.call("peer_addr", fd, |st| {
+            st.peer_name(fd)?.as_inet().ok_or(Errno(libc::EAFNOSUPPORT))
+        })
     }
 
     fn take_socket_error(&self, fd: RawFd) -> SysResult<Option<Errno>> {
-        self.call("take_socket_error", fd, |st| st.socket_of(fd).map(|_| None))
+        self.call("take_socket_error", fd, |st| st.dgram_of(fd).map(|_| None))
     }
 
     fn recv(&self, fd: RawFd, buf: &mut [u8], flags: MsgFlags) -> SysResult<usize> {
         self.call("recv", (fd, buf.len(), flags.0), |st| {
-            let socket = st.socket_of(fd)?;
             let peek = flags.0 & MsgFlags::PEEK.0 != 0;
+            if let Some(d) = st.dgram_of(fd)? {
+                let mut bufs = [IoSliceMut::new(buf)];
+                return st.recv_dgram(d, &mut bufs, 0, peek).map(|m| m.bytes);
+            }
+            let socket = st.socket_of(fd)?;
             st.recv_socket(socket, buf, peek)
         })
     }
 
     fn send(&self, fd: RawFd, buf: &[u8], flags: MsgFlags) -> SysResult<usize> {
         self.call("send", (fd, buf.len(), flags.0), |st| {
+            if let Some(d) = st.dgram_of(fd)? {
+                return st.send_dgram(d, buf, None, &[]);
+            }
             let socket = st.socket_of(fd)?;
             st.send_socket(socket, buf)
         })
     }
 
     fn shutdown(&self, fd: RawFd, how: Shutdown) -> SysResult<()> {
-        self.call("shutdown", (fd, how), |st| {
-            st.setup(fd, |net, s| net.shutdown(s, how))
+        self.call("shutdown", (fd, how), |st| match st.dgram_of(fd)? {
+            Some(d) if st.dgram.is_stream(d) => Ok(()),
+            Some(_) => Err(Errno::EOPNOTSUPP),
+            None => st.setup(fd, |net, s| net.shutdown(s, how)),
         })
     }
 
@@ -213,6 +238,61 @@ impl Kernel for SimKernel {
         // Never blocks: the sim has nothing else that could make `fd` ready.
         self.call("wait_ready", (fd, interest, timeout_ms), |st| {
             st.wait_ready(fd, interest)
+        })
+    }
+
+    fn unix_socket(&self, ty: SockType) -> SysResult<RawFd> {
+        self.call("unix_socket", ty, |st| st.unix_socket(ty))
+    }
+
+    fn unix_pair(&self, ty: SockType) -> SysResult<(RawFd, RawFd)> {
+        self.call("unix_pair", ty, |st| st.unix_pair(ty))
+    }
+
+    fn bind_unix(&self, fd: RawFd, path: &Path) -> SysResult<()> {
+        self.call("bind_unix", (fd, path), |st| st.bind_unix(fd, path))
+    }
+
+    fn connect_unix(&self, fd: RawFd, path: &Path) -> SysResult<()> {
+        self.call("connect_unix", (fd, path), |st| st.connect_unix(fd, path))
+    }
+
+    fn accept_unix(&self, fd: RawFd) -> SysResult<(RawFd, SockAddr)> {
+        self.call("accept_unix", fd, |st| st.accept_unix(fd))
+    }
+
+    fn sock_name(&self, fd: RawFd) -> SysResult<SockAddr> {
+        self.call("sock_name", fd, |st| st.sock_name(fd))
+    }
+
+    fn peer_name(&self, fd: RawFd) -> SysResult<SockAddr> {
+        self.call("peer_name", fd, |st| st.peer_name(fd))
+    }
+
+    fn sendmsg(
+        &self,
+        fd: RawFd,
+        bufs: &[IoSlice<'_>],
+        to: Option<&SockAddr>,
+        fds: &[RawFd],
+        flags: MsgFlags,
+    ) -> SysResult<usize> {
+        let len: usize = bufs.iter().map(|b| b.len()).sum();
+        self.call("sendmsg", (fd, len, to, fds, flags.0), |st| {
+            st.sendmsg(fd, bufs, to, fds)
+        })
+    }
+
+    fn recvmsg(
+        &self,
+        fd: RawFd,
+        bufs: &mut [IoSliceMut<'_>],
+        fds_max: usize,
+        flags: MsgFlags,
+    ) -> SysResult<RecvMeta> {
+        let len: usize = bufs.iter().map(|b| b.len()).sum();
+        self.call("recvmsg", (fd, len, fds_max, flags.0), |st| {
+            st.recvmsg(fd, bufs, fds_max, flags)
         })
     }
 

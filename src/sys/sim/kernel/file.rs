@@ -12,7 +12,12 @@ impl State {
         at: Option<u64>,
     ) -> SysResult<usize> {
         let entry = self.entry(fd)?;
-        if at.is_some() && matches!(entry, Fd::Socket(_) | Fd::PipeRead(_) | Fd::PipeWrite(_)) {
+        if at.is_some()
+            && matches!(
+                entry,
+                Fd::Socket(_) | Fd::Dgram(_) | Fd::PipeRead(_) | Fd::PipeWrite(_)
+            )
+        {
             return Err(Errno::ESPIPE);
         }
         match entry {
@@ -21,6 +26,10 @@ impl State {
             Fd::Socket(s) => self.recv_socket(s, buf, false),
             Fd::PipeRead(p) => self.read_pipe(p, buf),
             Fd::PipeWrite(_) => Err(Errno::EBADF),
+            Fd::Dgram(d) => {
+                let mut bufs = [IoSliceMut::new(buf)];
+                self.recv_dgram(d, &mut bufs, 0, false).map(|m| m.bytes)
+            }
         }
     }
 
@@ -50,13 +59,19 @@ impl State {
     /// `write`/`pwrite` (`at` = `Some(offset)`) on any fd.
     pub(super) fn write_fd(&mut self, fd: RawFd, data: &[u8], at: Option<u64>) -> SysResult<usize> {
         let entry = self.entry(fd)?;
-        if at.is_some() && matches!(entry, Fd::Socket(_) | Fd::PipeRead(_) | Fd::PipeWrite(_)) {
+        if at.is_some()
+            && matches!(
+                entry,
+                Fd::Socket(_) | Fd::Dgram(_) | Fd::PipeRead(_) | Fd::PipeWrite(_)
+            )
+        {
             return Err(Errno::ESPIPE);
         }
         match entry {
             Fd::File(file) => self.write_file_fd(fd, file, data, at, OpClass::Write),
             Fd::Socket(s) => self.send_socket(s, data),
             Fd::PipeWrite(p) => self.write_pipe(p, data),
+            Fd::Dgram(d) => self.send_dgram(d, data, None, &[]),
             Fd::Directory(_) | Fd::PipeRead(_) => Err(Errno::EBADF),
         }
     }
@@ -149,7 +164,9 @@ impl State {
             // offset; the position is not kept (there is no getdents).
             Fd::Directory(_) if whence == Whence::End => (None, MAX_FILE_BYTES),
             Fd::Directory(_) => (None, 0),
-            Fd::Socket(_) | Fd::PipeRead(_) | Fd::PipeWrite(_) => return Err(Errno::ESPIPE),
+            Fd::Socket(_) | Fd::Dgram(_) | Fd::PipeRead(_) | Fd::PipeWrite(_) => {
+                return Err(Errno::ESPIPE)
+            }
         };
         let target = (base as i64)
             .checked_add(offset)
@@ -188,7 +205,7 @@ impl State {
                 self.fs.sync_dir(dir);
                 Ok(())
             }
-            Fd::Socket(_) | Fd::PipeRead(_) | Fd::PipeWrite(_) => Err(Errno::EINVAL),
+            Fd::Socket(_) | Fd::Dgram(_) | Fd::PipeRead(_) | Fd::PipeWrite(_) => Err(Errno::EINVAL),
         }
     }
 
@@ -219,7 +236,7 @@ impl State {
             Fd::File(file) => file,
             Fd::PipeRead(_) | Fd::PipeWrite(_) => return Err(Errno::ESPIPE),
             Fd::Directory(_) => return Err(Errno::EISDIR),
-            Fd::Socket(_) => return Err(Errno(libc::ENODEV)),
+            Fd::Socket(_) | Fd::Dgram(_) => return Err(Errno(libc::ENODEV)),
         };
         if offset + len > MAX_FILE_BYTES {
             return Err(Errno::EFBIG);
@@ -260,7 +277,7 @@ impl State {
             Fd::File(OpenFile { inode, .. }) | Fd::Directory(inode) => {
                 self.fs.stat(inode).ok_or(Errno::EBADF)?
             }
-            Fd::Socket(s) => stream_stat(FileType::Socket, 0o777, s),
+            Fd::Socket(s) | Fd::Dgram(s) => stream_stat(FileType::Socket, 0o777, s),
             Fd::PipeRead(p) | Fd::PipeWrite(p) => stream_stat(FileType::Fifo, 0o600, p),
         };
         self.inject(OpClass::Metadata)?;
@@ -273,14 +290,14 @@ impl State {
     pub(super) fn fadvise(&self, fd: RawFd) -> SysResult<()> {
         match self.entry(fd)? {
             Fd::File(_) | Fd::Directory(_) => Ok(()),
-            Fd::Socket(_) | Fd::PipeRead(_) | Fd::PipeWrite(_) => Err(Errno::ESPIPE),
+            Fd::Socket(_) | Fd::Dgram(_) | Fd::PipeRead(_) | Fd::PipeWrite(_) => Err(Errno::ESPIPE),
         }
     }
 
     pub(super) fn fstatfs(&self, fd: RawFd) -> SysResult<FsStat> {
         let stat = match self.entry(fd)? {
             Fd::File(_) | Fd::Directory(_) => self.fs.statfs(),
-            Fd::Socket(_) => stream_statfs(SOCKFS_MAGIC),
+            Fd::Socket(_) | Fd::Dgram(_) => stream_statfs(SOCKFS_MAGIC),
             Fd::PipeRead(_) | Fd::PipeWrite(_) => stream_statfs(PIPEFS_MAGIC),
         };
         self.inject(OpClass::Metadata)?;

@@ -4,10 +4,12 @@
 
 use super::*;
 
+const EAFNOSUPPORT: Errno = Errno(libc::EAFNOSUPPORT);
+
 impl State {
     pub(super) fn socket(&mut self, like: &SocketAddr, ty: SockType) -> SysResult<RawFd> {
         if ty == SockType::Datagram {
-            return Err(Errno(libc::EPROTONOSUPPORT));
+            return self.udp_socket(like.is_ipv6());
         }
         self.check_fd_room(1)?;
         self.inject(OpClass::SocketSetup)?;
@@ -17,7 +19,7 @@ impl State {
 
     pub(super) fn set_option(&self, fd: RawFd, opt: SockOpt) -> SysResult<()> {
         match (self.entry(fd)?, opt) {
-            (Fd::Socket(_), _) | (_, SockOpt::NonBlocking(_)) => Ok(()),
+            (Fd::Socket(_) | Fd::Dgram(_), _) | (_, SockOpt::NonBlocking(_)) => Ok(()),
             _ => Err(Errno::ENOTSOCK),
         }
     }
@@ -34,6 +36,14 @@ impl State {
     }
 
     pub(super) fn accept(&mut self, fd: RawFd) -> SysResult<(RawFd, SocketAddr)> {
+        if let Some(d) = self.dgram_of(fd)? {
+            // A Unix listener's peer is no IP address: like the real
+            // layer, the accepted connection is closed and the call fails.
+            let socket = self.dgram.accept(d)?;
+            self.unix_conns.remove(&socket);
+            self.net.close_socket(socket);
+            return Err(EAFNOSUPPORT);
+        }
         let listener = self.socket_of(fd)?;
         self.check_fd_room(1)?;
         if self.net.socket_ready(listener, Interest::Readable) {
@@ -43,9 +53,29 @@ impl State {
         Ok((self.install(Fd::Socket(socket))?, peer))
     }
 
+    /// Receive from a stream socket; fds that rode on the bytes read are
+    /// closed (only `recvmsg` takes them).
+    pub(super) fn recv_socket(
+        &mut self,
+        socket: SocketId,
+        buf: &mut [u8],
+        peek: bool,
+    ) -> SysResult<usize> {
+        let (n, rights) = self.recv_stream(socket, buf, peek)?;
+        self.drop_rights(rights);
+        Ok(n)
+    }
+
+    /// Send on a stream socket (counted for a Unix peer's fd marks).
+    pub(super) fn send_socket(&mut self, socket: SocketId, data: &[u8]) -> SysResult<usize> {
+        let n = self.send_socket_raw(socket, data)?;
+        self.note_sent(socket, n, Vec::new());
+        Ok(n)
+    }
+
     /// Receive from a socket: peeked first, so a fault or a short count
     /// leaves the unread bytes queued.
-    pub(super) fn recv_socket(
+    pub(super) fn recv_bytes(
         &mut self,
         socket: SocketId,
         buf: &mut [u8],
@@ -62,7 +92,7 @@ impl State {
         self.net.recv(socket, &mut buf[..n], false)
     }
 
-    pub(super) fn send_socket(&mut self, socket: SocketId, data: &[u8]) -> SysResult<usize> {
+    pub(super) fn send_socket_raw(&mut self, socket: SocketId, data: &[u8]) -> SysResult<usize> {
         if !self.net.socket_ready(socket, Interest::Writable) {
             return self.net.send(socket, data);
         }
@@ -94,6 +124,7 @@ impl State {
         Ok(match self.entry(fd)? {
             Fd::File(_) | Fd::Directory(_) => true,
             Fd::Socket(s) => self.net.socket_ready(s, interest),
+            Fd::Dgram(d) => self.dgram.ready(d, interest),
             Fd::PipeRead(p) => self.net.pipe_ready(p, false, interest),
             Fd::PipeWrite(p) => self.net.pipe_ready(p, true, interest),
         })
@@ -148,7 +179,7 @@ impl State {
             Fd::Socket(s) => self.send_socket(s, &data),
             Fd::PipeWrite(p) => self.write_pipe(p, &data),
             Fd::File(file) => self.write_file_fd(out_fd, file, &data, None, OpClass::SocketWrite),
-            Fd::Directory(_) | Fd::PipeRead(_) => Err(Errno::EBADF),
+            Fd::Directory(_) | Fd::PipeRead(_) | Fd::Dgram(_) => Err(Errno::EBADF),
         }
     }
 
@@ -205,7 +236,9 @@ impl State {
             Fd::File(file) => self.splice_pipe_to_file(from, fd_out, file, off_out, len),
             Fd::Socket(_) if off_out.is_some() => Err(Errno::ESPIPE),
             Fd::Socket(to) => self.pump(from, Sink::Socket(to), len),
-            Fd::Directory(_) | Fd::PipeRead(_) | Fd::PipeWrite(_) => Err(Errno::EINVAL),
+            Fd::Directory(_) | Fd::PipeRead(_) | Fd::PipeWrite(_) | Fd::Dgram(_) => {
+                Err(Errno::EINVAL)
+            }
         }
     }
 
@@ -263,7 +296,9 @@ impl State {
                 data.truncate(n);
                 (data, Consume::Socket(s))
             }
-            Fd::Directory(_) | Fd::PipeRead(_) | Fd::PipeWrite(_) => return Err(Errno::EINVAL),
+            Fd::Directory(_) | Fd::PipeRead(_) | Fd::PipeWrite(_) | Fd::Dgram(_) => {
+                return Err(Errno::EINVAL)
+            }
         };
         if !self.net.pipe_ready(to, true, Interest::Writable) {
             return Err(Errno::EAGAIN);

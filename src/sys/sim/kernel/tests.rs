@@ -731,8 +731,11 @@ fn socket_calls_check_the_fd_kind() {
     assert_eq!(k.set_option(fd, SockOpt::NonBlocking(true)), Ok(()));
     assert_eq!(k.recv(42, &mut buf, MsgFlags::NONE), Err(Errno::EBADF));
     assert_eq!(k.wait_ready(fd, Interest::Readable, -1), Ok(true));
-    let udp = k.socket(&any, SockType::Datagram);
-    assert_eq!(udp, Err(Errno(libc::EPROTONOSUPPORT)));
+    let udp = k.socket(&any, SockType::Datagram).expect("udp socket");
+    assert_eq!(k.pread(udp, &mut buf, 0), Err(Errno::ESPIPE));
+    assert_eq!(k.fsync(udp), Err(Errno::EINVAL));
+    assert_eq!(k.fstat(udp).map(|st| st.file_type), Ok(FileType::Socket));
+    assert_eq!(k.listen(udp, 1), Err(Errno::EOPNOTSUPP));
     let s = k.socket(&any, SockType::Stream).expect("socket");
     assert_eq!(k.pread(s, &mut buf, 0), Err(Errno::ESPIPE));
     assert_eq!(k.lseek(s, 0, Whence::Set), Err(Errno::ESPIPE));
