@@ -15,10 +15,15 @@ mod demo_merge;
 mod gunzip;
 mod input;
 mod merge;
+#[cfg(feature = "mpi")]
+mod mpi_merge;
 mod output;
 mod pgzip;
 mod probe;
 mod progress;
+// Pure and tested in every build; used by `mpi_merge` (feature `mpi`).
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+mod ranks;
 mod trace_gen;
 mod verify;
 
