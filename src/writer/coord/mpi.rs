@@ -48,7 +48,9 @@
 //! MPI calls block the calling thread, and collectives wait for the
 //! slowest rank, so none runs on a runtime worker: one dedicated thread
 //! (`iok-mpi`) initialises MPI (requesting `MPI_THREAD_MULTIPLE`), makes
-//! every collective in call order, and finalises MPI when the coordinator
+//! every collective in call order (non-blocking MPI collectives, tested
+//! with naps while other ranks are still missing, so a rank that waits
+//! leaves the CPU to the ranks still working), and finalises MPI when the coordinator
 //! is dropped or [`MpiCoordinator::finalize`]d; callers await a reply
 //! channel. When the library grants `MPI_THREAD_MULTIPLE`, reservations
 //! (a microsecond-scale fetch-add) are made inline on the calling thread;
@@ -99,14 +101,24 @@ const SLOT_COUNTER: ffi::MPI_Aint = 1;
 /// that needs the target to progress, this keeps reservations moving).
 const IDLE_PROGRESS: Duration = Duration::from_millis(1);
 
+/// Tests of a pending collective before [`wait_gently`] starts to nap.
+const SPIN_TESTS: u32 = 200;
+/// The first nap of a waiting collective.
+const NAP_MIN: Duration = Duration::from_micros(20);
+/// The longest nap of a waiting collective.
+const NAP_MAX: Duration = Duration::from_millis(1);
+
 /// How reservations reach MPI.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CounterPath {
     /// Inline on the calling thread when the library grants
     /// `MPI_THREAD_MULTIPLE`, else through the MPI thread.
     Auto,
-    /// Always through the MPI thread (for comparison, or for an MPI whose
-    /// `MPI_THREAD_MULTIPLE` is slow).
+    /// Always through the MPI thread, which then asks MPI only for
+    /// `MPI_THREAD_FUNNELED`: for comparison, for an MPI whose
+    /// `MPI_THREAD_MULTIPLE` is slow, and for one-sided components that
+    /// refuse it (Open MPI 4's osc/pt2pt, used where the network has no
+    /// RDMA: there `Auto` fails with an error saying to use this).
     Funnelled,
 }
 
@@ -193,7 +205,9 @@ impl MpiCoordinator {
     pub fn init(path: CounterPath) -> io::Result<MpiCoordinator> {
         let (started_tx, started_rx) = mpsc::sync_channel(1);
         let (calls_tx, calls_rx) = mpsc::channel();
-        let thread = spawn_named("iok-mpi".into(), move || mpi_thread(started_tx, calls_rx))?;
+        let thread = spawn_named("iok-mpi".into(), move || {
+            mpi_thread(path, started_tx, calls_rx)
+        })?;
         let started = match started_rx.recv() {
             Ok(started) => started?,
             Err(_) => {
@@ -392,8 +406,18 @@ fn fetch_add(window: Window, counter: ffi::MPI_Aint, amount: u64) -> u64 {
 
 /// The MPI thread: initialises MPI and the window, serves calls in order,
 /// then frees the window and finalises MPI when the call channel closes.
-fn mpi_thread(started: mpsc::SyncSender<io::Result<Started>>, calls: mpsc::Receiver<Call>) {
-    let Some((universe, threading)) = mpi::initialize_with_threading(Threading::Multiple) else {
+fn mpi_thread(
+    path: CounterPath,
+    started: mpsc::SyncSender<io::Result<Started>>,
+    calls: mpsc::Receiver<Call>,
+) {
+    // Funnelled: only this thread calls MPI, so FUNNELED is all it needs,
+    // and components that refuse THREAD_MULTIPLE (osc/pt2pt) still work.
+    let wanted = match path {
+        CounterPath::Auto => Threading::Multiple,
+        CounterPath::Funnelled => Threading::Funneled,
+    };
+    let Some((universe, threading)) = mpi::initialize_with_threading(wanted) else {
         let _ = started.send(Err(io::Error::other(
             "mpi: MPI was already initialised in this process",
         )));
@@ -402,7 +426,14 @@ fn mpi_thread(started: mpsc::SyncSender<io::Result<Started>>, calls: mpsc::Recei
     let world = universe.world();
     let rank = usize::try_from(world.rank()).unwrap_or(0);
     let ranks = usize::try_from(world.size()).unwrap_or(1);
-    let window = open_window(&world);
+    let window = match open_window(&world) {
+        Ok(window) => window,
+        Err(e) => {
+            let _ = started.send(Err(e));
+            drop(universe);
+            return;
+        }
+    };
     let _ = started.send(Ok(Started {
         rank,
         ranks,
@@ -424,17 +455,21 @@ fn mpi_thread(started: mpsc::SyncSender<io::Result<Started>>, calls: mpsc::Recei
     drop(universe);
 }
 
-/// Rank 0's two zeroed counters, every rank inside a lock_all epoch.
-fn open_window(world: &SimpleCommunicator) -> Window {
+/// Rank 0's two zeroed counters, every rank inside a lock_all epoch. A
+/// window MPI cannot make (every rank alike: the same osc component) is
+/// an error that says what to try, not an abort.
+fn open_window(world: &SimpleCommunicator) -> io::Result<Window> {
     let len_bytes: ffi::MPI_Aint = if world.rank() == 0 { 16 } else { 0 };
     let mut base: *mut u64 = std::ptr::null_mut();
     // SAFETY: collective over `world`, which every rank calls in the same
     // order (init); `base` receives a pointer to `len_bytes` bytes owned by
     // the window until MPI_Win_free; `win` (starting as the null handle)
-    // receives the window.
-    let win = unsafe {
+    // receives the window. Errors return (not abort) only around the
+    // allocation; the default handler is restored before anything else.
+    let (code, win) = unsafe {
         let mut win = ffi::RSMPI_WIN_NULL;
-        ffi::MPI_Win_allocate(
+        ffi::MPI_Comm_set_errhandler(world.as_raw(), ffi::RSMPI_ERRORS_RETURN);
+        let code = ffi::MPI_Win_allocate(
             len_bytes,
             8,
             ffi::RSMPI_INFO_NULL,
@@ -442,9 +477,21 @@ fn open_window(world: &SimpleCommunicator) -> Window {
             (&mut base as *mut *mut u64).cast::<c_void>(),
             &mut win,
         );
-        ffi::MPI_Win_lock_all(ffi::MPI_MODE_NOCHECK as i32, win);
-        win
+        ffi::MPI_Comm_set_errhandler(world.as_raw(), ffi::RSMPI_ERRORS_ARE_FATAL);
+        (code, win)
     };
+    if code != ffi::MPI_SUCCESS as i32 {
+        return Err(io::Error::other(format!(
+            "mpi: MPI_Win_allocate for the shared counters failed (MPI error {code}); Open MPI's \
+             osc/pt2pt (networks without RDMA) refuses windows under MPI_THREAD_MULTIPLE: run \
+             with IOK_MPI_COUNTERS=funnelled (iok merge --mpi) or CounterPath::Funnelled"
+        )));
+    }
+    // SAFETY: `win` is the live window just made; lock_all opens this
+    // rank's shared epoch on every target for the window's lifetime.
+    unsafe {
+        ffi::MPI_Win_lock_all(ffi::MPI_MODE_NOCHECK as i32, win);
+    }
     if world.rank() == 0 {
         // SAFETY: on rank 0 `base` points at 16 bytes, 8-aligned (MPI
         // allocates at least word-aligned), that nothing else touches
@@ -457,7 +504,7 @@ fn open_window(world: &SimpleCommunicator) -> Window {
         }
     }
     world.barrier();
-    Window(win)
+    Ok(Window(win))
 }
 
 fn close_window(window: Window) {
@@ -500,12 +547,14 @@ fn serve(world: &SimpleCommunicator, window: Window, call: Call) {
             let _ = tx.try_send(all_gather(world, &bytes));
         }
         Call::Barrier(tx) => {
-            world.barrier();
+            wait_gently(world.immediate_barrier());
             let _ = tx.try_send(Ok(()));
         }
         Call::PrefixSum(value, tx) => {
             let mut values = vec![0u64; world.size() as usize];
-            world.all_gather_into(&value, &mut values[..]);
+            mpi::request::scope(|scope| {
+                wait_gently(world.immediate_all_gather_into(scope, &value, &mut values[..]));
+            });
             let rank = world.rank() as usize;
             let _ = tx.try_send(Ok(PrefixSum {
                 before: values[..rank].iter().sum(),
@@ -515,13 +564,40 @@ fn serve(world: &SimpleCommunicator, window: Window, call: Call) {
         Call::Broadcast(mut bytes, tx) => {
             let root = world.process_at_rank(0);
             let mut len = bytes.len() as u64;
-            root.broadcast_into(&mut len);
+            mpi::request::scope(|scope| {
+                wait_gently(root.immediate_broadcast_into(scope, &mut len));
+            });
             bytes.resize(len as usize, 0);
             if len > 0 {
                 // (An empty Vec's pointer would read as MPI_IN_PLACE.)
-                root.broadcast_into(&mut bytes[..]);
+                mpi::request::scope(|scope| {
+                    wait_gently(root.immediate_broadcast_into(scope, &mut bytes[..]));
+                });
             }
             let _ = tx.try_send(Ok(bytes));
+        }
+    }
+}
+
+/// Completes `request`, testing it in a short spin, then with naps that
+/// double up to [`NAP_MAX`]: a rank waiting for slower ones at a
+/// collective does not burn the core they need (an oversubscribed node;
+/// MPI's blocking collectives busy-poll). A collective finishes at most
+/// one nap after the last rank arrives.
+fn wait_gently<'a, D: ?Sized, S: mpi::request::Scope<'a>>(
+    mut request: mpi::request::Request<'a, D, S>,
+) {
+    let mut nap = NAP_MIN;
+    for tries in 0u32.. {
+        match request.test() {
+            Ok(_) => return,
+            Err(pending) => request = pending,
+        }
+        if tries < SPIN_TESTS {
+            std::hint::spin_loop();
+        } else {
+            thread::sleep(nap);
+            nap = (nap * 2).min(NAP_MAX);
         }
     }
 }
@@ -530,7 +606,10 @@ fn serve(world: &SimpleCommunicator, window: Window, call: Call) {
 /// (`MPI_Allgatherv`).
 fn all_gather(world: &SimpleCommunicator, bytes: &[u8]) -> io::Result<Vec<Vec<u8>>> {
     let mut lens = vec![0u64; world.size() as usize];
-    world.all_gather_into(&(bytes.len() as u64), &mut lens[..]);
+    let len = bytes.len() as u64;
+    mpi::request::scope(|scope| {
+        wait_gently(world.immediate_all_gather_into(scope, &len, &mut lens[..]));
+    });
     let total: u64 = lens.iter().sum();
     // Every rank sees the same lengths, so every rank fails here alike.
     let too_big = || {
@@ -562,7 +641,9 @@ fn all_gather(world: &SimpleCommunicator, bytes: &[u8]) -> io::Result<Vec<Vec<u8
     };
     {
         let mut partition = PartitionMut::new(&mut all[..], &counts[..], &displs[..]);
-        world.all_gather_varcount_into(send, &mut partition);
+        mpi::request::scope(|scope| {
+            wait_gently(world.immediate_all_gather_varcount_into(scope, send, &mut partition));
+        });
     }
     Ok(displs
         .iter()
