@@ -21,8 +21,10 @@
 # Usage: benches/mpi-merge.sh                      (16 files, ~256 MiB, N = 1 2 4)
 #        RANK_SET="1 2 4 8" FILES=64 LINES_PER_FILE=200000 ROUNDS=5 GZIP=1 \
 #          WORKDIR=/lustre/x benches/mpi-merge.sh
-# Throughput is input MiB per wall-clock second, process (and mpirun)
-# start included; durability none (the page-cache path, not the disk)
+# COUNTERS=funnelled makes merge --mpi reserve through its MPI thread
+# instead of inline (IOK_MPI_COUNTERS). Throughput is input MiB per
+# wall-clock second, process (and mpirun) start included, and iok's own
+# figure from its summary (first read to finish); durability none (the page-cache path, not the disk)
 # unless FSYNC=1. Needs: cargo, Open MPI's mpirun; installs fio with
 # apt-get if missing.
 set -euo pipefail
@@ -36,6 +38,8 @@ MPI_PRODUCERS=${MPI_PRODUCERS:-1}
 GZIP=${GZIP:-0}
 FSYNC=${FSYNC:-0}
 RESERVE_CALLS=${RESERVE_CALLS:-20000}
+# How merge --mpi reserves: auto (inline under THREAD_MULTIPLE) or funnelled.
+COUNTERS=${COUNTERS:-auto}
 WORKDIR=${WORKDIR:-$(mktemp -d "${TMPDIR:-/tmp}/iok-mpi-merge.XXXXXX")}
 KEEP_WORKDIR=${KEEP_WORKDIR:-0}
 MPIRUN=(mpirun --allow-run-as-root --oversubscribe)
@@ -99,7 +103,7 @@ CHUNK_BYTES=$(sed -n 's/.*chunk \([0-9.]*\) \([KMG]\)iB.*/\1 \2/p' "$WORKDIR/war
 rm -f "$WORKDIR/out"
 echo "writer chunk size: $CHUNK_BYTES bytes"
 
-declare -A T_MPI T_ONE T_FIO RES_N RES_US RES_MAX
+declare -A T_MPI T_ONE T_FIO R_MPI R_ONE RES_N RES_US RES_MAX
 for round in $(seq 1 "$ROUNDS"); do
   step "round $round of $ROUNDS (load before: $(load))"
   for n in $RANK_SET; do
@@ -109,9 +113,10 @@ for round in $(seq 1 "$ROUNDS"); do
     for tool in "${tools[@]}"; do
       case $tool in
         mpi)
-          t=$(timed "${MPIRUN[@]}" -n "$n" "$IOK" merge --mpi "$WORKDIR/in" -o "$WORKDIR/out" --force \
+          t=$(timed "${MPIRUN[@]}" -x IOK_MPI_COUNTERS="$COUNTERS" -n "$n" "$IOK" merge --mpi "$WORKDIR/in" -o "$WORKDIR/out" --force \
             --producers "$MPI_PRODUCERS" --durability "$DURABILITY" "${GZIP_ARG[@]}")
           T_MPI[$n]+="$t "
+          R_MPI[$n]+="$(sed -n 's/^merged.*, \([0-9.]*\) MiB\/s$/\1/p' "$WORKDIR/last.out") "
           # "coordination (...): K reservations, mean M us, slowest S us; ..."
           line=$(grep '^coordination' "$WORKDIR/last.out" || true)
           RES_N[$n]+="$(sed -n 's/.*: \([0-9]*\) reservations.*/\1/p' <<<"$line") "
@@ -124,6 +129,7 @@ for round in $(seq 1 "$ROUNDS"); do
           t=$(timed "$IOK" merge "$WORKDIR/in" -o "$WORKDIR/out" --force --producers "$n" \
             --durability "$DURABILITY" "${GZIP_ARG[@]}")
           T_ONE[$n]+="$t "
+          R_ONE[$n]+="$(sed -n 's/^merged.*, \([0-9.]*\) MiB\/s$/\1/p' "$WORKDIR/last.out") "
           ;;
         fio)
           per_job=$(( (BYTES / n + CHUNK_BYTES - 1) / CHUNK_BYTES * CHUNK_BYTES ))
@@ -148,9 +154,10 @@ done
 
 mib() { calc "$BYTES / 1048576 / $1"; }
 echo
-printf 'median of %s rounds, MiB/s of input (wall clock, start-up included); %s cores\n' "$ROUNDS" "$CORES"
-printf '%-4s %10s %10s %10s %9s %10s %10s %10s %12s %12s %11s  %s\n' \
-  N "mpi" "1-proc" "fio" "mpi/1proc" "reserves" "mean_us" "max_us" "coord_inl_us" "coord_fun_us" "chunk_us" "note"
+printf 'median of %s rounds, MiB/s of input: wall clock with start-up (mpirun, fio) and, for iok, its own\n' "$ROUNDS"
+printf 'summary (first read to finish; mpi: total bytes over the slowest rank); %s cores; merge --mpi counters: %s\n' "$CORES" "$COUNTERS"
+printf '%-4s %9s %9s %9s %9s %9s %9s %9s %8s %9s %9s %11s %11s %9s  %s\n' \
+  N "mpi" "mpi_run" "1-proc" "1p_run" "fio" "mpi/1p" "run_ratio" "reserves" "mean_us" "max_us" "coord_inl" "coord_fun" "chunk_us" "note"
 for n in $RANK_SET; do
   # shellcheck disable=SC2086
   t_mpi=$(median ${T_MPI[$n]}); t_one=$(median ${T_ONE[$n]}); t_fio=$(median ${T_FIO[$n]})
@@ -160,8 +167,11 @@ for n in $RANK_SET; do
   chunk_us=$(calc "$CHUNK_BYTES / ($BYTES / $t_fio / $n) * 1000000")
   note=""
   if (( n * MPI_PRODUCERS > CORES || n > CORES )); then note="oversubscribed: $n ranks on $CORES cores"; fi
-  printf '%-4s %10.1f %10.1f %10.1f %9.2f %10s %10.2f %10.1f %12.2f %12.2f %11.0f  %s\n' \
-    "$n" "$(mib "$t_mpi")" "$(mib "$t_one")" "$(mib "$t_fio")" "$(calc "$t_one / $t_mpi")" \
+  # shellcheck disable=SC2086
+  r_mpi=$(median ${R_MPI[$n]:-0}); r_one=$(median ${R_ONE[$n]:-0})
+  printf '%-4s %9.1f %9.1f %9.1f %9.1f %9.1f %9.2f %9.2f %8s %9.2f %9.1f %11.2f %11.2f %9.0f  %s\n' \
+    "$n" "$(mib "$t_mpi")" "$r_mpi" "$(mib "$t_one")" "$r_one" "$(mib "$t_fio")" "$(calc "$t_one / $t_mpi")" \
+    "$(calc "$r_mpi / ($r_one + 0.000001)")" \
     "$res_n" "$res_us" "$res_max" "${COORD_INLINE[$n]:-0}" "${COORD_FUNNEL[$n]:-0}" "$chunk_us" "$note"
   printf '     coordination per reserved chunk: %.2f%% of a chunk'"'"'s write time (in the merge), %.2f%% (coordinator alone, inline)\n' \
     "$(calc "$res_us / $chunk_us * 100")" "$(calc "${COORD_INLINE[$n]:-0} / $chunk_us * 100")"

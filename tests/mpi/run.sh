@@ -7,7 +7,9 @@
 # padded stripe boundaries; `gzip -t` on gzip outputs); then the bad-input
 # cases: ranks launched with different -o, a missing input, a corrupt
 # input, and a rank that dies mid-write (test hook
-# IOK_TEST_ONLY_ABORT_RANK) with --durability atomic-rename.
+# IOK_TEST_ONLY_ABORT_RANK) with --durability atomic-rename; and the
+# coordinator over Open MPI's osc/pt2pt (refused with advice by default,
+# working funnelled).
 #
 # Needs: `cargo build --release --features mpi --bin iok --example
 # mpi_coordinator` and Open MPI's mpirun. Env: RANKS (default 4; runs
@@ -146,6 +148,18 @@ dying=$((RANKS - 1))
 expect_failure dies "rank $dying" "dying after" -- \
   "${MPIRUN[@]}" -x IOK_TEST_ONLY_ABORT_RANK="$dying:3" -n "$RANKS" "$IOK" merge --mpi "$work/in" \
   -o "$work/dies" --stripe-size "$STRIPE" --durability atomic-rename
+
+say "== the counters over osc/pt2pt (what Open MPI uses on networks without RDMA)"
+# It refuses windows under MPI_THREAD_MULTIPLE: the default path must say
+# what to do instead of aborting cryptically, and the funnelled path (MPI
+# at THREAD_FUNNELED) must pass every check.
+expect_failure pt2pt-auto "IOK_MPI_COUNTERS=funnelled" -- \
+  "${MPIRUN[@]}" --mca osc pt2pt -n 2 "$COORD_EXAMPLE"
+if "${MPIRUN[@]}" --mca osc pt2pt -n "$RANKS" "$COORD_EXAMPLE" --funnelled >"$work/pt2pt.log" 2>&1; then
+  say "  ok   pt2pt-funnelled: $(grep 'every check passed' "$work/pt2pt.log")"
+else
+  fail "pt2pt-funnelled:"; sed 's/^/    /' "$work/pt2pt.log" | tail -5
+fi
 
 if (( failures > 0 )); then
   say "MPI matrix: $failures failure(s)"

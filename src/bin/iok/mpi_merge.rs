@@ -22,6 +22,9 @@
 //! created; with `--durability atomic-rename` the final name never
 //! appears.
 //!
+//! `IOK_MPI_COUNTERS=funnelled` sends reservations through the MPI thread
+//! even when MPI grants THREAD_MULTIPLE (the bench compares both).
+//!
 //! Test hook: `IOK_TEST_ONLY_ABORT_RANK=RANK:CHUNKS` makes rank RANK die
 //! (SIGABRT, as a crashed process) at its reservation number CHUNKS + 1, or
 //! at its first collective after it reserved CHUNKS chunks (layouts that
@@ -43,6 +46,8 @@ use crate::output::{self, OutputMode};
 use crate::progress::{human_bytes, Progress};
 use crate::ranks;
 
+/// Chooses the [`CounterPath`] (see [`counter_path`]).
+const COUNTERS_VAR: &str = "IOK_MPI_COUNTERS";
 /// The test hook's environment variable (see the module docs).
 const TEST_ONLY_ABORT_VAR: &str = "IOK_TEST_ONLY_ABORT_RANK";
 
@@ -55,7 +60,7 @@ pub fn run(args: &MergeArgs) -> std::io::Result<()> {
     }
     // Before MPI starts threads: the signal watcher needs the mask first.
     let output_mode = OutputMode::for_run(&args.output, args.force)?;
-    let mpi = Arc::new(MpiCoordinator::init(CounterPath::Auto)?);
+    let mpi = Arc::new(MpiCoordinator::init(counter_path()?)?);
     let result = run_rank(args, output_mode, &mpi);
     let result = result.map_err(|e| {
         Error::new(
@@ -65,6 +70,21 @@ pub fn run(args: &MergeArgs) -> std::io::Result<()> {
     });
     mpi.finalize();
     result
+}
+
+/// How reservations reach MPI: `IOK_MPI_COUNTERS=funnelled` sends them
+/// through the MPI thread (for comparison, or for an MPI whose
+/// THREAD_MULTIPLE is slow); unset or `auto`: inline when MPI grants
+/// THREAD_MULTIPLE.
+fn counter_path() -> std::io::Result<CounterPath> {
+    match std::env::var(COUNTERS_VAR).as_deref() {
+        Err(_) | Ok("auto") | Ok("") => Ok(CounterPath::Auto),
+        Ok("funnelled") => Ok(CounterPath::Funnelled),
+        Ok(other) => Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("{COUNTERS_VAR}={other:?}: expected auto or funnelled"),
+        )),
+    }
 }
 
 /// Steps 1 and 2 (agreed), then the merge; `Err` on every rank alike
