@@ -104,6 +104,7 @@ fn merge_and_verify(
         complete_last_line: true,
         durability: Durability::Fsync,
         output_mode: Default::default(),
+        coordinator: None,
     };
     let outcome = merge_inputs(job, Progress::hidden())?;
     let check = |e: String| invalid(format!("{label}: {e}"));

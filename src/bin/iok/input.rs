@@ -63,6 +63,20 @@ impl std::fmt::Debug for Input {
     }
 }
 
+impl Input {
+    /// A regular file another process (an MPI rank) inspected: `len_bytes`
+    /// on disk, gzip or not.
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    pub fn regular(path: PathBuf, len_bytes: u64, gzip: bool) -> Input {
+        Input {
+            path,
+            len_bytes: Some(len_bytes),
+            gzip,
+            stream: None,
+        }
+    }
+}
+
 /// Opens `path` (`-`: stdin), checks what it is and reads its first two
 /// bytes; a stream stays open with those bytes kept. Errors name the path
 /// and keep the errno (`raw_os_error()`).
@@ -514,6 +528,87 @@ impl LineBlocks {
             ),
         )
     }
+}
+
+/// The inputs named on the command line, in order: a directory stands for
+/// every `*.pfw` and `*.pfw.gz` directly in it, sorted by name (bytes);
+/// `--inputs-from FILE` adds its paths (one a line, blank lines ignored,
+/// each expanded the same way) after the positional ones. A directory
+/// without such files, or a list that cannot be read, is an error naming
+/// it.
+pub fn expand_inputs(
+    positional: &[PathBuf],
+    inputs_from: Option<&Path>,
+) -> std::io::Result<Vec<PathBuf>> {
+    let mut named = positional.to_vec();
+    if let Some(list) = inputs_from {
+        named.extend(read_input_list(list)?);
+    }
+    let mut paths = Vec::with_capacity(named.len());
+    for path in named {
+        // A stream (`-`, a FIFO) is never a directory; only stat names.
+        let is_dir =
+            path.as_os_str() != STDIN_PATH && std::fs::metadata(&path).is_ok_and(|m| m.is_dir());
+        if is_dir {
+            paths.extend(trace_files_in(&path)?);
+        } else {
+            paths.push(path);
+        }
+    }
+    if paths.is_empty() {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            match inputs_from {
+                Some(list) => format!("no inputs: --inputs-from {} lists none", list.display()),
+                None => "no inputs given".to_string(),
+            },
+        ));
+    }
+    Ok(paths)
+}
+
+/// Is `name` a trace file a directory input stands for?
+pub fn is_trace_name(name: &[u8]) -> bool {
+    name.ends_with(b".pfw") || name.ends_with(b".pfw.gz")
+}
+
+/// Every `*.pfw` / `*.pfw.gz` directly in `dir`, sorted by file name.
+fn trace_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    use std::os::unix::ffi::OsStrExt;
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| with_path(e, "cannot list input directory", dir))?;
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| with_path(e, "cannot list input directory", dir))?;
+        let name = entry.file_name();
+        if is_trace_name(name.as_bytes()) {
+            names.push(name);
+        }
+    }
+    if names.is_empty() {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "input directory {} has no *.pfw or *.pfw.gz files",
+                dir.display()
+            ),
+        ));
+    }
+    names.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    Ok(names.into_iter().map(|name| dir.join(name)).collect())
+}
+
+/// The paths in an `--inputs-from` list: one a line (a trailing `\r` is
+/// dropped), lines that are empty or only whitespace skipped.
+fn read_input_list(list: &Path) -> std::io::Result<Vec<PathBuf>> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = std::fs::read(list).map_err(|e| with_path(e, "cannot read --inputs-from", list))?;
+    Ok(bytes
+        .split(|&b| b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+        .map(|line| PathBuf::from(std::ffi::OsStr::from_bytes(line)))
+        .collect())
 }
 
 /// Opens every path and checks it is readable before anything is written;

@@ -7,7 +7,8 @@
 //! merges a synthetic trace set with every layout, verifying each output;
 //! `iok bench` measures random reads and sequential writes per backend
 //! (`bench.rs`). `iok trace-gen` (hidden) makes synthetic trace files for
-//! benches and tests.
+//! benches and tests; `iok verify-merge` (hidden) checks a merge's output
+//! against its inputs for scripts.
 
 mod bench;
 mod demo;
@@ -15,12 +16,18 @@ mod demo_merge;
 mod gunzip;
 mod input;
 mod merge;
+#[cfg(feature = "mpi")]
+mod mpi_merge;
 mod output;
 mod pgzip;
 mod probe;
 mod progress;
+// Pure and tested in every build; used by `mpi_merge` (feature `mpi`).
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+mod ranks;
 mod trace_gen;
 mod verify;
+mod verify_merge;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -52,6 +59,9 @@ enum Command {
     /// Write a synthetic JSON-lines trace file (benches and tests).
     #[command(hide = true)]
     TraceGen(trace_gen::TraceGenArgs),
+    /// Check a merge's output against its inputs (scripts and CI).
+    #[command(hide = true)]
+    VerifyMerge(verify_merge::VerifyMergeArgs),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +73,7 @@ fn main() -> ExitCode {
         Command::Merge(args) => merge::run(&args),
         Command::Pgzip(args) => pgzip::run(&args),
         Command::TraceGen(args) => trace_gen::run(&args),
+        Command::VerifyMerge(args) => verify_merge::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -28,8 +28,8 @@ use iokernel::sync::{channel, Receiver, Sender};
 use iokernel::sys::real::RealClock;
 use iokernel::sys::Clock;
 use iokernel::writer::{
-    parse_size, ContentKind, Durability, Layout, ParallelWriter, Producer, StripeBytes,
-    StripeRequest, WriteReport, WriterConfig, LUSTRE_MAX_STRIPE_COUNT,
+    coord::Coordinator, parse_size, ContentKind, Durability, Layout, ParallelWriter, Producer,
+    StripeBytes, StripeRequest, WriteReport, WriterConfig, LUSTRE_MAX_STRIPE_COUNT,
 };
 use std::io::{Error, ErrorKind};
 use std::path::PathBuf;
@@ -77,61 +77,73 @@ pub enum DurabilityArg {
 #[derive(Args, Debug)]
 pub struct MergeArgs {
     /// Input files: JSON lines, plain or gzip (detected by content); a
-    /// pipe, FIFO or `-` (stdin, once) is read as a stream.
-    #[arg(required = true, value_name = "INPUT")]
-    inputs: Vec<PathBuf>,
+    /// pipe, FIFO or `-` (stdin, once) is read as a stream. A directory
+    /// stands for every `*.pfw` and `*.pfw.gz` in it, sorted by name.
+    #[arg(required_unless_present = "inputs_from", value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+    /// Also read the input paths from FILE, one a line (blank lines are
+    /// ignored; directories are expanded as on the command line), after
+    /// the INPUTs given as arguments.
+    #[arg(long, value_name = "FILE")]
+    pub inputs_from: Option<PathBuf>,
+    /// Run as one rank of an MPI job (`mpirun -n N iok merge --mpi ...`):
+    /// every rank reads a contiguous run of the inputs, balanced by size,
+    /// and all write OUTPUT together; rank 0 prints the summary. Needs an
+    /// `iok` built with `cargo build --release --features mpi`.
+    #[arg(long)]
+    pub mpi: bool,
     /// The output file, or `-` for stdout (written in order as a stream;
     /// so are FIFOs and character devices such as /dev/null). Never one
     /// of the inputs.
     #[arg(short, long, value_name = "OUTPUT")]
-    output: PathBuf,
+    pub output: PathBuf,
     /// Replace OUTPUT (and with --layout sharded its shards) if it exists
     /// as a regular file; without it an existing output is refused and
     /// kept. Never replaces an input or a non-regular file.
     #[arg(short, long)]
-    force: bool,
+    pub force: bool,
     /// How chunks are laid out in the output.
     #[arg(long, value_enum, default_value_t = LayoutArg::Striped)]
-    layout: LayoutArg,
+    pub layout: LayoutArg,
     /// With `--layout sharded`: keep the shards (`OUTPUT.shard_<i>`)
     /// instead of merging them into OUTPUT.
     #[arg(long)]
-    keep_shards: bool,
+    pub keep_shards: bool,
     /// Compress the output as multi-member gzip (level 0-9, default 6).
     #[arg(long, value_name = "LEVEL", num_args = 0..=1, require_equals = true,
           default_missing_value = "6", value_parser = clap::value_parser!(u32).range(0..=9))]
-    gzip: Option<u32>,
+    pub gzip: Option<u32>,
     /// Stripe (and chunk) size, a multiple of 64 KiB, at most 4G - 64K
     /// (4294901760 bytes, the largest Lustre takes), e.g. 1M
     /// (default: from the file system).
     #[arg(long, value_name = "SIZE", value_parser = clap::value_parser!(StripeBytes))]
-    stripe_size: Option<StripeBytes>,
+    pub stripe_size: Option<StripeBytes>,
     /// On Lustre: create OUTPUT (and shards) striped over N OSTs, with
     /// stripes of --stripe-size (default 1M), and check the layout took.
     /// Ignored on other file systems.
     #[arg(long, value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..=i64::from(LUSTRE_MAX_STRIPE_COUNT)))]
-    stripe_count: Option<u16>,
+    pub stripe_count: Option<u16>,
     /// Producers writing in parallel.
     #[arg(long, value_name = "N", default_value_t = 2,
           value_parser = clap::value_parser!(u64).range(1..=1024))]
-    producers: u64,
+    pub producers: u64,
     /// Write the inputs' lines in input order (for any --producers:
     /// inputs are still read and decompressed in parallel, and gzip
     /// output compressed in parallel; one task hands lines to the writer).
     #[arg(long)]
-    ordered: bool,
+    pub ordered: bool,
     /// The longest line kept whole (newline included), 1M to 256M; a
     /// longer line is an error naming the input and the line's offset.
     /// Memory use grows with it: up to about (4 x producers + the
     /// writer's in-flight chunks) x this size when every line is that long.
     #[arg(long, value_name = "SIZE", default_value = "64M", value_parser = parse_max_line_size)]
-    max_line_size: u64,
+    pub max_line_size: u64,
     /// Durability of the output when the command returns.
     #[arg(long, value_enum, default_value_t = DurabilityArg::Fsync)]
-    durability: DurabilityArg,
+    pub durability: DurabilityArg,
     #[command(flatten)]
-    report: ReportArgs,
+    pub report: ReportArgs,
 }
 
 /// How `merge` and `pgzip` report a run.
@@ -203,6 +215,9 @@ pub struct MergeJob {
     pub durability: Durability,
     /// `--force`, `-o -` and the created-files registry.
     pub output_mode: OutputMode,
+    /// The ranks writing the output together (`--mpi`); `None`: this
+    /// process alone.
+    pub coordinator: Option<Arc<dyn Coordinator>>,
 }
 
 /// What a run did.
@@ -325,6 +340,10 @@ pub fn writer_config(job: &MergeJob) -> WriterConfig {
         .stripe_bytes(job.stripe_bytes)
         .stripe_request(job.stripe_request)
         .final_newline(job.complete_last_line);
+    let config = match &job.coordinator {
+        Some(coordinator) => config.coordinator(Arc::clone(coordinator)),
+        None => config,
+    };
     job.output_mode.apply(config)
 }
 
@@ -680,10 +699,48 @@ pub fn run(args: &MergeArgs) -> std::io::Result<()> {
             "--keep-shards needs --layout sharded",
         ));
     }
+    if args.mpi {
+        return run_mpi(args);
+    }
     let output_mode = OutputMode::for_run(&args.output, args.force)?;
-    let inputs = input::inspect_all(&args.inputs)?;
+    let paths = input::expand_inputs(&args.inputs, args.inputs_from.as_deref())?;
+    let inputs = input::inspect_all(&paths)?;
+    let job = job_of(args, inputs, output_mode);
+    output::check_aliases(&paths, &writer_config(&job))?;
+    let progress = Progress::new(input::total_len_bytes(&job.inputs), "merge");
+    let count = job.inputs.len();
+    let gzip = job.gzip.is_some();
+    let outcome = merge_inputs(job, progress.clone());
+    progress.finish();
+    let outcome = outcome.map_err(output::hint_force)?;
+    print_outcome(
+        args.report,
+        ("merge", "merged"),
+        count,
+        gzip,
+        &outcome,
+        output::is_stdout(&args.output),
+    )
+}
+
+#[cfg(feature = "mpi")]
+fn run_mpi(args: &MergeArgs) -> std::io::Result<()> {
+    crate::mpi_merge::run(args)
+}
+
+#[cfg(not(feature = "mpi"))]
+fn run_mpi(_args: &MergeArgs) -> std::io::Result<()> {
+    Err(Error::new(
+        ErrorKind::Unsupported,
+        "--mpi needs an iok built with the cargo feature `mpi`; this one was built without it: \
+         cargo build --release --features mpi",
+    ))
+}
+
+/// The merge job `args` describe, over `inputs` (already inspected).
+pub fn job_of(args: &MergeArgs, inputs: Vec<Input>, output_mode: OutputMode) -> MergeJob {
     let producers = usize::try_from(args.producers).unwrap_or(1);
-    let job = MergeJob {
+    MergeJob {
         inputs,
         output: args.output.clone(),
         layout: layout_of(args.layout, args.keep_shards, producers),
@@ -704,22 +761,8 @@ pub fn run(args: &MergeArgs) -> std::io::Result<()> {
         complete_last_line: true,
         durability: durability_of(args.durability),
         output_mode,
-    };
-    output::check_aliases(&args.inputs, &writer_config(&job))?;
-    let progress = Progress::new(input::total_len_bytes(&job.inputs), "merge");
-    let count = job.inputs.len();
-    let gzip = job.gzip.is_some();
-    let outcome = merge_inputs(job, progress.clone());
-    progress.finish();
-    let outcome = outcome.map_err(output::hint_force)?;
-    print_outcome(
-        args.report,
-        ("merge", "merged"),
-        count,
-        gzip,
-        &outcome,
-        output::is_stdout(&args.output),
-    )
+        coordinator: None,
+    }
 }
 
 #[cfg(test)]

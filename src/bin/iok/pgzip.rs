@@ -80,6 +80,7 @@ pub fn run(args: &PgzipArgs) -> std::io::Result<()> {
         complete_last_line: false,
         durability: durability_of(args.durability),
         output_mode,
+        coordinator: None,
     };
     output::check_aliases(std::slice::from_ref(&args.input), &writer_config(&job))?;
     let progress = Progress::new(job.inputs[0].len_bytes, "pgzip");
