@@ -9,7 +9,7 @@
 //! failure, naming the failing rank, op, path and errno ([`RankFailure`]).
 //!
 //! Implementations: [`Solo`] (one rank, the default), in-process rank
-//! groups, MPI (cargo feature `mpi`) and simulated ranks. The trait's
+//! groups ([`RankGroup`]), MPI (cargo feature `mpi`) and simulated ranks. The trait's
 //! futures are boxed so the writer holds one `Arc<dyn Coordinator>`;
 //! collective calls ([`Coordinator::all_gather`], [`Coordinator::barrier`]
 //! and the provided methods built on them) must be made by every rank in
@@ -33,6 +33,10 @@
 //!     assert_eq!(agreed, Err(failed));
 //! });
 //! ```
+
+mod group;
+
+pub use group::{InProcessRank, RankGroup};
 
 use std::fmt;
 use std::future::Future;
@@ -125,6 +129,15 @@ pub trait Coordinator: Send + Sync + fmt::Debug {
                 None => Ok(Ok(())),
             }
         })
+    }
+
+    /// Not collective: this rank gives up (its writer was dropped before
+    /// `finish()`). Implementations that can ([`RankGroup`]) make every
+    /// other rank's pending and later calls fail with `failure`, so no rank
+    /// waits forever for this one. Default: nothing (under MPI the
+    /// launcher sees the process end).
+    fn abandon(&self, failure: RankFailure) {
+        let _ = failure;
     }
 }
 
