@@ -31,7 +31,7 @@ use std::task::{Context, Poll, Waker};
 /// ```
 /// use iokernel::writer::coord::RankGroup;
 ///
-/// let ranks = RankGroup::new(2);
+/// let ranks = RankGroup::ranks(2);
 /// let threads: Vec<_> = ranks
 ///     .into_iter()
 ///     .map(|rank| {
@@ -57,14 +57,14 @@ pub struct RankGroup;
 
 impl RankGroup {
     /// `ranks` handles (`ranks >= 1`), one per rank, indexed by rank.
-    pub fn new(ranks: usize) -> Vec<Arc<dyn Coordinator>> {
+    pub fn ranks(ranks: usize) -> Vec<Arc<dyn Coordinator>> {
         RankGroup::handles(ranks)
             .into_iter()
             .map(|h| Arc::new(h) as Arc<dyn Coordinator>)
             .collect()
     }
 
-    /// Like [`RankGroup::new`], as the concrete handle type.
+    /// Like [`RankGroup::ranks`], as the concrete handle type.
     pub fn handles(ranks: usize) -> Vec<InProcessRank> {
         let ranks = ranks.max(1);
         let shared = ShimArc::new(Shared {
@@ -344,24 +344,31 @@ mod tests {
     use super::*;
     use crate::runtime::block_on_here;
 
+    /// Run `body` for each rank on its own thread; the results by rank.
     fn on_threads<T: Send + 'static>(
         ranks: Vec<Arc<dyn Coordinator>>,
         body: impl Fn(Arc<dyn Coordinator>) -> T + Send + Sync + 'static,
     ) -> Vec<T> {
         let body = Arc::new(body);
-        let threads: Vec<_> = ranks
-            .into_iter()
-            .map(|rank| {
-                let body = Arc::clone(&body);
-                std::thread::spawn(move || body(rank))
+        let (tx, rx) = std::sync::mpsc::channel();
+        let n = ranks.len();
+        for (r, rank) in ranks.into_iter().enumerate() {
+            let (body, tx) = (Arc::clone(&body), tx.clone());
+            crate::sys::real::thread::spawn_named(format!("rank {r}"), move || {
+                let _ = tx.send((r, body(rank)));
             })
+            .expect("spawn a rank thread");
+        }
+        let mut got: Vec<(usize, T)> = (0..n)
+            .map(|_| rx.recv().expect("a rank's result"))
             .collect();
-        threads.into_iter().map(|t| t.join().unwrap()).collect()
+        got.sort_by_key(|g| g.0);
+        got.into_iter().map(|g| g.1).collect()
     }
 
     #[test]
     fn collectives_meet_in_order_across_threads() {
-        let got = on_threads(RankGroup::new(4), |rank| {
+        let got = on_threads(RankGroup::ranks(4), |rank| {
             block_on_here(async move {
                 let mut out = Vec::new();
                 for round in 0..50u64 {
@@ -387,7 +394,7 @@ mod tests {
 
     #[test]
     fn counters_hand_out_disjoint_ranges() {
-        let got = on_threads(RankGroup::new(3), |rank| {
+        let got = on_threads(RankGroup::ranks(3), |rank| {
             block_on_here(async move {
                 let mut starts = Vec::new();
                 for _ in 0..100 {
@@ -420,7 +427,7 @@ mod tests {
 
     #[test]
     fn agree_reports_the_lowest_failing_rank_everywhere() {
-        let got = on_threads(RankGroup::new(4), |rank| {
+        let got = on_threads(RankGroup::ranks(4), |rank| {
             block_on_here(async move {
                 let r = rank.rank();
                 let mine = if r >= 2 {
@@ -445,21 +452,25 @@ mod tests {
 
     #[test]
     fn a_rank_dropped_while_others_wait_wakes_them() {
-        let mut ranks = RankGroup::new(2);
+        let mut ranks = RankGroup::ranks(2);
         let gone = ranks.pop().unwrap();
         let waiter = ranks.pop().unwrap();
-        let thread = std::thread::spawn(move || {
-            block_on_here(async move { waiter.barrier().await.unwrap_err().to_string() })
-        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        crate::sys::real::thread::spawn_named("waiter".into(), move || {
+            let _ = tx.send(block_on_here(async move {
+                waiter.barrier().await.unwrap_err().to_string()
+            }));
+        })
+        .expect("spawn the waiter");
         std::thread::sleep(std::time::Duration::from_millis(50));
         drop(gone);
-        let err = thread.join().unwrap();
+        let err = rx.recv().expect("the waiter's error");
         assert!(err.contains("rank 1") && err.contains("dropped"), "{err}");
     }
 
     #[test]
     fn a_completed_collective_survives_a_rank_that_leaves_after_it() {
-        let got = on_threads(RankGroup::new(2), |rank| {
+        let got = on_threads(RankGroup::ranks(2), |rank| {
             block_on_here(async move {
                 let r = rank.rank();
                 let agreed = rank.agree(Ok(())).await;
@@ -472,7 +483,7 @@ mod tests {
 
     #[test]
     fn abandon_fails_counters_and_collectives() {
-        let ranks = RankGroup::new(2);
+        let ranks = RankGroup::ranks(2);
         let failure = RankFailure::new(1, "pwrite", "/o", Some(9), Some(28), "ENOSPC");
         ranks[1].abandon(failure);
         block_on_here(async {
