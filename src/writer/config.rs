@@ -338,15 +338,9 @@ impl WriterConfig {
             }
         }
         let ranks = self.coordinator.get().ranks();
-        if ranks > 1 {
-            if self.stream_fd.is_some() {
-                return invalid(format!(
-                    "an output fd is one process's stream; it cannot be written by {ranks} ranks"
-                ));
-            }
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                format!("this writer does not yet write one output across {ranks} ranks"),
+        if ranks > 1 && self.stream_fd.is_some() {
+            return invalid(format!(
+                "an output fd is one process's stream; it cannot be written by {ranks} ranks"
             ));
         }
         let plain_padded_json = self.layout == Layout::PaddedStriped
@@ -401,4 +395,14 @@ pub struct WriteReport {
     pub chunk_bytes: u64,
     /// From `new()` to the end of `finish()` (virtual under the sim).
     pub elapsed: Duration,
+    /// This rank (0 for one process alone).
+    pub rank: usize,
+    /// How many ranks wrote the output (1 alone). `bytes_in`, `bytes_out`,
+    /// `chunks`, `stripes` and `padding_bytes` count every rank's share.
+    pub ranks: usize,
+    /// Payload bytes this rank's producers wrote.
+    pub rank_bytes_in: u64,
+    /// Bytes this rank put in the output: its part or shards, or (striped
+    /// and padded, unordered) the end of its furthest byte in the output.
+    pub rank_bytes_out: u64,
 }

@@ -28,8 +28,13 @@
 //! * Any fsync error poisons the writer: `finish()` returns it and never
 //!   retries into a false success.
 
-use super::commit::{put_all, Committed, Committer, OutFile, OutFiles, Placer, ShardExtent};
+mod ranks;
+
+use super::commit::{
+    put_all, Committed, Committer, OutFile, OutFiles, Placer, ShardExtent, SharedCursor,
+};
 use super::config::{Durability, Layout, WriteReport, WriterConfig};
+use super::coord::RankFailure;
 use super::error::WriteError;
 use super::fs_kind::FilesystemKind;
 use super::lustre::{encode_v1, parse_lov};
@@ -95,6 +100,14 @@ pub struct ParallelWriter {
     /// `fstatfs` said Lustre (not the mimic): stripe requests are set with
     /// the `lustre.lov` xattr on every file the writer creates.
     on_lustre: bool,
+    /// Across ranks, parts mode: the output every rank copies its part into.
+    shared_out: Option<OutFiles>,
+    /// Across ranks: the output's write path (a temporary name under
+    /// `AtomicRename`), as rank 0 created it.
+    shared_out_path: Option<PathBuf>,
+    /// `finish()` ran to its end: dropping the writer no longer abandons
+    /// the other ranks.
+    settled: bool,
 }
 
 fn now() -> Duration {
@@ -134,7 +147,12 @@ impl ParallelWriter {
     /// the committer. Must run inside an iokernel runtime (real or
     /// simulated). Errors name the op, path and errno.
     pub async fn new(config: WriterConfig) -> stdio::Result<ParallelWriter> {
-        config.validate()?;
+        let across_ranks = config.coordinator.get().ranks() > 1;
+        if across_ranks {
+            ranks::check_config(&config, &**config.coordinator.get()).await?;
+        } else {
+            config.validate()?;
+        }
         if !crate::runtime::in_runtime() {
             return Err(invalid(
                 "ParallelWriter::new must run inside an iokernel runtime".into(),
@@ -161,6 +179,9 @@ impl ParallelWriter {
             final_paths,
             config,
             on_lustre: false,
+            shared_out: None,
+            shared_out_path: None,
+            settled: false,
         };
         if writer.config.stripe_request.is_some() {
             // Lustre fixes a file's layout when it is created, so whether to
@@ -169,9 +190,14 @@ impl ParallelWriter {
         }
         // On error the writer is dropped here, which removes what it created
         // (and dropping the open files closes them).
-        let files = writer.open_outputs().await?;
-        let write_paths: Vec<PathBuf> = files.0.iter().map(|f| f.write_path.clone()).collect();
-        writer.info = writer.detect(files.0[0].fd, &write_paths).await?;
+        let files = if across_ranks {
+            writer.open_rank_outputs().await?
+        } else {
+            let files = writer.open_outputs().await?;
+            let write_paths: Vec<PathBuf> = files.0.iter().map(|f| f.write_path.clone()).collect();
+            writer.info = writer.detect(files.0[0].fd, &write_paths).await?;
+            files
+        };
         writer.start(files)?;
         Ok(writer)
     }
@@ -341,6 +367,14 @@ impl ParallelWriter {
             ordered,
             files.0[0].write_path.clone(),
         )?;
+        let coord = config.coordinator.get();
+        let placer = if coord.ranks() > 1 {
+            let direct = ranks::RankMode::of(config) == ranks::RankMode::Direct;
+            let shared = direct.then(|| SharedCursor::new(Arc::clone(coord)));
+            placer.across_ranks(shared, true)
+        } else {
+            placer
+        };
         let committer = Committer {
             chunks: chunks_rx,
             permits: permits_tx,
@@ -428,10 +462,21 @@ impl ParallelWriter {
                 stdio::Error::other("writer has no committer"),
             )),
         };
+        if self.config.coordinator.get().ranks() > 1 {
+            let result = self.finish_ranks(committed).await;
+            if result.is_err() {
+                self.remove_created();
+            } else {
+                self.created.take();
+            }
+            self.settled = true;
+            return result;
+        }
         let result = match committed {
             Ok(committed) => self.finalize(committed).await,
             Err(err) => Err(err),
         };
+        self.settled = true;
         match result {
             Ok(report) => {
                 self.created.take();
@@ -524,6 +569,10 @@ impl ParallelWriter {
             stripe_bytes: self.stripe_bytes,
             chunk_bytes: self.chunk_bytes,
             elapsed: now().saturating_sub(self.started),
+            rank: 0,
+            ranks: 1,
+            rank_bytes_in: committed.payload_bytes,
+            rank_bytes_out: bytes_out,
         })
     }
 
@@ -642,6 +691,17 @@ impl ParallelWriter {
 
 impl Drop for ParallelWriter {
     fn drop(&mut self) {
+        let coord = self.config.coordinator.get();
+        if !self.settled && coord.ranks() > 1 {
+            coord.abandon(RankFailure::new(
+                coord.rank(),
+                "write",
+                &self.config.path,
+                None,
+                None,
+                "the rank's writer was dropped before finish() ended",
+            ));
+        }
         if self.created.is_empty() {
             return;
         }

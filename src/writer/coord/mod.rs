@@ -254,11 +254,44 @@ impl fmt::Display for RankFailure {
         if let Some(offset) = self.offset {
             write!(f, " at offset {offset}")?;
         }
-        write!(f, ": {}", self.message)
+        write!(f, ": {}", self.message)?;
+        if let Some(errno) = self.errno {
+            if !self.message.contains("os error") {
+                write!(f, " (errno {errno})")?;
+            }
+        }
+        Ok(())
     }
 }
 
 impl std::error::Error for RankFailure {}
+
+impl From<RankFailure> for io::Error {
+    /// An `io::Error` of the errno's kind (`Other` without one) carrying
+    /// the failure; [`rank_failure_of`] gets it back,
+    /// [`errno_of`](crate::writer::errno_of) reads its errno.
+    fn from(failure: RankFailure) -> io::Error {
+        let kind = failure.errno.map_or(io::ErrorKind::Other, |e| {
+            io::Error::from_raw_os_error(e).kind()
+        });
+        io::Error::new(kind, failure)
+    }
+}
+
+/// The [`RankFailure`] inside `err`, if there is one: every rank's error
+/// after a failed agreement carries the failing rank's.
+///
+/// ```
+/// use iokernel::writer::coord::{rank_failure_of, RankFailure};
+/// let err: std::io::Error = RankFailure::new(2, "pwrite", "/o", Some(8), Some(28), "full").into();
+/// assert_eq!(rank_failure_of(&err).map(|f| f.rank), Some(2));
+/// assert_eq!(iokernel::writer::errno_of(&err), Some(28));
+/// assert!(err.to_string().contains("rank 2: pwrite /o at offset 8"));
+/// ```
+pub fn rank_failure_of(err: &io::Error) -> Option<&RankFailure> {
+    err.get_ref()
+        .and_then(|inner| inner.downcast_ref::<RankFailure>())
+}
 
 /// One rank alone: the counters are plain atomics, collectives return at
 /// once. The writer's default.
