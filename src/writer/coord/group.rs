@@ -496,3 +496,47 @@ mod tests {
         });
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::future::block_on;
+    use loom::thread;
+
+    /// Two ranks meet at two collectives in a row from two threads: each
+    /// gets both ranks' bytes, by rank, every time; nobody hangs.
+    #[test]
+    fn two_ranks_meet_twice() {
+        loom::model(|| {
+            let mut handles = RankGroup::handles(2);
+            let one = handles.pop().unwrap();
+            let zero = handles.pop().unwrap();
+            let other = thread::spawn(move || {
+                let a = block_on(one.all_gather(vec![1])).unwrap();
+                let b = block_on(one.all_gather(vec![11])).unwrap();
+                (a, b)
+            });
+            let a = block_on(zero.all_gather(vec![0])).unwrap();
+            let b = block_on(zero.all_gather(vec![10])).unwrap();
+            let (oa, ob) = other.join().unwrap();
+            assert_eq!(a, vec![vec![0], vec![1]]);
+            assert_eq!(b, vec![vec![10], vec![11]]);
+            assert_eq!((a, b), (oa, ob));
+        });
+    }
+
+    /// A rank leaving races the other rank's collective: the waiting rank
+    /// gets an error naming the one that left (never hangs).
+    #[test]
+    fn a_leaving_rank_never_strands_the_other() {
+        loom::model(|| {
+            let mut handles = RankGroup::handles(2);
+            let one = handles.pop().unwrap();
+            let zero = handles.pop().unwrap();
+            let leaver = thread::spawn(move || drop(one));
+            let err = block_on(zero.barrier()).unwrap_err();
+            assert!(err.to_string().contains("rank 1"), "{err}");
+            leaver.join().unwrap();
+        });
+    }
+}
