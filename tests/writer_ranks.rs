@@ -531,3 +531,55 @@ fn a_rank_dropped_mid_write_fails_the_others_and_no_final_name_appears() {
         }
     }
 }
+
+#[test]
+fn ranks_as_tasks_on_one_runtime() {
+    let rt = Runtime::builder()
+        .name("ranks")
+        .compute_threads(1)
+        .io_threads(2)
+        .build()
+        .unwrap();
+    for layout in LAYOUTS {
+        for ordered in [false, true] {
+            let case = Case {
+                layout,
+                gzip: true,
+                ordered,
+                durability: Durability::AtomicRename,
+            };
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("out.pfw.gz");
+            let reports: Vec<WriteReport> = rt.block_on(async {
+                let tasks: Vec<_> = RankGroup::ranks(3)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(r, coord)| {
+                        let config = case.config(&path).coordinator(coord);
+                        runtime::spawn(write_rank(config, inputs_of(&case, r), None))
+                    })
+                    .collect();
+                let mut reports = Vec::new();
+                for task in tasks {
+                    reports.push(task.await.unwrap().unwrap());
+                }
+                reports
+            });
+            let got: Vec<Vec<u8>> = reports[0]
+                .files
+                .iter()
+                .flat_map(|f| lines(&decode(&case, &std::fs::read(f).unwrap())))
+                .collect();
+            let mut want: Vec<Vec<u8>> =
+                (0..3).flat_map(|r| inputs_of(&case, r).concat()).collect();
+            if !(ordered && layout != LAYOUTS[3]) {
+                let mut got = got;
+                got.sort();
+                want.sort();
+                assert!(got == want, "{case:?}");
+            } else {
+                assert!(got == want, "{case:?}");
+            }
+        }
+    }
+}

@@ -27,7 +27,8 @@ pub enum Layout {
     /// and ends with filler readers skip (see the module docs).
     PaddedStriped,
     /// One file per shard, `<path>.shard_<i>`; a producer's chunks go to
-    /// shard `producer_index % shards`.
+    /// shard `producer_index % shards`. Across ranks, `shards` is per rank
+    /// and rank `r`'s shard `i` is `<path>.shard_<r * shards + i>`.
     Sharded {
         /// Number of shard files (at least 1).
         shards: usize,
@@ -174,7 +175,11 @@ pub struct WriterConfig {
     /// them ([`CreatedFiles::seal`]); default: a private registry.
     pub created_files: Option<CreatedFiles>,
     /// Where this writer meets the other ranks writing the same output
-    /// (see [`crate::writer::coord`]); default: one rank alone.
+    /// (see [`crate::writer::coord`] and "Across ranks" in
+    /// [`crate::writer::parallel`]); default: one rank alone. Every rank's
+    /// configuration must match rank 0's in path, layout, order, gzip,
+    /// content, durability, stripe and overwrite (checked in `new()`);
+    /// producers, memory budget and chunk size may differ.
     pub coordinator: SharedCoordinator,
 }
 

@@ -27,6 +27,64 @@
 //!   writing then get an error.
 //! * Any fsync error poisons the writer: `finish()` returns it and never
 //!   retries into a false success.
+//!
+//! # Across ranks
+//!
+//! With a [`WriterConfig::coordinator`] of several ranks (in-process
+//! [`RankGroup`](crate::writer::coord::RankGroup) ranks, MPI ranks,
+//! simulated ranks) each rank runs its own writer and producers and they
+//! write one output:
+//! * Striped and padded-striped, unordered: rank 0 creates the output (or
+//!   its temporary file) and the others open it; each chunk takes its
+//!   byte range or its slots from the coordinator's shared counters. Each
+//!   rank pads its own last slot to the stripe boundary.
+//! * Ordered (striped or padded) and sharded with merge: each rank writes
+//!   its part (an ordered temporary file, or its shards), then copies it
+//!   into the output at the offset an exclusive prefix sum of the part
+//!   sizes gives: the output is rank 0's part, then rank 1's, and so on.
+//! * Sharded, kept: rank `r`'s shard `i` of `s` is `<path>.shard_<r * s + i>`.
+//! * `new()` checks that every rank's settings match rank 0's and agrees
+//!   on every rank's open before anything is written; `finish()` agrees
+//!   after each step (drain and fsync, copy, rename, cleanup), so either
+//!   every rank returns the same report or every rank returns the same
+//!   error, a [`RankFailure`] (see [`rank_failure_of`](crate::writer::coord::rank_failure_of))
+//!   naming the failing rank, op, path, offset and errno; the output is
+//!   then removed (in place) or never renamed into place (atomic rename).
+//! * A rank whose writer is dropped before `finish()` abandons the group:
+//!   the other ranks fail at their next coordinator call.
+//!
+//! ```
+//! use iokernel::runtime::{self, Runtime};
+//! use iokernel::writer::coord::RankGroup;
+//! use iokernel::writer::{ParallelWriter, WriterConfig};
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let path = dir.path().join("out.pfw");
+//! let rt = Runtime::builder().compute_threads(1).build().unwrap();
+//! let reports = rt.block_on(async {
+//!     let mut ranks = Vec::new();
+//!     for coord in RankGroup::ranks(2) {
+//!         let rank = coord.rank();
+//!         let config = WriterConfig::new(&path)
+//!             .ordered(true)
+//!             .mimic_lustre(None)
+//!             .coordinator(coord);
+//!         ranks.push(runtime::spawn(async move {
+//!             let writer = ParallelWriter::new(config).await?;
+//!             let mut producer = writer.producer();
+//!             producer.write_line(format!("{{\"rank\":{rank}}}").as_bytes()).await?;
+//!             producer.close().await?;
+//!             writer.finish().await
+//!         }));
+//!     }
+//!     let mut reports = Vec::new();
+//!     for rank in ranks {
+//!         reports.push(rank.await.unwrap().unwrap());
+//!     }
+//!     reports
+//! });
+//! assert_eq!(std::fs::read(&path).unwrap(), b"{\"rank\":0}\n{\"rank\":1}\n");
+//! assert_eq!((reports[1].rank, reports[1].ranks, reports[1].bytes_out), (1, 2, 22));
+//! ```
 
 mod ranks;
 
