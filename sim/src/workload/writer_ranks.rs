@@ -44,6 +44,19 @@ const OUT: &str = "/ranks.pfw";
 /// (a virtual delay before each) and whose byte ranges may stop coming
 /// (after `reserves_ok` calls every `reserve_bytes` fails, as a lost link
 /// to the others would), both drawn from the seed.
+///
+/// ```
+/// use iokernel::writer::coord::{Coordinator, RankGroup};
+/// use iokernel_sim::workload::SimulatedRank;
+/// use std::sync::Arc;
+/// use std::time::Duration;
+///
+/// let ranks: Vec<Arc<dyn Coordinator>> = RankGroup::ranks(2)
+///     .into_iter()
+///     .map(|rank| Arc::new(SimulatedRank::new(rank, Duration::from_millis(2), Some(0))) as _)
+///     .collect();
+/// assert_eq!((ranks[1].kind(), ranks[1].rank()), ("simulated", 1));
+/// ```
 pub struct SimulatedRank {
     inner: Arc<dyn Coordinator>,
     delay: Duration,

@@ -87,8 +87,17 @@ impl RankGroup {
     }
 }
 
-/// One rank of a [`RankGroup`]. Dropping it poisons the group (see the
-/// module docs).
+/// One rank of a [`RankGroup`]. Dropping it leaves the group; abandoning
+/// poisons it (see the module docs).
+///
+/// ```
+/// use iokernel::writer::coord::{Coordinator, RankFailure, RankGroup};
+///
+/// let ranks = RankGroup::handles(2);
+/// ranks[1].abandon(RankFailure::new(1, "pwrite", "/o", Some(0), Some(5), "EIO"));
+/// let err = iokernel::runtime::block_on_here(ranks[0].barrier()).unwrap_err();
+/// assert!(err.to_string().contains("rank 1: pwrite /o"));
+/// ```
 pub struct InProcessRank {
     rank: usize,
     shared: ShimArc<Shared>,
