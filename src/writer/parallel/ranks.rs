@@ -447,8 +447,9 @@ impl ParallelWriter {
         .await;
         self.agreed(placed).await?;
 
+        let write_paths: Vec<PathBuf> = files.0.iter().map(|f| f.write_path.clone()).collect();
         drop(files);
-        let named = self.name_output(rank, mode).await;
+        let named = self.name_output(rank, mode, write_paths).await;
         self.agreed(named).await?;
 
         if mode == RankMode::Parts {
@@ -526,14 +527,17 @@ impl ParallelWriter {
     /// Make the output's name durable: rank 0 renames the temporary file
     /// into place (or syncs the directory); with kept shards each rank
     /// renames its own.
-    async fn name_output(&mut self, rank: usize, mode: RankMode) -> Result<(), WriteError> {
+    async fn name_output(
+        &mut self,
+        rank: usize,
+        mode: RankMode,
+        write_paths: Vec<PathBuf>,
+    ) -> Result<(), WriteError> {
         let atomic = self.config.durability == Durability::AtomicRename;
         let sync = self.config.durability != Durability::None;
         let dir = super::dir_of(&self.config.path);
         let renames: Vec<(PathBuf, PathBuf)> = match mode {
-            RankMode::Shards if atomic => self
-                .created
-                .paths()
+            RankMode::Shards if atomic => write_paths
                 .into_iter()
                 .zip(self.final_paths.clone())
                 .collect(),
