@@ -583,3 +583,85 @@ fn ranks_as_tasks_on_one_runtime() {
         }
     }
 }
+
+/// `(start, end)` of every gzip member of `bytes`.
+fn members(bytes: &[u8]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let start = bytes.len() - rest.len();
+        let mut member = flate2::bufread::GzDecoder::new(rest);
+        std::io::copy(&mut member, &mut std::io::sink()).expect("a whole member");
+        rest = member.into_inner();
+        out.push((start, bytes.len() - rest.len()));
+    }
+    out
+}
+
+#[test]
+fn padded_chunks_larger_than_a_stripe_span_slots_reserved_together() {
+    for gzip in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.pfw");
+        let case = Case {
+            layout: Layout::PaddedStriped,
+            gzip,
+            ordered: false,
+            durability: Durability::Fsync,
+        };
+        // Some lines of 1.5 stripes: their chunks span two slots.
+        let big = |r: usize, p: usize| -> Vec<Vec<u8>> {
+            (0..12)
+                .map(|i| {
+                    let pad = if i % 4 == 1 {
+                        STRIPE as usize * 3 / 2
+                    } else {
+                        500 + i * 40
+                    };
+                    format!(
+                        "{{\"r\":{r},\"p\":{p},\"i\":{i},\"t\":\"{}\"}}",
+                        "z".repeat(pad)
+                    )
+                    .into_bytes()
+                })
+                .collect()
+        };
+        let config = case.config(&path).gzip(gzip.then_some(0));
+        let results = on_ranks(RankGroup::ranks(3), move |r, coord| {
+            let config = config.clone().coordinator(coord);
+            let inputs = (0..2).map(|p| big(r, p)).collect();
+            rank_runtime().block_on(write_rank(config, inputs, None))
+        });
+        for result in &results {
+            result.as_ref().expect("every rank succeeds");
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        let stripe = STRIPE as usize;
+        let spans = if gzip { members(&bytes) } else { Vec::new() };
+        let mut at = stripe;
+        while at < bytes.len() {
+            let ok = if gzip {
+                spans
+                    .iter()
+                    .any(|&(s, e)| s == at || (s < at && at < e && s % stripe == 0))
+            } else if bytes[at - 1] == b'\n' {
+                bytes[at] == b'{'
+            } else {
+                let start = bytes[..at]
+                    .iter()
+                    .rposition(|b| *b == b'\n')
+                    .map_or(0, |i| i + 1);
+                start % stripe == 0
+            };
+            assert!(ok, "gzip {gzip}: stripe boundary {at} starts no chunk and is inside none that began on one");
+            at += stripe;
+        }
+        let mut got = lines(&decode(&case, &bytes));
+        let mut want: Vec<Vec<u8>> = (0..3)
+            .flat_map(|r| (0..2).flat_map(move |p| big(r, p)))
+            .collect();
+        got.sort();
+        want.sort();
+        assert!(got == want, "gzip {gzip}: lines lost or duplicated");
+    }
+}
