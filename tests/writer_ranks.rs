@@ -665,3 +665,85 @@ fn padded_chunks_larger_than_a_stripe_span_slots_reserved_together() {
         assert!(got == want, "gzip {gzip}: lines lost or duplicated");
     }
 }
+
+/// A rank's coordinator whose collectives fail from the `ok`-th on, on
+/// this rank only (as a broken link would), while its group handle lives on.
+#[derive(Debug)]
+struct FailsToGather {
+    inner: Arc<dyn Coordinator>,
+    ok: u64,
+    calls: AtomicU64,
+}
+
+impl Coordinator for FailsToGather {
+    fn rank(&self) -> usize {
+        self.inner.rank()
+    }
+    fn ranks(&self) -> usize {
+        self.inner.ranks()
+    }
+    fn kind(&self) -> &'static str {
+        "failing"
+    }
+    fn reserve_bytes(&self, len: u64) -> CoordFuture<'_, u64> {
+        self.inner.reserve_bytes(len)
+    }
+    fn reserve_slots(&self, count: u64) -> CoordFuture<'_, u64> {
+        self.inner.reserve_slots(count)
+    }
+    fn all_gather(&self, bytes: Vec<u8>) -> CoordFuture<'_, Vec<Vec<u8>>> {
+        if self.calls.fetch_add(1, Ordering::Relaxed) >= self.ok {
+            return Box::pin(async { Err(io::Error::from_raw_os_error(libc::ECONNRESET)) });
+        }
+        self.inner.all_gather(bytes)
+    }
+    fn abandon(&self, failure: RankFailure) {
+        self.inner.abandon(failure)
+    }
+}
+
+#[test]
+fn a_rank_whose_link_breaks_in_finish_fails_the_others_instead_of_stranding_them() {
+    // new() makes 3 collectives; the 4th is finish()'s first agreement.
+    for (layout, ordered) in [(Layout::Striped, false), (Layout::Striped, true)] {
+        for ok in [3, 4, 5] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("out.pfw");
+            let case = Case {
+                layout,
+                gzip: false,
+                ordered,
+                durability: Durability::AtomicRename,
+            };
+            let config = case.config(&path);
+            let results = on_ranks(RankGroup::ranks(3), move |r, coord| {
+                // Keep the group handle alive past the rank's end.
+                let keep = Arc::clone(&coord);
+                let coord: Arc<dyn Coordinator> = if r == 1 {
+                    Arc::new(FailsToGather {
+                        inner: coord,
+                        ok,
+                        calls: AtomicU64::new(0),
+                    })
+                } else {
+                    coord
+                };
+                let config = config.clone().coordinator(coord);
+                let result = rank_runtime().block_on(write_rank(config, inputs_of(&case, r), None));
+                (result, keep)
+            });
+            for (r, (result, _)) in results.iter().enumerate() {
+                let err = result
+                    .as_ref()
+                    .err()
+                    .unwrap_or_else(|| panic!("rank {r} succeeded"));
+                assert!(
+                    err.to_string().contains("rank 1") || r == 1,
+                    "rank {r}: {err}"
+                );
+            }
+            assert!(!path.exists(), "{case:?} ok {ok}: the output appeared");
+            assert!(no_temp_left(dir.path()), "{case:?} ok {ok}");
+        }
+    }
+}

@@ -522,7 +522,23 @@ impl ParallelWriter {
         };
         if self.config.coordinator.get().ranks() > 1 {
             let result = self.finish_ranks(committed).await;
-            if result.is_err() {
+            if let Err(err) = &result {
+                // After an agreed failure every rank returns anyway; after
+                // the coordinator failed here, the others must not wait for
+                // this rank's next collective.
+                let coord = self.config.coordinator.get();
+                let failure = match super::coord::rank_failure_of(err) {
+                    Some(failure) => failure.clone(),
+                    None => RankFailure::new(
+                        coord.rank(),
+                        "finish",
+                        &self.config.path,
+                        None,
+                        super::errno_of(err),
+                        err.to_string(),
+                    ),
+                };
+                coord.abandon(failure);
                 self.remove_created();
             } else {
                 self.created.take();

@@ -41,9 +41,9 @@ const STRIPE: usize = 64 << 10;
 const OUT: &str = "/ranks.pfw";
 
 /// A rank of a simulated run: an in-process rank whose calls may be slow
-/// (a virtual delay before each) and whose byte ranges may stop coming
-/// (after `reserves_ok` calls every `reserve_bytes` fails, as a lost link
-/// to the others would), both drawn from the seed.
+/// (a virtual delay before each) and whose byte ranges and slots may stop
+/// coming (after `reserves_ok` reservations every one fails, as a lost
+/// link to the others would), both drawn from the seed.
 ///
 /// ```
 /// use iokernel::writer::coord::{Coordinator, RankGroup};
@@ -121,6 +121,9 @@ impl Coordinator for SimulatedRank {
     fn reserve_slots(&self, count: u64) -> CoordFuture<'_, u64> {
         Box::pin(async move {
             self.slow().await;
+            if self.reserves.fetch_add(1, Ordering::Relaxed) >= self.reserves_ok {
+                return Err(io::Error::from_raw_os_error(libc_econnreset()));
+            }
             self.inner.reserve_slots(count).await
         })
     }
