@@ -703,10 +703,11 @@ impl Coordinator for FailsToGather {
 }
 
 #[test]
-fn a_rank_whose_link_breaks_in_finish_fails_the_others_instead_of_stranding_them() {
-    // new() makes 3 collectives; the 4th is finish()'s first agreement.
+fn a_rank_whose_link_breaks_fails_the_others_instead_of_stranding_them() {
+    // new() makes 4 collectives (0..=3), finish() 4 or 5 more: the link
+    // breaks in new() or in finish().
     for (layout, ordered) in [(Layout::Striped, false), (Layout::Striped, true)] {
-        for ok in [3, 4, 5] {
+        for ok in 0..=6 {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("out.pfw");
             let case = Case {

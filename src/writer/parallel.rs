@@ -207,7 +207,22 @@ impl ParallelWriter {
     pub async fn new(config: WriterConfig) -> stdio::Result<ParallelWriter> {
         let across_ranks = config.coordinator.get().ranks() > 1;
         if across_ranks {
-            ranks::check_config(&config, &**config.coordinator.get()).await?;
+            let coord = config.coordinator.get();
+            if let Err(err) = ranks::check_config(&config, &**coord).await {
+                if super::coord::rank_failure_of(&err).is_none() {
+                    // The coordinator failed here: nothing was agreed, so
+                    // the others must not wait for this rank.
+                    coord.abandon(RankFailure::new(
+                        coord.rank(),
+                        "new",
+                        &config.path,
+                        None,
+                        super::errno_of(&err),
+                        err.to_string(),
+                    ));
+                }
+                return Err(err);
+            }
         } else {
             config.validate()?;
         }
