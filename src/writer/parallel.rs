@@ -782,14 +782,20 @@ impl Drop for ParallelWriter {
     fn drop(&mut self) {
         let coord = self.config.coordinator.get();
         if !self.settled && coord.ranks() > 1 {
-            coord.abandon(RankFailure::new(
-                coord.rank(),
-                "write",
-                &self.config.path,
-                None,
-                None,
-                "the rank's writer was dropped before finish() ended",
-            ));
+            // The other ranks learn why: this writer's own failure, if it
+            // had one, else that it was dropped.
+            let failure = match self.status.failure() {
+                Some(err) => ranks::failure_of(coord.rank(), &err),
+                None => RankFailure::new(
+                    coord.rank(),
+                    "write",
+                    &self.config.path,
+                    None,
+                    None,
+                    "the rank's writer was dropped before finish() ended",
+                ),
+            };
+            coord.abandon(failure);
         }
         if self.created.is_empty() {
             return;

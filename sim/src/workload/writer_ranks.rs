@@ -33,7 +33,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Read};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,6 +62,7 @@ pub struct SimulatedRank {
     delay: Duration,
     reserves_ok: u64,
     reserves: AtomicU64,
+    lost: AtomicBool,
 }
 
 impl SimulatedRank {
@@ -76,7 +77,22 @@ impl SimulatedRank {
             delay,
             reserves_ok: reserves_ok.unwrap_or(u64::MAX),
             reserves: AtomicU64::new(0),
+            lost: AtomicBool::new(false),
         }
+    }
+
+    /// Whether a reservation failed (the lost link showed).
+    pub fn link_lost(&self) -> bool {
+        self.lost.load(Ordering::Relaxed)
+    }
+
+    /// Fail this reservation if the link is lost by now.
+    fn link(&self) -> io::Result<()> {
+        if self.reserves.fetch_add(1, Ordering::Relaxed) < self.reserves_ok {
+            return Ok(());
+        }
+        self.lost.store(true, Ordering::Relaxed);
+        Err(io::Error::from_raw_os_error(libc_econnreset()))
     }
 
     async fn slow(&self) {
@@ -111,9 +127,7 @@ impl Coordinator for SimulatedRank {
     fn reserve_bytes(&self, len: u64) -> CoordFuture<'_, u64> {
         Box::pin(async move {
             self.slow().await;
-            if self.reserves.fetch_add(1, Ordering::Relaxed) >= self.reserves_ok {
-                return Err(io::Error::from_raw_os_error(libc_econnreset()));
-            }
+            self.link()?;
             self.inner.reserve_bytes(len).await
         })
     }
@@ -121,9 +135,7 @@ impl Coordinator for SimulatedRank {
     fn reserve_slots(&self, count: u64) -> CoordFuture<'_, u64> {
         Box::pin(async move {
             self.slow().await;
-            if self.reserves.fetch_add(1, Ordering::Relaxed) >= self.reserves_ok {
-                return Err(io::Error::from_raw_os_error(libc_econnreset()));
-            }
+            self.link()?;
             self.inner.reserve_slots(count).await
         })
     }
@@ -346,24 +358,31 @@ pub(crate) fn run(kernel: &Arc<SimKernel>, seed: u64) -> Result<String, String> 
     let mut rng = ScriptRng::new(seed, 0x0052_A4C5);
     let plan = Plan::draw(&mut rng);
     let what = plan.describe();
-    let ranks = RankGroup::ranks(plan.inputs.len());
+    let sim_ranks: Vec<Arc<SimulatedRank>> = RankGroup::ranks(plan.inputs.len())
+        .into_iter()
+        .enumerate()
+        .map(|(r, inner)| {
+            let link = match plan.faults[r] {
+                RankFault::LosesLink(after) => Some(after),
+                _ => None,
+            };
+            let delay = Duration::from_millis(plan.delays_ms[r]);
+            Arc::new(SimulatedRank::new(inner, delay, link))
+        })
+        .collect();
     let rank_tasks = {
         let plan = plan.clone();
+        let coords: Vec<Arc<dyn Coordinator>> = sim_ranks
+            .iter()
+            .map(|rank| Arc::clone(rank) as Arc<dyn Coordinator>)
+            .collect();
         async move {
-            let handles: Vec<_> = ranks
+            let handles: Vec<_> = coords
                 .into_iter()
                 .enumerate()
-                .map(|(r, inner)| {
-                    let fault = plan.faults[r];
-                    let link = match fault {
-                        RankFault::LosesLink(after) => Some(after),
-                        _ => None,
-                    };
-                    let delay = Duration::from_millis(plan.delays_ms[r]);
-                    let coord: Arc<dyn Coordinator> =
-                        Arc::new(SimulatedRank::new(inner, delay, link));
+                .map(|(r, coord)| {
                     let config = plan.config(coord);
-                    runtime::spawn(run_rank(config, plan.inputs[r].clone(), fault))
+                    runtime::spawn(run_rank(config, plan.inputs[r].clone(), plan.faults[r]))
                 })
                 .collect();
             let mut outcomes = Vec::new();
@@ -384,11 +403,17 @@ pub(crate) fn run(kernel: &Arc<SimKernel>, seed: u64) -> Result<String, String> 
             kernel.open_fds()
         ));
     }
-    let verdict = judge(kernel, &plan, &outcomes).map_err(|e| format!("{what}: {e}"))?;
+    let link_lost = sim_ranks.iter().any(|rank| rank.link_lost());
+    let verdict = judge(kernel, &plan, &outcomes, link_lost).map_err(|e| format!("{what}: {e}"))?;
     Ok(format!("{what}: {verdict}"))
 }
 
-fn judge(kernel: &SimKernel, plan: &Plan, outcomes: &[Outcome]) -> Result<String, String> {
+fn judge(
+    kernel: &SimKernel,
+    plan: &Plan,
+    outcomes: &[Outcome],
+    link_lost: bool,
+) -> Result<String, String> {
     let mut reports = Vec::new();
     let mut errors = Vec::new();
     for (r, outcome) in outcomes.iter().enumerate() {
@@ -405,6 +430,9 @@ fn judge(kernel: &SimKernel, plan: &Plan, outcomes: &[Outcome]) -> Result<String
             reports[0].0, errors[0].0, errors[0].1
         ));
     }
+    if !reports.is_empty() && link_lost {
+        return Err("a rank's reservation failed yet the ranks succeeded".into());
+    }
     if !reports.is_empty() && dropped {
         return Err("a rank was dropped mid-write yet the others succeeded".into());
     }
@@ -412,13 +440,11 @@ fn judge(kernel: &SimKernel, plan: &Plan, outcomes: &[Outcome]) -> Result<String
     let no_kernel_faults = OpClass::ALL
         .iter()
         .all(|class| options.faults_of(*class).probability == 0.0);
-    let no_rank_faults = !plan
+    let dropped_rank = plan
         .faults
         .iter()
-        .any(|f| matches!(f, RankFault::Dropped(_)))
-        && !errors
-            .iter()
-            .any(|(_, e)| e.to_string().contains("reserve_bytes"));
+        .any(|f| matches!(f, RankFault::Dropped(_)));
+    let no_rank_faults = !dropped_rank && !link_lost;
     if no_kernel_faults && no_rank_faults {
         if let Some((r, e)) = errors.first() {
             return Err(format!("rank {r} failed with no fault injected: {e}"));

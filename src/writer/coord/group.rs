@@ -183,8 +183,10 @@ impl Shared {
     }
 }
 
+/// The error every call on a poisoned group returns: the failure that
+/// poisoned it ([`rank_failure_of`](super::rank_failure_of) gets it back).
 fn group_error(failure: &RankFailure) -> io::Error {
-    io::Error::new(io::ErrorKind::BrokenPipe, format!("rank group: {failure}"))
+    failure.clone().into()
 }
 
 impl fmt::Debug for InProcessRank {

@@ -53,7 +53,7 @@ use super::{
 };
 use crate::io::{self, OpenFlags, Whence};
 use crate::writer::config::{Durability, Layout, WriteReport, WriterConfig};
-use crate::writer::coord::{Coordinator, RankFailure};
+use crate::writer::coord::{rank_failure_of, Coordinator, RankFailure};
 use crate::writer::error::WriteError;
 use crate::writer::output::{clear_for_create, kind_name, probe, Existing};
 use std::io as stdio;
@@ -79,8 +79,13 @@ impl RankMode {
     }
 }
 
-/// `err` on `rank`, as every rank will report it.
-fn failure_of(rank: usize, err: &WriteError) -> RankFailure {
+/// `err` on `rank`, as every rank will report it (or the failure of the
+/// rank that gave up, when `err` is a coordinator call that failed for it).
+pub(super) fn failure_of(rank: usize, err: &WriteError) -> RankFailure {
+    if let Some(failure) = rank_failure_of(err.source_error()) {
+        // A coordinator call failed because another rank gave up.
+        return failure.clone();
+    }
     RankFailure::new(
         rank,
         err.op(),
@@ -149,7 +154,7 @@ pub(super) async fn check_config(
     let all = coord
         .all_gather(mine)
         .await
-        .map_err(|e| WriteError::new("all_gather", &config.path, None, e))?;
+        .map_err(|e| coord_failed("all_gather", &config.path, e))?;
     for bytes in &all {
         if let Some((1, failure)) = bytes.split_first() {
             return Err(RankFailure::decode(failure)?.into());
@@ -184,7 +189,11 @@ impl ParallelWriter {
         match coord.agree(mine).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(failure)) => Err(failure.into()),
-            Err(e) => Err(WriteError::new("agree", &self.config.path, None, e).into()),
+            // A group poisoned by a rank that gave up names that rank.
+            Err(e) => Err(match rank_failure_of(&e) {
+                Some(failure) => failure.clone().into(),
+                None => WriteError::new("agree", &self.config.path, None, e).into(),
+            }),
         }
     }
 
@@ -585,7 +594,7 @@ async fn gather_stats(
     let all = coord
         .all_gather(bytes)
         .await
-        .map_err(|e| WriteError::new("all_gather", path, None, e))?;
+        .map_err(|e| coord_failed("all_gather", path, e))?;
     all.iter()
         .enumerate()
         .map(|(r, b)| {
@@ -604,4 +613,13 @@ async fn gather_stats(
                 .collect())
         })
         .collect()
+}
+
+/// A coordinator call `op` failed: the failure of the rank that gave up,
+/// when that is why, else `op` on `path` with the coordinator's error.
+fn coord_failed(op: &'static str, path: &Path, err: stdio::Error) -> stdio::Error {
+    match rank_failure_of(&err) {
+        Some(failure) => failure.clone().into(),
+        None => WriteError::new(op, path, None, err).into(),
+    }
 }
