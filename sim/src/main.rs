@@ -25,7 +25,7 @@ struct Args {
     /// First seed.
     #[arg(long, default_value_t = 1)]
     start: u64,
-    /// Workload: ops, runtime, writer, canary, canary-fsync, or all (ops, runtime and writer).
+    /// Workload: ops, runtime, writer, writer-ranks, canary, canary-fsync, or all (ops, runtime, writer and writer-ranks).
     #[arg(long, default_value = "all")]
     workload: String,
     /// Probability of each fault per call (0 turns faults off).

@@ -18,9 +18,10 @@
 //! and renaming files is `parallel`'s.
 
 use super::config::{ContentKind, Layout};
+use super::coord::Coordinator;
 use super::error::WriteError;
 use super::gzip;
-use super::plan::SlotPlanner;
+use super::plan::{SlotPlanner, TrailingPadding};
 use super::producer::{Chunk, Status};
 use crate::buf::{BufResult, Slice};
 use crate::runtime::JoinHandle;
@@ -74,10 +75,41 @@ pub(crate) struct ShardExtent {
     pub(crate) len: u64,
 }
 
-/// Decides where chunks land, per layout. Pure: no I/O.
+/// Where the ranks of a shared output take their ranges and slots from
+/// (writing across ranks, unordered striped or padded): the coordinator's
+/// counters instead of the placer's own cursor.
+pub(crate) struct SharedCursor {
+    pub(crate) coord: Arc<dyn Coordinator>,
+    /// The range or first slot [`Placer::reserve`] took for the next chunk.
+    pending: Option<u64>,
+    /// Padded: the latest run of local slots mapped to global slots,
+    /// `(first local slot, first global slot)`, and the local slots
+    /// mapped so far.
+    run: (u64, u64),
+    mapped_slots: u64,
+    /// End of the furthest byte this rank placed, in the shared output.
+    end: u64,
+}
+
+impl SharedCursor {
+    pub(crate) fn new(coord: Arc<dyn Coordinator>) -> SharedCursor {
+        SharedCursor {
+            coord,
+            pending: None,
+            run: (0, 0),
+            mapped_slots: 0,
+            end: 0,
+        }
+    }
+}
+
+/// Decides where chunks land, per layout. Pure (no I/O), except that a
+/// placer writing across ranks takes ranges or slots from the coordinator
+/// in [`Placer::reserve`] first.
 pub(crate) enum Placer {
     Striped {
         cursor: u64,
+        shared: Option<SharedCursor>,
     },
     Padded {
         planner: SlotPlanner,
@@ -85,6 +117,10 @@ pub(crate) enum Placer {
         filler: ContentKind,
         gzip: bool,
         path: PathBuf,
+        /// Writing across ranks: the last slot is padded to its end too,
+        /// so another rank's slot (or part) can follow it.
+        pad_last: bool,
+        shared: Option<SharedCursor>,
     },
     Sharded {
         cursors: Vec<u64>,
@@ -102,7 +138,10 @@ impl Placer {
         path: PathBuf,
     ) -> Result<Placer, WriteError> {
         Ok(match layout {
-            Layout::Striped => Placer::Striped { cursor: 0 },
+            Layout::Striped => Placer::Striped {
+                cursor: 0,
+                shared: None,
+            },
             Layout::PaddedStriped => Placer::Padded {
                 planner: SlotPlanner::new(stripe_bytes)
                     .map_err(|e| plan_error(&path, e.to_string()))?,
@@ -110,6 +149,8 @@ impl Placer {
                 filler: content,
                 gzip,
                 path,
+                pad_last: false,
+                shared: None,
             },
             Layout::Sharded { shards, merge } => Placer::Sharded {
                 cursors: vec![0; shards],
@@ -118,12 +159,74 @@ impl Placer {
         })
     }
 
+    /// Writing across ranks: take ranges or slots from `shared`, and (with
+    /// `pad_last`) pad the last slot of a padded layout to its end.
+    pub(crate) fn across_ranks(mut self, shared: Option<SharedCursor>, last: bool) -> Placer {
+        match &mut self {
+            Placer::Striped { shared: s, .. } => *s = shared,
+            Placer::Padded {
+                shared: s,
+                pad_last,
+                ..
+            } => {
+                *s = shared;
+                *pad_last = last;
+            }
+            Placer::Sharded { .. } => {}
+        }
+        self
+    }
+
+    /// Before [`Placer::place`] of a chunk of `len` bytes: a placer writing
+    /// across ranks reserves its range (striped) or the new slots it opens
+    /// (padded) from the coordinator.
+    async fn reserve(&mut self, len: u64) -> Result<(), WriteError> {
+        match self {
+            Placer::Striped {
+                shared: Some(shared),
+                ..
+            } => {
+                let start = shared.coord.reserve_bytes(len).await;
+                shared.pending = Some(start.map_err(|e| coord_error("reserve_bytes", e))?);
+            }
+            Placer::Padded {
+                planner,
+                shared: Some(shared),
+                path,
+                ..
+            } => {
+                let stripe = planner.stripe_bytes();
+                let peek = planner
+                    .clone()
+                    .place(len)
+                    .map_err(|e| plan_error(path, e.to_string()))?;
+                let last_slot = (peek.data.offset + len.max(1) - 1) / stripe;
+                if last_slot >= shared.mapped_slots {
+                    let count = last_slot + 1 - shared.mapped_slots;
+                    let first = shared.coord.reserve_slots(count).await;
+                    let first = first.map_err(|e| coord_error("reserve_slots", e))?;
+                    shared.run = (shared.mapped_slots, first);
+                    shared.mapped_slots += count;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
     /// The writes that placing `chunk` makes ready (none, one or two).
     fn place(&mut self, chunk: Chunk) -> Result<Vec<WriteJob>, WriteError> {
         let len = chunk.bytes.len() as u64;
         match self {
-            Placer::Striped { cursor } => {
-                let offset = *cursor;
+            Placer::Striped { cursor, shared } => {
+                let offset = match shared {
+                    Some(shared) => {
+                        let start = shared.pending.take().unwrap_or(*cursor);
+                        shared.end = shared.end.max(start + len);
+                        start
+                    }
+                    None => *cursor,
+                };
                 *cursor += len;
                 Ok(vec![WriteJob {
                     file: 0,
@@ -152,6 +255,8 @@ impl Placer {
                 filler,
                 gzip,
                 path,
+                shared,
+                ..
             } => {
                 let placement = planner
                     .place(len)
@@ -163,9 +268,15 @@ impl Placer {
                     }
                     ready.push(previous);
                 }
+                let mut offset = placement.data.offset;
+                if let Some(shared) = shared {
+                    let stripe = planner.stripe_bytes();
+                    let (local, global) = shared.run;
+                    offset = offset - local * stripe + global * stripe;
+                }
                 *held = Some(WriteJob {
                     file: 0,
-                    offset: placement.data.offset,
+                    offset,
                     bytes: chunk.bytes,
                     permit: chunk.permit,
                 });
@@ -175,30 +286,86 @@ impl Placer {
     }
 
     /// The writes still held back at the end of the stream.
-    fn finish(&mut self) -> Vec<WriteJob> {
+    fn finish(&mut self) -> Result<Vec<WriteJob>, WriteError> {
         match self {
-            Placer::Padded { held, .. } => held.take().into_iter().collect(),
-            _ => Vec::new(),
+            Placer::Padded {
+                held,
+                planner,
+                pad_last,
+                filler,
+                gzip,
+                path,
+                shared,
+            } => {
+                let Some(mut last) = held.take() else {
+                    return Ok(Vec::new());
+                };
+                let stripe = planner.stripe_bytes();
+                let pad = (stripe - planner.cursor_bytes() % stripe) % stripe;
+                if *pad_last && pad > 0 {
+                    append_filler(&mut last.bytes, pad, *filler, *gzip, path)?;
+                    if *filler == ContentKind::Binary && !*gzip {
+                        // A hole would leave the part short: zeros instead.
+                        last.bytes.resize(last.bytes.len() + pad as usize, 0);
+                    }
+                }
+                if let Some(shared) = shared {
+                    shared.end = shared.end.max(last.offset + last.bytes.len() as u64);
+                }
+                Ok(vec![last])
+            }
+            _ => Ok(Vec::new()),
         }
     }
 
-    /// Length of each output file once everything placed is written.
+    /// Length of each output file once everything placed is written (for
+    /// a placer writing across ranks: the end of this rank's furthest byte
+    /// in the shared output).
     fn file_lens(&self) -> Vec<u64> {
         match self {
-            Placer::Striped { cursor } => vec![*cursor],
-            Placer::Padded { planner, .. } => vec![planner.cursor_bytes()],
+            Placer::Striped {
+                shared: Some(shared),
+                ..
+            }
+            | Placer::Padded {
+                shared: Some(shared),
+                ..
+            } => vec![shared.end],
+            Placer::Striped { cursor, .. } => vec![*cursor],
+            Placer::Padded {
+                planner, pad_last, ..
+            } => {
+                let end = planner.cursor_bytes();
+                let stripe = planner.stripe_bytes();
+                vec![if *pad_last {
+                    end.div_ceil(stripe) * stripe
+                } else {
+                    end
+                }]
+            }
             Placer::Sharded { cursors, .. } => cursors.clone(),
         }
     }
 
     fn padding_bytes(&self) -> u64 {
         match self {
-            Placer::Padded { planner, .. } => {
-                planner.clone().finish(Default::default()).padding_bytes
+            Placer::Padded {
+                planner, pad_last, ..
+            } => {
+                let trailing = if *pad_last {
+                    TrailingPadding::ToStripeBoundary
+                } else {
+                    TrailingPadding::Omit
+                };
+                planner.clone().finish(trailing).padding_bytes
             }
             _ => 0,
         }
     }
+}
+
+fn coord_error(op: &'static str, err: io::Error) -> WriteError {
+    WriteError::new(op, "<coordinator>", None, err)
 }
 
 fn plan_error(path: &std::path::Path, msg: String) -> WriteError {
@@ -304,6 +471,7 @@ impl Committer {
             self.chunks_seen += 1;
             self.payload_seen += chunk.payload_bytes;
             if !self.ordered {
+                self.placer.reserve(chunk.bytes.len() as u64).await?;
                 let jobs = self.placer.place(chunk)?;
                 self.dispatch(jobs, writes).await?;
                 continue;
@@ -311,6 +479,7 @@ impl Committer {
             early.insert(chunk.seq, chunk);
             while let Some(chunk) = early.remove(&next_seq) {
                 next_seq += 1;
+                self.placer.reserve(chunk.bytes.len() as u64).await?;
                 let jobs = self.placer.place(chunk)?;
                 self.dispatch(jobs, writes).await?;
             }
@@ -324,7 +493,7 @@ impl Committer {
                 format!("ordered writer: chunk {next_seq} never arrived (next held: {seq})"),
             ));
         }
-        let jobs = self.placer.finish();
+        let jobs = self.placer.finish()?;
         self.dispatch(jobs, writes).await
     }
 
@@ -489,7 +658,7 @@ mod tests {
         for (seq, bytes) in chunks.into_iter().enumerate() {
             jobs.extend(placer.place(chunk(seq as u64, bytes)).unwrap());
         }
-        jobs.extend(placer.finish());
+        jobs.extend(placer.finish().unwrap());
         let len = placer.file_lens()[0];
         let mut image = vec![0u8; len as usize];
         let mut written = vec![false; len as usize];

@@ -27,7 +27,8 @@ pub enum Layout {
     /// and ends with filler readers skip (see the module docs).
     PaddedStriped,
     /// One file per shard, `<path>.shard_<i>`; a producer's chunks go to
-    /// shard `producer_index % shards`.
+    /// shard `producer_index % shards`. Across ranks, `shards` is per rank
+    /// and rank `r`'s shard `i` is `<path>.shard_<r * shards + i>`.
     Sharded {
         /// Number of shard files (at least 1).
         shards: usize,
@@ -175,7 +176,11 @@ pub struct WriterConfig {
     /// them ([`CreatedFiles::seal`]); default: a private registry.
     pub created_files: Option<CreatedFiles>,
     /// Where this writer meets the other ranks writing the same output
-    /// (see [`crate::writer::coord`]); default: one rank alone.
+    /// (see [`crate::writer::coord`] and "Across ranks" in
+    /// [`crate::writer::parallel`]); default: one rank alone. Every rank's
+    /// configuration must match rank 0's in path, layout, order, gzip,
+    /// content, durability, stripe and overwrite (checked in `new()`);
+    /// producers, memory budget and chunk size may differ.
     pub coordinator: SharedCoordinator,
 }
 
@@ -363,15 +368,9 @@ impl WriterConfig {
             }
         }
         let ranks = self.coordinator.get().ranks();
-        if ranks > 1 {
-            if self.stream_fd.is_some() {
-                return invalid(format!(
-                    "an output fd is one process's stream; it cannot be written by {ranks} ranks"
-                ));
-            }
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                format!("this writer does not yet write one output across {ranks} ranks"),
+        if ranks > 1 && self.stream_fd.is_some() {
+            return invalid(format!(
+                "an output fd is one process's stream; it cannot be written by {ranks} ranks"
             ));
         }
         let plain_padded_json = self.layout == Layout::PaddedStriped
@@ -426,4 +425,14 @@ pub struct WriteReport {
     pub chunk_bytes: u64,
     /// From `new()` to the end of `finish()` (virtual under the sim).
     pub elapsed: Duration,
+    /// This rank (0 for one process alone).
+    pub rank: usize,
+    /// How many ranks wrote the output (1 alone). `bytes_in`, `bytes_out`,
+    /// `chunks`, `stripes` and `padding_bytes` count every rank's share.
+    pub ranks: usize,
+    /// Payload bytes this rank's producers wrote.
+    pub rank_bytes_in: u64,
+    /// Bytes this rank put in the output: its part or shards, or (striped
+    /// and padded, unordered) the end of its furthest byte in the output.
+    pub rank_bytes_out: u64,
 }

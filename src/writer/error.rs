@@ -119,13 +119,11 @@ impl From<WriteError> for io::Error {
 }
 
 /// The errno behind `err`: its raw OS error, or that of a [`WriteError`]
-/// inside it.
+/// or a [`RankFailure`](super::coord::RankFailure) inside it.
 pub fn errno_of(err: &io::Error) -> Option<i32> {
-    err.raw_os_error().or_else(|| {
-        err.get_ref()
-            .and_then(|inner| inner.downcast_ref::<WriteError>())
-            .and_then(WriteError::errno)
-    })
+    err.raw_os_error()
+        .or_else(|| write_error_of(err).and_then(WriteError::errno))
+        .or_else(|| super::coord::rank_failure_of(err).and_then(|f| f.errno))
 }
 
 /// The [`WriteError`] inside `err`, if there is one.

@@ -290,7 +290,8 @@ pub(crate) async fn create_temp(
 }
 
 /// Every fixed path `config` will create or replace: the output (unless
-/// only shards are kept) and each shard. Temporary names are not listed:
+/// only shards are kept) and each shard (of every rank, when the
+/// configuration's coordinator has several). Temporary names are not listed:
 /// they are unique per run and created with `O_EXCL`, so they cannot
 /// alias an existing file. A stream output ([`WriterConfig::stream_fd`])
 /// lists nothing.
@@ -308,7 +309,10 @@ pub fn planned_paths(config: &WriterConfig) -> Vec<PathBuf> {
     }
     match config.layout {
         Layout::Sharded { shards, merge } => {
-            let mut paths: Vec<PathBuf> = (0..shards)
+            // Across ranks every rank's shards count: rank r's shard i is
+            // shard r * shards + i.
+            let ranks = config.coordinator.get().ranks();
+            let mut paths: Vec<PathBuf> = (0..shards * ranks)
                 .map(|i| super::parallel::shard_path(&config.path, i))
                 .collect();
             if merge {

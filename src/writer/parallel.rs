@@ -27,9 +27,72 @@
 //!   writing then get an error.
 //! * Any fsync error poisons the writer: `finish()` returns it and never
 //!   retries into a false success.
+//!
+//! # Across ranks
+//!
+//! With a [`WriterConfig::coordinator`] of several ranks (in-process
+//! [`RankGroup`](crate::writer::coord::RankGroup) ranks, MPI ranks,
+//! simulated ranks) each rank runs its own writer and producers and they
+//! write one output:
+//! * Striped and padded-striped, unordered: rank 0 creates the output (or
+//!   its temporary file) and the others open it; each chunk takes its
+//!   byte range or its slots from the coordinator's shared counters. Each
+//!   rank pads its own last slot to the stripe boundary.
+//! * Ordered (striped or padded) and sharded with merge: each rank writes
+//!   its part (an ordered temporary file, or its shards), then copies it
+//!   into the output at the offset an exclusive prefix sum of the part
+//!   sizes gives: the output is rank 0's part, then rank 1's, and so on.
+//! * Sharded, kept: rank `r`'s shard `i` of `s` is `<path>.shard_<r * s + i>`.
+//! * `new()` checks that every rank's settings match rank 0's and agrees
+//!   on every rank's open before anything is written; `finish()` agrees
+//!   after each step (drain and fsync, copy, rename, cleanup), so either
+//!   every rank returns the same report or every rank returns the same
+//!   error, a [`RankFailure`] (see [`rank_failure_of`](crate::writer::coord::rank_failure_of))
+//!   naming the failing rank, op, path, offset and errno; the output is
+//!   then removed (in place) or never renamed into place (atomic rename).
+//! * A rank whose writer is dropped before `finish()` abandons the group:
+//!   the other ranks fail at their next coordinator call.
+//!
+//! ```
+//! use iokernel::runtime::{self, Runtime};
+//! use iokernel::writer::coord::RankGroup;
+//! use iokernel::writer::{ParallelWriter, WriterConfig};
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let path = dir.path().join("out.pfw");
+//! let rt = Runtime::builder().compute_threads(1).build().unwrap();
+//! let reports = rt.block_on(async {
+//!     let mut ranks = Vec::new();
+//!     for coord in RankGroup::ranks(2) {
+//!         let rank = coord.rank();
+//!         let config = WriterConfig::new(&path)
+//!             .ordered(true)
+//!             .mimic_lustre(None)
+//!             .coordinator(coord);
+//!         ranks.push(runtime::spawn(async move {
+//!             let writer = ParallelWriter::new(config).await?;
+//!             let mut producer = writer.producer();
+//!             producer.write_line(format!("{{\"rank\":{rank}}}").as_bytes()).await?;
+//!             producer.close().await?;
+//!             writer.finish().await
+//!         }));
+//!     }
+//!     let mut reports = Vec::new();
+//!     for rank in ranks {
+//!         reports.push(rank.await.unwrap().unwrap());
+//!     }
+//!     reports
+//! });
+//! assert_eq!(std::fs::read(&path).unwrap(), b"{\"rank\":0}\n{\"rank\":1}\n");
+//! assert_eq!((reports[1].rank, reports[1].ranks, reports[1].bytes_out), (1, 2, 22));
+//! ```
 
-use super::commit::{put_all, Committed, Committer, OutFile, OutFiles, Placer, ShardExtent};
+mod ranks;
+
+use super::commit::{
+    put_all, Committed, Committer, OutFile, OutFiles, Placer, ShardExtent, SharedCursor,
+};
 use super::config::{Durability, Layout, WriteReport, WriterConfig};
+use super::coord::RankFailure;
 use super::error::WriteError;
 use super::fs_kind::FilesystemKind;
 use super::lustre::{encode_v1, parse_lov};
@@ -95,6 +158,14 @@ pub struct ParallelWriter {
     /// `fstatfs` said Lustre (not the mimic): stripe requests are set with
     /// the `lustre.lov` xattr on every file the writer creates.
     on_lustre: bool,
+    /// Across ranks, parts mode: the output every rank copies its part into.
+    shared_out: Option<OutFiles>,
+    /// Across ranks: the output's write path (a temporary name under
+    /// `AtomicRename`), as rank 0 created it.
+    shared_out_path: Option<PathBuf>,
+    /// `finish()` ran to its end: dropping the writer no longer abandons
+    /// the other ranks.
+    settled: bool,
 }
 
 fn now() -> Duration {
@@ -134,7 +205,27 @@ impl ParallelWriter {
     /// the committer. Must run inside an iokernel runtime (real or
     /// simulated). Errors name the op, path and errno.
     pub async fn new(config: WriterConfig) -> stdio::Result<ParallelWriter> {
-        config.validate()?;
+        let across_ranks = config.coordinator.get().ranks() > 1;
+        if across_ranks {
+            let coord = config.coordinator.get();
+            if let Err(err) = ranks::check_config(&config, &**coord).await {
+                if super::coord::rank_failure_of(&err).is_none() {
+                    // The coordinator failed here: nothing was agreed, so
+                    // the others must not wait for this rank.
+                    coord.abandon(RankFailure::new(
+                        coord.rank(),
+                        "new",
+                        &config.path,
+                        None,
+                        super::errno_of(&err),
+                        err.to_string(),
+                    ));
+                }
+                return Err(err);
+            }
+        } else {
+            config.validate()?;
+        }
         if !crate::runtime::in_runtime() {
             return Err(invalid(
                 "ParallelWriter::new must run inside an iokernel runtime".into(),
@@ -161,6 +252,9 @@ impl ParallelWriter {
             final_paths,
             config,
             on_lustre: false,
+            shared_out: None,
+            shared_out_path: None,
+            settled: false,
         };
         if writer.config.stripe_request.is_some() {
             // Lustre fixes a file's layout when it is created, so whether to
@@ -169,9 +263,14 @@ impl ParallelWriter {
         }
         // On error the writer is dropped here, which removes what it created
         // (and dropping the open files closes them).
-        let files = writer.open_outputs().await?;
-        let write_paths: Vec<PathBuf> = files.0.iter().map(|f| f.write_path.clone()).collect();
-        writer.info = writer.detect(files.0[0].fd, &write_paths).await?;
+        let files = if across_ranks {
+            writer.open_rank_outputs().await?
+        } else {
+            let files = writer.open_outputs().await?;
+            let write_paths: Vec<PathBuf> = files.0.iter().map(|f| f.write_path.clone()).collect();
+            writer.info = writer.detect(files.0[0].fd, &write_paths).await?;
+            files
+        };
         writer.start(files)?;
         Ok(writer)
     }
@@ -341,6 +440,14 @@ impl ParallelWriter {
             ordered,
             files.0[0].write_path.clone(),
         )?;
+        let coord = config.coordinator.get();
+        let placer = if coord.ranks() > 1 {
+            let direct = ranks::RankMode::of(config) == ranks::RankMode::Direct;
+            let shared = direct.then(|| SharedCursor::new(Arc::clone(coord)));
+            placer.across_ranks(shared, true)
+        } else {
+            placer
+        };
         let committer = Committer {
             chunks: chunks_rx,
             permits: permits_tx,
@@ -428,10 +535,37 @@ impl ParallelWriter {
                 stdio::Error::other("writer has no committer"),
             )),
         };
+        if self.config.coordinator.get().ranks() > 1 {
+            let result = self.finish_ranks(committed).await;
+            if let Err(err) = &result {
+                // After an agreed failure every rank returns anyway; after
+                // the coordinator failed here, the others must not wait for
+                // this rank's next collective.
+                let coord = self.config.coordinator.get();
+                let failure = match super::coord::rank_failure_of(err) {
+                    Some(failure) => failure.clone(),
+                    None => RankFailure::new(
+                        coord.rank(),
+                        "finish",
+                        &self.config.path,
+                        None,
+                        super::errno_of(err),
+                        err.to_string(),
+                    ),
+                };
+                coord.abandon(failure);
+                self.remove_created();
+            } else {
+                self.created.take();
+            }
+            self.settled = true;
+            return result;
+        }
         let result = match committed {
             Ok(committed) => self.finalize(committed).await,
             Err(err) => Err(err),
         };
+        self.settled = true;
         match result {
             Ok(report) => {
                 self.created.take();
@@ -524,6 +658,10 @@ impl ParallelWriter {
             stripe_bytes: self.stripe_bytes,
             chunk_bytes: self.chunk_bytes,
             elapsed: now().saturating_sub(self.started),
+            rank: 0,
+            ranks: 1,
+            rank_bytes_in: committed.payload_bytes,
+            rank_bytes_out: bytes_out,
         })
     }
 
@@ -642,6 +780,23 @@ impl ParallelWriter {
 
 impl Drop for ParallelWriter {
     fn drop(&mut self) {
+        let coord = self.config.coordinator.get();
+        if !self.settled && coord.ranks() > 1 {
+            // The other ranks learn why: this writer's own failure, if it
+            // had one, else that it was dropped.
+            let failure = match self.status.failure() {
+                Some(err) => ranks::failure_of(coord.rank(), &err),
+                None => RankFailure::new(
+                    coord.rank(),
+                    "write",
+                    &self.config.path,
+                    None,
+                    None,
+                    "the rank's writer was dropped before finish() ended",
+                ),
+            };
+            coord.abandon(failure);
+        }
         if self.created.is_empty() {
             return;
         }

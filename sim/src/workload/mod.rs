@@ -5,6 +5,9 @@ mod files;
 mod runtime;
 mod sockets;
 mod writer;
+mod writer_ranks;
+
+pub use writer_ranks::SimulatedRank;
 
 use iokernel::sim::SimKernel;
 use std::sync::Arc;
@@ -20,6 +23,10 @@ pub enum Workload {
     /// One parallel writer per seed: random layout, gzip, order, producers
     /// and payloads, checked against the payloads and a power loss.
     Writer,
+    /// Two to four simulated ranks writing one output through simulated
+    /// coordinators (slow ranks, a rank that fails or is dropped), checked
+    /// against every rank's lines and a power loss.
+    WriterRanks,
     /// The deliberately wrong client: the ops workload, but short writes are
     /// taken as complete. The harness must catch it.
     Canary,
@@ -30,7 +37,12 @@ pub enum Workload {
 
 impl Workload {
     /// Workloads a sweep runs (the canary only on request).
-    pub const SWEEP: [Workload; 3] = [Workload::Ops, Workload::Runtime, Workload::Writer];
+    pub const SWEEP: [Workload; 4] = [
+        Workload::Ops,
+        Workload::Runtime,
+        Workload::Writer,
+        Workload::WriterRanks,
+    ];
 
     /// Name on the command line.
     pub fn name(self) -> &'static str {
@@ -38,6 +50,7 @@ impl Workload {
             Workload::Ops => "ops",
             Workload::Runtime => "runtime",
             Workload::Writer => "writer",
+            Workload::WriterRanks => "writer-ranks",
             Workload::Canary => "canary",
             Workload::CanaryFsync => "canary-fsync",
         }
@@ -49,10 +62,11 @@ impl Workload {
             "ops" => Ok(Workload::Ops),
             "runtime" => Ok(Workload::Runtime),
             "writer" => Ok(Workload::Writer),
+            "writer-ranks" => Ok(Workload::WriterRanks),
             "canary" => Ok(Workload::Canary),
             "canary-fsync" => Ok(Workload::CanaryFsync),
             other => Err(format!(
-                "unknown workload {other:?}: expected ops, runtime, writer, canary or canary-fsync"
+                "unknown workload {other:?}: expected ops, runtime, writer, writer-ranks, canary or canary-fsync"
             )),
         }
     }
@@ -63,6 +77,7 @@ impl Workload {
             Workload::Ops => files::run(kernel, seed, files::Client::Correct),
             Workload::Runtime => runtime::run(kernel, seed),
             Workload::Writer => writer::run(kernel, seed),
+            Workload::WriterRanks => writer_ranks::run(kernel, seed),
             Workload::Canary => files::run(kernel, seed, files::Client::IgnoresShortWrites),
             Workload::CanaryFsync => files::run(kernel, seed, files::Client::RetriesFailedFsync),
         }

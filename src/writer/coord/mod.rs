@@ -9,7 +9,7 @@
 //! failure, naming the failing rank, op, path and errno ([`RankFailure`]).
 //!
 //! Implementations: [`Solo`] (one rank, the default), in-process rank
-//! groups, MPI (cargo feature `mpi`) and simulated ranks. The trait's
+//! groups ([`RankGroup`]), MPI (cargo feature `mpi`) and simulated ranks. The trait's
 //! futures are boxed so the writer holds one `Arc<dyn Coordinator>`;
 //! collective calls ([`Coordinator::all_gather`], [`Coordinator::barrier`]
 //! and the provided methods built on them) must be made by every rank in
@@ -33,6 +33,10 @@
 //!     assert_eq!(agreed, Err(failed));
 //! });
 //! ```
+
+mod group;
+
+pub use group::{InProcessRank, RankGroup};
 
 use std::fmt;
 use std::future::Future;
@@ -130,6 +134,15 @@ pub trait Coordinator: Send + Sync + fmt::Debug {
                 None => Ok(Ok(())),
             }
         })
+    }
+
+    /// Not collective: this rank gives up (its writer was dropped before
+    /// `finish()`). Implementations that can ([`RankGroup`]) make every
+    /// other rank's pending and later calls fail with `failure`, so no rank
+    /// waits forever for this one. Default: nothing (under MPI the
+    /// launcher sees the process end).
+    fn abandon(&self, failure: RankFailure) {
+        let _ = failure;
     }
 }
 
@@ -246,11 +259,44 @@ impl fmt::Display for RankFailure {
         if let Some(offset) = self.offset {
             write!(f, " at offset {offset}")?;
         }
-        write!(f, ": {}", self.message)
+        write!(f, ": {}", self.message)?;
+        if let Some(errno) = self.errno {
+            if !self.message.contains("os error") {
+                write!(f, " (errno {errno})")?;
+            }
+        }
+        Ok(())
     }
 }
 
 impl std::error::Error for RankFailure {}
+
+impl From<RankFailure> for io::Error {
+    /// An `io::Error` of the errno's kind (`Other` without one) carrying
+    /// the failure; [`rank_failure_of`] gets it back,
+    /// [`errno_of`](crate::writer::errno_of) reads its errno.
+    fn from(failure: RankFailure) -> io::Error {
+        let kind = failure.errno.map_or(io::ErrorKind::Other, |e| {
+            io::Error::from_raw_os_error(e).kind()
+        });
+        io::Error::new(kind, failure)
+    }
+}
+
+/// The [`RankFailure`] inside `err`, if there is one: every rank's error
+/// after a failed agreement carries the failing rank's.
+///
+/// ```
+/// use iokernel::writer::coord::{rank_failure_of, RankFailure};
+/// let err: std::io::Error = RankFailure::new(2, "pwrite", "/o", Some(8), Some(28), "full").into();
+/// assert_eq!(rank_failure_of(&err).map(|f| f.rank), Some(2));
+/// assert_eq!(iokernel::writer::errno_of(&err), Some(28));
+/// assert!(err.to_string().contains("rank 2: pwrite /o at offset 8"));
+/// ```
+pub fn rank_failure_of(err: &io::Error) -> Option<&RankFailure> {
+    err.get_ref()
+        .and_then(|inner| inner.downcast_ref::<RankFailure>())
+}
 
 /// One rank alone: the counters are plain atomics, collectives return at
 /// once. The writer's default.
