@@ -159,6 +159,7 @@ impl UnixStream {
     /// Shut down one or both directions with the blocking syscall (it
     /// never waits); for callers that cannot await, such as the compat
     /// adapters' `poll_shutdown`.
+    #[cfg(any(feature = "compat-futures", feature = "compat-tokio"))]
     pub(crate) fn shutdown_now(&self, how: Shutdown) -> std::io::Result<()> {
         let fd = self.socket.fd;
         (self.socket.kernel.shutdown(fd, how)).map_err(|e| call_error(e, "shutdown", &fd_name(fd)))
