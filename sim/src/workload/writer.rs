@@ -452,16 +452,7 @@ fn check_no_complete_leftover(kernel: &SimKernel, plan: &Plan) -> Result<(), Str
 
 /// The output files' bytes, decoded: gunzipped or padding stripped.
 fn decode_lines(plan: &Plan, files: &[Vec<u8>]) -> Result<Vec<u8>, String> {
-    let mut decoded = Vec::new();
-    for bytes in files {
-        if plan.gzip_level.is_some() {
-            MultiGzDecoder::new(&bytes[..])
-                .read_to_end(&mut decoded)
-                .map_err(|e| format!("output is not valid gzip: {e}"))?;
-        } else {
-            decoded.extend_from_slice(bytes);
-        }
-    }
+    let decoded = gunzip_files(plan.gzip_level.is_some(), files)?;
     Ok(match plan.content {
         // Holes read as zeros; payloads never contain one.
         ContentKind::Binary => decoded.into_iter().filter(|b| *b != 0).collect(),
@@ -469,8 +460,24 @@ fn decode_lines(plan: &Plan, files: &[Vec<u8>]) -> Result<Vec<u8>, String> {
     })
 }
 
+/// The files' bytes concatenated, each gunzipped (every member) when
+/// `gzip`.
+pub(super) fn gunzip_files(gzip: bool, files: &[Vec<u8>]) -> Result<Vec<u8>, String> {
+    let mut decoded = Vec::new();
+    for bytes in files {
+        if gzip {
+            MultiGzDecoder::new(&bytes[..])
+                .read_to_end(&mut decoded)
+                .map_err(|e| format!("output is not valid gzip: {e}"))?;
+        } else {
+            decoded.extend_from_slice(bytes);
+        }
+    }
+    Ok(decoded)
+}
+
 /// JSON lines with padding spaces dropped; no blank line allowed.
-fn split_lines(decoded: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+pub(super) fn split_lines(decoded: &[u8]) -> Result<Vec<Vec<u8>>, String> {
     if decoded.is_empty() {
         return Ok(Vec::new());
     }

@@ -21,8 +21,8 @@
 //!   `AtomicRename`, and in place it is removed (unless an injected unlink
 //!   fault stopped the cleanup); no fd is left open.
 
+use super::writer::{gunzip_files, split_lines};
 use super::ScriptRng;
-use flate2::read::MultiGzDecoder;
 use iokernel::runtime;
 use iokernel::sim::{self, OpClass, SimKernel};
 use iokernel::writer::coord::{rank_failure_of, CoordFuture, Coordinator, RankFailure, RankGroup};
@@ -31,7 +31,7 @@ use iokernel::writer::{
 };
 use std::collections::HashMap;
 use std::fmt;
-use std::io::{self, Read};
+use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -492,7 +492,8 @@ fn check_no_complete_leftover(kernel: &SimKernel, plan: &Plan) -> Result<(), Str
         if plan.durability == Durability::AtomicRename {
             // Only a rename that happened before a later step failed puts
             // a file here, and then it is complete.
-            let lines = decode(plan, &[bytes]).and_then(|d| lines_of_output(&d));
+            let lines =
+                gunzip_files(plan.gzip_level.is_some(), &[bytes]).and_then(|d| split_lines(&d));
             let complete = lines.is_ok_and(|l| l.len() == written);
             let one_shard = plan.finals().len() > 1;
             if !complete && !one_shard {
@@ -509,42 +510,6 @@ fn check_no_complete_leftover(kernel: &SimKernel, plan: &Plan) -> Result<(), Str
         }
     }
     Ok(())
-}
-
-fn decode(plan: &Plan, files: &[Vec<u8>]) -> Result<Vec<u8>, String> {
-    let mut decoded = Vec::new();
-    for bytes in files {
-        if plan.gzip_level.is_some() {
-            MultiGzDecoder::new(&bytes[..])
-                .read_to_end(&mut decoded)
-                .map_err(|e| format!("output is not valid gzip: {e}"))?;
-        } else {
-            decoded.extend_from_slice(bytes);
-        }
-    }
-    Ok(decoded)
-}
-
-/// Lines with padding spaces dropped.
-fn lines_of_output(decoded: &[u8]) -> Result<Vec<Vec<u8>>, String> {
-    if !decoded.is_empty() && !decoded.ends_with(b"\n") {
-        return Err("output does not end with a newline".into());
-    }
-    decoded
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| {
-            let line = &l[..l.iter().rposition(|b| *b != b' ').map_or(0, |i| i + 1)];
-            if line.starts_with(b"{") && line.ends_with(b"}") {
-                Ok(line.to_vec())
-            } else {
-                Err(format!(
-                    "not a JSON line: {:?}",
-                    String::from_utf8_lossy(&line[..line.len().min(60)])
-                ))
-            }
-        })
-        .collect()
 }
 
 /// `(start, end)` of every gzip member of `bytes`.
@@ -605,7 +570,7 @@ fn check_output(kernel: &SimKernel, plan: &Plan, report: &WriteReport) -> Result
     if plan.layout == Layout::PaddedStriped {
         check_boundaries(plan, &files[0])?;
     }
-    let got = lines_of_output(&decode(plan, &files)?)?;
+    let got = split_lines(&gunzip_files(plan.gzip_level.is_some(), &files)?)?;
     let want: Vec<Vec<u8>> = plan.inputs.concat().concat();
     let kept_shards = matches!(plan.layout, Layout::Sharded { merge: false, .. });
     if plan.ordered && !kept_shards {
