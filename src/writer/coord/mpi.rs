@@ -460,29 +460,28 @@ fn mpi_thread(
 /// an error that says what to try, not an abort.
 fn open_window(world: &SimpleCommunicator) -> io::Result<Window> {
     let len_bytes: ffi::MPI_Aint = if world.rank() == 0 { 16 } else { 0 };
+    // Every rank on one node: a shared-memory window (Open MPI's osc/sm),
+    // whose fetch-and-op is an atomic in shared memory. MPI_Win_allocate
+    // there gets osc/rdma over the shared-memory transport, which emulates
+    // the atomic with a message rank 0 must progress: measured inside a
+    // 4-rank merge on one node, 1.2 ms per reservation (rank 0's progress
+    // poke) against 2.3 us with the shared window. Across nodes the
+    // window is a network one (RDMA atomics where the fabric has them).
+    let one_node = world.split_shared(world.rank()).size() == world.size();
     let mut base: *mut u64 = std::ptr::null_mut();
-    // SAFETY: collective over `world`, which every rank calls in the same
-    // order (init); `base` receives a pointer to `len_bytes` bytes owned by
-    // the window until MPI_Win_free; `win` (starting as the null handle)
-    // receives the window. Errors return (not abort) only around the
-    // allocation; the default handler is restored before anything else.
-    let (code, win) = unsafe {
-        let mut win = ffi::RSMPI_WIN_NULL;
-        ffi::MPI_Comm_set_errhandler(world.as_raw(), ffi::RSMPI_ERRORS_RETURN);
-        let code = ffi::MPI_Win_allocate(
-            len_bytes,
-            8,
-            ffi::RSMPI_INFO_NULL,
-            world.as_raw(),
-            (&mut base as *mut *mut u64).cast::<c_void>(),
-            &mut win,
-        );
-        ffi::MPI_Comm_set_errhandler(world.as_raw(), ffi::RSMPI_ERRORS_ARE_FATAL);
-        (code, win)
+    let mut allocated = None;
+    if one_node {
+        // A component that cannot share memory (osc/pt2pt forced) refuses;
+        // every rank alike, so all fall back together.
+        allocated = Some(allocate_window(world, len_bytes, &mut base, true));
+    }
+    let (code, win) = match allocated {
+        Some((code, win)) if code == ffi::MPI_SUCCESS as i32 => (code, win),
+        _ => allocate_window(world, len_bytes, &mut base, false),
     };
     if code != ffi::MPI_SUCCESS as i32 {
         return Err(io::Error::other(format!(
-            "mpi: MPI_Win_allocate for the shared counters failed (MPI error {code}); Open MPI's \
+            "mpi: allocating the window of the shared counters failed (MPI error {code}); Open MPI's \
              osc/pt2pt (networks without RDMA) refuses windows under MPI_THREAD_MULTIPLE: run \
              with IOK_MPI_COUNTERS=funnelled (iok merge --mpi) or CounterPath::Funnelled"
         )));
@@ -505,6 +504,49 @@ fn open_window(world: &SimpleCommunicator) -> io::Result<Window> {
     }
     world.barrier();
     Ok(Window(win))
+}
+
+/// Collective: a window of `len_bytes` on this rank, shared-memory
+/// (`MPI_Win_allocate_shared`) or not (`MPI_Win_allocate`); the MPI return
+/// code (errors return instead of aborting) and the window.
+fn allocate_window(
+    world: &SimpleCommunicator,
+    len_bytes: ffi::MPI_Aint,
+    base: &mut *mut u64,
+    shared: bool,
+) -> (i32, ffi::MPI_Win) {
+    // SAFETY: collective over `world`, which every rank calls in the same
+    // order (init, and the same `shared` everywhere); `base` receives a
+    // pointer to `len_bytes` bytes owned by the window until MPI_Win_free;
+    // `win` (starting as the null handle) receives the window. Errors
+    // return (not abort) only around the allocation; the default handler
+    // is restored before anything else.
+    unsafe {
+        let mut win = ffi::RSMPI_WIN_NULL;
+        ffi::MPI_Comm_set_errhandler(world.as_raw(), ffi::RSMPI_ERRORS_RETURN);
+        let out = (base as *mut *mut u64).cast::<c_void>();
+        let code = if shared {
+            ffi::MPI_Win_allocate_shared(
+                len_bytes,
+                8,
+                ffi::RSMPI_INFO_NULL,
+                world.as_raw(),
+                out,
+                &mut win,
+            )
+        } else {
+            ffi::MPI_Win_allocate(
+                len_bytes,
+                8,
+                ffi::RSMPI_INFO_NULL,
+                world.as_raw(),
+                out,
+                &mut win,
+            )
+        };
+        ffi::MPI_Comm_set_errhandler(world.as_raw(), ffi::RSMPI_ERRORS_ARE_FATAL);
+        (code, win)
+    }
 }
 
 fn close_window(window: Window) {
