@@ -9,7 +9,9 @@
 //! # The shared counters
 //!
 //! Rank 0 exposes two `u64` counters (next output byte, next slot) in a
-//! window made with `MPI_Win_allocate`. Every rank opens one passive-target
+//! window: `MPI_Win_allocate_shared` when every rank is on one node (Open
+//! MPI's osc/sm: the atomic is done in shared memory), else
+//! `MPI_Win_allocate` (a network window). Every rank opens one passive-target
 //! epoch on it for the coordinator's lifetime (`MPI_Win_lock_all` with
 //! `MPI_MODE_NOCHECK`), and a reservation is one `MPI_Fetch_and_op`
 //! (`MPI_SUM` on `MPI_UINT64_T`) at rank 0 followed by `MPI_Win_flush(0)`:
@@ -24,24 +26,22 @@
 //!
 //! Measured per `reserve_bytes` call (`examples/mpi_coordinator.rs
 //! --reserve-calls 20000`: every rank makes 20 000 back-to-back 1 MiB
-//! reservations at once; mean over all ranks, median of 3 runs), Open MPI
-//! 4.1.4 (osc/sm, THREAD_MULTIPLE granted), on a 2-core VM whose load
-//! average was 9-10 from other jobs, so 2 and 4 ranks are oversubscribed:
+//! reservations at once; mean over all ranks), Open MPI 4.1.4 on a 2-core
+//! VM, so 2 and 4 ranks are oversubscribed. Before the shared window
+//! (load 9-10 from other jobs, median of 3): inline 0.07 / 0.27 / 9.7 us
+//! at 1 / 2 / 4 ranks, funnelled through the MPI thread 8.8 / 13.7 /
+//! 42.9 us. With it (`benches/mpi-merge.sh`, load about 2): inline 0.07 /
+//! 0.11 / 0.11 us, funnelled 9.5 / 8.3 / 25.8 us. Inline wins at every rank
+//! count: the funnelled path adds two thread handoffs (a channel send and
+//! a wake-up) to a sub-microsecond atomic.
 //!
-//! | ranks | inline fetch-add | funnelled through the MPI thread |
-//! |-------|------------------|----------------------------------|
-//! | 1     | 0.07 us          | 8.8 us                           |
-//! | 2     | 0.27 us          | 13.7 us                          |
-//! | 4     | 9.7 us           | 42.9 us                          |
-//!
-//! Inline wins at every rank count: the funnelled path adds two thread
-//! handoffs (a channel send and a wake-up) to a sub-microsecond atomic.
-//! At 4 ranks on 2 cores the inline mean is inflated by descheduling (a
-//! rank preempted inside osc/sm's accumulate critical section stalls the
-//! others); with a core per rank it stays near the 2-rank figure. Either
-//! way it is well under 5 % of the time a 1 MiB chunk takes to write
-//! (about 1 ms at 1 GiB/s). `benches/mpi-merge.sh` reports it again from
-//! inside real merges.
+//! Inside real merges the difference the window makes is larger: with
+//! `MPI_Win_allocate` on one node Open MPI chose osc/rdma over its
+//! shared-memory transport, where a fetch-and-op is a message rank 0 must
+//! progress, and a 4-rank merge reported 1.2-1.3 ms per reservation (rank
+//! 0's idle progress poke is once a millisecond), 23-50 % of a 1 MiB
+//! chunk's write time; with the shared window it reports 1-4 us (under
+//! 0.3 %). `benches/mpi-merge.sh` prints both figures every run.
 //!
 //! # Threads
 //!
