@@ -60,6 +60,22 @@ impl Socket {
         fd
     }
 
+    /// Shut down one or both directions, as an op.
+    async fn shutdown(&self, how: Shutdown) -> std::io::Result<()> {
+        let fd = self.fd;
+        io::shutdown(fd, how)
+            .await
+            .map_err(|e| msg::io_context(e, "shutdown", &format_args!("fd {fd}")))
+    }
+
+    /// Shut down with the blocking syscall (it never waits).
+    #[cfg(any(feature = "compat-futures", feature = "compat-tokio"))]
+    fn shutdown_now(&self, how: Shutdown) -> std::io::Result<()> {
+        let fd = self.fd;
+        (self.kernel.shutdown(fd, how))
+            .map_err(|e| msg::call_error(e, "shutdown", &format_args!("fd {fd}")))
+    }
+
     /// Own `fd` (an open socket of the current kernel), made non-blocking
     /// as every iokernel socket is. Failing to set the flag is ignored: it
     /// fails only for an fd that is not a socket, and then every op on it
@@ -288,9 +304,32 @@ impl TcpStream {
         BufResult(Ok(()), slice.into_inner())
     }
 
-    /// Shut down one or both directions.
-    pub fn shutdown(&self, how: Shutdown) -> std::io::Result<()> {
-        to_io(self.socket.kernel.shutdown(self.socket.fd, how))
+    /// Shut down one or both directions (`Write`: the peer reads end of
+    /// stream after what was sent), as an op (`IORING_OP_SHUTDOWN` on
+    /// io_uring where the kernel has it).
+    ///
+    /// ```
+    /// use iokernel::net::{TcpListener, TcpStream};
+    /// use iokernel::io::Shutdown;
+    /// iokernel::runtime::block_on_here(async {
+    ///     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+    ///     let (server, _) = listener.accept().await.unwrap();
+    ///     client.shutdown(Shutdown::Write).await.unwrap();
+    ///     let (n, _) = server.read(vec![0u8; 8]).await.into_parts();
+    ///     assert_eq!(n.unwrap(), 0);
+    /// });
+    /// ```
+    pub async fn shutdown(&self, how: Shutdown) -> std::io::Result<()> {
+        self.socket.shutdown(how).await
+    }
+
+    /// [`TcpStream::shutdown`] with the blocking syscall (it never
+    /// waits), for callers that cannot await: the compat adapters'
+    /// `poll_shutdown`.
+    #[cfg(any(feature = "compat-futures", feature = "compat-tokio"))]
+    pub(crate) fn shutdown_now(&self, how: Shutdown) -> std::io::Result<()> {
+        self.socket.shutdown_now(how)
     }
 
     /// Disable (true) or enable Nagle's algorithm.

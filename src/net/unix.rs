@@ -150,19 +150,14 @@ impl UnixStream {
     /// Shut down one or both directions (`Write`: the peer sees end of
     /// stream after what was sent).
     pub async fn shutdown(&self, how: Shutdown) -> std::io::Result<()> {
-        let fd = self.socket.fd;
-        io::shutdown(fd, how)
-            .await
-            .map_err(|e| io_context(e, "shutdown", &fd_name(fd)))
+        self.socket.shutdown(how).await
     }
 
-    /// Shut down one or both directions with the blocking syscall (it
-    /// never waits); for callers that cannot await, such as the compat
-    /// adapters' `poll_shutdown`.
+    /// [`UnixStream::shutdown`] with the blocking syscall (it never
+    /// waits), for the compat adapters' `poll_shutdown`.
     #[cfg(any(feature = "compat-futures", feature = "compat-tokio"))]
     pub(crate) fn shutdown_now(&self, how: Shutdown) -> std::io::Result<()> {
-        let fd = self.socket.fd;
-        (self.socket.kernel.shutdown(fd, how)).map_err(|e| call_error(e, "shutdown", &fd_name(fd)))
+        self.socket.shutdown_now(how)
     }
 
     /// The local address ([`SockAddr::Unnamed`] for a pair or a client).

@@ -620,14 +620,14 @@ pub async fn accept_send_recv_ping_pong_concurrently(_dir: PathBuf) -> std::io::
         let pong = recv_exact(client.as_raw_fd(), 8).await?;
         assert_eq!(pong, format!("pong {i:03}").as_bytes(), "client round {i}");
     }
-    client.shutdown(Shutdown::Write)?;
+    client.shutdown(Shutdown::Write).await?;
     server.join().await
 }
 
 pub async fn recv_returns_zero_after_the_peer_shuts_down(_dir: PathBuf) -> std::io::Result<()> {
     let (_listener, client, server_fd) = loopback_pair().await?;
     client.write_all(b"bye").await.0?;
-    client.shutdown(Shutdown::Write)?;
+    client.shutdown(Shutdown::Write).await?;
     assert_eq!(recv_exact(server_fd, 3).await?, b"bye");
     for attempt in 0..2 {
         let BufResult(n, buf) = io::recv(server_fd, vec![0u8; 16]).await;

@@ -137,7 +137,7 @@ async fn send_all(
         }
     }
     for _ in 0..1000 {
-        match stream.shutdown(Shutdown::Write) {
+        match stream.shutdown(Shutdown::Write).await {
             Err(e) if faults.allows(OpClass::SocketSetup, &e) => continue,
             other => return other.map_err(|e| format!("shutdown: {e}")),
         }

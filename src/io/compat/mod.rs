@@ -190,7 +190,7 @@ impl CompatIo for TcpStream {
     }
 
     fn shutdown_write(&self) -> io::Result<()> {
-        self.shutdown(crate::sys::Shutdown::Write)
+        self.shutdown_now(crate::sys::Shutdown::Write)
     }
 
     fn describe(&self) -> String {
