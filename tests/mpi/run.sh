@@ -7,7 +7,7 @@
 # padded stripe boundaries; `gzip -t` on gzip outputs); then the bad-input
 # cases: ranks launched with different -o, a missing input, a corrupt
 # input, and a rank that dies mid-write (test hook
-# IOK_TEST_ONLY_ABORT_RANK) with --durability atomic-rename; and the
+# IOK_TEST_ONLY_ABORT_RANK) with every durability; and the
 # coordinator over Open MPI's osc/pt2pt (refused with advice by default,
 # working funnelled).
 #
@@ -143,11 +143,15 @@ expect_failure corrupt "rank $((RANKS - 1))" "bad-in.pfw.gz" "not gzip" -- \
   "${MPIRUN[@]}" -n "$RANKS" "$IOK" merge --mpi "$work/in" "$work/bad-in.pfw.gz" -o "$work/corrupt"
 rm -f "$work/bad-in.pfw.gz"
 # The last rank dies (SIGABRT, like a crash) after 3 reserved chunks; the
-# job must fail and the final name must never appear (atomic-rename).
+# job must fail and leave nothing: with atomic-rename the final name never
+# appears, with fsync and none the partial output is removed (mpirun stops
+# the other ranks, whose signal handling removes what they created).
 dying=$((RANKS - 1))
-expect_failure dies "rank $dying" "dying after" -- \
-  "${MPIRUN[@]}" -x IOK_TEST_ONLY_ABORT_RANK="$dying:3" -n "$RANKS" "$IOK" merge --mpi "$work/in" \
-  -o "$work/dies" --stripe-size "$STRIPE" --durability atomic-rename
+for durability in atomic-rename fsync none; do
+  expect_failure "dies-$durability" "rank $dying" "dying after" -- \
+    "${MPIRUN[@]}" -x IOK_TEST_ONLY_ABORT_RANK="$dying:3" -n "$RANKS" "$IOK" merge --mpi "$work/in" \
+    -o "$work/dies-$durability" --stripe-size "$STRIPE" --durability "$durability"
+done
 
 say "== the counters over osc/pt2pt (what Open MPI uses on networks without RDMA)"
 # It refuses windows under MPI_THREAD_MULTIPLE: the default path must say
