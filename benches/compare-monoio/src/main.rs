@@ -117,9 +117,7 @@ fn write(args: &[String]) -> Result<()> {
         let start = Instant::now();
         for i in 0..mib {
             let t0 = Instant::now();
-            let (res, back) = file
-                .write_all_at(chunk, i * WRITE_CHUNK_BYTES as u64)
-                .await;
+            let (res, back) = file.write_all_at(chunk, i * WRITE_CHUNK_BYTES as u64).await;
             chunk = back;
             res?;
             lat.push(t0.elapsed().as_nanos() as u64);
