@@ -241,7 +241,7 @@ LOAD_AFTER=$(uptime)
 say "summary (medians of $RUNS alternating runs)"
 echo "Load before: $LOAD_BEFORE"
 echo "Load after:  $LOAD_AFTER"
-echo "Peers measured: tokio${PEER_NAMES[*]:+ ${PEER_NAMES[*]}}"
+echo "Peers available: tokio${PEER_NAMES[*]:+ ${PEER_NAMES[*]}} (ONLY may keep fewer)"
 echo
 python3 - "$TSV" "$DIR/fio-commands.txt" <<'EOF'
 import json, statistics, sys
