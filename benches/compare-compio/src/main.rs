@@ -23,8 +23,8 @@
 mod common;
 
 use common::{
-    arg, fadvise, next_offset, one_thread, print_row, task_seeds, write_chunk, ReadArgs,
-    BLOCK_BYTES, WRITE_CHUNK_BYTES,
+    echo_args, fadvise, next_offset, one_thread, print_read_row, print_write_row, task_seeds,
+    write_args, write_chunk, ReadArgs, BLOCK_BYTES, WRITE_CHUNK_BYTES,
 };
 use compio::buf::BufResult;
 use compio::fs::File;
@@ -32,7 +32,6 @@ use compio::io::{AsyncRead, AsyncReadAt, AsyncWriteAtExt, AsyncWriteExt};
 use compio::net::TcpListener;
 use compio::runtime::ResumeUnwind;
 use std::io::{Error, ErrorKind, Result};
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
@@ -67,7 +66,7 @@ async fn reader(
 
 fn read(args: &[String]) -> Result<()> {
     let args = Rc::new(ReadArgs::parse(args)?);
-    let (mut lat, elapsed) = runtime(args.threads)?.block_on(async {
+    let (lat, elapsed) = runtime(args.threads)?.block_on(async {
         let file = File::open(&args.path).await?;
         fadvise(&file, libc::POSIX_FADV_RANDOM)?;
         let left = Rc::new(AtomicU64::new(args.ops_budget()));
@@ -91,24 +90,13 @@ fn read(args: &[String]) -> Result<()> {
         }
         Ok::<_, Error>((lat, start.elapsed()))
     })?;
-    let ops = lat.len() as u64;
-    print_row(
-        "compio",
-        &args.test_name(),
-        ops,
-        elapsed,
-        BLOCK_BYTES as u64,
-        &mut lat,
-        "",
-    );
+    print_read_row("compio", &args, lat, elapsed);
     Ok(())
 }
 
 fn write(args: &[String]) -> Result<()> {
-    let path: String = arg(args, 2, "file")?;
-    let mib: u64 = arg(args, 3, "MiB")?;
-    let threads: usize = arg(args, 4, "threads")?;
-    let (mut lat, elapsed) = runtime(threads)?.block_on(async {
+    let (path, mib, threads) = write_args(args)?;
+    let (lat, elapsed) = runtime(threads)?.block_on(async {
         let mut file = compio::fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -128,22 +116,12 @@ fn write(args: &[String]) -> Result<()> {
         file.sync_all().await?;
         Ok::<_, Error>((lat, start.elapsed()))
     })?;
-    let ops = lat.len() as u64;
-    print_row(
-        "compio",
-        "seqwrite-1m-fsync",
-        ops,
-        elapsed,
-        WRITE_CHUNK_BYTES as u64,
-        &mut lat,
-        "",
-    );
+    print_write_row("compio", lat, elapsed);
     Ok(())
 }
 
 fn echo(args: &[String]) -> Result<()> {
-    let addr: SocketAddr = arg(args, 2, "address")?;
-    let threads: usize = arg(args, 3, "threads")?;
+    let (addr, threads) = echo_args(args)?;
     runtime(threads)?.block_on(async {
         let listener = TcpListener::bind(addr).await?;
         println!("echo compio listening on {}", listener.local_addr()?);

@@ -163,6 +163,53 @@ impl ReadArgs {
     }
 }
 
+/// A read contender's row: `lat` holds one latency (ns) per read.
+pub fn print_read_row(backend: &str, args: &ReadArgs, mut lat: Vec<u64>, elapsed: Duration) {
+    let ops = lat.len() as u64;
+    let test = args.test_name();
+    print_row(
+        backend,
+        &test,
+        ops,
+        elapsed,
+        BLOCK_BYTES as u64,
+        &mut lat,
+        "",
+    );
+}
+
+/// The arguments every write contender takes after its subcommand:
+/// `FILE MIB THREADS`.
+pub fn write_args(args: &[String]) -> Result<(String, u64, usize)> {
+    Ok((
+        arg(args, 2, "file")?,
+        arg(args, 3, "MiB")?,
+        arg(args, 4, "threads")?,
+    ))
+}
+
+/// A write contender's row: `lat` holds one latency (ns) per 1 MiB write;
+/// `elapsed` includes the final sync.
+pub fn print_write_row(backend: &str, mut lat: Vec<u64>, elapsed: Duration) {
+    let ops = lat.len() as u64;
+    let bytes = WRITE_CHUNK_BYTES as u64;
+    print_row(
+        backend,
+        "seqwrite-1m-fsync",
+        ops,
+        elapsed,
+        bytes,
+        &mut lat,
+        "",
+    );
+}
+
+/// The arguments every echo server takes after its subcommand:
+/// `ADDR THREADS`.
+pub fn echo_args(args: &[String]) -> Result<(std::net::SocketAddr, usize)> {
+    Ok((arg(args, 2, "address")?, arg(args, 3, "threads")?))
+}
+
 /// The single-threaded contenders (compio, monoio: one runtime thread).
 pub fn one_thread(threads: usize) -> Result<()> {
     if threads == 1 {

@@ -31,8 +31,8 @@
 mod common;
 
 use common::{
-    arg, fadvise, next_offset, print_row, task_seeds, write_chunk, ReadArgs, BLOCK_BYTES,
-    WRITE_CHUNK_BYTES,
+    arg, echo_args, fadvise, next_offset, print_read_row, print_row, print_write_row, task_seeds,
+    write_args, write_chunk, ReadArgs, BLOCK_BYTES,
 };
 use std::io::{Error, ErrorKind, Result, SeekFrom};
 use std::net::SocketAddr;
@@ -75,7 +75,7 @@ fn tokio_read(args: &[String]) -> Result<()> {
     let args = Arc::new(ReadArgs::parse(args)?);
     let left = Arc::new(AtomicU64::new(args.ops_budget()));
     let rt = runtime(args.threads)?;
-    let (mut lat, elapsed) = rt.block_on(async {
+    let (lat, elapsed) = rt.block_on(async {
         let start = Instant::now();
         let tasks: Vec<_> = task_seeds(args.qd)
             .into_iter()
@@ -87,25 +87,14 @@ fn tokio_read(args: &[String]) -> Result<()> {
         }
         Ok::<_, Error>((lat, start.elapsed()))
     })?;
-    let ops = lat.len() as u64;
-    print_row(
-        "tokio",
-        &args.test_name(),
-        ops,
-        elapsed,
-        BLOCK_BYTES as u64,
-        &mut lat,
-        "",
-    );
+    print_read_row("tokio", &args, lat, elapsed);
     Ok(())
 }
 
 fn tokio_write(args: &[String]) -> Result<()> {
-    let path: String = arg(args, 2, "file")?;
-    let mib: u64 = arg(args, 3, "MiB")?;
-    let threads: usize = arg(args, 4, "threads")?;
+    let (path, mib, threads) = write_args(args)?;
     let rt = runtime(threads)?;
-    let (mut lat, elapsed) = rt.block_on(async {
+    let (lat, elapsed) = rt.block_on(async {
         let mut file = tokio::fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -123,21 +112,12 @@ fn tokio_write(args: &[String]) -> Result<()> {
         file.sync_all().await?;
         Ok::<_, Error>((lat, start.elapsed()))
     })?;
-    print_row(
-        "tokio",
-        "seqwrite-1m-fsync",
-        lat.len() as u64,
-        elapsed,
-        WRITE_CHUNK_BYTES as u64,
-        &mut lat,
-        "",
-    );
+    print_write_row("tokio", lat, elapsed);
     Ok(())
 }
 
 fn tokio_echo(args: &[String]) -> Result<()> {
-    let addr: SocketAddr = arg(args, 2, "address")?;
-    let threads: usize = arg(args, 3, "threads")?;
+    let (addr, threads) = echo_args(args)?;
     runtime(threads)?.block_on(async {
         let listener = TcpListener::bind(addr).await?;
         println!("echo tokio listening on {}", listener.local_addr()?);
