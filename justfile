@@ -20,8 +20,9 @@ bench *args:
     cargo bench --bench ops
     cargo run --release -- bench {{args}}
 
-# fio vs iokernel vs tokio side by side (README "Performance"); knobs are
-# environment variables, e.g. `RUNS=3 FILE_MIB=256 just compare`.
+# fio vs iokernel vs tokio, compio and monoio side by side (README
+# "Performance"); knobs are environment variables, e.g.
+# `RUNS=3 FILE_MIB=256 just compare`.
 compare:
     bash benches/compare/run.sh
 

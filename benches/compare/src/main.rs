@@ -1,47 +1,46 @@
 //! `iokernel-compare`: the tokio contenders and the echo load generator for
 //! `benches/compare/run.sh`. Each subcommand prints one JSON line in the
 //! same shape as `iok bench --json`, so the script treats every contender
-//! alike.
+//! alike (the compio and monoio contenders, crates of their own beside
+//! this one, share `common.rs`).
 //!
 //! - `tokio-read FILE QD THREADS LIMIT COLD`: random 4 KiB reads through
 //!   `tokio::fs::File` (seek + read_exact: what tokio::fs offers; each op is
 //!   a hop to tokio's blocking pool). QD tasks, each with its own `File`
-//!   (its own fd, so seeks do not collide), uniform offsets with
-//!   replacement from a fresh seed, `POSIX_FADV_RANDOM`; LIMIT is `ops:N` or `secs:S`; COLD
-//!   is `cold` (fsync + `POSIX_FADV_DONTNEED` first) or `hot`.
+//!   (its own fd, so seeks do not collide, each with `POSIX_FADV_RANDOM`),
+//!   uniform offsets with replacement from a fresh seed; LIMIT is `ops:N`
+//!   or `secs:S`; COLD is `cold` (fsync + `POSIX_FADV_DONTNEED` first) or
+//!   `hot`.
 //! - `tokio-write FILE MIB THREADS`: sequential 1 MiB `write_all`s, then
 //!   `sync_all`; MiB/s includes the sync.
 //! - `tokio-echo ADDR THREADS`: echo server; prints the bound address.
-//! - `echo-load ADDR CONNS MSG_BYTES SECS`: ping-pong load generator on a
-//!   single-threaded runtime: CONNS connections, each sending MSG_BYTES and
-//!   waiting for them to come back, in a loop; reports round trips/s and
-//!   round-trip p50/p99.
+//! - `echo-load ADDR CONNS MSG_BYTES SECS [NAME [SERVER_PID]]`: ping-pong
+//!   load generator on a single-threaded runtime: CONNS connections (all
+//!   connected before the clock starts), each sending MSG_BYTES and waiting
+//!   for them to come back, in a loop; reports round trips/s and round-trip
+//!   p50/p99 as contender NAME. With SERVER_PID it adds the server
+//!   process's CPU time (user + system of all its threads, from
+//!   /proc/PID/stat) over the measured window, in total (`server_cpu_s`)
+//!   and per round trip (`server_cpu_us_per_op`).
 
 // This crate does not link iokernel, so it has no clock shim to use: it
 // times tokio with `Instant` directly (the workspace clippy.toml bans it for
 // iokernel's own code, where time must go through the seam).
 #![allow(clippy::disallowed_methods)]
 
+mod common;
+
+use common::{
+    arg, echo_args, fadvise, next_offset, print_read_row, print_row, print_write_row, task_seeds,
+    write_args, write_chunk, ReadArgs, BLOCK_BYTES,
+};
 use std::io::{Error, ErrorKind, Result, SeekFrom};
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-
-const BLOCK_BYTES: usize = 4096;
-const WRITE_CHUNK_BYTES: usize = 1 << 20;
-
-fn arg<T: std::str::FromStr>(args: &[String], i: usize, what: &str) -> Result<T> {
-    args.get(i).and_then(|a| a.parse().ok()).ok_or_else(|| {
-        Error::new(
-            ErrorKind::InvalidInput,
-            format!("argument {i}: expected {what}"),
-        )
-    })
-}
 
 fn runtime(threads: usize) -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -51,80 +50,19 @@ fn runtime(threads: usize) -> Result<tokio::runtime::Runtime> {
         .build()
 }
 
-fn print_row(
-    backend: &str,
-    test: &str,
-    ops: u64,
-    elapsed: Duration,
-    bytes_per_op: u64,
-    lat: &mut [u64],
-) {
-    lat.sort_unstable();
-    let pct = |p: usize| {
-        if lat.is_empty() {
-            0.0
-        } else {
-            lat[(lat.len() * p / 100).min(lat.len() - 1)] as f64 / 1000.0
-        }
-    };
-    let secs = elapsed.as_secs_f64().max(1e-9);
-    println!(
-        "{{\"backend\":\"{backend}\",\"test\":\"{test}\",\"ops\":{ops},\"seconds\":{secs:.6},\"ops_per_s\":{:.1},\"mib_per_s\":{:.2},\"p50_us\":{:.2},\"p99_us\":{:.2}}}",
-        ops as f64 / secs,
-        (ops * bytes_per_op) as f64 / (1024.0 * 1024.0) / secs,
-        pct(50),
-        pct(99)
-    );
-}
-
-/// SplitMix64 offsets, the same generator `iok bench` uses.
-fn next_offset(state: &mut u64, blocks: u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    ((z ^ (z >> 31)) % blocks) * BLOCK_BYTES as u64
-}
-
-fn fadvise(fd: i32, advice: i32) -> Result<()> {
-    // SAFETY: posix_fadvise takes no pointers.
-    match unsafe { libc::posix_fadvise(fd, 0, 0, advice) } {
-        0 => Ok(()),
-        e => Err(Error::from_raw_os_error(e)),
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Limit {
-    Ops(u64),
-    Time(Duration),
-}
-
-/// Whether one more read may start: a shared read count (taken one at a
-/// time, so all readers stay busy until the end, like fio) or a deadline.
-fn take(left: &AtomicU64, limit: Limit, start: Instant) -> bool {
-    match limit {
-        Limit::Ops(_) => left
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-            .is_ok(),
-        Limit::Time(d) => start.elapsed() < d,
-    }
-}
-
 async fn tokio_reader(
-    path: String,
+    args: Arc<ReadArgs>,
     seed: u64,
-    blocks: u64,
-    limit: Limit,
     left: Arc<AtomicU64>,
+    start: Instant,
 ) -> Result<Vec<u64>> {
-    let mut file = tokio::fs::File::open(&path).await?;
+    let mut file = tokio::fs::File::open(&args.path).await?;
+    fadvise(&file, libc::POSIX_FADV_RANDOM)?;
     let mut buf = vec![0u8; BLOCK_BYTES];
     let mut lat = Vec::new();
     let mut state = seed;
-    let start = Instant::now();
-    while take(&left, limit, start) {
-        let offset = next_offset(&mut state, blocks);
+    while args.take(&left, start) {
+        let offset = next_offset(&mut state, args.blocks);
         let t0 = Instant::now();
         file.seek(SeekFrom::Start(offset)).await?;
         file.read_exact(&mut buf).await?;
@@ -134,52 +72,14 @@ async fn tokio_reader(
 }
 
 fn tokio_read(args: &[String]) -> Result<()> {
-    let path: String = arg(args, 2, "file")?;
-    let qd: u64 = arg(args, 3, "queue depth")?;
-    let threads: usize = arg(args, 4, "threads")?;
-    let limit_arg: String = arg(args, 5, "ops:N or secs:S")?;
-    let cold = arg::<String>(args, 6, "hot or cold")? == "cold";
-    let limit = match limit_arg.split_once(':') {
-        Some(("ops", n)) => Limit::Ops(n.parse().map_err(Error::other)?),
-        Some(("secs", s)) => Limit::Time(Duration::from_secs_f64(s.parse().map_err(Error::other)?)),
-        _ => {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
-                "limit: ops:N or secs:S",
-            ))
-        }
-    };
-    let file = std::fs::File::open(&path)?;
-    let blocks = file.metadata()?.len() / BLOCK_BYTES as u64;
-    fadvise(file.as_raw_fd(), libc::POSIX_FADV_RANDOM)?;
-    if cold {
-        file.sync_all()?;
-        fadvise(file.as_raw_fd(), libc::POSIX_FADV_DONTNEED)?;
-    }
-    let left = Arc::new(AtomicU64::new(match limit {
-        Limit::Ops(n) => n,
-        Limit::Time(_) => 0,
-    }));
-    // A fresh seed per run (like fio --randrepeat=0), so a cold run never
-    // re-reads blocks an earlier run left in a cache below the page cache.
-    let run_seed = {
-        use std::hash::BuildHasher;
-        std::collections::hash_map::RandomState::new().hash_one(0x5EED_u64)
-    };
-    let rt = runtime(threads)?;
-    let (mut lat, elapsed) = rt.block_on(async {
+    let args = Arc::new(ReadArgs::parse(args)?);
+    let left = Arc::new(AtomicU64::new(args.ops_budget()));
+    let rt = runtime(args.threads)?;
+    let (lat, elapsed) = rt.block_on(async {
         let start = Instant::now();
-        let tasks: Vec<_> = (0..qd)
-            .map(|i| {
-                let seed = run_seed.wrapping_add(i.wrapping_mul(0x2545_F491_4F6C_DD1D));
-                tokio::spawn(tokio_reader(
-                    path.clone(),
-                    seed,
-                    blocks,
-                    limit,
-                    left.clone(),
-                ))
-            })
+        let tasks: Vec<_> = task_seeds(args.qd)
+            .into_iter()
+            .map(|seed| tokio::spawn(tokio_reader(args.clone(), seed, left.clone(), start)))
             .collect();
         let mut lat = Vec::new();
         for t in tasks {
@@ -187,33 +87,21 @@ fn tokio_read(args: &[String]) -> Result<()> {
         }
         Ok::<_, Error>((lat, start.elapsed()))
     })?;
-    let test = format!("randread-4k-qd{qd}-{}", if cold { "cold" } else { "hot" });
-    print_row(
-        "tokio",
-        &test,
-        lat.len() as u64,
-        elapsed,
-        BLOCK_BYTES as u64,
-        &mut lat,
-    );
+    print_read_row("tokio", &args, lat, elapsed);
     Ok(())
 }
 
 fn tokio_write(args: &[String]) -> Result<()> {
-    let path: String = arg(args, 2, "file")?;
-    let mib: u64 = arg(args, 3, "MiB")?;
-    let threads: usize = arg(args, 4, "threads")?;
+    let (path, mib, threads) = write_args(args)?;
     let rt = runtime(threads)?;
-    let (mut lat, elapsed) = rt.block_on(async {
+    let (lat, elapsed) = rt.block_on(async {
         let mut file = tokio::fs::OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(false)
             .open(&path)
             .await?;
-        let chunk: Vec<u8> = (0..WRITE_CHUNK_BYTES)
-            .map(|i| (i * 131 % 251) as u8)
-            .collect();
+        let chunk = write_chunk();
         let mut lat = Vec::new();
         let start = Instant::now();
         for _ in 0..mib {
@@ -224,20 +112,12 @@ fn tokio_write(args: &[String]) -> Result<()> {
         file.sync_all().await?;
         Ok::<_, Error>((lat, start.elapsed()))
     })?;
-    print_row(
-        "tokio",
-        "seqwrite-1m-fsync",
-        lat.len() as u64,
-        elapsed,
-        WRITE_CHUNK_BYTES as u64,
-        &mut lat,
-    );
+    print_write_row("tokio", lat, elapsed);
     Ok(())
 }
 
 fn tokio_echo(args: &[String]) -> Result<()> {
-    let addr: SocketAddr = arg(args, 2, "address")?;
-    let threads: usize = arg(args, 3, "threads")?;
+    let (addr, threads) = echo_args(args)?;
     runtime(threads)?.block_on(async {
         let listener = TcpListener::bind(addr).await?;
         println!("echo tokio listening on {}", listener.local_addr()?);
@@ -261,9 +141,7 @@ fn tokio_echo(args: &[String]) -> Result<()> {
     })
 }
 
-async fn ping_pong(addr: SocketAddr, msg_bytes: usize, until: Instant) -> Result<Vec<u64>> {
-    let mut stream = TcpStream::connect(addr).await?;
-    stream.set_nodelay(true)?;
+async fn ping_pong(mut stream: TcpStream, msg_bytes: usize, until: Instant) -> Result<Vec<u64>> {
     let msg = vec![0x5Au8; msg_bytes];
     let mut back = vec![0u8; msg_bytes];
     let mut lat = Vec::new();
@@ -282,35 +160,83 @@ async fn ping_pong(addr: SocketAddr, msg_bytes: usize, until: Instant) -> Result
     Ok(lat)
 }
 
+/// CPU seconds (user + system, all threads) process `pid` has used so far:
+/// fields 14 and 15 of /proc/PID/stat, in clock ticks.
+fn process_cpu_secs(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name (field 2) may hold spaces; fields after it do not.
+    let after_comm = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_comm.split_whitespace().collect();
+    let ticks = |i: usize| -> Result<u64> {
+        fields
+            .get(i)
+            .and_then(|f| f.parse().ok())
+            .ok_or_else(|| Error::other(format!("/proc/{pid}/stat: no field {}", i + 3)))
+    };
+    // After ")" come field 3 (state) onwards: utime is field 14, stime 15.
+    let total = ticks(14 - 3)? + ticks(15 - 3)?;
+    // SAFETY: sysconf takes no pointers.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1);
+    Ok(total as f64 / hz as f64)
+}
+
 fn echo_load(args: &[String]) -> Result<()> {
     let addr: SocketAddr = arg(args, 2, "address")?;
     let conns: usize = arg(args, 3, "connections")?;
     let msg_bytes: usize = arg(args, 4, "message bytes")?;
     let secs: f64 = arg(args, 5, "seconds")?;
     let name: String = args.get(6).cloned().unwrap_or_else(|| "server".into());
+    let server_pid: Option<u32> = args
+        .get(7)
+        .map(|_| arg(args, 7, "server pid"))
+        .transpose()?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let (mut lat, elapsed) = rt.block_on(async {
+    let (mut lat, elapsed, server_cpu) = rt.block_on(async {
+        // Connect everyone first, so the measured window (time and the
+        // server's CPU) holds round trips only, not accepts.
+        let mut streams = Vec::with_capacity(conns);
+        for _ in 0..conns {
+            let stream = TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            streams.push(stream);
+        }
+        let cpu0 = server_pid.map(process_cpu_secs).transpose()?;
         let start = Instant::now();
         let until = start + Duration::from_secs_f64(secs);
-        let tasks: Vec<_> = (0..conns)
-            .map(|_| tokio::spawn(ping_pong(addr, msg_bytes, until)))
+        let tasks: Vec<_> = streams
+            .into_iter()
+            .map(|s| tokio::spawn(ping_pong(s, msg_bytes, until)))
             .collect();
         let mut lat = Vec::new();
         for t in tasks {
             lat.extend(t.await.map_err(Error::other)??);
         }
-        Ok::<_, Error>((lat, start.elapsed()))
+        let elapsed = start.elapsed();
+        let cpu = match (server_pid, cpu0) {
+            (Some(pid), Some(c0)) => Some(process_cpu_secs(pid)? - c0),
+            _ => None,
+        };
+        Ok::<_, Error>((lat, elapsed, cpu))
     })?;
     let test = format!("echo-{conns}x{msg_bytes}B");
+    let ops = lat.len() as u64;
+    let extra = match server_cpu {
+        Some(cpu) => format!(
+            ",\"server_cpu_s\":{cpu:.3},\"server_cpu_us_per_op\":{:.3}",
+            cpu * 1e6 / ops.max(1) as f64
+        ),
+        None => String::new(),
+    };
     print_row(
         &name,
         &test,
-        lat.len() as u64,
+        ops,
         elapsed,
         2 * msg_bytes as u64,
         &mut lat,
+        &extra,
     );
     Ok(())
 }
