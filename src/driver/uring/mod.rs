@@ -704,11 +704,20 @@ impl Drop for LocalRing {
 }
 
 /// Handle to the io_uring driver shared by a runtime's threads.
+///
+/// One `Arc` around everything: the op future takes the thread's driver
+/// on each submission, and one refcount is cheaper than one per field.
 #[derive(Clone)]
 pub(crate) struct UringDriver {
+    shared: Arc<UringShared>,
+}
+
+struct UringShared {
     pool: PoolDriver,
     rings: Arc<dyn RingSource>,
     probe: Arc<ProbeSummary>,
+    /// `rings.id()`, kept so a submission needs no virtual call for it.
+    rings_id: u64,
 }
 
 impl UringDriver {
@@ -716,26 +725,34 @@ impl UringDriver {
     pub(crate) fn new(pool: PoolDriver, rings: Arc<dyn RingSource>) -> Result<UringDriver, String> {
         availability(&*rings)?;
         let probe = probe(&*rings)?;
-        Ok(UringDriver { pool, rings, probe })
+        let rings_id = rings.id();
+        Ok(UringDriver {
+            shared: Arc::new(UringShared {
+                pool,
+                rings,
+                probe,
+                rings_id,
+            }),
+        })
     }
 
     pub(crate) fn kernel(&self) -> &Arc<dyn Kernel> {
-        self.pool.kernel()
+        self.shared.pool.kernel()
     }
 
     pub(crate) fn pool(&self) -> &PoolDriver {
-        &self.pool
+        &self.shared.pool
     }
 
     /// Id of the ring source, which the scheduler hooks take.
     pub(crate) fn rings_id(&self) -> u64 {
-        self.rings.id()
+        self.shared.rings_id
     }
 
     /// Submit on this thread's ring, or on the pool when io_uring cannot
     /// run this op here.
     pub(crate) fn submit<T: OpCode>(&self, mut op: T) -> Result<Submission<T>, T> {
-        if !ops::opcode(&mut op).is_some_and(|code| self.probe.supports(code)) {
+        if !ops::opcode(&mut op).is_some_and(|code| self.shared.probe.supports(code)) {
             return Err(op);
         }
         let mut flight = Box::new(Flight {
@@ -752,7 +769,7 @@ impl UringDriver {
         let kernel = Arc::clone(self.kernel());
         // Without a ring on this thread, or when the entry cannot be
         // queued, the flight comes back untouched and runs on the pool.
-        let placed = with_ring(&self.rings, &kernel, flight, |ring, flight| {
+        let placed = with_ring(&self.shared.rings, &kernel, flight, |ring, flight| {
             if ring.must_defer(&*flight) {
                 return Ok((ring.id, ring.defer(flight)));
             }
@@ -769,7 +786,7 @@ impl UringDriver {
                 completion,
                 user_data,
                 ring_id,
-                source_id: self.rings.id(),
+                source_id: self.shared.rings_id,
                 kernel,
             }),
             Err(flight) => Err(flight.op),
