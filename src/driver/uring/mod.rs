@@ -353,6 +353,9 @@ struct LocalRing {
     /// Slots of ops held back until an abandoned reader of their fd is
     /// done ([`LocalRing::defer`]); in the table, not with the kernel.
     deferred: Vec<usize>,
+    /// Ops were still with the kernel when the worker last woke from the
+    /// ring ([`LocalRing::note_device`]).
+    device_bound: bool,
     kernel: Arc<dyn Kernel>,
 }
 
@@ -435,6 +438,7 @@ impl LocalRing {
             in_flight: 0,
             taken: VecDeque::new(),
             deferred: Vec::new(),
+            device_bound: false,
             kernel,
         })
     }
@@ -452,10 +456,36 @@ impl LocalRing {
         self.taken.len() > before
     }
 
-    /// Hand queued entries to the kernel side. A backed-up completion
-    /// queue (`EBUSY`) is made room in (completions taken, not lost) and
-    /// the submit retried; if it stays backed up, wait briefly for it.
+    /// Whether queued entries go to the kernel between task polls rather
+    /// than when the worker parks: a full batch, or any entry while
+    /// nothing of this ring is with the kernel (every op in flight is
+    /// still queued), so an idle device starts at once.
+    ///
+    /// The idle-ring rule applies only while the device is slow: after a
+    /// submit whose entries completed right away (page-cache hits, which
+    /// io_uring completes inside the submit), the ring is idle again after
+    /// every op and submitting each at once would cost one enter per op
+    /// where parking batches them.
+    fn should_submit_now(&mut self) -> bool {
+        let queued = self.ring.queued();
+        queued >= SUBMIT_BATCH || (self.device_bound && queued > 0 && self.in_flight <= queued)
+    }
+
+    /// After completions were dispatched: whether ops are still with the
+    /// kernel (the device is what they wait for), which arms the idle-ring
+    /// submit of [`LocalRing::should_submit_now`].
+    fn note_device(&mut self) {
+        self.device_bound = self.in_flight > self.ring.queued();
+    }
+
+    /// Hand queued entries to the kernel side (no enter when nothing is
+    /// queued). A backed-up completion queue (`EBUSY`) is made room in
+    /// (completions taken, not lost) and the submit retried; if it stays
+    /// backed up, wait briefly for it.
     fn flush(&mut self) -> io::Result<()> {
+        if self.ring.queued() == 0 {
+            return Ok(());
+        }
         for _ in 0..BUSY_RETRIES {
             match self.ring.submit() {
                 Ok(()) => return Ok(()),
@@ -825,13 +855,17 @@ impl<T: OpCode> Drop for Submission<T> {
     }
 }
 
-/// Between two task polls: submit a full batch, dispatch completions.
+/// Between two task polls: submit a full batch, or whatever is queued
+/// when the kernel holds nothing of this ring (an idle ring: the first
+/// entry would otherwise wait for the worker to park, with the device
+/// idle meanwhile); then dispatch completions.
 pub(crate) fn between_polls(source_id: u64) {
     with_existing_ring(source_id, |ring| {
-        if ring.ring.queued() >= SUBMIT_BATCH {
-            let _ = ring.flush();
-        }
+        let submitted = ring.should_submit_now() && ring.flush().is_ok();
         ring.dispatch();
+        if submitted {
+            ring.note_device();
+        }
     });
 }
 
@@ -864,6 +898,7 @@ pub(crate) fn park(
             })?;
         }
         ring.dispatch();
+        ring.note_device();
         Ok(())
     })
 }
@@ -1033,6 +1068,124 @@ mod tests {
         let back = driver.submit(op).err().expect("the op comes back");
         assert_eq!(back.fd, -1);
         close_thread_ring(u64::MAX - 1);
+    }
+
+    /// What a [`Recording`] ring saw and holds.
+    #[derive(Default)]
+    struct RecordingState {
+        queued: Vec<u64>,
+        with_kernel: Vec<u64>,
+        completions: VecDeque<(u64, i32)>,
+        /// Submits that handed entries over.
+        submits: usize,
+        /// Entries complete inside the submit (page-cache hits).
+        complete_on_submit: bool,
+    }
+
+    /// A ring that records submits and completes entries when told to.
+    struct Recording(Arc<std::sync::Mutex<RecordingState>>);
+
+    impl CompletionRing for Recording {
+        #[allow(unsafe_code)] // implements the seam's unsafe push
+        unsafe fn push(&mut self, entry: RingEntry) -> Result<(), SqFull> {
+            self.0.lock().unwrap().queued.push(entry.user_data);
+            Ok(())
+        }
+        fn queued(&mut self) -> usize {
+            self.0.lock().unwrap().queued.len()
+        }
+        fn submit(&mut self) -> io::Result<()> {
+            let mut state = self.0.lock().unwrap();
+            let entries = std::mem::take(&mut state.queued);
+            state.submits += usize::from(!entries.is_empty());
+            if state.complete_on_submit {
+                state.completions.extend(entries.iter().map(|&u| (u, 0)));
+            } else {
+                state.with_kernel.extend(entries);
+            }
+            Ok(())
+        }
+        fn wait(&mut self, _timeout: Option<Duration>) -> io::Result<()> {
+            self.submit()?;
+            let mut state = self.0.lock().unwrap();
+            let done: Vec<u64> = state.with_kernel.drain(..).collect();
+            state.completions.extend(done.into_iter().map(|u| (u, 0)));
+            Ok(())
+        }
+        fn pop(&mut self) -> Option<(u64, i32)> {
+            self.0.lock().unwrap().completions.pop_front()
+        }
+        fn supports(&self, _opcode: u8) -> bool {
+            true
+        }
+        fn waker(&self) -> Arc<dyn Fn() + Send + Sync> {
+            Arc::new(|| {})
+        }
+    }
+
+    struct RecordingRings(Arc<std::sync::Mutex<RecordingState>>);
+
+    impl RingSource for RecordingRings {
+        fn id(&self) -> u64 {
+            u64::MAX - 3
+        }
+        fn open(&self, _entries: u32) -> io::Result<Box<dyn CompletionRing>> {
+            Ok(Box::new(Recording(Arc::clone(&self.0))))
+        }
+    }
+
+    #[test]
+    fn an_idle_ring_submits_at_once_only_while_the_device_is_slow() {
+        let state = Arc::new(std::sync::Mutex::new(RecordingState::default()));
+        let offload: Arc<dyn Offload> = Arc::new(ThreadPool::new("recording", 1, 8).unwrap());
+        let pool = PoolDriver::new(Arc::new(RealKernel), offload);
+        let rings = Arc::new(RecordingRings(Arc::clone(&state)));
+        let driver = UringDriver::new(pool, rings).unwrap();
+        let id = driver.rings_id();
+        let sync = || crate::op::file::Sync {
+            fd: -1,
+            kind: crate::op::file::SyncKind::All,
+        };
+        let submits = || state.lock().unwrap().submits;
+        let mut ops = Vec::new();
+        // A fresh ring has not seen the device yet: the entry waits for
+        // the park (here: the flush and wait a park does).
+        ops.push(driver.submit(sync()).ok().unwrap());
+        between_polls(id);
+        assert_eq!(submits(), 0, "batched until the worker parks");
+        with_existing_ring(id, |ring| {
+            ring.flush().unwrap();
+            ring.dispatch();
+            ring.note_device();
+            assert!(ring.device_bound, "the op is still with the kernel");
+            ring.ring.wait(None).unwrap();
+        });
+        between_polls(id); // dispatches the completion: the ring is idle
+        assert_eq!(submits(), 1);
+        // Idle ring, slow device: the next entry goes at once.
+        ops.push(driver.submit(sync()).ok().unwrap());
+        between_polls(id);
+        assert_eq!(submits(), 2, "an idle ring submits at once");
+        // Not idle (one op with the kernel): the next one is batched.
+        ops.push(driver.submit(sync()).ok().unwrap());
+        between_polls(id);
+        assert_eq!(submits(), 2, "a busy ring batches");
+        // Entries that complete inside the submit (page-cache hits) turn
+        // the idle-ring submit off again.
+        state.lock().unwrap().complete_on_submit = true;
+        with_existing_ring(id, |ring| {
+            ring.ring.wait(None).unwrap();
+            ring.dispatch();
+            ring.note_device();
+            assert!(!ring.device_bound);
+        });
+        ops.push(driver.submit(sync()).ok().unwrap());
+        between_polls(id);
+        assert_eq!(submits(), 3, "no submit of its own for a fast device");
+        with_existing_ring(id, |ring| ring.ring.wait(None).unwrap());
+        between_polls(id);
+        drop(ops);
+        assert_eq!(close_thread_ring(id), 0);
     }
 
     /// Stands in for `KernelRings` off Linux: no kernel ring at all.
