@@ -744,3 +744,64 @@ mod loom_tests {
         });
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn wake(task: &Arc<TaskWaker>) {
+        task.scheduled.store(false, Ordering::Release);
+        Waker::from(Arc::clone(task)).wake_by_ref();
+    }
+
+    fn inbox_wakes(worker: &WorkerShared) -> usize {
+        worker.lock().items.len()
+    }
+
+    /// A wake given on the thread whose run loop owns the task queues
+    /// locally (no inbox lock) and still counts as news for a park; every
+    /// other wake, and one left when the loop ends, goes to the inbox.
+    #[test]
+    fn a_wake_on_the_workers_own_thread_skips_the_inbox_but_is_never_lost() {
+        let worker = WorkerShared::new();
+        let other = WorkerShared::new();
+        let task = |worker: &Arc<WorkerShared>, id| {
+            Arc::new(TaskWaker {
+                worker: Arc::clone(worker),
+                id,
+                scheduled: AtomicBool::new(false),
+            })
+        };
+        let (mine, theirs) = (task(&worker, 7), task(&other, 8));
+        let mut queue = VecDeque::new();
+        local_wakes::enter(&worker, || {
+            wake(&mine);
+            assert_eq!(inbox_wakes(&worker), 0);
+            assert!(
+                worker.take_news(),
+                "a local wake keeps the worker from parking"
+            );
+            // A nested run loop (block_on_here inside a task) owns the
+            // thread for a while: wakes of the outer worker's tasks then
+            // go through its inbox, and the outer local wakes wait.
+            local_wakes::enter(&other, || {
+                wake(&mine);
+                wake(&theirs);
+            });
+            assert_eq!(inbox_wakes(&worker), 1);
+            assert_eq!(inbox_wakes(&other), 1, "left at the end of the nested loop");
+            local_wakes::take(&worker, &mut queue);
+            wake(&mine);
+        });
+        assert_eq!(queue, [7]);
+        assert_eq!(
+            inbox_wakes(&worker),
+            2,
+            "a wake left at the end goes to the inbox"
+        );
+        // Outside any run loop (another thread) the inbox it is.
+        wake(&mine);
+        assert_eq!(inbox_wakes(&worker), 3);
+        assert!(!local_wakes::pending(&worker));
+    }
+}
