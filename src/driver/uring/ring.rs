@@ -452,21 +452,26 @@ mod tests {
     /// written later) comes out of `pop` without a `wait`: under
     /// DEFER_TASKRUN it is only posted by an enter asking for events, which
     /// `pop` makes when the kernel flags pending work.
-    #[test]
-    fn pop_reaps_a_deferred_completion_without_waiting() {
-        let mut ring = KernelRing::new(8).unwrap();
-        eprintln!("ring setup: {}", ring.level.describe());
-        let (read_end, write_end) = pipe();
+    /// Queue and submit a readable-poll of `fd` under `user_data`.
+    fn push_poll(ring: &mut KernelRing, user_data: u64, fd: RawFd) {
         let entry = RingEntry {
-            user_data: 7,
+            user_data,
             work: RingWork::Poll {
-                fd: read_end,
+                fd,
                 interest: Interest::Readable,
             },
         };
         // SAFETY: a poll entry carries no pointers.
         assert!(unsafe { ring.push(entry) }.is_ok());
         ring.submit().unwrap();
+    }
+
+    #[test]
+    fn pop_reaps_a_deferred_completion_without_waiting() {
+        let mut ring = KernelRing::new(8).unwrap();
+        eprintln!("ring setup: {}", ring.level.describe());
+        let (read_end, write_end) = pipe();
+        push_poll(&mut ring, 7, read_end);
         assert_eq!(ring.pop(), None, "nothing is readable yet");
         assert_eq!(RealKernel.write(write_end, b"x"), Ok(1));
         let mut popped = None;
@@ -490,16 +495,7 @@ mod tests {
         eprintln!("ring setup: {:?}", ring.setup());
         let (read_end, write_end) = pipe();
         assert_eq!(RealKernel.write(write_end, b"x"), Ok(1));
-        let entry = RingEntry {
-            user_data: 9,
-            work: RingWork::Poll {
-                fd: read_end,
-                interest: Interest::Readable,
-            },
-        };
-        // SAFETY: a poll entry carries no pointers.
-        assert!(unsafe { ring.push(entry) }.is_ok());
-        ring.submit().unwrap();
+        push_poll(&mut ring, 9, read_end);
         let mut popped = None;
         for _ in 0..100 {
             ring.wait(Some(Duration::from_millis(10))).unwrap();
