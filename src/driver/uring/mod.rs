@@ -289,8 +289,8 @@ impl<T: OpCode> InRing for Flight<T> {
     }
 
     fn on_complete(mut self: Box<Self>, res: i32, kernel: &dyn Kernel) -> Option<Box<dyn InRing>> {
-        let abandoned = self.completion.is_abandoned();
         if self.waiting_readiness {
+            let abandoned = self.completion.is_abandoned();
             self.waiting_readiness = false;
             if abandoned || res < 0 {
                 let result = if abandoned {
@@ -307,7 +307,11 @@ impl<T: OpCode> InRing for Flight<T> {
             Some(result) => result,
             None => ops::result(&mut self.op, &self.scratch, res, kernel),
         };
-        if result == Err(Errno::EAGAIN) && self.op.readiness().is_some() && !abandoned {
+        // (The abandoned check locks the completion: only for a retry.)
+        if result == Err(Errno::EAGAIN)
+            && self.op.readiness().is_some()
+            && !self.completion.is_abandoned()
+        {
             self.waiting_readiness = true;
             return Some(self);
         }
@@ -843,8 +847,7 @@ impl<T: OpCode> Submission<T> {
 
 impl<T: OpCode> Drop for Submission<T> {
     fn drop(&mut self) {
-        self.completion.abandon(&*self.kernel);
-        if self.completion.is_abandoned() {
+        if self.completion.abandon(&*self.kernel) {
             let (ring_id, user_data) = (self.ring_id, self.user_data);
             with_existing_ring(self.source_id, |ring| {
                 if ring.id == ring_id {
