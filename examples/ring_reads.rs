@@ -1,7 +1,9 @@
 //! Profiling harness for the ring path: QD tasks on the calling thread
 //! (`spawn_local` inside `block_on`), each looping random 4 KiB `pread`s
 //! into one owned buffer, like the monoio and compio contenders; no pool
-//! op, no clock per op. `BACKEND=pool|epoll` picks another backend.
+//! op, no clock per op. `BACKEND=pool|epoll` picks another backend;
+//! `METRICS=0` turns the runtime's metrics off (as `iok bench` without
+//! `--metrics`).
 //!
 //! Count instructions per op as the difference of two runs (this takes
 //! the setup out):
@@ -41,7 +43,9 @@ fn main() {
     let file = std::fs::File::open(path).unwrap();
     let fd = file.as_raw_fd();
     let blocks = file.metadata().unwrap().len() / 4096;
+    let metrics = std::env::var("METRICS").map_or(true, |v| v != "0");
     let rt = Runtime::builder()
+        .metrics(metrics)
         .backend(backend)
         .compute_threads(1)
         .io_threads(1)
