@@ -11,9 +11,12 @@
 //! An op submitted from a worker is boxed (so its buffers and op-owned
 //! storage keep their address) into the worker's in-flight table and its
 //! entry queued on the worker's ring. Entries reach the kernel in batches:
-//! when the worker is about to park, when many are queued, or when the
-//! submission queue is full (flush, then push again), never one
-//! `io_uring_enter` per op. A submit refused with `EBUSY` (the completion
+//! when the worker is about to park, when many are queued, when the
+//! submission queue is full (flush, then push again), or between task
+//! polls when nothing of the ring is with the kernel while the device is
+//! slow (an idle ring starts at once; page-cache hits, which complete
+//! inside the submit, keep batching), never one `io_uring_enter` per op
+//! for ops that complete at once. A submit refused with `EBUSY` (the completion
 //! queue is backed up) takes completions off the ring into a local queue,
 //! which makes room without losing any, and tries again. The worker parks
 //! *in* the ring (waiting for a completion or its next timer); other threads
