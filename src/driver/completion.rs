@@ -89,15 +89,21 @@ impl<T: OpCode> Completion<T> {
 
     /// The future is gone: discard a result that already arrived, or mark
     /// the op abandoned so its driver discards the result when it comes.
-    pub(crate) fn abandon(&self, kernel: &dyn Kernel) {
+    /// True when the op is still with its driver (now abandoned), which
+    /// is when a cancel is worth asking for.
+    pub(crate) fn abandon(&self, kernel: &dyn Kernel) -> bool {
         let mut state = self.lock();
         match std::mem::replace(&mut *state, CompletionState::Abandoned) {
             CompletionState::Finished(op, result) => {
                 drop(state);
                 op.discard(result, kernel);
+                false
             }
-            CompletionState::Taken => *state = CompletionState::Taken,
-            CompletionState::Running { .. } | CompletionState::Abandoned => {}
+            CompletionState::Taken => {
+                *state = CompletionState::Taken;
+                false
+            }
+            CompletionState::Running { .. } | CompletionState::Abandoned => true,
         }
     }
 }
@@ -229,7 +235,9 @@ mod loom_tests {
             };
             match poll_once(&completion) {
                 Some((_op, result)) => kernel.close(result.unwrap() as _).unwrap(),
-                None => completion.abandon(&*kernel),
+                None => {
+                    completion.abandon(&*kernel);
+                }
             }
             driver.join().unwrap();
             assert_eq!(kernel.close(fd), Err(Errno::EBADF), "fd leaked");

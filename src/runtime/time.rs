@@ -117,13 +117,15 @@ impl Timers {
         }
     }
 
-    /// Wake every timer due at `now`, in deadline order; return the time
-    /// until the next deadline, if any.
-    pub(crate) fn fire_due(&self, now: Duration) -> Option<Duration> {
+    /// Wake every timer due at `now()`, in deadline order; return the time
+    /// until the next deadline, if any. The clock is read only when a
+    /// timer is armed (a run loop without timers reads no clock).
+    pub(crate) fn fire_due(&self, now: impl FnOnce() -> Duration) -> Option<Duration> {
         let earliest = self.earliest_nanos.load(Ordering::Acquire);
         if earliest == NO_DEADLINE {
             return None;
         }
+        let now = now();
         if earliest > nanos(now) {
             return Some(Duration::from_nanos(earliest - nanos(now)));
         }

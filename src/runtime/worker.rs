@@ -150,18 +150,23 @@ impl WorkerShared {
     }
 
     /// True (consuming the notification) when a wake or spawn arrived
-    /// since the last park; what arrived is in the inbox.
+    /// since the last park; what arrived is in the inbox (or, for wakes
+    /// from the worker's own thread, in its local wakes).
     pub(crate) fn take_news(&self) -> bool {
         let mut inbox = self.lock();
         let news = inbox.notified || !inbox.items.is_empty() || inbox.shutdown;
         inbox.notified = false;
-        news
+        news || local_wakes::pending(self)
     }
 
     /// Block until unparked or `timeout` passes.
     pub(crate) fn park(&self, timeout: Option<Duration>) {
         let mut inbox = self.lock();
-        if !inbox.notified && inbox.items.is_empty() && !inbox.shutdown {
+        if !inbox.notified
+            && inbox.items.is_empty()
+            && !inbox.shutdown
+            && !local_wakes::pending(self)
+        {
             // Set under the lock that `notify` reads it under, and cleared
             // only after the wait: a notifier either sees it (and
             // notifies a waiter the condvar already holds) or ran before
@@ -221,9 +226,120 @@ impl Wake for TaskWaker {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        if !self.scheduled.swap(true, Ordering::AcqRel) {
+        if !self.scheduled.swap(true, Ordering::AcqRel) && !local_wakes::push(&self.worker, self.id)
+        {
             self.worker.push(Injected::Wake(self.id));
         }
+    }
+}
+
+/// Wakes a worker gives its own tasks while its run loop runs on this
+/// thread (an op completion reaped between polls, a channel send from a
+/// sibling task): queued here with no lock and no notify, since the
+/// worker is running and takes them before it parks. Wakes from any
+/// other thread, or from this thread for another worker, go through the
+/// inbox. Under loom every model thread shares one OS thread, so the
+/// models keep the inbox path.
+mod local_wakes {
+    use super::WorkerShared;
+    #[cfg(not(loom))]
+    use std::cell::RefCell;
+
+    /// The worker running on this thread and the ids it woke.
+    #[cfg(not(loom))]
+    pub(super) struct Running {
+        worker: *const WorkerShared,
+        ids: Vec<u64>,
+    }
+
+    #[cfg(not(loom))]
+    thread_local! {
+        static RUNNING: RefCell<Running> = const {
+            RefCell::new(Running { worker: std::ptr::null(), ids: Vec::new() })
+        };
+    }
+
+    /// Queue a wake of task `id` of `worker` if `worker` runs on this
+    /// thread; false means the caller goes through the inbox.
+    #[cfg(not(loom))]
+    pub(super) fn push(worker: &WorkerShared, id: u64) -> bool {
+        RUNNING
+            .try_with(|running| match running.try_borrow_mut() {
+                Ok(mut running) if std::ptr::eq(running.worker, worker) => {
+                    running.ids.push(id);
+                    true
+                }
+                _ => false,
+            })
+            .unwrap_or(false)
+    }
+
+    /// Whether `worker` runs here and has local wakes not yet taken.
+    #[cfg(not(loom))]
+    pub(super) fn pending(worker: &WorkerShared) -> bool {
+        RUNNING
+            .try_with(|running| {
+                running
+                    .try_borrow()
+                    .is_ok_and(|r| std::ptr::eq(r.worker, worker) && !r.ids.is_empty())
+            })
+            .unwrap_or(false)
+    }
+
+    /// Move `worker`'s local wakes to `into` (in wake order).
+    #[cfg(not(loom))]
+    pub(super) fn take(worker: &WorkerShared, into: &mut std::collections::VecDeque<u64>) {
+        let _ = RUNNING.try_with(|running| {
+            if let Ok(mut running) = running.try_borrow_mut() {
+                if std::ptr::eq(running.worker, worker) {
+                    into.extend(running.ids.drain(..));
+                }
+            }
+        });
+    }
+
+    /// Make `worker` the one running on this thread for `body`; the
+    /// previous one (a nested run loop's caller) and its wakes come back
+    /// afterwards. Wakes left when `body` ends go to the inbox.
+    #[cfg(not(loom))]
+    pub(super) fn enter<R>(worker: &WorkerShared, body: impl FnOnce() -> R) -> R {
+        let fresh = Running {
+            worker,
+            ids: Vec::new(),
+        };
+        let previous = RUNNING.with(|r| std::mem::replace(&mut *r.borrow_mut(), fresh));
+        struct Restore<'a>(&'a WorkerShared, Option<Running>);
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                let Some(previous) = self.1.take() else {
+                    return;
+                };
+                let mine = RUNNING.with(|r| std::mem::replace(&mut *r.borrow_mut(), previous));
+                for id in mine.ids {
+                    self.0.push(super::Injected::Wake(id));
+                }
+            }
+        }
+        let _restore = Restore(worker, Some(previous));
+        body()
+    }
+
+    #[cfg(loom)]
+    pub(super) fn push(_worker: &WorkerShared, _id: u64) -> bool {
+        false
+    }
+
+    #[cfg(loom)]
+    pub(super) fn pending(_worker: &WorkerShared) -> bool {
+        false
+    }
+
+    #[cfg(loom)]
+    pub(super) fn take(_worker: &WorkerShared, _into: &mut std::collections::VecDeque<u64>) {}
+
+    #[cfg(loom)]
+    pub(super) fn enter<R>(_worker: &WorkerShared, body: impl FnOnce() -> R) -> R {
+        body()
     }
 }
 
@@ -246,12 +362,38 @@ impl Wake for MainWaker {
 struct Task {
     future: LocalFuture,
     waker: Arc<TaskWaker>,
+    /// `waker` as a `Waker`, made once: a poll lends it instead of
+    /// cloning the `Arc` (and an op keeps its clone while `will_wake`).
+    as_waker: Waker,
 }
+
+/// Task ids are handed out in sequence, so the table needs no SipHash:
+/// the id is its own hash.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id;
+    }
+}
+
+type TaskTable = HashMap<u64, Task, std::hash::BuildHasherDefault<IdHasher>>;
 
 /// The thread-owned part of a worker.
 struct Executor {
     worker: Arc<WorkerShared>,
-    tasks: HashMap<u64, Task>,
+    tasks: TaskTable,
     run_queue: VecDeque<u64>,
     next_id: u64,
 }
@@ -265,7 +407,15 @@ impl Executor {
             id,
             scheduled: AtomicBool::new(true),
         });
-        self.tasks.insert(id, Task { future, waker });
+        let as_waker = Waker::from(Arc::clone(&waker));
+        self.tasks.insert(
+            id,
+            Task {
+                future,
+                waker,
+                as_waker,
+            },
+        );
         self.run_queue.push_back(id);
     }
 
@@ -281,6 +431,7 @@ impl Executor {
                 Injected::Wake(id) => self.run_queue.push_back(id),
             }
         }
+        local_wakes::take(&self.worker, &mut self.run_queue);
         !shutdown
     }
 
@@ -296,8 +447,7 @@ impl Executor {
             return; // finished earlier; a stale wake
         };
         task.waker.scheduled.store(false, Ordering::Release);
-        let waker = Waker::from(Arc::clone(&task.waker));
-        let mut cx = std::task::Context::from_waker(&waker);
+        let mut cx = std::task::Context::from_waker(&task.as_waker);
         if task.future.as_mut().poll(&mut cx).is_ready() {
             self.tasks.remove(&id);
         }
@@ -344,14 +494,14 @@ pub(crate) fn run<F: Future>(
     });
     let mut exec = Executor {
         worker: Arc::clone(&worker),
-        tasks: HashMap::new(),
+        tasks: TaskTable::default(),
         run_queue: VecDeque::new(),
         next_id: 0,
     };
     let parked: Arc<dyn Park> = Arc::clone(&worker) as Arc<dyn Park>;
     runtime.scheduler.enter(&parked);
     let result = context::enter(Rc::clone(&ctx), || {
-        run_loop(&runtime, &ctx, &mut exec, main)
+        local_wakes::enter(&worker, || run_loop(&runtime, &ctx, &mut exec, main))
     });
     // Drop leftover tasks inside the context so their in-flight ops are
     // abandoned through the runtime's driver, then let the driver settle.
@@ -390,7 +540,10 @@ fn run_loop<F: Future>(
             return RunEnd::Shutdown;
         }
         exec.run_tick(ctx, &*runtime.scheduler);
-        let next_deadline = runtime.timers.fire_due(runtime.clock.now());
+        let next_deadline = runtime.timers.fire_due(|| runtime.clock.now());
+        // Tasks woken on this thread during the tick (completions reaped
+        // between polls) run before the worker thinks of parking.
+        local_wakes::take(&exec.worker, &mut exec.run_queue);
         if exec.run_queue.is_empty() && !main_waker.woken.load(Ordering::Acquire) {
             if let Err(why) = runtime.scheduler.idle(&*exec.worker, next_deadline) {
                 return RunEnd::Stuck(why);
@@ -412,7 +565,7 @@ mod loom_tests {
     fn executor(worker: &Arc<WorkerShared>) -> Executor {
         Executor {
             worker: Arc::clone(worker),
-            tasks: HashMap::new(),
+            tasks: TaskTable::default(),
             run_queue: VecDeque::new(),
             next_id: 0,
         }
@@ -589,5 +742,66 @@ mod loom_tests {
             }
             spawner.join().unwrap();
         });
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn wake(task: &Arc<TaskWaker>) {
+        task.scheduled.store(false, Ordering::Release);
+        Waker::from(Arc::clone(task)).wake_by_ref();
+    }
+
+    fn inbox_wakes(worker: &WorkerShared) -> usize {
+        worker.lock().items.len()
+    }
+
+    /// A wake given on the thread whose run loop owns the task queues
+    /// locally (no inbox lock) and still counts as news for a park; every
+    /// other wake, and one left when the loop ends, goes to the inbox.
+    #[test]
+    fn a_wake_on_the_workers_own_thread_skips_the_inbox_but_is_never_lost() {
+        let worker = WorkerShared::new();
+        let other = WorkerShared::new();
+        let task = |worker: &Arc<WorkerShared>, id| {
+            Arc::new(TaskWaker {
+                worker: Arc::clone(worker),
+                id,
+                scheduled: AtomicBool::new(false),
+            })
+        };
+        let (mine, theirs) = (task(&worker, 7), task(&other, 8));
+        let mut queue = VecDeque::new();
+        local_wakes::enter(&worker, || {
+            wake(&mine);
+            assert_eq!(inbox_wakes(&worker), 0);
+            assert!(
+                worker.take_news(),
+                "a local wake keeps the worker from parking"
+            );
+            // A nested run loop (block_on_here inside a task) owns the
+            // thread for a while: wakes of the outer worker's tasks then
+            // go through its inbox, and the outer local wakes wait.
+            local_wakes::enter(&other, || {
+                wake(&mine);
+                wake(&theirs);
+            });
+            assert_eq!(inbox_wakes(&worker), 1);
+            assert_eq!(inbox_wakes(&other), 1, "left at the end of the nested loop");
+            local_wakes::take(&worker, &mut queue);
+            wake(&mine);
+        });
+        assert_eq!(queue, [7]);
+        assert_eq!(
+            inbox_wakes(&worker),
+            2,
+            "a wake left at the end goes to the inbox"
+        );
+        // Outside any run loop (another thread) the inbox it is.
+        wake(&mine);
+        assert_eq!(inbox_wakes(&worker), 3);
+        assert!(!local_wakes::pending(&worker));
     }
 }

@@ -11,9 +11,12 @@
 //! An op submitted from a worker is boxed (so its buffers and op-owned
 //! storage keep their address) into the worker's in-flight table and its
 //! entry queued on the worker's ring. Entries reach the kernel in batches:
-//! when the worker is about to park, when many are queued, or when the
-//! submission queue is full (flush, then push again), never one
-//! `io_uring_enter` per op. A submit refused with `EBUSY` (the completion
+//! when the worker is about to park, when many are queued, when the
+//! submission queue is full (flush, then push again), or between task
+//! polls when nothing of the ring is with the kernel while the device is
+//! slow (an idle ring starts at once; page-cache hits, which complete
+//! inside the submit, keep batching), never one `io_uring_enter` per op
+//! for ops that complete at once. A submit refused with `EBUSY` (the completion
 //! queue is backed up) takes completions off the ring into a local queue,
 //! which makes room without losing any, and tries again. The worker parks
 //! *in* the ring (waiting for a completion or its next timer); other threads
@@ -289,8 +292,8 @@ impl<T: OpCode> InRing for Flight<T> {
     }
 
     fn on_complete(mut self: Box<Self>, res: i32, kernel: &dyn Kernel) -> Option<Box<dyn InRing>> {
-        let abandoned = self.completion.is_abandoned();
         if self.waiting_readiness {
+            let abandoned = self.completion.is_abandoned();
             self.waiting_readiness = false;
             if abandoned || res < 0 {
                 let result = if abandoned {
@@ -307,7 +310,11 @@ impl<T: OpCode> InRing for Flight<T> {
             Some(result) => result,
             None => ops::result(&mut self.op, &self.scratch, res, kernel),
         };
-        if result == Err(Errno::EAGAIN) && self.op.readiness().is_some() && !abandoned {
+        // (The abandoned check locks the completion: only for a retry.)
+        if result == Err(Errno::EAGAIN)
+            && self.op.readiness().is_some()
+            && !self.completion.is_abandoned()
+        {
             self.waiting_readiness = true;
             return Some(self);
         }
@@ -353,6 +360,9 @@ struct LocalRing {
     /// Slots of ops held back until an abandoned reader of their fd is
     /// done ([`LocalRing::defer`]); in the table, not with the kernel.
     deferred: Vec<usize>,
+    /// Ops were still with the kernel when the worker last woke from the
+    /// ring ([`LocalRing::note_device`]).
+    device_bound: bool,
     kernel: Arc<dyn Kernel>,
 }
 
@@ -435,6 +445,7 @@ impl LocalRing {
             in_flight: 0,
             taken: VecDeque::new(),
             deferred: Vec::new(),
+            device_bound: false,
             kernel,
         })
     }
@@ -452,10 +463,36 @@ impl LocalRing {
         self.taken.len() > before
     }
 
-    /// Hand queued entries to the kernel side. A backed-up completion
-    /// queue (`EBUSY`) is made room in (completions taken, not lost) and
-    /// the submit retried; if it stays backed up, wait briefly for it.
+    /// Whether queued entries go to the kernel between task polls rather
+    /// than when the worker parks: a full batch, or any entry while
+    /// nothing of this ring is with the kernel (every op in flight is
+    /// still queued), so an idle device starts at once.
+    ///
+    /// The idle-ring rule applies only while the device is slow: after a
+    /// submit whose entries completed right away (page-cache hits, which
+    /// io_uring completes inside the submit), the ring is idle again after
+    /// every op and submitting each at once would cost one enter per op
+    /// where parking batches them.
+    fn should_submit_now(&mut self) -> bool {
+        let queued = self.ring.queued();
+        queued >= SUBMIT_BATCH || (self.device_bound && queued > 0 && self.in_flight <= queued)
+    }
+
+    /// After completions were dispatched: whether ops are still with the
+    /// kernel (the device is what they wait for), which arms the idle-ring
+    /// submit of [`LocalRing::should_submit_now`].
+    fn note_device(&mut self) {
+        self.device_bound = self.in_flight > self.ring.queued();
+    }
+
+    /// Hand queued entries to the kernel side (no enter when nothing is
+    /// queued). A backed-up completion queue (`EBUSY`) is made room in
+    /// (completions taken, not lost) and the submit retried; if it stays
+    /// backed up, wait briefly for it.
     fn flush(&mut self) -> io::Result<()> {
+        if self.ring.queued() == 0 {
+            return Ok(());
+        }
         for _ in 0..BUSY_RETRIES {
             match self.ring.submit() {
                 Ok(()) => return Ok(()),
@@ -704,11 +741,20 @@ impl Drop for LocalRing {
 }
 
 /// Handle to the io_uring driver shared by a runtime's threads.
+///
+/// One `Arc` around everything: the op future takes the thread's driver
+/// on each submission, and one refcount is cheaper than one per field.
 #[derive(Clone)]
 pub(crate) struct UringDriver {
+    shared: Arc<UringShared>,
+}
+
+struct UringShared {
     pool: PoolDriver,
     rings: Arc<dyn RingSource>,
     probe: Arc<ProbeSummary>,
+    /// `rings.id()`, kept so a submission needs no virtual call for it.
+    rings_id: u64,
 }
 
 impl UringDriver {
@@ -716,26 +762,34 @@ impl UringDriver {
     pub(crate) fn new(pool: PoolDriver, rings: Arc<dyn RingSource>) -> Result<UringDriver, String> {
         availability(&*rings)?;
         let probe = probe(&*rings)?;
-        Ok(UringDriver { pool, rings, probe })
+        let rings_id = rings.id();
+        Ok(UringDriver {
+            shared: Arc::new(UringShared {
+                pool,
+                rings,
+                probe,
+                rings_id,
+            }),
+        })
     }
 
     pub(crate) fn kernel(&self) -> &Arc<dyn Kernel> {
-        self.pool.kernel()
+        self.shared.pool.kernel()
     }
 
     pub(crate) fn pool(&self) -> &PoolDriver {
-        &self.pool
+        &self.shared.pool
     }
 
     /// Id of the ring source, which the scheduler hooks take.
     pub(crate) fn rings_id(&self) -> u64 {
-        self.rings.id()
+        self.shared.rings_id
     }
 
     /// Submit on this thread's ring, or on the pool when io_uring cannot
     /// run this op here.
     pub(crate) fn submit<T: OpCode>(&self, mut op: T) -> Result<Submission<T>, T> {
-        if !ops::opcode(&mut op).is_some_and(|code| self.probe.supports(code)) {
+        if !ops::opcode(&mut op).is_some_and(|code| self.shared.probe.supports(code)) {
             return Err(op);
         }
         let mut flight = Box::new(Flight {
@@ -752,7 +806,7 @@ impl UringDriver {
         let kernel = Arc::clone(self.kernel());
         // Without a ring on this thread, or when the entry cannot be
         // queued, the flight comes back untouched and runs on the pool.
-        let placed = with_ring(&self.rings, &kernel, flight, |ring, flight| {
+        let placed = with_ring(&self.shared.rings, &kernel, flight, |ring, flight| {
             if ring.must_defer(&*flight) {
                 return Ok((ring.id, ring.defer(flight)));
             }
@@ -769,7 +823,7 @@ impl UringDriver {
                 completion,
                 user_data,
                 ring_id,
-                source_id: self.rings.id(),
+                source_id: self.shared.rings_id,
                 kernel,
             }),
             Err(flight) => Err(flight.op),
@@ -796,8 +850,7 @@ impl<T: OpCode> Submission<T> {
 
 impl<T: OpCode> Drop for Submission<T> {
     fn drop(&mut self) {
-        self.completion.abandon(&*self.kernel);
-        if self.completion.is_abandoned() {
+        if self.completion.abandon(&*self.kernel) {
             let (ring_id, user_data) = (self.ring_id, self.user_data);
             with_existing_ring(self.source_id, |ring| {
                 if ring.id == ring_id {
@@ -808,13 +861,17 @@ impl<T: OpCode> Drop for Submission<T> {
     }
 }
 
-/// Between two task polls: submit a full batch, dispatch completions.
+/// Between two task polls: submit a full batch, or whatever is queued
+/// when the kernel holds nothing of this ring (an idle ring: the first
+/// entry would otherwise wait for the worker to park, with the device
+/// idle meanwhile); then dispatch completions.
 pub(crate) fn between_polls(source_id: u64) {
     with_existing_ring(source_id, |ring| {
-        if ring.ring.queued() >= SUBMIT_BATCH {
-            let _ = ring.flush();
-        }
+        let submitted = ring.should_submit_now() && ring.flush().is_ok();
         ring.dispatch();
+        if submitted {
+            ring.note_device();
+        }
     });
 }
 
@@ -847,6 +904,7 @@ pub(crate) fn park(
             })?;
         }
         ring.dispatch();
+        ring.note_device();
         Ok(())
     })
 }
@@ -1016,6 +1074,124 @@ mod tests {
         let back = driver.submit(op).err().expect("the op comes back");
         assert_eq!(back.fd, -1);
         close_thread_ring(u64::MAX - 1);
+    }
+
+    /// What a [`Recording`] ring saw and holds.
+    #[derive(Default)]
+    struct RecordingState {
+        queued: Vec<u64>,
+        with_kernel: Vec<u64>,
+        completions: VecDeque<(u64, i32)>,
+        /// Submits that handed entries over.
+        submits: usize,
+        /// Entries complete inside the submit (page-cache hits).
+        complete_on_submit: bool,
+    }
+
+    /// A ring that records submits and completes entries when told to.
+    struct Recording(Arc<std::sync::Mutex<RecordingState>>);
+
+    impl CompletionRing for Recording {
+        #[allow(unsafe_code)] // implements the seam's unsafe push
+        unsafe fn push(&mut self, entry: RingEntry) -> Result<(), SqFull> {
+            self.0.lock().unwrap().queued.push(entry.user_data);
+            Ok(())
+        }
+        fn queued(&mut self) -> usize {
+            self.0.lock().unwrap().queued.len()
+        }
+        fn submit(&mut self) -> io::Result<()> {
+            let mut state = self.0.lock().unwrap();
+            let entries = std::mem::take(&mut state.queued);
+            state.submits += usize::from(!entries.is_empty());
+            if state.complete_on_submit {
+                state.completions.extend(entries.iter().map(|&u| (u, 0)));
+            } else {
+                state.with_kernel.extend(entries);
+            }
+            Ok(())
+        }
+        fn wait(&mut self, _timeout: Option<Duration>) -> io::Result<()> {
+            self.submit()?;
+            let mut state = self.0.lock().unwrap();
+            let done: Vec<u64> = state.with_kernel.drain(..).collect();
+            state.completions.extend(done.into_iter().map(|u| (u, 0)));
+            Ok(())
+        }
+        fn pop(&mut self) -> Option<(u64, i32)> {
+            self.0.lock().unwrap().completions.pop_front()
+        }
+        fn supports(&self, _opcode: u8) -> bool {
+            true
+        }
+        fn waker(&self) -> Arc<dyn Fn() + Send + Sync> {
+            Arc::new(|| {})
+        }
+    }
+
+    struct RecordingRings(Arc<std::sync::Mutex<RecordingState>>);
+
+    impl RingSource for RecordingRings {
+        fn id(&self) -> u64 {
+            u64::MAX - 3
+        }
+        fn open(&self, _entries: u32) -> io::Result<Box<dyn CompletionRing>> {
+            Ok(Box::new(Recording(Arc::clone(&self.0))))
+        }
+    }
+
+    #[test]
+    fn an_idle_ring_submits_at_once_only_while_the_device_is_slow() {
+        let state = Arc::new(std::sync::Mutex::new(RecordingState::default()));
+        let offload: Arc<dyn Offload> = Arc::new(ThreadPool::new("recording", 1, 8).unwrap());
+        let pool = PoolDriver::new(Arc::new(RealKernel), offload);
+        let rings = Arc::new(RecordingRings(Arc::clone(&state)));
+        let driver = UringDriver::new(pool, rings).unwrap();
+        let id = driver.rings_id();
+        let sync = || crate::op::file::Sync {
+            fd: -1,
+            kind: crate::op::file::SyncKind::All,
+        };
+        let submits = || state.lock().unwrap().submits;
+        let mut ops = Vec::new();
+        // A fresh ring has not seen the device yet: the entry waits for
+        // the park (here: the flush and wait a park does).
+        ops.push(driver.submit(sync()).ok().unwrap());
+        between_polls(id);
+        assert_eq!(submits(), 0, "batched until the worker parks");
+        with_existing_ring(id, |ring| {
+            ring.flush().unwrap();
+            ring.dispatch();
+            ring.note_device();
+            assert!(ring.device_bound, "the op is still with the kernel");
+            ring.ring.wait(None).unwrap();
+        });
+        between_polls(id); // dispatches the completion: the ring is idle
+        assert_eq!(submits(), 1);
+        // Idle ring, slow device: the next entry goes at once.
+        ops.push(driver.submit(sync()).ok().unwrap());
+        between_polls(id);
+        assert_eq!(submits(), 2, "an idle ring submits at once");
+        // Not idle (one op with the kernel): the next one is batched.
+        ops.push(driver.submit(sync()).ok().unwrap());
+        between_polls(id);
+        assert_eq!(submits(), 2, "a busy ring batches");
+        // Entries that complete inside the submit (page-cache hits) turn
+        // the idle-ring submit off again.
+        state.lock().unwrap().complete_on_submit = true;
+        with_existing_ring(id, |ring| {
+            ring.ring.wait(None).unwrap();
+            ring.dispatch();
+            ring.note_device();
+            assert!(!ring.device_bound);
+        });
+        ops.push(driver.submit(sync()).ok().unwrap());
+        between_polls(id);
+        assert_eq!(submits(), 3, "no submit of its own for a fast device");
+        with_existing_ring(id, |ring| ring.ring.wait(None).unwrap());
+        between_polls(id);
+        drop(ops);
+        assert_eq!(close_thread_ring(id), 0);
     }
 
     /// Stands in for `KernelRings` off Linux: no kernel ring at all.

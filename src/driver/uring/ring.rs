@@ -137,6 +137,8 @@ impl RingSource for KernelRings {
 struct KernelRing {
     ring: IoUring,
     level: SetupLevel,
+    /// Set up with `IORING_SETUP_SQPOLL` ([`sqpoll_idle_ms`]).
+    sqpolled: bool,
     probe: Probe,
     wake: Arc<EventFd>,
     wake_buf: Box<u64>,
@@ -174,8 +176,57 @@ fn is_retry(e: &io::Error) -> bool {
     )
 }
 
+/// `IOKERNEL_SQPOLL=<idle ms>`: set rings up with a kernel submission
+/// thread (`IORING_SETUP_SQPOLL`) that sleeps after that many idle
+/// milliseconds. Off by default: on the measured workloads it did not win
+/// (see the README), and it costs a kernel thread spinning per ring.
+fn sqpoll_idle_ms() -> Option<u32> {
+    std::env::var("IOKERNEL_SQPOLL").ok()?.trim().parse().ok()
+}
+
+/// What `iok probe` prints for a ring set up with [`sqpoll_idle_ms`].
+const SQPOLL_SETUP: &str = "SQPOLL (IOKERNEL_SQPOLL; no task-run flags, which SQPOLL refuses)";
+
 impl KernelRing {
     fn new(entries: u32) -> io::Result<KernelRing> {
+        KernelRing::open(entries, sqpoll_idle_ms())
+    }
+
+    /// A ring of `entries`, with a kernel submission thread when
+    /// `sqpoll_idle_ms` says so and the kernel allows it.
+    fn open(entries: u32, sqpoll_idle_ms: Option<u32>) -> io::Result<KernelRing> {
+        // SQPOLL excludes COOP_TASKRUN and DEFER_TASKRUN (EINVAL); a ring
+        // that cannot have it (EPERM before 5.11 without privileges) gets
+        // the usual setup.
+        let sqpoll = sqpoll_idle_ms.and_then(|idle_ms| {
+            let ring = IoUring::builder()
+                .setup_sqpoll(idle_ms)
+                .build(entries)
+                .ok()?;
+            Some((ring, SetupLevel::Plain))
+        });
+        let sqpolled = sqpoll.is_some();
+        let (ring, level) = match sqpoll {
+            Some(built) => built,
+            None => Self::set_up_best(entries)?,
+        };
+        let mut probe = Probe::new();
+        ring.submitter().register_probe(&mut probe)?;
+        Ok(KernelRing {
+            ring,
+            level,
+            sqpolled,
+            probe,
+            wake: Arc::new(EventFd::new(false)?),
+            wake_buf: Box::new(0),
+            wake_armed: false,
+            reaped: VecDeque::new(),
+            cq_overflows: 0,
+        })
+    }
+
+    /// Set up with the best level the kernel accepts.
+    fn set_up_best(entries: u32) -> io::Result<(IoUring, SetupLevel)> {
         let first = SetupLevel::ALL[ACCEPTED_LEVEL.load(Ordering::Relaxed)];
         let (ring, level) = setup_with_fallback(first, |level| {
             let mut builder = IoUring::builder();
@@ -187,18 +238,7 @@ impl KernelRing {
             .position(|&l| l == level)
             .unwrap_or(0);
         ACCEPTED_LEVEL.fetch_max(index, Ordering::Relaxed);
-        let mut probe = Probe::new();
-        ring.submitter().register_probe(&mut probe)?;
-        Ok(KernelRing {
-            ring,
-            level,
-            probe,
-            wake: Arc::new(EventFd::new(false)?),
-            wake_buf: Box::new(0),
-            wake_armed: false,
-            reaped: VecDeque::new(),
-            cq_overflows: 0,
-        })
+        Ok((ring, level))
     }
 
     /// Make sure the wake eventfd has a read in flight.
@@ -331,7 +371,10 @@ impl CompletionRing for KernelRing {
     }
 
     fn setup(&self) -> Option<&'static str> {
-        Some(self.level.describe())
+        match self.sqpolled {
+            true => Some(SQPOLL_SETUP),
+            false => Some(self.level.describe()),
+        }
     }
 
     fn take_cq_overflows(&mut self) -> u64 {
@@ -409,21 +452,26 @@ mod tests {
     /// written later) comes out of `pop` without a `wait`: under
     /// DEFER_TASKRUN it is only posted by an enter asking for events, which
     /// `pop` makes when the kernel flags pending work.
-    #[test]
-    fn pop_reaps_a_deferred_completion_without_waiting() {
-        let mut ring = KernelRing::new(8).unwrap();
-        eprintln!("ring setup: {}", ring.level.describe());
-        let (read_end, write_end) = pipe();
+    /// Queue and submit a readable-poll of `fd` under `user_data`.
+    fn push_poll(ring: &mut KernelRing, user_data: u64, fd: RawFd) {
         let entry = RingEntry {
-            user_data: 7,
+            user_data,
             work: RingWork::Poll {
-                fd: read_end,
+                fd,
                 interest: Interest::Readable,
             },
         };
         // SAFETY: a poll entry carries no pointers.
         assert!(unsafe { ring.push(entry) }.is_ok());
         ring.submit().unwrap();
+    }
+
+    #[test]
+    fn pop_reaps_a_deferred_completion_without_waiting() {
+        let mut ring = KernelRing::new(8).unwrap();
+        eprintln!("ring setup: {}", ring.level.describe());
+        let (read_end, write_end) = pipe();
+        push_poll(&mut ring, 7, read_end);
         assert_eq!(ring.pop(), None, "nothing is readable yet");
         assert_eq!(RealKernel.write(write_end, b"x"), Ok(1));
         let mut popped = None;
@@ -435,6 +483,28 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1));
         }
         assert_eq!(popped, Some((7, libc::POLLIN as i32)));
+        close(read_end);
+        close(write_end);
+    }
+
+    /// A ring with a kernel submission thread (`IOKERNEL_SQPOLL`) takes
+    /// entries without an enter per submit and still completes them.
+    #[test]
+    fn an_sqpoll_ring_completes_what_it_is_given() {
+        let mut ring = KernelRing::open(8, Some(10)).unwrap();
+        eprintln!("ring setup: {:?}", ring.setup());
+        let (read_end, write_end) = pipe();
+        assert_eq!(RealKernel.write(write_end, b"x"), Ok(1));
+        push_poll(&mut ring, 9, read_end);
+        let mut popped = None;
+        for _ in 0..100 {
+            ring.wait(Some(Duration::from_millis(10))).unwrap();
+            popped = ring.pop();
+            if popped.is_some() {
+                break;
+            }
+        }
+        assert_eq!(popped, Some((9, libc::POLLIN as i32)));
         close(read_end);
         close(write_end);
     }
