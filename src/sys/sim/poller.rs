@@ -473,6 +473,7 @@ impl PollWake for SimWake {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::sim::options::{ClassFaults, OpClass};
     use crate::sys::sim::{SimCore, SimOptions};
     use crate::sys::{Kernel, MsgFlags, OpenFlags, SockType};
     use std::net::SocketAddr;
@@ -629,6 +630,52 @@ mod tests {
             kernel.write(wr, b"y").expect("write");
             assert_eq!(wait(&mut poller), vec![(9, R)], "a new edge");
         }
+    }
+
+    #[test]
+    fn edge_mode_reports_a_drain_and_refill_between_two_waits() {
+        for semantics in [Semantics::Epoll, Semantics::Kqueue] {
+            let kernel = kernel_with(SimOptions::new(8));
+            let (mut poller, _) = poller(&kernel, semantics);
+            let (client, server) = connection(&kernel);
+            poller.register(server, 4, R, PollMode::Edge).expect("add");
+            kernel.send(client, b"one", MsgFlags::NONE).expect("send");
+            assert_eq!(wait(&mut poller), vec![(4, R)], "{semantics:?}");
+            // Drained and refilled with no wait in between: still readable
+            // at the next wait, and the refill is a new edge.
+            let mut buf = [0u8; 8];
+            assert_eq!(kernel.recv(server, &mut buf, MsgFlags::NONE), Ok(3));
+            kernel.send(client, b"two", MsgFlags::NONE).expect("send");
+            assert_eq!(wait(&mut poller), vec![(4, R)], "{semantics:?}: refill");
+            // More data while still readable is no new edge here (Linux
+            // would report it; callers must not rely on that).
+            kernel.send(client, b"three", MsgFlags::NONE).expect("send");
+            assert_eq!(wait(&mut poller), vec![], "{semantics:?}: no new edge");
+        }
+    }
+
+    #[test]
+    fn an_injected_eagain_stands_for_data_arriving_later() {
+        let mut options = SimOptions::new(9);
+        options.faults[OpClass::SocketRead.index()] = ClassFaults {
+            probability: 1.0,
+            errnos: vec![Errno::EAGAIN],
+        };
+        let kernel = kernel_with(options);
+        let (mut poller, _) = poller(&kernel, Semantics::Epoll);
+        let (client, server) = connection(&kernel);
+        poller.register(server, 6, R, PollMode::Edge).expect("add");
+        kernel.send(client, b"x", MsgFlags::NONE).expect("send");
+        assert_eq!(wait(&mut poller), vec![(6, R)]);
+        let mut buf = [0u8; 8];
+        // The data is queued, but the fault says EAGAIN: the next wait must
+        // report the fd again, or an edge-triggered caller would wait
+        // forever for bytes already there.
+        assert_eq!(
+            kernel.recv(server, &mut buf, MsgFlags::NONE),
+            Err(Errno::EAGAIN)
+        );
+        assert_eq!(wait(&mut poller), vec![(6, R)]);
     }
 
     #[test]
