@@ -74,6 +74,7 @@ use crate::sys::{Errno, Interest, Kernel, PollEvent, PollMode, Poller, Ready, Sy
 use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -409,11 +410,34 @@ impl FdWaiters {
     }
 }
 
+/// Hashes an fd number for the per-fd map, which every socket op looks up:
+/// fds are small distinct integers chosen by the kernel, not by an
+/// adversary, so a multiply spreads them well and SipHash is not needed.
+#[derive(Default)]
+struct FdHasher(u64);
+
+impl Hasher for FdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0 << 8 | u64::from(byte)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_i32(&mut self, fd: i32) {
+        // The high bits pick hashbrown's group; the multiply fills them.
+        self.0 = u64::from(fd as u32).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 /// One loop's poller and the wakers waiting on it.
 struct PollSet<P: Poller> {
     id: u64,
     poller: P,
-    fds: HashMap<RawFd, FdWaiters>,
+    fds: HashMap<RawFd, FdWaiters, BuildHasherDefault<FdHasher>>,
     next_waiter: u64,
     waiters: usize,
     events: Vec<PollEvent>,
@@ -428,7 +452,7 @@ impl<P: Poller> PollSet<P> {
         PollSet {
             id: NEXT_SET_ID.fetch_add(1, Ordering::Relaxed),
             poller,
-            fds: HashMap::new(),
+            fds: HashMap::default(),
             next_waiter: 0,
             waiters: 0,
             events: Vec::new(),
