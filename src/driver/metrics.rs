@@ -396,6 +396,9 @@ impl<T: OpCode> OpCode for Counted<T> {
     fn take_leftover(&mut self, kernel: &dyn Kernel) -> Option<SysResult<usize>> {
         self.op.take_leftover(kernel)
     }
+    fn leaves_fd_drained(&self, result: &SysResult<usize>) -> bool {
+        self.op.leaves_fd_drained(result)
+    }
     fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
         self.op.run_blocking(kernel)
     }

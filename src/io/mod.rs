@@ -240,7 +240,23 @@ pub fn recv<B: IoBufMut>(fd: RawFd, buf: B) -> Op<Recv<B>> {
 /// assert_eq!(n.unwrap(), 4);
 /// ```
 pub fn recv_with_flags<B: IoBufMut>(fd: RawFd, buf: B, flags: MsgFlags) -> Op<Recv<B>> {
-    Op::new(Recv { fd, buf, flags })
+    Op::new(Recv {
+        fd,
+        buf,
+        flags,
+        short_drains: false,
+    })
+}
+
+/// [`recv`] on a TCP socket: a short count tells a readiness driver the
+/// socket is drained (see `OpCode::leaves_fd_drained`).
+pub(crate) fn tcp_recv<B: IoBufMut>(fd: RawFd, buf: B) -> Op<Recv<B>> {
+    Op::new(Recv {
+        fd,
+        buf,
+        flags: MsgFlags::NONE,
+        short_drains: true,
+    })
 }
 
 /// Send the buffer; may send fewer bytes. A closed peer gives `EPIPE`.
@@ -270,7 +286,23 @@ pub fn send<B: IoBuf>(fd: RawFd, buf: B) -> Op<Send<B>> {
 /// assert_eq!(sent.0.unwrap(), 1);
 /// ```
 pub fn send_with_flags<B: IoBuf>(fd: RawFd, buf: B, flags: MsgFlags) -> Op<Send<B>> {
-    Op::new(Send { fd, buf, flags })
+    Op::new(Send {
+        fd,
+        buf,
+        flags,
+        short_drains: false,
+    })
+}
+
+/// [`send`] on a TCP socket: a short count tells a readiness driver the
+/// send buffer is full (see `OpCode::leaves_fd_drained`).
+pub(crate) fn tcp_send<B: IoBuf>(fd: RawFd, buf: B) -> Op<Send<B>> {
+    Op::new(Send {
+        fd,
+        buf,
+        flags: MsgFlags::NONE,
+        short_drains: true,
+    })
 }
 
 /// Send one message: the buffer, to `to` (`None`: the connected peer),

@@ -82,6 +82,8 @@ impl Socket {
     /// reports the errno.
     fn from_fd(fd: RawFd) -> Socket {
         let kernel = context::current_kernel();
+        // Whatever per-fd state names this number belongs to an older fd.
+        kernel.note_fd_released(fd);
         let _ = kernel.set_option(fd, SockOpt::NonBlocking(true));
         Socket { fd, kernel }
     }
@@ -282,19 +284,19 @@ impl TcpStream {
 
     /// Receive up to the buffer's capacity; `Ok(0)` at end of stream.
     pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        io::recv(self.socket.fd, buf).await
+        io::tcp_recv(self.socket.fd, buf).await
     }
 
     /// Send some of the buffer.
     pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        io::send(self.socket.fd, buf).await
+        io::tcp_send(self.socket.fd, buf).await
     }
 
     /// Send the whole buffer, resuming short sends.
     pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
         let mut slice = Slice::new(buf, 0);
         while !slice.as_bytes().is_empty() {
-            let BufResult(result, back) = io::send(self.socket.fd, slice).await;
+            let BufResult(result, back) = io::tcp_send(self.socket.fd, slice).await;
             let start = back.start();
             match result {
                 Ok(n) => slice = Slice::new(back.into_inner(), start + n),

@@ -89,6 +89,19 @@ pub trait OpCode: Send + 'static {
         None
     }
 
+    /// For socket ops: whether `result`, just returned by
+    /// [`OpCode::run_blocking`], proves the fd has nothing more to give in
+    /// the op's direction right now (a TCP recv that filled only part of
+    /// its buffer: Linux copies everything queued, up to the buffer's size;
+    /// a TCP send that took only part of its bytes: the send buffer is
+    /// full), so a readiness driver waits for the next event before trying
+    /// again instead of making a syscall that would say `EAGAIN`. Only ops
+    /// that know their socket keeps this rule say so. Default: no.
+    fn leaves_fd_drained(&self, result: &SysResult<usize>) -> bool {
+        let _ = result;
+        false
+    }
+
     /// Perform the syscall once. Socket ops never block here: they return
     /// `EAGAIN` and the caller waits for [`OpCode::readiness`].
     fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize>;

@@ -125,6 +125,15 @@ pub struct Recv<B> {
     pub(crate) fd: RawFd,
     pub(crate) buf: B,
     pub(crate) flags: MsgFlags,
+    /// The fd is a TCP socket, so a short count from the kernel means
+    /// nothing more was queued ([`OpCode::leaves_fd_drained`]); cleared when
+    /// the bytes came from the leftover store instead.
+    pub(crate) short_drains: bool,
+}
+
+/// Whether `result` moved some but not all of `asked` bytes.
+fn short(result: &SysResult<usize>, asked: usize) -> bool {
+    matches!(result, Ok(n) if *n > 0 && *n < asked)
 }
 
 impl<B: IoBufMut> OpCode for Recv<B> {
@@ -151,8 +160,15 @@ impl<B: IoBufMut> OpCode for Recv<B> {
         leftover::take_bytes(kernel, self.fd, self.buf.writable(), peek).map(Ok)
     }
 
+    fn leaves_fd_drained(&self, result: &SysResult<usize>) -> bool {
+        let peek = self.flags.0 & MsgFlags::PEEK.0 != 0;
+        self.short_drains && !peek && short(result, self.buf.as_bytes().len())
+    }
+
     fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
         if let Some(result) = self.take_leftover(kernel) {
+            // What a cancelled op left says nothing of the socket's queue.
+            self.short_drains = false;
             return result;
         }
         let flags = MsgFlags(self.flags.0 | MsgFlags::DONTWAIT.0);
@@ -183,6 +199,9 @@ pub struct Send<B> {
     pub(crate) fd: RawFd,
     pub(crate) buf: B,
     pub(crate) flags: MsgFlags,
+    /// The fd is a TCP socket, so a short count means its send buffer is
+    /// full ([`OpCode::leaves_fd_drained`]).
+    pub(crate) short_drains: bool,
 }
 
 impl<B: IoBuf> OpCode for Send<B> {
@@ -202,6 +221,10 @@ impl<B: IoBuf> OpCode for Send<B> {
             buf: self.buf.as_bytes(),
             flags: self.flags,
         }
+    }
+
+    fn leaves_fd_drained(&self, result: &SysResult<usize>) -> bool {
+        self.short_drains && short(result, self.buf.as_bytes().len())
     }
 
     fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {

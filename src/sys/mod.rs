@@ -322,6 +322,19 @@ pub trait Kernel: Send + Sync + 'static {
     fn openat(&self, dir_fd: RawFd, path: &CStr, flags: OpenFlags, mode: u32) -> SysResult<RawFd>;
     /// `close(2)`. The fd is released even when an error is returned.
     fn close(&self, fd: RawFd) -> SysResult<()>;
+    /// A count that moves (wrapping) whenever `fd`'s number may have come
+    /// to name another open file: every [`Kernel::close`] of it and every
+    /// [`Kernel::note_fd_released`] move it, and it may also move when
+    /// other fds close (a false "moved" costs a re-registration, never a
+    /// missed reuse). Per-fd state kept above the seam, such as a readiness
+    /// driver's edge-triggered registration, compares it to tell the fd it
+    /// knew from a new one reusing the number. An fd closed behind the
+    /// crate's back (`libc::close` on a raw fd) is not seen.
+    fn fd_epoch(&self, fd: RawFd) -> u32;
+    /// Record that `fd`'s number was released or adopted some way other
+    /// than [`Kernel::close`] (an io_uring `CLOSE`; an fd handed to the
+    /// crate with `from_raw_fd`), moving [`Kernel::fd_epoch`].
+    fn note_fd_released(&self, fd: RawFd);
     /// `read(2)` at the file offset.
     fn read(&self, fd: RawFd, buf: &mut [u8]) -> SysResult<usize>;
     /// `write(2)` at the file offset.

@@ -27,6 +27,21 @@
 //! still waits on, and answers `ENOENT` from `modify` with `register` (and
 //! `EEXIST` from `register` with `modify`), is correct under both.
 //!
+//! **Edge mode** ([`PollMode::Edge`]: `EPOLLET`; `EV_CLEAR` on each
+//! filter) stays armed after reporting. What a caller may rely on, under
+//! both semantics: `register`/`modify` report a direction that is ready at
+//! that moment; afterwards, a direction is reported again when it changes
+//! from not ready to ready (new data after the queue was drained, room
+//! after the buffer was full, a connection queued, a hang-up or error).
+//! So after a syscall says `EAGAIN`, or after a TCP recv (send) moved less
+//! than asked, which means the socket's queue was empty (its send buffer
+//! full) at that moment, the next change is reported and nothing is
+//! missed. A caller must not rely on more: Linux also reports a direction
+//! that stays ready when new data arrives or when the other direction
+//! wakes the socket, and kqueue on each new arrival, but the simulated
+//! pollers do not. Events may coalesce: several changes between two waits
+//! give one event.
+//!
 //! Common to both:
 //! * **Tokens** are the caller's and come back unchanged in [`PollEvent`]s.
 //! * **Close** removes an fd's registrations without any call: a later

@@ -184,6 +184,8 @@ on_every_executor!(
     unix_bind_to_a_path_in_use_is_eaddrinuse_naming_it,
     a_unix_path_longer_than_sun_path_is_refused_naming_it,
     recv_from_and_recvmsg_cancelled_mid_flight_keep_the_datagram,
+    tcp_echo_keeps_flowing_through_short_reads_and_sends,
+    a_reused_fd_number_is_waited_on_afresh,
 );
 
 /// A second party for a body: a task inside a runtime, a thread (running

@@ -1,5 +1,6 @@
 //! Conformance bodies for UDP and Unix sockets, `sendmsg`/`recvmsg` with
-//! `SCM_RIGHTS`, and `shutdown` (run like every body: on each backend, the
+//! `SCM_RIGHTS`, `shutdown`, and TCP streams through short transfers and
+//! fd reuse (run like every body: on each backend, the
 //! sync fallback and every simulated driver, faults off).
 
 use super::body::no_cancellation_without_a_runtime;
@@ -388,5 +389,132 @@ pub async fn recv_from_and_recvmsg_cancelled_mid_flight_keep_the_datagram(
     // Nothing extra is left behind: a datagram is never delivered twice.
     let extra = timeout(Duration::from_millis(20), udp_b.recv_from(vec![0u8; 64])).await;
     assert!(extra.is_err(), "a datagram was delivered twice");
+    Ok(())
+}
+
+/// Echo `total` bytes `stream` receives, reading into a 4 KiB buffer (so
+/// small messages are short reads that drain the socket); gives the
+/// stream back.
+async fn echo_bytes(stream: TcpStream, total: usize) -> std::io::Result<TcpStream> {
+    let mut buf = Vec::with_capacity(4096);
+    let mut echoed = 0;
+    while echoed < total {
+        let BufResult(n, back) = stream.read(buf).await;
+        let n = n?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        echoed += n;
+        let BufResult(sent, mut back) = stream.write_all(back).await;
+        sent?;
+        back.clear();
+        buf = back;
+    }
+    Ok(stream)
+}
+
+/// Read exactly `len` bytes from `stream`.
+async fn read_exact(stream: &TcpStream, len: usize) -> std::io::Result<Vec<u8>> {
+    let mut got = Vec::with_capacity(len);
+    while got.len() < len {
+        let BufResult(n, buf) = stream.read(vec![0u8; (len - got.len()).min(1 << 16)]).await;
+        match n? {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            n => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    Ok(got)
+}
+
+/// Bytes of the bulk half of the TCP streaming body: far more than the
+/// socket buffers hold, so sends come back short and wait for room.
+const BULK_BYTES: usize = 4 << 20;
+
+/// A TCP stream keeps flowing through short reads (a recv that drains the
+/// socket) and short sends (a full send buffer), each followed by a wait
+/// for the next data or room: a readiness driver that skips the syscall
+/// after a drained result must still see what comes next. (At most two
+/// ops wait at once, so the pool's blocking threads suffice.)
+pub async fn tcp_echo_keeps_flowing_through_short_reads_and_sends(
+    _dir: PathBuf,
+) -> std::io::Result<()> {
+    let listener = TcpListener::bind(loopback())?;
+    let client = Arc::new(TcpStream::connect(listener.local_addr()?).await?);
+    let (server, _) = listener.accept().await?;
+    client.set_nodelay(true)?;
+    server.set_nodelay(true)?;
+    // Ping-pong of small messages through an echo: every echo read is short.
+    let sizes: Vec<usize> = (0..64).map(|round| 1 + round * 37 % 300).collect();
+    let echo = spawn_peer("echo", echo_bytes(server, sizes.iter().sum()));
+    for (round, &size) in sizes.iter().enumerate() {
+        let msg = pattern(size, round as u8);
+        let BufResult(sent, msg) = client.write_all(msg).await;
+        sent?;
+        let back = read_exact(&client, msg.len()).await?;
+        assert_same_bytes(&back, &msg, &format!("ping-pong round {round}"));
+    }
+    let server = echo.join().await?;
+    // Bulk one way: the writer's sends fill the buffers (short, then
+    // waiting for room) while this side reads.
+    let bulk = pattern(BULK_BYTES, 7);
+    let writer = {
+        let client = Arc::clone(&client);
+        let bulk = bulk.clone();
+        spawn_peer("bulk-writer", async move { client.write_all(bulk).await.0 })
+    };
+    let got = read_exact(&server, BULK_BYTES).await?;
+    assert_same_bytes(&got, &bulk, "bulk");
+    writer.join().await
+}
+
+/// A socket's fd number, closed and reused by a new socket, is waited on
+/// afresh: state a readiness driver kept for the old fd (registered, known
+/// not ready) must not make an op on the new one wait for an event that
+/// never comes.
+pub async fn a_reused_fd_number_is_waited_on_afresh(_dir: PathBuf) -> std::io::Result<()> {
+    let listener = TcpListener::bind(loopback())?;
+    let addr = listener.local_addr()?;
+    let mut old_fds = Vec::new();
+    for round in 0..2 {
+        let client = TcpStream::connect(addr).await?;
+        let (server, _) = listener.accept().await?;
+        let fds = [client.as_raw_fd(), server.as_raw_fd()];
+        if round == 1 && fds.iter().any(|fd| !old_fds.contains(fd)) {
+            eprintln!(
+                "fd numbers {old_fds:?} were not all reused ({fds:?}): checking the exchange"
+            );
+        }
+        if in_runtime() {
+            // Each side waits for data that does not come (the op registers
+            // the fd and learns it is not readable), then gives up.
+            for stream in [&client, &server] {
+                let idle = timeout(Duration::from_millis(5), stream.read(vec![0u8; 8])).await;
+                assert!(idle.is_err(), "round {round}: nothing was sent yet");
+            }
+        }
+        // Now each side waits while the other sends, a moment later.
+        let (client, server) = (Arc::new(client), Arc::new(server));
+        for (reader, writer) in [(&server, &client), (&client, &server)] {
+            let writer = Arc::clone(writer);
+            let sender = spawn_peer("late-send", async move {
+                sleep(Duration::from_millis(2)).await;
+                writer.write_all(b"wake").await.0
+            });
+            let got = timeout(MSG_LOST_AFTER, read_exact(reader, 4))
+                .await
+                .map_err(|_| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!(
+                            "round {round}: bytes sent to fd {} never arrived",
+                            reader.as_raw_fd()
+                        ),
+                    )
+                })??;
+            assert_eq!(got, b"wake", "round {round}");
+            sender.join().await?;
+        }
+        old_fds = fds.to_vec();
+    }
     Ok(())
 }

@@ -14,11 +14,11 @@
 //!
 //! Everything here is written once against the seam's [`Poller`] contract;
 //! where epoll and kqueue differ (one combined registration per fd versus
-//! one filter per direction, what a one-shot event disarms, `ENOENT` after
-//! a close), the poller implements the difference and this code keeps to
-//! the rules valid under both: re-arm with `modify` after every event for
-//! whatever is still waited on, answer `ENOENT` from `modify` with
-//! `register` and `EEXIST` from `register` with `modify`.
+//! one filter per direction), the poller implements the difference and
+//! this code keeps to the rules valid under both: edge-triggered
+//! registrations ([`PollMode::Edge`]: `EPOLLET`, `EV_CLEAR`) for both
+//! directions, made once per fd, answering `EEXIST` from `register` with
+//! `modify`.
 //!
 //! Each run loop of a readiness runtime (a worker thread, or a `block_on`
 //! caller) owns one poller set ([`PollSet`]), created the first time a
@@ -26,10 +26,25 @@
 //! fds; until then it parks on its condvar) and dropped when the loop ends.
 //! Once it has a poller, the loop parks in the poller's wait, and its
 //! worker's driver wake (the poller's [`PollWake`]) is installed before the
-//! first such park. Registrations are one-shot and keyed by fd: several ops
-//! may wait on one fd (a reader and a writer), the fd is armed for the
-//! union of their interests, and an event wakes (and forgets) the waiters
-//! of the interests it reports; the others are armed again.
+//! first such park.
+//!
+//! Readiness is kept per fd and direction, edge-triggered, as tokio and
+//! mio do: the first op on an fd that finds it not ready registers it for
+//! both directions, once (no `epoll_ctl` per op). Each direction is *may be
+//! ready* until a syscall says `EAGAIN`, or a result shows it used up
+//! ([`OpCode::leaves_fd_drained`]: a short TCP recv or send); an event sets
+//! it again. An op on a direction known not ready waits for the next event
+//! without trying its syscall; any other op tries first (a send usually
+//! succeeds at once). This is sound because an edge registration reports
+//! every change that happens after the `EAGAIN` or the drain that cleared
+//! the direction (the poller contract): an event is a hint, never lost.
+//! Several ops may wait on one fd (a reader and a writer); an event wakes
+//! (and forgets) the waiters of the directions it reports. A registration
+//! is kept until the fd is closed; the kernel's `fd_epoch` tells a reused
+//! number from the fd that was registered, so a new fd under an old number
+//! is registered afresh (an fd closed behind the crate's back, with
+//! `libc::close`, is not seen: an op on a new fd reusing its number may
+//! then wait for an event that never comes).
 //!
 //! Readiness reaches tasks when the worker has nothing to run: it parks in
 //! the poller's wait (other threads wake it through the [`PollWake`]). A
@@ -59,6 +74,7 @@ use crate::sys::{Errno, Interest, Kernel, PollEvent, PollMode, Poller, Ready, Sy
 use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -254,11 +270,31 @@ impl<T: OpCode> ReadySubmission<T> {
             wake_all(waiters);
             return self.finish(result);
         }
+        if let Some((fd, interest)) = op.readiness() {
+            // Nothing new since the last EAGAIN (or drained result): wait
+            // for the next edge without a syscall that would say EAGAIN.
+            let epoch = kernel.fd_epoch(fd);
+            if let Some(Ok(key)) = self
+                .polling
+                .wait_unless_ready(fd, interest, epoch, cx.waker())
+            {
+                self.waiting = Some(key);
+                return Poll::Pending;
+            }
+        }
         let (fd, interest) = match attempt(op, kernel) {
-            Attempt::Done(result) => return self.finish(result),
+            Attempt::Done(result) => {
+                if let (true, Some((fd, interest))) =
+                    (op.leaves_fd_drained(&result), op.readiness())
+                {
+                    self.polling.drained(fd, interest);
+                }
+                return self.finish(result);
+            }
             Attempt::Wait(fd, interest) => (fd, interest),
         };
-        match self.polling.register(fd, interest, cx.waker()) {
+        let epoch = kernel.fd_epoch(fd);
+        match self.polling.register(fd, interest, epoch, cx.waker()) {
             Ok(key) => {
                 self.waiting = Some(key);
                 Poll::Pending
@@ -301,20 +337,54 @@ pub(crate) struct WaiterKey {
     id: u64,
 }
 
-/// The ops waiting on one fd.
-#[derive(Default)]
+/// What one loop knows of one fd: the ops waiting on it, whether it is
+/// registered (edge-triggered, both directions) and which directions may
+/// be ready.
 struct FdWaiters {
     readers: Vec<(u64, Waker)>,
     writers: Vec<(u64, Waker)>,
     /// Whether the fd (as far as we know) is registered with the poller.
     registered: bool,
+    /// The kernel's `fd_epoch` when this state was made: a different epoch
+    /// means the number now names another fd, which this state is not of.
+    epoch: u32,
+    /// Directions that may be ready: set by events, cleared by `EAGAIN` or
+    /// a result that drained the fd. Starts as both (unknown: try).
+    ready: Ready,
 }
 
 impl FdWaiters {
-    fn wanted(&self) -> Ready {
-        Ready {
-            readable: !self.readers.is_empty(),
-            writable: !self.writers.is_empty(),
+    fn new(epoch: u32) -> FdWaiters {
+        FdWaiters {
+            readers: Vec::new(),
+            writers: Vec::new(),
+            registered: false,
+            epoch,
+            ready: Ready::BOTH,
+        }
+    }
+
+    /// The number was reused: forget the old fd's registration and
+    /// readiness (its waiters stay, and retry on the new fd's events).
+    fn renew(&mut self, epoch: u32) {
+        if self.epoch != epoch {
+            self.epoch = epoch;
+            self.registered = false;
+            self.ready = Ready::BOTH;
+        }
+    }
+
+    fn may_be_ready(&self, interest: Interest) -> bool {
+        match interest {
+            Interest::Readable => self.ready.readable,
+            Interest::Writable => self.ready.writable,
+        }
+    }
+
+    fn not_ready(&mut self, interest: Interest) {
+        match interest {
+            Interest::Readable => self.ready.readable = false,
+            Interest::Writable => self.ready.writable = false,
         }
     }
 
@@ -340,11 +410,34 @@ impl FdWaiters {
     }
 }
 
+/// Hashes an fd number for the per-fd map, which every socket op looks up:
+/// fds are small distinct integers chosen by the kernel, not by an
+/// adversary, so a multiply spreads them well and SipHash is not needed.
+#[derive(Default)]
+struct FdHasher(u64);
+
+impl Hasher for FdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0 << 8 | u64::from(byte)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_i32(&mut self, fd: i32) {
+        // The high bits pick hashbrown's group; the multiply fills them.
+        self.0 = u64::from(fd as u32).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 /// One loop's poller and the wakers waiting on it.
 struct PollSet<P: Poller> {
     id: u64,
     poller: P,
-    fds: HashMap<RawFd, FdWaiters>,
+    fds: HashMap<RawFd, FdWaiters, BuildHasherDefault<FdHasher>>,
     next_waiter: u64,
     waiters: usize,
     events: Vec<PollEvent>,
@@ -359,7 +452,7 @@ impl<P: Poller> PollSet<P> {
         PollSet {
             id: NEXT_SET_ID.fetch_add(1, Ordering::Relaxed),
             poller,
-            fds: HashMap::new(),
+            fds: HashMap::default(),
             next_waiter: 0,
             waiters: 0,
             events: Vec::new(),
@@ -367,24 +460,63 @@ impl<P: Poller> PollSet<P> {
         }
     }
 
-    /// Record `waker` as waiting for `interest` on `fd` and arm the poller
-    /// for every interest waited on there.
-    fn register(&mut self, fd: RawFd, interest: Interest, waker: &Waker) -> SysResult<WaiterKey> {
+    /// `interest` on `fd` is known not ready (registered, and no event
+    /// since the last `EAGAIN` or drained result): record `waker` as
+    /// waiting for it and return its key. `None`: it may be ready (or the
+    /// fd is not known as `epoch`'s), so the op tries its syscall.
+    fn wait_unless_ready(
+        &mut self,
+        fd: RawFd,
+        interest: Interest,
+        epoch: u32,
+        waker: &Waker,
+    ) -> Option<WaiterKey> {
+        let entry = self.fds.get_mut(&fd)?;
+        if entry.epoch != epoch || !entry.registered || entry.may_be_ready(interest) {
+            return None;
+        }
+        Some(self.add_waiter(fd, interest, waker))
+    }
+
+    fn add_waiter(&mut self, fd: RawFd, interest: Interest, waker: &Waker) -> WaiterKey {
         let id = self.next_waiter;
         self.next_waiter += 1;
-        let entry = self.fds.entry(fd).or_default();
+        let entry = self.fds.entry(fd).or_insert_with(|| FdWaiters::new(0));
         entry.list(interest).push((id, waker.clone()));
-        if let Err(errno) = arm(&mut self.poller, fd, entry) {
-            entry.list(interest).pop();
-            return Err(errno);
-        }
         self.waiters += 1;
-        Ok(WaiterKey {
+        WaiterKey {
             set: self.id,
             fd,
             interest,
             id,
-        })
+        }
+    }
+
+    /// The op's syscall said `EAGAIN`: record `waker` as waiting for
+    /// `interest` on `fd` (as of `epoch`), registering the fd when it is
+    /// not yet (edge-triggered, both directions, once per fd).
+    fn register(
+        &mut self,
+        fd: RawFd,
+        interest: Interest,
+        epoch: u32,
+        waker: &Waker,
+    ) -> SysResult<WaiterKey> {
+        let entry = self.fds.entry(fd).or_insert_with(|| FdWaiters::new(epoch));
+        entry.renew(epoch);
+        entry.not_ready(interest);
+        if !entry.registered {
+            arm(&mut self.poller, fd, entry)?;
+        }
+        Ok(self.add_waiter(fd, interest, waker))
+    }
+
+    /// A result showed `interest` on `fd` used up: the next op waits for
+    /// an event instead of trying first.
+    fn drained(&mut self, fd: RawFd, interest: Interest) {
+        if let Some(entry) = self.fds.get_mut(&fd) {
+            entry.not_ready(interest);
+        }
     }
 
     /// Forget a waiter (its op was polled again or dropped). The fd may
@@ -417,8 +549,9 @@ impl<P: Poller> PollSet<P> {
         woken
     }
 
-    /// Wait for events (up to `timeout`) and collect the wakers they
-    /// release into `woken`; the remaining waiters of a fd are re-armed.
+    /// Wait for events (up to `timeout`): mark what they report as may-be
+    /// ready and collect the wakers they release into `woken`. Edge
+    /// registrations stay armed: nothing is re-armed.
     fn wait(&mut self, timeout: Option<Duration>, woken: &mut Vec<Waker>) -> SysResult<()> {
         self.polls_since_check = 0;
         let mut events = std::mem::take(&mut self.events);
@@ -430,12 +563,10 @@ impl<P: Poller> PollSet<P> {
             let Some(entry) = self.fds.get_mut(&fd) else {
                 continue;
             };
+            entry.ready.readable |= event.ready.readable;
+            entry.ready.writable |= event.ready.writable;
             let before = entry.count();
             entry.release(event.ready, woken);
-            if !entry.wanted().is_empty() && arm(&mut self.poller, fd, entry).is_err() {
-                // Cannot watch it any more: let the waiters find out why.
-                entry.release(Ready::BOTH, woken);
-            }
             self.waiters -= before - entry.count();
         }
         self.events = events;
@@ -443,22 +574,16 @@ impl<P: Poller> PollSet<P> {
     }
 }
 
-/// Arm `fd` once for what its waiters want (`modify`, or `register` when
-/// the fd is not registered), under either poller semantics.
+/// Register `fd` once, edge-triggered for both directions (`register`, or
+/// `modify` when the poller already has it), under either semantics. An
+/// edge registration reports what is ready at once, so a direction that
+/// became ready before this call is not missed.
 fn arm<P: Poller>(poller: &mut P, fd: RawFd, entry: &mut FdWaiters) -> SysResult<()> {
     let token = fd as u64;
-    let wanted = entry.wanted();
-    let mode = PollMode::Oneshot;
-    let result = if entry.registered {
-        match poller.modify(fd, token, wanted, mode) {
-            Err(Errno::ENOENT) => poller.register(fd, token, wanted, mode),
-            other => other,
-        }
-    } else {
-        match poller.register(fd, token, wanted, mode) {
-            Err(Errno::EEXIST) => poller.modify(fd, token, wanted, mode),
-            other => other,
-        }
+    let mode = PollMode::Edge;
+    let result = match poller.register(fd, token, Ready::BOTH, mode) {
+        Err(Errno::EEXIST) => poller.modify(fd, token, Ready::BOTH, mode),
+        other => other,
     };
     entry.registered = result.is_ok();
     result
@@ -494,7 +619,24 @@ trait Polling: Send + Sync {
     fn loop_here(&self) -> bool;
     /// Whether this loop's poller watches `fd`.
     fn watches_here(&self, fd: RawFd) -> bool;
-    fn register(&self, fd: RawFd, interest: Interest, waker: &Waker) -> SysResult<WaiterKey>;
+    /// See [`PollSet::wait_unless_ready`]; `None` also when there is no
+    /// loop or set here.
+    fn wait_unless_ready(
+        &self,
+        fd: RawFd,
+        interest: Interest,
+        epoch: u32,
+        waker: &Waker,
+    ) -> Option<SysResult<WaiterKey>>;
+    fn register(
+        &self,
+        fd: RawFd,
+        interest: Interest,
+        epoch: u32,
+        waker: &Waker,
+    ) -> SysResult<WaiterKey>;
+    /// See [`PollSet::drained`].
+    fn drained(&self, fd: RawFd, interest: Interest);
     fn unregister(&self, key: &WaiterKey);
     /// `fd` is about to be closed: its waiters in this loop.
     fn closing(&self, fd: RawFd) -> Vec<Waker>;
@@ -575,11 +717,37 @@ impl<P: Poller> Polling for PollingWith<P> {
         matches!(watched, Some(Ok(true)))
     }
 
-    fn register(&self, fd: RawFd, interest: Interest, waker: &Waker) -> SysResult<WaiterKey> {
-        match self.with_set(true, |_, set| set.register(fd, interest, waker)) {
+    fn wait_unless_ready(
+        &self,
+        fd: RawFd,
+        interest: Interest,
+        epoch: u32,
+        waker: &Waker,
+    ) -> Option<SysResult<WaiterKey>> {
+        let waiting = self.with_set(false, |_, set| {
+            set.wait_unless_ready(fd, interest, epoch, waker)
+        });
+        match waiting? {
+            Ok(key) => key.map(Ok),
+            Err(errno) => Some(Err(errno)),
+        }
+    }
+
+    fn register(
+        &self,
+        fd: RawFd,
+        interest: Interest,
+        epoch: u32,
+        waker: &Waker,
+    ) -> SysResult<WaiterKey> {
+        match self.with_set(true, |_, set| set.register(fd, interest, epoch, waker)) {
             Some(result) => result?,
             None => Err(Errno::EBADF),
         }
+    }
+
+    fn drained(&self, fd: RawFd, interest: Interest) {
+        let _ = self.with_set(false, |_, set| set.drained(fd, interest));
     }
 
     fn unregister(&self, key: &WaiterKey) {

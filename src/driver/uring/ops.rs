@@ -368,6 +368,12 @@ pub(super) fn result<T: OpCode>(
             Err(Errno(libc::EISCONN)) if *started => Ok(0),
             result => result,
         },
+        Request::Close { fd } => {
+            // The number is free again: per-fd state above the seam must
+            // not take a reuse of it for the fd it knew.
+            kernel.note_fd_released(fd);
+            cqe_result(res)
+        }
         _ => cqe_result(res),
     }
 }
@@ -977,6 +983,7 @@ mod tests {
             fd,
             buf,
             flags: MsgFlags::NONE,
+            short_drains: false,
         }
     }
 
@@ -985,6 +992,7 @@ mod tests {
             fd,
             buf: Vec::with_capacity(len),
             flags,
+            short_drains: false,
         }
     }
 

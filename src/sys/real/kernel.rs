@@ -21,6 +21,7 @@ use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::path::Path;
 use std::ptr;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Most buffers one vectored call passes (Linux `UIO_MAXIOV`). Buffers past
 /// it are left for the caller's next call, exactly like a short transfer.
@@ -202,6 +203,22 @@ fn offset_ptr(off: &mut Option<libc::loff_t>) -> *mut libc::loff_t {
     off.as_mut().map_or(ptr::null_mut(), ptr::from_mut)
 }
 
+/// Slots of the process's fd epochs; fds share a slot modulo this, so a
+/// close may move another fd's epoch too (allowed: see `Kernel::fd_epoch`).
+const FD_EPOCH_SLOTS: usize = 4096;
+
+/// The process's fd epochs (one fd table per process): lock-free, read on
+/// every socket op of a readiness driver.
+static FD_EPOCHS: [AtomicU32; FD_EPOCH_SLOTS] = [const { AtomicU32::new(0) }; FD_EPOCH_SLOTS];
+
+fn epoch_slot(fd: RawFd) -> usize {
+    fd as usize % FD_EPOCH_SLOTS
+}
+
+fn bump_fd_epoch(fd: RawFd) {
+    FD_EPOCHS[epoch_slot(fd)].fetch_add(1, Ordering::AcqRel);
+}
+
 impl Kernel for RealKernel {
     fn open(&self, path: &CStr, flags: OpenFlags, mode: u32) -> SysResult<RawFd> {
         let flags = (flags | OpenFlags::CLOEXEC).bits();
@@ -220,10 +237,21 @@ impl Kernel for RealKernel {
     }
 
     fn close(&self, fd: RawFd) -> SysResult<()> {
-        syscall_close(|| {
+        let closed = syscall_close(|| {
             // SAFETY: close takes no pointers.
             unsafe { libc::close(fd) }
-        })
+        });
+        // After the close: a number reused from here on sees the new epoch.
+        bump_fd_epoch(fd);
+        closed
+    }
+
+    fn fd_epoch(&self, fd: RawFd) -> u32 {
+        FD_EPOCHS[epoch_slot(fd)].load(Ordering::Acquire)
+    }
+
+    fn note_fd_released(&self, fd: RawFd) {
+        bump_fd_epoch(fd);
     }
 
     fn read(&self, fd: RawFd, buf: &mut [u8]) -> SysResult<usize> {

@@ -32,6 +32,7 @@ use crate::sys::{
     Advice, Errno, FileStat, FileType, FsStat, Interest, Kernel, MsgFlags, OpenFlags, Ready,
     RecvMeta, Shutdown, SockAddr, SockOpt, SockType, SysResult, Whence,
 };
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::ffi::CStr;
 use std::fmt::Debug;
@@ -133,6 +134,35 @@ pub(crate) struct PollTarget {
     pub(crate) stream: bool,
     /// Current readiness (errors and hang-ups count as both).
     pub(crate) ready: Ready,
+    /// How often each direction (read, write) became ready since the fd
+    /// was first looked at: what an edge-triggered registration reports
+    /// (`EPOLLET`, `EV_CLEAR`). An `EAGAIN` or short transfer the fault
+    /// model injects also counts, as the data (or room) arriving a moment
+    /// later would on a real kernel.
+    pub(crate) edges: [u64; 2],
+}
+
+/// The readiness edges of one watched object ([`PollTarget::edges`]).
+#[derive(Clone, Copy, Debug)]
+struct EdgeTrack {
+    /// The fd it was last looked at through.
+    fd: RawFd,
+    /// Its readiness after the last syscall.
+    last: Ready,
+    edges: [u64; 2],
+}
+
+/// What `entry` refers to, as (kind, object id), and whether pollers take
+/// it (a socket or pipe: epoll refuses regular files and directories).
+fn identity(entry: Fd) -> ((u8, u64), bool) {
+    match entry {
+        Fd::File(file) => ((0, file.inode), false),
+        Fd::Directory(inode) => ((1, inode), false),
+        Fd::Socket(socket) => ((2, socket), true),
+        Fd::Dgram(id) => ((5, id), true),
+        Fd::PipeRead(pipe) => ((3, pipe), true),
+        Fd::PipeWrite(pipe) => ((4, pipe), true),
+    }
 }
 
 /// Everything behind the lock.
@@ -150,6 +180,52 @@ struct State {
     unix_conns: BTreeMap<SocketId, msg::UnixConn>,
     /// Crash points being recorded (crash exploration only).
     crash_log: Option<CrashLog>,
+    /// Per fd number: how often it came to name a new object (installed,
+    /// or turned into a connection in place), for `Kernel::fd_epoch`.
+    fd_epochs: BTreeMap<RawFd, u32>,
+    /// Readiness edges of what the simulated pollers look at, by identity.
+    edges: BTreeMap<(u8, u64), EdgeTrack>,
+    /// The running call drew an `EAGAIN` or a short transfer: a fault that
+    /// stands for data (or room) arriving a moment later, which an edge
+    /// registration then reports.
+    faulted_late: Cell<bool>,
+}
+
+impl State {
+    /// After a syscall: count every direction of a watched object that
+    /// became ready; forget objects whose fd is gone or names another.
+    /// After an injected `EAGAIN` or short transfer, every ready direction
+    /// counts (the "late" data or room arrives now; extra events for the
+    /// others are spurious, which the poller contract allows).
+    fn note_edges(&mut self) {
+        let late = self.faulted_late.take();
+        if self.edges.is_empty() {
+            return;
+        }
+        let mut edges = std::mem::take(&mut self.edges);
+        edges.retain(|&id, track| {
+            match self.entry(track.fd) {
+                Ok(entry) if identity(entry).0 == id => {}
+                _ => return false,
+            }
+            let now = self.readiness(track.fd);
+            let rose = |now: bool, last: bool| u64::from(now && (late || !last));
+            track.edges[0] += rose(now.readable, track.last.readable);
+            track.edges[1] += rose(now.writable, track.last.writable);
+            track.last = now;
+            true
+        });
+        self.edges = edges;
+    }
+
+    /// Both directions' readiness of `fd` (a closed fd counts as ready).
+    fn readiness(&self, fd: RawFd) -> Ready {
+        let ready = |interest| self.wait_ready(fd, interest).unwrap_or(true);
+        Ready {
+            readable: ready(Interest::Readable),
+            writable: ready(Interest::Writable),
+        }
+    }
 }
 
 impl State {
@@ -218,6 +294,9 @@ impl SimKernel {
             next_right: 1,
             unix_conns: BTreeMap::new(),
             crash_log: None,
+            fd_epochs: BTreeMap::new(),
+            edges: BTreeMap::new(),
+            faulted_late: Cell::new(false),
         };
         SimKernel {
             core,
@@ -405,25 +484,20 @@ impl SimKernel {
     /// no syscall is counted or traced and no fault is drawn. `EBADF` for a
     /// closed fd.
     pub(crate) fn poll_target(&self, fd: RawFd) -> SysResult<PollTarget> {
-        let state = self.lock();
-        let entry = state.entry(fd)?;
-        let readiness = |interest| state.wait_ready(fd, interest).unwrap_or(true);
-        let ready = Ready {
-            readable: readiness(Interest::Readable),
-            writable: readiness(Interest::Writable),
-        };
-        let (kind, id, stream) = match entry {
-            Fd::File(file) => (0, file.inode, false),
-            Fd::Directory(inode) => (1, inode, false),
-            Fd::Socket(socket) => (2, socket, true),
-            Fd::Dgram(id) => (5, id, true),
-            Fd::PipeRead(pipe) => (3, pipe, true),
-            Fd::PipeWrite(pipe) => (4, pipe, true),
-        };
+        let mut state = self.lock();
+        let (identity, stream) = identity(state.entry(fd)?);
+        let ready = state.readiness(fd);
+        let track = state.edges.entry(identity).or_insert(EdgeTrack {
+            fd,
+            last: ready,
+            edges: [0, 0],
+        });
+        track.fd = fd;
         Ok(PollTarget {
-            identity: (kind, id),
+            identity,
             stream,
             ready,
+            edges: track.edges,
         })
     }
 
@@ -435,7 +509,10 @@ impl SimKernel {
         op: impl FnOnce(&mut State) -> SysResult<T>,
     ) -> SysResult<T> {
         self.core.count(|s| s.syscalls += 1);
-        let result = op(&mut self.lock());
+        let mut state = self.lock();
+        let result = op(&mut state);
+        state.note_edges();
+        drop(state);
         self.core
             .trace(format!("{name} {args:?} -> {result:?}").as_bytes());
         result
@@ -503,7 +580,18 @@ impl State {
             Fd::Socket(_) | Fd::PipeRead(_) | Fd::PipeWrite(_) | Fd::Dgram(_) => {}
         }
         self.fds.insert(fd, entry);
+        self.bump_fd_epoch(fd);
         Ok(fd)
+    }
+
+    /// `fd`'s number names a new object from now on.
+    fn bump_fd_epoch(&mut self, fd: RawFd) {
+        let epoch = self.fd_epochs.entry(fd).or_default();
+        *epoch = epoch.wrapping_add(1);
+    }
+
+    fn fd_epoch(&self, fd: RawFd) -> u32 {
+        self.fd_epochs.get(&fd).copied().unwrap_or(0)
     }
 
     /// Draw the injected fault of a call that would succeed.
@@ -512,7 +600,12 @@ impl State {
             match self.core.draw_fault(class) {
                 None => return Ok(()),
                 Some(Errno::EINTR) => self.core.count(|s| s.eintr_retried += 1),
-                Some(errno) => return Err(errno),
+                Some(errno) => {
+                    if errno == Errno::EAGAIN {
+                        self.faulted_late.set(true);
+                    }
+                    return Err(errno);
+                }
             }
         }
         Ok(())
@@ -523,6 +616,7 @@ impl State {
         let moved = self.core.draw_io_len(n);
         if moved < n {
             self.core.count(|s| s.short_reads += 1);
+            self.faulted_late.set(true);
         }
         moved
     }
@@ -532,6 +626,7 @@ impl State {
         let moved = self.core.draw_io_len(n);
         if moved < n {
             self.core.count(|s| s.short_writes += 1);
+            self.faulted_late.set(true);
         }
         moved
     }

@@ -18,15 +18,24 @@
 //!   regular files and directories with `EPERM` (kqueue accepts them:
 //!   always ready).
 //! * One-shot registrations disarm on report: the whole fd under epoll,
-//!   the filter that fired under kqueue. Edge registrations report each
-//!   direction when it becomes ready (a simplification: real edge triggers
-//!   also fire on new data arriving while already ready).
+//!   the filter that fired under kqueue. Edge registrations (`EPOLLET`,
+//!   `EV_CLEAR`) report a direction when it is ready and became ready
+//!   since the last report (`PollTarget::edges`: the kernel counts every
+//!   not-ready-to-ready change, after every syscall), and once right after
+//!   `register`/`modify` when ready then. An `EAGAIN` or short transfer
+//!   that the fault model injects counts as a change, as the data (or
+//!   room) arriving a moment later would on a real kernel. This is stingier than Linux,
+//!   which also reports a still-ready direction whenever anything wakes
+//!   the socket: a driver that works here relies only on the edges every
+//!   kernel gives (after `EAGAIN`, or after a short TCP transfer that
+//!   drained the socket, the next change is reported).
 //! * `wait` never blocks: only the scheduler moves virtual time, so a
 //!   timeout changes nothing here, and a wake has nothing to interrupt.
 //!
 //! Faults (seed-driven, only when their probability is positive):
-//! * **Spurious events**: an armed one-shot registration that is not ready
-//!   is reported anyway; the op's retry sees `EAGAIN` and must wait again.
+//! * **Spurious events**: an armed registration (one-shot or edge) with
+//!   nothing new to report is reported anyway; the op's retry sees
+//!   `EAGAIN` and must wait again.
 //! * **Delayed and reordered delivery**: a ready registration is held back
 //!   to a later wait (always delivered before virtual time moves on, see
 //!   [`SimPollers::flush_held`]), and each wait's events come in seed order.
@@ -104,8 +113,10 @@ struct Watch {
     interest: Ready,
     mode: PollMode,
     armed: bool,
-    /// Edge mode: the readiness last reported (re-reported once it drops).
-    reported: Ready,
+    /// Edge mode: the target's edge counts (read, write) as of the last
+    /// look; `None` right after `register`/`modify`, which reports what
+    /// is ready at once, as `EPOLL_CTL_ADD`/`MOD` and `EV_ADD` do.
+    seen: Option<[u64; 2]>,
 }
 
 /// One poller's registrations.
@@ -283,32 +294,30 @@ impl SimPoller {
     fn check(
         &self,
         watch: &mut Watch,
-        ready_now: Ready,
+        target: &PollTarget,
         flush: bool,
         held: &mut bool,
     ) -> Option<Ready> {
         let faults = &self.core().options().poller_faults;
-        let ready = ready_now.and(watch.interest);
+        let ready = target.ready.and(watch.interest);
         let report = match watch.mode {
             PollMode::Oneshot => ready,
-            PollMode::Edge => Ready {
-                readable: ready.readable && !watch.reported.readable,
-                writable: ready.writable && !watch.reported.writable,
-            },
+            PollMode::Edge => edge_report(watch.seen, target, ready),
         };
-        watch.reported = ready;
         if !report.is_empty() {
             let p = faults.delay_probability;
             if !flush && p > 0.0 && self.core().with_rng(|rng| rng.chance(p)) {
+                // Held back: `seen` stays, so a later wait reports it.
                 self.core().count(|s| s.delayed_readiness += 1);
                 *held = true;
                 return None;
             }
+            watch.seen = Some(target.edges);
             return Some(report);
         }
+        watch.seen = Some(target.edges);
         let p = faults.spurious_probability;
-        let oneshot = watch.mode == PollMode::Oneshot;
-        if !flush && oneshot && p > 0.0 && self.core().with_rng(|rng| rng.chance(p)) {
+        if !flush && p > 0.0 && self.core().with_rng(|rng| rng.chance(p)) {
             self.core().count(|s| s.spurious_readiness += 1);
             return Some(watch.interest);
         }
@@ -327,6 +336,21 @@ impl SimPoller {
     }
 }
 
+/// What an edge registration reports of `ready` (the ready part of its
+/// interest): a direction whose edge count moved since `seen` (every
+/// direction right after registering). Stingier than a real `EPOLLET`,
+/// which also reports a still-ready direction when another wakes the
+/// socket, so code that works here does not lean on such extra events.
+fn edge_report(seen: Option<[u64; 2]>, target: &PollTarget, ready: Ready) -> Ready {
+    let Some(seen) = seen else {
+        return ready;
+    };
+    Ready {
+        readable: ready.readable && target.edges[0] != seen[0],
+        writable: ready.writable && target.edges[1] != seen[1],
+    }
+}
+
 fn watch(target: PollTarget, token: u64, interest: Ready, mode: PollMode) -> Watch {
     Watch {
         identity: target.identity,
@@ -334,7 +358,7 @@ fn watch(target: PollTarget, token: u64, interest: Ready, mode: PollMode) -> Wat
         interest,
         mode,
         armed: true,
-        reported: Ready::NONE,
+        seen: None,
     }
 }
 
@@ -405,7 +429,7 @@ impl Poller for SimPoller {
             if !watch.armed {
                 continue;
             }
-            let Some(ready) = self.check(watch, target.ready, flush, &mut held) else {
+            let Some(ready) = self.check(watch, &target, flush, &mut held) else {
                 continue;
             };
             events.push(PollEvent {
@@ -449,6 +473,7 @@ impl PollWake for SimWake {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::sim::options::{ClassFaults, OpClass};
     use crate::sys::sim::{SimCore, SimOptions};
     use crate::sys::{Kernel, MsgFlags, OpenFlags, SockType};
     use std::net::SocketAddr;
@@ -605,6 +630,52 @@ mod tests {
             kernel.write(wr, b"y").expect("write");
             assert_eq!(wait(&mut poller), vec![(9, R)], "a new edge");
         }
+    }
+
+    #[test]
+    fn edge_mode_reports_a_drain_and_refill_between_two_waits() {
+        for semantics in [Semantics::Epoll, Semantics::Kqueue] {
+            let kernel = kernel_with(SimOptions::new(8));
+            let (mut poller, _) = poller(&kernel, semantics);
+            let (client, server) = connection(&kernel);
+            poller.register(server, 4, R, PollMode::Edge).expect("add");
+            kernel.send(client, b"one", MsgFlags::NONE).expect("send");
+            assert_eq!(wait(&mut poller), vec![(4, R)], "{semantics:?}");
+            // Drained and refilled with no wait in between: still readable
+            // at the next wait, and the refill is a new edge.
+            let mut buf = [0u8; 8];
+            assert_eq!(kernel.recv(server, &mut buf, MsgFlags::NONE), Ok(3));
+            kernel.send(client, b"two", MsgFlags::NONE).expect("send");
+            assert_eq!(wait(&mut poller), vec![(4, R)], "{semantics:?}: refill");
+            // More data while still readable is no new edge here (Linux
+            // would report it; callers must not rely on that).
+            kernel.send(client, b"three", MsgFlags::NONE).expect("send");
+            assert_eq!(wait(&mut poller), vec![], "{semantics:?}: no new edge");
+        }
+    }
+
+    #[test]
+    fn an_injected_eagain_stands_for_data_arriving_later() {
+        let mut options = SimOptions::new(9);
+        options.faults[OpClass::SocketRead.index()] = ClassFaults {
+            probability: 1.0,
+            errnos: vec![Errno::EAGAIN],
+        };
+        let kernel = kernel_with(options);
+        let (mut poller, _) = poller(&kernel, Semantics::Epoll);
+        let (client, server) = connection(&kernel);
+        poller.register(server, 6, R, PollMode::Edge).expect("add");
+        kernel.send(client, b"x", MsgFlags::NONE).expect("send");
+        assert_eq!(wait(&mut poller), vec![(6, R)]);
+        let mut buf = [0u8; 8];
+        // The data is queued, but the fault says EAGAIN: the next wait must
+        // report the fd again, or an edge-triggered caller would wait
+        // forever for bytes already there.
+        assert_eq!(
+            kernel.recv(server, &mut buf, MsgFlags::NONE),
+            Err(Errno::EAGAIN)
+        );
+        assert_eq!(wait(&mut poller), vec![(6, R)]);
     }
 
     #[test]

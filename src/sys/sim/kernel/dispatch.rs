@@ -25,6 +25,14 @@ impl Kernel for SimKernel {
         self.call("close", fd, |st| st.close(fd))
     }
 
+    fn fd_epoch(&self, fd: RawFd) -> u32 {
+        self.lock().fd_epoch(fd)
+    }
+
+    fn note_fd_released(&self, fd: RawFd) {
+        self.lock().bump_fd_epoch(fd);
+    }
+
     fn read(&self, fd: RawFd, buf: &mut [u8]) -> SysResult<usize> {
         self.call("read", (fd, buf.len()), |st| st.read_fd(fd, buf, None))
     }

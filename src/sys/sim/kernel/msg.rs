@@ -170,6 +170,7 @@ impl State {
         // The fd now names the connection; the idle socket (and any name it
         // was bound to) goes.
         self.fds.insert(fd, Fd::Socket(client));
+        self.bump_fd_epoch(fd);
         let _ = self.dgram.close(id);
         Ok(())
     }
