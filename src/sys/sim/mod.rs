@@ -84,8 +84,8 @@ mod rng;
 pub use self::core::{SimCore, SimStats};
 pub use kernel::SimKernel;
 pub use options::{
-    ClassFaults, CrashModel, DatagramFaults, Latency, OpClass, PollerFaults, RingOptions,
-    SimDriver, SimOptions,
+    ClassFaults, CrashModel, DatagramFaults, Latency, OpClass, PageCacheOptions, PollerFaults,
+    RingOptions, SimDriver, SimOptions,
 };
 pub use rng::SimRng;
 
