@@ -20,6 +20,7 @@
 
 pub(crate) mod completion;
 pub(crate) mod context;
+mod inline;
 pub(crate) mod metrics;
 mod op;
 pub(crate) mod pool;

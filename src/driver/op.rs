@@ -12,6 +12,7 @@
 //! [`OpCode::discard`], which for `open` and `accept` closes the new fd so
 //! nothing leaks.
 
+use super::inline::{self, Attempt};
 use super::metrics::{self, Counted};
 use super::{context, Driver, InFlight};
 use crate::op::{run_until_done, settle_early, OpCode};
@@ -81,26 +82,49 @@ impl<T: OpCode> Op<T> {
     fn submit_or_run(op: T, driver: Option<Driver>) -> Result<OpState<T>, T::Output> {
         let mut op = op;
         // Closing an fd drops what cancelled ops left for it; a recv or
-        // accept with leftovers is done before any driver sees it.
+        // accept with leftovers is done before any driver sees it. A read
+        // or write the page cache can serve completes inline (see
+        // `super::inline`); the rest go to the driver.
         match driver {
-            Some(driver) => match settle_early(&mut op, &**driver.kernel()) {
-                Some(result) => Err(op.complete(result)),
-                None => Ok(match metrics::current() {
+            Some(driver) => {
+                let kernel = &**driver.kernel();
+                if let Some(result) = settle_early(&mut op, kernel) {
+                    return Err(op.complete(result));
+                }
+                if let Some(fd) = op.closes_fd() {
+                    inline::forget(kernel, fd);
+                }
+                Ok(match metrics::current() {
                     Some(registry) => {
+                        let mut op = metrics::counted(Some(registry), op);
+                        match inline::attempt(&mut op, kernel) {
+                            Attempt::Hit(result) => {
+                                op.note_fast_path(true);
+                                return Err(op.complete(result));
+                            }
+                            Attempt::Missed => op.note_fast_path(false),
+                            Attempt::Skipped => {}
+                        }
                         let name = op.name();
-                        let in_flight = driver.submit(metrics::counted(Some(registry), op));
+                        let in_flight = driver.submit(op);
                         if in_flight.on_pool() && !driver.is_pool() {
                             metrics::note_pool_handoff(name);
                         }
                         OpState::Counted(in_flight)
                     }
-                    // Uncounted, but still traced.
-                    #[cfg(feature = "tracing")]
-                    None => OpState::Counted(driver.submit(metrics::counted(None, op))),
-                    #[cfg(not(feature = "tracing"))]
-                    None => OpState::InFlight(driver.submit(op)),
-                }),
-            },
+                    None => {
+                        if let Attempt::Hit(result) = inline::attempt(&mut op, kernel) {
+                            return Err(op.complete(result));
+                        }
+                        // Uncounted, but still traced.
+                        #[cfg(feature = "tracing")]
+                        let state = OpState::Counted(driver.submit(metrics::counted(None, op)));
+                        #[cfg(not(feature = "tracing"))]
+                        let state = OpState::InFlight(driver.submit(op));
+                        state
+                    }
+                })
+            }
             None => {
                 let kernel = context::current_kernel();
                 let result = match settle_early(&mut op, &*kernel) {
