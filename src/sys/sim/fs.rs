@@ -658,6 +658,11 @@ impl SimFs {
         }
     }
 
+    /// True when file `ino` has changes not yet synced.
+    pub(crate) fn is_dirty(&self, ino: InodeId) -> bool {
+        self.file(ino).is_some_and(|f| !f.log.is_empty())
+    }
+
     /// Memory pressure: every cached page of file `ino` is evicted.
     pub(crate) fn evict_cache(&mut self, ino: InodeId) {
         if let Some(file) = self.file_mut(ino) {

@@ -371,7 +371,9 @@ impl State {
     /// (the simulated kernel has no page cache to drop or fill). It has no
     /// fault class: Linux's fadvise fails only for the reasons checked here.
     /// `posix_fadvise`: only `DONTNEED` changes anything (it drops the
-    /// clean cached pages wholly inside the range; `0` length: to the end).
+    /// cached pages wholly inside the range, `0` length: to the end, when
+    /// the file is clean; a file with unsynced changes keeps them cached,
+    /// as Linux keeps dirty pages).
     pub(super) fn fadvise(
         &mut self,
         fd: RawFd,
@@ -381,7 +383,7 @@ impl State {
     ) -> SysResult<()> {
         match self.entry(fd)? {
             Fd::File(file) => {
-                if advice == Advice::DontNeed {
+                if advice == Advice::DontNeed && !self.fs.is_dirty(file.inode) {
                     let len = if len_bytes == 0 { u64::MAX } else { len_bytes };
                     self.fs.drop_cached(file.inode, offset, len);
                 }
