@@ -35,6 +35,14 @@
 //! delays the next attempt, so correctness never depends on the table.
 //! Ops larger than [`INLINE_BYTES_MAX`] are never tried: big chunk writes
 //! (the writer's) stay on the ring or pool, off the producer's thread.
+//!
+//! # Fairness
+//!
+//! A task whose every read hits would never return `Pending`, starving
+//! the other tasks, timers and the driver's completions on its worker.
+//! Every [`YIELD_EVERY`]th hit on a thread says so ([`Attempt::Hit`]'s
+//! `yield_now`): the `Op` then keeps its output, wakes its task and
+//! returns `Pending` once (a trip through the scheduler, no syscall).
 
 use crate::op::{Nowait, OpCode};
 use crate::sys::{Errno, Kernel, SysResult};
@@ -49,6 +57,8 @@ pub(crate) const BACKOFF_LOG2_MAX: u32 = 10;
 pub(crate) const DISABLED_OPS: u32 = 1 << 16;
 /// Slots in each thread's table.
 const SLOTS: usize = 64;
+/// Inline hits on one thread between two forced yields.
+pub(crate) const YIELD_EVERY: u32 = 32;
 
 /// What the attempt did.
 #[derive(Debug, PartialEq, Eq)]
@@ -57,8 +67,14 @@ pub(crate) enum Attempt {
     Skipped,
     /// Tried, not usable: run the op the normal way.
     Missed,
-    /// The op's result.
-    Hit(SysResult<usize>),
+    /// The op's result; with `yield_now`, the task should yield before
+    /// taking it (see the module docs).
+    Hit {
+        /// The result.
+        result: SysResult<usize>,
+        /// Whether this hit is a thread's [`YIELD_EVERY`]th.
+        yield_now: bool,
+    },
 }
 
 /// Back-off state of one direction of one fd.
@@ -91,8 +107,19 @@ const EMPTY: Slot = Slot {
     dirs: [Backoff { skip: 0, misses: 0 }; 2],
 };
 
+/// One thread's slots and its hit count (for [`YIELD_EVERY`]).
+struct Table {
+    slots: [Slot; SLOTS],
+    hits: u32,
+}
+
 thread_local! {
-    static TABLE: RefCell<[Slot; SLOTS]> = const { RefCell::new([EMPTY; SLOTS]) };
+    static TABLE: RefCell<Table> = const {
+        RefCell::new(Table {
+            slots: [EMPTY; SLOTS],
+            hits: 0,
+        })
+    };
 }
 
 fn slot_index(fd: RawFd) -> usize {
@@ -115,8 +142,8 @@ pub(crate) fn attempt<T: OpCode>(op: &mut T, kernel: &dyn Kernel) -> Attempt {
     let table = kernel.fd_table_id();
     let dir = usize::from(write);
     TABLE.with(|t| {
-        let mut slots = t.borrow_mut();
-        let slot = &mut slots[slot_index(fd)];
+        let t = &mut *t.borrow_mut();
+        let slot = &mut t.slots[slot_index(fd)];
         if slot.fd != fd || slot.table != table {
             *slot = Slot { table, fd, ..EMPTY };
         }
@@ -128,7 +155,11 @@ pub(crate) fn attempt<T: OpCode>(op: &mut T, kernel: &dyn Kernel) -> Attempt {
         match op.run_nowait(kernel) {
             Ok(n) if n == len_bytes || (n == 0 && !write) || (n > 0 && write) => {
                 state.misses = 0;
-                Attempt::Hit(Ok(n))
+                t.hits = t.hits.wrapping_add(1);
+                Attempt::Hit {
+                    result: Ok(n),
+                    yield_now: t.hits % YIELD_EVERY == 0,
+                }
             }
             Err(Errno::EOPNOTSUPP | Errno::EINVAL | Errno::ESPIPE | Errno::EISDIR) => {
                 // Not supported for this fd: stop trying for a long while.
@@ -148,8 +179,7 @@ pub(crate) fn attempt<T: OpCode>(op: &mut T, kernel: &dyn Kernel) -> Attempt {
 pub(crate) fn forget(kernel: &dyn Kernel, fd: RawFd) {
     let table = kernel.fd_table_id();
     TABLE.with(|t| {
-        let mut slots = t.borrow_mut();
-        let slot = &mut slots[slot_index(fd)];
+        let slot = &mut t.borrow_mut().slots[slot_index(fd)];
         if slot.fd == fd && slot.table == table {
             *slot = EMPTY;
         }

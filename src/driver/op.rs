@@ -29,6 +29,9 @@ enum OpState<T: OpCode> {
     InFlight(InFlight<T>),
     /// In flight and counted in the runtime's metrics.
     Counted(InFlight<Counted<T>>),
+    /// Completed inline; the task yields once before taking the output
+    /// (fairness, see `super::inline`).
+    Yielded(T::Output),
     Done,
 }
 
@@ -75,6 +78,7 @@ impl<T: OpCode> Op<T> {
             }
             OpState::InFlight(mut in_flight) => park_until(move |cx| in_flight.poll(cx)),
             OpState::Counted(mut in_flight) => park_until(move |cx| in_flight.poll(cx)),
+            OpState::Yielded(output) => output,
             OpState::Done => panic!("Op::wait called on an op that already completed"),
         }
     }
@@ -98,9 +102,9 @@ impl<T: OpCode> Op<T> {
                     Some(registry) => {
                         let mut op = metrics::counted(Some(registry), op);
                         match inline::attempt(&mut op, kernel) {
-                            Attempt::Hit(result) => {
+                            Attempt::Hit { result, yield_now } => {
                                 op.note_fast_path(true);
-                                return Err(op.complete(result));
+                                return done_inline(op.complete(result), yield_now);
                             }
                             Attempt::Missed => op.note_fast_path(false),
                             Attempt::Skipped => {}
@@ -113,8 +117,9 @@ impl<T: OpCode> Op<T> {
                         OpState::Counted(in_flight)
                     }
                     None => {
-                        if let Attempt::Hit(result) = inline::attempt(&mut op, kernel) {
-                            return Err(op.complete(result));
+                        if let Attempt::Hit { result, yield_now } = inline::attempt(&mut op, kernel)
+                        {
+                            return done_inline(op.complete(result), yield_now);
                         }
                         // Uncounted, but still traced.
                         #[cfg(feature = "tracing")]
@@ -150,9 +155,22 @@ impl<T: OpCode> Future for Op<T> {
                         unreachable!("state checked above")
                     };
                     match Self::submit_or_run(op, context::current_driver()) {
+                        Ok(OpState::Yielded(output)) => {
+                            this.state = OpState::Yielded(output);
+                            cx.waker().wake_by_ref();
+                            return Poll::Pending;
+                        }
                         Ok(state) => this.state = state,
                         Err(output) => return Poll::Ready(output),
                     }
+                }
+                OpState::Yielded(_) => {
+                    let OpState::Yielded(output) =
+                        std::mem::replace(&mut this.state, OpState::Done)
+                    else {
+                        unreachable!("state checked above")
+                    };
+                    return Poll::Ready(output);
                 }
                 OpState::InFlight(in_flight) => {
                     let output = std::task::ready!(in_flight.poll(cx));
@@ -167,6 +185,16 @@ impl<T: OpCode> Future for Op<T> {
                 OpState::Done => panic!("Op polled after it completed"),
             }
         }
+    }
+}
+
+/// What `submit_or_run` returns for an op completed inline: the output,
+/// or (every few hits) the output kept for one yield.
+fn done_inline<T: OpCode>(output: T::Output, yield_now: bool) -> Result<OpState<T>, T::Output> {
+    if yield_now {
+        Ok(OpState::Yielded(output))
+    } else {
+        Err(output)
     }
 }
 
