@@ -16,6 +16,7 @@ use super::inline::{self, Attempt};
 use super::metrics::{self, Counted};
 use super::{context, Driver, InFlight};
 use crate::op::{run_until_done, settle_early, OpCode};
+use crate::sys::SysResult;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -31,7 +32,13 @@ enum OpState<T: OpCode> {
     Counted(InFlight<Counted<T>>),
     /// Completed inline; the task yields once before taking the output
     /// (fairness, see `super::inline`).
-    Yielded(T::Output),
+    ///
+    /// The op and its raw result are kept, not `T::Output`: an `Output`
+    /// inside the future trips rustc's higher-ranked `Send` checks of the
+    /// async fns that await it.
+    Yielded(T, SysResult<usize>),
+    /// The same, counted.
+    YieldedCounted(Counted<T>, SysResult<usize>),
     Done,
 }
 
@@ -78,7 +85,8 @@ impl<T: OpCode> Op<T> {
             }
             OpState::InFlight(mut in_flight) => park_until(move |cx| in_flight.poll(cx)),
             OpState::Counted(mut in_flight) => park_until(move |cx| in_flight.poll(cx)),
-            OpState::Yielded(output) => output,
+            OpState::Yielded(op, result) => op.complete(result),
+            OpState::YieldedCounted(op, result) => op.complete(result),
             OpState::Done => panic!("Op::wait called on an op that already completed"),
         }
     }
@@ -104,7 +112,10 @@ impl<T: OpCode> Op<T> {
                         match inline::attempt(&mut op, kernel) {
                             Attempt::Hit { result, yield_now } => {
                                 op.note_fast_path(true);
-                                return done_inline(op.complete(result), yield_now);
+                                if yield_now {
+                                    return Ok(OpState::YieldedCounted(op, result));
+                                }
+                                return Err(op.complete(result));
                             }
                             Attempt::Missed => op.note_fast_path(false),
                             Attempt::Skipped => {}
@@ -119,7 +130,10 @@ impl<T: OpCode> Op<T> {
                     None => {
                         if let Attempt::Hit { result, yield_now } = inline::attempt(&mut op, kernel)
                         {
-                            return done_inline(op.complete(result), yield_now);
+                            if yield_now {
+                                return Ok(OpState::Yielded(op, result));
+                            }
+                            return Err(op.complete(result));
                         }
                         // Uncounted, but still traced.
                         #[cfg(feature = "tracing")]
@@ -155,8 +169,8 @@ impl<T: OpCode> Future for Op<T> {
                         unreachable!("state checked above")
                     };
                     match Self::submit_or_run(op, context::current_driver()) {
-                        Ok(OpState::Yielded(output)) => {
-                            this.state = OpState::Yielded(output);
+                        Ok(state @ (OpState::Yielded(..) | OpState::YieldedCounted(..))) => {
+                            this.state = state;
                             cx.waker().wake_by_ref();
                             return Poll::Pending;
                         }
@@ -164,13 +178,12 @@ impl<T: OpCode> Future for Op<T> {
                         Err(output) => return Poll::Ready(output),
                     }
                 }
-                OpState::Yielded(_) => {
-                    let OpState::Yielded(output) =
-                        std::mem::replace(&mut this.state, OpState::Done)
-                    else {
-                        unreachable!("state checked above")
-                    };
-                    return Poll::Ready(output);
+                OpState::Yielded(..) | OpState::YieldedCounted(..) => {
+                    return Poll::Ready(match std::mem::replace(&mut this.state, OpState::Done) {
+                        OpState::Yielded(op, result) => op.complete(result),
+                        OpState::YieldedCounted(op, result) => op.complete(result),
+                        _ => unreachable!("state checked above"),
+                    });
                 }
                 OpState::InFlight(in_flight) => {
                     let output = std::task::ready!(in_flight.poll(cx));
@@ -185,16 +198,6 @@ impl<T: OpCode> Future for Op<T> {
                 OpState::Done => panic!("Op polled after it completed"),
             }
         }
-    }
-}
-
-/// What `submit_or_run` returns for an op completed inline: the output,
-/// or (every few hits) the output kept for one yield.
-fn done_inline<T: OpCode>(output: T::Output, yield_now: bool) -> Result<OpState<T>, T::Output> {
-    if yield_now {
-        Ok(OpState::Yielded(output))
-    } else {
-        Err(output)
     }
 }
 
