@@ -4,9 +4,11 @@
 //! # Lifecycle and cancellation
 //!
 //! `Op<T>` starts as `Ready(op)`. On first poll it either runs the blocking
-//! syscall right there (no driver on this thread: the *sync fallback*) or
-//! is submitted to the current driver (`super::context`) and becomes
-//! `InFlight`. An in-flight op belongs to the driver: dropping the future
+//! syscall right there (no driver on this thread: the *sync fallback*), or
+//! completes inline from the page cache (`super::inline`: a file read or
+//! small write the kernel serves with `RWF_NOWAIT`; every few such hits
+//! the task yields once first), or is submitted to the current driver
+//! (`super::context`) and becomes `InFlight`. An in-flight op belongs to the driver: dropping the future
 //! marks it abandoned, and the driver drops the buffer only after the
 //! kernel has returned. A late result of an abandoned op goes to
 //! [`OpCode::discard`], which for `open` and `accept` closes the new fd so
