@@ -107,10 +107,13 @@ const EMPTY: Slot = Slot {
     dirs: [Backoff { skip: 0, misses: 0 }; 2],
 };
 
-/// One thread's slots and its hit count (for [`YIELD_EVERY`]).
+/// One thread's slots and its hit count (for [`YIELD_EVERY`]), counted
+/// per fd table so that a simulated machine's run (a fresh table) yields
+/// at the same ops whatever ran on the thread before it.
 struct Table {
     slots: [Slot; SLOTS],
     hits: u32,
+    hits_table: u64,
 }
 
 thread_local! {
@@ -118,6 +121,7 @@ thread_local! {
         RefCell::new(Table {
             slots: [EMPTY; SLOTS],
             hits: 0,
+            hits_table: 0,
         })
     };
 }
@@ -155,6 +159,10 @@ pub(crate) fn attempt<T: OpCode>(op: &mut T, kernel: &dyn Kernel) -> Attempt {
         match op.run_nowait(kernel) {
             Ok(n) if n == len_bytes || (n == 0 && !write) || (n > 0 && write) => {
                 state.misses = 0;
+                if t.hits_table != table {
+                    t.hits_table = table;
+                    t.hits = 0;
+                }
                 t.hits = t.hits.wrapping_add(1);
                 Attempt::Hit {
                     result: Ok(n),
