@@ -94,6 +94,48 @@ fn counts_and_bytes_equal_the_ops_issued_on_every_backend() {
     }
 }
 
+/// An `O_DIRECT` fd is never tried inline (a nowait direct read would
+/// still wait for the device on the worker): its reads count as neither
+/// hits nor misses, on every backend.
+#[test]
+fn o_direct_reads_are_never_tried_inline() {
+    for backend in Backend::CONCRETE {
+        if let Err(reason) = backend_availability(backend) {
+            eprintln!("skipping {backend}: {reason}");
+            continue;
+        }
+        let rt = Runtime::builder().backend(backend).build().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d");
+        std::fs::write(&path, vec![4u8; 16384]).unwrap();
+        let tried = rt.block_on(async {
+            let fd = match io::open(&path, OpenFlags::RDONLY | OpenFlags::DIRECT, 0).await {
+                Ok(fd) => fd,
+                Err(e) => {
+                    eprintln!("skipping O_DIRECT on {backend}: {e}");
+                    return None;
+                }
+            };
+            for i in 0..8u64 {
+                let iokernel::buf::BufResult(n, buf) = io::pread(
+                    fd,
+                    iokernel::buf::AlignedBuf::new(4096, 4096),
+                    (i % 4) * 4096,
+                )
+                .await;
+                assert_eq!(n.unwrap(), 4096);
+                assert!(iokernel::buf::IoBuf::as_bytes(&buf).iter().all(|&b| b == 4));
+            }
+            io::close(fd).await.unwrap();
+            let metrics = iokernel::runtime::current_metrics().unwrap();
+            Some(metrics.fast_path_hits + metrics.fast_path_misses)
+        });
+        if let Some(tried) = tried {
+            assert_eq!(tried, 0, "{backend}: O_DIRECT reads were tried inline");
+        }
+    }
+}
+
 #[test]
 fn uring_counts_the_ops_it_hands_to_the_pool() {
     if let Err(reason) = backend_availability(Backend::IoUring) {

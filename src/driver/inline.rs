@@ -30,7 +30,10 @@
 //! writes. A miss doubles a back-off (the next `2^k - 1` ops on that fd go
 //! straight to the driver, `k` capped at [`BACKOFF_LOG2_MAX`]); a hit
 //! resets it; "not supported" turns attempts off for [`DISABLED_OPS`] ops.
-//! A close through iokernel forgets the fd (reuse starts fresh); a slot
+//! An fd opened with `O_DIRECT` is never tried (its nowait calls would
+//! still wait for the device; the kernel is asked once per fd, when its
+//! slot is taken). A close through iokernel forgets the fd (reuse starts
+//! fresh); a slot
 //! taken over by another fd starts fresh too, and a stale state only
 //! delays the next attempt, so correctness never depends on the table.
 //! Ops larger than [`INLINE_BYTES_MAX`] are never tried: big chunk writes
@@ -150,6 +153,15 @@ pub(crate) fn attempt<T: OpCode>(op: &mut T, kernel: &dyn Kernel) -> Attempt {
         let slot = &mut t.slots[slot_index(fd)];
         if slot.fd != fd || slot.table != table {
             *slot = Slot { table, fd, ..EMPTY };
+            // O_DIRECT: a nowait call would wait for the device on this
+            // thread. Asked once per fd (per slot it takes over).
+            if kernel.bypasses_page_cache(fd) != Ok(false) {
+                let off = Backoff {
+                    skip: DISABLED_OPS,
+                    misses: 0,
+                };
+                slot.dirs = [off; 2];
+            }
         }
         let state = &mut slot.dirs[dir];
         if state.skip > 0 {

@@ -366,6 +366,15 @@ pub trait Kernel: Send + Sync + 'static {
         let _ = (fd, bufs, offset);
         Err(Errno::EOPNOTSUPP)
     }
+    /// Whether `fd` bypasses the page cache (`O_DIRECT`, from
+    /// `fcntl(F_GETFL)`): a nowait call on it still waits for the device
+    /// (`RWF_NOWAIT` only refuses to wait for locks and allocation), so
+    /// callers that must not block never try one. Default: `Ok(false)`
+    /// (the simulator does not model `O_DIRECT`'s device wait).
+    fn bypasses_page_cache(&self, fd: RawFd) -> SysResult<bool> {
+        let _ = fd;
+        Ok(false)
+    }
     /// `pwritev2(2)` with `RWF_NOWAIT`: write only if it needs no wait
     /// (see the module docs). Default: `EOPNOTSUPP`.
     fn pwritev_nowait(&self, fd: RawFd, bufs: &[IoSlice<'_>], offset: u64) -> SysResult<usize> {

@@ -317,6 +317,13 @@ impl Kernel for RealKernel {
     }
 
     #[cfg(linux)]
+    fn bypasses_page_cache(&self, fd: RawFd) -> SysResult<bool> {
+        // SAFETY: F_GETFL takes no pointer argument.
+        let flags = syscall(|| unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+        Ok(flags & libc::O_DIRECT != 0)
+    }
+
+    #[cfg(linux)]
     fn preadv_nowait(
         &self,
         fd: RawFd,
