@@ -132,6 +132,7 @@ macro_rules! contract {
 }
 
 contract!(
+    nowait_reads_hit_cached_pages_only,
     open_missing_file_is_enoent,
     write_then_pread_roundtrip_keeps_the_offset,
     pwritev_preadv_across_three_buffers,
@@ -316,6 +317,54 @@ fn fadvise_dontneed_keeps_the_data_and_rejects_pipes(s: &Scratch) {
     k.close(wr).expect("close");
     k.close(fd).expect("close");
     assert_eq!(k.fadvise(fd, 0, 0, Advice::DontNeed), Err(Errno::EBADF));
+}
+
+fn nowait_reads_hit_cached_pages_only(s: &Scratch) {
+    let k = s.k();
+    let (_, fd) = s.create("f");
+    let data: Vec<u8> = (0..16384u32).map(|i| (i % 253) as u8).collect();
+    assert_eq!(k.pwrite(fd, &data, 0), Ok(data.len()));
+    let nowait = |len: usize, offset: u64| {
+        let mut buf = vec![0u8; len];
+        k.preadv_nowait(fd, &mut [IoSliceMut::new(&mut buf)], offset)
+            .map(|n| buf[..n].to_vec())
+    };
+    // Just written: cached.
+    assert_eq!(nowait(4096, 4096), Ok(data[4096..8192].to_vec()));
+    // At and past end of file: 0, as pread.
+    assert_eq!(nowait(10, 16384), Ok(Vec::new()));
+    assert_eq!(nowait(10, 1 << 20), Ok(Vec::new()));
+    // Dropped: EAGAIN (a file system that keeps its pages in memory, such
+    // as tmpfs, may still serve it); a plain read brings it back.
+    k.fsync(fd).expect("fsync");
+    assert_eq!(k.fadvise(fd, 0, 0, Advice::DontNeed), Ok(()));
+    match nowait(4096, 0) {
+        Err(Errno::EAGAIN) => {}
+        other => assert_eq!(other, Ok(data[..4096].to_vec())),
+    }
+    let mut buf = vec![0u8; 4096];
+    assert_eq!(k.pread(fd, &mut buf, 0), Ok(4096));
+    assert_eq!(nowait(4096, 0), Ok(data[..4096].to_vec()));
+    // A buffered nowait write: done, refused or unsupported, never wrong.
+    match k.pwritev_nowait(fd, &[IoSlice::new(b"xyz")], 100) {
+        Ok(3) | Err(Errno::EAGAIN) | Err(Errno::EOPNOTSUPP) => {}
+        other => panic!("pwritev_nowait: {other:?}"),
+    }
+    // Positional calls on a pipe are ESPIPE, with or without RWF_NOWAIT.
+    let (rd, wr) = k.pipe().expect("pipe");
+    let mut byte = [0u8; 1];
+    assert_eq!(
+        k.preadv_nowait(rd, &mut [IoSliceMut::new(&mut byte)], 0),
+        Err(Errno::ESPIPE)
+    );
+    assert_eq!(
+        k.pwritev_nowait(wr, &[IoSlice::new(b"x")], 0),
+        Err(Errno::ESPIPE)
+    );
+    k.close(rd).expect("close");
+    k.close(wr).expect("close");
+    k.close(fd).expect("close");
+    assert_eq!(nowait(1, 0), Err(Errno::EBADF));
 }
 
 fn reading_a_directory_is_eisdir(s: &Scratch) {

@@ -77,15 +77,62 @@ fn counts_and_bytes_equal_the_ops_issued_on_every_backend() {
             Backend::Epoll | Backend::Kqueue => {
                 let handed: u64 = metrics.pool_fallbacks.iter().map(|(_, n)| n).sum();
                 assert_eq!(
-                    handed,
+                    handed + metrics.fast_path_hits,
                     2 * OPS + 3,
-                    "readiness drivers run file ops on the pool"
+                    "readiness drivers run file ops on the pool unless done inline"
                 );
             }
             Backend::ThreadPool => assert!(metrics.pool_fallbacks.is_empty()),
             _ => {}
         }
-        assert_eq!(metrics.fast_path_hits, 0);
+        // The preads read what the pwrites just wrote: in the page cache,
+        // so every one completes inline on every backend.
+        assert!(
+            metrics.fast_path_hits >= OPS,
+            "{backend}: every pread of cached data is an inline hit\n{metrics}"
+        );
+    }
+}
+
+/// An `O_DIRECT` fd is never tried inline (a nowait direct read would
+/// still wait for the device on the worker): its reads count as neither
+/// hits nor misses, on every backend.
+#[test]
+fn o_direct_reads_are_never_tried_inline() {
+    for backend in Backend::CONCRETE {
+        if let Err(reason) = backend_availability(backend) {
+            eprintln!("skipping {backend}: {reason}");
+            continue;
+        }
+        let rt = Runtime::builder().backend(backend).build().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d");
+        std::fs::write(&path, vec![4u8; 16384]).unwrap();
+        let tried = rt.block_on(async {
+            let fd = match io::open(&path, OpenFlags::RDONLY | OpenFlags::DIRECT, 0).await {
+                Ok(fd) => fd,
+                Err(e) => {
+                    eprintln!("skipping O_DIRECT on {backend}: {e}");
+                    return None;
+                }
+            };
+            for i in 0..8u64 {
+                let iokernel::buf::BufResult(n, buf) = io::pread(
+                    fd,
+                    iokernel::buf::AlignedBuf::new(4096, 4096),
+                    (i % 4) * 4096,
+                )
+                .await;
+                assert_eq!(n.unwrap(), 4096);
+                assert!(iokernel::buf::IoBuf::as_bytes(&buf).iter().all(|&b| b == 4));
+            }
+            io::close(fd).await.unwrap();
+            let metrics = iokernel::runtime::current_metrics().unwrap();
+            Some(metrics.fast_path_hits + metrics.fast_path_misses)
+        });
+        if let Some(tried) = tried {
+            assert_eq!(tried, 0, "{backend}: O_DIRECT reads were tried inline");
+        }
     }
 }
 
@@ -125,7 +172,9 @@ fn a_full_pool_queue_is_counted_as_saturation() {
     let path = dir.path().join("s");
     std::fs::write(&path, vec![1u8; 64]).unwrap();
     // A recv with no data yet holds the pool's one thread; meanwhile more
-    // reads than its queue holds (1024 per thread) pile up behind it.
+    // fsyncs than its queue holds (1024 per thread) pile up behind it.
+    // (Not reads: a read of a cached file completes inline, and a nowait
+    // miss starts the kernel's readahead, so reads soon hit.)
     let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
     ours.set_nonblocking(true).unwrap();
     let sock = std::os::fd::AsRawFd::as_raw_fd(&ours);
@@ -136,9 +185,10 @@ fn a_full_pool_queue_is_counted_as_saturation() {
         iokernel::runtime::sleep(std::time::Duration::from_millis(20)).await;
         let handles: Vec<_> = (0..reads)
             .map(|_| {
-                iokernel::runtime::spawn(
-                    async move { io::pread(fd, vec![0u8; 64], 0).await.0.unwrap() },
-                )
+                iokernel::runtime::spawn(async move {
+                    io::fsync(fd).await.unwrap();
+                    64
+                })
             })
             .collect();
         iokernel::runtime::sleep(std::time::Duration::from_millis(50)).await;
@@ -154,7 +204,7 @@ fn a_full_pool_queue_is_counted_as_saturation() {
     drop(ours);
     assert_eq!(total, reads * 64);
     let metrics = rt.metrics();
-    assert_eq!(metrics.op("pread").unwrap().count, reads as u64);
+    assert_eq!(metrics.op("fsync").unwrap().count, reads as u64);
     assert!(metrics.pool_saturations > 0, "{metrics}");
     assert_eq!(metrics.in_flight, 0);
 }
@@ -209,6 +259,72 @@ mod simulated {
         SimDriver::EpollSemantics,
         SimDriver::KqueueSemantics,
     ];
+
+    /// Reads of cached pages are inline hits and reads of dropped pages
+    /// misses, on every simulated driver; with a file system that takes
+    /// nowait buffered writes, a write over cached pages is a hit too. The
+    /// counters agree with what the simulated kernel saw.
+    #[test]
+    fn inline_hits_and_misses_are_counted_on_every_simulated_driver() {
+        for driver in DRIVERS {
+            let mut options = SimOptions::new(4);
+            options.driver = driver;
+            options.page_cache.nowait_writes = true;
+            let kernel = sim::new_kernel(options).unwrap();
+            let (cold, hot) = sim::run(&kernel, async {
+                let fd = io::open("/c", OpenFlags::RDWR | OpenFlags::CREAT, 0o644)
+                    .await
+                    .unwrap();
+                // Extends the file: a nowait write would allocate, so a miss.
+                let iokernel::buf::BufResult(n, _) = io::pwrite(fd, vec![5u8; 8192], 0).await;
+                assert_eq!(n.unwrap(), 8192);
+                let before = current_metrics().unwrap();
+                // Over cached pages, inside the file: skipped (backing off
+                // one op after the miss), then a hit.
+                for _ in 0..2 {
+                    let iokernel::buf::BufResult(n, _) = io::pwrite(fd, vec![6u8; 100], 10).await;
+                    assert_eq!(n.unwrap(), 100);
+                }
+                io::fsync(fd).await.unwrap();
+                io::fadvise(fd, 0, 0, iokernel::io::Advice::DontNeed)
+                    .await
+                    .unwrap();
+                let iokernel::buf::BufResult(n, cold) = io::pread(fd, vec![0u8; 4096], 0).await;
+                assert_eq!(n.unwrap(), 4096);
+                let mut hot = Vec::new();
+                for _ in 0..2 {
+                    let iokernel::buf::BufResult(n, buf) = io::pread(fd, vec![0u8; 4096], 0).await;
+                    assert_eq!(n.unwrap(), 4096);
+                    hot = buf;
+                }
+                let after = current_metrics().unwrap();
+                assert_eq!(
+                    before.fast_path_misses, 1,
+                    "{driver:?}: the extending write\n{before}"
+                );
+                assert_eq!(before.fast_path_hits, 0, "{driver:?}\n{before}");
+                // The third write hit; the cold read missed (and cached
+                // the page), the next was skipped, the last hit.
+                assert_eq!(after.fast_path_hits, 2, "{driver:?}\n{after}");
+                assert_eq!(after.fast_path_misses, 2, "{driver:?}\n{after}");
+                io::close(fd).await.unwrap();
+                (cold, hot)
+            })
+            .unwrap();
+            assert_eq!(
+                cold, hot,
+                "{driver:?}: a miss and a hit read the same bytes"
+            );
+            assert_eq!(&cold[..10], &[5u8; 10]);
+            assert_eq!(&cold[10..110], &[6u8; 100][..]);
+            let stats = kernel.core().stats();
+            assert_eq!(
+                (stats.nowait_hits, stats.nowait_misses),
+                (2, 2),
+                "{stats:?}"
+            );
+        }
+    }
 
     #[test]
     fn counts_equal_the_ops_issued_on_every_simulated_driver() {
@@ -312,6 +428,8 @@ mod simulated {
         options.reorder_completions = true;
         options.ring.sq_entries = 3;
         options.ring.cq_entries = 2;
+        // Every inline attempt finds the file evicted: the reads go to the ring.
+        options.page_cache.evict_probability = 1.0;
         let kernel = sim::new_kernel(options).unwrap();
         kernel.write_file_durable("/burst", &[9u8; 4000]).unwrap();
         let metrics = sim::run(&kernel, async {

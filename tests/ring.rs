@@ -261,7 +261,10 @@ fn a_burst_larger_than_the_kernel_ring_is_flushed_and_retried() {
 
 #[test]
 fn a_burst_larger_than_the_sim_ring_is_flushed_and_retried() {
-    let kernel = sim::new_kernel(stressed_ring(3)).unwrap();
+    let mut options = stressed_ring(3);
+    // Every inline attempt finds the file evicted: the reads go to the ring.
+    options.page_cache.evict_probability = 1.0;
+    let kernel = sim::new_kernel(options).unwrap();
     let data: Vec<u8> = (0..1000u32).flat_map(|i| i.to_le_bytes()).collect();
     kernel.write_file_durable("/burst", &data).unwrap();
     sim::run(&kernel, async {

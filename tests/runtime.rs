@@ -685,3 +685,60 @@ fn dropping_a_runtime_inside_another_runtimes_loop_keeps_the_loops_ring() {
     });
     assert_eq!(got, b"hi");
 }
+
+/// Reads of cached pages complete inline (no handoff), but a task whose
+/// every read hits still lets the other tasks on its worker run: the
+/// inline path yields every few hits. Without that, the reader below
+/// would do all its reads before the task that stops it ever ran.
+#[test]
+fn a_task_whose_reads_all_hit_the_page_cache_still_yields() {
+    const READS_MAX: u64 = 200_000;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hot");
+    std::fs::write(&path, vec![3u8; 8192]).unwrap();
+    for backend in Backend::CONCRETE {
+        if let Err(reason) = iokernel::runtime::backend_availability(backend) {
+            eprintln!("skipping {backend}: {reason}");
+            continue;
+        }
+        let rt = Runtime::builder()
+            .compute_threads(1)
+            .io_threads(1)
+            .backend(backend)
+            .build()
+            .unwrap();
+        let path = path.clone();
+        let reads = rt.block_on(async move {
+            let fd = iokernel::io::open(&path, iokernel::io::OpenFlags::RDONLY, 0)
+                .await
+                .unwrap();
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let reader = {
+                let stop = Arc::clone(&stop);
+                iokernel::runtime::spawn(async move {
+                    let mut reads = 0;
+                    let mut buf = vec![0u8; 4096];
+                    while !stop.load(Ordering::Relaxed) && reads < READS_MAX {
+                        let iokernel::buf::BufResult(n, back) =
+                            iokernel::io::pread(fd, buf, 0).await;
+                        assert_eq!(n.unwrap(), 4096);
+                        buf = back;
+                        reads += 1;
+                    }
+                    reads
+                })
+            };
+            // Spawned after the reader, onto the same (only) worker.
+            let stopper =
+                iokernel::runtime::spawn(async move { stop.store(true, Ordering::Relaxed) });
+            let reads = reader.await.unwrap();
+            stopper.await.unwrap();
+            iokernel::io::close(fd).await.unwrap();
+            reads
+        });
+        assert!(
+            reads < READS_MAX,
+            "{backend}: the reader never yielded to the task that stops it"
+        );
+    }
+}

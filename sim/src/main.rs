@@ -64,6 +64,10 @@ fn print_stats(stats: &SimStats) {
         stats.spurious_readiness, stats.delayed_readiness, stats.poller_register_failures
     );
     println!(
+        "  page cache: {} nowait hits, {} nowait misses, {} evictions",
+        stats.nowait_hits, stats.nowait_misses, stats.cache_evictions
+    );
+    println!(
         "  syscalls {}, scheduler steps {}",
         stats.syscalls, stats.steps
     );

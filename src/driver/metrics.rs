@@ -117,6 +117,8 @@ struct Shard {
     pool_handoffs: [AtomicU64; KIND_SLOTS],
     pool_saturated: AtomicU64,
     cq_overflows: AtomicU64,
+    fast_path_hits: AtomicU64,
+    fast_path_misses: AtomicU64,
 }
 
 impl Shard {
@@ -133,6 +135,8 @@ impl Shard {
             pool_handoffs: std::array::from_fn(|_| AtomicU64::new(0)),
             pool_saturated: AtomicU64::new(0),
             cq_overflows: AtomicU64::new(0),
+            fast_path_hits: AtomicU64::new(0),
+            fast_path_misses: AtomicU64::new(0),
         }
     }
 }
@@ -208,8 +212,8 @@ impl Registry {
             rejected_backends: report.rejected.clone(),
             cq_overflows: sum(&|s| &s.cq_overflows),
             pool_saturations: sum(&|s| &s.pool_saturated),
-            fast_path_hits: 0,
-            fast_path_misses: 0,
+            fast_path_hits: sum(&|s| &s.fast_path_hits),
+            fast_path_misses: sum(&|s| &s.fast_path_misses),
         }
     }
 }
@@ -375,6 +379,21 @@ pub(crate) struct Counted<T> {
     guard: Guard,
 }
 
+impl<T> Counted<T> {
+    /// The inline fast path tried this op: `hit` when it completed it.
+    pub(crate) fn note_fast_path(&self, hit: bool) {
+        if let Some(registry) = &self.guard.registry {
+            let shard = registry.shard();
+            let counter = if hit {
+                &shard.fast_path_hits
+            } else {
+                &shard.fast_path_misses
+            };
+            counter.fetch_add(1, Relaxed);
+        }
+    }
+}
+
 impl<T: OpCode> OpCode for Counted<T> {
     type Output = T::Output;
 
@@ -392,6 +411,12 @@ impl<T: OpCode> OpCode for Counted<T> {
     }
     fn request(&mut self) -> Request<'_> {
         self.op.request()
+    }
+    fn nowait(&mut self) -> Option<crate::op::Nowait> {
+        self.op.nowait()
+    }
+    fn run_nowait(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
+        self.op.run_nowait(kernel)
     }
     fn take_leftover(&mut self, kernel: &dyn Kernel) -> Option<SysResult<usize>> {
         self.op.take_leftover(kernel)
@@ -490,9 +515,11 @@ pub struct OpMetrics {
 /// [`Runtime::metrics`](crate::runtime::Runtime::metrics).
 ///
 /// Counts cover ops awaited on the runtime's threads (the sync fallback
-/// outside a runtime counts nowhere). This version has no
-/// inline (`RWF_NOWAIT`) fast path: `fast_path_hits` and
-/// `fast_path_misses` are always 0.
+/// outside a runtime counts nowhere). `fast_path_hits` and
+/// `fast_path_misses` count the inline (`RWF_NOWAIT`) attempts of file
+/// reads and buffered writes (`crate::driver`'s inline path): an op
+/// completed on the calling thread, or tried and then handed on; ops
+/// not tried (backing off, too big) count in neither.
 ///
 /// ```
 /// use iokernel::runtime::{Backend, Runtime};
@@ -529,9 +556,11 @@ pub struct RuntimeMetrics {
     pub cq_overflows: u64,
     /// Times the offload pool's queue was full (the op then waited).
     pub pool_saturations: u64,
-    /// Inline fast-path hits (no such path yet: always 0).
+    /// Ops the inline fast path completed on the calling thread (a
+    /// page-cache hit: no ring entry, no pool handoff).
     pub fast_path_hits: u64,
-    /// Inline fast-path misses (always 0, as above).
+    /// Ops the inline fast path tried and handed on (not cached, not
+    /// supported, or short).
     pub fast_path_misses: u64,
 }
 

@@ -5,9 +5,12 @@
 //! One module per mechanism: [`pool`] (every op a blocking syscall on a
 //! bounded worker pool), [`uring`] (io_uring) and [`readiness`] (a poller
 //! for sockets, the pool for files; epoll or kqueue on the real kernel,
-//! either semantics on the simulator).
+//! either semantics on the simulator). Before any of them sees a file read
+//! or small buffered write, the `Op` tries it on the calling thread with
+//! `RWF_NOWAIT` (`inline.rs`: page-cache hits complete with no handoff;
+//! the attempt backs off per fd, so cold files pay nothing).
 //!
-//! Owns: the [`Op`] future (`op.rs`), the current-driver context
+//! Owns: the [`Op`] future (`op.rs`), the inline fast path (`inline.rs`), the current-driver context
 //! ([`context`]), the scheduling/park seam the runtime implements
 //! ([`sched`]), the op counters behind `Runtime::metrics` ([`metrics`]),
 //! the [`Host`] a driver runs on, and [`select`], the one
@@ -20,6 +23,7 @@
 
 pub(crate) mod completion;
 pub(crate) mod context;
+mod inline;
 pub(crate) mod metrics;
 mod op;
 pub(crate) mod pool;

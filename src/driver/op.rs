@@ -4,17 +4,21 @@
 //! # Lifecycle and cancellation
 //!
 //! `Op<T>` starts as `Ready(op)`. On first poll it either runs the blocking
-//! syscall right there (no driver on this thread: the *sync fallback*) or
-//! is submitted to the current driver (`super::context`) and becomes
-//! `InFlight`. An in-flight op belongs to the driver: dropping the future
+//! syscall right there (no driver on this thread: the *sync fallback*), or
+//! completes inline from the page cache (`super::inline`: a file read or
+//! small write the kernel serves with `RWF_NOWAIT`; every few such hits
+//! the task yields once first), or is submitted to the current driver
+//! (`super::context`) and becomes `InFlight`. An in-flight op belongs to the driver: dropping the future
 //! marks it abandoned, and the driver drops the buffer only after the
 //! kernel has returned. A late result of an abandoned op goes to
 //! [`OpCode::discard`], which for `open` and `accept` closes the new fd so
 //! nothing leaks.
 
+use super::inline::{self, Attempt};
 use super::metrics::{self, Counted};
 use super::{context, Driver, InFlight};
 use crate::op::{run_until_done, settle_early, OpCode};
+use crate::sys::SysResult;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -28,6 +32,15 @@ enum OpState<T: OpCode> {
     InFlight(InFlight<T>),
     /// In flight and counted in the runtime's metrics.
     Counted(InFlight<Counted<T>>),
+    /// Completed inline; the task yields once before taking the output
+    /// (fairness, see `super::inline`).
+    ///
+    /// The op and its raw result are kept, not `T::Output`: an `Output`
+    /// inside the future trips rustc's higher-ranked `Send` checks of the
+    /// async fns that await it.
+    Yielded(T, SysResult<usize>),
+    /// The same, counted.
+    YieldedCounted(Counted<T>, SysResult<usize>),
     Done,
 }
 
@@ -74,6 +87,8 @@ impl<T: OpCode> Op<T> {
             }
             OpState::InFlight(mut in_flight) => park_until(move |cx| in_flight.poll(cx)),
             OpState::Counted(mut in_flight) => park_until(move |cx| in_flight.poll(cx)),
+            OpState::Yielded(op, result) => op.complete(result),
+            OpState::YieldedCounted(op, result) => op.complete(result),
             OpState::Done => panic!("Op::wait called on an op that already completed"),
         }
     }
@@ -81,26 +96,56 @@ impl<T: OpCode> Op<T> {
     fn submit_or_run(op: T, driver: Option<Driver>) -> Result<OpState<T>, T::Output> {
         let mut op = op;
         // Closing an fd drops what cancelled ops left for it; a recv or
-        // accept with leftovers is done before any driver sees it.
+        // accept with leftovers is done before any driver sees it. A read
+        // or write the page cache can serve completes inline (see
+        // `super::inline`); the rest go to the driver.
         match driver {
-            Some(driver) => match settle_early(&mut op, &**driver.kernel()) {
-                Some(result) => Err(op.complete(result)),
-                None => Ok(match metrics::current() {
+            Some(driver) => {
+                let kernel = &**driver.kernel();
+                if let Some(result) = settle_early(&mut op, kernel) {
+                    return Err(op.complete(result));
+                }
+                if let Some(fd) = op.closes_fd() {
+                    inline::forget(kernel, fd);
+                }
+                Ok(match metrics::current() {
                     Some(registry) => {
+                        let mut op = metrics::counted(Some(registry), op);
+                        match inline::attempt(&mut op, kernel) {
+                            Attempt::Hit { result, yield_now } => {
+                                op.note_fast_path(true);
+                                if yield_now {
+                                    return Ok(OpState::YieldedCounted(op, result));
+                                }
+                                return Err(op.complete(result));
+                            }
+                            Attempt::Missed => op.note_fast_path(false),
+                            Attempt::Skipped => {}
+                        }
                         let name = op.name();
-                        let in_flight = driver.submit(metrics::counted(Some(registry), op));
+                        let in_flight = driver.submit(op);
                         if in_flight.on_pool() && !driver.is_pool() {
                             metrics::note_pool_handoff(name);
                         }
                         OpState::Counted(in_flight)
                     }
-                    // Uncounted, but still traced.
-                    #[cfg(feature = "tracing")]
-                    None => OpState::Counted(driver.submit(metrics::counted(None, op))),
-                    #[cfg(not(feature = "tracing"))]
-                    None => OpState::InFlight(driver.submit(op)),
-                }),
-            },
+                    None => {
+                        if let Attempt::Hit { result, yield_now } = inline::attempt(&mut op, kernel)
+                        {
+                            if yield_now {
+                                return Ok(OpState::Yielded(op, result));
+                            }
+                            return Err(op.complete(result));
+                        }
+                        // Uncounted, but still traced.
+                        #[cfg(feature = "tracing")]
+                        let state = OpState::Counted(driver.submit(metrics::counted(None, op)));
+                        #[cfg(not(feature = "tracing"))]
+                        let state = OpState::InFlight(driver.submit(op));
+                        state
+                    }
+                })
+            }
             None => {
                 let kernel = context::current_kernel();
                 let result = match settle_early(&mut op, &*kernel) {
@@ -126,9 +171,21 @@ impl<T: OpCode> Future for Op<T> {
                         unreachable!("state checked above")
                     };
                     match Self::submit_or_run(op, context::current_driver()) {
+                        Ok(state @ (OpState::Yielded(..) | OpState::YieldedCounted(..))) => {
+                            this.state = state;
+                            cx.waker().wake_by_ref();
+                            return Poll::Pending;
+                        }
                         Ok(state) => this.state = state,
                         Err(output) => return Poll::Ready(output),
                     }
+                }
+                OpState::Yielded(..) | OpState::YieldedCounted(..) => {
+                    return Poll::Ready(match std::mem::replace(&mut this.state, OpState::Done) {
+                        OpState::Yielded(op, result) => op.complete(result),
+                        OpState::YieldedCounted(op, result) => op.complete(result),
+                        _ => unreachable!("state checked above"),
+                    });
                 }
                 OpState::InFlight(in_flight) => {
                     let output = std::task::ready!(in_flight.poll(cx));

@@ -1,7 +1,7 @@
 //! Op descriptors on open file descriptors: reads, writes, vectored I/O,
 //! seeking, syncing, sizing, stat, close and sendfile.
 
-use super::{buf_result, to_io, OpCode, Request};
+use super::{buf_result, to_io, Nowait, OpCode, Request};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::sys::{Advice, FileStat, Kernel, SysResult, Whence};
 use std::io::{self, IoSlice, IoSliceMut};
@@ -43,6 +43,20 @@ impl<B: IoBufMut> OpCode for Read<B> {
         }
     }
 
+    fn nowait(&mut self) -> Option<Nowait> {
+        self.offset?;
+        Some(Nowait {
+            fd: self.fd,
+            len_bytes: self.buf.writable().len(),
+            write: false,
+        })
+    }
+
+    fn run_nowait(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
+        let offset = self.offset.unwrap_or(0);
+        kernel.preadv_nowait(self.fd, &mut [IoSliceMut::new(self.buf.writable())], offset)
+    }
+
     fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
         match self.offset {
             Some(offset) => kernel.pread(self.fd, self.buf.writable(), offset),
@@ -80,6 +94,20 @@ impl<B: IoBuf> OpCode for Write<B> {
             buf: self.buf.as_bytes(),
             offset: self.offset,
         }
+    }
+
+    fn nowait(&mut self) -> Option<Nowait> {
+        self.offset?;
+        Some(Nowait {
+            fd: self.fd,
+            len_bytes: self.buf.as_bytes().len(),
+            write: true,
+        })
+    }
+
+    fn run_nowait(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
+        let offset = self.offset.unwrap_or(0);
+        kernel.pwritev_nowait(self.fd, &[IoSlice::new(self.buf.as_bytes())], offset)
     }
 
     fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
@@ -122,6 +150,24 @@ impl<B: IoBufMut> OpCode for ReadVectored<B> {
                 .collect(),
             offset: self.offset,
         }
+    }
+
+    fn nowait(&mut self) -> Option<Nowait> {
+        self.offset?;
+        Some(Nowait {
+            fd: self.fd,
+            len_bytes: self.bufs.iter_mut().map(|b| b.writable().len()).sum(),
+            write: false,
+        })
+    }
+
+    fn run_nowait(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
+        let mut slices: Vec<IoSliceMut<'_>> = self
+            .bufs
+            .iter_mut()
+            .map(|b| IoSliceMut::new(b.writable()))
+            .collect();
+        kernel.preadv_nowait(self.fd, &mut slices, self.offset.unwrap_or(0))
     }
 
     fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
@@ -170,6 +216,24 @@ impl<B: IoBuf> OpCode for WriteVectored<B> {
                 .collect(),
             offset: self.offset,
         }
+    }
+
+    fn nowait(&mut self) -> Option<Nowait> {
+        self.offset?;
+        Some(Nowait {
+            fd: self.fd,
+            len_bytes: self.bufs.iter().map(|b| b.as_bytes().len()).sum(),
+            write: true,
+        })
+    }
+
+    fn run_nowait(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
+        let slices: Vec<IoSlice<'_>> = self
+            .bufs
+            .iter()
+            .map(|b| IoSlice::new(b.as_bytes()))
+            .collect();
+        kernel.pwritev_nowait(self.fd, &slices, self.offset.unwrap_or(0))
     }
 
     fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {

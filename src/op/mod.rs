@@ -69,6 +69,24 @@ pub trait OpCode: Send + 'static {
         None
     }
 
+    /// For the inline fast path: a positional read of a regular file, or a
+    /// buffered positional write, that may first be tried on the calling
+    /// thread with `RWF_NOWAIT` ([`OpCode::run_nowait`]). Default: `None`
+    /// (never tried).
+    fn nowait(&mut self) -> Option<Nowait> {
+        None
+    }
+
+    /// One nowait attempt of the op ([`Kernel::preadv_nowait`] or
+    /// [`Kernel::pwritev_nowait`]), only called when [`OpCode::nowait`] is
+    /// `Some`. Its result is the op's own only when it moved all
+    /// [`Nowait::len_bytes`]; anything else is up to the driver (see
+    /// `crate::driver`'s inline path). Default: `EOPNOTSUPP`.
+    fn run_nowait(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
+        let _ = kernel;
+        Err(Errno::EOPNOTSUPP)
+    }
+
     /// The op as a backend-neutral [`Request`]: the syscall and its
     /// arguments, borrowing the op's buffers, paths and output slots, so a
     /// completion backend can encode it without knowing the op's type.
@@ -119,6 +137,17 @@ pub trait OpCode: Send + 'static {
     {
         let _ = (result, kernel);
     }
+}
+
+/// What [`OpCode::nowait`] says of an op that may be tried inline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Nowait {
+    /// The file.
+    pub fd: RawFd,
+    /// Bytes the op reads or writes.
+    pub len_bytes: usize,
+    /// A write (else a read).
+    pub write: bool,
 }
 
 /// What an op asks of the kernel, as data: see [`OpCode::request`].

@@ -44,6 +44,23 @@
 //!   `ENOSYS`/`EOPNOTSUPP`/`EINVAL` for unsupported requests. Unknown errnos
 //!   pass through unchanged.
 //!
+//! **Nowait reads and writes** ([`Kernel::preadv_nowait`],
+//! [`Kernel::pwritev_nowait`]) are `preadv2`/`pwritev2` with `RWF_NOWAIT`:
+//! the call is served from the page cache or not at all, so it never
+//! sleeps on the disk and may be made on a thread that must not block.
+//! Results: `Ok(n)` with `n` the bytes moved, which may be *short* when
+//! only a prefix of the range is cached (a caller that needs the whole
+//! range treats a short count as a miss for the rest); `Ok(0)` at or past
+//! end of file for a read; `EAGAIN` when nothing could be done without
+//! waiting (the range is not cached, a write would allocate blocks or
+//! wait for a lock); `EOPNOTSUPP` when the fd's file system does not
+//! support nowait I/O of that kind (ext4 buffered writes, some network
+//! file systems) or the host has no `preadv2` (`EOPNOTSUPP` is also what
+//! kernels without the calls are reported as); `EINVAL` for flags the
+//! kernel does not know; `ESPIPE` on pipes and sockets (a positional call
+//! on a stream), `EISDIR`, `EBADF` as for `pread`/`pwrite`; and any errno
+//! the plain call may return. A nowait call never moves the file offset.
+//!
 //! [`Offload`] runs a blocking job on another thread and reports saturation
 //! as a typed [`Saturated`] value instead of blocking or growing without
 //! bound. [`Clock`] is the monotonic time source the runtime's timers use.
@@ -351,6 +368,32 @@ pub trait Kernel: Send + Sync + 'static {
     fn preadv(&self, fd: RawFd, bufs: &mut [IoSliceMut<'_>], offset: u64) -> SysResult<usize>;
     /// `pwritev(2)`.
     fn pwritev(&self, fd: RawFd, bufs: &[IoSlice<'_>], offset: u64) -> SysResult<usize>;
+    /// `preadv2(2)` with `RWF_NOWAIT`: read only what the page cache holds
+    /// (see the module docs for the results). Default: `EOPNOTSUPP`.
+    fn preadv_nowait(
+        &self,
+        fd: RawFd,
+        bufs: &mut [IoSliceMut<'_>],
+        offset: u64,
+    ) -> SysResult<usize> {
+        let _ = (fd, bufs, offset);
+        Err(Errno::EOPNOTSUPP)
+    }
+    /// Whether `fd` bypasses the page cache (`O_DIRECT`, from
+    /// `fcntl(F_GETFL)`): a nowait call on it still waits for the device
+    /// (`RWF_NOWAIT` only refuses to wait for locks and allocation), so
+    /// callers that must not block never try one. Default: `Ok(false)`
+    /// (the simulator does not model `O_DIRECT`'s device wait).
+    fn bypasses_page_cache(&self, fd: RawFd) -> SysResult<bool> {
+        let _ = fd;
+        Ok(false)
+    }
+    /// `pwritev2(2)` with `RWF_NOWAIT`: write only if it needs no wait
+    /// (see the module docs). Default: `EOPNOTSUPP`.
+    fn pwritev_nowait(&self, fd: RawFd, bufs: &[IoSlice<'_>], offset: u64) -> SysResult<usize> {
+        let _ = (fd, bufs, offset);
+        Err(Errno::EOPNOTSUPP)
+    }
     /// `lseek(2)`; returns the new offset.
     fn lseek(&self, fd: RawFd, offset: i64, whence: Whence) -> SysResult<u64>;
     /// `fsync(2)`. After an error the dirty data may be gone: never treat a

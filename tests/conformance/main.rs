@@ -172,6 +172,13 @@ on_every_executor!(
 );
 
 on_every_executor!(
+    nowait:
+    cached_and_dropped_pages_read_the_same,
+    a_partly_cached_range_reads_whole,
+    writes_to_cached_and_dropped_pages_land,
+);
+
+on_every_executor!(
     sockets:
     udp_send_to_and_recv_from_keep_datagram_boundaries,
     connected_udp_sends_and_receives_from_its_peer,
@@ -408,6 +415,7 @@ fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
 // ---------------------------------------------------------------------------
 
 mod body;
+mod nowait;
 mod sockets;
 
 // ---------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 //! Workloads: each drives the simulated kernel through iokernel's public
 //! API and checks what it sees against its own reference model.
 
+mod cache;
 mod files;
 mod runtime;
 mod sockets;

@@ -157,9 +157,12 @@ pub(crate) fn run(kernel: &Arc<SimKernel>, seed: u64) -> Result<String, String> 
         sleepers(task_kernel, &mut rng).await?;
         channels(&mut rng).await?;
         cancellations(faults.clone(), &mut rng).await?;
-        super::sockets::cancel_check(seed, faults).await
+        let cached = super::cache::page_cache(faults.clone(), &mut rng).await?;
+        let races = super::sockets::cancel_check(seed, faults).await?;
+        Ok::<_, String>((races, cached))
     })
     .map_err(|e| e.to_string())??;
+    let (races, cached) = races;
     let (recv_timeouts, accept_timeouts) = races;
     // `sim::run` finishes every queued job, so abandoned opens are closed.
     if kernel.open_fds() != 0 {
@@ -167,7 +170,7 @@ pub(crate) fn run(kernel: &Arc<SimKernel>, seed: u64) -> Result<String, String> 
     }
     Ok(format!(
         "{SLEEPERS} timers, {} channel items, {CANCELLERS} cancellations, \
-         {recv_timeouts} timed-out recvs and {accept_timeouts} timed-out accepts raced",
+         {recv_timeouts} timed-out recvs and {accept_timeouts} timed-out accepts raced, {cached}",
         PRODUCERS * ITEMS_PER_PRODUCER
     ))
 }

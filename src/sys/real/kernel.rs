@@ -10,6 +10,8 @@
 #![allow(unsafe_code)]
 
 use super::ffi::{addr_from_storage, file_type, socklen, zeroed_storage, RawAddr};
+#[cfg(linux)]
+use super::syscall::syscall_once;
 use super::syscall::{syscall, syscall_close};
 use crate::sys::{
     Advice, Errno, FileStat, FsStat, Interest, Kernel, MsgFlags, OpenFlags, RecvMeta, Shutdown,
@@ -59,6 +61,18 @@ pub(super) fn byte_count(n: isize) -> usize {
 }
 
 /// How many of `len` buffers one vectored call passes.
+/// A kernel without `preadv2`/`pwritev2` says `ENOSYS`; the seam reports
+/// it as `EOPNOTSUPP` (nowait I/O is not supported here), and an
+/// interrupted attempt as `EAGAIN` (a miss: go the blocking way).
+#[cfg(linux)]
+fn nowait_errno(errno: Errno) -> Errno {
+    match errno {
+        Errno::ENOSYS => Errno::EOPNOTSUPP,
+        Errno::EINTR => Errno::EAGAIN,
+        other => other,
+    }
+}
+
 fn iov_count(len: usize) -> libc::c_int {
     len.min(IOV_MAX) as libc::c_int
 }
@@ -328,6 +342,62 @@ impl Kernel for RealKernel {
             unsafe { libc::pwritev(fd, bufs.as_ptr().cast::<libc::iovec>(), count, offset) }
         })
         .map(byte_count)
+    }
+
+    #[cfg(linux)]
+    fn bypasses_page_cache(&self, fd: RawFd) -> SysResult<bool> {
+        // SAFETY: F_GETFL takes no pointer argument.
+        let flags = syscall(|| unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+        Ok(flags & libc::O_DIRECT != 0)
+    }
+
+    #[cfg(linux)]
+    fn preadv_nowait(
+        &self,
+        fd: RawFd,
+        bufs: &mut [IoSliceMut<'_>],
+        offset: u64,
+    ) -> SysResult<usize> {
+        let offset = file_offset(offset)?;
+        let count = iov_count(bufs.len());
+        // One attempt: a nowait call that was interrupted is a miss like
+        // any other (the caller goes the blocking way).
+        syscall_once(|| {
+            // SAFETY: IoSliceMut is ABI-compatible with iovec; `count` entries
+            // are in bounds and each points at a live writable buffer.
+            unsafe {
+                libc::preadv2(
+                    fd,
+                    bufs.as_mut_ptr().cast::<libc::iovec>(),
+                    count,
+                    offset,
+                    libc::RWF_NOWAIT,
+                )
+            }
+        })
+        .map(byte_count)
+        .map_err(nowait_errno)
+    }
+
+    #[cfg(linux)]
+    fn pwritev_nowait(&self, fd: RawFd, bufs: &[IoSlice<'_>], offset: u64) -> SysResult<usize> {
+        let offset = file_offset(offset)?;
+        let count = iov_count(bufs.len());
+        syscall_once(|| {
+            // SAFETY: IoSlice is ABI-compatible with iovec; `count` entries
+            // are in bounds and each points at a live readable buffer.
+            unsafe {
+                libc::pwritev2(
+                    fd,
+                    bufs.as_ptr().cast::<libc::iovec>(),
+                    count,
+                    offset,
+                    libc::RWF_NOWAIT,
+                )
+            }
+        })
+        .map(byte_count)
+        .map_err(nowait_errno)
     }
 
     fn lseek(&self, fd: RawFd, offset: i64, whence: Whence) -> SysResult<u64> {

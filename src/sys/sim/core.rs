@@ -54,6 +54,12 @@ pub struct SimStats {
     pub delayed_readiness: u64,
     /// Poller registrations failed by injection (`ENOMEM`/`ENOSPC`).
     pub poller_register_failures: u64,
+    /// Nowait reads and writes served from the page cache (any count > 0).
+    pub nowait_hits: u64,
+    /// Nowait reads and writes that found their first page uncached (`EAGAIN`).
+    pub nowait_misses: u64,
+    /// Files whose cached pages were evicted by the seeded memory pressure.
+    pub cache_evictions: u64,
 }
 
 impl SimStats {
@@ -80,6 +86,9 @@ impl SimStats {
         self.spurious_readiness += other.spurious_readiness;
         self.delayed_readiness += other.delayed_readiness;
         self.poller_register_failures += other.poller_register_failures;
+        self.nowait_hits += other.nowait_hits;
+        self.nowait_misses += other.nowait_misses;
+        self.cache_evictions += other.cache_evictions;
     }
 }
 

@@ -39,6 +39,7 @@
 //! from data. Blocks of files that still have a name or an open fd count
 //! against `capacity_bytes`.
 
+use self::cache::PageCache;
 use super::core::SimCore;
 use super::options::{CrashModel, SimOptions};
 use crate::sys::fsinfo;
@@ -270,6 +271,8 @@ struct FileNode {
     durable: Content,
     /// Changes since the last successful sync (or failed one, which drops them).
     log: Vec<Change>,
+    /// Which pages are in memory (nowait reads hit only these).
+    cache: PageCache,
 }
 
 impl FileNode {
@@ -284,6 +287,7 @@ impl FileNode {
         }
         self.current = content.clone();
         self.durable = content;
+        self.cache.clear();
     }
 }
 
@@ -626,6 +630,46 @@ impl SimFs {
         }
     }
 
+    fn file_mut(&mut self, ino: InodeId) -> Option<&mut FileNode> {
+        match self.inodes.get_mut(&ino).map(|i| &mut i.node) {
+            Some(Node::File(file)) => Some(file),
+            _ => None,
+        }
+    }
+
+    /// A read of `offset..offset + len` of file `ino` brought its pages in.
+    pub(crate) fn cache_read(&mut self, ino: InodeId, offset: u64, len: usize) {
+        if let Some(file) = self.file_mut(ino) {
+            file.cache.insert(offset, len as u64);
+        }
+    }
+
+    /// Bytes from `offset` (at most `len`) of file `ino` in cached pages.
+    pub(crate) fn cached_prefix(&self, ino: InodeId, offset: u64, len: usize) -> usize {
+        self.file(ino)
+            .map_or(0, |f| f.cache.cached_prefix(offset, len as u64) as usize)
+    }
+
+    /// Drop the cached pages wholly inside `offset..offset + len` of file
+    /// `ino` (`fadvise(DONTNEED)`, truncation, holes).
+    pub(crate) fn drop_cached(&mut self, ino: InodeId, offset: u64, len: u64) {
+        if let Some(file) = self.file_mut(ino) {
+            file.cache.remove(offset, len);
+        }
+    }
+
+    /// True when file `ino` has changes not yet synced.
+    pub(crate) fn is_dirty(&self, ino: InodeId) -> bool {
+        self.file(ino).is_some_and(|f| !f.log.is_empty())
+    }
+
+    /// Memory pressure: every cached page of file `ino` is evicted.
+    pub(crate) fn evict_cache(&mut self, ino: InodeId) {
+        if let Some(file) = self.file_mut(ino) {
+            file.cache.clear();
+        }
+    }
+
     fn free_blocks(&self) -> u64 {
         (self.capacity_bytes / self.block_size_bytes).saturating_sub(self.used_blocks)
     }
@@ -858,16 +902,22 @@ impl SimFs {
     }
 
     /// Write `data` at `offset` of file `ino` (capacity already checked).
+    /// The written pages are cached.
     pub(crate) fn write(&mut self, ino: InodeId, offset: u64, data: &[u8]) {
         self.instantiate_layout(ino);
+        if let Some(file) = self.file_mut(ino) {
+            file.cache.insert(offset, data.len() as u64);
+        }
         if !data.is_empty() {
             let data = data.to_vec();
             self.change(ino, Change::Write { offset, data });
         }
     }
 
-    /// Set file `ino`'s size (`ftruncate`, `O_TRUNC`).
+    /// Set file `ino`'s size (`ftruncate`, `O_TRUNC`); pages past it leave
+    /// the cache.
     pub(crate) fn truncate(&mut self, ino: InodeId, size_bytes: u64) {
+        self.drop_cached(ino, size_bytes, u64::MAX);
         self.change(ino, Change::SetSize(size_bytes));
     }
 
@@ -883,6 +933,7 @@ impl SimFs {
 
     /// Punch a hole at `offset..offset + len` (size kept).
     pub(crate) fn punch(&mut self, ino: InodeId, offset: u64, len: u64) {
+        self.drop_cached(ino, offset, len);
         self.change(ino, Change::Punch { offset, len });
     }
 
@@ -1114,6 +1165,7 @@ impl SimFs {
     }
 }
 
+pub(crate) mod cache;
 pub(crate) mod crash;
 #[cfg(test)]
 mod tests;

@@ -54,6 +54,13 @@
 //!   lost, duplicated or overtake queued ones; each one that arrives is
 //!   one that was sent, whole. Unix datagrams are reliable and ordered
 //!   (`dgram`).
+//! * **Page cache** (see [`PageCacheOptions`]): each file's cached pages
+//!   (brought in by reads and writes) decide whether a nowait
+//!   (`RWF_NOWAIT`) read or write hits, is short (a cached prefix) or
+//!   fails with `EAGAIN`; a seeded eviction empties a file's cache just
+//!   before a nowait call, `fadvise(DONTNEED)` drops a clean file's pages,
+//!   and power loss drops everything. Nowait buffered writes are
+//!   `EOPNOTSUPP` (ext4) unless [`PageCacheOptions::nowait_writes`].
 //! * **Power loss.** [`SimKernel::crash`] drops every fd and socket and
 //!   reverts the file system to what was durable: file data written since
 //!   the last successful fsync is lost (or torn at 512-byte/4 KiB
@@ -84,8 +91,8 @@ mod rng;
 pub use self::core::{SimCore, SimStats};
 pub use kernel::SimKernel;
 pub use options::{
-    ClassFaults, CrashModel, DatagramFaults, Latency, OpClass, PollerFaults, RingOptions,
-    SimDriver, SimOptions,
+    ClassFaults, CrashModel, DatagramFaults, Latency, OpClass, PageCacheOptions, PollerFaults,
+    RingOptions, SimDriver, SimOptions,
 };
 pub use rng::SimRng;
 

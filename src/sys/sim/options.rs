@@ -311,6 +311,23 @@ pub struct SimOptions {
     pub poller_faults: PollerFaults,
     /// Loss, duplication and reordering of loopback UDP datagrams.
     pub datagram: DatagramFaults,
+    /// The page cache nowait reads and writes see.
+    pub page_cache: PageCacheOptions,
+}
+
+/// The simulated page cache (see `fs/cache.rs`): which nowait
+/// (`RWF_NOWAIT`) calls hit. Pages are cached by reads and writes and
+/// dropped by power loss, `fadvise(DONTNEED)` and eviction.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PageCacheOptions {
+    /// Probability that, just before a nowait call, every cached page of
+    /// its file is evicted (memory pressure), so the call misses.
+    pub evict_probability: f64,
+    /// Whether buffered nowait writes are supported (xfs, btrfs). When
+    /// false they fail with `EOPNOTSUPP`, as ext4's do. A supported nowait
+    /// write succeeds only when every page it touches is cached and it
+    /// does not extend the file (no block allocation); else `EAGAIN`.
+    pub nowait_writes: bool,
 }
 
 impl SimOptions {
@@ -340,11 +357,14 @@ impl SimOptions {
             ring: RingOptions::default(),
             poller_faults: PollerFaults::default(),
             datagram: DatagramFaults::default(),
+            page_cache: PageCacheOptions::default(),
         }
     }
 
     /// Every fault class on at `probability`, with all its legal errnos;
     /// short I/O, latency and reordering on; torn writes at 512 bytes;
+    /// page-cache eviction before nowait calls at five times it (at most
+    /// 1), nowait buffered writes supported on every other group of four seeds;
     /// for runs on the simulated ring, 4-slot queues (so the submission
     /// queue fills and the completion queue overflows) with `EBUSY` from
     /// submit at `probability`; for the readiness drivers, poller
@@ -384,6 +404,12 @@ impl SimOptions {
             duplicate_probability: datagram_probability,
             reorder_probability: datagram_probability,
             reorder_depth_max: 4,
+        };
+        // Evict at five times the rate so both nowait outcomes are common;
+        // half the seeds model a file system with nowait buffered writes.
+        options.page_cache = PageCacheOptions {
+            evict_probability: (5.0 * probability).min(1.0),
+            nowait_writes: (seed >> 2) % 2 == 0,
         };
         options.ring = RingOptions {
             sq_entries: 4,
@@ -431,6 +457,7 @@ impl SimOptions {
             ("datagram loss", self.datagram.loss_probability),
             ("datagram duplication", self.datagram.duplicate_probability),
             ("datagram reordering", self.datagram.reorder_probability),
+            ("page cache eviction", self.page_cache.evict_probability),
         ] {
             if !(0.0..=1.0).contains(&p) {
                 return Err(format!("{name} probability {p} is not in 0..=1"));

@@ -75,6 +75,23 @@ impl Kernel for SimKernel {
         })
     }
 
+    fn preadv_nowait(
+        &self,
+        fd: RawFd,
+        bufs: &mut [IoSliceMut<'_>],
+        offset: u64,
+    ) -> SysResult<usize> {
+        self.call("preadv_nowait", (fd, bufs.len(), offset), |st| {
+            st.readv_nowait(fd, bufs, file_offset(offset)?)
+        })
+    }
+
+    fn pwritev_nowait(&self, fd: RawFd, bufs: &[IoSlice<'_>], offset: u64) -> SysResult<usize> {
+        self.call("pwritev_nowait", (fd, bufs.len(), offset), |st| {
+            st.writev_nowait(fd, bufs, file_offset(offset)?)
+        })
+    }
+
     fn lseek(&self, fd: RawFd, offset: i64, whence: Whence) -> SysResult<u64> {
         self.call("lseek", (fd, offset, whence), |st| {
             st.lseek(fd, offset, whence)
@@ -113,7 +130,7 @@ impl Kernel for SimKernel {
         self.call("fadvise", (fd, offset, len_bytes, advice), |st| {
             file_offset(offset)?;
             file_offset(len_bytes)?;
-            st.fadvise(fd)
+            st.fadvise(fd, offset, len_bytes, advice)
         })
     }
 

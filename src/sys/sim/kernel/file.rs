@@ -50,6 +50,7 @@ impl State {
         self.inject(OpClass::Read)?;
         let n = self.short_read(available);
         self.fs.read(file.inode, offset, &mut buf[..n]);
+        self.fs.cache_read(file.inode, offset, n);
         if at.is_none() {
             self.set_offset(fd, offset + n as u64);
         }
@@ -110,6 +111,93 @@ impl State {
         Ok(n)
     }
 
+    /// The regular file a positional nowait call on `fd` works on: as
+    /// `preadv2`/`pwritev2` with an offset, `ESPIPE` on streams, `EISDIR`
+    /// on a directory. A seeded eviction may empty its cache first.
+    fn nowait_file(&mut self, fd: RawFd) -> SysResult<OpenFile> {
+        let file = match self.entry(fd)? {
+            Fd::File(file) => file,
+            Fd::Directory(_) => return Err(Errno::EISDIR),
+            Fd::Socket(_) | Fd::Dgram(_) | Fd::PipeRead(_) | Fd::PipeWrite(_) => {
+                return Err(Errno::ESPIPE)
+            }
+        };
+        let p = self.core.options().page_cache.evict_probability;
+        if self.core.with_rng(|rng| rng.chance(p)) {
+            self.fs.evict_cache(file.inode);
+            self.core.count(|s| s.cache_evictions += 1);
+        }
+        Ok(file)
+    }
+
+    /// `preadv2(RWF_NOWAIT)`: the cached prefix of the range (`EAGAIN` when
+    /// the first page is not cached, `0` at end of file), then as `pread`
+    /// (faults and short reads included).
+    pub(super) fn readv_nowait(
+        &mut self,
+        fd: RawFd,
+        bufs: &mut [IoSliceMut<'_>],
+        offset: u64,
+    ) -> SysResult<usize> {
+        let file = self.nowait_file(fd)?;
+        if !file.readable {
+            return Err(Errno::EBADF);
+        }
+        let total = bufs.iter().map(|b| b.len()).sum::<usize>();
+        let total = total.min(MAX_RW_COUNT);
+        verify_range(offset, total)?;
+        let available = self.fs.readable_len(file.inode, offset, total);
+        let cached = self.fs.cached_prefix(file.inode, offset, available);
+        if available > 0 && cached == 0 {
+            self.core.count(|s| s.nowait_misses += 1);
+            return Err(Errno::EAGAIN);
+        }
+        let mut bounce = vec![0; cached];
+        let n = self.read_file_fd(fd, file, &mut bounce, Some(offset))?;
+        if n > 0 {
+            self.core.count(|s| s.nowait_hits += 1);
+        }
+        scatter(&bounce[..n], bufs);
+        Ok(n)
+    }
+
+    /// `pwritev2(RWF_NOWAIT)` on a buffered file: `EOPNOTSUPP` unless the
+    /// file system supports it ([`PageCacheOptions::nowait_writes`]); then
+    /// `EAGAIN` unless every page touched is cached and the write stays
+    /// inside the file; then as `pwrite`.
+    ///
+    /// [`PageCacheOptions::nowait_writes`]: super::super::options::PageCacheOptions
+    pub(super) fn writev_nowait(
+        &mut self,
+        fd: RawFd,
+        bufs: &[IoSlice<'_>],
+        offset: u64,
+    ) -> SysResult<usize> {
+        let file = self.nowait_file(fd)?;
+        if !file.writable {
+            return Err(Errno::EBADF);
+        }
+        if !self.core.options().page_cache.nowait_writes {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        let data: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+        let len = data.len().min(MAX_RW_COUNT);
+        verify_range(offset, len)?;
+        let at = if file.append {
+            self.fs.size(file.inode)
+        } else {
+            offset
+        };
+        let inside = at + len as u64 <= self.fs.size(file.inode);
+        if !inside || self.fs.cached_prefix(file.inode, at, len) < len {
+            self.core.count(|s| s.nowait_misses += 1);
+            return Err(Errno::EAGAIN);
+        }
+        let n = self.write_file_fd(fd, file, &data[..len], Some(offset), OpClass::Write)?;
+        self.core.count(|s| s.nowait_hits += 1);
+        Ok(n)
+    }
+
     /// `readv`/`preadv`: one read into a bounce buffer, then scattered.
     pub(super) fn readv_fd(
         &mut self,
@@ -126,12 +214,7 @@ impl State {
             .min(MAX_RW_COUNT);
         let mut bounce = vec![0; total];
         let n = self.read_fd(fd, &mut bounce, at)?;
-        let mut rest = &bounce[..n];
-        for buf in bufs.iter_mut() {
-            let k = rest.len().min(buf.len());
-            buf[..k].copy_from_slice(&rest[..k]);
-            rest = &rest[k..];
-        }
+        scatter(&bounce[..n], bufs);
         Ok(n)
     }
 
@@ -287,9 +370,26 @@ impl State {
     /// `posix_fadvise`: checked like Linux's `generic_fadvise`, then ignored
     /// (the simulated kernel has no page cache to drop or fill). It has no
     /// fault class: Linux's fadvise fails only for the reasons checked here.
-    pub(super) fn fadvise(&self, fd: RawFd) -> SysResult<()> {
+    /// `posix_fadvise`: only `DONTNEED` changes anything (it drops the
+    /// cached pages wholly inside the range, `0` length: to the end, when
+    /// the file is clean; a file with unsynced changes keeps them cached,
+    /// as Linux keeps dirty pages).
+    pub(super) fn fadvise(
+        &mut self,
+        fd: RawFd,
+        offset: u64,
+        len_bytes: u64,
+        advice: Advice,
+    ) -> SysResult<()> {
         match self.entry(fd)? {
-            Fd::File(_) | Fd::Directory(_) => Ok(()),
+            Fd::File(file) => {
+                if advice == Advice::DontNeed && !self.fs.is_dirty(file.inode) {
+                    let len = if len_bytes == 0 { u64::MAX } else { len_bytes };
+                    self.fs.drop_cached(file.inode, offset, len);
+                }
+                Ok(())
+            }
+            Fd::Directory(_) => Ok(()),
             Fd::Socket(_) | Fd::Dgram(_) | Fd::PipeRead(_) | Fd::PipeWrite(_) => Err(Errno::ESPIPE),
         }
     }
@@ -324,5 +424,14 @@ fn stream_statfs(magic: i64) -> FsStat {
         block_size_bytes: STREAM_BLOCK_BYTES,
         blocks: 0,
         blocks_available: 0,
+    }
+}
+
+/// Copy `bytes` across `bufs`, front to back.
+fn scatter(mut bytes: &[u8], bufs: &mut [IoSliceMut<'_>]) {
+    for buf in bufs.iter_mut() {
+        let k = bytes.len().min(buf.len());
+        buf[..k].copy_from_slice(&bytes[..k]);
+        bytes = &bytes[k..];
     }
 }
