@@ -246,3 +246,64 @@ fn a_simulated_run_reports_its_backend_like_a_real_runtime() {
         }
     }
 }
+
+/// A std socket waited on through the crate, then closed by std (behind
+/// the crate's back): a socket the crate makes next under the same number
+/// is waited on afresh, never left waiting for an event of the old fd.
+async fn a_number_closed_by_std_then_reused() -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let listener = TcpListener::bind(loopback())?;
+    let addr = listener.local_addr()?;
+    let outside = std::net::TcpStream::connect(addr)?;
+    outside.set_nonblocking(true)?;
+    let (_kept, _) = listener.accept().await?;
+    let old_fd = outside.as_raw_fd();
+    // The driver registers the fd and learns it is not readable.
+    let idle = runtime::timeout(Duration::from_millis(5), io::recv(old_fd, vec![0u8; 8])).await;
+    assert!(idle.is_err(), "nothing was sent to the std socket");
+    drop(outside);
+    let client = TcpStream::connect(addr).await?;
+    let (server, _) = listener.accept().await?;
+    if client.as_raw_fd() != old_fd && server.as_raw_fd() != old_fd {
+        eprintln!("fd {old_fd} was not reused: checking the exchange anyway");
+    }
+    let (client, server) = (std::sync::Arc::new(client), std::sync::Arc::new(server));
+    for (reader, writer) in [(&client, &server), (&server, &client)] {
+        let writer = std::sync::Arc::clone(writer);
+        let sender = spawn_local(async move {
+            runtime::sleep(Duration::from_millis(2)).await;
+            writer.write_all(b"wake".to_vec()).await.0
+        });
+        let BufResult(n, buf) = reader.read(vec![0u8; 4]).await;
+        assert_eq!(&buf[..n?], b"wake");
+        sender.await.expect("writer task")?;
+    }
+    Ok(())
+}
+
+#[test]
+fn a_number_closed_behind_the_crates_back_and_reused_is_waited_on_afresh_on_real_epoll() {
+    if let Err(reason) = backend_availability(Backend::Epoll) {
+        eprintln!("skipping: epoll is unavailable: {reason}");
+        return;
+    }
+    let rt = Runtime::builder()
+        .name("readiness-reuse")
+        .compute_threads(1)
+        .io_threads(1)
+        .backend(Backend::Epoll)
+        .build()
+        .expect("epoll runtime");
+    let run = std::thread::spawn(move || rt.block_on(a_number_closed_by_std_then_reused()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !run.is_finished() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "an op on a reused fd number waited for an event that never came"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    run.join()
+        .expect("runtime thread")
+        .expect("the exchange on the reused number");
+}

@@ -42,9 +42,13 @@
 //! (and forgets) the waiters of the directions it reports. A registration
 //! is kept until the fd is closed; the kernel's `fd_epoch` tells a reused
 //! number from the fd that was registered, so a new fd under an old number
-//! is registered afresh (an fd closed behind the crate's back, with
-//! `libc::close`, is not seen: an op on a new fd reusing its number may
-//! then wait for an event that never comes).
+//! is registered afresh. Every socket and pipe the kernel seam creates
+//! (socket, accept, socketpair, pipe) moves its number's epoch too, so an
+//! fd closed behind the crate's back (by std, or `libc::close`) and reused
+//! by a socket made through the crate is still told apart; what is not seen
+//! is a number closed *and* reused outside the crate, then handed in as a
+//! raw fd without `from_raw_fd` (an op on it may wait for an event that
+//! never comes).
 //!
 //! Readiness reaches tasks when the worker has nothing to run: it parks in
 //! the poller's wait (other threads wake it through the [`PollWake`]). A

@@ -233,6 +233,14 @@ fn bump_fd_epoch(fd: RawFd) {
     FD_EPOCHS[epoch_slot(fd)].fetch_add(1, Ordering::AcqRel);
 }
 
+/// A number this process was just given for a new socket or pipe: its
+/// epoch moves, so state kept for an earlier fd of the same number (one
+/// closed behind the crate's back, say by std) is not taken for it.
+fn fresh_fd(fd: RawFd) -> RawFd {
+    bump_fd_epoch(fd);
+    fd
+}
+
 impl Kernel for RealKernel {
     fn open(&self, path: &CStr, flags: OpenFlags, mode: u32) -> SysResult<RawFd> {
         let flags = (flags | OpenFlags::CLOEXEC).bits();
@@ -583,7 +591,7 @@ impl Kernel for RealKernel {
         let fd = syscall(|| unsafe { libc::socket(domain, ty, 0) })?;
         #[cfg(not(linux))]
         let fd = new_fd_flags(fd, false)?;
-        Ok(fd)
+        Ok(fresh_fd(fd))
     }
 
     fn set_option(&self, fd: RawFd, opt: SockOpt) -> SysResult<()> {
@@ -616,7 +624,7 @@ impl Kernel for RealKernel {
         #[cfg(not(linux))]
         let new_fd = new_fd_flags(new_fd, nonblocking)?;
         match addr_from_storage(&storage, len) {
-            Ok(peer) => Ok((new_fd, peer)),
+            Ok(peer) => Ok((fresh_fd(new_fd), peer)),
             Err(e) => {
                 // Nobody else knows the new fd: release it; `e` is the error to report.
                 let _ = self.close(new_fd);
@@ -686,11 +694,11 @@ impl Kernel for RealKernel {
     }
 
     fn unix_socket(&self, ty: SockType) -> SysResult<RawFd> {
-        super::msg::unix_socket(ty)
+        super::msg::unix_socket(ty).map(fresh_fd)
     }
 
     fn unix_pair(&self, ty: SockType) -> SysResult<(RawFd, RawFd)> {
-        super::msg::unix_pair(ty)
+        super::msg::unix_pair(ty).map(|(a, b)| (fresh_fd(a), fresh_fd(b)))
     }
 
     fn bind_unix(&self, fd: RawFd, path: &Path) -> SysResult<()> {
@@ -702,7 +710,7 @@ impl Kernel for RealKernel {
     }
 
     fn accept_unix(&self, fd: RawFd) -> SysResult<(RawFd, SockAddr)> {
-        super::msg::accept_unix(fd)
+        super::msg::accept_unix(fd).map(|(new_fd, peer)| (fresh_fd(new_fd), peer))
     }
 
     fn sock_name(&self, fd: RawFd) -> SysResult<SockAddr> {
@@ -816,7 +824,7 @@ impl Kernel for RealKernel {
                 return Err(e);
             }
         }
-        Ok((fds[0], fds[1]))
+        Ok((fresh_fd(fds[0]), fresh_fd(fds[1])))
     }
 
     #[cfg(linux)]
