@@ -367,13 +367,12 @@ impl State {
         Ok(stat)
     }
 
-    /// `posix_fadvise`: checked like Linux's `generic_fadvise`, then ignored
-    /// (the simulated kernel has no page cache to drop or fill). It has no
-    /// fault class: Linux's fadvise fails only for the reasons checked here.
-    /// `posix_fadvise`: only `DONTNEED` changes anything (it drops the
-    /// cached pages wholly inside the range, `0` length: to the end, when
-    /// the file is clean; a file with unsynced changes keeps them cached,
-    /// as Linux keeps dirty pages).
+    /// `posix_fadvise`: checked like Linux's `generic_fadvise`; only
+    /// `DONTNEED` changes anything (it drops the cached pages wholly inside
+    /// the range, `0` length: to the end, when the file is clean; a file
+    /// with unsynced changes keeps them cached, as Linux keeps dirty pages).
+    /// It has no fault class: Linux's fadvise fails only for the reasons
+    /// checked here.
     pub(super) fn fadvise(
         &mut self,
         fd: RawFd,
