@@ -294,16 +294,13 @@ fn a_number_closed_behind_the_crates_back_and_reused_is_waited_on_afresh_on_real
         .backend(Backend::Epoll)
         .build()
         .expect("epoll runtime");
-    let run = std::thread::spawn(move || rt.block_on(a_number_closed_by_std_then_reused()));
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !run.is_finished() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "an op on a reused fd number waited for an event that never came"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    run.join()
-        .expect("runtime thread")
-        .expect("the exchange on the reused number");
+    rt.block_on(async {
+        runtime::timeout(
+            Duration::from_secs(20),
+            a_number_closed_by_std_then_reused(),
+        )
+        .await
+        .expect("an op on a reused fd number waited for an event that never came")
+    })
+    .expect("the exchange on the reused number");
 }
