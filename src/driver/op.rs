@@ -28,7 +28,6 @@ enum OpState<T: OpCode> {
     Ready(T),
     /// In flight, neither counted nor traced (with the `tracing` feature
     /// every op is wrapped: `Counted`).
-    #[cfg_attr(feature = "tracing", allow(dead_code))]
     InFlight(InFlight<T>),
     /// In flight and counted in the runtime's metrics.
     Counted(InFlight<Counted<T>>),
@@ -39,7 +38,7 @@ enum OpState<T: OpCode> {
     /// inside the future trips rustc's higher-ranked `Send` checks of the
     /// async fns that await it.
     Yielded(T, SysResult<usize>),
-    /// The same, counted.
+    /// The same, counted (or traced).
     YieldedCounted(Counted<T>, SysResult<usize>),
     Done,
 }
@@ -108,43 +107,37 @@ impl<T: OpCode> Op<T> {
                 if let Some(fd) = op.closes_fd() {
                     inline::forget(kernel, fd);
                 }
-                Ok(match metrics::current() {
-                    Some(registry) => {
-                        let mut op = metrics::counted(Some(registry), op);
-                        match inline::attempt(&mut op, kernel) {
-                            Attempt::Hit { result, yield_now } => {
-                                op.note_fast_path(true);
-                                if yield_now {
-                                    return Ok(OpState::YieldedCounted(op, result));
-                                }
-                                return Err(op.complete(result));
-                            }
-                            Attempt::Missed => op.note_fast_path(false),
-                            Attempt::Skipped => {}
+                // Counted when the runtime keeps metrics; with the `tracing`
+                // feature every op is wrapped (uncounted but traced), the
+                // inline hits included.
+                let registry = metrics::current();
+                if registry.is_none() && !cfg!(feature = "tracing") {
+                    if let Attempt::Hit { result, yield_now } = inline::attempt(&mut op, kernel) {
+                        if yield_now {
+                            return Ok(OpState::Yielded(op, result));
                         }
-                        let name = op.name();
-                        let in_flight = driver.submit(op);
-                        if in_flight.on_pool() && !driver.is_pool() {
-                            metrics::note_pool_handoff(name);
-                        }
-                        OpState::Counted(in_flight)
+                        return Err(op.complete(result));
                     }
-                    None => {
-                        if let Attempt::Hit { result, yield_now } = inline::attempt(&mut op, kernel)
-                        {
-                            if yield_now {
-                                return Ok(OpState::Yielded(op, result));
-                            }
-                            return Err(op.complete(result));
+                    return Ok(OpState::InFlight(driver.submit(op)));
+                }
+                let mut op = metrics::counted(registry, op);
+                match inline::attempt(&mut op, kernel) {
+                    Attempt::Hit { result, yield_now } => {
+                        op.note_fast_path(true);
+                        if yield_now {
+                            return Ok(OpState::YieldedCounted(op, result));
                         }
-                        // Uncounted, but still traced.
-                        #[cfg(feature = "tracing")]
-                        let state = OpState::Counted(driver.submit(metrics::counted(None, op)));
-                        #[cfg(not(feature = "tracing"))]
-                        let state = OpState::InFlight(driver.submit(op));
-                        state
+                        return Err(op.complete(result));
                     }
-                })
+                    Attempt::Missed => op.note_fast_path(false),
+                    Attempt::Skipped => {}
+                }
+                let name = op.name();
+                let in_flight = driver.submit(op);
+                if in_flight.on_pool() && !driver.is_pool() {
+                    metrics::note_pool_handoff(name);
+                }
+                Ok(OpState::Counted(in_flight))
             }
             None => {
                 let kernel = context::current_kernel();
