@@ -304,3 +304,67 @@ fn a_number_closed_behind_the_crates_back_and_reused_is_waited_on_afresh_on_real
     })
     .expect("the exchange on the reused number");
 }
+
+/// The peer sends a little and closes while the reader waits: one event
+/// reports both, the first read takes the bytes (a short read, which
+/// usually means the socket is used up) and the end of stream is still
+/// to be read with no new edge to come. The reader must see it, not wait.
+async fn bytes_then_end_of_stream_in_one_event() -> std::io::Result<Vec<u8>> {
+    let (_listener, client, server) = connected_pair().await?;
+    let reader = spawn(async move {
+        let mut got = Vec::new();
+        loop {
+            let BufResult(n, buf) = server.read(vec![0u8; 8192]).await;
+            let n = n?;
+            if n == 0 {
+                return Ok::<_, std::io::Error>(got);
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+    });
+    // Let the reader find nothing and wait on the poller first.
+    runtime::sleep(Duration::from_millis(20)).await;
+    client.write_all(vec![7u8; 100]).await.0?;
+    drop(client);
+    reader.await.expect("reader task")
+}
+
+#[test]
+fn end_of_stream_after_a_short_read_is_seen_on_the_sim() {
+    for driver in READINESS_DRIVERS {
+        let kernel = sim::new_kernel(options(5, driver)).expect("options");
+        let got = sim::run(&kernel, bytes_then_end_of_stream_in_one_event())
+            .unwrap_or_else(|e| panic!("{}: the run did not complete: {e}", driver.name()))
+            .unwrap_or_else(|e| panic!("{}: {e}", driver.name()));
+        assert_eq!(got, vec![7u8; 100], "{}", driver.name());
+    }
+}
+
+#[test]
+fn end_of_stream_after_a_short_read_is_seen_on_every_real_backend() {
+    for backend in Backend::CONCRETE {
+        if let Err(reason) = backend_availability(backend) {
+            eprintln!("skipping {backend}: {reason}");
+            continue;
+        }
+        let rt = Runtime::builder()
+            .name("readiness-eof")
+            .compute_threads(1)
+            // Two: on the pool backend the waiting read holds one thread.
+            .io_threads(2)
+            .backend(backend)
+            .build()
+            .expect("runtime");
+        let got = rt
+            .block_on(async {
+                runtime::timeout(
+                    Duration::from_secs(20),
+                    bytes_then_end_of_stream_in_one_event(),
+                )
+                .await
+                .unwrap_or_else(|_| panic!("{backend}: the reader never saw the end of stream"))
+            })
+            .unwrap_or_else(|e| panic!("{backend}: {e}"));
+        assert_eq!(got, vec![7u8; 100], "{backend}");
+    }
+}

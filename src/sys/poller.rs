@@ -141,6 +141,11 @@ pub struct PollEvent {
     pub token: u64,
     /// What is ready (possibly more than was asked for: errors count as both).
     pub ready: Ready,
+    /// The read side reached end of stream or the fd failed (`EPOLLRDHUP`,
+    /// `EPOLLHUP`, `EPOLLERR`; `EV_EOF`, `EV_ERROR`): a state that stays,
+    /// so no later event will report it again. A reader that has drained
+    /// the bytes must still try once more to see it.
+    pub closed: bool,
 }
 
 /// Ends a [`Poller::wait`] in progress (or the next one) from any thread.

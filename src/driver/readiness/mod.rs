@@ -355,6 +355,11 @@ struct FdWaiters {
     /// Directions that may be ready: set by events, cleared by `EAGAIN` or
     /// a result that drained the fd. Starts as both (unknown: try).
     ready: Ready,
+    /// An event said end of stream or failure ([`PollEvent::closed`]): a
+    /// short read no longer means used up (the end of stream is still to
+    /// be read and no event will say so again); only `EAGAIN` clears
+    /// readiness then.
+    closed: bool,
 }
 
 impl FdWaiters {
@@ -365,6 +370,7 @@ impl FdWaiters {
             registered: false,
             epoch,
             ready: Ready::BOTH,
+            closed: false,
         }
     }
 
@@ -375,6 +381,7 @@ impl FdWaiters {
             self.epoch = epoch;
             self.registered = false;
             self.ready = Ready::BOTH;
+            self.closed = false;
         }
     }
 
@@ -519,7 +526,9 @@ impl<P: Poller> PollSet<P> {
     /// an event instead of trying first.
     fn drained(&mut self, fd: RawFd, interest: Interest) {
         if let Some(entry) = self.fds.get_mut(&fd) {
-            entry.not_ready(interest);
+            if !entry.closed {
+                entry.not_ready(interest);
+            }
         }
     }
 
@@ -569,6 +578,7 @@ impl<P: Poller> PollSet<P> {
             };
             entry.ready.readable |= event.ready.readable;
             entry.ready.writable |= event.ready.writable;
+            entry.closed |= event.closed;
             let before = entry.count();
             entry.release(event.ready, woken);
             self.waiters -= before - entry.count();

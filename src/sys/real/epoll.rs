@@ -165,9 +165,11 @@ impl Epoll {
             let failed = bits & (libc::EPOLLERR as u32 | libc::EPOLLHUP as u32) != 0;
             let readable = failed || bits & (libc::EPOLLIN as u32 | libc::EPOLLRDHUP as u32) != 0;
             let writable = failed || bits & libc::EPOLLOUT as u32 != 0;
+            let closed = failed || bits & libc::EPOLLRDHUP as u32 != 0;
             events.push(PollEvent {
                 token,
                 ready: Ready { readable, writable },
+                closed,
             });
         }
         Ok(())
@@ -222,6 +224,7 @@ mod tests {
         PollEvent {
             token,
             ready: Ready { readable, writable },
+            closed: false,
         }
     }
 

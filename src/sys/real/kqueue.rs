@@ -315,6 +315,7 @@ impl Poller for Kqueue {
                     readable: failed || filter == libc::EVFILT_READ as i32,
                     writable: failed || filter == libc::EVFILT_WRITE as i32,
                 },
+                closed: failed,
             });
         }
         Ok(())

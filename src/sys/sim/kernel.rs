@@ -140,6 +140,9 @@ pub(crate) struct PollTarget {
     /// model injects also counts, as the data (or room) arriving a moment
     /// later would on a real kernel.
     pub(crate) edges: [u64; 2],
+    /// The read side is at end of stream (or the object failed): what a
+    /// real poller flags with `EPOLLRDHUP` / `EV_EOF`.
+    pub(crate) closed: bool,
 }
 
 /// The readiness edges of one watched object ([`PollTarget::edges`]).
@@ -487,6 +490,7 @@ impl SimKernel {
         let mut state = self.lock();
         let (identity, stream) = identity(state.entry(fd)?);
         let ready = state.readiness(fd);
+        let closed = state.hung_up(fd);
         let track = state.edges.entry(identity).or_insert(EdgeTrack {
             fd,
             last: ready,
@@ -498,6 +502,7 @@ impl SimKernel {
             stream,
             ready,
             edges: track.edges,
+            closed,
         })
     }
 

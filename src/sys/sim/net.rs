@@ -750,6 +750,17 @@ impl SimNet {
         }
     }
 
+    /// Socket `s` will read end of stream (or an error) once its bytes are
+    /// taken: the peer's FIN arrived, its read side is shut, or it failed.
+    pub(crate) fn socket_hung_up(&self, s: SocketId) -> bool {
+        match self.sockets.get(&s).map(|sock| &sock.state) {
+            Some(State::Connected(c)) => {
+                c.fin_received || c.read_shut || c.reset || c.error.is_some()
+            }
+            _ => false,
+        }
+    }
+
     /// Whether a call waiting for `interest` would make progress (or
     /// report an error) now.
     pub(crate) fn socket_ready(&self, s: SocketId, interest: Interest) -> bool {
@@ -835,6 +846,15 @@ impl SimNet {
         if !pipe.reader_open && !pipe.writer_open {
             self.pipes.remove(&p);
         }
+    }
+
+    /// The other end of pipe `p` is closed (what a poller flags as a
+    /// hang-up on this end).
+    pub(crate) fn pipe_hung_up(&self, p: PipeId, write_end: bool) -> bool {
+        self.pipes.get(&p).is_some_and(|pipe| match write_end {
+            true => !pipe.reader_open,
+            false => !pipe.writer_open,
+        })
     }
 
     /// Readiness of one end of a pipe (see the module docs).

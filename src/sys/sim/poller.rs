@@ -435,6 +435,7 @@ impl Poller for SimPoller {
             events.push(PollEvent {
                 token: watch.token,
                 ready,
+                closed: target.closed,
             });
             if watch.mode == PollMode::Oneshot {
                 match self.semantics {

@@ -120,6 +120,17 @@ impl State {
         self.net.pipe_write(pipe, &data[..n])
     }
 
+    /// Whether `fd`'s read side is at end of stream or failed (for the
+    /// simulated pollers' `closed` flag; false for a closed fd).
+    pub(in crate::sys::sim) fn hung_up(&self, fd: RawFd) -> bool {
+        match self.entry(fd) {
+            Ok(Fd::Socket(s)) => self.net.socket_hung_up(s),
+            Ok(Fd::PipeRead(p)) => self.net.pipe_hung_up(p, false),
+            Ok(Fd::PipeWrite(p)) => self.net.pipe_hung_up(p, true),
+            _ => false,
+        }
+    }
+
     pub(super) fn wait_ready(&self, fd: RawFd, interest: Interest) -> SysResult<bool> {
         Ok(match self.entry(fd)? {
             Fd::File(_) | Fd::Directory(_) => true,
