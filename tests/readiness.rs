@@ -9,7 +9,10 @@
 //!   `EBADF`;
 //! * a run whose tasks wait for readiness that can never come is reported
 //!   stuck, naming what is armed;
-//! * forcing the kqueue backend where there is none is a clear error.
+//! * forcing the kqueue backend where there is none is a clear error;
+//! * an end of stream that arrived with the last bytes is still read;
+//! * ops waiting for readiness never hold every I/O thread while the op
+//!   that would make them ready waits for one (the pool backend).
 
 use iokernel::buf::BufResult;
 use iokernel::io;
@@ -366,5 +369,88 @@ fn end_of_stream_after_a_short_read_is_seen_on_every_real_backend() {
             })
             .unwrap_or_else(|e| panic!("{backend}: {e}"));
         assert_eq!(got, vec![7u8; 100], "{backend}");
+    }
+}
+
+/// Two reads wait for bytes before the writes that feed them are made.
+/// On a runtime with two I/O threads and the pool backend, the waiting
+/// reads hold both threads; they must give them up to the queued writes
+/// (an echo whose write and read both wait is the same shape).
+async fn reads_waiting_on_every_thread_let_the_writes_through() -> std::io::Result<[usize; 2]> {
+    let (_first_listener, first_client, first_server) = connected_pair().await?;
+    let (_second_listener, second_client, second_server) = connected_pair().await?;
+    let first = spawn(async move { first_server.read(vec![0u8; 64]).await.0 });
+    let second = spawn(async move { second_server.read(vec![0u8; 64]).await.0 });
+    // Let both reads start and find nothing.
+    runtime::sleep(Duration::from_millis(20)).await;
+    first_client.write_all(vec![1u8; 5]).await.0?;
+    second_client.write_all(vec![2u8; 7]).await.0?;
+    Ok([
+        first.await.expect("first reader")?,
+        second.await.expect("second reader")?,
+    ])
+}
+
+#[test]
+fn waiting_reads_let_the_writes_through_on_the_sim() {
+    for driver in [
+        SimDriver::Pool,
+        SimDriver::EpollSemantics,
+        SimDriver::KqueueSemantics,
+    ] {
+        for seed in 0..8 {
+            let mut options = SimOptions::with_faults(seed, 0.05);
+            options.driver = driver;
+            // Short I/O, latency, reordering and readiness noise, but no
+            // errnos: both reads must complete.
+            for class in iokernel::sim::OpClass::ALL {
+                options.faults[class.index()].probability = 0.0;
+            }
+            options.poller_faults.register_probability = 0.0;
+            let kernel = sim::new_kernel(options).expect("options");
+            let got = sim::run(
+                &kernel,
+                reads_waiting_on_every_thread_let_the_writes_through(),
+            )
+            .unwrap_or_else(|e| panic!("{} seed {seed}: {e}", driver.name()))
+            .unwrap_or_else(|e| panic!("{} seed {seed}: {e}", driver.name()));
+            // Short reads are on: each read gets part of its write.
+            assert!(
+                (1..=5).contains(&got[0]) && (1..=7).contains(&got[1]),
+                "{} seed {seed}: {got:?}",
+                driver.name()
+            );
+        }
+    }
+}
+
+#[test]
+fn waiting_reads_let_the_writes_through_on_every_real_backend() {
+    for backend in Backend::CONCRETE {
+        if let Err(reason) = backend_availability(backend) {
+            eprintln!("skipping {backend}: {reason}");
+            continue;
+        }
+        let rt = Runtime::builder()
+            .name("readiness-give-way")
+            .compute_threads(1)
+            .io_threads(2)
+            .backend(backend)
+            .build()
+            .expect("runtime");
+        let got = rt
+            .block_on(async {
+                runtime::timeout(
+                    Duration::from_secs(20),
+                    reads_waiting_on_every_thread_let_the_writes_through(),
+                )
+                .await
+                .unwrap_or_else(|_| panic!("{backend}: the waiting reads held every thread"))
+            })
+            .unwrap_or_else(|e| panic!("{backend}: {e}"));
+        assert!(
+            (1..=5).contains(&got[0]) && (1..=7).contains(&got[1]),
+            "{backend}: {got:?}"
+        );
     }
 }

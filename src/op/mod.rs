@@ -345,6 +345,19 @@ pub(crate) fn run_until_done<T: OpCode>(
     kernel: &dyn Kernel,
     abandoned: &dyn Fn() -> bool,
 ) -> SysResult<usize> {
+    run_until_done_or_give_way(op, kernel, abandoned, &|| false)
+}
+
+/// [`run_until_done`] for a thread others may need: after a readiness
+/// wait that ended with the fd still not ready, `give_way` is asked, and
+/// `true` ends the op with `EAGAIN` (the caller submits it again behind
+/// the work that was waiting for the thread).
+pub(crate) fn run_until_done_or_give_way<T: OpCode>(
+    op: &mut T,
+    kernel: &dyn Kernel,
+    abandoned: &dyn Fn() -> bool,
+    give_way: &dyn Fn() -> bool,
+) -> SysResult<usize> {
     loop {
         if op.readiness().is_some() && abandoned() {
             return Err(Errno::ECANCELED);
@@ -354,7 +367,9 @@ pub(crate) fn run_until_done<T: OpCode>(
                 let Some((fd, interest)) = op.readiness() else {
                     return Err(Errno::EAGAIN);
                 };
-                kernel.wait_ready(fd, interest, ABANDON_CHECK_MS)?;
+                if !kernel.wait_ready(fd, interest, ABANDON_CHECK_MS)? && give_way() {
+                    return Err(Errno::EAGAIN);
+                }
             }
             result => return result,
         }

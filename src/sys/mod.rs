@@ -527,6 +527,10 @@ impl std::fmt::Debug for Saturated {
     }
 }
 
+/// Whether an offload's accepted jobs are waiting for a worker
+/// ([`Offload::queue_probe`]).
+pub type QueueProbe = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
+
 /// Runs blocking jobs on worker threads.
 ///
 /// Contract: a job accepted by `try_offload` runs exactly once, to the end,
@@ -548,6 +552,16 @@ pub trait Offload: Send + Sync + 'static {
     /// Whether a job may block its thread waiting for readiness.
     fn may_block(&self) -> bool {
         true
+    }
+    /// A probe saying whether accepted jobs are waiting for a worker
+    /// (every worker is busy); `None` when that cannot happen to a job
+    /// that waits. A job waiting for a socket's readiness then gives its
+    /// thread up after one wait slice, so waiting ops cannot hold every
+    /// thread while the op that would make them ready sits in the queue.
+    /// The probe must not own the offload: jobs hold it, and the last
+    /// owner dropping an offload joins its threads.
+    fn queue_probe(&self) -> Option<QueueProbe> {
+        None
     }
     /// Wake `waker` once a queue slot is free.
     fn wake_when_free(&self, waker: &Waker);

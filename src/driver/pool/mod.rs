@@ -11,6 +11,12 @@
 //! On an offload that may not block (the simulator's), a socket op's job
 //! makes one non-blocking attempt; an `EAGAIN` comes back to the future,
 //! which yields and submits the op again, so the peer task gets to run.
+//! On the real pool a socket op waits for readiness on its thread, but
+//! when a wait slice ends with the fd still not ready while other jobs
+//! wait for a thread, it gives the thread up the same way (an `EAGAIN`
+//! back to the future, submitted again behind them): otherwise ops
+//! waiting on each other's peers (an echo server's write and read, with
+//! the client's write queued) hold every thread and never finish.
 //!
 //! Cancellation: dropping the future of a running op marks the completion
 //! abandoned. A socket op checks that before each attempt (so after each
@@ -23,8 +29,8 @@
 //! kernel never saw its buffer.
 
 use super::completion::Completion;
-use crate::op::{run_until_done, OpCode};
-use crate::sys::{Errno, Kernel, Offload, Saturated};
+use crate::op::{run_until_done_or_give_way, OpCode};
+use crate::sys::{Errno, Kernel, Offload, QueueProbe, Saturated};
 // std's Arc: `Arc<dyn Kernel>` needs unsized coercion, which loom's lacks.
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -34,11 +40,17 @@ use std::task::{Context, Poll};
 pub(crate) struct PoolDriver {
     kernel: Arc<dyn Kernel>,
     offload: Arc<dyn Offload>,
+    queue_probe: Option<QueueProbe>,
 }
 
 impl PoolDriver {
     pub(crate) fn new(kernel: Arc<dyn Kernel>, offload: Arc<dyn Offload>) -> PoolDriver {
-        PoolDriver { kernel, offload }
+        let queue_probe = offload.queue_probe();
+        PoolDriver {
+            kernel,
+            offload,
+            queue_probe,
+        }
     }
 
     pub(crate) fn kernel(&self) -> &Arc<dyn Kernel> {
@@ -51,8 +63,13 @@ impl PoolDriver {
 
     pub(crate) fn submit<T: OpCode>(&self, op: T) -> Submission<T> {
         let label = op.name();
-        let (completion, job) = make_job(op, &self.kernel, self.offload.may_block());
+        let how = JobMode {
+            may_block: self.offload.may_block(),
+            queue_probe: self.queue_probe.clone(),
+        };
+        let (completion, job) = make_job(op, &self.kernel, &how);
         Submission {
+            how,
             offload: Arc::clone(&self.offload),
             completion,
             queued: Some(job),
@@ -62,21 +79,40 @@ impl PoolDriver {
     }
 }
 
-/// The job that runs `op` and the completion it reports to. With
-/// `may_block` false, socket ops make a single attempt (see module docs).
+/// How a socket op's job waits for readiness.
+#[derive(Clone)]
+struct JobMode {
+    /// It may wait on its thread ([`Offload::may_block`]); else it makes a
+    /// single attempt.
+    may_block: bool,
+    /// Whether jobs wait for a thread: a waiting op then gives its own up.
+    queue_probe: Option<QueueProbe>,
+}
+
+/// The job that runs `op` and the completion it reports to (see the
+/// module docs for how socket ops wait).
 fn make_job<T: OpCode>(
     op: T,
     kernel: &Arc<dyn Kernel>,
-    may_block: bool,
+    how: &JobMode,
 ) -> (Arc<Completion<T>>, crate::sys::Job) {
     let completion = Completion::new();
     let job_completion = Arc::clone(&completion);
     let kernel = Arc::clone(kernel);
+    let JobMode {
+        may_block,
+        queue_probe,
+    } = how.clone();
     let job = Box::new(move || {
         let mut op = op;
         let result = if may_block {
             let abandoned = || job_completion.is_abandoned();
-            run_until_done(&mut op, &*kernel, &abandoned)
+            let give_way = || {
+                queue_probe
+                    .as_ref()
+                    .is_some_and(|jobs_waiting| jobs_waiting())
+            };
+            run_until_done_or_give_way(&mut op, &*kernel, &abandoned, &give_way)
         } else if op.readiness().is_some() && job_completion.is_abandoned() {
             // Abandoned before the job ran: never start the socket syscall.
             Err(Errno::ECANCELED)
@@ -92,6 +128,7 @@ impl PoolDriver {}
 
 /// An op handed to the pool (or waiting for room in its queue).
 pub(crate) struct Submission<T: OpCode> {
+    how: JobMode,
     offload: Arc<dyn Offload>,
     completion: Arc<Completion<T>>,
     queued: Option<crate::sys::Job>,
@@ -128,9 +165,11 @@ impl<T: OpCode> Submission<T> {
         }
         match std::task::ready!(self.completion.poll_finished(cx)) {
             (op, Err(Errno::EAGAIN)) if op.readiness().is_some() => {
-                // A single non-blocking attempt found the socket not ready:
-                // submit the op again after letting other tasks run.
-                let (completion, job) = make_job(op, &self.kernel, false);
+                // A single non-blocking attempt found the socket not ready,
+                // or a waiting attempt gave its thread up: submit the op
+                // again (behind the jobs queued meanwhile) after letting
+                // other tasks run.
+                let (completion, job) = make_job(op, &self.kernel, &self.how);
                 self.completion = completion;
                 self.queued = Some(job);
                 cx.waker().wake_by_ref();

@@ -7,7 +7,7 @@
 //! contract says an accepted job always runs) and joins them.
 
 use super::thread::spawn_named;
-use crate::sys::{Job, Offload, Saturated};
+use crate::sys::{Job, Offload, QueueProbe, Saturated};
 use std::collections::VecDeque;
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -109,6 +109,11 @@ impl Offload for ThreadPool {
         drop(state);
         self.shared.work_ready.notify_one();
         Ok(())
+    }
+
+    fn queue_probe(&self) -> Option<QueueProbe> {
+        let shared = Arc::clone(&self.shared);
+        Some(Arc::new(move || !shared.lock().jobs.is_empty()))
     }
 
     fn wake_when_free(&self, waker: &Waker) {
