@@ -225,7 +225,7 @@ macro_rules! bodies {
             .await
         }
 
-        /// 100 000 bytes out and echoed back through adapters with odd
+        /// 40 000 bytes out and echoed back through adapters with odd
         /// buffer sizes on both ends; the client's close ends the echo.
         pub async fn tcp_echo_both_ways(_dir: PathBuf, how: How) -> io::Result<()> {
             let (client, server) = pair(&how).await?;
@@ -260,7 +260,13 @@ macro_rules! bodies {
                 Ok::<_, io::Error>(echoed)
             });
             let mut client = how.adapt(client).with_buffer_bytes(1500);
-            let data = pattern(100_000, 2);
+            // The client reads only after writing everything, so all of it
+            // must fit in the two sockets' buffers at once. Linux charges a
+            // Unix stream's small writes at about three times their size
+            // against a 208 KiB send buffer and polls it writable again only
+            // below a quarter of that: at 100 000 bytes both ends could wait
+            // on each other for good (seen on every backend). 40 000 fits.
+            let data = pattern(40_000, 2);
             for chunk in data.chunks(999) {
                 client.write_all(chunk).await?;
             }
