@@ -127,6 +127,10 @@ impl SimScheduler {
         }
     }
 
+    /// Count one run-loop turn; past `max_steps`, the run is a livelock.
+    /// Counted every turn, not only when idle: a run whose tasks keep
+    /// waking each other (or themselves) never goes idle and would
+    /// otherwise spin forever at one instant of virtual time.
     fn step(&self) -> Result<(), String> {
         let max = self.core.options().max_steps;
         let mut steps = 0;
@@ -136,7 +140,9 @@ impl SimScheduler {
         });
         if steps > max {
             return Err(format!(
-                "no completion after {max} scheduler steps (livelock?)"
+                "livelock: the run loop turned {max} times (SimOptions::max_steps) without \
+                 finishing; virtual time is {:?}",
+                self.core.now()
             ));
         }
         Ok(())
@@ -152,6 +158,11 @@ impl Scheduler for SimScheduler {
         self.core
             .trace(format!("poll {index}/{runnable}").as_bytes());
         index
+    }
+
+    fn new_turn(&self) -> Result<(), String> {
+        self.inner.new_turn()?;
+        self.step()
     }
 
     fn between_polls(&self) {
@@ -173,7 +184,6 @@ impl Scheduler for SimScheduler {
     }
 
     fn idle(&self, worker: &dyn Park, timeout: Option<Duration>) -> Result<(), String> {
-        self.step()?;
         if worker.take_news() {
             return Ok(());
         }
