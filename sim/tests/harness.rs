@@ -1,6 +1,7 @@
 //! The harness catches wrong clients, runs deterministically and replays a
 //! failing seed exactly.
 
+use iokernel::sim::SimDriver;
 use iokernel_sim::{check_seed, driver_for, options_for, replay_line, run_seed, Workload, DRIVERS};
 
 const FAULT_RATE: f64 = 0.03;
@@ -146,4 +147,34 @@ fn an_injected_fsync_failure_is_reported_by_the_writer() {
     });
     let summary = hit.expect("some seed fails an fsync and the writer reports it");
     assert!(summary.contains("error reported"), "{summary}");
+}
+
+/// Ops seeds (fault rate 0.02, pool driver) that once failed after 10
+/// million scheduler steps, about 40 s each: the datagram receiver's
+/// `recv_from` waited under a one-hour timeout for datagrams that had been
+/// lost, and every `EAGAIN` resubmitted it to run again one job latency
+/// later, so virtual time crept (167 s after 10 M steps) instead of
+/// jumping to the timer. Found in a sweep of seeds 1..8000. The fix
+/// changes the runs these seeds take (a waiting op no longer draws
+/// scheduler choices), so they now guard against the livelock only
+/// loosely; `tests/sim_progress.rs` tests the mechanism itself.
+const POOL_EAGAIN_SEEDS: [u64; 7] = [988, 2660, 2908, 2984, 3280, 3324, 4188];
+
+#[test]
+fn pool_seeds_whose_recv_outwaited_a_lost_datagram_finish_in_few_steps() {
+    for seed in POOL_EAGAIN_SEEDS {
+        assert_eq!(driver_for(seed), SimDriver::Pool, "seed {seed}");
+        let outcome = check_seed(Workload::Ops, seed, 0.02);
+        assert!(
+            outcome.verdict.is_ok(),
+            "seed {seed}: {:?}\n  replay: {}",
+            outcome.verdict,
+            replay_line(Workload::Ops, seed, 0.02)
+        );
+        assert!(
+            outcome.stats.steps < 100_000,
+            "seed {seed}: {} scheduler steps",
+            outcome.stats.steps
+        );
+    }
 }

@@ -117,14 +117,15 @@ impl SimScheduler {
     }
 
     fn stuck_reason(&self) -> String {
-        let base = "deadlock: every task waits, and no job or timer is pending";
-        match &self.pollers {
-            Some(pollers) => format!(
-                "{base}; no readiness can come ({})",
-                pollers.describe_armed()
-            ),
-            None => base.to_string(),
+        let mut reason = "deadlock: every task waits, and no job or timer is pending".to_string();
+        let gated = self.offload.describe_gated();
+        if !gated.is_empty() {
+            reason += &format!("; pool jobs wait for fds no job will make ready ({gated})");
         }
+        if let Some(pollers) = &self.pollers {
+            reason += &format!("; no readiness can come ({})", pollers.describe_armed());
+        }
+        reason
     }
 
     /// Count one run-loop turn; past `max_steps`, the run is a livelock.
@@ -367,7 +368,7 @@ const SIM_AUTO_ORDER: [Backend; 2] = [Backend::IoUring, Backend::ThreadPool];
 /// ```
 pub fn run<F: Future>(kernel: &Arc<SimKernel>, future: F) -> Result<F::Output, SimError> {
     let core = Arc::clone(kernel.core());
-    let offload = Arc::new(SimOffload::new(Arc::clone(&core)));
+    let offload = Arc::new(SimOffload::new(kernel));
     let sim_driver = core.options().driver;
     let (requested, semantics) = backend_of(sim_driver);
     let pollers = Arc::new(SimPollers::default());
