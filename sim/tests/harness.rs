@@ -2,7 +2,9 @@
 //! failing seed exactly.
 
 use iokernel::sim::SimDriver;
-use iokernel_sim::{check_seed, driver_for, options_for, replay_line, run_seed, Workload, DRIVERS};
+use iokernel_sim::{
+    check_seed, driver_for, failure_line, options_for, replay_line, run_seed, Workload, DRIVERS,
+};
 
 const FAULT_RATE: f64 = 0.03;
 
@@ -35,6 +37,26 @@ fn the_fsync_retry_canary_is_caught_within_60_seeds() {
         .verdict
         .unwrap_err();
     assert!(why.contains("power loss"), "{why}");
+}
+
+#[test]
+fn a_failure_line_names_what_replays_it() {
+    let seed = first_failing_seed(Workload::Canary, 30).expect("a failing canary seed");
+    let outcome = run_seed(Workload::Canary, seed, FAULT_RATE);
+    let line = failure_line(&outcome, FAULT_RATE);
+    let driver = driver_for(seed).name();
+    let expected =
+        format!("FAILED workload canary seed {seed} driver {driver} fault-rate {FAULT_RATE}: ");
+    assert!(line.starts_with(&expected), "{line}");
+    assert!(line.ends_with(outcome.verdict.as_ref().unwrap_err().as_str()));
+    let replay = replay_line(Workload::Canary, seed, FAULT_RATE);
+    for part in [
+        "--workload canary".to_string(),
+        format!("--fault-rate {FAULT_RATE}"),
+        format!("--replay {seed}"),
+    ] {
+        assert!(replay.contains(&part), "{replay} lacks {part}");
+    }
 }
 
 #[test]
