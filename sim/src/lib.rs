@@ -121,3 +121,16 @@ pub fn replay_line(workload: Workload, seed: u64, fault_rate: f64) -> String {
         driver_for(seed).name()
     )
 }
+
+/// The line a sweep prints for a failed seed: everything that chose the
+/// run (workload, seed, the seed's driver, fault rate), then why it failed.
+/// The replay command ([`replay_line`]) follows it.
+pub fn failure_line(outcome: &SeedOutcome, fault_rate: f64) -> String {
+    format!(
+        "FAILED workload {} seed {} driver {} fault-rate {fault_rate}: {}",
+        outcome.workload.name(),
+        outcome.seed,
+        driver_for(outcome.seed).name(),
+        outcome.verdict.as_ref().err().map_or("", |s| s.as_str())
+    )
+}

@@ -8,7 +8,7 @@ use clap::Parser;
 use iokernel::sim::SimStats;
 use iokernel::sys::real::{thread::spawn_named, RealClock};
 use iokernel::sys::Clock;
-use iokernel_sim::{check_seed, replay_line, SeedOutcome, Workload};
+use iokernel_sim::{check_seed, failure_line, replay_line, SeedOutcome, Workload};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -84,7 +84,7 @@ fn print_stats(stats: &SimStats) {
 fn replay(workload: Workload, seed: u64, fault_rate: f64) -> ExitCode {
     let outcome = check_seed(workload, seed, fault_rate);
     println!(
-        "workload {} seed {seed} (driver {}): trace {:#018x}",
+        "workload {} seed {seed} (driver {}, fault rate {fault_rate}): trace {:#018x}",
         workload.name(),
         iokernel_sim::driver_for(seed).name(),
         outcome.trace_hash
@@ -189,11 +189,7 @@ fn main() -> ExitCode {
             args.seeds as f64 * 60.0 / secs
         );
         for f in &failures {
-            println!(
-                "  FAILED seed {}: {}",
-                f.seed,
-                f.verdict.as_ref().err().map_or("", |s| s.as_str())
-            );
+            println!("  {}", failure_line(f, args.fault_rate));
             println!(
                 "    replay: {}",
                 replay_line(workload, f.seed, args.fault_rate)

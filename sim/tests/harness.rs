@@ -1,7 +1,10 @@
 //! The harness catches wrong clients, runs deterministically and replays a
 //! failing seed exactly.
 
-use iokernel_sim::{check_seed, driver_for, options_for, replay_line, run_seed, Workload, DRIVERS};
+use iokernel::sim::SimDriver;
+use iokernel_sim::{
+    check_seed, driver_for, failure_line, options_for, replay_line, run_seed, Workload, DRIVERS,
+};
 
 const FAULT_RATE: f64 = 0.03;
 
@@ -34,6 +37,26 @@ fn the_fsync_retry_canary_is_caught_within_60_seeds() {
         .verdict
         .unwrap_err();
     assert!(why.contains("power loss"), "{why}");
+}
+
+#[test]
+fn a_failure_line_names_what_replays_it() {
+    let seed = first_failing_seed(Workload::Canary, 30).expect("a failing canary seed");
+    let outcome = run_seed(Workload::Canary, seed, FAULT_RATE);
+    let line = failure_line(&outcome, FAULT_RATE);
+    let driver = driver_for(seed).name();
+    let expected =
+        format!("FAILED workload canary seed {seed} driver {driver} fault-rate {FAULT_RATE}: ");
+    assert!(line.starts_with(&expected), "{line}");
+    assert!(line.ends_with(outcome.verdict.as_ref().unwrap_err().as_str()));
+    let replay = replay_line(Workload::Canary, seed, FAULT_RATE);
+    for part in [
+        "--workload canary".to_string(),
+        format!("--fault-rate {FAULT_RATE}"),
+        format!("--replay {seed}"),
+    ] {
+        assert!(replay.contains(&part), "{replay} lacks {part}");
+    }
 }
 
 #[test]
@@ -146,4 +169,34 @@ fn an_injected_fsync_failure_is_reported_by_the_writer() {
     });
     let summary = hit.expect("some seed fails an fsync and the writer reports it");
     assert!(summary.contains("error reported"), "{summary}");
+}
+
+/// Ops seeds (fault rate 0.02, pool driver) that once failed after 10
+/// million scheduler steps, about 40 s each: the datagram receiver's
+/// `recv_from` waited under a one-hour timeout for datagrams that had been
+/// lost, and every `EAGAIN` resubmitted it to run again one job latency
+/// later, so virtual time crept (167 s after 10 M steps) instead of
+/// jumping to the timer. Found in a sweep of seeds 1..8000. The fix
+/// changes the runs these seeds take (a waiting op no longer draws
+/// scheduler choices), so they now guard against the livelock only
+/// loosely; `tests/sim_progress.rs` tests the mechanism itself.
+const POOL_EAGAIN_SEEDS: [u64; 7] = [988, 2660, 2908, 2984, 3280, 3324, 4188];
+
+#[test]
+fn pool_seeds_whose_recv_outwaited_a_lost_datagram_finish_in_few_steps() {
+    for seed in POOL_EAGAIN_SEEDS {
+        assert_eq!(driver_for(seed), SimDriver::Pool, "seed {seed}");
+        let outcome = check_seed(Workload::Ops, seed, 0.02);
+        assert!(
+            outcome.verdict.is_ok(),
+            "seed {seed}: {:?}\n  replay: {}",
+            outcome.verdict,
+            replay_line(Workload::Ops, seed, 0.02)
+        );
+        assert!(
+            outcome.stats.steps < 100_000,
+            "seed {seed}: {} scheduler steps",
+            outcome.stats.steps
+        );
+    }
 }

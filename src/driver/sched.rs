@@ -40,6 +40,13 @@ pub(crate) trait Park: Send + Sync {
 pub(crate) trait Scheduler: Send + Sync {
     /// Index (below `runnable`) of the task to poll next.
     fn pick_task(&self, runnable: usize) -> usize;
+    /// A turn of the run loop begins (it polls a tick's worth of tasks,
+    /// fires due timers and, with nothing runnable, calls `idle`). `Err`
+    /// ends the run as stuck: the simulator counts its steps here, so a
+    /// run that is never idle still meets its step limit. Default: go on.
+    fn new_turn(&self) -> Result<(), String> {
+        Ok(())
+    }
     /// Called after each task poll.
     fn between_polls(&self);
     /// Nothing is runnable: wait for news on `worker` or for `timeout` (the

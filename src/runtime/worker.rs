@@ -527,6 +527,9 @@ fn run_loop<F: Future>(
     });
     let waker = Waker::from(Arc::clone(&main_waker));
     loop {
+        if let Err(why) = runtime.scheduler.new_turn() {
+            return RunEnd::Stuck(why);
+        }
         if let Some(main) = main.as_mut() {
             if main_waker.woken.swap(false, Ordering::AcqRel) {
                 let mut cx = std::task::Context::from_waker(&waker);

@@ -117,16 +117,21 @@ impl SimScheduler {
     }
 
     fn stuck_reason(&self) -> String {
-        let base = "deadlock: every task waits, and no job or timer is pending";
-        match &self.pollers {
-            Some(pollers) => format!(
-                "{base}; no readiness can come ({})",
-                pollers.describe_armed()
-            ),
-            None => base.to_string(),
+        let mut reason = "deadlock: every task waits, and no job or timer is pending".to_string();
+        let gated = self.offload.describe_gated();
+        if !gated.is_empty() {
+            reason += &format!("; pool jobs wait for fds no job will make ready ({gated})");
         }
+        if let Some(pollers) = &self.pollers {
+            reason += &format!("; no readiness can come ({})", pollers.describe_armed());
+        }
+        reason
     }
 
+    /// Count one run-loop turn; past `max_steps`, the run is a livelock.
+    /// Counted every turn, not only when idle: a run whose tasks keep
+    /// waking each other (or themselves) never goes idle and would
+    /// otherwise spin forever at one instant of virtual time.
     fn step(&self) -> Result<(), String> {
         let max = self.core.options().max_steps;
         let mut steps = 0;
@@ -136,7 +141,9 @@ impl SimScheduler {
         });
         if steps > max {
             return Err(format!(
-                "no completion after {max} scheduler steps (livelock?)"
+                "livelock: the run loop turned {max} times (SimOptions::max_steps) without \
+                 finishing; virtual time is {:?}",
+                self.core.now()
             ));
         }
         Ok(())
@@ -152,6 +159,11 @@ impl Scheduler for SimScheduler {
         self.core
             .trace(format!("poll {index}/{runnable}").as_bytes());
         index
+    }
+
+    fn new_turn(&self) -> Result<(), String> {
+        self.inner.new_turn()?;
+        self.step()
     }
 
     fn between_polls(&self) {
@@ -173,7 +185,6 @@ impl Scheduler for SimScheduler {
     }
 
     fn idle(&self, worker: &dyn Park, timeout: Option<Duration>) -> Result<(), String> {
-        self.step()?;
         if worker.take_news() {
             return Ok(());
         }
@@ -357,7 +368,7 @@ const SIM_AUTO_ORDER: [Backend; 2] = [Backend::IoUring, Backend::ThreadPool];
 /// ```
 pub fn run<F: Future>(kernel: &Arc<SimKernel>, future: F) -> Result<F::Output, SimError> {
     let core = Arc::clone(kernel.core());
-    let offload = Arc::new(SimOffload::new(Arc::clone(&core)));
+    let offload = Arc::new(SimOffload::new(kernel));
     let sim_driver = core.options().driver;
     let (requested, semantics) = backend_of(sim_driver);
     let pollers = Arc::new(SimPollers::default());

@@ -93,6 +93,17 @@ fn with_entry<R>(kernel: &dyn Kernel, fd: RawFd, f: impl FnOnce(&mut Leftover) -
     result
 }
 
+/// Whether `fd` has anything kept (bytes, connections or messages): an op
+/// waiting for `fd` to become readable can finish with it instead.
+pub(crate) fn has_any(kernel: &dyn Kernel, fd: RawFd) -> bool {
+    if ENTRIES.load(Ordering::SeqCst) == 0 {
+        return false;
+    }
+    store()
+        .get(&key(kernel, fd))
+        .is_some_and(|left| !left.is_empty())
+}
+
 /// Keep `bytes` a discarded recv on `fd` received.
 pub(crate) fn stash_bytes(kernel: &dyn Kernel, fd: RawFd, bytes: &[u8]) {
     if bytes.is_empty() {

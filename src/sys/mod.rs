@@ -531,6 +531,38 @@ impl std::fmt::Debug for Saturated {
 /// ([`Offload::queue_probe`]).
 pub type QueueProbe = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
 
+/// What a job queued with [`Offload::try_offload_gated`] waits for before
+/// it may run: `fd` ready for `interest`, or `open_anyway` saying true.
+///
+/// ```
+/// use iokernel::sys::{Gate, Interest};
+/// use std::sync::Arc;
+/// let gate = Gate { fd: 7, interest: Interest::Readable, open_anyway: Arc::new(|| false) };
+/// assert_eq!((gate.fd, gate.interest), (7, Interest::Readable));
+/// ```
+#[derive(Clone)]
+pub struct Gate {
+    /// The socket (or pipe) the job's syscall needs ready.
+    pub fd: RawFd,
+    /// The direction it needs.
+    pub interest: Interest,
+    /// True when the job should run whatever the fd's readiness: its op
+    /// was abandoned (the job then stops without the syscall), or it can
+    /// finish without the fd (bytes or a connection a cancelled op left
+    /// over). Called by the offload, never while it runs a job; cheap and
+    /// side-effect free.
+    pub open_anyway: std::sync::Arc<dyn Fn() -> bool + Send + Sync>,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate")
+            .field("fd", &self.fd)
+            .field("interest", &self.interest)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Runs blocking jobs on worker threads.
 ///
 /// Contract: a job accepted by `try_offload` runs exactly once, to the end,
@@ -544,11 +576,29 @@ pub type QueueProbe = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
 /// An offload whose `may_block` is false (the simulator's, which runs jobs
 /// on the runtime's own thread) must never be given a job that waits for
 /// another task: drivers then run socket ops as one non-blocking attempt
-/// per job and retry on `EAGAIN` instead of waiting inside the job.
+/// per job and retry on `EAGAIN` instead of waiting inside the job. The
+/// retry goes through `try_offload_gated`, so such an offload holds it
+/// until the socket is ready rather than running it again at once.
 pub trait Offload: Send + Sync + 'static {
     /// Queue `job`, or hand it back if the queue is full. `label` names the
     /// syscall the job performs (for traces and simulated latency).
     fn try_offload(&self, label: &'static str, job: Job) -> Result<(), Saturated>;
+    /// Queue `job` to run once `gate` opens (its fd is ready, or its
+    /// `open_anyway` says so); saturation as for `try_offload`. The job
+    /// still runs exactly once. The job is one non-blocking attempt of a
+    /// socket op that just found its fd not ready: an offload that may not
+    /// block must not run it before something changed, or the attempt
+    /// spins. Default: queue it at once (a job on a thread that may block
+    /// waits for readiness itself).
+    fn try_offload_gated(
+        &self,
+        label: &'static str,
+        gate: Gate,
+        job: Job,
+    ) -> Result<(), Saturated> {
+        let _ = gate;
+        self.try_offload(label, job)
+    }
     /// Whether a job may block its thread waiting for readiness.
     fn may_block(&self) -> bool {
         true

@@ -11,6 +11,11 @@
 //! On an offload that may not block (the simulator's), a socket op's job
 //! makes one non-blocking attempt; an `EAGAIN` comes back to the future,
 //! which yields and submits the op again, so the peer task gets to run.
+//! The new attempt is gated ([`Offload::try_offload_gated`]): the offload
+//! holds it until the fd is ready, the op is abandoned, or a cancelled op
+//! left bytes or a connection on the fd for it, so it is not retried at
+//! the same instant over and over while the event that makes progress (a
+//! peer's send, a timer) waits behind it.
 //! On the real pool a socket op waits for readiness on its thread, but
 //! when a wait slice ends with the fd still not ready while other jobs
 //! wait for a thread, it gives the thread up the same way (an `EAGAIN`
@@ -30,7 +35,8 @@
 
 use super::completion::Completion;
 use crate::op::{run_until_done_or_give_way, OpCode};
-use crate::sys::{Errno, Kernel, Offload, QueueProbe, Saturated};
+use crate::sys::{leftover, Errno, Gate, Interest, Kernel, Offload, QueueProbe, Saturated};
+use std::os::fd::RawFd;
 // std's Arc: `Arc<dyn Kernel>` needs unsized coercion, which loom's lacks.
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -73,6 +79,7 @@ impl PoolDriver {
             offload: Arc::clone(&self.offload),
             completion,
             queued: Some(job),
+            gate: None,
             label,
             kernel: Arc::clone(&self.kernel),
         }
@@ -124,7 +131,27 @@ fn make_job<T: OpCode>(
     (completion, job)
 }
 
-impl PoolDriver {}
+/// The gate of the next attempt of a socket op that found `fd` not ready
+/// for `interest`: open once the fd is ready (the offload checks that),
+/// the op is abandoned, or, for a read, a cancelled op's leftovers on the
+/// fd can finish it.
+fn retry_gate<T: OpCode>(
+    fd: RawFd,
+    interest: Interest,
+    completion: &Arc<Completion<T>>,
+    kernel: &Arc<dyn Kernel>,
+) -> Gate {
+    let (completion, kernel) = (Arc::clone(completion), Arc::clone(kernel));
+    let open_anyway = move || {
+        completion.is_abandoned()
+            || (interest == Interest::Readable && leftover::has_any(&*kernel, fd))
+    };
+    Gate {
+        fd,
+        interest,
+        open_anyway: Arc::new(open_anyway),
+    }
+}
 
 /// An op handed to the pool (or waiting for room in its queue).
 pub(crate) struct Submission<T: OpCode> {
@@ -132,25 +159,38 @@ pub(crate) struct Submission<T: OpCode> {
     offload: Arc<dyn Offload>,
     completion: Arc<Completion<T>>,
     queued: Option<crate::sys::Job>,
+    /// What the queued job waits for: the retry of a socket op after
+    /// `EAGAIN` waits for its fd.
+    gate: Option<Gate>,
     label: &'static str,
     kernel: Arc<dyn Kernel>,
 }
 
 impl<T: OpCode> Submission<T> {
+    /// Hand `job` to the offload, behind its gate if it has one.
+    fn offer(&self, job: crate::sys::Job) -> Result<(), Saturated> {
+        match &self.gate {
+            Some(gate) => self
+                .offload
+                .try_offload_gated(self.label, gate.clone(), job),
+            None => self.offload.try_offload(self.label, job),
+        }
+    }
+
     /// Queue the job if it is not queued yet; false when the pool is full
     /// (the waker is then registered for a free slot).
     fn enqueue(&mut self, cx: &mut Context<'_>) -> bool {
         let Some(job) = self.queued.take() else {
             return true;
         };
-        let job = match self.offload.try_offload(self.label, job) {
+        let job = match self.offer(job) {
             Ok(()) => return true,
             Err(Saturated(job)) => job,
         };
         super::metrics::note_pool_saturated();
         self.offload.wake_when_free(cx.waker());
         // A slot may have freed between the attempt and the registration.
-        match self.offload.try_offload(self.label, job) {
+        match self.offer(job) {
             Ok(()) => true,
             Err(Saturated(job)) => {
                 self.queued = Some(job);
@@ -167,9 +207,12 @@ impl<T: OpCode> Submission<T> {
             (op, Err(Errno::EAGAIN)) if op.readiness().is_some() => {
                 // A single non-blocking attempt found the socket not ready,
                 // or a waiting attempt gave its thread up: submit the op
-                // again (behind the jobs queued meanwhile) after letting
-                // other tasks run.
+                // again (behind the jobs queued meanwhile, and once its fd
+                // is ready) after letting other tasks run.
+                let readiness = op.readiness();
                 let (completion, job) = make_job(op, &self.kernel, &self.how);
+                self.gate = readiness
+                    .map(|(fd, interest)| retry_gate(fd, interest, &completion, &self.kernel));
                 self.completion = completion;
                 self.queued = Some(job);
                 cx.waker().wake_by_ref();

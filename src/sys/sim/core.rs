@@ -35,7 +35,7 @@ pub struct SimStats {
     pub torn_writes: u64,
     /// Syscalls executed.
     pub syscalls: u64,
-    /// Scheduler steps taken.
+    /// Scheduler steps taken: turns of the run loop, idle or not.
     pub steps: u64,
     /// Entries the simulated ring completed (ops, polls, cancelled ones).
     pub ring_completions: u64,

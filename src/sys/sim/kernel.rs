@@ -506,6 +506,14 @@ impl SimKernel {
         })
     }
 
+    /// Whether `fd` is ready for `interest` (a closed fd, an error or a
+    /// hang-up count as ready: the next call reports them), for the
+    /// offload's gated jobs: no syscall is counted or traced, no fault is
+    /// drawn and no poller edge is recorded.
+    pub(crate) fn is_ready(&self, fd: RawFd, interest: Interest) -> bool {
+        self.lock().wait_ready(fd, interest).unwrap_or(true)
+    }
+
     /// Run one syscall: count it, run `op` under the lock, trace the result.
     fn call<A: Debug, T: Debug>(
         &self,

@@ -3,6 +3,15 @@
 //! then completes when the runner asks ([`SimOffload::run_one_ready`]), in
 //! seed order when [`SimOptions::reorder_completions`] is on.
 //!
+//! A gated job ([`Offload::try_offload_gated`]: the next attempt of a
+//! socket op that found its fd not ready) is held aside until its gate
+//! opens (the fd is ready, checked without a syscall, or the op was
+//! abandoned) and only then counts as pending: retrying it earlier would
+//! only find `EAGAIN` again. So when nothing but gated jobs is left the
+//! runner sees no job due and moves virtual time to the next timer, or,
+//! with no timer either, reports the run stuck
+//! ([`SimOffload::describe_gated`] says what the jobs wait for).
+//!
 //! Owns: the queue of pending jobs and which one completes next. It never
 //! touches file or socket state (the jobs do, through `SimKernel`) and
 //! never decides when to run a job: that is the runner's scheduler
@@ -11,8 +20,9 @@
 //! [`SimOptions::reorder_completions`]: super::SimOptions::reorder_completions
 
 use super::core::SimCore;
+use super::kernel::SimKernel;
 use super::options::OpClass;
-use crate::sys::{Job, Offload, Saturated};
+use crate::sys::{Gate, Job, Offload, Saturated};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
@@ -33,21 +43,25 @@ pub(crate) fn class_of(label: &str) -> OpClass {
 }
 
 /// The least virtual time an offloaded job takes, also with zero latency
-/// configured: without it a socket op retrying `EAGAIN` on the pool spins
-/// at one instant and a timer it races (a `timeout`, a peer's `sleep`)
-/// never fires.
+/// configured: a socket op whose gate is open but whose attempt still
+/// says `EAGAIN` (an injected fault on a ready socket) is retried, and
+/// each retry must let virtual time, and so the timers it races, move.
 const MIN_JOB_LATENCY: Duration = Duration::from_nanos(100);
 
 struct PendingJob {
     ready_at: Duration,
     seq: u64,
     label: &'static str,
+    /// What the job waits for before it may run (`None`: nothing).
+    gate: Option<Gate>,
     job: Job,
 }
 
 /// Offloaded jobs of a simulated run.
 pub(crate) struct SimOffload {
     core: Arc<SimCore>,
+    /// Asked whether a gated job's fd is ready.
+    kernel: Arc<SimKernel>,
     jobs: Mutex<Vec<PendingJob>>,
     next_seq: AtomicU64,
 }
@@ -58,36 +72,69 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl SimOffload {
-    pub(crate) fn new(core: Arc<SimCore>) -> SimOffload {
+    pub(crate) fn new(kernel: &Arc<SimKernel>) -> SimOffload {
         SimOffload {
-            core,
+            core: Arc::clone(kernel.core()),
+            kernel: Arc::clone(kernel),
             jobs: Mutex::new(Vec::new()),
             next_seq: AtomicU64::new(0),
         }
     }
 
+    /// Whether `job` may run once its latency has passed: ungated, or its
+    /// gate is open.
+    fn gate_open(&self, job: &PendingJob) -> bool {
+        job.gate.as_ref().map_or(true, |gate| {
+            (gate.open_anyway)() || self.kernel.is_ready(gate.fd, gate.interest)
+        })
+    }
+
     /// When the next job may complete: the completion time of a
     /// seed-chosen pending job when reordering is on (so every job due
-    /// earlier becomes ready too and they race), else the earliest.
+    /// earlier becomes ready too and they race), else the earliest. Jobs
+    /// whose gate is closed do not count: only another job can open it.
     pub(crate) fn next_ready_at(&self) -> Option<Duration> {
         let jobs = lock(&self.jobs);
-        if jobs.is_empty() {
+        let open: Vec<Duration> = jobs
+            .iter()
+            .filter(|job| self.gate_open(job))
+            .map(|job| job.ready_at)
+            .collect();
+        if open.is_empty() {
             return None;
         }
         if self.core.options().reorder_completions {
-            let i = self.core.with_rng(|rng| rng.below(jobs.len() as u64)) as usize;
-            return Some(jobs[i].ready_at);
+            let i = self.core.with_rng(|rng| rng.below(open.len() as u64)) as usize;
+            return Some(open[i]);
         }
-        jobs.iter().map(|j| j.ready_at).min()
+        open.into_iter().min()
     }
 
-    /// Take one job whose latency has passed: the oldest, or a seed-chosen
-    /// one when reordering is on.
+    /// What the jobs whose gate is closed wait for, for a stuck report
+    /// (empty when there are none).
+    pub(crate) fn describe_gated(&self) -> String {
+        let jobs = lock(&self.jobs);
+        let waiting: Vec<String> = jobs
+            .iter()
+            .filter(|job| !self.gate_open(job))
+            .filter_map(|job| {
+                let gate = job.gate.as_ref()?;
+                Some(format!(
+                    "{} #{} on fd {} {:?}",
+                    job.label, job.seq, gate.fd, gate.interest
+                ))
+            })
+            .collect();
+        waiting.join(", ")
+    }
+
+    /// Take one job whose latency has passed and whose gate is open: the
+    /// oldest, or a seed-chosen one when reordering is on.
     fn take_ready(&self) -> Option<PendingJob> {
         let now = self.core.now();
         let mut jobs = lock(&self.jobs);
         let ready: Vec<usize> = (0..jobs.len())
-            .filter(|&i| jobs[i].ready_at <= now)
+            .filter(|&i| jobs[i].ready_at <= now && self.gate_open(&jobs[i]))
             .collect();
         let chosen = self.core.pick_completion(&ready, |i| jobs[i].seq)?;
         Some(jobs.swap_remove(chosen))
@@ -104,8 +151,9 @@ impl SimOffload {
         true
     }
 
-    /// Run every job still queued, oldest first (end of a run: accepted jobs
-    /// always run, so abandoned opens get their fds closed).
+    /// Run every job still queued, oldest first, gated or not (end of a
+    /// run: accepted jobs always run, so abandoned opens get their fds
+    /// closed; an abandoned socket op stops without its syscall).
     pub(crate) fn drain(&self) {
         loop {
             let next = {
@@ -121,20 +169,46 @@ impl SimOffload {
     }
 }
 
-impl Offload for SimOffload {
-    fn try_offload(&self, label: &'static str, job: Job) -> Result<(), Saturated> {
+impl SimOffload {
+    fn push(&self, label: &'static str, gate: Option<Gate>, job: Job) {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         // At least MIN_JOB_LATENCY: a socket op that keeps finding EAGAIN
         // (and is resubmitted) must let virtual time, and so timers, move.
         let latency = self.core.draw_latency(class_of(label)).max(MIN_JOB_LATENCY);
         let ready_at = self.core.now() + latency;
-        self.core.trace(format!("submit {label} #{seq}").as_bytes());
+        match &gate {
+            None => self.core.trace(format!("submit {label} #{seq}").as_bytes()),
+            Some(gate) => self.core.trace(
+                format!(
+                    "submit {label} #{seq} when fd {} {:?}",
+                    gate.fd, gate.interest
+                )
+                .as_bytes(),
+            ),
+        }
         lock(&self.jobs).push(PendingJob {
             ready_at,
             seq,
             label,
+            gate,
             job,
         });
+    }
+}
+
+impl Offload for SimOffload {
+    fn try_offload(&self, label: &'static str, job: Job) -> Result<(), Saturated> {
+        self.push(label, None, job);
+        Ok(())
+    }
+
+    fn try_offload_gated(
+        &self,
+        label: &'static str,
+        gate: Gate,
+        job: Job,
+    ) -> Result<(), Saturated> {
+        self.push(label, Some(gate), job);
         Ok(())
     }
 

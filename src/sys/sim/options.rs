@@ -301,7 +301,8 @@ pub struct SimOptions {
     pub block_size_bytes: u64,
     /// What `crash()` does to non-durable data.
     pub crash: CrashModel,
-    /// Scheduler steps after which a run is declared stuck.
+    /// Scheduler steps (run-loop turns, idle or not) after which a run is
+    /// declared a livelock and fails as stuck.
     pub max_steps: u64,
     /// Which driver runs the run's ops.
     pub driver: SimDriver,

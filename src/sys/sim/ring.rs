@@ -395,9 +395,11 @@ impl CompletionRing for SimRing {
         .min();
         let Some(next) = next else {
             let polls = self.running.len();
+            let gated = self.offload.describe_gated();
             return Err(io::Error::other(format!(
                 "deadlock: every task waits, and no ring entry, pool job or timer can complete \
-                 ({polls} poll entries wait for fds no one will make ready)"
+                 ({polls} poll entries wait for fds no one will make ready; \
+                 pool jobs waiting for readiness: [{gated}])"
             )));
         };
         self.core.advance_to(next);
