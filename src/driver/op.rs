@@ -21,6 +21,7 @@ use crate::op::{run_until_done, settle_early, OpCode};
 use crate::sys::SysResult;
 use std::future::Future;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
@@ -92,7 +93,7 @@ impl<T: OpCode> Op<T> {
         }
     }
 
-    fn submit_or_run(op: T, driver: Option<Driver>) -> Result<OpState<T>, T::Output> {
+    fn submit_or_run(op: T, driver: Option<Rc<Driver>>) -> Result<OpState<T>, T::Output> {
         let mut op = op;
         // Closing an fd drops what cancelled ops left for it; a recv or
         // accept with leftovers is done before any driver sees it. A read
