@@ -343,31 +343,51 @@ fn end_of_stream_after_a_short_read_is_seen_on_the_sim() {
     }
 }
 
-#[test]
-fn end_of_stream_after_a_short_read_is_seen_on_every_real_backend() {
+/// Run `body` on a runtime per available concrete backend (one compute
+/// thread; two I/O threads, as on the pool backend a waiting op holds
+/// one) under a 20 s timeout, whose expiry panics naming the backend and
+/// `hang`; returns each backend's output.
+fn on_every_real_backend<T, Fut>(
+    name: &str,
+    hang: &str,
+    body: impl Fn() -> Fut,
+) -> Vec<(Backend, T)>
+where
+    Fut: std::future::Future<Output = std::io::Result<T>>,
+{
+    let mut outputs = Vec::new();
     for backend in Backend::CONCRETE {
         if let Err(reason) = backend_availability(backend) {
             eprintln!("skipping {backend}: {reason}");
             continue;
         }
         let rt = Runtime::builder()
-            .name("readiness-eof")
+            .name(name)
             .compute_threads(1)
-            // Two: on the pool backend the waiting read holds one thread.
             .io_threads(2)
             .backend(backend)
             .build()
             .expect("runtime");
-        let got = rt
+        let output = rt
             .block_on(async {
-                runtime::timeout(
-                    Duration::from_secs(20),
-                    bytes_then_end_of_stream_in_one_event(),
-                )
-                .await
-                .unwrap_or_else(|_| panic!("{backend}: the reader never saw the end of stream"))
+                runtime::timeout(Duration::from_secs(20), body())
+                    .await
+                    .unwrap_or_else(|_| panic!("{backend}: {hang}"))
             })
             .unwrap_or_else(|e| panic!("{backend}: {e}"));
+        outputs.push((backend, output));
+    }
+    outputs
+}
+
+#[test]
+fn end_of_stream_after_a_short_read_is_seen_on_every_real_backend() {
+    let outputs = on_every_real_backend(
+        "readiness-eof",
+        "the reader never saw the end of stream",
+        bytes_then_end_of_stream_in_one_event,
+    );
+    for (backend, got) in outputs {
         assert_eq!(got, vec![7u8; 100], "{backend}");
     }
 }
@@ -426,28 +446,12 @@ fn waiting_reads_let_the_writes_through_on_the_sim() {
 
 #[test]
 fn waiting_reads_let_the_writes_through_on_every_real_backend() {
-    for backend in Backend::CONCRETE {
-        if let Err(reason) = backend_availability(backend) {
-            eprintln!("skipping {backend}: {reason}");
-            continue;
-        }
-        let rt = Runtime::builder()
-            .name("readiness-give-way")
-            .compute_threads(1)
-            .io_threads(2)
-            .backend(backend)
-            .build()
-            .expect("runtime");
-        let got = rt
-            .block_on(async {
-                runtime::timeout(
-                    Duration::from_secs(20),
-                    reads_waiting_on_every_thread_let_the_writes_through(),
-                )
-                .await
-                .unwrap_or_else(|_| panic!("{backend}: the waiting reads held every thread"))
-            })
-            .unwrap_or_else(|e| panic!("{backend}: {e}"));
+    let outputs = on_every_real_backend(
+        "readiness-give-way",
+        "the waiting reads held every thread",
+        reads_waiting_on_every_thread_let_the_writes_through,
+    );
+    for (backend, got) in outputs {
         assert!(
             (1..=5).contains(&got[0]) && (1..=7).contains(&got[1]),
             "{backend}: {got:?}"
