@@ -69,13 +69,9 @@ impl PoolDriver {
 
     pub(crate) fn submit<T: OpCode>(&self, op: T) -> Submission<T> {
         let label = op.name();
-        let how = JobMode {
-            may_block: self.offload.may_block(),
-            queue_probe: self.queue_probe.clone(),
-        };
-        let (completion, job) = make_job(op, &self.kernel, &how);
+        let may_block = self.offload.may_block();
+        let (completion, job) = make_job(op, &self.kernel, may_block, self.queue_probe.as_ref());
         Submission {
-            how,
             offload: Arc::clone(&self.offload),
             completion,
             queued: Some(job),
@@ -86,30 +82,22 @@ impl PoolDriver {
     }
 }
 
-/// How a socket op's job waits for readiness.
-#[derive(Clone)]
-struct JobMode {
-    /// It may wait on its thread ([`Offload::may_block`]); else it makes a
-    /// single attempt.
-    may_block: bool,
-    /// Whether jobs wait for a thread: a waiting op then gives its own up.
-    queue_probe: Option<QueueProbe>,
-}
-
 /// The job that runs `op` and the completion it reports to (see the
-/// module docs for how socket ops wait).
+/// module docs for how socket ops wait). With `may_block` (the offload's)
+/// a socket op waits for readiness on its thread and gives the thread up
+/// when `queue_probe` says jobs wait for one; else it makes one attempt.
 fn make_job<T: OpCode>(
     op: T,
     kernel: &Arc<dyn Kernel>,
-    how: &JobMode,
+    may_block: bool,
+    queue_probe: Option<&QueueProbe>,
 ) -> (Arc<Completion<T>>, crate::sys::Job) {
     let completion = Completion::new();
     let job_completion = Arc::clone(&completion);
     let kernel = Arc::clone(kernel);
-    let JobMode {
-        may_block,
-        queue_probe,
-    } = how.clone();
+    // Only an op that can wait for readiness asks the probe: file ops, the
+    // pool's common case, take no reference to it.
+    let queue_probe = op.readiness().and(queue_probe).cloned();
     let job = Box::new(move || {
         let mut op = op;
         let result = if may_block {
@@ -155,7 +143,6 @@ fn retry_gate<T: OpCode>(
 
 /// An op handed to the pool (or waiting for room in its queue).
 pub(crate) struct Submission<T: OpCode> {
-    how: JobMode,
     offload: Arc<dyn Offload>,
     completion: Arc<Completion<T>>,
     queued: Option<crate::sys::Job>,
@@ -209,10 +196,14 @@ impl<T: OpCode> Submission<T> {
                 // or a waiting attempt gave its thread up: submit the op
                 // again (behind the jobs queued meanwhile, and once its fd
                 // is ready) after letting other tasks run.
-                let readiness = op.readiness();
-                let (completion, job) = make_job(op, &self.kernel, &self.how);
-                self.gate = readiness
-                    .map(|(fd, interest)| retry_gate(fd, interest, &completion, &self.kernel));
+                // On a pool that may block, the job waits for readiness
+                // itself: no gate (the offload would ignore it).
+                let may_block = self.offload.may_block();
+                let gate = (!may_block).then(|| op.readiness()).flatten();
+                let probe = may_block.then(|| self.offload.queue_probe()).flatten();
+                let (completion, job) = make_job(op, &self.kernel, may_block, probe.as_ref());
+                self.gate =
+                    gate.map(|(fd, interest)| retry_gate(fd, interest, &completion, &self.kernel));
                 self.completion = completion;
                 self.queued = Some(job);
                 cx.waker().wake_by_ref();
