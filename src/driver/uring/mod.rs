@@ -13,10 +13,14 @@
 //! entry queued on the worker's ring. Entries reach the kernel in batches:
 //! when the worker is about to park, when many are queued, when the
 //! submission queue is full (flush, then push again), or between task
-//! polls when nothing of the ring is with the kernel while the device is
-//! slow (an idle ring starts at once; page-cache hits, which complete
-//! inside the submit, keep batching), never one `io_uring_enter` per op
-//! for ops that complete at once. A submit refused with `EBUSY` (the completion
+//! polls while the ring is *device-bound*: its last submit left storage ops
+//! (file reads, writes, syncs: ops that wait on no peer) with the kernel.
+//! Those go one enter per op, as fio does: a burst submitted together tends
+//! to come back together (a virtual disk may complete one notification's
+//! requests at once), and the next burst waits for the slowest of them, so
+//! the device idles between bursts. Page-cache hits complete inside the
+//! submit and sockets wait on their peer, so neither makes the ring
+//! device-bound, and their entries keep batching. A submit refused with `EBUSY` (the completion
 //! queue is backed up) takes completions off the ring into a local queue,
 //! which makes room without losing any, and tries again. The worker parks
 //! *in* the ring (waiting for a completion or its next timer); other threads
@@ -244,6 +248,10 @@ trait InRing: RingExec {
     fn reader_fd(&self) -> Option<RawFd>;
     /// See [`OpCode::take_leftover`].
     fn take_leftover(&mut self, kernel: &dyn Kernel) -> Option<SysResult<usize>>;
+    /// Whether the op's current entry is a storage op's: its own entry
+    /// (not a readiness poll) for an op that waits on no peer (no
+    /// [`OpCode::readiness`]). What makes a ring device-bound.
+    fn on_device(&self) -> bool;
 }
 
 struct Flight<T: OpCode> {
@@ -343,6 +351,10 @@ impl<T: OpCode> InRing for Flight<T> {
     fn take_leftover(&mut self, kernel: &dyn Kernel) -> Option<SysResult<usize>> {
         self.op.take_leftover(kernel)
     }
+
+    fn on_device(&self) -> bool {
+        !self.waiting_readiness && self.op.readiness().is_none()
+    }
 }
 
 /// A thread's ring from one source, and the ops it holds.
@@ -360,8 +372,10 @@ struct LocalRing {
     /// Slots of ops held back until an abandoned reader of their fd is
     /// done ([`LocalRing::defer`]); in the table, not with the kernel.
     deferred: Vec<usize>,
-    /// Ops were still with the kernel when the worker last woke from the
-    /// ring ([`LocalRing::note_device`]).
+    /// Storage ops ([`InRing::on_device`]) pushed and not yet completed.
+    device_ops: usize,
+    /// The last submit left storage ops with the kernel
+    /// ([`LocalRing::note_device`]).
     device_bound: bool,
     kernel: Arc<dyn Kernel>,
 }
@@ -445,6 +459,7 @@ impl LocalRing {
             in_flight: 0,
             taken: VecDeque::new(),
             deferred: Vec::new(),
+            device_ops: 0,
             device_bound: false,
             kernel,
         })
@@ -464,25 +479,26 @@ impl LocalRing {
     }
 
     /// Whether queued entries go to the kernel between task polls rather
-    /// than when the worker parks: a full batch, or any entry while
-    /// nothing of this ring is with the kernel (every op in flight is
-    /// still queued), so an idle device starts at once.
+    /// than when the worker parks: a full batch, or any entry while the
+    /// ring is device-bound, so the device gets each request as soon as
+    /// it exists (see the module doc).
     ///
-    /// The idle-ring rule applies only while the device is slow: after a
-    /// submit whose entries completed right away (page-cache hits, which
-    /// io_uring completes inside the submit), the ring is idle again after
-    /// every op and submitting each at once would cost one enter per op
+    /// Not while the ring is not device-bound: after a submit whose
+    /// entries completed inside it (page-cache hits) or wait on a peer
+    /// (sockets), submitting each entry at once would cost one enter per op
     /// where parking batches them.
     fn should_submit_now(&mut self) -> bool {
         let queued = self.ring.queued();
-        queued >= SUBMIT_BATCH || (self.device_bound && queued > 0 && self.in_flight <= queued)
+        queued >= SUBMIT_BATCH || (self.device_bound && queued > 0)
     }
 
-    /// After completions were dispatched: whether ops are still with the
-    /// kernel (the device is what they wait for), which arms the idle-ring
-    /// submit of [`LocalRing::should_submit_now`].
+    /// Right after a submit and the dispatch of what completed inside it:
+    /// whether storage ops are still with the kernel, which makes the ring
+    /// device-bound until the next submit. Not after waking from a wait:
+    /// a burst that completed together would clear it just when the next
+    /// requests should go out one by one.
     fn note_device(&mut self) {
-        self.device_bound = self.in_flight > self.ring.queued();
+        self.device_bound = self.device_ops > 0;
     }
 
     /// Hand queued entries to the kernel side (no enter when nothing is
@@ -531,9 +547,9 @@ impl LocalRing {
 
     /// Queue `work` under a fresh `user_data` for a table slot; the caller
     /// stores the op in that slot on success.
-    fn queue(&mut self, work: RingWork) -> io::Result<(usize, u64)> {
+    fn queue(&mut self, work: RingWork, on_device: bool) -> io::Result<(usize, u64)> {
         let (slot, user_data) = self.reserve();
-        if let Err(e) = self.push_reserved(slot, work) {
+        if let Err(e) = self.push_reserved(slot, work, on_device) {
             self.free.push(slot as u32);
             return Err(e);
         }
@@ -558,11 +574,13 @@ impl LocalRing {
         (u64::from(self.generations[slot]) << 32) | slot as u64
     }
 
-    /// Queue `work` under the reserved `slot`'s `user_data`.
-    fn push_reserved(&mut self, slot: usize, work: RingWork) -> io::Result<()> {
+    /// Queue `work` under the reserved `slot`'s `user_data`; `on_device`
+    /// says it is a storage op's entry ([`InRing::on_device`]).
+    fn push_reserved(&mut self, slot: usize, work: RingWork, on_device: bool) -> io::Result<()> {
         let user_data = self.user_data(slot);
         self.push(RingEntry { user_data, work })?;
         self.in_flight += 1;
+        self.device_ops += usize::from(on_device);
         Ok(())
     }
 
@@ -591,14 +609,18 @@ impl LocalRing {
                 continue;
             };
             self.in_flight -= 1;
+            self.device_ops -= usize::from(flight.on_device());
             let Some(mut again) = flight.on_complete(res, &*self.kernel) else {
                 self.free.push(slot as u32);
                 continue;
             };
             // Again under the same slot and user_data, so the future's
             // cancel reaches the op's poll or its next attempt.
+            let on_device = again.on_device();
             let pushed = match again.work() {
-                Some(work) => self.push_reserved(slot, work).map_err(|e| errno_of(&e)),
+                Some(work) => self
+                    .push_reserved(slot, work, on_device)
+                    .map_err(|e| errno_of(&e)),
                 None => Err(Errno::EINVAL),
             };
             match pushed {
@@ -677,7 +699,7 @@ impl LocalRing {
                 Some(result) => Err(result),
                 None => match flight.work() {
                     Some(work) => self
-                        .push_reserved(slot, work)
+                        .push_reserved(slot, work, flight.on_device())
                         .map_err(|e| Err(errno_of(&e))),
                     None => Err(Err(Errno::EINVAL)),
                 },
@@ -810,7 +832,7 @@ impl UringDriver {
             if ring.must_defer(&*flight) {
                 return Ok((ring.id, ring.defer(flight)));
             }
-            match ring.queue(work) {
+            match ring.queue(work, flight.on_device()) {
                 Ok((slot, user_data)) => {
                     ring.table[slot] = Some(flight);
                     Ok((ring.id, user_data))
@@ -862,9 +884,8 @@ impl<T: OpCode> Drop for Submission<T> {
 }
 
 /// Between two task polls: submit a full batch, or whatever is queued
-/// when the kernel holds nothing of this ring (an idle ring: the first
-/// entry would otherwise wait for the worker to park, with the device
-/// idle meanwhile); then dispatch completions.
+/// while the ring is device-bound (the entry would otherwise wait for the
+/// worker to park, and go out in a burst); then dispatch completions.
 pub(crate) fn between_polls(source_id: u64) {
     with_existing_ring(source_id, |ring| {
         let submitted = ring.should_submit_now() && ring.flush().is_ok();
@@ -892,6 +913,7 @@ pub(crate) fn park(
         // take completions early, and parking with those undispatched
         // would wait for completions that have already arrived.
         ring.dispatch();
+        ring.note_device();
         if worker.begin_driver_park() {
             let waited = ring.ring.wait(timeout);
             worker.end_driver_park();
@@ -904,7 +926,6 @@ pub(crate) fn park(
             })?;
         }
         ring.dispatch();
-        ring.note_device();
         Ok(())
     })
 }
@@ -1141,7 +1162,7 @@ mod tests {
     }
 
     #[test]
-    fn an_idle_ring_submits_at_once_only_while_the_device_is_slow() {
+    fn a_device_bound_ring_submits_each_storage_entry_at_once() {
         let state = Arc::new(std::sync::Mutex::new(RecordingState::default()));
         let offload: Arc<dyn Offload> = Arc::new(ThreadPool::new("recording", 1, 8).unwrap());
         let pool = PoolDriver::new(Arc::new(RealKernel), offload);
@@ -1152,45 +1173,69 @@ mod tests {
             fd: -1,
             kind: crate::op::file::SyncKind::All,
         };
+        let recv = || crate::op::net::Recv {
+            fd: -1,
+            buf: vec![0u8; 8],
+            flags: crate::sys::MsgFlags::NONE,
+            short_drains: false,
+        };
         let submits = || state.lock().unwrap().submits;
+        // What a park does before and after its wait.
+        let park_submit = || {
+            with_existing_ring(id, |ring| {
+                ring.flush().unwrap();
+                ring.dispatch();
+                ring.note_device();
+                ring.device_bound
+            })
+            .unwrap()
+        };
+        let park_wait = || with_existing_ring(id, |ring| ring.ring.wait(None).unwrap());
         let mut ops = Vec::new();
         // A fresh ring has not seen the device yet: the entry waits for
-        // the park (here: the flush and wait a park does).
+        // the park.
         ops.push(driver.submit(sync()).ok().unwrap());
         between_polls(id);
         assert_eq!(submits(), 0, "batched until the worker parks");
-        with_existing_ring(id, |ring| {
-            ring.flush().unwrap();
-            ring.dispatch();
-            ring.note_device();
-            assert!(ring.device_bound, "the op is still with the kernel");
-            ring.ring.wait(None).unwrap();
-        });
-        between_polls(id); // dispatches the completion: the ring is idle
+        assert!(park_submit(), "a storage op is with the kernel");
         assert_eq!(submits(), 1);
-        // Idle ring, slow device: the next entry goes at once.
+        park_wait();
+        // Woken with everything done: still device-bound (a burst that
+        // came back together must not turn the rule off), so the next
+        // storage entry goes at once...
+        between_polls(id);
         ops.push(driver.submit(sync()).ok().unwrap());
         between_polls(id);
-        assert_eq!(submits(), 2, "an idle ring submits at once");
-        // Not idle (one op with the kernel): the next one is batched.
+        assert_eq!(submits(), 2, "a device-bound ring submits at once");
+        // ...and so does the one after it, with the first still out.
         ops.push(driver.submit(sync()).ok().unwrap());
         between_polls(id);
-        assert_eq!(submits(), 2, "a busy ring batches");
-        // Entries that complete inside the submit (page-cache hits) turn
-        // the idle-ring submit off again.
+        assert_eq!(submits(), 3, "one enter per storage op, as they come");
+        // Entries that complete inside the submit (page-cache hits) end
+        // the device-bound state: the next entry waits for the park.
         state.lock().unwrap().complete_on_submit = true;
-        with_existing_ring(id, |ring| {
-            ring.ring.wait(None).unwrap();
-            ring.dispatch();
-            ring.note_device();
-            assert!(!ring.device_bound);
-        });
+        park_wait();
+        between_polls(id);
         ops.push(driver.submit(sync()).ok().unwrap());
         between_polls(id);
-        assert_eq!(submits(), 3, "no submit of its own for a fast device");
-        with_existing_ring(id, |ring| ring.ring.wait(None).unwrap());
+        assert_eq!(submits(), 4);
+        ops.push(driver.submit(sync()).ok().unwrap());
+        between_polls(id);
+        assert_eq!(submits(), 4, "no submit of its own after page-cache hits");
+        assert!(!park_submit());
+        assert_eq!(submits(), 5);
+        // A socket op waits on its peer, not the device: its entry with
+        // the kernel does not make the ring device-bound.
+        state.lock().unwrap().complete_on_submit = false;
+        let mut socket_ops = vec![driver.submit(recv()).ok().unwrap()];
+        assert!(!park_submit(), "a recv with the kernel is no storage op");
+        socket_ops.push(driver.submit(recv()).ok().unwrap());
+        between_polls(id);
+        assert_eq!(submits(), 6, "socket entries keep batching");
+        park_wait();
         between_polls(id);
         drop(ops);
+        drop(socket_ops);
         assert_eq!(close_thread_ring(id), 0);
     }
 
