@@ -843,6 +843,7 @@ impl UringDriver {
         match placed {
             Ok((ring_id, user_data)) => Ok(Submission {
                 completion,
+                taken: false,
                 user_data,
                 ring_id,
                 source_id: self.shared.rings_id,
@@ -856,6 +857,8 @@ impl UringDriver {
 /// An op on a ring.
 pub(crate) struct Submission<T: OpCode> {
     completion: Arc<Completion<T>>,
+    /// The result was taken: nothing is left to abandon on drop.
+    taken: bool,
     user_data: u64,
     ring_id: u64,
     source_id: u64,
@@ -866,13 +869,15 @@ impl<T: OpCode> Submission<T> {
     pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<T::Output> {
         let (op, result): (T, SysResult<usize>) =
             std::task::ready!(self.completion.poll_finished(cx));
+        self.taken = true;
         Poll::Ready(op.complete(result))
     }
 }
 
 impl<T: OpCode> Drop for Submission<T> {
     fn drop(&mut self) {
-        if self.completion.abandon(&*self.kernel) {
+        // (A taken result leaves nothing to abandon: skip the lock.)
+        if !self.taken && self.completion.abandon(&*self.kernel) {
             let (ring_id, user_data) = (self.ring_id, self.user_data);
             with_existing_ring(self.source_id, |ring| {
                 if ring.id == ring_id {
