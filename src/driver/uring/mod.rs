@@ -248,9 +248,9 @@ trait InRing: RingExec {
     fn reader_fd(&self) -> Option<RawFd>;
     /// See [`OpCode::take_leftover`].
     fn take_leftover(&mut self, kernel: &dyn Kernel) -> Option<SysResult<usize>>;
-    /// Whether the op's current entry is a storage op's: its own entry
-    /// (not a readiness poll) for an op that waits on no peer (no
-    /// [`OpCode::readiness`]). What makes a ring device-bound.
+    /// Whether this is a storage op: one that waits on no peer (no
+    /// [`OpCode::readiness`], so never a readiness poll either). What
+    /// makes a ring device-bound.
     fn on_device(&self) -> bool;
 }
 
@@ -261,6 +261,8 @@ struct Flight<T: OpCode> {
     scratch: ops::Scratch,
     completion: Arc<Completion<T>>,
     waiting_readiness: bool,
+    /// The op has no readiness ([`InRing::on_device`]), decided once.
+    storage: bool,
     /// The result of a ring that ran the op in place ([`RingExec`]); the
     /// kernel's ring leaves it `None` and the op decodes the CQE instead.
     ran_in_place: Option<SysResult<usize>>,
@@ -353,7 +355,7 @@ impl<T: OpCode> InRing for Flight<T> {
     }
 
     fn on_device(&self) -> bool {
-        !self.waiting_readiness && self.op.readiness().is_none()
+        self.storage
     }
 }
 
@@ -814,7 +816,9 @@ impl UringDriver {
         if !ops::opcode(&mut op).is_some_and(|code| self.shared.probe.supports(code)) {
             return Err(op);
         }
+        let storage = op.readiness().is_none();
         let mut flight = Box::new(Flight {
+            storage,
             op,
             scratch: ops::Scratch::default(),
             completion: Completion::new(),
