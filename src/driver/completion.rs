@@ -39,8 +39,10 @@ impl<T: OpCode> Completion<T> {
         matches!(*self.lock(), CompletionState::Abandoned)
     }
 
-    /// Called once by the job when the syscall has returned.
-    pub(crate) fn finish(&self, op: T, result: SysResult<usize>, kernel: &dyn Kernel) {
+    /// Called once by the job when the syscall has returned. True when
+    /// the future was gone ([`Completion::abandon`] found the op running)
+    /// and the result went to [`OpCode::discard`].
+    pub(crate) fn finish(&self, op: T, result: SysResult<usize>, kernel: &dyn Kernel) -> bool {
         let mut state = self.lock();
         match std::mem::replace(&mut *state, CompletionState::Taken) {
             CompletionState::Running { waker } => {
@@ -49,10 +51,12 @@ impl<T: OpCode> Completion<T> {
                 if let Some(waker) = waker {
                     waker.wake();
                 }
+                false
             }
             _ => {
                 drop(state);
                 op.discard(result, kernel);
+                true
             }
         }
     }

@@ -94,7 +94,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -263,6 +263,9 @@ struct Flight<T: OpCode> {
     waiting_readiness: bool,
     /// The op has no readiness ([`InRing::on_device`]), decided once.
     storage: bool,
+    /// The op takes bytes or connections (`recv`, `accept`: readable
+    /// readiness), decided once; see [`ABANDONED_READERS`].
+    reader: bool,
     /// The result of a ring that ran the op in place ([`RingExec`]); the
     /// kernel's ring leaves it `None` and the op decodes the CQE instead.
     ran_in_place: Option<SysResult<usize>>,
@@ -279,6 +282,17 @@ impl<T: OpCode> RingExec for Flight<T> {
         match result {
             Ok(n) => i32::try_from(n).unwrap_or(i32::MAX),
             Err(errno) => -errno.0,
+        }
+    }
+}
+
+impl<T: OpCode> Flight<T> {
+    /// Hand the result to the future, or to [`OpCode::discard`] when the
+    /// future is gone (an abandoned reader leaves [`ABANDONED_READERS`]).
+    fn finish(self, result: SysResult<usize>, kernel: &dyn Kernel) {
+        let reader = self.reader;
+        if self.completion.finish(self.op, result, kernel) && reader {
+            ABANDONED_READERS.fetch_sub(1, Ordering::AcqRel);
         }
     }
 }
@@ -311,7 +325,7 @@ impl<T: OpCode> InRing for Flight<T> {
                 } else {
                     Err(Errno(-res))
                 };
-                self.completion.finish(self.op, result, kernel);
+                self.finish(result, kernel);
                 return None;
             }
             return Some(self);
@@ -328,12 +342,12 @@ impl<T: OpCode> InRing for Flight<T> {
             self.waiting_readiness = true;
             return Some(self);
         }
-        self.completion.finish(self.op, result, kernel);
+        self.finish(result, kernel);
         None
     }
 
     fn finish_with(self: Box<Self>, result: SysResult<usize>, kernel: &dyn Kernel) {
-        self.completion.finish(self.op, result, kernel);
+        self.finish(result, kernel);
     }
 
     fn is_abandoned(&self) -> bool {
@@ -341,7 +355,7 @@ impl<T: OpCode> InRing for Flight<T> {
     }
 
     fn reader_fd(&self) -> Option<RawFd> {
-        if self.waiting_readiness {
+        if self.waiting_readiness || !self.reader {
             return None; // a poll moves no data
         }
         match self.op.readiness() {
@@ -383,6 +397,18 @@ struct LocalRing {
 }
 
 static NEXT_RING_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Readers (`recv`, `accept`) whose future was dropped while their op was
+/// on a ring (with the kernel or held back), and whose op has not come
+/// back yet: in every ring of the process, since a future is dropped on
+/// whatever thread holds it. Only a gate for
+/// [`LocalRing::abandoned_reader`]: while it is 0, no ring holds an
+/// abandoned reader and a new reader needs no scan of its ring's table
+/// (a scan per recv, over every op of the ring, grows with the
+/// connections a thread serves). A drop counts before it marks the op
+/// abandoned, and the op's return uncounts it ([`Flight::finish`]), so
+/// the gate is never 0 while such an op is on a ring.
+static ABANDONED_READERS: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
     /// This thread's rings, at most one per ring source.
@@ -642,6 +668,9 @@ impl LocalRing {
     /// kernel would never hear of them). Deferred slots are not with the
     /// kernel.
     fn abandoned_reader(&self, fd: RawFd) -> bool {
+        if ABANDONED_READERS.load(Ordering::Acquire) == 0 {
+            return false;
+        }
         self.table.iter().enumerate().any(|(slot, flight)| {
             flight
                 .as_ref()
@@ -816,9 +845,12 @@ impl UringDriver {
         if !ops::opcode(&mut op).is_some_and(|code| self.shared.probe.supports(code)) {
             return Err(op);
         }
-        let storage = op.readiness().is_none();
+        let readiness = op.readiness();
+        let storage = readiness.is_none();
+        let reader = matches!(readiness, Some((_, Interest::Readable)));
         let mut flight = Box::new(Flight {
             storage,
+            reader,
             op,
             scratch: ops::Scratch::default(),
             completion: Completion::new(),
@@ -848,6 +880,7 @@ impl UringDriver {
             Ok((ring_id, user_data)) => Ok(Submission {
                 completion,
                 taken: false,
+                reader,
                 user_data,
                 ring_id,
                 source_id: self.shared.rings_id,
@@ -863,6 +896,9 @@ pub(crate) struct Submission<T: OpCode> {
     completion: Arc<Completion<T>>,
     /// The result was taken: nothing is left to abandon on drop.
     taken: bool,
+    /// A reader ([`Flight::reader`]): its abandonment is counted in
+    /// [`ABANDONED_READERS`].
+    reader: bool,
     user_data: u64,
     ring_id: u64,
     source_id: u64,
@@ -881,7 +917,19 @@ impl<T: OpCode> Submission<T> {
 impl<T: OpCode> Drop for Submission<T> {
     fn drop(&mut self) {
         // (A taken result leaves nothing to abandon: skip the lock.)
-        if !self.taken && self.completion.abandon(&*self.kernel) {
+        if self.taken {
+            return;
+        }
+        // Counted before the mark, so a ring that sees the mark sees the
+        // count; uncounted at once when the op had already come back.
+        if self.reader {
+            ABANDONED_READERS.fetch_add(1, Ordering::AcqRel);
+        }
+        let with_ring = self.completion.abandon(&*self.kernel);
+        if self.reader && !with_ring {
+            ABANDONED_READERS.fetch_sub(1, Ordering::AcqRel);
+        }
+        if with_ring {
             let (ring_id, user_data) = (self.ring_id, self.user_data);
             with_existing_ring(self.source_id, |ring| {
                 if ring.id == ring_id {
@@ -1116,6 +1164,8 @@ mod tests {
         submits: usize,
         /// Entries complete inside the submit (page-cache hits).
         complete_on_submit: bool,
+        /// What every completion says (0 unless a test sets it).
+        res: i32,
     }
 
     /// A ring that records submits and completes entries when told to.
@@ -1134,8 +1184,9 @@ mod tests {
             let mut state = self.0.lock().unwrap();
             let entries = std::mem::take(&mut state.queued);
             state.submits += usize::from(!entries.is_empty());
+            let res = state.res;
             if state.complete_on_submit {
-                state.completions.extend(entries.iter().map(|&u| (u, 0)));
+                state.completions.extend(entries.iter().map(|&u| (u, res)));
             } else {
                 state.with_kernel.extend(entries);
             }
@@ -1145,7 +1196,8 @@ mod tests {
             self.submit()?;
             let mut state = self.0.lock().unwrap();
             let done: Vec<u64> = state.with_kernel.drain(..).collect();
-            state.completions.extend(done.into_iter().map(|u| (u, 0)));
+            let res = state.res;
+            state.completions.extend(done.into_iter().map(|u| (u, res)));
             Ok(())
         }
         fn pop(&mut self) -> Option<(u64, i32)> {
@@ -1245,6 +1297,70 @@ mod tests {
         between_polls(id);
         drop(ops);
         drop(socket_ops);
+        assert_eq!(close_thread_ring(id), 0);
+    }
+
+    /// A dropped recv still with the kernel holds back the next reader of
+    /// its fd (bytes stay in order), found through the process-wide count
+    /// of abandoned readers; the count falls back when the op returns, so
+    /// later readers skip the table scan again.
+    #[test]
+    fn an_abandoned_reader_is_counted_until_its_op_returns() {
+        let state = Arc::new(std::sync::Mutex::new(RecordingState {
+            res: -libc::ECANCELED,
+            ..RecordingState::default()
+        }));
+        let offload: Arc<dyn Offload> = Arc::new(ThreadPool::new("recording", 1, 8).unwrap());
+        let pool = PoolDriver::new(Arc::new(RealKernel), offload);
+        let driver = UringDriver::new(pool, Arc::new(RecordingRings(Arc::clone(&state)))).unwrap();
+        let id = driver.rings_id();
+        let recv = |fd| crate::op::net::Recv {
+            fd,
+            buf: vec![0u8; 8],
+            flags: crate::sys::MsgFlags::NONE,
+            short_drains: false,
+        };
+        let deferred = || with_existing_ring(id, |ring| ring.deferred.len()).unwrap();
+        let submit_all = || with_existing_ring(id, |ring| ring.flush().unwrap()).unwrap();
+        let counted = || ABANDONED_READERS.load(Ordering::Acquire);
+        let before = counted();
+        let first = driver.submit(recv(-7)).ok().unwrap();
+        submit_all();
+        let sync = driver
+            .submit(crate::op::file::Sync {
+                fd: -7,
+                kind: crate::op::file::SyncKind::All,
+            })
+            .ok()
+            .unwrap();
+        drop(sync);
+        assert_eq!(counted(), before, "only readers are counted");
+        drop(first);
+        assert_eq!(counted(), before + 1, "the dropped recv is still out");
+        let second = driver.submit(recv(-7)).ok().unwrap();
+        assert_eq!(deferred(), 1, "the next reader of its fd waits for it");
+        let other = driver.submit(recv(-8)).ok().unwrap();
+        assert_eq!(deferred(), 1, "a reader of another fd does not");
+        // The dropped recv comes back: the count falls, the held-back
+        // reader goes to the kernel.
+        with_existing_ring(id, |ring| {
+            ring.ring.wait(None).unwrap();
+            ring.dispatch();
+        });
+        assert_eq!(counted(), before);
+        assert_eq!(deferred(), 0);
+        let third = driver.submit(recv(-7)).ok().unwrap();
+        assert_eq!(deferred(), 0, "no abandoned reader left to wait for");
+        with_existing_ring(id, |ring| {
+            ring.ring.wait(None).unwrap();
+            ring.dispatch();
+        });
+        // Taken results are no abandonment.
+        for mut op in [second, other, third] {
+            let waker = std::task::Waker::noop();
+            assert!(op.poll(&mut Context::from_waker(waker)).is_ready());
+        }
+        assert_eq!(counted(), before);
         assert_eq!(close_thread_ring(id), 0);
     }
 
