@@ -172,6 +172,27 @@ fn abort_cancels_a_sleeping_task() {
     assert_eq!(finished.load(Ordering::SeqCst), 0);
 }
 
+/// A task polled over and over with the waker it registered (it wakes
+/// itself every poll) checks for an abort without the lock: an abort from
+/// another thread still ends it.
+#[test]
+fn abort_stops_a_task_that_keeps_waking_itself() {
+    let rt = runtime(2);
+    let polls = Arc::new(AtomicUsize::new(0));
+    let p = Arc::clone(&polls);
+    let handle = rt.spawn(std::future::poll_fn(move |cx| {
+        p.fetch_add(1, Ordering::SeqCst);
+        cx.waker().wake_by_ref();
+        std::task::Poll::<()>::Pending
+    }));
+    while polls.load(Ordering::SeqCst) < 1000 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    handle.abort();
+    let result = rt.block_on(timeout(Duration::from_secs(10), handle));
+    assert_eq!(result, Ok(Err(JoinError::Cancelled)), "the abort was lost");
+}
+
 #[test]
 fn spawn_local_runs_non_send_futures_on_the_same_thread() {
     let rt = runtime(2);

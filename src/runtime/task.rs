@@ -7,6 +7,7 @@ use std::fmt;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -41,11 +42,15 @@ struct JoinState<T> {
     finished: bool,
     join_waker: Option<Waker>,
     task_waker: Option<Waker>,
-    abort_requested: bool,
 }
 
 struct JoinShared<T> {
     state: Mutex<JoinState<T>>,
+    /// [`JoinHandle::abort`] was called. Outside the lock: a task polled
+    /// with the waker it already registered checks it with no lock (the
+    /// abort sets it before it takes that waker, so a poll that misses it
+    /// is followed by a wake).
+    abort_requested: AtomicBool,
 }
 
 impl<T> JoinShared<T> {
@@ -80,8 +85,8 @@ impl<T> JoinHandle<T> {
     /// the handle resolves to [`JoinError::Cancelled`] (unless it finished
     /// first). In-flight ops it owned are cancelled safely.
     pub fn abort(&self) {
+        self.shared.abort_requested.store(true, Ordering::SeqCst);
         let mut state = self.shared.lock();
-        state.abort_requested = true;
         let waker = state.task_waker.take();
         drop(state);
         if let Some(waker) = waker {
@@ -115,6 +120,10 @@ impl<T> Future for JoinHandle<T> {
 pub(crate) struct TaskCell<F: Future> {
     future: Pin<Box<F>>,
     shared: Arc<JoinShared<F::Output>>,
+    /// The waker last registered for [`JoinHandle::abort`]: a poll with
+    /// the same waker (every poll but the first, on a worker) registers
+    /// nothing and takes no lock.
+    registered: Option<Waker>,
 }
 
 /// Wrap `future` for spawning; returns the task and its handle.
@@ -125,8 +134,8 @@ pub(crate) fn new_task<F: Future>(future: F) -> (TaskCell<F>, JoinHandle<F::Outp
             finished: false,
             join_waker: None,
             task_waker: None,
-            abort_requested: false,
         }),
+        abort_requested: AtomicBool::new(false),
     });
     let handle = JoinHandle {
         shared: Arc::clone(&shared),
@@ -135,6 +144,7 @@ pub(crate) fn new_task<F: Future>(future: F) -> (TaskCell<F>, JoinHandle<F::Outp
         TaskCell {
             future: Box::pin(future),
             shared,
+            registered: None,
         },
         handle,
     )
@@ -154,31 +164,35 @@ impl<F: Future> Future for TaskCell<F> {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        if !this
+            .registered
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
         {
-            let mut state = self.shared.lock();
+            // Registered before the abort flag is read: an abort that
+            // this poll misses finds the waker and wakes the task.
+            let mut state = this.shared.lock();
             if state.finished {
                 return Poll::Ready(());
             }
-            if state.abort_requested {
-                drop(state);
-                self.shared.finish(Err(JoinError::Cancelled));
-                return Poll::Ready(());
-            }
             state.task_waker = Some(cx.waker().clone());
+            this.registered = Some(cx.waker().clone());
         }
-        let future = self.future.as_mut();
-        match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(value)) => {
-                self.shared.finish(Ok(value));
-                Poll::Ready(())
+        let output = if this.shared.abort_requested.load(Ordering::SeqCst) {
+            Err(JoinError::Cancelled)
+        } else {
+            let future = this.future.as_mut();
+            match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+                Ok(Poll::Pending) => return Poll::Pending,
+                Ok(Poll::Ready(value)) => Ok(value),
+                Err(payload) => Err(JoinError::Panicked(panic_message(&*payload))),
             }
-            Err(payload) => {
-                self.shared
-                    .finish(Err(JoinError::Panicked(panic_message(&*payload))));
-                Poll::Ready(())
-            }
-        }
+        };
+        this.shared.finish(output);
+        // A poll after this one takes the lock and finds the task finished.
+        this.registered = None;
+        Poll::Ready(())
     }
 }
 
