@@ -65,8 +65,18 @@ impl<T: OpCode> Completion<T> {
 impl<T: OpCode> Completion<T> {
     /// A completion whose op is running.
     pub(crate) fn new() -> Arc<Completion<T>> {
+        Self::running(None)
+    }
+
+    /// A completion whose op is running, with `waker` registered: its
+    /// future needs no poll before the result is in.
+    pub(crate) fn waking(waker: Waker) -> Arc<Completion<T>> {
+        Self::running(Some(waker))
+    }
+
+    fn running(waker: Option<Waker>) -> Arc<Completion<T>> {
         Arc::new(Completion {
-            state: Mutex::new(CompletionState::Running { waker: None }),
+            state: Mutex::new(CompletionState::Running { waker }),
         })
     }
 

@@ -42,7 +42,7 @@ use readiness::PollerSource;
 use std::fmt;
 use std::io;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 /// Which I/O mechanism a runtime uses.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -206,10 +206,12 @@ pub(crate) enum InFlight<T: OpCode> {
 }
 
 impl Driver {
-    pub(crate) fn submit<T: OpCode>(&self, op: T) -> InFlight<T> {
+    /// Hand `op` to this driver; `waker` is the submitting task's (see
+    /// [`InFlight::is_waiting`]).
+    pub(crate) fn submit<T: OpCode>(&self, op: T, waker: &Waker) -> InFlight<T> {
         match self {
             Driver::Pool(pool) => InFlight::Pool(pool.submit(op)),
-            Driver::Uring(uring) => match uring.submit(op) {
+            Driver::Uring(uring) => match uring.submit(op, waker) {
                 Ok(submission) => InFlight::Uring(submission),
                 Err(op) => InFlight::Pool(uring.pool().submit(op)),
             },
@@ -271,6 +273,14 @@ impl<T: OpCode> InFlight<T> {
     /// Whether the op runs on the worker pool.
     pub(crate) fn on_pool(&self) -> bool {
         matches!(self, InFlight::Pool(_))
+    }
+
+    /// Whether the op already waits with the submitting task's waker, so
+    /// the task needs not poll it before it is woken (a ring op). A pool
+    /// op is queued by its first poll and a readiness op makes its first
+    /// attempt there.
+    pub(crate) fn is_waiting(&self) -> bool {
+        matches!(self, InFlight::Uring(_))
     }
 
     pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<T::Output> {

@@ -93,7 +93,13 @@ impl<T: OpCode> Op<T> {
         }
     }
 
-    fn submit_or_run(op: T, driver: Option<Rc<Driver>>) -> Result<OpState<T>, T::Output> {
+    /// `waker` is the polling task's, for a driver that registers it at
+    /// submission ([`InFlight::is_waiting`]).
+    fn submit_or_run(
+        op: T,
+        driver: Option<Rc<Driver>>,
+        waker: &Waker,
+    ) -> Result<OpState<T>, T::Output> {
         let mut op = op;
         // Closing an fd drops what cancelled ops left for it; a recv or
         // accept with leftovers is done before any driver sees it. A read
@@ -119,7 +125,7 @@ impl<T: OpCode> Op<T> {
                         }
                         return Err(op.complete(result));
                     }
-                    return Ok(OpState::InFlight(driver.submit(op)));
+                    return Ok(OpState::InFlight(driver.submit(op, waker)));
                 }
                 let mut op = metrics::counted(registry, op);
                 match inline::attempt(&mut op, kernel) {
@@ -134,7 +140,7 @@ impl<T: OpCode> Op<T> {
                     Attempt::Skipped => {}
                 }
                 let name = op.name();
-                let in_flight = driver.submit(op);
+                let in_flight = driver.submit(op, waker);
                 if in_flight.on_pool() && !driver.is_pool() {
                     metrics::note_pool_handoff(name);
                 }
@@ -152,6 +158,17 @@ impl<T: OpCode> Op<T> {
     }
 }
 
+impl<T: OpCode> OpState<T> {
+    /// In flight with the submitting task's waker already registered.
+    fn is_waiting(&self) -> bool {
+        match self {
+            OpState::InFlight(in_flight) => in_flight.is_waiting(),
+            OpState::Counted(in_flight) => in_flight.is_waiting(),
+            _ => false,
+        }
+    }
+}
+
 impl<T: OpCode> Future for Op<T> {
     type Output = T::Output;
 
@@ -164,13 +181,20 @@ impl<T: OpCode> Future for Op<T> {
                     else {
                         unreachable!("state checked above")
                     };
-                    match Self::submit_or_run(op, context::current_driver()) {
+                    match Self::submit_or_run(op, context::current_driver(), cx.waker()) {
                         Ok(state @ (OpState::Yielded(..) | OpState::YieldedCounted(..))) => {
                             this.state = state;
                             cx.waker().wake_by_ref();
                             return Poll::Pending;
                         }
-                        Ok(state) => this.state = state,
+                        Ok(state) => {
+                            this.state = state;
+                            // Submitted with this task's waker: nothing to
+                            // poll until the completion wakes it.
+                            if this.state.is_waiting() {
+                                return Poll::Pending;
+                            }
+                        }
                         Err(output) => return Poll::Ready(output),
                     }
                 }

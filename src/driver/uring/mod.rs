@@ -96,7 +96,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 /// Submission slots per ring.
@@ -840,8 +840,9 @@ impl UringDriver {
     }
 
     /// Submit on this thread's ring, or on the pool when io_uring cannot
-    /// run this op here.
-    pub(crate) fn submit<T: OpCode>(&self, mut op: T) -> Result<Submission<T>, T> {
+    /// run this op here. The completion wakes `waker` (the submitting
+    /// task's): the op needs no poll until then.
+    pub(crate) fn submit<T: OpCode>(&self, mut op: T, waker: &Waker) -> Result<Submission<T>, T> {
         if !ops::opcode(&mut op).is_some_and(|code| self.shared.probe.supports(code)) {
             return Err(op);
         }
@@ -853,7 +854,7 @@ impl UringDriver {
             reader,
             op,
             scratch: ops::Scratch::default(),
-            completion: Completion::new(),
+            completion: Completion::waking(waker.clone()),
             waiting_readiness: false,
             ran_in_place: None,
         });
@@ -1149,7 +1150,10 @@ mod tests {
         };
         // Bounded: the push gives up with EBUSY and the op comes back
         // untouched for the pool, instead of spinning on a full queue.
-        let back = driver.submit(op).err().expect("the op comes back");
+        let back = driver
+            .submit(op, Waker::noop())
+            .err()
+            .expect("the op comes back");
         assert_eq!(back.fd, -1);
         close_thread_ring(u64::MAX - 1);
     }
@@ -1255,7 +1259,7 @@ mod tests {
         let mut ops = Vec::new();
         // A fresh ring has not seen the device yet: the entry waits for
         // the park.
-        ops.push(driver.submit(sync()).ok().unwrap());
+        ops.push(driver.submit(sync(), Waker::noop()).ok().unwrap());
         between_polls(id);
         assert_eq!(submits(), 0, "batched until the worker parks");
         assert!(park_submit(), "a storage op is with the kernel");
@@ -1265,11 +1269,11 @@ mod tests {
         // came back together must not turn the rule off), so the next
         // storage entry goes at once...
         between_polls(id);
-        ops.push(driver.submit(sync()).ok().unwrap());
+        ops.push(driver.submit(sync(), Waker::noop()).ok().unwrap());
         between_polls(id);
         assert_eq!(submits(), 2, "a device-bound ring submits at once");
         // ...and so does the one after it, with the first still out.
-        ops.push(driver.submit(sync()).ok().unwrap());
+        ops.push(driver.submit(sync(), Waker::noop()).ok().unwrap());
         between_polls(id);
         assert_eq!(submits(), 3, "one enter per storage op, as they come");
         // Entries that complete inside the submit (page-cache hits) end
@@ -1277,10 +1281,10 @@ mod tests {
         state.lock().unwrap().complete_on_submit = true;
         park_wait();
         between_polls(id);
-        ops.push(driver.submit(sync()).ok().unwrap());
+        ops.push(driver.submit(sync(), Waker::noop()).ok().unwrap());
         between_polls(id);
         assert_eq!(submits(), 4);
-        ops.push(driver.submit(sync()).ok().unwrap());
+        ops.push(driver.submit(sync(), Waker::noop()).ok().unwrap());
         between_polls(id);
         assert_eq!(submits(), 4, "no submit of its own after page-cache hits");
         assert!(!park_submit());
@@ -1288,9 +1292,9 @@ mod tests {
         // A socket op waits on its peer, not the device: its entry with
         // the kernel does not make the ring device-bound.
         state.lock().unwrap().complete_on_submit = false;
-        let mut socket_ops = vec![driver.submit(recv()).ok().unwrap()];
+        let mut socket_ops = vec![driver.submit(recv(), Waker::noop()).ok().unwrap()];
         assert!(!park_submit(), "a recv with the kernel is no storage op");
-        socket_ops.push(driver.submit(recv()).ok().unwrap());
+        socket_ops.push(driver.submit(recv(), Waker::noop()).ok().unwrap());
         between_polls(id);
         assert_eq!(submits(), 6, "socket entries keep batching");
         park_wait();
@@ -1324,22 +1328,25 @@ mod tests {
         let submit_all = || with_existing_ring(id, |ring| ring.flush().unwrap()).unwrap();
         let counted = || ABANDONED_READERS.load(Ordering::Acquire);
         let before = counted();
-        let first = driver.submit(recv(-7)).ok().unwrap();
+        let first = driver.submit(recv(-7), Waker::noop()).ok().unwrap();
         submit_all();
         let sync = driver
-            .submit(crate::op::file::Sync {
-                fd: -7,
-                kind: crate::op::file::SyncKind::All,
-            })
+            .submit(
+                crate::op::file::Sync {
+                    fd: -7,
+                    kind: crate::op::file::SyncKind::All,
+                },
+                Waker::noop(),
+            )
             .ok()
             .unwrap();
         drop(sync);
         assert_eq!(counted(), before, "only readers are counted");
         drop(first);
         assert_eq!(counted(), before + 1, "the dropped recv is still out");
-        let second = driver.submit(recv(-7)).ok().unwrap();
+        let second = driver.submit(recv(-7), Waker::noop()).ok().unwrap();
         assert_eq!(deferred(), 1, "the next reader of its fd waits for it");
-        let other = driver.submit(recv(-8)).ok().unwrap();
+        let other = driver.submit(recv(-8), Waker::noop()).ok().unwrap();
         assert_eq!(deferred(), 1, "a reader of another fd does not");
         // The dropped recv comes back: the count falls, the held-back
         // reader goes to the kernel.
@@ -1349,7 +1356,7 @@ mod tests {
         });
         assert_eq!(counted(), before);
         assert_eq!(deferred(), 0);
-        let third = driver.submit(recv(-7)).ok().unwrap();
+        let third = driver.submit(recv(-7), Waker::noop()).ok().unwrap();
         assert_eq!(deferred(), 0, "no abandoned reader left to wait for");
         with_existing_ring(id, |ring| {
             ring.ring.wait(None).unwrap();
