@@ -12,7 +12,9 @@
 //! * forcing the kqueue backend where there is none is a clear error;
 //! * an end of stream that arrived with the last bytes is still read;
 //! * ops waiting for readiness never hold every I/O thread while the op
-//!   that would make them ready waits for one (the pool backend).
+//!   that would make them ready waits for one (the pool backend);
+//! * a worker whose other task is always runnable still looks for ready
+//!   sockets now and then (real epoll).
 
 use iokernel::buf::BufResult;
 use iokernel::io;
@@ -457,4 +459,79 @@ fn waiting_reads_let_the_writes_through_on_every_real_backend() {
             "{backend}: {got:?}"
         );
     }
+}
+
+/// Returns `Pending` once, waking itself: one trip through the scheduler.
+async fn yield_once() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return std::task::Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+/// Polls a busy task may take before it gives up on the recv beside it.
+const BUSY_POLLS_LIMIT: u64 = 5_000_000;
+
+/// A recv waits on a worker whose other task never waits (it yields and is
+/// runnable again at once), so the worker never parks. The bytes arrive
+/// 20 ms in; the worker's periodic check for ready sockets must find them,
+/// and the recv then stops the busy task. Returns the busy task's polls.
+async fn a_recv_beside_a_task_that_never_waits() -> std::io::Result<u64> {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let listener = TcpListener::bind(loopback())?;
+    let addr = listener.local_addr()?;
+    let peer = iokernel::sys::real::thread::spawn_named("busy-peer".into(), move || {
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+        std::thread::sleep(Duration::from_millis(20));
+        stream.write_all(b"ready").expect("write");
+    })?;
+    let (server, _) = listener.accept().await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let busy = {
+        let stop = Arc::clone(&stop);
+        spawn_local(async move {
+            let mut polls = 0u64;
+            while !stop.load(Ordering::SeqCst) && polls < BUSY_POLLS_LIMIT {
+                yield_once().await;
+                polls += 1;
+            }
+            polls
+        })
+    };
+    let BufResult(n, buf) = server.read(vec![0u8; 16]).await;
+    stop.store(true, Ordering::SeqCst);
+    assert_eq!(&buf[..n?], b"ready");
+    let polls = busy.await?;
+    peer.join().expect("peer thread");
+    Ok(polls)
+}
+
+#[test]
+fn a_busy_worker_still_looks_for_ready_sockets_on_real_epoll() {
+    if let Err(reason) = backend_availability(Backend::Epoll) {
+        eprintln!("skipping: epoll is unavailable: {reason}");
+        return;
+    }
+    let rt = Runtime::builder()
+        .name("readiness-busy")
+        .compute_threads(1)
+        .io_threads(1)
+        .backend(Backend::Epoll)
+        .build()
+        .expect("epoll runtime");
+    let polls = rt
+        .block_on(a_recv_beside_a_task_that_never_waits())
+        .expect("the recv beside a busy task");
+    assert!(
+        polls < BUSY_POLLS_LIMIT,
+        "the busy task ran {polls} polls: the worker never looked for the ready socket"
+    );
 }

@@ -452,7 +452,6 @@ struct PollSet<P: Poller> {
     next_waiter: u64,
     waiters: usize,
     events: Vec<PollEvent>,
-    polls_since_check: u32,
 }
 
 static NEXT_SET_ID: AtomicU64 = AtomicU64::new(1);
@@ -467,7 +466,6 @@ impl<P: Poller> PollSet<P> {
             next_waiter: 0,
             waiters: 0,
             events: Vec::new(),
-            polls_since_check: 0,
         }
     }
 
@@ -566,7 +564,6 @@ impl<P: Poller> PollSet<P> {
     /// ready and collect the wakers they release into `woken`. Edge
     /// registrations stay armed: nothing is re-armed.
     fn wait(&mut self, timeout: Option<Duration>, woken: &mut Vec<Waker>) -> SysResult<()> {
-        self.polls_since_check = 0;
         let mut events = std::mem::take(&mut self.events);
         let waited = self.poller.wait(&mut events, timeout);
         for event in events.drain(..) {
@@ -614,11 +611,20 @@ fn wake_all(woken: Vec<Waker>) {
 /// and its poller set once it has one.
 struct LoopFrame {
     driver: u64,
+    state: FrameState,
+    /// A `PollSet<P>` for the driver's poller type.
+    set: Option<Box<dyn Any>>,
+}
+
+/// What a loop frame keeps besides its poll set.
+struct FrameState {
     worker: Weak<dyn Park>,
     /// Whether the worker can already be woken through the poller.
     wake_installed: bool,
-    /// A `PollSet<P>` for the driver's poller type.
-    set: Option<Box<dyn Any>>,
+    /// Task polls since the poller was last asked for events (see
+    /// [`CHECK_EVERY_POLLS`]); on the frame, so that counting one needs
+    /// no look at the typed set.
+    polls_since_check: u32,
 }
 
 thread_local! {
@@ -678,41 +684,39 @@ impl<P: Poller> PollingWith<P> {
     fn with_set<R>(
         &self,
         create: bool,
-        f: impl FnOnce(&mut LoopFrame, &mut PollSet<P>) -> R,
+        f: impl FnOnce(&mut FrameState, &mut PollSet<P>) -> R,
     ) -> Option<SysResult<R>> {
         LOOPS.with(|loops| {
             let Ok(mut loops) = loops.try_borrow_mut() else {
                 return Some(Err(Errno::EBUSY));
             };
             let frame = loops.last_mut().filter(|frame| frame.driver == self.id)?;
-            if frame.set.is_none() {
+            let LoopFrame { state, set, .. } = frame;
+            if set.is_none() {
                 if !create {
                     return None;
                 }
                 match (self.open)() {
-                    Ok(poller) => frame.set = Some(Box::new(PollSet::new(poller))),
+                    Ok(poller) => *set = Some(Box::new(PollSet::new(poller))),
                     Err(errno) => return Some(Err(errno)),
                 }
             }
-            let mut set = frame.set.take()?;
-            let result = match set.downcast_mut::<PollSet<P>>() {
-                Some(typed) => Ok(f(frame, typed)),
-                None => Err(Errno::EINVAL),
-            };
-            frame.set = Some(set);
-            Some(result)
+            match set.as_mut()?.downcast_mut::<PollSet<P>>() {
+                Some(typed) => Some(Ok(f(state, typed))),
+                None => Some(Err(Errno::EINVAL)),
+            }
         })
     }
 
     /// Let other threads wake the frame's worker out of the poller's wait.
-    fn install_wake(frame: &mut LoopFrame, set: &PollSet<P>) {
-        if frame.wake_installed {
+    fn install_wake(state: &mut FrameState, set: &PollSet<P>) {
+        if state.wake_installed {
             return;
         }
-        if let Some(worker) = frame.worker.upgrade() {
+        if let Some(worker) = state.worker.upgrade() {
             let waker = set.poller.waker();
             worker.set_driver_wake(Arc::new(move || waker.wake()));
-            frame.wake_installed = true;
+            state.wake_installed = true;
         }
     }
 }
@@ -779,8 +783,11 @@ impl<P: Poller> Polling for PollingWith<P> {
         LOOPS.with(|loops| {
             loops.borrow_mut().push(LoopFrame {
                 driver: self.id,
-                worker: Arc::downgrade(worker),
-                wake_installed: false,
+                state: FrameState {
+                    worker: Arc::downgrade(worker),
+                    wake_installed: false,
+                    polls_since_check: 0,
+                },
                 set: None,
             });
         });
@@ -793,10 +800,25 @@ impl<P: Poller> Polling for PollingWith<P> {
     }
 
     fn between_polls(&self) {
+        // Counted on the frame: a poll that is not the check's touches
+        // neither the typed set nor the poller.
+        let due = LOOPS.with(|loops| {
+            let Ok(mut loops) = loops.try_borrow_mut() else {
+                return false;
+            };
+            let Some(frame) = loops.last_mut().filter(|frame| frame.driver == self.id) else {
+                return false;
+            };
+            frame.state.polls_since_check += 1;
+            frame.state.polls_since_check >= CHECK_EVERY_POLLS
+        });
+        if !due {
+            return;
+        }
         let mut woken = Vec::new();
-        let _ = self.with_set(false, |_, set| {
-            set.polls_since_check += 1;
-            if set.polls_since_check >= CHECK_EVERY_POLLS && set.waiters > 0 {
+        let _ = self.with_set(false, |state, set| {
+            if set.waiters > 0 {
+                state.polls_since_check = 0;
                 // An error here resurfaces at the next park.
                 let _ = set.wait(Some(Duration::ZERO), &mut woken);
             }
@@ -806,13 +828,15 @@ impl<P: Poller> Polling for PollingWith<P> {
 
     fn park(&self, worker: &dyn Park, timeout: Option<Duration>) -> Option<SysResult<()>> {
         let mut woken = Vec::new();
-        let parked = self.with_set(false, |frame, set| {
-            Self::install_wake(frame, set);
+        let parked = self.with_set(false, |state, set| {
+            Self::install_wake(state, set);
             if worker.begin_driver_park() {
+                state.polls_since_check = 0;
                 let waited = set.wait(timeout, &mut woken);
                 worker.end_driver_park();
                 waited
             } else if set.waiters > 0 {
+                state.polls_since_check = 0;
                 set.wait(Some(Duration::ZERO), &mut woken)
             } else {
                 Ok(())
@@ -824,7 +848,10 @@ impl<P: Poller> Polling for PollingWith<P> {
 
     fn poll_now(&self) -> Option<SysResult<usize>> {
         let mut woken = Vec::new();
-        let polled = self.with_set(false, |_, set| set.wait(Some(Duration::ZERO), &mut woken));
+        let polled = self.with_set(false, |state, set| {
+            state.polls_since_check = 0;
+            set.wait(Some(Duration::ZERO), &mut woken)
+        });
         let count = woken.len();
         wake_all(woken);
         polled.map(|result| result.and_then(|waited| waited).map(|()| count))
