@@ -26,6 +26,12 @@ bench *args:
 compare:
     bash benches/compare/run.sh
 
+# User-space instructions per echo round trip under callgrind (epoll and
+# tokio servers; repeatable on a loaded machine). Knobs: ECHO_SET, SECS,
+# IOK_BASELINE.
+echo-instructions:
+    bash benches/compare/echo-instructions.sh
+
 # Everything CI runs.
 ci:
     bash .ci/run
