@@ -259,32 +259,39 @@ pub(crate) struct ReadySubmission<T: OpCode> {
 
 impl<T: OpCode> ReadySubmission<T> {
     pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<T::Output> {
-        self.stop_waiting();
+        let previous = self.waiting.take();
         let Some(op) = self.op.as_mut() else {
             panic!("socket op polled after it completed");
         };
         let kernel = &*self.kernel;
-        if !self.polling.loop_here() {
-            let result = run_until_done(op, kernel, &|| false);
-            return self.finish(result);
+        let closes = op.closes_fd();
+        // Nothing new since the last EAGAIN (or drained result): wait for
+        // the next edge without a syscall that would say EAGAIN.
+        let ready = match closes {
+            None => op
+                .readiness()
+                .map(|(fd, interest)| (fd, interest, kernel.fd_epoch(fd))),
+            Some(_) => None,
+        };
+        match self
+            .polling
+            .start_poll(previous.as_ref(), ready, cx.waker())
+        {
+            None => {
+                let result = run_until_done(op, kernel, &|| false);
+                return self.finish(result);
+            }
+            Some(Some(key)) => {
+                self.waiting = Some(key);
+                return Poll::Pending;
+            }
+            Some(None) => {}
         }
-        if let Some(fd) = op.closes_fd() {
+        if let Some(fd) = closes {
             let waiters = self.polling.closing(fd);
             let result = op.run_blocking(kernel);
             wake_all(waiters);
             return self.finish(result);
-        }
-        if let Some((fd, interest)) = op.readiness() {
-            // Nothing new since the last EAGAIN (or drained result): wait
-            // for the next edge without a syscall that would say EAGAIN.
-            let epoch = kernel.fd_epoch(fd);
-            if let Some(Ok(key)) = self
-                .polling
-                .wait_unless_ready(fd, interest, epoch, cx.waker())
-            {
-                self.waiting = Some(key);
-                return Poll::Pending;
-            }
         }
         let (fd, interest) = match attempt(op, kernel) {
             Attempt::Done(result) => {
@@ -635,19 +642,20 @@ thread_local! {
 /// What the driver handle needs from the poller-typed half (object-safe,
 /// so handles and submissions need not name the poller type).
 trait Polling: Send + Sync {
-    /// Whether the innermost loop on this thread is one of this driver's.
-    fn loop_here(&self) -> bool;
+    /// The start of a socket op's poll, in one look at this thread's
+    /// loop: forget the op's previous waiter (`previous`), then, for an op
+    /// with readiness (`fd`, `interest` as of `epoch`), wait again when
+    /// nothing new arrived for it ([`PollSet::wait_unless_ready`]).
+    /// `Some(None)`: make the attempt. `None`: the innermost loop on this
+    /// thread is not one of this driver's.
+    fn start_poll(
+        &self,
+        previous: Option<&WaiterKey>,
+        ready: Option<(RawFd, Interest, u32)>,
+        waker: &Waker,
+    ) -> Option<Option<WaiterKey>>;
     /// Whether this loop's poller watches `fd`.
     fn watches_here(&self, fd: RawFd) -> bool;
-    /// See [`PollSet::wait_unless_ready`]; `None` also when there is no
-    /// loop or set here.
-    fn wait_unless_ready(
-        &self,
-        fd: RawFd,
-        interest: Interest,
-        epoch: u32,
-        waker: &Waker,
-    ) -> Option<SysResult<WaiterKey>>;
     fn register(
         &self,
         fd: RawFd,
@@ -722,33 +730,36 @@ impl<P: Poller> PollingWith<P> {
 }
 
 impl<P: Poller> Polling for PollingWith<P> {
-    fn loop_here(&self) -> bool {
+    fn start_poll(
+        &self,
+        previous: Option<&WaiterKey>,
+        ready: Option<(RawFd, Interest, u32)>,
+        waker: &Waker,
+    ) -> Option<Option<WaiterKey>> {
         LOOPS.with(|loops| {
-            loops
-                .try_borrow()
-                .is_ok_and(|loops| loops.last().is_some_and(|frame| frame.driver == self.id))
+            let mut loops = loops.try_borrow_mut().ok()?;
+            let frame = loops.last_mut().filter(|frame| frame.driver == self.id)?;
+            // No set yet: nothing was registered, so nothing to forget or
+            // to wait on.
+            let Some(set) = frame.set.as_mut() else {
+                return Some(None);
+            };
+            let Some(set) = set.downcast_mut::<PollSet<P>>() else {
+                return Some(None);
+            };
+            if let Some(key) = previous {
+                set.unregister(key);
+            }
+            let Some((fd, interest, epoch)) = ready else {
+                return Some(None);
+            };
+            Some(set.wait_unless_ready(fd, interest, epoch, waker))
         })
     }
 
     fn watches_here(&self, fd: RawFd) -> bool {
         let watched = self.with_set(false, |_, set| set.fds.contains_key(&fd));
         matches!(watched, Some(Ok(true)))
-    }
-
-    fn wait_unless_ready(
-        &self,
-        fd: RawFd,
-        interest: Interest,
-        epoch: u32,
-        waker: &Waker,
-    ) -> Option<SysResult<WaiterKey>> {
-        let waiting = self.with_set(false, |_, set| {
-            set.wait_unless_ready(fd, interest, epoch, waker)
-        });
-        match waiting? {
-            Ok(key) => key.map(Ok),
-            Err(errno) => Some(Err(errno)),
-        }
     }
 
     fn register(
