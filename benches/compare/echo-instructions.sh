@@ -8,9 +8,9 @@
 # tokio's echo server from benches/compare. The load generator (natively)
 # ping-pongs each shape of ECHO_SET for SECS seconds; the server's counts
 # are then dumped and divided by the round trips the generator counted.
-# The count covers the whole process (its start and the connection setup
-# too, well under 1 % of a run), user space only: kernel work is not
-# counted. io_uring servers (iokernel uring, compio, monoio) cannot run
+# The counters are zeroed once the server listens, so the count covers
+# the connections' setup and the round trips, user space only: kernel work
+# is not counted. io_uring servers (iokernel uring, compio, monoio) cannot run
 # under valgrind, so they are not measured here.
 #
 # Knobs (environment): ECHO_SET="16x64 256x64" SECS=4 IOK_BASELINE=""
@@ -51,6 +51,8 @@ for shape in $ECHO_SET; do
     for _ in $(seq 200); do grep -q listening "$DIR/server-$s.out" && break; sleep 0.1; done
     addr=$(awk '/listening on/ {print $NF}' "$DIR/server-$s.out")
     [[ -n $addr ]] || { cat "$DIR/server-$s.err" >&2; exit 1; }
+    # Counted from here: the server's start is left out.
+    callgrind_control -z "$pid" >/dev/null
     "$CMP" echo-load "$addr" "${shape%x*}" "${shape#*x}" "$SECS" "$s" "$pid" >"$DIR/load-$s-$shape.json"
     callgrind_control -d "$pid" >/dev/null
     for _ in $(seq 50); do [[ -s $out.1 ]] && break; sleep 0.1; done

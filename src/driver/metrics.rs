@@ -149,6 +149,13 @@ pub(crate) struct Registry {
 
 static NEXT_THREAD: AtomicUsize = AtomicUsize::new(0);
 
+/// Registries installed on threads ([`enter`] with one), in the whole
+/// process. While it is 0, which is every run without metrics, no thread
+/// counts ops and [`current`] answers without its thread-local look-up
+/// (one per op). A thread counts its own registry before it installs it,
+/// so its own ops always see a non-zero count.
+static INSTALLED: AtomicUsize = AtomicUsize::new(0);
+
 thread_local! {
     static THREAD_INDEX: usize = NEXT_THREAD.fetch_add(1, Relaxed);
     static CURRENT: RefCell<Option<Arc<Registry>>> = const { RefCell::new(None) };
@@ -221,24 +228,40 @@ impl Registry {
 /// Make `registry` the one this thread's driver hooks count into for the
 /// duration of `body` (nesting restores the previous one).
 pub(crate) fn enter<R>(registry: Option<Arc<Registry>>, body: impl FnOnce() -> R) -> R {
-    struct Reset(Option<Arc<Registry>>);
+    struct Reset {
+        previous: Option<Arc<Registry>>,
+        counted: bool,
+    }
     impl Drop for Reset {
         fn drop(&mut self) {
-            let previous = self.0.take();
+            let previous = self.previous.take();
             CURRENT.with(|c| *c.borrow_mut() = previous);
+            if self.counted {
+                INSTALLED.fetch_sub(1, Relaxed);
+            }
         }
     }
+    let counted = registry.is_some();
+    if counted {
+        INSTALLED.fetch_add(1, Relaxed);
+    }
     let previous = CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), registry));
-    let _reset = Reset(previous);
+    let _reset = Reset { previous, counted };
     body()
 }
 
 /// The registry of the runtime this thread runs, if any.
 pub(crate) fn current() -> Option<Arc<Registry>> {
+    if INSTALLED.load(Relaxed) == 0 {
+        return None;
+    }
     CURRENT.with(|c| c.borrow().clone())
 }
 
 fn with_current(f: impl FnOnce(&Registry)) {
+    if INSTALLED.load(Relaxed) == 0 {
+        return;
+    }
     CURRENT.with(|c| {
         if let Some(registry) = &*c.borrow() {
             f(registry);
