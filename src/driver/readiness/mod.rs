@@ -211,11 +211,13 @@ impl ReadinessDriver {
         pool: PoolDriver,
         open_poller: impl Fn() -> SysResult<P> + Send + Sync + 'static,
     ) -> ReadinessDriver {
+        let kernel = Arc::clone(pool.kernel());
         ReadinessDriver {
             pool,
             polling: Arc::new(PollingWith {
                 id: NEXT_DRIVER_ID.fetch_add(1, Ordering::Relaxed),
                 open: Box::new(open_poller),
+                kernel,
             }),
         }
     }
@@ -234,7 +236,6 @@ impl ReadinessDriver {
             Route::Offload => Err(op),
             Route::Readiness => Ok(ReadySubmission {
                 op: Some(op),
-                kernel: Arc::clone(self.kernel()),
                 polling: Arc::clone(&self.polling),
                 waiting: None,
             }),
@@ -252,7 +253,8 @@ impl ReadinessDriver {
 /// A socket op owned by its future, run on each poll until it is done.
 pub(crate) struct ReadySubmission<T: OpCode> {
     op: Option<T>,
-    kernel: Arc<dyn Kernel>,
+    /// The driver's loops, and its kernel ([`Polling::kernel`]): one
+    /// reference count per op.
     polling: Arc<dyn Polling>,
     waiting: Option<WaiterKey>,
 }
@@ -263,7 +265,7 @@ impl<T: OpCode> ReadySubmission<T> {
         let Some(op) = self.op.as_mut() else {
             panic!("socket op polled after it completed");
         };
-        let kernel = &*self.kernel;
+        let kernel = self.polling.kernel();
         let closes = op.closes_fd();
         // Nothing new since the last EAGAIN (or drained result): wait for
         // the next edge without a syscall that would say EAGAIN.
@@ -642,6 +644,8 @@ thread_local! {
 /// What the driver handle needs from the poller-typed half (object-safe,
 /// so handles and submissions need not name the poller type).
 trait Polling: Send + Sync {
+    /// The kernel the driver's ops run on.
+    fn kernel(&self) -> &dyn Kernel;
     /// The start of a socket op's poll, in one look at this thread's
     /// loop: forget the op's previous waiter (`previous`), then, for an op
     /// with readiness (`fd`, `interest` as of `epoch`), wait again when
@@ -683,6 +687,8 @@ trait Polling: Send + Sync {
 struct PollingWith<P: Poller> {
     id: u64,
     open: Box<dyn Fn() -> SysResult<P> + Send + Sync>,
+    /// The driver's kernel (its pool's).
+    kernel: Arc<dyn Kernel>,
 }
 
 impl<P: Poller> PollingWith<P> {
@@ -730,6 +736,10 @@ impl<P: Poller> PollingWith<P> {
 }
 
 impl<P: Poller> Polling for PollingWith<P> {
+    fn kernel(&self) -> &dyn Kernel {
+        &*self.kernel
+    }
+
     fn start_poll(
         &self,
         previous: Option<&WaiterKey>,
