@@ -76,7 +76,7 @@ use super::{Backend, Park, Scheduler};
 use crate::op::{run_until_done, OpCode};
 use crate::sys::{Errno, Interest, Kernel, PollEvent, PollMode, Poller, Ready, SysResult};
 use std::any::Any;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::os::fd::RawFd;
@@ -609,11 +609,32 @@ fn arm<P: Poller>(poller: &mut P, fd: RawFd, entry: &mut FdWaiters) -> SysResult
     result
 }
 
-/// Wake the tasks whose sockets became ready, outside any borrow.
-fn wake_all(woken: Vec<Waker>) {
-    for waker in woken {
+thread_local! {
+    /// The list a wait collects wakers into, kept between waits with its
+    /// capacity: a fresh one grew (reallocated) with every wait that
+    /// released more wakers than the last.
+    static WOKEN: Cell<Vec<Waker>> = const { Cell::new(Vec::new()) };
+}
+
+/// An empty list to collect wakers into (this thread's kept one).
+fn woken_list() -> Vec<Waker> {
+    WOKEN.with(Cell::take)
+}
+
+/// Wake the tasks whose sockets became ready, outside any borrow; the
+/// emptied list is kept for the next wait.
+fn wake_all(mut woken: Vec<Waker>) {
+    for waker in woken.drain(..) {
         waker.wake();
     }
+    WOKEN.with(|kept| {
+        let other = kept.take();
+        kept.set(if other.capacity() > woken.capacity() {
+            other
+        } else {
+            woken
+        });
+    });
 }
 
 /// One run loop on this thread: which driver it belongs to, its worker,
@@ -836,7 +857,7 @@ impl<P: Poller> Polling for PollingWith<P> {
         if !due {
             return;
         }
-        let mut woken = Vec::new();
+        let mut woken = woken_list();
         let _ = self.with_set(false, |state, set| {
             if set.waiters > 0 {
                 state.polls_since_check = 0;
@@ -848,7 +869,7 @@ impl<P: Poller> Polling for PollingWith<P> {
     }
 
     fn park(&self, worker: &dyn Park, timeout: Option<Duration>) -> Option<SysResult<()>> {
-        let mut woken = Vec::new();
+        let mut woken = woken_list();
         let parked = self.with_set(false, |state, set| {
             Self::install_wake(state, set);
             if worker.begin_driver_park() {
@@ -868,7 +889,7 @@ impl<P: Poller> Polling for PollingWith<P> {
     }
 
     fn poll_now(&self) -> Option<SysResult<usize>> {
-        let mut woken = Vec::new();
+        let mut woken = woken_list();
         let polled = self.with_set(false, |state, set| {
             state.polls_since_check = 0;
             set.wait(Some(Duration::ZERO), &mut woken)
