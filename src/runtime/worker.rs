@@ -461,7 +461,12 @@ impl Executor {
                 break;
             }
             let index = scheduler.pick_task(self.run_queue.len());
-            let Some(id) = self.run_queue.remove(index) else {
+            // FIFO schedulers pick the front: the cheap removal.
+            let picked = match index {
+                0 => self.run_queue.pop_front(),
+                _ => self.run_queue.remove(index),
+            };
+            let Some(id) = picked else {
                 break;
             };
             self.poll_task(id);
