@@ -144,19 +144,28 @@ fn closing_a_watched_fd_wakes_its_waiter_with_ebadf_on_the_sim() {
     }
 }
 
-#[test]
-fn closing_a_watched_fd_wakes_its_waiter_with_ebadf_on_real_epoll() {
+/// A one-thread runtime on real epoll, or `None` (said on stderr) where
+/// epoll is unavailable.
+fn one_thread_epoll_runtime(name: &str) -> Option<Runtime> {
     if let Err(reason) = backend_availability(Backend::Epoll) {
         eprintln!("skipping: epoll is unavailable: {reason}");
-        return;
+        return None;
     }
     let rt = Runtime::builder()
-        .name("readiness-close")
+        .name(name)
         .compute_threads(1)
         .io_threads(1)
         .backend(Backend::Epoll)
         .build()
         .expect("epoll runtime");
+    Some(rt)
+}
+
+#[test]
+fn closing_a_watched_fd_wakes_its_waiter_with_ebadf_on_real_epoll() {
+    let Some(rt) = one_thread_epoll_runtime("readiness-close") else {
+        return;
+    };
     rt.block_on(close_under_a_waiting_recv())
         .expect("close wakes the waiter");
 }
@@ -288,17 +297,9 @@ async fn a_number_closed_by_std_then_reused() -> std::io::Result<()> {
 
 #[test]
 fn a_number_closed_behind_the_crates_back_and_reused_is_waited_on_afresh_on_real_epoll() {
-    if let Err(reason) = backend_availability(Backend::Epoll) {
-        eprintln!("skipping: epoll is unavailable: {reason}");
+    let Some(rt) = one_thread_epoll_runtime("readiness-reuse") else {
         return;
-    }
-    let rt = Runtime::builder()
-        .name("readiness-reuse")
-        .compute_threads(1)
-        .io_threads(1)
-        .backend(Backend::Epoll)
-        .build()
-        .expect("epoll runtime");
+    };
     rt.block_on(async {
         runtime::timeout(
             Duration::from_secs(20),
@@ -516,17 +517,9 @@ async fn a_recv_beside_a_task_that_never_waits() -> std::io::Result<u64> {
 
 #[test]
 fn a_busy_worker_still_looks_for_ready_sockets_on_real_epoll() {
-    if let Err(reason) = backend_availability(Backend::Epoll) {
-        eprintln!("skipping: epoll is unavailable: {reason}");
+    let Some(rt) = one_thread_epoll_runtime("readiness-busy") else {
         return;
-    }
-    let rt = Runtime::builder()
-        .name("readiness-busy")
-        .compute_threads(1)
-        .io_threads(1)
-        .backend(Backend::Epoll)
-        .build()
-        .expect("epoll runtime");
+    };
     let polls = rt
         .block_on(a_recv_beside_a_task_that_never_waits())
         .expect("the recv beside a busy task");
