@@ -713,6 +713,21 @@ struct PollingWith<P: Poller> {
 }
 
 impl<P: Poller> PollingWith<P> {
+    /// Run `f` on this driver's innermost loop frame on this thread, split
+    /// into its state and its set (`None` until the loop first needs one).
+    /// `Ok(None)`: the innermost loop here is not one of this driver's.
+    /// `Err(EBUSY)`: the frames are borrowed (a call from inside another).
+    fn with_frame<R>(
+        &self,
+        f: impl FnOnce(&mut FrameState, &mut Option<Box<dyn Any>>) -> R,
+    ) -> SysResult<Option<R>> {
+        LOOPS.with(|loops| {
+            let mut loops = loops.try_borrow_mut().map_err(|_| Errno::EBUSY)?;
+            let frame = loops.last_mut().filter(|frame| frame.driver == self.id);
+            Ok(frame.map(|LoopFrame { state, set, .. }| f(state, set)))
+        })
+    }
+
     /// Run `f` on this driver's innermost loop frame and its set (created
     /// when `create` and missing). `None`: no loop of this driver here, or
     /// no set and `create` is false.
@@ -721,12 +736,7 @@ impl<P: Poller> PollingWith<P> {
         create: bool,
         f: impl FnOnce(&mut FrameState, &mut PollSet<P>) -> R,
     ) -> Option<SysResult<R>> {
-        LOOPS.with(|loops| {
-            let Ok(mut loops) = loops.try_borrow_mut() else {
-                return Some(Err(Errno::EBUSY));
-            };
-            let frame = loops.last_mut().filter(|frame| frame.driver == self.id)?;
-            let LoopFrame { state, set, .. } = frame;
+        let ran = self.with_frame(|state, set| {
             if set.is_none() {
                 if !create {
                     return None;
@@ -740,7 +750,11 @@ impl<P: Poller> PollingWith<P> {
                 Some(typed) => Some(Ok(f(state, typed))),
                 None => Some(Err(Errno::EINVAL)),
             }
-        })
+        });
+        match ran {
+            Ok(ran) => ran.flatten(),
+            Err(errno) => Some(Err(errno)),
+        }
     }
 
     /// Let other threads wake the frame's worker out of the poller's wait.
@@ -767,25 +781,18 @@ impl<P: Poller> Polling for PollingWith<P> {
         ready: Option<(RawFd, Interest, u32)>,
         waker: &Waker,
     ) -> Option<Option<WaiterKey>> {
-        LOOPS.with(|loops| {
-            let mut loops = loops.try_borrow_mut().ok()?;
-            let frame = loops.last_mut().filter(|frame| frame.driver == self.id)?;
+        let started = self.with_frame(|_, set| {
             // No set yet: nothing was registered, so nothing to forget or
             // to wait on.
-            let Some(set) = frame.set.as_mut() else {
-                return Some(None);
-            };
-            let Some(set) = set.downcast_mut::<PollSet<P>>() else {
-                return Some(None);
-            };
+            let set = set.as_mut()?.downcast_mut::<PollSet<P>>()?;
             if let Some(key) = previous {
                 set.unregister(key);
             }
-            let Some((fd, interest, epoch)) = ready else {
-                return Some(None);
-            };
-            Some(set.wait_unless_ready(fd, interest, epoch, waker))
-        })
+            let (fd, interest, epoch) = ready?;
+            set.wait_unless_ready(fd, interest, epoch, waker)
+        });
+        // Frames borrowed: as off the loop, the op runs to completion.
+        started.ok()?
     }
 
     fn watches_here(&self, fd: RawFd) -> bool {
@@ -844,17 +851,11 @@ impl<P: Poller> Polling for PollingWith<P> {
     fn between_polls(&self) {
         // Counted on the frame: a poll that is not the check's touches
         // neither the typed set nor the poller.
-        let due = LOOPS.with(|loops| {
-            let Ok(mut loops) = loops.try_borrow_mut() else {
-                return false;
-            };
-            let Some(frame) = loops.last_mut().filter(|frame| frame.driver == self.id) else {
-                return false;
-            };
-            frame.state.polls_since_check += 1;
-            frame.state.polls_since_check >= CHECK_EVERY_POLLS
+        let due = self.with_frame(|state, _| {
+            state.polls_since_check += 1;
+            state.polls_since_check >= CHECK_EVERY_POLLS
         });
-        if !due {
+        if due != Ok(Some(true)) {
             return;
         }
         let mut woken = woken_list();
