@@ -106,6 +106,9 @@ echo "writer chunk size: $CHUNK_BYTES bytes (fio --bs)"
 declare -a T_WRITER T_WRITER_WALL T_MERGE T_NAIVE T_BUFW T_FIO T_PGZIP T_PIGZ T_GZIP T_MERGEGZ T_CATGZ
 for round in $(seq 1 "$ROUNDS"); do
   step "round $round of $ROUNDS"
+  # The last round's compressed outputs are checked below; an earlier
+  # round's go first (iok refuses to replace an existing output).
+  rm -f "$WORKDIR"/{pgzip,pigz,gzip,mergegz,catgz}.gz
   T_WRITER_WALL+=("$(timed "$WRITER" "$INPUT" "$WORKDIR/writer.out" $NAIVE_FSYNC)")
   T_WRITER+=("$(sed -n 's/^writer_seconds=\([0-9.]*\) .*/\1/p' "$WORKDIR/last.out")")
   [ -n "${T_WRITER[-1]}" ] || { echo "writer_lines printed no writer_seconds: $(cat "$WORKDIR/last.out")" >&2; exit 1; }
