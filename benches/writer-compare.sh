@@ -26,6 +26,11 @@
 # except for the writer row: its time is the writer phase writer_lines
 # reports (ParallelWriter::new to the end of finish; loading and splitting
 # the input is not counted), and its whole-process wall time is shown too.
+# BASELINE=DIR adds, in every round, the same four iokernel commands (the
+# writer, merge, pgzip, merge --gzip) from another build: DIR holds its
+# `iok` and `examples/writer_lines` (a `target/release` directory), and the
+# summary prints this build's time over the baseline's per command (above
+# 1 = this build is slower), to check that a change regressed none of them.
 # Needs: cargo; installs fio and pigz with apt-get if they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,6 +61,12 @@ cargo build --release --bin iok --example naive_lines --example writer_lines >&2
 IOK=target/release/iok
 NAIVE=target/release/examples/naive_lines
 WRITER=target/release/examples/writer_lines
+BASELINE=${BASELINE:-}
+if [ -n "$BASELINE" ]; then
+  for f in "$BASELINE/iok" "$BASELINE/examples/writer_lines"; do
+    [ -x "$f" ] || { echo "BASELINE=$BASELINE: $f is missing or not executable" >&2; exit 1; }
+  done
+fi
 
 mkdir -p "$WORKDIR"
 cleanup() { if [ "$KEEP_WORKDIR" != 1 ]; then rm -rf "$WORKDIR"; fi; }
@@ -104,11 +115,44 @@ rm -f "$WORKDIR/merge.out"
 echo "writer chunk size: $CHUNK_BYTES bytes (fio --bs)"
 
 declare -a T_WRITER T_WRITER_WALL T_MERGE T_NAIVE T_BUFW T_FIO T_PGZIP T_PIGZ T_GZIP T_MERGEGZ T_CATGZ
+declare -a B_WRITER B_MERGE B_PGZIP B_MERGEGZ
+# One round of the four iokernel commands of the build in $1 (its iok and
+# examples/writer_lines), checking each output; prints "writer merge
+# pgzip mergegz" seconds. The writer's time is its phase, as above.
+iok_round() {
+  local dir=$1 tag=$2 writer merge pgzip mergegz
+  timed "$dir/examples/writer_lines" "$INPUT" "$WORKDIR/writer$tag.out" $NAIVE_FSYNC >/dev/null
+  writer=$(sed -n 's/^writer_seconds=\([0-9.]*\) .*/\1/p' "$WORKDIR/last.out")
+  [ -n "$writer" ] || { echo "$dir: writer_lines printed no writer_seconds" >&2; exit 1; }
+  cmp -s <(wc -c <"$WORKDIR/writer$tag.out") <(echo "$BYTES") || { echo "$dir: writer output size differs" >&2; exit 1; }
+  rm -f "$WORKDIR/writer$tag.out"
+  merge=$(timed "$dir/iok" merge "$INPUT" -o "$WORKDIR/merge$tag.out" --producers 2 --layout striped --durability "$IOK_DURABILITY")
+  cmp -s <(wc -c <"$WORKDIR/merge$tag.out") <(echo "$BYTES") || { echo "$dir: merge output size differs" >&2; exit 1; }
+  rm -f "$WORKDIR/merge$tag.out"
+  pgzip=$(timed "$dir/iok" pgzip "$INPUT" -o "$WORKDIR/pgzip$tag.gz" --level 6 --threads 2 --durability "$IOK_DURABILITY")
+  gzip -t "$WORKDIR/pgzip$tag.gz" || { echo "$dir: gzip -t failed on its pgzip output" >&2; exit 1; }
+  rm -f "$WORKDIR/pgzip$tag.gz"
+  mergegz=$(timed "$dir/iok" merge "$INPUT" -o "$WORKDIR/mergegz$tag.gz" --gzip=6 --producers 2 --layout striped --durability "$IOK_DURABILITY")
+  gzip -t "$WORKDIR/mergegz$tag.gz" || { echo "$dir: gzip -t failed on its merge --gzip output" >&2; exit 1; }
+  rm -f "$WORKDIR/mergegz$tag.gz"
+  echo "$writer $merge $pgzip $mergegz"
+}
+# The baseline's commands for round $1 (nothing without BASELINE).
+base_round() {
+  [ -n "$BASELINE" ] || return 0
+  local out t
+  out=$(iok_round "$BASELINE" -base) || exit 1
+  read -r -a t <<<"$out"
+  B_WRITER+=("${t[0]}") B_MERGE+=("${t[1]}") B_PGZIP+=("${t[2]}") B_MERGEGZ+=("${t[3]}")
+  echo "round $1: baseline writer ${t[0]} s, merge ${t[1]} s, pgzip ${t[2]} s, merge --gzip ${t[3]} s" >&2
+}
 for round in $(seq 1 "$ROUNDS"); do
   step "round $round of $ROUNDS"
   # The last round's compressed outputs are checked below; an earlier
   # round's go first (iok refuses to replace an existing output).
   rm -f "$WORKDIR"/{pgzip,pigz,gzip,mergegz,catgz}.gz
+  # The baseline goes first in odd rounds and last in even ones.
+  if [ $((round % 2)) = 1 ]; then base_round "$round"; fi
   T_WRITER_WALL+=("$(timed "$WRITER" "$INPUT" "$WORKDIR/writer.out" $NAIVE_FSYNC)")
   T_WRITER+=("$(sed -n 's/^writer_seconds=\([0-9.]*\) .*/\1/p' "$WORKDIR/last.out")")
   [ -n "${T_WRITER[-1]}" ] || { echo "writer_lines printed no writer_seconds: $(cat "$WORKDIR/last.out")" >&2; exit 1; }
@@ -132,6 +176,7 @@ for round in $(seq 1 "$ROUNDS"); do
   T_CATGZ+=("$(timed sh -c 'cat "$1" | gzip -6 >"$2"' _ "$INPUT" "$WORKDIR/catgz.gz")")
   echo "round $round: writer ${T_WRITER[-1]} s (process ${T_WRITER_WALL[-1]} s), merge ${T_MERGE[-1]} s, naive ${T_NAIVE[-1]} s, fio ${T_FIO[-1]} s," \
     "pgzip ${T_PGZIP[-1]} s, pigz ${T_PIGZ[-1]} s, gzip ${T_GZIP[-1]} s" >&2
+  if [ $((round % 2)) = 0 ]; then base_round "$round"; fi
 done
 
 step "checking the compressed outputs (last round)"
@@ -190,3 +235,19 @@ printf '%-44s %8.2fx\n' "merge vs std BufWriter" "$(ratio "$M_BUFW" "$M_MERGE")"
 printf '%-44s %8.2fx\n' "merge --gzip=6 vs cat | gzip -6" "$(ratio "$M_CATGZ" "$M_MERGEGZ")"
 printf '%-44s %8.4f   (target <= 1.02: %s)\n' "pgzip size / pigz size" "$R_SIZE" "$(verdict 1.02 "$R_SIZE")"
 echo "gzip -t: pgzip, pigz, gzip, merge --gzip and cat|gzip outputs all pass; zcat of the pgzip output equals the input"
+if [ -n "$BASELINE" ]; then
+  echo
+  echo "against the baseline build in $BASELINE (this build's seconds / the baseline's; medians; above 1 = slower):"
+  printf '%-44s %10s %10s %8s  %s\n' "command" "this" "baseline" "ratio" "baseline rounds (s)"
+  base_row() { # label this-median baseline-times...
+    local label=$1 this=$2
+    shift 2
+    local base
+    base=$(median "$@")
+    printf '%-44s %10.3f %10.3f %7.3fx  %s\n' "$label" "$this" "$base" "$(ratio "$this" "$base")" "$*"
+  }
+  base_row "writer: 2 producers x write_line (phase)" "$M_WRITER" "${B_WRITER[@]}"
+  base_row "iok merge --producers 2 (striped, plain)" "$M_MERGE" "${B_MERGE[@]}"
+  base_row "iok pgzip --level 6 --threads 2" "$M_PGZIP" "${B_PGZIP[@]}"
+  base_row "iok merge --gzip=6 --producers 2" "$M_MERGEGZ" "${B_MERGEGZ[@]}"
+fi
