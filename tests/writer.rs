@@ -1132,6 +1132,186 @@ mod on_the_simulator_with_faults {
     }
 }
 
+/// The created-files journal (`CreatedFiles::with_journal`, what `iok`'s
+/// cleanup helper reads) on the simulator with faults: wherever the run
+/// stops (killed mid-write with no cleanup at all, finish failed, finish
+/// done), replaying the journal names exactly the files the run made that
+/// are still there and are not the finished output, so removing them
+/// leaves the directory as the run found it.
+#[cfg(feature = "sim")]
+mod created_files_journal {
+    use super::*;
+    use iokernel::sim::{self, SimKernel, SimOptions};
+    use iokernel::writer::{CreatedFiles, JournalRecord};
+    use std::collections::BTreeSet;
+    use std::sync::{Arc, Mutex};
+
+    /// A journal the test can read while the writer holds it.
+    #[derive(Clone, Default)]
+    struct SharedJournal(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for SharedJournal {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The names the journal still lists, in the root directory.
+    fn replay(journal: &SharedJournal) -> BTreeSet<String> {
+        let bytes = journal.0.lock().unwrap().clone();
+        let mut reader = &bytes[..];
+        let mut listed = BTreeSet::new();
+        while let Some(record) = JournalRecord::read_from(&mut reader).expect("whole records") {
+            match record {
+                JournalRecord::Listed(path) => listed.insert(name_of(&path)),
+                JournalRecord::Unlisted(path) => listed.remove(&name_of(&path)),
+            };
+        }
+        listed
+    }
+
+    fn name_of(path: &Path) -> String {
+        assert_eq!(path.parent(), Some(Path::new("/")), "{}", path.display());
+        path.file_name().unwrap().to_string_lossy().into_owned()
+    }
+
+    fn names(kernel: &SimKernel) -> BTreeSet<String> {
+        kernel
+            .list_dir("/")
+            .unwrap_or_default()
+            .into_iter()
+            .collect()
+    }
+
+    #[derive(Clone, Copy, Debug)]
+    enum Stop {
+        /// Killed after this many lines: the writer is leaked, no cleanup.
+        Killed(usize),
+        Finished,
+    }
+
+    #[test]
+    fn names_exactly_what_a_run_leaves_wherever_it_stops() {
+        let (lines, _) = numbered_lines(600);
+        let mut seen = HashMap::<&str, usize>::new();
+        for seed in 0..60u64 {
+            let kernel = sim::new_kernel(SimOptions::with_faults(seed, 0.04)).unwrap();
+            let out = Path::new("/out.pfw");
+            kernel
+                .write_file_durable("/unrelated", b"not the run's\n")
+                .unwrap();
+            let before = names(&kernel);
+            let (layout, durability) = match seed % 4 {
+                0 => (Layout::Striped, Durability::AtomicRename),
+                1 => (Layout::Striped, Durability::Fsync),
+                2 => (
+                    Layout::Sharded {
+                        shards: 3,
+                        merge: true,
+                    },
+                    Durability::AtomicRename,
+                ),
+                _ => (
+                    Layout::Sharded {
+                        shards: 3,
+                        merge: false,
+                    },
+                    Durability::None,
+                ),
+            };
+            let stop = match seed % 3 {
+                0 => Stop::Finished,
+                _ => Stop::Killed((seed as usize * 37) % lines.len()),
+            };
+            let journal = SharedJournal::default();
+            let config = WriterConfig::new(out)
+                .layout(layout)
+                .durability(durability)
+                .content(ContentKind::JsonLines)
+                .producers(2)
+                .chunk_bytes(Some(2048))
+                .mimic_lustre(None)
+                .created_files(Some(CreatedFiles::with_journal(journal.clone())));
+            let run_lines = lines.clone();
+            let finished = sim::run(&kernel, async move {
+                let writer = ParallelWriter::new(config).await?;
+                let mut producer = writer.producer();
+                for (i, line) in run_lines.iter().enumerate() {
+                    if let Stop::Killed(at) = stop {
+                        if i == at {
+                            // As SIGKILL: nothing runs after this point.
+                            std::mem::forget(producer);
+                            std::mem::forget(writer);
+                            return Ok(None);
+                        }
+                    }
+                    producer.write_line(line).await?;
+                }
+                producer.close().await?;
+                writer.finish().await.map(Some)
+            })
+            .expect("the sim run ends");
+            let after = names(&kernel);
+            let made: BTreeSet<String> = after.difference(&before).cloned().collect();
+            let kept: BTreeSet<String> = match &finished {
+                Ok(Some(_)) => match layout {
+                    Layout::Sharded { merge: false, .. } => made
+                        .iter()
+                        .filter(|n| n.contains(".shard_"))
+                        .cloned()
+                        .collect(),
+                    _ => ["out.pfw".to_string()].into(),
+                },
+                // A finish that failed after the rename (syncing the
+                // directory) leaves the complete output in place: kept.
+                Err(_) if after.contains("out.pfw") && !replay(&journal).contains("out.pfw") => {
+                    let mut got: Vec<Vec<u8>> = kernel
+                        .read_file(out)
+                        .unwrap()
+                        .split(|&b| b == b'\n')
+                        .filter(|l| !l.is_empty())
+                        .map(<[u8]>::to_vec)
+                        .collect();
+                    got.sort();
+                    let mut want = lines.clone();
+                    want.sort();
+                    assert_eq!(
+                        got, want,
+                        "seed {seed}: a kept output after a failed finish is whole"
+                    );
+                    ["out.pfw".to_string()].into()
+                }
+                _ => BTreeSet::new(),
+            };
+            let leftovers: BTreeSet<String> = made.difference(&kept).cloned().collect();
+            let outcome = match &finished {
+                Ok(Some(_)) => "finished",
+                Ok(None) => "killed",
+                Err(_) => "failed",
+            };
+            *seen.entry(outcome).or_default() += 1;
+            if !leftovers.is_empty() {
+                *seen.entry("left files").or_default() += 1;
+            }
+            assert_eq!(
+                replay(&journal),
+                leftovers,
+                "seed {seed} ({layout:?}, {durability:?}, {stop:?}, {outcome} {:?}): \
+                 the journal must list exactly the run's leftovers; files now {after:?}",
+                finished.as_ref().err()
+            );
+            assert!(after.contains("unrelated"), "seed {seed}");
+        }
+        for outcome in ["finished", "killed", "failed", "left files"] {
+            assert!(seen.contains_key(outcome), "no run {outcome}: {seen:?}");
+        }
+    }
+}
+
 /// Pieces of lines far longer than a chunk, as `iok pgzip` writes them:
 /// `Producer::write_line_piece` seals at the chunk size inside a line, so
 /// no member holds more than a chunk; whole lines around them still cut

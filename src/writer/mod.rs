@@ -66,7 +66,7 @@ pub use config::{
     DEFAULT_MEMORY_BUDGET_BYTES,
 };
 pub use error::{errno_of, write_error_of, WriteError};
-pub use output::{is_temp_name, planned_paths, temp_path, CreatedFiles};
+pub use output::{is_temp_name, planned_paths, temp_path, CreatedFiles, JournalRecord};
 pub use parallel::{shard_path, ParallelWriter};
 pub use producer::Producer;
 

@@ -54,6 +54,102 @@ struct CreatedInner {
     /// Creations under way ([`CreatedFiles::begin_create`]): their files
     /// may exist before they are listed, so [`CreatedFiles::seal`] waits.
     creating: usize,
+    /// Where listings and unlistings are recorded
+    /// ([`CreatedFiles::with_journal`]); dropped at its first failed write.
+    journal: Option<Box<dyn stdio::Write + Send>>,
+}
+
+impl CreatedInner {
+    /// Record `record` in the journal, if there is one. A journal that
+    /// fails (its reader is gone) is dropped: the run goes on without it.
+    fn record(&mut self, record: JournalRecord) {
+        if let Some(journal) = &mut self.journal {
+            let bytes = record.encode();
+            if journal
+                .write_all(&bytes)
+                .and_then(|()| journal.flush())
+                .is_err()
+            {
+                self.journal = None;
+            }
+        }
+    }
+}
+
+/// One change to a [`CreatedFiles`] registry, as its journal carries it
+/// ([`CreatedFiles::with_journal`]): a file the run created was listed, or
+/// a listed file was unlisted (renamed into place, removed, or kept as the
+/// finished output). A reader that replays the records knows at every
+/// moment which files the run would leave behind if it died then.
+///
+/// ```
+/// use iokernel::writer::JournalRecord;
+/// let record = JournalRecord::Listed("/out/.t.pfw.iok-tmp.7.0".into());
+/// let bytes = record.encode();
+/// let mut reader = &bytes[..];
+/// assert_eq!(JournalRecord::read_from(&mut reader).unwrap(), Some(record));
+/// assert_eq!(JournalRecord::read_from(&mut reader).unwrap(), None);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JournalRecord {
+    /// The run created the file at this path.
+    Listed(PathBuf),
+    /// The file at this path is no longer the run's to remove.
+    Unlisted(PathBuf),
+}
+
+impl JournalRecord {
+    const LISTED: u8 = b'+';
+    const UNLISTED: u8 = b'-';
+    /// Ends a record: a path cannot contain it.
+    const END: u8 = 0;
+
+    /// The record's bytes: a tag, the path's bytes, a NUL.
+    pub fn encode(&self) -> Vec<u8> {
+        use std::os::unix::ffi::OsStrExt;
+        let (tag, path) = match self {
+            JournalRecord::Listed(path) => (Self::LISTED, path),
+            JournalRecord::Unlisted(path) => (Self::UNLISTED, path),
+        };
+        let path = path.as_os_str().as_bytes();
+        let mut bytes = Vec::with_capacity(path.len() + 2);
+        bytes.push(tag);
+        bytes.extend_from_slice(path);
+        bytes.push(Self::END);
+        bytes
+    }
+
+    /// The next record from `reader`; `None` at the end. A record cut off
+    /// by the end (its writer died mid-write) or with an unknown tag is an
+    /// `InvalidData` error naming what was read.
+    pub fn read_from(reader: &mut impl stdio::BufRead) -> stdio::Result<Option<JournalRecord>> {
+        use std::os::unix::ffi::OsStrExt;
+        let mut bytes = Vec::new();
+        if reader.read_until(Self::END, &mut bytes)? == 0 {
+            return Ok(None);
+        }
+        let bad = |why: &str, bytes: &[u8]| {
+            stdio::Error::new(
+                stdio::ErrorKind::InvalidData,
+                format!(
+                    "created-files journal: {why}: {:?}",
+                    String::from_utf8_lossy(bytes)
+                ),
+            )
+        };
+        if bytes.pop() != Some(Self::END) {
+            return Err(bad("a record cut off by the end", &bytes));
+        }
+        let Some((&tag, path)) = bytes.split_first() else {
+            return Err(bad("an empty record", &bytes));
+        };
+        let path = PathBuf::from(std::ffi::OsStr::from_bytes(path));
+        match tag {
+            Self::LISTED => Ok(Some(JournalRecord::Listed(path))),
+            Self::UNLISTED => Ok(Some(JournalRecord::Unlisted(path))),
+            _ => Err(bad("an unknown record tag", &bytes)),
+        }
+    }
 }
 
 /// How long [`CreatedFiles::seal`] waits for creations under way (an
@@ -87,6 +183,20 @@ impl CreatedFiles {
     /// An empty registry.
     pub fn new() -> CreatedFiles {
         CreatedFiles::default()
+    }
+
+    /// An empty registry that records every listing and unlisting in
+    /// `journal` ([`JournalRecord`]), in order, as it happens: a process
+    /// reading the other end can remove what the run leaves behind when it
+    /// dies without cleaning up (SIGKILL, a crash). [`CreatedFiles::seal`]
+    /// unlists nothing: its caller removes the files, and a reader that
+    /// finds them gone has nothing to do. Writes happen under the
+    /// registry's lock, a handful per run; the first failed write drops
+    /// the journal and the run goes on.
+    pub fn with_journal(journal: impl stdio::Write + Send + 'static) -> CreatedFiles {
+        let created = CreatedFiles::default();
+        created.lock().journal = Some(Box::new(journal));
+        created
     }
 
     fn lock(&self) -> MutexGuard<'_, CreatedInner> {
@@ -132,18 +242,30 @@ impl CreatedFiles {
         inner.creating -= 1;
         if let Some(path) = created {
             inner.paths.push(path.to_path_buf());
+            inner.record(JournalRecord::Listed(path.to_path_buf()));
         }
         self.0 .1.notify_all();
     }
 
     /// Forget `path` (renamed into place, or removed).
     pub(crate) fn forget(&self, path: &Path) {
-        self.lock().paths.retain(|p| p != path);
+        let mut inner = self.lock();
+        let before = inner.paths.len();
+        inner.paths.retain(|p| p != path);
+        if inner.paths.len() != before {
+            inner.record(JournalRecord::Unlisted(path.to_path_buf()));
+        }
     }
 
-    /// Take every listed path (for cleanup).
+    /// Take every listed path: the files are the caller's now (the
+    /// finished output, kept).
     pub(crate) fn take(&self) -> Vec<PathBuf> {
-        std::mem::take(&mut self.lock().paths)
+        let mut inner = self.lock();
+        let paths = std::mem::take(&mut inner.paths);
+        for path in &paths {
+            inner.record(JournalRecord::Unlisted(path.clone()));
+        }
+        paths
     }
 
     pub(crate) fn is_empty(&self) -> bool {

@@ -771,9 +771,15 @@ impl ParallelWriter {
 
     /// Best-effort removal of every file this writer created and did not
     /// rename into place.
+    /// Remove every listed file, unlisting each once it is gone. One whose
+    /// unlink failed stays listed, like the rest if this process dies part
+    /// way: a journal reader ([`CreatedFiles::with_journal`]) still has it.
     fn remove_created(&mut self) {
-        for path in self.created.take() {
-            let _ = io::unlink(&path).wait();
+        for path in self.created.paths() {
+            match io::unlink(&path).wait() {
+                Err(e) if e.raw_os_error() != Some(libc::ENOENT) => {}
+                _ => self.created.forget(&path),
+            }
         }
     }
 }

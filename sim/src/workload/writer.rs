@@ -22,6 +22,10 @@
 //! * A bystander file (some seeds) named like the writer's first
 //!   temporary name survives byte for byte whatever happens: the writer
 //!   never opens or removes a file it did not create.
+//! * The created-files journal (`CreatedFiles::with_journal`, what `iok`'s
+//!   cleanup helper follows), replayed at the end, lists exactly the files
+//!   the run made that are still there and are not its kept output: a
+//!   helper removing them leaves the directory as the run found it.
 
 use super::ScriptRng;
 use flate2::read::MultiGzDecoder;
@@ -31,12 +35,12 @@ use iokernel::sim::{self, OpClass, SimKernel};
 use iokernel::writer::fs_kind::LUSTRE_MAGIC;
 use iokernel::writer::{
     errno_of, is_temp_name, parse_lov, shard_path, temp_path, write_error_of, ContentKind,
-    Durability, FilesystemKind, Layout, ParallelWriter, StripeBytes, StripeRequest, WriteReport,
-    WriterConfig,
+    CreatedFiles, Durability, FilesystemKind, JournalRecord, Layout, ParallelWriter, StripeBytes,
+    StripeRequest, WriteReport, WriterConfig,
 };
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io::{self, Read};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 const STRIPE: usize = 64 << 10;
 /// [`STRIPE`] as the writer takes it (checked equal at compile time).
@@ -219,8 +223,8 @@ enum Outcome {
     },
 }
 
-async fn run_writer(plan: Plan) -> Outcome {
-    let writer = match ParallelWriter::new(plan.config()).await {
+async fn run_writer(plan: Plan, created: CreatedFiles) -> Outcome {
+    let writer = match ParallelWriter::new(plan.config().created_files(Some(created))).await {
         Ok(writer) => writer,
         Err(e) => return Outcome::NotCreated(e),
     };
@@ -280,7 +284,13 @@ pub(crate) fn run(kernel: &Arc<SimKernel>, seed: u64) -> Result<String, String> 
             .write_file_durable(path, BYSTANDER)
             .map_err(|e| format!("{what}: setting up the bystander: {e:?}"))?;
     }
-    let outcome = sim::run(kernel, run_writer(plan.clone())).map_err(|e| e.to_string())?;
+    let before = names(kernel);
+    let journal = Journal::default();
+    let created = CreatedFiles::with_journal(journal.clone());
+    let outcome = sim::run(kernel, run_writer(plan.clone(), created)).map_err(|e| e.to_string())?;
+    let finished = matches!(&outcome, Outcome::Finished { result: Ok(_), producer_errors } if producer_errors.is_empty());
+    check_journal(kernel, &plan, &journal, &before, finished)
+        .map_err(|e| format!("{what}: {e}"))?;
     if let Some(path) = &bystander {
         if kernel.read_file(path).as_deref() != Some(BYSTANDER) {
             return Err(format!(
@@ -331,6 +341,80 @@ pub(crate) fn run(kernel: &Arc<SimKernel>, seed: u64) -> Result<String, String> 
         }
     };
     Ok(format!("{what}: {verdict}"))
+}
+
+/// The created-files journal, kept in memory for the check.
+#[derive(Clone, Default)]
+struct Journal(Arc<Mutex<Vec<u8>>>);
+
+impl io::Write for Journal {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The paths under `/` (the workload writes nowhere else).
+fn names(kernel: &SimKernel) -> BTreeSet<String> {
+    kernel
+        .list_dir("/")
+        .unwrap_or_default()
+        .into_iter()
+        .map(|name| format!("/{name}"))
+        .collect()
+}
+
+/// The journal lists exactly the run's leftovers: files it made that are
+/// still there, less its final outputs when it finished (kept) or when a
+/// failure came after an atomic rename (complete, checked elsewhere).
+fn check_journal(
+    kernel: &SimKernel,
+    plan: &Plan,
+    journal: &Journal,
+    before: &BTreeSet<String>,
+    finished: bool,
+) -> Result<(), String> {
+    let bytes = journal.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut reader = &bytes[..];
+    let mut listed = BTreeSet::new();
+    while let Some(record) =
+        JournalRecord::read_from(&mut reader).map_err(|e| format!("journal: {e}"))?
+    {
+        match record {
+            JournalRecord::Listed(path) => listed.insert(path.display().to_string()),
+            JournalRecord::Unlisted(path) => listed.remove(&path.display().to_string()),
+        };
+    }
+    let finals: BTreeSet<String> = match plan.layout {
+        Layout::Sharded {
+            shards,
+            merge: false,
+        } => (0..shards)
+            .map(|i| shard_path(OUT.as_ref(), i).display().to_string())
+            .collect(),
+        _ => [OUT.to_string()].into(),
+    };
+    let made: BTreeSet<String> = names(kernel).difference(before).cloned().collect();
+    let kept_may = finished || plan.durability == Durability::AtomicRename;
+    let unlisted: Vec<&String> = made
+        .iter()
+        .filter(|p| !listed.contains(*p) && (!kept_may || !finals.contains(*p)))
+        .collect();
+    let stale: Vec<&String> = listed.iter().filter(|p| !made.contains(*p)).collect();
+    if unlisted.is_empty() && stale.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the created-files journal is wrong: it misses {unlisted:?} (made by the run, \
+             still there) and lists {stale:?} (not there, or not the run's); it lists {listed:?}"
+        ))
+    }
 }
 
 fn short(err: &io::Error) -> String {
