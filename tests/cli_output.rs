@@ -518,6 +518,12 @@ fn concurrent_atomic_rename_runs_never_mix() {
 /// Start `args`, wait until `watch` exists (the run is writing), send
 /// `signal`, and return what the run printed and its exit code.
 fn interrupt(args: &[&str], watch: &Path, signal: &str) -> Output {
+    interrupt_when(args, watch, signal, None)
+}
+
+/// [`interrupt`], once the file named like `watch` holds more than
+/// `min_len` bytes when that is given.
+fn interrupt_when(args: &[&str], watch: &Path, signal: &str, min_len: Option<u64>) -> Output {
     let child = Command::new(IOK)
         .args(args)
         .stdout(Stdio::piped())
@@ -528,7 +534,14 @@ fn interrupt(args: &[&str], watch: &Path, signal: &str) -> Output {
     let dir = watch.parent().unwrap().to_path_buf();
     let prefix = watch.file_name().unwrap().to_string_lossy().into_owned();
     for _ in 0..2000 {
-        if names_in(&dir).iter().any(|n| n.contains(&prefix)) {
+        let ready = names_in(&dir).iter().any(|n| {
+            n.contains(&prefix)
+                && match min_len {
+                    None => true,
+                    Some(min) => std::fs::metadata(dir.join(n)).is_ok_and(|m| m.len() > min),
+                }
+        });
+        if ready {
             break;
         }
         std::thread::sleep(Duration::from_millis(5));
@@ -597,6 +610,88 @@ fn a_signal_mid_run_removes_the_partial_output_and_exits_128_plus_signo() {
     let done = interrupt(&args, &dir.path().join(".merged.pfw.iok-tmp"), "-HUP");
     assert_eq!(done.status.code(), Some(129), "{}", stderr_of(&done));
     assert_eq!(names_in(dir.path()), ["big.pfw"]);
+}
+
+/// SIGKILL cannot be caught: the run's cleanup helper (`iok
+/// cleanup-helper`, in a process group of its own) sees the run's end and
+/// removes the partial output, or the atomic-rename temporary file, and
+/// says so. The helper holds the run's stderr until it is done, so when
+/// the output is read to its end the helper has finished. The kill comes
+/// once data is in the file: a kill between a file's `open` and its
+/// listing is the case the helper does not cover (README).
+#[test]
+fn a_kill_mid_run_is_cleaned_up_by_the_helper() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let big = big_input(dir.path());
+    let out = dir.path().join("big.pfw.gz");
+    let args = [
+        "pgzip",
+        big.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--threads",
+        "1",
+        "--level",
+        "9",
+    ];
+    let done = interrupt_when(&args, &out, "-KILL", Some(0));
+    assert_eq!(done.status.signal(), Some(9), "{}", stderr_of(&done));
+    let err = stderr_of(&done);
+    assert!(
+        err.contains("ended without removing its partial output; removed")
+            && err.contains("big.pfw.gz"),
+        "{err}"
+    );
+    assert_eq!(names_in(dir.path()), ["big.pfw"], "partial output removed");
+
+    let out = dir.path().join("merged.pfw");
+    let args = [
+        "merge",
+        big.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--gzip=9",
+        "--producers",
+        "1",
+        "--durability",
+        "atomic-rename",
+    ];
+    let done = interrupt_when(
+        &args,
+        &dir.path().join(".merged.pfw.iok-tmp"),
+        "-KILL",
+        Some(0),
+    );
+    assert_eq!(done.status.signal(), Some(9), "{}", stderr_of(&done));
+    assert!(
+        stderr_of(&done).contains(".merged.pfw.iok-tmp."),
+        "{}",
+        stderr_of(&done)
+    );
+    assert_eq!(names_in(dir.path()), ["big.pfw"], "temporary file removed");
+}
+
+/// A finished run's helper leaves the output alone and says nothing.
+#[test]
+fn a_finished_run_keeps_its_output_and_the_helper_is_quiet() {
+    let p = pair();
+    for durability in ["fsync", "atomic-rename", "none"] {
+        let out = p.dir.path().join(format!("out-{durability}.pfw"));
+        let done = iok(&[
+            "merge",
+            &s(&p.a),
+            &s(&p.b),
+            "-o",
+            &s(&out),
+            "--durability",
+            durability,
+        ]);
+        assert_eq!(done.status.code(), Some(0), "{}", stderr_of(&done));
+        // `iok` read stderr to its end: the helper has exited.
+        assert!(stderr_of(&done).is_empty(), "{}", stderr_of(&done));
+        assert!(out.exists(), "{durability}: the output is kept");
+    }
 }
 
 #[test]

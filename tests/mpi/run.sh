@@ -145,7 +145,9 @@ rm -f "$work/bad-in.pfw.gz"
 # The last rank dies (SIGABRT, like a crash) after 3 reserved chunks; the
 # job must fail and leave nothing: with atomic-rename the final name never
 # appears, with fsync and none the partial output is removed (mpirun stops
-# the other ranks, whose signal handling removes what they created).
+# the other ranks with SIGTERM, whose signal handling removes what they
+# created, and SIGKILL a moment later, after which each rank's cleanup
+# helper removes what its rank had not).
 dying=$((RANKS - 1))
 for durability in atomic-rename fsync none; do
   expect_failure "dies-$durability" "rank $dying" "dying after" -- \

@@ -8,13 +8,16 @@
 //! `iok bench` measures random reads and sequential writes per backend
 //! (`bench.rs`). `iok trace-gen` (hidden) makes synthetic trace files for
 //! benches and tests; `iok verify-merge` (hidden) checks a merge's output
-//! against its inputs for scripts.
+//! against its inputs for scripts; `iok cleanup-helper` (hidden) is the
+//! child that removes a run's partial output when the run is killed
+//! (`janitor.rs`).
 
 mod bench;
 mod demo;
 mod demo_merge;
 mod gunzip;
 mod input;
+mod janitor;
 mod merge;
 #[cfg(feature = "mpi")]
 mod mpi_merge;
@@ -62,6 +65,9 @@ enum Command {
     /// Check a merge's output against its inputs (scripts and CI).
     #[command(hide = true)]
     VerifyMerge(verify_merge::VerifyMergeArgs),
+    /// Remove what a merge or pgzip run left when it died (started by the run).
+    #[command(hide = true, name = janitor::SUBCOMMAND)]
+    CleanupHelper,
 }
 
 fn main() -> ExitCode {
@@ -74,6 +80,7 @@ fn main() -> ExitCode {
         Command::Pgzip(args) => pgzip::run(&args),
         Command::TraceGen(args) => trace_gen::run(&args),
         Command::VerifyMerge(args) => verify_merge::run(&args),
+        Command::CleanupHelper => janitor::run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

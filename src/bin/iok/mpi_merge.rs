@@ -19,8 +19,9 @@
 //! A rank whose merge fails ends the job (`MPI_Abort`): the others may be
 //! waiting in a collective it will never join. mpirun then stops every
 //! rank with SIGTERM, and each rank's signal watcher removes the files it
-//! created; with `--durability atomic-rename` the final name never
-//! appears.
+//! created, or its cleanup helper (`janitor.rs`) does when mpirun's
+//! SIGKILL comes first; with `--durability atomic-rename` the final name
+//! never appears.
 //!
 //! `IOK_MPI_COUNTERS=funnelled` sends reservations through the MPI thread
 //! even when MPI grants THREAD_MULTIPLE (the bench compares both).

@@ -1,7 +1,8 @@
 //! The output side of `iok merge` and `iok pgzip`: `-o -` (stdout as a
 //! stream), `--force`, the check that no output name is an input, the
-//! termination-signal watcher, and printing the summary without a panic
-//! when stdout is gone.
+//! termination-signal watcher (with the cleanup helper of `janitor.rs`
+//! for what no signal handler sees), and printing the summary without a
+//! panic when stdout is gone.
 //!
 //! The writer owns creating, writing and removing files
 //! (`iokernel::writer::output`); this module only decides what to ask it
@@ -47,11 +48,18 @@ pub fn is_stdout(path: &Path) -> bool {
 
 impl OutputMode {
     /// The output side of one `iok merge`/`pgzip` run: a registry of the
-    /// files it creates, watched for termination signals (call before any
-    /// other thread starts, see [`watch_signals`]), and stdout as the
-    /// stream for `-o -`.
+    /// files it creates, journalled to the cleanup helper (which removes
+    /// them if the run is killed, see `janitor.rs`) and watched for
+    /// termination signals (call before any other thread starts, see
+    /// [`watch_signals`]), and stdout as the stream for `-o -`.
     pub fn for_run(output: &Path, force: bool) -> std::io::Result<OutputMode> {
-        let created = CreatedFiles::new();
+        let created = crate::janitor::start().unwrap_or_else(|e| {
+            eprintln!(
+                "iok: warning: no cleanup helper ({e}): a partial output is removed on \
+                 SIGINT, SIGTERM and SIGHUP, but not if iok is killed (SIGKILL) or crashes"
+            );
+            CreatedFiles::new()
+        });
         watch_signals(created.clone(), output)?;
         let stream_fd = match is_stdout(output) {
             true => Some(stdout_fd()?),
