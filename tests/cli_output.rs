@@ -563,17 +563,50 @@ fn big_input(dir: &Path) -> PathBuf {
     path
 }
 
+/// `iok pgzip` of `big` at level 9 on one thread: slow enough to be
+/// caught mid-run.
+fn slow_pgzip_args(big: &Path, out: &Path) -> Vec<String> {
+    let args = [
+        "pgzip",
+        &s(big),
+        "-o",
+        &s(out),
+        "--threads",
+        "1",
+        "--level",
+        "9",
+    ];
+    args.iter().map(|a| a.to_string()).collect()
+}
+
+/// `iok merge` of `big` into `out` with gzip level 9, one producer and
+/// atomic-rename: slow enough to be caught with its temporary file.
+fn slow_atomic_merge_args(big: &Path, out: &Path) -> Vec<String> {
+    let args = [
+        "merge",
+        &s(big),
+        "-o",
+        &s(out),
+        "--gzip=9",
+        "--producers",
+        "1",
+        "--durability",
+        "atomic-rename",
+    ];
+    args.iter().map(|a| a.to_string()).collect()
+}
+
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
 #[test]
 fn a_signal_mid_run_removes_the_partial_output_and_exits_128_plus_signo() {
     let dir = tempfile::tempdir().unwrap();
     let big = big_input(dir.path());
     let out = dir.path().join("big.pfw.gz");
-    let args = ["pgzip", big.to_str().unwrap(), "-o", out.to_str().unwrap()];
-    let args: Vec<&str> = args
-        .into_iter()
-        .chain(["--threads", "1", "--level", "9"])
-        .collect();
-    let done = interrupt(&args, &out, "-INT");
+    let args = slow_pgzip_args(&big, &out);
+    let done = interrupt(&strs(&args), &out, "-INT");
     assert_eq!(done.status.code(), Some(130), "{}", stderr_of(&done));
     let err = stderr_of(&done);
     assert!(
@@ -584,18 +617,8 @@ fn a_signal_mid_run_removes_the_partial_output_and_exits_128_plus_signo() {
     assert_eq!(names_in(dir.path()), ["big.pfw"], "partial output removed");
 
     // SIGTERM under atomic-rename: the temporary file goes too.
-    let out = dir.path().join("merged.pfw");
-    let args = [
-        "merge",
-        big.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--gzip=9",
-        "--producers",
-        "1",
-        "--durability",
-        "atomic-rename",
-    ];
+    let args = slow_atomic_merge_args(&big, &dir.path().join("merged.pfw"));
+    let args = strs(&args);
     let done = interrupt(&args, &dir.path().join(".merged.pfw.iok-tmp"), "-TERM");
     assert_eq!(done.status.code(), Some(143), "{}", stderr_of(&done));
     assert!(stderr_of(&done).contains("interrupted by SIGTERM"));
@@ -625,17 +648,8 @@ fn a_kill_mid_run_is_cleaned_up_by_the_helper() {
     let dir = tempfile::tempdir().unwrap();
     let big = big_input(dir.path());
     let out = dir.path().join("big.pfw.gz");
-    let args = [
-        "pgzip",
-        big.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--threads",
-        "1",
-        "--level",
-        "9",
-    ];
-    let done = interrupt_when(&args, &out, "-KILL", Some(0));
+    let args = slow_pgzip_args(&big, &out);
+    let done = interrupt_when(&strs(&args), &out, "-KILL", Some(0));
     assert_eq!(done.status.signal(), Some(9), "{}", stderr_of(&done));
     let err = stderr_of(&done);
     assert!(
@@ -645,20 +659,9 @@ fn a_kill_mid_run_is_cleaned_up_by_the_helper() {
     );
     assert_eq!(names_in(dir.path()), ["big.pfw"], "partial output removed");
 
-    let out = dir.path().join("merged.pfw");
-    let args = [
-        "merge",
-        big.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--gzip=9",
-        "--producers",
-        "1",
-        "--durability",
-        "atomic-rename",
-    ];
+    let args = slow_atomic_merge_args(&big, &dir.path().join("merged.pfw"));
     let done = interrupt_when(
-        &args,
+        &strs(&args),
         &dir.path().join(".merged.pfw.iok-tmp"),
         "-KILL",
         Some(0),

@@ -391,15 +391,7 @@ fn check_journal(
             JournalRecord::Unlisted(path) => listed.remove(&path.display().to_string()),
         };
     }
-    let finals: BTreeSet<String> = match plan.layout {
-        Layout::Sharded {
-            shards,
-            merge: false,
-        } => (0..shards)
-            .map(|i| shard_path(OUT.as_ref(), i).display().to_string())
-            .collect(),
-        _ => [OUT.to_string()].into(),
-    };
+    let finals: BTreeSet<String> = final_paths(plan).into_iter().collect();
     let made: BTreeSet<String> = names(kernel).difference(before).cloned().collect();
     let kept_may = finished || plan.durability == Durability::AtomicRename;
     let unlisted: Vec<&String> = made
@@ -492,11 +484,10 @@ fn unlink_faults(kernel: &SimKernel) -> bool {
         .any(|(class, _)| *class == OpClass::Metadata)
 }
 
-/// After a failure or a drop: under `AtomicRename` the final name holds
-/// nothing or the complete output; in place, the writer's files are gone
-/// unless an injected fault stopped the cleanup.
-fn check_no_complete_leftover(kernel: &SimKernel, plan: &Plan) -> Result<(), String> {
-    let finals: Vec<String> = match plan.layout {
+/// The paths a finished run leaves: the shards when they are kept, else
+/// the output.
+fn final_paths(plan: &Plan) -> Vec<String> {
+    match plan.layout {
         Layout::Sharded {
             shards,
             merge: false,
@@ -504,8 +495,14 @@ fn check_no_complete_leftover(kernel: &SimKernel, plan: &Plan) -> Result<(), Str
             .map(|i| shard_path(OUT.as_ref(), i).display().to_string())
             .collect(),
         _ => vec![OUT.to_string()],
-    };
-    for path in finals {
+    }
+}
+
+/// After a failure or a drop: under `AtomicRename` the final name holds
+/// nothing or the complete output; in place, the writer's files are gone
+/// unless an injected fault stopped the cleanup.
+fn check_no_complete_leftover(kernel: &SimKernel, plan: &Plan) -> Result<(), String> {
+    for path in final_paths(plan) {
         let Some(bytes) = kernel.read_file(&path) else {
             continue;
         };
