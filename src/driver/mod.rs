@@ -24,6 +24,7 @@
 pub(crate) mod completion;
 pub(crate) mod context;
 mod inline;
+pub(crate) use inline::set_tasks_waiting;
 pub(crate) mod metrics;
 mod op;
 pub(crate) mod pool;

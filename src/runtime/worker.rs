@@ -442,12 +442,20 @@ impl Executor {
         }
     }
 
+    /// Tasks wait to run here besides the one about to be polled: in the
+    /// run queue, or woken on this thread and not yet queued.
+    fn others_ready(&self) -> bool {
+        !self.run_queue.is_empty() || local_wakes::pending(&self.worker)
+    }
+
     fn poll_task(&mut self, id: u64) {
+        let others_ready = self.others_ready();
         let Some(task) = self.tasks.get_mut(&id) else {
             return; // finished earlier; a stale wake
         };
         task.waker.scheduled.store(false, Ordering::Release);
         let mut cx = std::task::Context::from_waker(&task.as_waker);
+        crate::driver::set_tasks_waiting(others_ready);
         if task.future.as_mut().poll(&mut cx).is_ready() {
             self.tasks.remove(&id);
         }
@@ -538,6 +546,7 @@ fn run_loop<F: Future>(
         if let Some(main) = main.as_mut() {
             if main_waker.woken.swap(false, Ordering::AcqRel) {
                 let mut cx = std::task::Context::from_waker(&waker);
+                crate::driver::set_tasks_waiting(exec.others_ready());
                 if let Poll::Ready(value) = main.as_mut().poll(&mut cx) {
                     return RunEnd::Done(value);
                 }
