@@ -707,6 +707,36 @@ fn dropping_a_runtime_inside_another_runtimes_loop_keeps_the_loops_ring() {
     assert_eq!(got, b"hi");
 }
 
+/// An 8 KiB file of `byte`, just written (so in the page cache), in a
+/// directory that lives as long as the returned guard.
+fn hot_file(byte: u8) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hot");
+    std::fs::write(&path, vec![byte; 8192]).unwrap();
+    (dir, path)
+}
+
+/// A runtime of one worker and one blocking thread on each backend this
+/// host has (the others are named as skipped).
+fn one_thread_runtimes() -> Vec<(Backend, Runtime)> {
+    Backend::CONCRETE
+        .into_iter()
+        .filter_map(|backend| {
+            if let Err(reason) = iokernel::runtime::backend_availability(backend) {
+                eprintln!("skipping {backend}: {reason}");
+                return None;
+            }
+            let rt = Runtime::builder()
+                .compute_threads(1)
+                .io_threads(1)
+                .backend(backend)
+                .build()
+                .unwrap();
+            Some((backend, rt))
+        })
+        .collect()
+}
+
 /// Reads of cached pages complete inline (no handoff), but a task whose
 /// every read hits still lets the other tasks on its worker run: the
 /// inline path yields every few hits. Without that, the reader below
@@ -714,20 +744,8 @@ fn dropping_a_runtime_inside_another_runtimes_loop_keeps_the_loops_ring() {
 #[test]
 fn a_task_whose_reads_all_hit_the_page_cache_still_yields() {
     const READS_MAX: u64 = 200_000;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("hot");
-    std::fs::write(&path, vec![3u8; 8192]).unwrap();
-    for backend in Backend::CONCRETE {
-        if let Err(reason) = iokernel::runtime::backend_availability(backend) {
-            eprintln!("skipping {backend}: {reason}");
-            continue;
-        }
-        let rt = Runtime::builder()
-            .compute_threads(1)
-            .io_threads(1)
-            .backend(backend)
-            .build()
-            .unwrap();
+    let (_dir, path) = hot_file(3);
+    for (backend, rt) in one_thread_runtimes() {
         let path = path.clone();
         let reads = rt.block_on(async move {
             let fd = iokernel::io::open(&path, iokernel::io::OpenFlags::RDONLY, 0)
@@ -873,20 +891,8 @@ fn tasks_whose_reads_all_hit_take_turns_after_a_few_reads_simulated() {
 /// at most `TURN_RUN_MAX` (without the hint every run is 32).
 #[test]
 fn tasks_whose_reads_all_hit_take_turns_after_a_few_reads() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("hot");
-    std::fs::write(&path, vec![5u8; 8192]).unwrap();
-    for backend in Backend::CONCRETE {
-        if let Err(reason) = iokernel::runtime::backend_availability(backend) {
-            eprintln!("skipping {backend}: {reason}");
-            continue;
-        }
-        let rt = Runtime::builder()
-            .compute_threads(1)
-            .io_threads(1)
-            .backend(backend)
-            .build()
-            .unwrap();
+    let (_dir, path) = hot_file(5);
+    for (backend, rt) in one_thread_runtimes() {
         let path = path.clone();
         let order = rt.block_on(async move {
             let fd = iokernel::io::open(&path, iokernel::io::OpenFlags::RDONLY, 0)
