@@ -1163,15 +1163,11 @@ mod created_files_journal {
     /// The names the journal still lists, in the root directory.
     fn replay(journal: &SharedJournal) -> BTreeSet<String> {
         let bytes = journal.0.lock().unwrap().clone();
-        let mut reader = &bytes[..];
-        let mut listed = BTreeSet::new();
-        while let Some(record) = JournalRecord::read_from(&mut reader).expect("whole records") {
-            match record {
-                JournalRecord::Listed(path) => listed.insert(name_of(&path)),
-                JournalRecord::Unlisted(path) => listed.remove(&name_of(&path)),
-            };
-        }
-        listed
+        JournalRecord::still_listed(&bytes)
+            .expect("whole records")
+            .iter()
+            .map(|path| name_of(path))
+            .collect()
     }
 
     fn name_of(path: &Path) -> String {

@@ -150,6 +150,37 @@ impl JournalRecord {
             _ => Err(bad("an unknown record tag", &bytes)),
         }
     }
+
+    /// Replay a whole journal: the paths listed and not unlisted, in
+    /// listing order. A damaged record is the error [`Self::read_from`]
+    /// gives.
+    ///
+    /// ```
+    /// use iokernel::writer::JournalRecord;
+    /// let bytes: Vec<u8> = [
+    ///     JournalRecord::Listed("/a".into()),
+    ///     JournalRecord::Listed("/b".into()),
+    ///     JournalRecord::Unlisted("/a".into()),
+    /// ]
+    /// .iter()
+    /// .flat_map(JournalRecord::encode)
+    /// .collect();
+    /// let listed = JournalRecord::still_listed(&bytes).unwrap();
+    /// assert_eq!(listed, [std::path::PathBuf::from("/b")]);
+    /// ```
+    pub fn still_listed(mut journal: &[u8]) -> stdio::Result<Vec<PathBuf>> {
+        let mut listed: Vec<PathBuf> = Vec::new();
+        while let Some(record) = Self::read_from(&mut journal)? {
+            match record {
+                JournalRecord::Listed(path) => {
+                    listed.retain(|p| *p != path);
+                    listed.push(path);
+                }
+                JournalRecord::Unlisted(path) => listed.retain(|p| *p != path),
+            }
+        }
+        Ok(listed)
+    }
 }
 
 /// How long [`CreatedFiles::seal`] waits for creations under way (an

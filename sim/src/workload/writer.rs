@@ -381,16 +381,11 @@ fn check_journal(
     finished: bool,
 ) -> Result<(), String> {
     let bytes = journal.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let mut reader = &bytes[..];
-    let mut listed = BTreeSet::new();
-    while let Some(record) =
-        JournalRecord::read_from(&mut reader).map_err(|e| format!("journal: {e}"))?
-    {
-        match record {
-            JournalRecord::Listed(path) => listed.insert(path.display().to_string()),
-            JournalRecord::Unlisted(path) => listed.remove(&path.display().to_string()),
-        };
-    }
+    let listed: BTreeSet<String> = JournalRecord::still_listed(&bytes)
+        .map_err(|e| format!("journal: {e}"))?
+        .iter()
+        .map(|path| path.display().to_string())
+        .collect();
     let finals: BTreeSet<String> = final_paths(plan).into_iter().collect();
     let made: BTreeSet<String> = names(kernel).difference(before).cloned().collect();
     let kept_may = finished || plan.durability == Durability::AtomicRename;

@@ -18,8 +18,9 @@
 //!
 //! What it cannot cover: a file whose `open` completed but which the run
 //! had not listed yet (the runtime lists it when it reaps the open), and a
-//! helper killed first (a `kill` of every process
-//! named iok, a scheduler that kills a whole cgroup).
+//! helper killed first (SIGKILL to every process named iok, a scheduler
+//! that kills a whole cgroup; the helper blocks SIGINT, SIGTERM and
+//! SIGHUP).
 
 use iokernel::sys::real::signal::block_termination_signals;
 use iokernel::writer::{CreatedFiles, JournalRecord};
