@@ -1,0 +1,391 @@
+//! Tests of the io_uring driver: ring selection and setup errors, the
+//! pool fallback, batching and device-bound submits, parking, and the
+//! abandoned-reader count (over recording rings and the kernel's).
+
+use super::*;
+use crate::driver::{select, Backend};
+use crate::sys::real::{RealKernel, ThreadPool};
+use crate::sys::Offload;
+
+/// A ring source whose setup always fails with `errno`.
+struct RefusingRings {
+    errno: i32,
+    io_uring_disabled: Option<u32>,
+}
+
+impl RingSource for RefusingRings {
+    fn id(&self) -> u64 {
+        u64::MAX
+    }
+
+    fn open(&self, _entries: u32) -> io::Result<Box<dyn CompletionRing>> {
+        Err(io::Error::from_raw_os_error(self.errno))
+    }
+
+    fn io_uring_disabled(&self) -> Option<u32> {
+        self.io_uring_disabled
+    }
+}
+
+fn select_with(
+    requested: Backend,
+    env: Option<&str>,
+    errno: i32,
+) -> io::Result<(crate::driver::Driver, crate::driver::BackendReport)> {
+    let rings = Arc::new(RefusingRings {
+        errno,
+        io_uring_disabled: Some(0),
+    });
+    let mut host = crate::driver::Host::real(|| {
+        Ok(Arc::new(ThreadPool::new("select-test", 1, 8)?) as Arc<dyn Offload>)
+    });
+    host.rings = rings;
+    select(requested, env, "the runtime builder", host)
+}
+
+#[test]
+fn auto_skips_a_ring_refused_by_seccomp_and_says_why() {
+    let (_, report) = select_with(Backend::Auto, None, libc::EPERM).unwrap();
+    assert_ne!(report.selected, Backend::IoUring, "{report}");
+    let (rejected, why) = &report.rejected[0];
+    assert_eq!(*rejected, Backend::IoUring);
+    assert!(why.contains("EPERM") && why.contains("seccomp"), "{why}");
+    assert!(report.to_string().contains("uring rejected"), "{report}");
+}
+
+#[test]
+fn forcing_a_refused_ring_names_the_reason() {
+    let err = select_with(Backend::IoUring, None, libc::ENOMEM)
+        .err()
+        .expect("a forced ring that cannot be set up must fail");
+    let text = err.to_string();
+    assert!(
+        text.contains("uring was requested by the runtime builder"),
+        "{text}"
+    );
+    assert!(text.contains("RLIMIT_MEMLOCK"), "{text}");
+    let err = select_with(Backend::Auto, Some("uring"), libc::ENOSYS)
+        .err()
+        .expect("IOKERNEL_BACKEND=uring on a kernel without io_uring must fail");
+    let text = err.to_string();
+    assert!(text.contains("requested by IOKERNEL_BACKEND"), "{text}");
+    assert!(text.contains("ENOSYS"), "{text}");
+    // Another forced backend is not affected by the refusing ring.
+    let (_, report) = select_with(Backend::Auto, Some("pool"), libc::EPERM).unwrap();
+    assert_eq!(report.selected, Backend::ThreadPool);
+}
+
+/// A ring whose submission queue never drains (every push finds it full).
+struct NeverDrains;
+
+impl CompletionRing for NeverDrains {
+    #[allow(unsafe_code)] // implements the seam's unsafe push
+    unsafe fn push(&mut self, entry: RingEntry) -> Result<(), SqFull> {
+        Err(SqFull(entry))
+    }
+    fn queued(&mut self) -> usize {
+        1
+    }
+    fn submit(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    fn wait(&mut self, _timeout: Option<Duration>) -> io::Result<()> {
+        Ok(())
+    }
+    fn pop(&mut self) -> Option<(u64, i32)> {
+        None
+    }
+    fn supports(&self, _opcode: u8) -> bool {
+        true
+    }
+    fn waker(&self) -> Arc<dyn Fn() + Send + Sync> {
+        Arc::new(|| {})
+    }
+}
+
+struct NeverDrainingRings;
+
+impl RingSource for NeverDrainingRings {
+    fn id(&self) -> u64 {
+        u64::MAX - 1
+    }
+    fn open(&self, _entries: u32) -> io::Result<Box<dyn CompletionRing>> {
+        Ok(Box::new(NeverDrains))
+    }
+}
+
+#[test]
+fn an_entry_the_ring_never_takes_goes_back_to_the_pool() {
+    let offload: Arc<dyn Offload> = Arc::new(ThreadPool::new("never-drains", 1, 8).unwrap());
+    let pool = PoolDriver::new(Arc::new(RealKernel), offload);
+    let driver = UringDriver::new(pool, Arc::new(NeverDrainingRings)).unwrap();
+    let op = crate::op::file::Sync {
+        fd: -1,
+        kind: crate::op::file::SyncKind::All,
+    };
+    // Bounded: the push gives up with EBUSY and the op comes back
+    // untouched for the pool, instead of spinning on a full queue.
+    let back = driver
+        .submit(op, Waker::noop())
+        .err()
+        .expect("the op comes back");
+    assert_eq!(back.fd, -1);
+    close_thread_ring(u64::MAX - 1);
+}
+
+/// What a [`Recording`] ring saw and holds.
+#[derive(Default)]
+struct RecordingState {
+    queued: Vec<u64>,
+    with_kernel: Vec<u64>,
+    completions: VecDeque<(u64, i32)>,
+    /// Submits that handed entries over.
+    submits: usize,
+    /// Entries complete inside the submit (page-cache hits).
+    complete_on_submit: bool,
+    /// What every completion says (0 unless a test sets it).
+    res: i32,
+}
+
+/// A ring that records submits and completes entries when told to.
+struct Recording(Arc<std::sync::Mutex<RecordingState>>);
+
+impl CompletionRing for Recording {
+    #[allow(unsafe_code)] // implements the seam's unsafe push
+    unsafe fn push(&mut self, entry: RingEntry) -> Result<(), SqFull> {
+        self.0.lock().unwrap().queued.push(entry.user_data);
+        Ok(())
+    }
+    fn queued(&mut self) -> usize {
+        self.0.lock().unwrap().queued.len()
+    }
+    fn submit(&mut self) -> io::Result<()> {
+        let mut state = self.0.lock().unwrap();
+        let entries = std::mem::take(&mut state.queued);
+        state.submits += usize::from(!entries.is_empty());
+        let res = state.res;
+        if state.complete_on_submit {
+            state.completions.extend(entries.iter().map(|&u| (u, res)));
+        } else {
+            state.with_kernel.extend(entries);
+        }
+        Ok(())
+    }
+    fn wait(&mut self, _timeout: Option<Duration>) -> io::Result<()> {
+        self.submit()?;
+        let mut state = self.0.lock().unwrap();
+        let done: Vec<u64> = state.with_kernel.drain(..).collect();
+        let res = state.res;
+        state.completions.extend(done.into_iter().map(|u| (u, res)));
+        Ok(())
+    }
+    fn pop(&mut self) -> Option<(u64, i32)> {
+        self.0.lock().unwrap().completions.pop_front()
+    }
+    fn supports(&self, _opcode: u8) -> bool {
+        true
+    }
+    fn waker(&self) -> Arc<dyn Fn() + Send + Sync> {
+        Arc::new(|| {})
+    }
+}
+
+struct RecordingRings(Arc<std::sync::Mutex<RecordingState>>);
+
+impl RingSource for RecordingRings {
+    fn id(&self) -> u64 {
+        u64::MAX - 3
+    }
+    fn open(&self, _entries: u32) -> io::Result<Box<dyn CompletionRing>> {
+        Ok(Box::new(Recording(Arc::clone(&self.0))))
+    }
+}
+
+#[test]
+fn a_device_bound_ring_submits_each_storage_entry_at_once() {
+    let state = Arc::new(std::sync::Mutex::new(RecordingState::default()));
+    let offload: Arc<dyn Offload> = Arc::new(ThreadPool::new("recording", 1, 8).unwrap());
+    let pool = PoolDriver::new(Arc::new(RealKernel), offload);
+    let rings = Arc::new(RecordingRings(Arc::clone(&state)));
+    let driver = UringDriver::new(pool, rings).unwrap();
+    let id = driver.rings_id();
+    let sync = || crate::op::file::Sync {
+        fd: -1,
+        kind: crate::op::file::SyncKind::All,
+    };
+    let recv = || crate::op::net::Recv {
+        fd: -1,
+        buf: vec![0u8; 8],
+        flags: crate::sys::MsgFlags::NONE,
+        short_drains: false,
+    };
+    let submits = || state.lock().unwrap().submits;
+    // What a park does before and after its wait.
+    let park_submit = || {
+        with_existing_ring(id, |ring| {
+            ring.flush().unwrap();
+            ring.dispatch();
+            ring.note_device();
+            ring.device_bound
+        })
+        .unwrap()
+    };
+    let park_wait = || with_existing_ring(id, |ring| ring.ring.wait(None).unwrap());
+    let mut ops = Vec::new();
+    // A fresh ring has not seen the device yet: the entry waits for
+    // the park.
+    ops.push(driver.submit(sync(), Waker::noop()).ok().unwrap());
+    between_polls(id);
+    assert_eq!(submits(), 0, "batched until the worker parks");
+    assert!(park_submit(), "a storage op is with the kernel");
+    assert_eq!(submits(), 1);
+    park_wait();
+    // Woken with everything done: still device-bound (a burst that
+    // came back together must not turn the rule off), so the next
+    // storage entry goes at once...
+    between_polls(id);
+    ops.push(driver.submit(sync(), Waker::noop()).ok().unwrap());
+    between_polls(id);
+    assert_eq!(submits(), 2, "a device-bound ring submits at once");
+    // ...and so does the one after it, with the first still out.
+    ops.push(driver.submit(sync(), Waker::noop()).ok().unwrap());
+    between_polls(id);
+    assert_eq!(submits(), 3, "one enter per storage op, as they come");
+    // Entries that complete inside the submit (page-cache hits) end
+    // the device-bound state: the next entry waits for the park.
+    state.lock().unwrap().complete_on_submit = true;
+    park_wait();
+    between_polls(id);
+    ops.push(driver.submit(sync(), Waker::noop()).ok().unwrap());
+    between_polls(id);
+    assert_eq!(submits(), 4);
+    ops.push(driver.submit(sync(), Waker::noop()).ok().unwrap());
+    between_polls(id);
+    assert_eq!(submits(), 4, "no submit of its own after page-cache hits");
+    assert!(!park_submit());
+    assert_eq!(submits(), 5);
+    // A socket op waits on its peer, not the device: its entry with
+    // the kernel does not make the ring device-bound.
+    state.lock().unwrap().complete_on_submit = false;
+    let mut socket_ops = vec![driver.submit(recv(), Waker::noop()).ok().unwrap()];
+    assert!(!park_submit(), "a recv with the kernel is no storage op");
+    socket_ops.push(driver.submit(recv(), Waker::noop()).ok().unwrap());
+    between_polls(id);
+    assert_eq!(submits(), 6, "socket entries keep batching");
+    park_wait();
+    between_polls(id);
+    drop(ops);
+    drop(socket_ops);
+    assert_eq!(close_thread_ring(id), 0);
+}
+
+/// A dropped recv still with the kernel holds back the next reader of
+/// its fd (bytes stay in order), found through the process-wide count
+/// of abandoned readers; the count falls back when the op returns, so
+/// later readers skip the table scan again.
+#[test]
+fn an_abandoned_reader_is_counted_until_its_op_returns() {
+    let state = Arc::new(std::sync::Mutex::new(RecordingState {
+        res: -libc::ECANCELED,
+        ..RecordingState::default()
+    }));
+    let offload: Arc<dyn Offload> = Arc::new(ThreadPool::new("recording", 1, 8).unwrap());
+    let pool = PoolDriver::new(Arc::new(RealKernel), offload);
+    let driver = UringDriver::new(pool, Arc::new(RecordingRings(Arc::clone(&state)))).unwrap();
+    let id = driver.rings_id();
+    let recv = |fd| crate::op::net::Recv {
+        fd,
+        buf: vec![0u8; 8],
+        flags: crate::sys::MsgFlags::NONE,
+        short_drains: false,
+    };
+    let deferred = || with_existing_ring(id, |ring| ring.deferred.len()).unwrap();
+    let submit_all = || with_existing_ring(id, |ring| ring.flush().unwrap()).unwrap();
+    let counted = || ABANDONED_READERS.load(Ordering::Acquire);
+    let before = counted();
+    let first = driver.submit(recv(-7), Waker::noop()).ok().unwrap();
+    submit_all();
+    let sync = driver
+        .submit(
+            crate::op::file::Sync {
+                fd: -7,
+                kind: crate::op::file::SyncKind::All,
+            },
+            Waker::noop(),
+        )
+        .ok()
+        .unwrap();
+    drop(sync);
+    assert_eq!(counted(), before, "only readers are counted");
+    drop(first);
+    assert_eq!(counted(), before + 1, "the dropped recv is still out");
+    let second = driver.submit(recv(-7), Waker::noop()).ok().unwrap();
+    assert_eq!(deferred(), 1, "the next reader of its fd waits for it");
+    let other = driver.submit(recv(-8), Waker::noop()).ok().unwrap();
+    assert_eq!(deferred(), 1, "a reader of another fd does not");
+    // The dropped recv comes back: the count falls, the held-back
+    // reader goes to the kernel.
+    with_existing_ring(id, |ring| {
+        ring.ring.wait(None).unwrap();
+        ring.dispatch();
+    });
+    assert_eq!(counted(), before);
+    assert_eq!(deferred(), 0);
+    let third = driver.submit(recv(-7), Waker::noop()).ok().unwrap();
+    assert_eq!(deferred(), 0, "no abandoned reader left to wait for");
+    with_existing_ring(id, |ring| {
+        ring.ring.wait(None).unwrap();
+        ring.dispatch();
+    });
+    // Taken results are no abandonment.
+    for mut op in [second, other, third] {
+        let waker = std::task::Waker::noop();
+        assert!(op.poll(&mut Context::from_waker(waker)).is_ready());
+    }
+    assert_eq!(counted(), before);
+    assert_eq!(close_thread_ring(id), 0);
+}
+
+/// Stands in for `KernelRings` off Linux: no kernel ring at all.
+struct NoKernelRing;
+
+impl RingSource for NoKernelRing {
+    fn id(&self) -> u64 {
+        u64::MAX - 2
+    }
+    fn open(&self, _entries: u32) -> io::Result<Box<dyn CompletionRing>> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "io_uring: not built for this OS (io_uring is Linux-only; this is test-os)",
+        ))
+    }
+}
+
+#[test]
+fn a_source_without_a_kernel_ring_says_why() {
+    let why = availability(&NoKernelRing).expect_err("no ring, no backend");
+    assert_eq!(
+        why,
+        "io_uring: not built for this OS (io_uring is Linux-only; this is test-os)"
+    );
+    // A kernel's own "unsupported" errno keeps the setup wording.
+    let eopnotsupp = io::Error::from_raw_os_error(libc::EOPNOTSUPP);
+    assert!(
+        setup_error(&eopnotsupp, None).starts_with("io_uring_setup failed: "),
+        "{}",
+        setup_error(&eopnotsupp, None)
+    );
+}
+
+#[test]
+fn setup_errors_name_their_cause() {
+    let eperm = io::Error::from_raw_os_error(libc::EPERM);
+    assert!(setup_error(&eperm, Some(2)).contains("kernel.io_uring_disabled = 2"));
+    assert!(setup_error(&eperm, Some(1)).contains("io_uring_group"));
+    assert!(setup_error(&eperm, Some(0)).contains("seccomp"));
+    assert!(setup_error(&eperm, None).contains("seccomp"));
+    let enosys = io::Error::from_raw_os_error(libc::ENOSYS);
+    assert!(setup_error(&enosys, None).contains("no io_uring"));
+    let enomem = io::Error::from_raw_os_error(libc::ENOMEM);
+    assert!(setup_error(&enomem, None).contains("RLIMIT_MEMLOCK"));
+}
