@@ -24,7 +24,8 @@
 //! queue is backed up) takes completions off the ring into a local queue,
 //! which makes room without losing any, and tries again. The worker parks
 //! *in* the ring (waiting for a completion or its next timer); other threads
-//! wake it through the ring's waker (an eventfd on the kernel's ring).
+//! wake it through the ring's waker (an eventfd on the kernel's ring). With
+//! no storage op on the ring, the park's submit and wait are one enter.
 //!
 //! Completions are reaped between task polls (no syscall: the completion
 //! queue is shared memory) and when the worker wakes. A socket op that
@@ -966,12 +967,22 @@ pub(crate) fn park(
         if !worker.has_driver_wake() {
             worker.set_driver_wake(ring.ring.waker());
         }
-        ring.flush().map_err(|e| format!("io_uring submit: {e}"))?;
-        // Dispatch after the flush: a backed-up completion queue makes it
-        // take completions early, and parking with those undispatched
-        // would wait for completions that have already arrived.
-        ring.dispatch();
-        ring.note_device();
+        // With no storage op on the ring and no completion taken early,
+        // one enter submits and waits (as the wait hands queued entries
+        // over first): nothing can make the ring device-bound, and an
+        // entry that completes inside the submit ends the wait at once.
+        // Otherwise submit first, dispatch, and note whether storage ops
+        // are left with the kernel (which needs the submit on its own).
+        let one_enter = ring.device_ops == 0 && ring.taken.is_empty();
+        if !one_enter {
+            ring.flush().map_err(|e| format!("io_uring submit: {e}"))?;
+            // Dispatch after the flush: a backed-up completion queue makes
+            // it take completions early, and parking with those
+            // undispatched would wait for completions that have already
+            // arrived.
+            ring.dispatch();
+            ring.note_device();
+        }
         if worker.begin_driver_park() {
             let waited = ring.ring.wait(timeout);
             worker.end_driver_park();
@@ -982,8 +993,14 @@ pub(crate) fn park(
                     ring.ring.queued()
                 )
             })?;
+        } else if one_enter {
+            // News came first: hand the entries over without waiting.
+            ring.flush().map_err(|e| format!("io_uring submit: {e}"))?;
         }
         ring.dispatch();
+        if one_enter {
+            ring.note_device();
+        }
         Ok(())
     })
 }

@@ -145,6 +145,23 @@ struct RecordingState {
     complete_on_submit: bool,
     /// What every completion says (0 unless a test sets it).
     res: i32,
+    /// Calls of `submit` and of `wait`: the kernel ring's enters.
+    enters: usize,
+    /// Calls of `wait`.
+    waits: usize,
+}
+
+impl RecordingState {
+    fn hand_over(&mut self) {
+        let entries = std::mem::take(&mut self.queued);
+        self.submits += usize::from(!entries.is_empty());
+        if self.complete_on_submit {
+            let res = self.res;
+            self.completions.extend(entries.iter().map(|&u| (u, res)));
+        } else {
+            self.with_kernel.extend(entries);
+        }
+    }
 }
 
 /// A ring that records submits and completes entries when told to.
@@ -161,19 +178,15 @@ impl CompletionRing for Recording {
     }
     fn submit(&mut self) -> io::Result<()> {
         let mut state = self.0.lock().unwrap();
-        let entries = std::mem::take(&mut state.queued);
-        state.submits += usize::from(!entries.is_empty());
-        let res = state.res;
-        if state.complete_on_submit {
-            state.completions.extend(entries.iter().map(|&u| (u, res)));
-        } else {
-            state.with_kernel.extend(entries);
-        }
+        state.enters += 1;
+        state.hand_over();
         Ok(())
     }
     fn wait(&mut self, _timeout: Option<Duration>) -> io::Result<()> {
-        self.submit()?;
         let mut state = self.0.lock().unwrap();
+        state.enters += 1;
+        state.waits += 1;
+        state.hand_over();
         let done: Vec<u64> = state.with_kernel.drain(..).collect();
         let res = state.res;
         state.completions.extend(done.into_iter().map(|u| (u, res)));
@@ -276,6 +289,78 @@ fn a_device_bound_ring_submits_each_storage_entry_at_once() {
     between_polls(id);
     drop(ops);
     drop(socket_ops);
+    assert_eq!(close_thread_ring(id), 0);
+}
+
+/// A worker for [`park`]: news (a wake or spawn) may be waiting.
+#[derive(Default)]
+struct TestPark {
+    news: std::sync::atomic::AtomicBool,
+}
+
+impl Park for TestPark {
+    fn park(&self, _timeout: Option<Duration>) {}
+    fn take_news(&self) -> bool {
+        self.news.swap(false, Ordering::SeqCst)
+    }
+    fn has_driver_wake(&self) -> bool {
+        true
+    }
+    fn set_driver_wake(&self, _wake: super::super::sched::DriverWake) {}
+    fn begin_driver_park(&self) -> bool {
+        !self.take_news()
+    }
+    fn end_driver_park(&self) {}
+}
+
+/// Parking with only socket entries queued submits and waits in one
+/// enter; a storage entry needs its submit apart (to learn whether it
+/// left the ring device-bound), and news that came first still hands
+/// the queued entries over, without a wait.
+#[test]
+fn a_park_without_storage_ops_submits_and_waits_in_one_enter() {
+    let state = Arc::new(std::sync::Mutex::new(RecordingState::default()));
+    let offload: Arc<dyn Offload> = Arc::new(ThreadPool::new("recording", 1, 8).unwrap());
+    let pool = PoolDriver::new(Arc::new(RealKernel), offload);
+    let rings = Arc::new(RecordingRings(Arc::clone(&state)));
+    let driver = UringDriver::new(pool, rings).unwrap();
+    let id = driver.rings_id();
+    let worker = TestPark::default();
+    let recv = || crate::op::net::Recv {
+        fd: -1,
+        buf: vec![0u8; 8],
+        flags: crate::sys::MsgFlags::NONE,
+        short_drains: false,
+    };
+    let sync = || crate::op::file::Sync {
+        fd: -1,
+        kind: crate::op::file::SyncKind::All,
+    };
+    let counts = || {
+        let state = state.lock().unwrap();
+        (state.enters, state.waits, state.queued.len())
+    };
+    let mut ops = vec![driver.submit(recv(), Waker::noop()).ok().unwrap()];
+    ops.push(driver.submit(recv(), Waker::noop()).ok().unwrap());
+    park(id, &worker, None).unwrap().unwrap();
+    assert_eq!(counts(), (1, 1, 0), "one enter hands both over and waits");
+
+    let storage = driver.submit(sync(), Waker::noop()).ok().unwrap();
+    park(id, &worker, None).unwrap().unwrap();
+    assert_eq!(counts(), (3, 2, 0), "a storage entry: submit, then wait");
+    drop(storage);
+    park(id, &worker, None).unwrap().unwrap();
+    let (enters, waits, _) = counts();
+
+    ops.push(driver.submit(recv(), Waker::noop()).ok().unwrap());
+    worker.news.store(true, Ordering::SeqCst);
+    park(id, &worker, None).unwrap().unwrap();
+    assert_eq!(
+        counts(),
+        (enters + 1, waits, 0),
+        "news first: the entry is handed over, no wait"
+    );
+    drop(ops);
     assert_eq!(close_thread_ring(id), 0);
 }
 
