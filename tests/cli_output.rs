@@ -697,6 +697,106 @@ fn a_finished_run_keeps_its_output_and_the_helper_is_quiet() {
     }
 }
 
+/// The pids of `parent`'s children (from `/proc/*/stat`).
+fn children_of(parent: u32) -> Vec<u32> {
+    let mut children = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        let after_comm = &stat[stat.rfind(')').map_or(0, |i| i + 1)..];
+        let ppid = after_comm.split_whitespace().nth(1);
+        if ppid.and_then(|p| p.parse::<u32>().ok()) == Some(parent) {
+            children.push(pid);
+        }
+    }
+    children
+}
+
+/// `iok`'s cleanup helper, once started (its only child).
+fn helper_of(iok: u32) -> u32 {
+    for _ in 0..1000 {
+        if let [helper] = children_of(iok)[..] {
+            return helper;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("iok (pid {iok}) started no cleanup helper");
+}
+
+/// Wait until process `pid` blocks SIGTERM (its watcher thread takes it).
+fn blocks_sigterm(pid: u32) {
+    const SIGTERM_BIT: u64 = 1 << (15 - 1);
+    for _ in 0..1000 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let blocked = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigBlk:"))
+            .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok());
+        if blocked.is_some_and(|mask| mask & SIGTERM_BIT != 0) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("pid {pid} never blocked SIGTERM");
+}
+
+/// A run that ends by itself, finished or stopped by a signal it caught,
+/// waits for its cleanup helper: nothing is left for whatever reaps
+/// orphans (where that is a container's first process that never reaps,
+/// each run would leave a zombie). The run reads a FIFO, so the helper
+/// can be seen while the run waits for the FIFO's writer.
+#[test]
+fn a_run_that_ends_by_itself_reaps_its_cleanup_helper() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("input.pfw");
+    if !mkfifo(&fifo) {
+        return;
+    }
+    let out = dir.path().join("out.pfw");
+    let run = || {
+        Command::new(IOK)
+            .args(["merge", &s(&fifo), "-o", &s(&out)])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let child = run();
+    let helper = helper_of(child.id());
+    let input = lines("a", 100);
+    std::fs::write(&fifo, &input).unwrap();
+    let done = child.wait_with_output().unwrap();
+    assert_eq!(done.status.code(), Some(0), "{}", stderr_of(&done));
+    assert_eq!(std::fs::read(&out).unwrap(), input);
+    assert!(
+        !Path::new(&format!("/proc/{helper}")).exists(),
+        "the finished run's helper (pid {helper}) outlived it"
+    );
+
+    std::fs::remove_file(&out).unwrap();
+    let child = run();
+    let helper = helper_of(child.id());
+    // SIGTERM once iok takes it (before, it would simply die of it).
+    blocks_sigterm(child.id());
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let done = child.wait_with_output().unwrap();
+    assert_eq!(done.status.code(), Some(128 + 15), "{}", stderr_of(&done));
+    assert!(
+        !Path::new(&format!("/proc/{helper}")).exists(),
+        "the interrupted run's helper (pid {helper}) outlived it"
+    );
+    assert!(!out.exists(), "{}", stderr_of(&done));
+}
+
 #[test]
 fn a_closed_stdout_is_not_a_panic() {
     let p = pair();

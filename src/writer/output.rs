@@ -230,6 +230,23 @@ impl CreatedFiles {
         created
     }
 
+    /// End the journal now (its reader sees the end of it) instead of at
+    /// the process's exit, so that a process that waits for the reader
+    /// can. Later listings are not journalled. No-op without a journal.
+    ///
+    /// ```
+    /// use iokernel::writer::CreatedFiles;
+    /// let created = CreatedFiles::with_journal(Vec::new());
+    /// created.end_journal();
+    /// created.end_journal();
+    /// ```
+    pub fn end_journal(&self) {
+        // Dropped outside the lock: closing a pipe never waits, but a
+        // writer of any kind may.
+        let journal = self.lock().journal.take();
+        drop(journal);
+    }
+
     fn lock(&self) -> MutexGuard<'_, CreatedInner> {
         // A panic while holding the lock leaves a plain Vec: still usable.
         self.0 .0.lock().unwrap_or_else(|p| p.into_inner())

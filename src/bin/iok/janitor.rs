@@ -16,6 +16,13 @@
 //! on stderr, and exits. A run that finished or cleaned up has unlisted
 //! everything, and the helper exits quietly.
 //!
+//! A run that ends by itself (finished, failed, or interrupted by a
+//! signal it caught) ends the journal and waits for the helper before it
+//! exits ([`finish`]), so the helper is never left to whatever reaps
+//! orphans (in a container whose first process does not reap, each
+//! orphaned helper would stay a zombie). Only a killed run's helper
+//! outlives it.
+//!
 //! What it cannot cover: a file whose `open` completed but which the run
 //! had not listed yet (the runtime lists it when it reaps the open), and a
 //! helper killed first (SIGKILL to every process named iok, a scheduler
@@ -28,7 +35,9 @@ use std::io::{BufRead, Error, ErrorKind, Write};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
 
 /// The hidden subcommand that runs the helper.
 pub const SUBCOMMAND: &str = "cleanup-helper";
@@ -36,6 +45,13 @@ pub const SUBCOMMAND: &str = "cleanup-helper";
 /// A file as the helper saw it when it was listed: `None` when it was
 /// already gone (renamed or removed before the helper looked).
 type FileId = Option<(u64, u64)>;
+
+/// The longest [`finish`] waits for the helper (which may be removing
+/// a run's files on a slow file system) before leaving it to finish alone.
+const FINISH_WAIT: Duration = Duration::from_secs(5);
+
+/// The helper this process started, and the registry journalled to it.
+static HELPER: Mutex<Option<(Child, CreatedFiles)>> = Mutex::new(None);
 
 /// Start the helper and return a registry journalled to it. Call before
 /// blocking the termination signals: the helper inherits the signal mask.
@@ -53,9 +69,39 @@ pub fn start() -> std::io::Result<CreatedFiles> {
         .stdin
         .take()
         .ok_or_else(|| Error::other("the helper's stdin was not piped"))?;
-    // Not waited for: it ends after this process, by design.
-    drop(child);
-    Ok(CreatedFiles::with_journal(journal))
+    let created = CreatedFiles::with_journal(journal);
+    let mut helper = HELPER.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((mut earlier, earlier_created)) = helper.take() {
+        // One helper per run; a second start ends the first's journal.
+        earlier_created.end_journal();
+        let _ = earlier.wait();
+    }
+    *helper = Some((child, created.clone()));
+    Ok(created)
+}
+
+/// The run is ending by itself: end the helper's journal and wait for the
+/// helper to exit (it removes what the run left listed, if anything), at
+/// most [`FINISH_WAIT`]. No-op when no helper was started.
+pub fn finish() {
+    let Some((mut child, created)) = HELPER.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+        return;
+    };
+    created.end_journal();
+    let mut waited = Duration::ZERO;
+    let mut pause = Duration::from_micros(100);
+    loop {
+        match child.try_wait() {
+            Ok(None) if waited < FINISH_WAIT => {
+                std::thread::sleep(pause);
+                waited += pause;
+                pause = (pause * 2).min(Duration::from_millis(20));
+            }
+            // Exited, or still busy at the deadline (it then finishes on
+            // its own, reaped by whoever reaps orphans), or not waitable.
+            _ => return,
+        }
+    }
 }
 
 /// `iok cleanup-helper`: follow the journal on stdin to its end, then

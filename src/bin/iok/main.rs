@@ -82,7 +82,7 @@ fn main() -> ExitCode {
         Command::VerifyMerge(args) => verify_merge::run(&args),
         Command::CleanupHelper => janitor::run(),
     };
-    match result {
+    let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         // The reader of a stream output (`-o -`, a FIFO) went away: quiet,
         // with the status a shell gives a process killed by SIGPIPE.
@@ -91,5 +91,8 @@ fn main() -> ExitCode {
             eprintln!("iok: {e}");
             ExitCode::FAILURE
         }
-    }
+    };
+    // After the error line: what the helper says comes after it.
+    janitor::finish();
+    code
 }

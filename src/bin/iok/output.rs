@@ -154,6 +154,7 @@ pub fn watch_signals(created: CreatedFiles, output: &Path) -> std::io::Result<()
             "iok: interrupted by {}; {what}",
             signal_name(signo)
         );
+        crate::janitor::finish();
         std::process::exit(128 + signo);
     })?;
     Ok(())
