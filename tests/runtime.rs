@@ -909,3 +909,42 @@ fn tasks_whose_reads_all_hit_take_turns_after_a_few_reads() {
         );
     }
 }
+
+/// `block_on` returns as soon as its future does, even when that future
+/// still holds an op in flight (a `timeout` around a `recv` that got no
+/// data keeps the recv until the timeout itself is dropped): the op is
+/// abandoned and cancelled when `block_on` drops the future, not waited
+/// for. On io_uring the thread's ring used to wait for it for its whole
+/// drain limit (10 s) before `block_on` returned.
+#[test]
+fn block_on_does_not_wait_for_an_op_its_finished_future_still_holds() {
+    for (backend, rt) in one_thread_runtimes() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let (closed_tx, closed_rx) = std::sync::mpsc::channel::<()>();
+        let runner = spawn_named(format!("held-op-{backend}"), move || {
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&server);
+            let waited = rt.block_on(timeout(
+                Duration::from_millis(20),
+                iokernel::io::recv(fd, vec![0u8; 16]),
+            ));
+            let _ = done_tx.send(waited.is_err());
+            // The runtime goes once the peer has closed: that ends a recv
+            // still blocking a pool thread.
+            let _ = closed_rx.recv();
+            drop(rt);
+        })
+        .unwrap();
+        let timed_out = done_rx.recv_timeout(Duration::from_secs(5));
+        drop(client);
+        let _ = closed_tx.send(());
+        runner.join().unwrap();
+        assert_eq!(
+            timed_out,
+            Ok(true),
+            "{backend}: block_on returned after its timeout"
+        );
+    }
+}

@@ -260,13 +260,12 @@ impl Runtime {
     /// Run `future` on this thread; on a single-threaded runtime the
     /// spawned tasks run here too.
     pub(crate) fn run_main<F: Future>(&self, future: F) -> RunEnd<F::Output> {
-        let mut future = std::pin::pin!(future);
         let here = if self.shared.single_threaded {
             Arc::clone(&self.shared.workers[0])
         } else {
             WorkerShared::new()
         };
-        worker::run(Arc::clone(&self.shared), here, Some(future.as_mut()))
+        worker::run(Arc::clone(&self.shared), here, Some(future))
     }
 
     /// A runtime whose only worker runs on the thread that calls

@@ -499,8 +499,9 @@ pub(crate) enum RunEnd<T> {
 pub(crate) fn run<F: Future>(
     runtime: Arc<RuntimeShared>,
     worker: Arc<WorkerShared>,
-    main: Option<Pin<&mut F>>,
+    main: Option<F>,
 ) -> RunEnd<F::Output> {
+    let mut main = std::pin::pin!(main);
     let ctx = Rc::new(Context {
         runtime: Arc::clone(&runtime),
         local_spawns: Default::default(),
@@ -514,11 +515,17 @@ pub(crate) fn run<F: Future>(
     let parked: Arc<dyn Park> = Arc::clone(&worker) as Arc<dyn Park>;
     runtime.scheduler.enter(&parked);
     let result = context::enter(Rc::clone(&ctx), || {
-        local_wakes::enter(&worker, || run_loop(&runtime, &ctx, &mut exec, main))
+        local_wakes::enter(&worker, || {
+            run_loop(&runtime, &ctx, &mut exec, main.as_mut().as_pin_mut())
+        })
     });
-    // Drop leftover tasks inside the context so their in-flight ops are
-    // abandoned through the runtime's driver, then let the driver settle.
+    // Drop `main` (finished, but it may still hold an op: a `timeout`
+    // keeps its timed-out future until dropped) and leftover tasks inside
+    // the context, so their in-flight ops are abandoned through the
+    // runtime's driver, then let the driver settle: it waits for
+    // abandoned ops only as long as their cancels take.
     context::enter(Rc::clone(&ctx), || {
+        main.set(None);
         exec.tasks.clear();
         ctx.local_spawns.borrow_mut().clear();
     });
