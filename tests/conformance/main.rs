@@ -557,3 +557,125 @@ fn op_wait_finishes_an_op_already_submitted_to_a_runtime() {
     }
     io::close(fd).wait().expect("close");
 }
+
+// ---------------------------------------------------------------------------
+// Real kernel only: FIFOs (the simulated kernel has none)
+// ---------------------------------------------------------------------------
+
+/// A FIFO opens as `open(2)` opens it on every backend: for writing, the
+/// open waits for a reader (io_uring's own first attempt would fail with
+/// `ENXIO`), and both ends move the bytes.
+#[test]
+fn a_fifo_opened_before_its_other_end_waits_for_it_on_every_backend() {
+    let dir = scratch_dir();
+    let fifo = dir.path().join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("run mkfifo");
+    if !made.success() {
+        eprintln!("skipped: mkfifo not permitted here");
+        return;
+    }
+    let body = |fifo: PathBuf| async move {
+        // The reader comes later: the open for writing waits for it.
+        let reader_path = fifo.clone();
+        let (read_tx, read_rx) = mpsc::channel();
+        let reader = spawn_named("fifo-reader".into(), move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let _ = read_tx.send(std::fs::read(reader_path).expect("read the FIFO"));
+        })
+        .expect("reader thread");
+        let fd = io::open(&fifo, OpenFlags::WRONLY, 0)
+            .await
+            .expect("open the FIFO for writing before its reader");
+        assert_eq!(io::write(fd, b"to the reader").await.0.expect("write"), 13);
+        io::close(fd).await.expect("close");
+        reader.join().unwrap();
+        let read = read_rx.recv().expect("the reader's bytes");
+        assert_same_bytes(&read, b"to the reader", "FIFO reader");
+
+        // The writer comes later: the reader gets its bytes.
+        let writer_path = fifo.clone();
+        let writer = spawn_named("fifo-writer".into(), move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            std::fs::write(writer_path, b"from the writer").expect("write the FIFO");
+        })
+        .expect("writer thread");
+        let fd = io::open(&fifo, OpenFlags::RDONLY, 0)
+            .await
+            .expect("open the FIFO for reading before its writer");
+        let mut got = Vec::new();
+        loop {
+            let BufResult(n, buf) = io::read(fd, vec![0u8; 64]).await;
+            match n.expect("read") {
+                0 => break,
+                n => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        io::close(fd).await.expect("close");
+        writer.join().unwrap();
+        assert_same_bytes(&got, b"from the writer", "FIFO read");
+        Ok::<(), std::io::Error>(())
+    };
+    for backend in Backend::CONCRETE {
+        if let Err(reason) = backend_availability(backend) {
+            eprintln!("skipping {backend}: {reason}");
+            continue;
+        }
+        let rt = Runtime::builder()
+            .name(format!("fifo-{backend}"))
+            .backend(backend)
+            .build()
+            .unwrap_or_else(|e| panic!("runtime on {backend} should build: {e}"));
+        eprintln!("running on {backend}");
+        rt.block_on(body(fifo.clone()))
+            .unwrap_or_else(|e| panic!("on {backend}: {e}"));
+    }
+    eprintln!("running on the sync fallback (no runtime)");
+    block_on_here(body(fifo.clone())).expect("on the sync fallback");
+}
+
+/// On io_uring a FIFO open waiting for its reader runs on the kernel's
+/// workers, and dropping its future cancels the wait: the timeout ends
+/// it and the runtime shuts down. (On the pool and epoll backends the
+/// open holds a blocking thread until a reader comes, as a blocked
+/// `open(2)` does, and dropping the runtime waits for it.)
+#[test]
+fn a_dropped_fifo_open_on_io_uring_is_cancelled() {
+    if let Err(reason) = backend_availability(Backend::IoUring) {
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    let dir = scratch_dir();
+    let fifo = dir.path().join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("run mkfifo");
+    if !made.success() {
+        eprintln!("skipped: mkfifo not permitted here");
+        return;
+    }
+    let (done_tx, done_rx) = mpsc::channel();
+    let fifo_path = fifo.clone();
+    let run = spawn_named("fifo-cancel".into(), move || {
+        let rt = Runtime::builder()
+            .name("fifo-cancel")
+            .backend(Backend::IoUring)
+            .build()
+            .expect("io_uring runtime");
+        let waited = rt.block_on(iokernel::runtime::timeout(
+            std::time::Duration::from_millis(50),
+            io::open(&fifo_path, OpenFlags::WRONLY, 0),
+        ));
+        drop(rt);
+        let _ = done_tx.send(waited.is_err());
+    })
+    .expect("thread");
+    let timed_out = done_rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the open was cancelled and the runtime dropped within 10 s");
+    assert!(timed_out, "no reader: the open can only time out");
+    run.join().unwrap();
+}

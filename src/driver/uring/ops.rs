@@ -29,7 +29,13 @@
 //!   gets no entry. Vectored ops pass at most 1024 buffers, like the pool.
 //! * `fstat` is `statx(fd, "", AT_EMPTY_PATH)`, converted field by field to
 //!   the `FileStat` that `fstat(2)` gives.
-//! * `open` adds `O_CLOEXEC`; `send` adds `MSG_NOSIGNAL`. Socket ops never
+//! * `open` adds `O_CLOEXEC`; `send` adds `MSG_NOSIGNAL`. An `open` for
+//!   writing only, without `O_NONBLOCK`, goes to io_uring's workers at
+//!   once (`IOSQE_ASYNC`): io_uring's first attempt forces `O_NONBLOCK`,
+//!   which for a FIFO with no reader fails with `ENXIO` where `open(2)`
+//!   waits for the reader. (An open for reading returns before a FIFO's
+//!   writer comes, where `open(2)` waits; reads on the ring then wait for
+//!   data, so the bytes are the same.) Socket ops never
 //!   carry `MSG_DONTWAIT`: the ring waits for readiness itself, and an
 //!   `EAGAIN` that still comes back is handled by the driver (poll, then
 //!   the entry again).
@@ -61,7 +67,7 @@ use crate::sys::{FileStat, Kernel, OpenFlags};
 #[cfg(linux)]
 use io_uring::squeue::Entry;
 #[cfg(linux)]
-use io_uring::{opcode, types};
+use io_uring::{opcode, squeue, types};
 #[cfg(linux)]
 use std::mem::size_of;
 #[cfg(linux)]
@@ -210,9 +216,20 @@ pub(super) fn entry<T: OpCode>(op: &mut T, scratch: &mut Scratch) -> Option<Entr
         // directory (`unlinkat(.., 0)` of a directory gives EISDIR, as
         // `unlink(2)`). A path with an interior NUL is `Request::Other`.
         Request::Open { path, flags, mode } => {
-            let flags = (flags | OpenFlags::CLOEXEC).bits();
+            let bits = (flags | OpenFlags::CLOEXEC).bits();
             let entry = opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr());
-            entry.flags(flags).mode(mode).build()
+            let entry = entry.flags(bits).mode(mode).build();
+            // io_uring first tries an open in the submit with O_NONBLOCK
+            // forced on, and only an `EAGAIN` sends it to its workers: a
+            // FIFO opened for writing with no reader then fails with
+            // `ENXIO` where `open(2)` waits for the reader. Such an open
+            // goes to the workers at once (`IOSQE_ASYNC`), which open as
+            // `open(2)` does; a cancel interrupts the wait.
+            if waits_for_a_reader(flags) {
+                entry.flags(squeue::Flags::ASYNC)
+            } else {
+                entry
+            }
         }
         Request::Rename { from, to } => {
             let cwd = types::Fd(libc::AT_FDCWD);
@@ -420,6 +437,14 @@ fn rw_offset(offset: Option<u64>) -> Option<u64> {
         Some(off) if i64::try_from(off).is_ok() => Some(off),
         Some(_) => None,
     }
+}
+
+/// Whether an open with `flags` waits for a reader when the path is a
+/// FIFO (write-only, without `O_NONBLOCK`), which io_uring's first,
+/// non-blocking attempt does not do (see the `OPENAT` entry).
+#[cfg(linux)]
+fn waits_for_a_reader(flags: OpenFlags) -> bool {
+    flags.access_mode() == OpenFlags::WRONLY && !flags.contains(OpenFlags::NONBLOCK)
 }
 
 /// A buffer length as an entry's 32-bit `len`. The kernel caps one
