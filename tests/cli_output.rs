@@ -427,6 +427,35 @@ fn a_fifo_output_gets_every_line_in_order_and_survives() {
     );
     assert!(gunzip(&reader.join().unwrap()) == want);
     assert_fifo(&fifo);
+    // The reader comes after the run started: the run waits for it, on
+    // every backend (io_uring's own open would fail with ENXIO).
+    for backend in ["uring", "epoll", "pool"] {
+        let mut run = Command::new(IOK)
+            .args(["merge", &a, &b, "-o", &f])
+            .env("IOKERNEL_BACKEND", backend)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        if run.try_wait().unwrap().is_some() {
+            let done = run.wait_with_output().unwrap();
+            panic!(
+                "{backend}: ended before its reader came: {}",
+                stderr_of(&done)
+            );
+        }
+        let got = drain(&fifo, None).join().unwrap();
+        let done = run.wait_with_output().unwrap();
+        assert_eq!(
+            done.status.code(),
+            Some(0),
+            "{backend}: {}",
+            stderr_of(&done)
+        );
+        assert_eq!(got.len(), want.len(), "{backend}: every byte");
+    }
+    assert_fifo(&fifo);
     // The reader goes away early: the run fails quietly, the FIFO stays.
     let reader = drain(&fifo, Some(1000));
     let out = iok(&["merge", &a, &b, "-o", &f]);
