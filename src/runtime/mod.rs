@@ -43,6 +43,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Poll, Wake, Waker};
 use std::thread::JoinHandle as ThreadHandle;
+use std::time::Duration;
 pub(crate) use worker::{RunEnd, WorkerShared};
 
 /// State shared by every thread of one runtime.
@@ -62,6 +63,9 @@ pub(crate) struct RuntimeShared {
     pub(crate) metrics: Arc<driver::metrics::Registry>,
     /// Whether ops are counted into `metrics` ([`Builder::metrics`]).
     pub(crate) count_ops: bool,
+    /// How long a dropped pool waits for its busy workers
+    /// ([`Builder::shutdown_wait`]).
+    shutdown_wait: Duration,
     /// Where [`RuntimeShared::offload_compute`] sends CPU work: started on
     /// first use on a real runtime (`None` if its threads could not
     /// start); the simulator's offload under the sim.
@@ -94,7 +98,7 @@ impl RuntimeShared {
             let name = format!("{}-compute", self.name);
             ThreadPool::new(&name, threads, queue)
                 .ok()
-                .map(|pool| Arc::new(pool) as Arc<dyn Offload>)
+                .map(|pool| Arc::new(pool.with_drop_wait(self.shutdown_wait)) as Arc<dyn Offload>)
         });
         match pool {
             Some(pool) => pool.try_offload(label, job).map_err(|Saturated(job)| job),
@@ -111,6 +115,7 @@ pub struct Builder {
     io_threads: Option<usize>,
     backend: Backend,
     count_ops: bool,
+    shutdown_wait: Duration,
 }
 
 impl Builder {
@@ -129,6 +134,17 @@ impl Builder {
     /// Threads for blocking I/O (default: available cores, at least 2).
     pub fn io_threads(mut self, n: usize) -> Builder {
         self.io_threads = Some(n.max(1));
+        self
+    }
+
+    /// How long dropping the runtime waits for blocking jobs still running
+    /// on its thread pools (default 10 s): a blocking syscall that never
+    /// returns (an open of a FIFO no one opens from the other end, on the
+    /// pool or epoll backends) would otherwise hold the drop forever. Past
+    /// the wait the pool threads are left to finish on their own. (On
+    /// io_uring, dropped ops are cancelled in the kernel.)
+    pub fn shutdown_wait(mut self, limit: Duration) -> Builder {
+        self.shutdown_wait = limit;
         self
     }
 
@@ -161,10 +177,12 @@ impl Builder {
         let io_threads = self.io_threads.unwrap_or(cores.max(2));
         let env = std::env::var("IOKERNEL_BACKEND").ok();
         let pool_name = self.name.clone();
+        let shutdown_wait = self.shutdown_wait;
         let host = driver::Host::real(move || {
             let queue = io_threads * crate::sys::real::pool::QUEUE_DEPTH_PER_THREAD;
             let name = format!("{pool_name}-io");
-            Ok(Arc::new(ThreadPool::new(&name, io_threads, queue)?) as Arc<dyn Offload>)
+            let pool = ThreadPool::new(&name, io_threads, queue)?.with_drop_wait(shutdown_wait);
+            Ok(Arc::new(pool) as Arc<dyn Offload>)
         });
         let (driver, report) =
             driver::select(self.backend, env.as_deref(), "the runtime builder", host)?;
@@ -186,6 +204,7 @@ impl Builder {
             report,
             metrics,
             count_ops: self.count_ops,
+            shutdown_wait: self.shutdown_wait,
             compute: OnceLock::new(),
         });
         let mut runtime = Runtime {
@@ -232,6 +251,7 @@ impl Runtime {
             io_threads: None,
             backend: Backend::Auto,
             count_ops: true,
+            shutdown_wait: crate::sys::real::pool::DROP_WAIT,
         }
     }
 
@@ -293,6 +313,8 @@ impl Runtime {
             report,
             metrics,
             count_ops: true,
+            // (The simulator's offloads are not thread pools.)
+            shutdown_wait: crate::sys::real::pool::DROP_WAIT,
             compute: OnceLock::from(Some(compute)),
         });
         Runtime {
