@@ -560,6 +560,15 @@ fn interrupt_when(args: &[&str], watch: &Path, signal: &str, min_len: Option<u64
         .spawn()
         .unwrap();
     let pid = child.id().to_string();
+    wait_for_file(watch, min_len);
+    let kill = Command::new("kill").args([signal, &pid]).status().unwrap();
+    assert!(kill.success());
+    child.wait_with_output().unwrap()
+}
+
+/// Wait (10 s at most) until a file whose name contains `watch`'s name is
+/// in its directory, longer than `min_len` bytes when given.
+fn wait_for_file(watch: &Path, min_len: Option<u64>) {
     let dir = watch.parent().unwrap().to_path_buf();
     let prefix = watch.file_name().unwrap().to_string_lossy().into_owned();
     for _ in 0..2000 {
@@ -571,13 +580,10 @@ fn interrupt_when(args: &[&str], watch: &Path, signal: &str, min_len: Option<u64
                 }
         });
         if ready {
-            break;
+            return;
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    let kill = Command::new("kill").args([signal, &pid]).status().unwrap();
-    assert!(kill.success());
-    child.wait_with_output().unwrap()
 }
 
 /// A large input (about 110 MB) so a single-threaded level-9 run is still
@@ -671,6 +677,55 @@ fn a_signal_mid_run_removes_the_partial_output_and_exits_128_plus_signo() {
 /// the output is read to its end the helper has finished. The kill comes
 /// once data is in the file: a kill between a file's `open` and its
 /// listing is the case the helper does not cover (README).
+/// An input truncated while the run reads it ends the run with an error
+/// naming it, where the offset it ended at and its size at the start,
+/// instead of an output silently short of it; the failed run's output is
+/// removed.
+#[test]
+fn an_input_truncated_mid_run_is_an_error_not_a_short_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = big_input(dir.path());
+    let size = std::fs::metadata(&big).unwrap().len();
+    let out = dir.path().join("merged.pfw.gz");
+    let args = [
+        "merge",
+        &s(&big),
+        "-o",
+        &s(&out),
+        "--gzip=9",
+        "--producers",
+        "1",
+    ];
+    let run = Command::new(IOK)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Output written: the run is reading (a level-9 gzip of ~110 MB on one
+    // producer takes seconds, and reading runs only a few blocks ahead).
+    wait_for_file(&out, Some(0));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&big)
+        .unwrap()
+        .set_len(1000)
+        .unwrap();
+    let done = run.wait_with_output().unwrap();
+    let err = stderr_of(&done);
+    assert_eq!(done.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("input {} shrank while being read", big.display()))
+            && err.contains(&format!("it had {size} bytes")),
+        "{err}"
+    );
+    assert_eq!(
+        names_in(dir.path()),
+        ["big.pfw"],
+        "the failed run's output removed"
+    );
+}
+
 #[test]
 fn a_kill_mid_run_is_cleaned_up_by_the_helper() {
     use std::os::unix::process::ExitStatusExt;

@@ -2,7 +2,9 @@
 //! told apart by their magic bytes, read with iokernel ops on the runtime and
 //! handed out as blocks of whole lines.
 //!
-//! Regular files are read with `pread`; anything else (a pipe, a FIFO,
+//! Regular files are read with `pread` (one that ends short of its size at
+//! inspection was truncated under the run: an error naming it, never a
+//! short output); anything else (a pipe, a FIFO,
 //! `<(...)`, `/dev/stdin`, `-` for stdin, a character device) is read
 //! sequentially with `read`, and is opened once, at inspection, so its
 //! first bytes (peeked to tell gzip from plain) are kept, not lost. Memory
@@ -484,6 +486,11 @@ impl LineBlocks {
         };
         let n = read.map_err(|e| self.read_error(e, offset))?;
         self.progress.add_bytes(n as u64);
+        if let (0, Some(end), Some(len)) = (n, offset, self.input.len_bytes) {
+            if end < len {
+                return Err(self.shrank(end, len));
+            }
+        }
         if n == 0 {
             if let Some(Source::Pread { file, .. } | Source::Stream { file, .. }) =
                 self.source.take()
@@ -504,6 +511,21 @@ impl LineBlocks {
             None => "cannot read input".to_string(),
         };
         with_path(e, &what, &self.input.path)
+    }
+
+    /// A regular input ended at `end`, short of the `len` bytes it had at
+    /// inspection: it was truncated while being read. Going on would end
+    /// the output short of the input with nothing said.
+    fn shrank(&self, end: u64, len: u64) -> Error {
+        Error::new(
+            ErrorKind::UnexpectedEof,
+            format!(
+                "input {} shrank while being read: end of file at offset {end}, but it had \
+                 {len} bytes when the run started (truncated under the run?); the output \
+                 would miss the rest",
+                self.input.path.display()
+            ),
+        )
     }
 
     fn bad_gzip(&self, e: crate::gunzip::GzipError) -> Error {
