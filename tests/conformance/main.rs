@@ -563,11 +563,9 @@ fn op_wait_finishes_an_op_already_submitted_to_a_runtime() {
 // Real kernel only: FIFOs (the simulated kernel has none)
 // ---------------------------------------------------------------------------
 
-/// A FIFO opens as `open(2)` opens it on every backend: for writing, the
-/// open waits for a reader (io_uring's own first attempt would fail with
-/// `ENXIO`), and both ends move the bytes.
-#[test]
-fn a_fifo_opened_before_its_other_end_waits_for_it_on_every_backend() {
+/// A FIFO in a fresh scratch directory (kept while the directory lives);
+/// `None`, said on stderr, where `mkfifo` is not permitted.
+fn scratch_fifo() -> Option<(tempfile::TempDir, PathBuf)> {
     let dir = scratch_dir();
     let fifo = dir.path().join("fifo");
     let made = std::process::Command::new("mkfifo")
@@ -576,8 +574,19 @@ fn a_fifo_opened_before_its_other_end_waits_for_it_on_every_backend() {
         .expect("run mkfifo");
     if !made.success() {
         eprintln!("skipped: mkfifo not permitted here");
-        return;
+        return None;
     }
+    Some((dir, fifo))
+}
+
+/// A FIFO opens as `open(2)` opens it on every backend: for writing, the
+/// open waits for a reader (io_uring's own first attempt would fail with
+/// `ENXIO`), and both ends move the bytes.
+#[test]
+fn a_fifo_opened_before_its_other_end_waits_for_it_on_every_backend() {
+    let Some((_dir, fifo)) = scratch_fifo() else {
+        return;
+    };
     let body = |fifo: PathBuf| async move {
         // The reader comes later: the open for writing waits for it.
         let reader_path = fifo.clone();
@@ -644,16 +653,9 @@ fn a_fifo_opened_before_its_other_end_waits_for_it_on_every_backend() {
 /// waits for that thread only as long as `shutdown_wait`.
 #[test]
 fn a_dropped_fifo_open_does_not_hold_the_runtime_drop() {
-    let dir = scratch_dir();
-    let fifo = dir.path().join("fifo");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .expect("run mkfifo");
-    if !made.success() {
-        eprintln!("skipped: mkfifo not permitted here");
+    let Some((_dir, fifo)) = scratch_fifo() else {
         return;
-    }
+    };
     for backend in Backend::CONCRETE {
         if let Err(reason) = backend_availability(backend) {
             eprintln!("skipping {backend}: {reason}");

@@ -214,24 +214,42 @@ impl RingSource for RecordingRings {
     }
 }
 
-#[test]
-fn a_device_bound_ring_submits_each_storage_entry_at_once() {
-    let state = Arc::new(std::sync::Mutex::new(RecordingState::default()));
+/// A driver on a [`Recording`] ring that starts as `state`; its state,
+/// the driver and the ring source's id.
+fn recording_driver(
+    state: RecordingState,
+) -> (Arc<std::sync::Mutex<RecordingState>>, UringDriver, u64) {
+    let state = Arc::new(std::sync::Mutex::new(state));
     let offload: Arc<dyn Offload> = Arc::new(ThreadPool::new("recording", 1, 8).unwrap());
     let pool = PoolDriver::new(Arc::new(RealKernel), offload);
-    let rings = Arc::new(RecordingRings(Arc::clone(&state)));
-    let driver = UringDriver::new(pool, rings).unwrap();
+    let driver = UringDriver::new(pool, Arc::new(RecordingRings(Arc::clone(&state)))).unwrap();
     let id = driver.rings_id();
-    let sync = || crate::op::file::Sync {
-        fd: -1,
-        kind: crate::op::file::SyncKind::All,
-    };
-    let recv = || crate::op::net::Recv {
-        fd: -1,
+    (state, driver, id)
+}
+
+/// A socket op (it waits on a peer) reading `fd`.
+fn socket_recv(fd: RawFd) -> crate::op::net::Recv<Vec<u8>> {
+    crate::op::net::Recv {
+        fd,
         buf: vec![0u8; 8],
         flags: crate::sys::MsgFlags::NONE,
         short_drains: false,
-    };
+    }
+}
+
+/// A storage op (it waits on no peer).
+fn storage_sync() -> crate::op::file::Sync {
+    crate::op::file::Sync {
+        fd: -1,
+        kind: crate::op::file::SyncKind::All,
+    }
+}
+
+#[test]
+fn a_device_bound_ring_submits_each_storage_entry_at_once() {
+    let (state, driver, id) = recording_driver(RecordingState::default());
+    let sync = storage_sync;
+    let recv = || socket_recv(-1);
     let submits = || state.lock().unwrap().submits;
     // What a park does before and after its wait.
     let park_submit = || {
@@ -319,23 +337,10 @@ impl Park for TestPark {
 /// the queued entries over, without a wait.
 #[test]
 fn a_park_without_storage_ops_submits_and_waits_in_one_enter() {
-    let state = Arc::new(std::sync::Mutex::new(RecordingState::default()));
-    let offload: Arc<dyn Offload> = Arc::new(ThreadPool::new("recording", 1, 8).unwrap());
-    let pool = PoolDriver::new(Arc::new(RealKernel), offload);
-    let rings = Arc::new(RecordingRings(Arc::clone(&state)));
-    let driver = UringDriver::new(pool, rings).unwrap();
-    let id = driver.rings_id();
+    let (state, driver, id) = recording_driver(RecordingState::default());
     let worker = TestPark::default();
-    let recv = || crate::op::net::Recv {
-        fd: -1,
-        buf: vec![0u8; 8],
-        flags: crate::sys::MsgFlags::NONE,
-        short_drains: false,
-    };
-    let sync = || crate::op::file::Sync {
-        fd: -1,
-        kind: crate::op::file::SyncKind::All,
-    };
+    let recv = || socket_recv(-1);
+    let sync = storage_sync;
     let counts = || {
         let state = state.lock().unwrap();
         (state.enters, state.waits, state.queued.len())
@@ -370,20 +375,11 @@ fn a_park_without_storage_ops_submits_and_waits_in_one_enter() {
 /// later readers skip the table scan again.
 #[test]
 fn an_abandoned_reader_is_counted_until_its_op_returns() {
-    let state = Arc::new(std::sync::Mutex::new(RecordingState {
+    let (_state, driver, id) = recording_driver(RecordingState {
         res: -libc::ECANCELED,
         ..RecordingState::default()
-    }));
-    let offload: Arc<dyn Offload> = Arc::new(ThreadPool::new("recording", 1, 8).unwrap());
-    let pool = PoolDriver::new(Arc::new(RealKernel), offload);
-    let driver = UringDriver::new(pool, Arc::new(RecordingRings(Arc::clone(&state)))).unwrap();
-    let id = driver.rings_id();
-    let recv = |fd| crate::op::net::Recv {
-        fd,
-        buf: vec![0u8; 8],
-        flags: crate::sys::MsgFlags::NONE,
-        short_drains: false,
-    };
+    });
+    let recv = socket_recv;
     let deferred = || with_existing_ring(id, |ring| ring.deferred.len()).unwrap();
     let submit_all = || with_existing_ring(id, |ring| ring.flush().unwrap()).unwrap();
     let counted = || ABANDONED_READERS.load(Ordering::Acquire);
