@@ -100,7 +100,7 @@ impl ThreadPool {
     }
 
     /// Wait at most `limit` for the workers when the pool is dropped
-    /// (default [`DROP_WAIT`]; see the module docs).
+    /// (default 10 s, `DROP_WAIT`; the module docs say why).
     pub fn with_drop_wait(mut self, limit: Duration) -> ThreadPool {
         self.drop_wait = limit;
         self
