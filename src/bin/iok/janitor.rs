@@ -70,13 +70,14 @@ pub fn start() -> std::io::Result<CreatedFiles> {
         .take()
         .ok_or_else(|| Error::other("the helper's stdin was not piped"))?;
     let created = CreatedFiles::with_journal(journal);
-    let mut helper = HELPER.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((mut earlier, earlier_created)) = helper.take() {
-        // One helper per run; a second start ends the first's journal.
-        earlier_created.end_journal();
-        let _ = earlier.wait();
+    let earlier = HELPER
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .replace((child, created.clone()));
+    // One helper per run: a second start ends the first one's journal.
+    if let Some(earlier) = earlier {
+        end_and_reap(earlier);
     }
-    *helper = Some((child, created.clone()));
     Ok(created)
 }
 
@@ -84,9 +85,15 @@ pub fn start() -> std::io::Result<CreatedFiles> {
 /// helper to exit (it removes what the run left listed, if anything), at
 /// most [`FINISH_WAIT`]. No-op when no helper was started.
 pub fn finish() {
-    let Some((mut child, created)) = HELPER.lock().unwrap_or_else(|p| p.into_inner()).take() else {
-        return;
-    };
+    let helper = HELPER.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(helper) = helper {
+        end_and_reap(helper);
+    }
+}
+
+/// End `created`'s journal and wait for `child`, the helper reading it,
+/// at most [`FINISH_WAIT`].
+fn end_and_reap((mut child, created): (Child, CreatedFiles)) {
     created.end_journal();
     let mut waited = Duration::ZERO;
     let mut pause = Duration::from_micros(100);
