@@ -737,6 +737,25 @@ fn one_thread_runtimes() -> Vec<(Backend, Runtime)> {
         .collect()
 }
 
+/// Run `body` on `rt` with `path` open for reading, and close it after.
+fn on_hot_fd<T, Fut>(
+    rt: &Runtime,
+    path: &std::path::Path,
+    body: impl FnOnce(std::os::fd::RawFd) -> Fut,
+) -> T
+where
+    Fut: std::future::Future<Output = T>,
+{
+    rt.block_on(async {
+        let fd = iokernel::io::open(path, iokernel::io::OpenFlags::RDONLY, 0)
+            .await
+            .unwrap();
+        let value = body(fd).await;
+        iokernel::io::close(fd).await.unwrap();
+        value
+    })
+}
+
 /// Reads of cached pages complete inline (no handoff), but a task whose
 /// every read hits still lets the other tasks on its worker run: the
 /// inline path yields every few hits. Without that, the reader below
@@ -746,11 +765,7 @@ fn a_task_whose_reads_all_hit_the_page_cache_still_yields() {
     const READS_MAX: u64 = 200_000;
     let (_dir, path) = hot_file(3);
     for (backend, rt) in one_thread_runtimes() {
-        let path = path.clone();
-        let reads = rt.block_on(async move {
-            let fd = iokernel::io::open(&path, iokernel::io::OpenFlags::RDONLY, 0)
-                .await
-                .unwrap();
+        let reads = on_hot_fd(&rt, &path, |fd| async move {
             let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
             let reader = {
                 let stop = Arc::clone(&stop);
@@ -772,7 +787,6 @@ fn a_task_whose_reads_all_hit_the_page_cache_still_yields() {
                 iokernel::runtime::spawn(async move { stop.store(true, Ordering::Relaxed) });
             let reads = reader.await.unwrap();
             stopper.await.unwrap();
-            iokernel::io::close(fd).await.unwrap();
             reads
         });
         assert!(
@@ -893,15 +907,7 @@ fn tasks_whose_reads_all_hit_take_turns_after_a_few_reads_simulated() {
 fn tasks_whose_reads_all_hit_take_turns_after_a_few_reads() {
     let (_dir, path) = hot_file(5);
     for (backend, rt) in one_thread_runtimes() {
-        let path = path.clone();
-        let order = rt.block_on(async move {
-            let fd = iokernel::io::open(&path, iokernel::io::OpenFlags::RDONLY, 0)
-                .await
-                .unwrap();
-            let order = reads_in_turn(fd).await;
-            iokernel::io::close(fd).await.unwrap();
-            order
-        });
+        let order = on_hot_fd(&rt, &path, reads_in_turn);
         let median = median_turn(&order);
         assert!(
             median <= TURN_RUN_MAX,
