@@ -641,12 +641,7 @@ fn dropping_runtimes_in_a_loop_leaks_no_fds_on_the_calling_thread() {
             continue;
         }
         let cycle = || {
-            let rt = Runtime::builder()
-                .compute_threads(1)
-                .io_threads(1)
-                .backend(backend)
-                .build()
-                .unwrap();
+            let rt = one_thread_runtime(backend);
             rt.block_on(async {
                 // An op on this thread: on io_uring it opens this thread's ring.
                 let fd = iokernel::io::open(&path, iokernel::io::OpenFlags::RDONLY, 0)
@@ -726,15 +721,19 @@ fn one_thread_runtimes() -> Vec<(Backend, Runtime)> {
                 eprintln!("skipping {backend}: {reason}");
                 return None;
             }
-            let rt = Runtime::builder()
-                .compute_threads(1)
-                .io_threads(1)
-                .backend(backend)
-                .build()
-                .unwrap();
-            Some((backend, rt))
+            Some((backend, one_thread_runtime(backend)))
         })
         .collect()
+}
+
+/// A runtime on `backend` with one worker and one blocking-I/O thread.
+fn one_thread_runtime(backend: Backend) -> Runtime {
+    Runtime::builder()
+        .compute_threads(1)
+        .io_threads(1)
+        .backend(backend)
+        .build()
+        .unwrap()
 }
 
 /// Run `body` on `rt` with `path` open for reading, and close it after.
