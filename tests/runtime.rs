@@ -953,3 +953,34 @@ fn block_on_does_not_wait_for_an_op_its_finished_future_still_holds() {
         );
     }
 }
+
+/// A worker whose only timer is a `Duration::MAX` deadline parks with
+/// that far timeout (in the ring, the poller or on its condvar) and still
+/// wakes for a value sent from a plain thread.
+#[test]
+fn a_worker_parked_on_a_duration_max_deadline_wakes_for_a_send() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("touch");
+    for (backend, rt) in one_thread_runtimes() {
+        let (tx, rx) = channel::<u32>(1);
+        let sender = spawn_named("far-deadline-sender".to_string(), move || {
+            std::thread::sleep(Duration::from_millis(20));
+            runtime::block_on_here(tx.send(7)).expect("receiver alive");
+        })
+        .unwrap();
+        let got = rt.block_on(async {
+            // An op first: on io_uring the thread parks in its ring from now.
+            let fd = iokernel::io::open(
+                &path,
+                iokernel::io::OpenFlags::RDWR | iokernel::io::OpenFlags::CREAT,
+                0o644,
+            )
+            .await
+            .unwrap();
+            iokernel::io::close(fd).await.unwrap();
+            timeout(Duration::MAX, rx.recv()).await
+        });
+        assert_eq!(got, Ok(Some(7)), "{backend}");
+        sender.join().unwrap();
+    }
+}

@@ -167,7 +167,8 @@ pub struct Sleep {
 /// thread without a runtime a poll blocks the thread until the deadline
 /// (the sync fallback), or, inside a [`timeout`], at most until the
 /// timeout's deadline (the sleep is then still pending and the timeout
-/// returns `Elapsed`).
+/// returns `Elapsed`). A deadline past the clock's range (`Duration::MAX`,
+/// the usual way to say "no limit") is never reached.
 ///
 /// ```
 /// use iokernel::runtime::{sleep, Runtime};
@@ -191,7 +192,9 @@ impl Future for Sleep {
         let Some(runtime) = context::current_runtime() else {
             let now = sync_now();
             let duration = self.duration;
-            let deadline = *self.sync_deadline.get_or_insert(now + duration);
+            let deadline = *self
+                .sync_deadline
+                .get_or_insert(now.saturating_add(duration));
             let until = cut_by_outer(deadline);
             if until > now {
                 std::thread::sleep(until - now);
@@ -206,7 +209,7 @@ impl Future for Sleep {
         };
         let now = runtime.clock.now();
         let duration = self.duration;
-        let deadline = *self.deadline.get_or_insert(now + duration);
+        let deadline = *self.deadline.get_or_insert(now.saturating_add(duration));
         if now >= deadline {
             if let Some((rt, id)) = self.timer.take() {
                 rt.timers.cancel(id);
@@ -261,6 +264,7 @@ pub struct Timeout<F> {
 
 /// Run `future` for at most `duration`. When time runs out the future is
 /// dropped (cancelling any op it has in flight) and `Err(Elapsed)` returned.
+/// `Duration::MAX` bounds nothing: the future runs to its end.
 ///
 /// Outside a runtime the deadline holds too: a [`sleep`] inside is cut
 /// short at it, and while the future waits for a wake-up the thread parks
@@ -319,7 +323,9 @@ impl<F: Future> Timeout<F> {
             }
         }
         let duration = self.sleep.duration;
-        let deadline = *self.sync_deadline.get_or_insert(sync_now() + duration);
+        let deadline = *self
+            .sync_deadline
+            .get_or_insert(sync_now().saturating_add(duration));
         let until = cut_by_outer(deadline);
         let polled = {
             let _restore = Restore(SYNC_DEADLINE.with(|d| d.replace(Some(until))));

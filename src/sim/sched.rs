@@ -207,7 +207,7 @@ impl Scheduler for SimScheduler {
             return Ok(());
         }
         let now = self.core.now();
-        let timer = timeout.map(|t| now + t);
+        let timer = timeout.map(|t| now.saturating_add(t));
         let next = match (self.offload.next_ready_at(), timer) {
             (Some(a), Some(b)) => a.min(b),
             (Some(a), None) | (None, Some(a)) => a,

@@ -820,3 +820,23 @@ pub async fn accept_cancelled_by_a_timeout_loses_no_connection(
     assert!(timed_out > 0, "no round timed out: the race was never run");
     Ok(())
 }
+
+/// `Duration::MAX` is how callers write "no limit": a timeout of it returns
+/// its future's value, and a sleep of it waits (here until an outer timeout
+/// cuts it) instead of overflowing its deadline, which panicked the task.
+pub async fn a_duration_max_sleep_or_timeout_waits_without_overflow(
+    _dir: PathBuf,
+) -> std::io::Result<()> {
+    let value = timeout(Duration::MAX, async {
+        sleep(Duration::from_millis(2)).await;
+        7
+    })
+    .await;
+    assert_eq!(value, Ok(7), "a timeout of Duration::MAX");
+    let cut = timeout(Duration::from_millis(2), sleep(Duration::MAX)).await;
+    assert!(
+        cut.is_err(),
+        "a sleep of Duration::MAX ended before its timeout"
+    );
+    Ok(())
+}

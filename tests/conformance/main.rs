@@ -170,6 +170,7 @@ on_every_executor!(
     bind_to_a_port_in_use_is_eaddrinuse,
     recv_cancelled_by_a_timeout_loses_no_bytes,
     accept_cancelled_by_a_timeout_loses_no_connection,
+    a_duration_max_sleep_or_timeout_waits_without_overflow,
 );
 
 on_every_executor!(

@@ -73,10 +73,15 @@ async fn channels(rng: &mut ScriptRng) -> Result<(), String> {
             let rx = rx.clone();
             runtime::spawn(async move {
                 let mut got = Vec::new();
-                while let Some(item) = rx.recv().await {
-                    got.push(item);
+                // No limit on the wait, written as callers write it: a
+                // deadline of Duration::MAX must neither overflow nor fire.
+                loop {
+                    match timeout(Duration::MAX, rx.recv()).await {
+                        Ok(Some(item)) => got.push(item),
+                        Ok(None) => return Ok(got),
+                        Err(elapsed) => return Err(format!("consumer: {elapsed}")),
+                    }
                 }
-                got
             })
         })
         .collect();
@@ -86,7 +91,7 @@ async fn channels(rng: &mut ScriptRng) -> Result<(), String> {
     }
     let mut all = Vec::new();
     for c in consumers {
-        all.extend(c.await.map_err(|e| e.to_string())?);
+        all.extend(c.await.map_err(|e| e.to_string())??);
     }
     all.sort_unstable();
     let expected: Vec<(u64, u64)> = (0..PRODUCERS)
