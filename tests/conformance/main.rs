@@ -195,6 +195,7 @@ on_every_executor!(
     recv_from_and_recvmsg_cancelled_mid_flight_keep_the_datagram,
     tcp_echo_keeps_flowing_through_short_reads_and_sends,
     a_reused_fd_number_is_waited_on_afresh,
+    ipv6_tcp_and_udp_report_their_addresses,
 );
 
 /// A second party for a body: a task inside a runtime, a thread (running

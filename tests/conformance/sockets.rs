@@ -518,3 +518,55 @@ pub async fn a_reused_fd_number_is_waited_on_afresh(_dir: PathBuf) -> std::io::R
     }
     Ok(())
 }
+
+/// IPv6 on loopback: a TCP connection and a UDP exchange report the same
+/// addresses on both ends, and a listener on `[::]` takes an IPv4 client,
+/// naming it as an IPv4-mapped address (as `std::net` does).
+pub async fn ipv6_tcp_and_udp_report_their_addresses(_dir: PathBuf) -> std::io::Result<()> {
+    let listener = match TcpListener::bind("[::1]:0") {
+        Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => {
+            eprintln!("skipped: no IPv6 loopback here ({e})");
+            return Ok(());
+        }
+        other => other?,
+    };
+    let listen_addr = listener.local_addr()?;
+    assert!(
+        listen_addr.is_ipv6() && listen_addr.port() != 0,
+        "{listen_addr}"
+    );
+    let client = TcpStream::connect(listen_addr).await?;
+    let (server, peer) = listener.accept().await?;
+    assert_eq!(peer, client.local_addr()?, "accept names the client");
+    assert_eq!(server.peer_addr()?, peer, "the accepted stream's peer");
+    assert_eq!(
+        server.local_addr()?,
+        listen_addr,
+        "the accepted stream's end"
+    );
+    send_all(client.as_raw_fd(), b"over six".to_vec()).await?;
+    assert_same_bytes(
+        &recv_exact(server.as_raw_fd(), 8).await?,
+        b"over six",
+        "v6 bytes",
+    );
+
+    let (a, b) = (UdpSocket::bind("[::1]:0")?, UdpSocket::bind("[::1]:0")?);
+    let sent = a.send_to(b"datagram".to_vec(), b.local_addr()?).await.0?;
+    assert_eq!(sent, 8);
+    let BufResult(got, buf) = b.recv_from(vec![0u8; 64]).await;
+    let (n, from) = got?;
+    assert_same_bytes(&buf[..n], b"datagram", "v6 datagram");
+    assert_eq!(from, a.local_addr()?, "recv_from names the v6 sender");
+
+    let any = TcpListener::bind("[::]:0")?;
+    let port = any.local_addr()?.port();
+    let v4_client = TcpStream::connect(("127.0.0.1", port)).await?;
+    let (_v4_server, v4_peer) = any.accept().await?;
+    let mapped = match v4_client.local_addr()? {
+        SocketAddr::V4(v4) => SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port()),
+        v6 => v6,
+    };
+    assert_eq!(v4_peer, mapped, "an IPv4 client of a [::] listener");
+    Ok(())
+}
