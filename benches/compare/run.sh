@@ -280,7 +280,7 @@ def best_cpu_peer(test, names=None):
     got = [g for g in got if g[0]]
     return min(got)[::-1] if got else None
 
-print("| test | contender | ops/s (median) | MiB/s | p50 us | p99 us | server CPU us/rt | "
+print("| test | contender | ops/s (median) | MiB/s | p50 us | p99 us | server CPU us/rt (user + sys) | "
       "ratio to anchor | ratio to best peer | runs (ops/s) |")
 print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
 for test in order:
@@ -293,6 +293,10 @@ for test in order:
         if who == anchors[test]:
             ratio += " (anchor)"
         cpu = med(test, who, "server_cpu_us_per_op")
+        user, sys_ = (med(test, who, f"server_{k}_us_per_op") for k in ("user", "sys"))
+        cpu_cell = f"{cpu:.2f}" if cpu else "-"
+        if cpu and user is not None and sys_ is not None:
+            cpu_cell += f" ({user:.2f} + {sys_:.2f})"
         vs = "-"
         if best and best[1]:
             vs = f"{ops / best[1]:.2f}x" + (" (best peer)" if who == best[0] else "")
@@ -302,11 +306,12 @@ for test in order:
         runs = " ".join(f"{r['ops_per_s']:.0f}" for r in rows[test][who])
         print(f"| {test} | {who} | {ops:,.0f} | {med(test, who, 'mib_per_s'):,.1f} | "
               f"{med(test, who, 'p50_us'):.1f} | {med(test, who, 'p99_us'):.1f} | "
-              f"{f'{cpu:.2f}' if cpu else '-'} | {ratio} | {vs} | {runs} |")
+              f"{cpu_cell} | {ratio} | {vs} | {runs} |")
 print()
 print("The best peer of a row is the fastest of compio, monoio and tokio (reads: and fio "
       "io_uring); on echo rows \"CPU\" is the leanest peer's server CPU per round trip "
-      "over this contender's (above 1 = this one spends less).")
+      "over this contender's (above 1 = this one spends less). The server CPU column is "
+      "the median total, with the medians of its user and system parts in brackets.")
 print()
 
 def verdict(label, got, want, detail=""):
@@ -353,9 +358,15 @@ def echo_target(test, who, against, want):
     cpu_ratio = lean[1] / cpu
     ops_ratio = ops / fast[1]
     ok = cpu_ratio >= want and ops_ratio >= 1.0
+    split = ""
+    parts = [(med(test, w, "server_user_us_per_op"), med(test, w, "server_sys_us_per_op"))
+             for w in (who, lean[0])]
+    if all(u is not None and s is not None for u, s in parts):
+        (u, s), (lu, ls) = parts
+        split = f"; user + sys us/rt {u:.2f} + {s:.2f} against {lu:.2f} + {ls:.2f}"
     print(f"- {label}: CPU {cpu_ratio:.2f}x [{lean[0]}] (target >= {want}x), "
           f"round trips/s {ops_ratio:.2f}x [{fast[0]}] (target >= 1.0x): "
-          f"{'met' if ok else 'MISSED'}")
+          f"{'met' if ok else 'MISSED'}{split}")
 
 for test in order:
     if test.startswith("echo-"):

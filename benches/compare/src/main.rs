@@ -21,7 +21,8 @@
 //!   p50/p99 as contender NAME. With SERVER_PID it adds the server
 //!   process's CPU time (user + system of all its threads, from
 //!   /proc/PID/stat) over the measured window, in total (`server_cpu_s`)
-//!   and per round trip (`server_cpu_us_per_op`).
+//!   and per round trip (`server_cpu_us_per_op`), and its user and system
+//!   shares per round trip (`server_user_us_per_op`, `server_sys_us_per_op`).
 
 // This crate does not link iokernel, so it has no clock shim to use: it
 // times tokio with `Instant` directly (the workspace clippy.toml bans it for
@@ -160,9 +161,9 @@ async fn ping_pong(mut stream: TcpStream, msg_bytes: usize, until: Instant) -> R
     Ok(lat)
 }
 
-/// CPU seconds (user + system, all threads) process `pid` has used so far:
+/// CPU seconds (user, system; all threads) process `pid` has used so far:
 /// fields 14 and 15 of /proc/PID/stat, in clock ticks.
-fn process_cpu_secs(pid: u32) -> Result<f64> {
+fn process_cpu_secs(pid: u32) -> Result<(f64, f64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // The command name (field 2) may hold spaces; fields after it do not.
     let after_comm = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
@@ -173,11 +174,10 @@ fn process_cpu_secs(pid: u32) -> Result<f64> {
             .and_then(|f| f.parse().ok())
             .ok_or_else(|| Error::other(format!("/proc/{pid}/stat: no field {}", i + 3)))
     };
-    // After ")" come field 3 (state) onwards: utime is field 14, stime 15.
-    let total = ticks(14 - 3)? + ticks(15 - 3)?;
     // SAFETY: sysconf takes no pointers.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1);
-    Ok(total as f64 / hz as f64)
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    // After ")" come field 3 (state) onwards: utime is field 14, stime 15.
+    Ok((ticks(14 - 3)? as f64 / hz, ticks(15 - 3)? as f64 / hz))
 }
 
 fn echo_load(args: &[String]) -> Result<()> {
@@ -215,17 +215,25 @@ fn echo_load(args: &[String]) -> Result<()> {
         }
         let elapsed = start.elapsed();
         let cpu = match (server_pid, cpu0) {
-            (Some(pid), Some(c0)) => Some(process_cpu_secs(pid)? - c0),
+            (Some(pid), Some((user0, sys0))) => {
+                let (user, sys) = process_cpu_secs(pid)?;
+                Some((user - user0, sys - sys0))
+            }
             _ => None,
         };
         Ok::<_, Error>((lat, elapsed, cpu))
     })?;
     let test = format!("echo-{conns}x{msg_bytes}B");
     let ops = lat.len() as u64;
+    let per_op = |secs: f64| secs * 1e6 / ops.max(1) as f64;
     let extra = match server_cpu {
-        Some(cpu) => format!(
-            ",\"server_cpu_s\":{cpu:.3},\"server_cpu_us_per_op\":{:.3}",
-            cpu * 1e6 / ops.max(1) as f64
+        Some((user, sys)) => format!(
+            ",\"server_cpu_s\":{:.3},\"server_cpu_us_per_op\":{:.3},\
+             \"server_user_us_per_op\":{:.3},\"server_sys_us_per_op\":{:.3}",
+            user + sys,
+            per_op(user + sys),
+            per_op(user),
+            per_op(sys)
         ),
         None => String::new(),
     };
