@@ -436,7 +436,14 @@ impl Executor {
     }
 
     fn take_local_spawns(&mut self, ctx: &Context) {
-        let spawned = std::mem::take(&mut *ctx.local_spawns.borrow_mut());
+        let spawned = {
+            let mut spawns = ctx.local_spawns.borrow_mut();
+            // The usual case (checked after every task poll): nothing new.
+            if spawns.is_empty() {
+                return;
+            }
+            std::mem::take(&mut *spawns)
+        };
         for future in spawned {
             self.insert(future);
         }
