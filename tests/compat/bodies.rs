@@ -278,6 +278,29 @@ macro_rules! bodies {
             Ok(())
         }
 
+        /// After the write direction is shut, a write fails at once naming
+        /// the stream and accepts nothing (a byte accepted then could never
+        /// be written); the peer gets exactly what came before, then end of
+        /// stream.
+        pub async fn a_write_after_shutdown_is_refused(_dir: PathBuf, how: How) -> io::Result<()> {
+            let (client, server) = pair(&how).await?;
+            let fd = client.as_raw_fd();
+            let mut client = how.adapt(client);
+            client.write_all(b"before").await?;
+            client.$close().await?;
+            let refused = client.write(b"after").await;
+            let err = refused.expect_err("a write after the shutdown");
+            assert_eq!(err.kind(), io::ErrorKind::BrokenPipe, "{err}");
+            let want = format!("compat write on tcp stream fd {fd} (after 6 bytes)");
+            assert!(err.to_string().contains(&want), "{err} lacks {want:?}");
+            client.flush().await?;
+            let mut server = how.adapt(server);
+            let mut got = Vec::new();
+            server.read_to_end(&mut got).await?;
+            assert_same(&got, b"before", "what the peer received");
+            Ok(())
+        }
+
         /// Bytes `poll_write` accepted are written even though the adapter
         /// is dropped unflushed with a write in flight; the peer then sees
         /// end of stream (the fd closes only after the last write).

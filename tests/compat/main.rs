@@ -174,6 +174,16 @@ fn tokio_a_dropped_writer_loses_no_accepted_byte() {
 }
 
 #[test]
+fn futures_a_write_after_shutdown_is_refused() {
+    everywhere(bodies::via_futures::a_write_after_shutdown_is_refused);
+}
+
+#[test]
+fn tokio_a_write_after_shutdown_is_refused() {
+    everywhere(bodies::via_tokio::a_write_after_shutdown_is_refused);
+}
+
+#[test]
 fn futures_into_inner_returns_the_read_ahead() {
     everywhere(bodies::via_futures::into_inner_returns_the_read_ahead);
 }

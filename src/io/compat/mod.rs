@@ -20,7 +20,8 @@
 //!   An error of a write shows at the next `poll_write` or `poll_flush`.
 //! - `poll_flush` waits until every accepted byte was written;
 //!   `poll_shutdown`/`poll_close` flushes, then shuts the write direction
-//!   of a socket (nothing more for a file).
+//!   of a socket (nothing more for a file); a stream's `poll_write` after
+//!   that fails (`BrokenPipe`) and accepts nothing.
 //! - `poll_seek` (files) flushes, waits for a read in flight, forgets the
 //!   read-ahead (a `Current` offset counts from what the caller consumed)
 //!   and runs `lseek`.
@@ -544,6 +545,16 @@ impl<T: CompatIo> Compat<T> {
     ) -> Poll<io::Result<usize>> {
         if data.is_empty() {
             return Poll::Ready(Ok(0));
+        }
+        if self.shut && !self.positioned() {
+            // The stream's write direction is shut: a byte accepted now
+            // could never be written (a stream's own write says EPIPE).
+            let written = self.written_bytes;
+            let e = io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the write direction was shut down; nothing was accepted",
+            );
+            return Poll::Ready(Err(self.context(e, "write", written)));
         }
         let read_ahead = self.read_op.is_some() || self.rpos < self.rbuf.len();
         if self.seek_op.is_some() || (read_ahead && self.positioned()) {
