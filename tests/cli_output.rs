@@ -474,13 +474,38 @@ fn dash_o_dash_streams_to_stdout() {
     let mut want = p.a_bytes.clone();
     want.extend_from_slice(&p.b_bytes);
     assert!(out.stdout == want, "stdout holds exactly the inputs");
+    let summary = stderr_of(&out);
+    assert!(summary.contains("merged 2 input(s)"), "summary on stderr");
+    // A stream has no layout, stripes or file system: the summary says
+    // what it is and nothing of a file's shape.
     assert!(
-        stderr_of(&out).contains("merged 2 input(s)"),
-        "summary on stderr"
+        summary.contains("(plain, stream): ") && summary.contains("written in order"),
+        "{summary}"
     );
+    assert!(
+        !summary.contains("stripe") && !summary.contains("padding"),
+        "{summary}"
+    );
+    let out = iok(&["merge", &a, "-o", "-", "--json"]);
+    assert_ok(&out, "merge -o - --json");
+    assert!(
+        stderr_of(&out).contains("\"stream\":true"),
+        "{}",
+        stderr_of(&out)
+    );
+    let file = p.dir.path().join("file.pfw");
+    let out = iok(&["merge", &a, "-o", &s(&file), "--json"]);
+    assert_ok(&out, "merge -o FILE --json");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"stream\":false"));
+    std::fs::remove_file(&file).unwrap();
     let out = iok(&["pgzip", &a, "-o", "-", "--member-size", "64K"]);
     assert_ok(&out, "pgzip -o -");
     assert!(gunzip(&out.stdout) == p.a_bytes);
+    assert!(
+        stderr_of(&out).contains("(gzip, stream): "),
+        "{}",
+        stderr_of(&out)
+    );
     for refused in [
         &["--layout", "sharded"][..],
         &["--durability", "atomic-rename"],

@@ -223,6 +223,7 @@ fn run_case(case: Case, seed: u64) {
     let inputs: Vec<Vec<Vec<u8>>> = (0..PRODUCERS).map(|p| lines_of(p, 80, seed)).collect();
     let rt = runtime(Backend::Auto);
     let report = write_all(&rt, config(&path, &case), &inputs);
+    assert!(!report.stream, "a regular file is not a stream");
 
     let raw = raw_outputs(&report);
     let mut decoded = Vec::new();
@@ -1566,4 +1567,39 @@ mod binary_lines {
             members.iter().map(Vec::len).collect::<Vec<_>>()
         );
     }
+}
+
+/// A writer handed a stream fd (here one end of a socket pair) writes the
+/// lines in order to it and says in its report that the output was a
+/// stream, whose layout fields describe nothing.
+#[test]
+fn a_stream_output_is_reported_as_a_stream() {
+    use std::os::fd::IntoRawFd;
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    let (got_tx, got_rx) = std::sync::mpsc::channel();
+    let reader = iokernel::sys::real::thread::spawn_named("stream-reader".to_string(), move || {
+        let mut got = Vec::new();
+        (&theirs).read_to_end(&mut got).unwrap();
+        got_tx.send(got).unwrap();
+    })
+    .unwrap();
+    let lines: Vec<Vec<u8>> = (0..500)
+        .map(|i| format!("{{\"i\":{i}}}").into_bytes())
+        .collect();
+    let config = WriterConfig::new("stream-out")
+        .ordered(true)
+        .producers(1)
+        .stream_fd(Some(ours.into_raw_fd()));
+    let report = write_all(
+        &runtime(Backend::Auto),
+        config,
+        std::slice::from_ref(&lines),
+    );
+    assert!(report.stream, "{report:?}");
+    let mut want = lines.join(&b'\n');
+    want.push(b'\n');
+    reader.join().unwrap();
+    let got = got_rx.recv().unwrap();
+    assert_eq!(got, want, "the stream got every line in order");
+    assert_eq!(report.bytes_out, want.len() as u64);
 }

@@ -435,4 +435,8 @@ pub struct WriteReport {
     /// Bytes this rank put in the output: its part or shards, or (striped
     /// and padded, unordered) the end of its furthest byte in the output.
     pub rank_bytes_out: u64,
+    /// The output was a stream (stdout, a FIFO, a character device):
+    /// written in order, one write at a time. The layout, stripe, padding
+    /// and file-system fields then describe nothing about it.
+    pub stream: bool,
 }

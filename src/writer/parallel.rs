@@ -662,6 +662,7 @@ impl ParallelWriter {
             ranks: 1,
             rank_bytes_in: committed.payload_bytes,
             rank_bytes_out: bytes_out,
+            stream: self.stream,
         })
     }
 

@@ -216,10 +216,11 @@ enum Outcome {
     NotCreated(io::Error),
     /// Dropped without `finish()`.
     Dropped,
-    /// `finish()` returned; producers' errors alongside.
+    /// `finish()` returned (boxed: a report is large); producers' errors
+    /// alongside.
     Finished {
         producer_errors: Vec<io::Error>,
-        result: io::Result<WriteReport>,
+        result: Box<io::Result<WriteReport>>,
     },
 }
 
@@ -268,7 +269,7 @@ async fn run_writer(plan: Plan, created: CreatedFiles) -> Outcome {
     }
     Outcome::Finished {
         producer_errors,
-        result: writer.finish().await,
+        result: Box::new(writer.finish().await),
     }
 }
 
@@ -288,7 +289,7 @@ pub(crate) fn run(kernel: &Arc<SimKernel>, seed: u64) -> Result<String, String> 
     let journal = Journal::default();
     let created = CreatedFiles::with_journal(journal.clone());
     let outcome = sim::run(kernel, run_writer(plan.clone(), created)).map_err(|e| e.to_string())?;
-    let finished = matches!(&outcome, Outcome::Finished { result: Ok(_), producer_errors } if producer_errors.is_empty());
+    let finished = matches!(&outcome, Outcome::Finished { result, producer_errors } if result.is_ok() && producer_errors.is_empty());
     check_journal(kernel, &plan, &journal, &before, finished)
         .map_err(|e| format!("{what}: {e}"))?;
     if let Some(path) = &bystander {
@@ -322,7 +323,7 @@ pub(crate) fn run(kernel: &Arc<SimKernel>, seed: u64) -> Result<String, String> 
                     kernel.open_fds()
                 ));
             }
-            match result {
+            match *result {
                 Err(err) => {
                     check_error(kernel, &err)?;
                     check_no_complete_leftover(kernel, &plan)?;

@@ -619,6 +619,21 @@ pub fn durability_of(arg: DurabilityArg) -> Durability {
 /// whether the job asked for gzip output.
 pub fn summary_line(verb: &str, inputs: usize, gzip: bool, outcome: &MergeOutcome) -> String {
     let report = &outcome.report;
+    if report.stream {
+        // No layout, stripes or file system to speak of: bytes in order.
+        return format!(
+            "{verb} {inputs} input(s), {} lines, {} -> {} ({}, stream): {} written in order, \
+             {} chunks, {:.2} s, {:.1} MiB/s",
+            outcome.lines,
+            human_bytes(outcome.bytes_in),
+            report.path.display(),
+            if gzip { "gzip" } else { "plain" },
+            human_bytes(report.bytes_out),
+            report.chunks,
+            outcome.elapsed.as_secs_f64(),
+            mib_per_sec(outcome.bytes_in, outcome.elapsed),
+        );
+    }
     format!(
         "{verb} {inputs} input(s), {} lines, {} -> {} ({}): {} written, {}, {}, stripe {}, \
          chunk {}, {} chunks, {} padding, {:.2} s, {:.1} MiB/s",
@@ -641,7 +656,9 @@ pub fn summary_line(verb: &str, inputs: usize, gzip: bool, outcome: &MergeOutcom
 /// The run's summary and metrics as one JSON object with stable field
 /// names: `command`, `inputs`, `lines`, `bytes_in`, `output`, `gzip`,
 /// `bytes_out`, `layout`, `fs`, `stripe_bytes`, `chunk_bytes`, `chunks`,
-/// `padding_bytes`, `seconds`, `mib_per_s`, `metrics` (see
+/// `padding_bytes`, `seconds`, `mib_per_s`, `stream` (true for stdout, a
+/// FIFO or a character device, where `layout`, `fs`, `stripe_bytes` and
+/// `padding_bytes` describe nothing), `metrics` (see
 /// `RuntimeMetrics::to_json`).
 pub fn outcome_json(command: &str, inputs: usize, gzip: bool, outcome: &MergeOutcome) -> String {
     let report = &outcome.report;
@@ -649,7 +666,7 @@ pub fn outcome_json(command: &str, inputs: usize, gzip: bool, outcome: &MergeOut
         "{{\"command\":{},\"inputs\":{inputs},\"lines\":{},\"bytes_in\":{},\"output\":{},\
          \"gzip\":{gzip},\"bytes_out\":{},\"layout\":{},\"fs\":{},\"stripe_bytes\":{},\
          \"chunk_bytes\":{},\"chunks\":{},\"padding_bytes\":{},\"seconds\":{:.6},\
-         \"mib_per_s\":{:.2},\"metrics\":{}}}",
+         \"mib_per_s\":{:.2},\"stream\":{},\"metrics\":{}}}",
         output::json_str(command),
         outcome.lines,
         outcome.bytes_in,
@@ -663,6 +680,7 @@ pub fn outcome_json(command: &str, inputs: usize, gzip: bool, outcome: &MergeOut
         report.padding_bytes,
         outcome.elapsed.as_secs_f64(),
         mib_per_sec(outcome.bytes_in, outcome.elapsed),
+        report.stream,
         outcome.metrics.to_json(),
     )
 }

@@ -492,6 +492,8 @@ impl ParallelWriter {
             ranks,
             rank_bytes_in: committed.payload_bytes,
             rank_bytes_out: my_len,
+            // Several ranks never write a stream (refused at the start).
+            stream: false,
         })
     }
 
