@@ -426,6 +426,9 @@ impl<T: OpCode> OpCode for Counted<T> {
     fn readiness(&self) -> Option<(RawFd, crate::sys::Interest)> {
         self.op.readiness()
     }
+    fn eagain_wait(&self) -> Option<(RawFd, crate::sys::Interest)> {
+        self.op.eagain_wait()
+    }
     fn reads_files(&self) -> bool {
         self.op.reads_files()
     }

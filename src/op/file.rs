@@ -3,7 +3,7 @@
 
 use super::{buf_result, to_io, Nowait, OpCode, Request};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
-use crate::sys::{Advice, FileStat, Kernel, SysResult, Whence};
+use crate::sys::{Advice, FileStat, Interest, Kernel, SysResult, Whence};
 use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::RawFd;
 
@@ -41,6 +41,13 @@ impl<B: IoBufMut> OpCode for Read<B> {
             buf: self.buf.writable(),
             offset: self.offset,
         }
+    }
+
+    fn eagain_wait(&self) -> Option<(RawFd, Interest)> {
+        // At the file position the fd may be a socket, pipe or FIFO.
+        self.offset
+            .is_none()
+            .then_some((self.fd, Interest::Readable))
     }
 
     fn nowait(&mut self) -> Option<Nowait> {
@@ -94,6 +101,13 @@ impl<B: IoBuf> OpCode for Write<B> {
             buf: self.buf.as_bytes(),
             offset: self.offset,
         }
+    }
+
+    fn eagain_wait(&self) -> Option<(RawFd, Interest)> {
+        // At the file position the fd may be a socket, pipe or FIFO.
+        self.offset
+            .is_none()
+            .then_some((self.fd, Interest::Writable))
     }
 
     fn nowait(&mut self) -> Option<Nowait> {
@@ -150,6 +164,13 @@ impl<B: IoBufMut> OpCode for ReadVectored<B> {
                 .collect(),
             offset: self.offset,
         }
+    }
+
+    fn eagain_wait(&self) -> Option<(RawFd, Interest)> {
+        // At the file position the fd may be a socket, pipe or FIFO.
+        self.offset
+            .is_none()
+            .then_some((self.fd, Interest::Readable))
     }
 
     fn nowait(&mut self) -> Option<Nowait> {
@@ -216,6 +237,13 @@ impl<B: IoBuf> OpCode for WriteVectored<B> {
                 .collect(),
             offset: self.offset,
         }
+    }
+
+    fn eagain_wait(&self) -> Option<(RawFd, Interest)> {
+        // At the file position the fd may be a socket, pipe or FIFO.
+        self.offset
+            .is_none()
+            .then_some((self.fd, Interest::Writable))
     }
 
     fn nowait(&mut self) -> Option<Nowait> {

@@ -56,6 +56,16 @@ pub trait OpCode: Send + 'static {
         None
     }
 
+    /// What to wait for when the op's syscall says `EAGAIN` (its fd is
+    /// non-blocking): [`OpCode::readiness`] for socket ops, and for a
+    /// `read`/`write` at the file position too, which may be given a
+    /// socket, pipe or FIFO (a positional one cannot: that is `ESPIPE`).
+    /// Unlike `readiness` it routes nothing: those ops still go where
+    /// file ops go, and wait there. `None`: `EAGAIN` is the op's result.
+    fn eagain_wait(&self) -> Option<(RawFd, Interest)> {
+        self.readiness()
+    }
+
     /// Whether the op also reads or writes a regular file, so even with a
     /// readiness fd it may block on the disk (`sendfile` reads its input
     /// file): readiness drivers run such ops on the pool. Default: no.
@@ -364,11 +374,15 @@ pub(crate) fn run_until_done_or_give_way<T: OpCode>(
         }
         match op.run_blocking(kernel) {
             Err(Errno::EAGAIN) => {
-                let Some((fd, interest)) = op.readiness() else {
+                let Some((fd, interest)) = op.eagain_wait() else {
                     return Err(Errno::EAGAIN);
                 };
                 if !kernel.wait_ready(fd, interest, ABANDON_CHECK_MS)? && give_way() {
                     return Err(Errno::EAGAIN);
+                }
+                // (Socket ops check at the top; nothing moved yet either way.)
+                if abandoned() {
+                    return Err(Errno::ECANCELED);
                 }
             }
             result => return result,

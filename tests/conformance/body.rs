@@ -840,3 +840,47 @@ pub async fn a_duration_max_sleep_or_timeout_waits_without_overflow(
     );
     Ok(())
 }
+
+/// The plain `read` and `write` ops (at the file position) on a socket,
+/// whose fd is non-blocking, wait for it like `recv` and `send`: a read
+/// before the peer sends waits for its bytes, and writes into a full send
+/// buffer wait for the peer to drain it. `EAGAIN` never reaches the caller
+/// (it did on the pool and epoll backends, while io_uring waited).
+pub async fn plain_read_and_write_on_a_socket_wait_for_it(_dir: PathBuf) -> std::io::Result<()> {
+    const BULK: usize = 4 << 20;
+    let listener = TcpListener::bind(loopback())?;
+    let addr = listener.local_addr()?;
+    let peer = spawn_peer("late-writer-slow-reader", async move {
+        let (fd, _) = io::accept(listener.as_raw_fd()).await?;
+        // Late, so the other side's read is already waiting.
+        sleep(Duration::from_millis(20)).await;
+        send_all(fd, b"late bytes".to_vec()).await?;
+        // Then drain the bulk slowly, so its writer finds the buffer full.
+        sleep(Duration::from_millis(20)).await;
+        let got = recv_exact(fd, BULK).await?;
+        io::close(fd).await?;
+        Ok::<_, std::io::Error>(got)
+    });
+    let client = TcpStream::connect(addr).await?;
+    let fd = client.as_raw_fd();
+    let BufResult(n, buf) = io::read(fd, vec![0u8; 64]).await;
+    let n = n?;
+    assert_same_bytes(&buf[..n], &b"late bytes"[..n], "a read that waited");
+    if n < 10 {
+        assert_same_bytes(
+            &recv_exact(fd, 10 - n).await?,
+            &b"late bytes"[n..],
+            "the rest",
+        );
+    }
+    let bulk = pattern(BULK, 9);
+    let mut at = 0;
+    while at < BULK {
+        let BufResult(written, _) = io::write(fd, bulk[at..].to_vec()).await;
+        let written = written?;
+        assert!(written > 0, "write at {at} wrote nothing");
+        at += written;
+    }
+    assert_same_bytes(&peer.join().await?, &bulk, "what the peer read");
+    Ok(())
+}

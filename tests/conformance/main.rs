@@ -171,6 +171,7 @@ on_every_executor!(
     recv_cancelled_by_a_timeout_loses_no_bytes,
     accept_cancelled_by_a_timeout_loses_no_connection,
     a_duration_max_sleep_or_timeout_waits_without_overflow,
+    plain_read_and_write_on_a_socket_wait_for_it,
 );
 
 on_every_executor!(

@@ -1,7 +1,8 @@
 //! A loopback TCP connection checked byte for byte: first a request-response
 //! phase (small scripted messages echoed back, so both sides wait for
 //! readiness over and over), then one task sends a scripted stream in
-//! random-sized writes while another receives it; injected faults are
+//! random-sized writes while another receives it (each through send/recv
+//! or the plain write/read ops, as scripted); injected faults are
 //! retried (they change nothing), short sends are resumed, and the receiver
 //! must see exactly the stream and then end of stream.
 //!
@@ -128,10 +129,19 @@ async fn send_all(
     let mut sent = 0;
     while sent < data.len() {
         let chunk_end = (sent + 1 + rng.below(MAX_SEND_BYTES) as usize).min(data.len());
-        let BufResult(result, _) = stream.write(data[sent..chunk_end].to_vec()).await;
+        let chunk = data[sent..chunk_end].to_vec();
+        // Every other chunk (scripted) through the plain write op, which
+        // must wait for a full socket as send does.
+        let BufResult(result, _) = match rng.below(2) {
+            0 => stream.write(chunk).await,
+            _ => io::write(stream.as_raw_fd(), chunk).await,
+        };
         match result {
             Ok(0) => return Err(format!("send wrote 0 bytes at {sent}")),
             Ok(n) => sent += n,
+            // Both ops wait for a full socket: EAGAIN (even an injected
+            // one) never reaches the caller.
+            Err(e) if is_eagain(&e) => return Err(format!("EAGAIN reached a send at {sent}")),
             Err(e) if faults.allows(OpClass::SocketWrite, &e) => continue,
             Err(e) => return Err(format!("send at {sent}: {e}")),
         }
@@ -153,14 +163,25 @@ async fn receive_all(
     let mut got = Vec::new();
     loop {
         let len = 1 + rng.below(MAX_SEND_BYTES) as usize;
-        let BufResult(result, buf) = stream.read(Vec::with_capacity(len)).await;
+        // As the sender: some reads through the plain read op.
+        let BufResult(result, buf) = match rng.below(2) {
+            0 => stream.read(Vec::with_capacity(len)).await,
+            _ => io::read(stream.as_raw_fd(), Vec::with_capacity(len)).await,
+        };
         match result {
             Ok(0) => return Ok(got),
             Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if is_eagain(&e) => {
+                return Err(format!("EAGAIN reached a recv after {} bytes", got.len()))
+            }
             Err(e) if faults.allows(OpClass::SocketRead, &e) => continue,
             Err(e) => return Err(format!("recv after {} bytes: {e}", got.len())),
         }
     }
+}
+
+fn is_eagain(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(iokernel::sys::Errno::EAGAIN.raw())
 }
 
 /// Stream a scripted byte sequence over loopback and check it arrived.

@@ -97,7 +97,7 @@ fn make_job<T: OpCode>(
     let kernel = Arc::clone(kernel);
     // Only an op that can wait for readiness asks the probe: file ops, the
     // pool's common case, take no reference to it.
-    let queue_probe = op.readiness().and(queue_probe).cloned();
+    let queue_probe = op.eagain_wait().and(queue_probe).cloned();
     let job = Box::new(move || {
         let mut op = op;
         let result = if may_block {
@@ -191,7 +191,7 @@ impl<T: OpCode> Submission<T> {
             return Poll::Pending;
         }
         match std::task::ready!(self.completion.poll_finished(cx)) {
-            (op, Err(Errno::EAGAIN)) if op.readiness().is_some() => {
+            (op, Err(Errno::EAGAIN)) if op.eagain_wait().is_some() => {
                 // A single non-blocking attempt found the socket not ready,
                 // or a waiting attempt gave its thread up: submit the op
                 // again (behind the jobs queued meanwhile, and once its fd
@@ -199,7 +199,7 @@ impl<T: OpCode> Submission<T> {
                 // On a pool that may block, the job waits for readiness
                 // itself: no gate (the offload would ignore it).
                 let may_block = self.offload.may_block();
-                let gate = (!may_block).then(|| op.readiness()).flatten();
+                let gate = (!may_block).then(|| op.eagain_wait()).flatten();
                 let probe = may_block.then(|| self.offload.queue_probe()).flatten();
                 let (completion, job) = make_job(op, &self.kernel, may_block, probe.as_ref());
                 self.gate =

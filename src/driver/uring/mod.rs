@@ -301,7 +301,7 @@ impl<T: OpCode> Flight<T> {
 impl<T: OpCode> InRing for Flight<T> {
     fn work(&mut self) -> Option<RingWork> {
         if self.waiting_readiness {
-            let (fd, interest) = self.op.readiness()?;
+            let (fd, interest) = self.op.eagain_wait()?;
             return Some(RingWork::Poll { fd, interest });
         }
         let opcode = ops::opcode(&mut self.op)?;
@@ -337,7 +337,7 @@ impl<T: OpCode> InRing for Flight<T> {
         };
         // (The abandoned check locks the completion: only for a retry.)
         if result == Err(Errno::EAGAIN)
-            && self.op.readiness().is_some()
+            && self.op.eagain_wait().is_some()
             && !self.completion.is_abandoned()
         {
             self.waiting_readiness = true;
