@@ -619,28 +619,28 @@ pub fn durability_of(arg: DurabilityArg) -> Durability {
 /// whether the job asked for gzip output.
 pub fn summary_line(verb: &str, inputs: usize, gzip: bool, outcome: &MergeOutcome) -> String {
     let report = &outcome.report;
-    if report.stream {
-        // No layout, stripes or file system to speak of: bytes in order.
-        return format!(
-            "{verb} {inputs} input(s), {} lines, {} -> {} ({}, stream): {} written in order, \
-             {} chunks, {:.2} s, {:.1} MiB/s",
-            outcome.lines,
-            human_bytes(outcome.bytes_in),
-            report.path.display(),
-            if gzip { "gzip" } else { "plain" },
-            human_bytes(report.bytes_out),
-            report.chunks,
-            outcome.elapsed.as_secs_f64(),
-            mib_per_sec(outcome.bytes_in, outcome.elapsed),
-        );
-    }
-    format!(
-        "{verb} {inputs} input(s), {} lines, {} -> {} ({}): {} written, {}, {}, stripe {}, \
-         chunk {}, {} chunks, {} padding, {:.2} s, {:.1} MiB/s",
+    let head = format!(
+        "{verb} {inputs} input(s), {} lines, {} -> {} ({}",
         outcome.lines,
         human_bytes(outcome.bytes_in),
         report.path.display(),
         if gzip { "gzip" } else { "plain" },
+    );
+    let pace = format!(
+        "{:.2} s, {:.1} MiB/s",
+        outcome.elapsed.as_secs_f64(),
+        mib_per_sec(outcome.bytes_in, outcome.elapsed),
+    );
+    if report.stream {
+        // No layout, stripes or file system to speak of: bytes in order.
+        return format!(
+            "{head}, stream): {} written in order, {} chunks, {pace}",
+            human_bytes(report.bytes_out),
+            report.chunks,
+        );
+    }
+    format!(
+        "{head}): {} written, {}, {}, stripe {}, chunk {}, {} chunks, {} padding, {pace}",
         human_bytes(report.bytes_out),
         report.layout,
         report.fs_kind.name(),
@@ -648,8 +648,6 @@ pub fn summary_line(verb: &str, inputs: usize, gzip: bool, outcome: &MergeOutcom
         human_bytes(report.chunk_bytes),
         report.chunks,
         human_bytes(report.padding_bytes),
-        outcome.elapsed.as_secs_f64(),
-        mib_per_sec(outcome.bytes_in, outcome.elapsed),
     )
 }
 
