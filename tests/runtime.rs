@@ -489,6 +489,56 @@ fn pipeline_tasks_return_values_in_the_order_they_were_added() {
     assert_eq!(report.into_values(), vec![10, 20, 30, 40]);
 }
 
+/// A task id only works in the pipeline that returned it: as a dependency
+/// elsewhere it is refused by name (it once indexed past the end, or named
+/// another task), a report answers no value for it, and a second execute
+/// says the pipeline already ran instead of succeeding with nothing.
+#[test]
+fn pipeline_task_ids_belong_to_their_pipeline_and_a_pipeline_runs_once() {
+    let config = || PipelineConfig::new().with_compute_threads(1);
+    let mut first = Pipeline::new(config());
+    let first_ids = first.set_source(
+        (0..3)
+            .map(|i| {
+                make_task(
+                    move |_| async move { std::io::Result::Ok(i) },
+                    format!("a{i}"),
+                )
+            })
+            .collect(),
+    );
+    let mut second = Pipeline::new(config());
+    let second_ids = second.set_source(vec![make_task(|_| async { std::io::Result::Ok(7) }, "b0")]);
+    let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        second.add_task(
+            make_task(|_| async { std::io::Result::Ok(8) }, "foreign"),
+            &[first_ids[0]],
+        )
+    }));
+    let message = match refused {
+        Ok(id) => panic!("a foreign dependency was taken as {id:?}"),
+        Err(panic) => panic.downcast_ref::<String>().cloned().unwrap_or_default(),
+    };
+    assert!(
+        message.contains("\"foreign\"") && message.contains("not a task of this pipeline"),
+        "{message}"
+    );
+    let report = first.execute().expect("the first run succeeds");
+    assert_eq!(report.value(first_ids[1]), Some(&1));
+    assert_eq!(
+        report.value(second_ids[0]),
+        None,
+        "an id of another pipeline"
+    );
+    let again = first.execute();
+    assert!(
+        matches!(again, Err(PipelineError::AlreadyExecuted)),
+        "{:?}",
+        again.map(|r| r.completed)
+    );
+    assert_eq!(second.execute().expect("b0 runs").into_values(), vec![7]);
+}
+
 #[test]
 fn pipeline_failure_errno_is_reachable_without_downcasting() {
     let mut pipeline: Pipeline<u64> = Pipeline::new(PipelineConfig::new().with_compute_threads(1));

@@ -15,6 +15,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Why a task failed: its error, with the errno reachable without
 /// downcasting ([`TaskError::errno`]).
@@ -260,9 +261,16 @@ impl PipelineConfig {
     }
 }
 
-/// Index of a task added to a [`Pipeline`].
+/// A task added to a [`Pipeline`]: its index there, and which pipeline it
+/// belongs to (an id is only good for the pipeline that returned it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct TaskId(usize);
+pub struct TaskId {
+    pipeline: u64,
+    index: usize,
+}
+
+/// Tells pipelines (and so their task ids) apart.
+static NEXT_PIPELINE: AtomicU64 = AtomicU64::new(1);
 
 /// Outcome of [`Pipeline::execute`], task names in completion order, and
 /// the values of the tasks that succeeded.
@@ -276,6 +284,8 @@ pub struct PipelineReport<T = ()> {
     pub skipped: Vec<String>,
     /// Each task's value, by [`TaskId`] (`None`: it did not succeed).
     values: Vec<Option<T>>,
+    /// The pipeline that ran ([`TaskId`]'s tag; 0 for none).
+    pipeline: u64,
 }
 
 impl<T> Default for PipelineReport<T> {
@@ -285,14 +295,19 @@ impl<T> Default for PipelineReport<T> {
             failed: Vec::new(),
             skipped: Vec::new(),
             values: Vec::new(),
+            pipeline: 0,
         }
     }
 }
 
 impl<T> PipelineReport<T> {
-    /// The value of task `id`, if it succeeded.
+    /// The value of task `id`, if it succeeded (`None` too for an id of
+    /// another pipeline).
     pub fn value(&self, id: TaskId) -> Option<&T> {
-        self.values.get(id.0).and_then(Option::as_ref)
+        if id.pipeline != self.pipeline {
+            return None;
+        }
+        self.values.get(id.index).and_then(Option::as_ref)
     }
 
     /// The values of the tasks that succeeded, in the order the tasks were
@@ -314,6 +329,7 @@ impl<T> PipelineReport<T> {
             failed: self.failed,
             skipped: self.skipped,
             values: Vec::new(),
+            pipeline: self.pipeline,
         }
     }
 }
@@ -323,6 +339,9 @@ impl<T> PipelineReport<T> {
 pub enum PipelineError {
     /// The runtime could not start.
     Runtime(io::Error),
+    /// [`Pipeline::execute`] was called again: the first run consumed the
+    /// tasks, so there is nothing left to run.
+    AlreadyExecuted,
     /// At least one task failed; the first failure and the full report
     /// (without the values of the tasks that succeeded).
     TaskFailed {
@@ -339,6 +358,10 @@ impl fmt::Display for PipelineError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PipelineError::Runtime(e) => write!(f, "pipeline runtime failed to start: {e}"),
+            PipelineError::AlreadyExecuted => write!(
+                f,
+                "the pipeline already ran: its first execute() consumed the tasks"
+            ),
             PipelineError::TaskFailed {
                 task,
                 error,
@@ -360,6 +383,7 @@ impl PipelineError {
     pub fn errno(&self) -> Option<i32> {
         match self {
             PipelineError::Runtime(e) => e.raw_os_error(),
+            PipelineError::AlreadyExecuted => None,
             PipelineError::TaskFailed { error, .. } => error.errno(),
         }
     }
@@ -369,6 +393,7 @@ impl Error for PipelineError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
             PipelineError::Runtime(e) => Some(e),
+            PipelineError::AlreadyExecuted => None,
             PipelineError::TaskFailed { error, .. } => Some(error),
         }
     }
@@ -383,6 +408,10 @@ struct Node<T> {
 pub struct Pipeline<T = ()> {
     config: PipelineConfig,
     nodes: Vec<Node<T>>,
+    /// This pipeline's tag in its [`TaskId`]s.
+    id: u64,
+    /// `execute` ran (and consumed the tasks).
+    executed: bool,
 }
 
 impl<T: Send + 'static> Pipeline<T> {
@@ -391,6 +420,8 @@ impl<T: Send + 'static> Pipeline<T> {
         Pipeline {
             config,
             nodes: Vec::new(),
+            id: NEXT_PIPELINE.fetch_add(1, Ordering::Relaxed),
+            executed: false,
         }
     }
 
@@ -400,16 +431,35 @@ impl<T: Send + 'static> Pipeline<T> {
     }
 
     /// Add a task that starts once every task in `after` has succeeded.
+    ///
+    /// Panics when an id in `after` is not one this pipeline returned (an
+    /// id of another pipeline): such a dependency could name any task, or
+    /// none, of this one.
     pub fn add_task(&mut self, task: Task<T>, after: &[TaskId]) -> TaskId {
+        for dep in after {
+            assert!(
+                dep.pipeline == self.id && dep.index < self.nodes.len(),
+                "Pipeline::add_task({:?}): dependency {dep:?} is not a task of this pipeline \
+                 (use the ids its set_source and add_task returned)",
+                task.name
+            );
+        }
         self.nodes.push(Node {
             task: Some(task),
             after: after.to_vec(),
         });
-        TaskId(self.nodes.len() - 1)
+        TaskId {
+            pipeline: self.id,
+            index: self.nodes.len() - 1,
+        }
     }
 
-    /// Run the graph to the end on a fresh runtime.
+    /// Run the graph to the end on a fresh runtime. A pipeline runs once:
+    /// a second call is [`PipelineError::AlreadyExecuted`].
     pub fn execute(&mut self) -> Result<PipelineReport<T>, PipelineError> {
+        if self.executed {
+            return Err(PipelineError::AlreadyExecuted);
+        }
         let mut builder = Runtime::builder()
             .name(self.config.name.clone())
             .backend(self.config.io_backend);
@@ -420,7 +470,8 @@ impl<T: Send + 'static> Pipeline<T> {
             builder = builder.io_threads(n);
         }
         let runtime = builder.build().map_err(PipelineError::Runtime)?;
-        let mut run = GraphRun::new(&mut self.nodes, self.config.error_policy);
+        self.executed = true;
+        let mut run = GraphRun::new(&mut self.nodes, self.config.error_policy, self.id);
         runtime.block_on(run.drive(&runtime))
     }
 }
@@ -453,7 +504,7 @@ struct GraphRun<'a, T> {
 }
 
 impl<'a, T: Send + 'static> GraphRun<'a, T> {
-    fn new(nodes: &'a mut [Node<T>], policy: ErrorPolicy) -> GraphRun<'a, T> {
+    fn new(nodes: &'a mut [Node<T>], policy: ErrorPolicy, pipeline: u64) -> GraphRun<'a, T> {
         let n = nodes.len();
         let names = nodes
             .iter()
@@ -472,6 +523,7 @@ impl<'a, T: Send + 'static> GraphRun<'a, T> {
             started: vec![false; n],
             report: PipelineReport {
                 values: (0..n).map(|_| None).collect(),
+                pipeline,
                 ..PipelineReport::default()
             },
             first_failure: None,
@@ -486,7 +538,7 @@ impl<'a, T: Send + 'static> GraphRun<'a, T> {
                 self.nodes[i]
                     .after
                     .iter()
-                    .all(|d| self.done[d.0] == Some(true))
+                    .all(|d| self.done[d.index] == Some(true))
             })
             .collect()
     }
