@@ -35,8 +35,18 @@ impl<T> fmt::Display for SendError<T> {
 
 impl<T> std::error::Error for SendError<T> {}
 
-/// Why `try_send` did not queue the value.
-#[derive(Debug, PartialEq, Eq)]
+/// Why `try_send` did not queue the value (which it hands back).
+///
+/// ```
+/// use iokernel::sync::{channel, TrySendError};
+/// let (tx, _rx) = channel::<u32>(1);
+/// tx.try_send(1).unwrap();
+/// let full = tx.try_send(2).unwrap_err();
+/// assert_eq!(full.to_string(), "the channel is full");
+/// let err: Box<dyn std::error::Error> = Box::new(full);
+/// assert!(matches!(err.downcast_ref::<TrySendError<u32>>(), Some(TrySendError::Full(2))));
+/// ```
+#[derive(PartialEq, Eq)]
 pub enum TrySendError<T> {
     /// The queue is at capacity.
     Full(T),
@@ -44,7 +54,36 @@ pub enum TrySendError<T> {
     Closed(T),
 }
 
+impl<T> fmt::Debug for TrySendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrySendError::Full(_) => f.write_str("Full(..)"),
+            TrySendError::Closed(_) => f.write_str("Closed(..)"),
+        }
+    }
+}
+
+impl<T> fmt::Display for TrySendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TrySendError::Full(_) => "the channel is full",
+            TrySendError::Closed(_) => "send on a closed channel",
+        })
+    }
+}
+
+impl<T> std::error::Error for TrySendError<T> {}
+
 /// Why `try_recv` returned no value.
+///
+/// ```
+/// use iokernel::sync::{channel, TryRecvError};
+/// let (tx, rx) = channel::<u32>(1);
+/// assert_eq!(rx.try_recv().unwrap_err().to_string(), "the channel is empty");
+/// drop(tx);
+/// let err: Box<dyn std::error::Error> = Box::new(rx.try_recv().unwrap_err());
+/// assert_eq!(err.to_string(), "the channel is closed and drained");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TryRecvError {
     /// Nothing queued right now.
@@ -52,6 +91,17 @@ pub enum TryRecvError {
     /// Closed and drained: no value will ever arrive.
     Closed,
 }
+
+impl fmt::Display for TryRecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TryRecvError::Empty => "the channel is empty",
+            TryRecvError::Closed => "the channel is closed and drained",
+        })
+    }
+}
+
+impl std::error::Error for TryRecvError {}
 
 #[derive(Default)]
 struct WaitList {
