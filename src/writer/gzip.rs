@@ -182,6 +182,19 @@ pub enum GrowError {
     NotOwnHeader,
 }
 
+impl std::fmt::Display for GrowError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            GrowError::Zero => "a gzip member cannot grow by 0 bytes (a comment is at least 1)",
+            GrowError::NotOwnHeader => {
+                "the bytes do not start with a gzip header the writer made (no optional fields)"
+            }
+        })
+    }
+}
+
+impl std::error::Error for GrowError {}
+
 /// Grow `member` (made by [`encode_member`]) by exactly `extra_bytes` by
 /// giving its header a comment of that length. Its content is unchanged.
 ///
