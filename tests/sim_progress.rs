@@ -177,3 +177,25 @@ fn a_spinning_task_that_keeps_a_timer_from_firing_fails_on_max_steps() {
         assert_livelock(result, kernel.core().stats().steps);
     }
 }
+
+/// A sleep of `Duration::MAX` never fires, in virtual time too: alone it is
+/// a run that can never finish (reported stuck, not ended after the 584
+/// years a clamped deadline would have come to), and under a timeout the
+/// timeout ends it at its own deadline.
+#[test]
+fn a_duration_max_sleep_never_fires_in_virtual_time() {
+    let (_kernel, alone) = run_watched(pool_options(5), || sleep(Duration::MAX));
+    match alone {
+        Err(SimError::Stuck { .. }) => {}
+        other => panic!("a run waiting only on Duration::MAX must be stuck: {other:?}"),
+    }
+    let (kernel, bounded) = run_watched(pool_options(6), || {
+        timeout(Duration::from_secs(3), sleep(Duration::MAX))
+    });
+    assert!(matches!(bounded, Ok(Err(_))), "{bounded:?}");
+    assert_eq!(
+        kernel.core().now(),
+        Duration::from_secs(3),
+        "virtual time at the timeout"
+    );
+}

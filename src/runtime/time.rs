@@ -210,6 +210,11 @@ impl Future for Sleep {
         let now = runtime.clock.now();
         let duration = self.duration;
         let deadline = *self.deadline.get_or_insert(now.saturating_add(duration));
+        if nanos(deadline) >= NO_DEADLINE - 1 {
+            // Past the clock's range (Duration::MAX): it never fires, so no
+            // timer at all (a run waiting only on it is idle, or stuck).
+            return Poll::Pending;
+        }
         if now >= deadline {
             if let Some((rt, id)) = self.timer.take() {
                 rt.timers.cancel(id);
