@@ -156,6 +156,68 @@ fn open_fd_creates_with_mode_0o644_unless_told() {
     everywhere(open_fd_uses_the_seeds_default_mode);
 }
 
+/// Sets some options on an `OpenOptions`.
+type SetOptions = fn(&mut OpenOptions) -> &mut OpenOptions;
+
+/// std's rules for options that cannot mean what they say: truncate,
+/// create or create_new without write access, append with truncate, no
+/// access at all. Each is refused (`InvalidInput`; `EINVAL` from
+/// `open_fd`, as std's `open` says) and the file is left as it was: Linux
+/// would truncate a file opened read-only with `O_TRUNC`.
+async fn options_std_refuses_are_refused_and_change_nothing(dir: PathBuf) -> std::io::Result<()> {
+    let path = dir.join("kept");
+    let file = File::create(&path).await?;
+    file.write_all_at(b"twelve bytes".to_vec(), 0).await.0?;
+    file.close().await?;
+    let refused: [(&str, SetOptions); 6] = [
+        ("read + truncate", |o| o.read(true).truncate(true)),
+        ("read + create", |o| o.read(true).create(true)),
+        ("read + create_new", |o| o.read(true).create_new(true)),
+        ("append + truncate", |o| o.append(true).truncate(true)),
+        ("nothing", |o| o),
+        ("truncate alone", |o| o.truncate(true)),
+    ];
+    for (what, set) in refused {
+        let mut options = OpenOptions::new();
+        set(&mut options);
+        let opened = options.open(&path).await;
+        let err = opened.err().unwrap_or_else(|| panic!("{what}: opened"));
+        assert_eq!(
+            err.kind(),
+            std::io::ErrorKind::InvalidInput,
+            "{what}: {err}"
+        );
+        assert!(
+            err.to_string().contains("nothing was opened"),
+            "{what}: {err}"
+        );
+        let raw = options.open_fd(&path).await;
+        assert_eq!(
+            raw.err().and_then(|e| e.raw_os_error()),
+            Some(libc::EINVAL),
+            "{what}"
+        );
+        let fd = OpenOptions::new().read(true).open_fd(&path).await?;
+        let stat = io::fstat(fd).await?;
+        io::close(fd).await?;
+        assert_eq!(stat.size_bytes, 12, "{what} changed the file");
+    }
+    // What std allows still works: append with create_new (no truncation).
+    let fresh = dir.join("fresh");
+    let file = OpenOptions::new()
+        .append(true)
+        .create_new(true)
+        .open(&fresh)
+        .await?;
+    drop(file);
+    Ok(())
+}
+
+#[test]
+fn open_options_std_refuses_are_refused_and_change_nothing() {
+    everywhere(options_std_refuses_are_refused_and_change_nothing);
+}
+
 /// Host fds only (std types): the real kernel.
 async fn std_types_convert_and_the_fd_traits_agree(dir: PathBuf) -> std::io::Result<()> {
     let path = dir.join("std");

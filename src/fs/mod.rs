@@ -94,6 +94,24 @@ impl OpenOptions {
         self
     }
 
+    /// Why these options cannot be opened, by std's rules, or `None`:
+    /// truncate, create or create_new without write or append access (Linux
+    /// would truncate a file opened read-only with `O_TRUNC`), append with
+    /// truncate (unless create_new), or no access at all.
+    fn refusal(&self) -> Option<&'static str> {
+        let writes = self.write || self.append;
+        if !self.read && !writes {
+            return Some("none of read, write and append is set");
+        }
+        if !writes && (self.truncate || self.create || self.create_new) {
+            return Some("truncate, create and create_new need write or append access");
+        }
+        if self.append && self.truncate && !self.create_new {
+            return Some("append and truncate do not go together");
+        }
+        None
+    }
+
     /// The `open(2)` flags these options stand for.
     pub fn flags(&self) -> OpenFlags {
         let access = match (self.read, self.write || self.append) {
@@ -119,7 +137,8 @@ impl OpenOptions {
     /// The `open` op these options stand for, yielding the raw fd: the
     /// seed's `io::open(path, flags)` with its default mode 0o644 (or the
     /// one set with [`OpenOptions::mode`]). The fd is the caller's to
-    /// close.
+    /// close. Options std refuses (see [`OpenOptions::open`]) fail with
+    /// `EINVAL` without reaching the kernel.
     ///
     /// ```
     /// use iokernel::io::{self, OpenOptions};
@@ -132,10 +151,22 @@ impl OpenOptions {
     /// assert_eq!(mode & !0o022, 0o644 & !0o022); // the umask may clear bits
     /// ```
     pub fn open_fd(&self, path: impl AsRef<Path>) -> io::Op<crate::op::path::Open> {
+        if self.refusal().is_some() {
+            return io::Op::new(crate::op::path::Open {
+                path: crate::op::path::KernelPath::refused(),
+                flags: self.flags(),
+                mode: self.mode,
+            });
+        }
         io::open(path, self.flags(), self.mode)
     }
 
-    /// Open `path` with these options.
+    /// Open `path` with these options. Options that cannot mean what they
+    /// say are refused with `InvalidInput` before anything is opened, as
+    /// std refuses them: truncate, create or create_new without write or
+    /// append access (Linux would truncate a file opened read-only with
+    /// `O_TRUNC`), append with truncate (unless create_new), or none of
+    /// read, write and append.
     ///
     /// ```
     /// use iokernel::fs::OpenOptions;
@@ -147,6 +178,15 @@ impl OpenOptions {
     /// # drop(file);
     /// ```
     pub async fn open(&self, path: impl AsRef<Path>) -> std::io::Result<File> {
+        if let Some(why) = self.refusal() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "open {}: {why}; nothing was opened",
+                    path.as_ref().display()
+                ),
+            ));
+        }
         let fd = io::open(path, self.flags(), self.mode).await?;
         Ok(File::from_fd(fd))
     }

@@ -17,6 +17,12 @@ impl KernelPath {
         KernelPath(CString::new(path.as_os_str().as_bytes()).ok())
     }
 
+    /// A path no call may use: the op fails with `EINVAL` before reaching
+    /// the kernel (an open whose options std refuses).
+    pub(crate) fn refused() -> KernelPath {
+        KernelPath(None)
+    }
+
     pub(crate) fn get(&self) -> SysResult<&std::ffi::CStr> {
         self.0.as_deref().ok_or(Errno::EINVAL)
     }
