@@ -971,3 +971,38 @@ fn the_summary_says_gzip_for_gzip_output_and_stripe_limits_are_clap_errors() {
     let help = iok(&["merge", "--help"]);
     assert!(String::from_utf8_lossy(&help.stdout).contains("at most 4G - 64K"));
 }
+
+/// A gzip member size the machine cannot hold is refused in the command's
+/// words before anything is created; it used to abort the process on a
+/// failed allocation ("memory allocation of ... bytes failed", SIGABRT).
+#[test]
+fn a_member_size_beyond_the_machines_memory_is_refused_not_an_abort() {
+    let p = pair();
+    let out_path = p.dir.path().join("huge.gz");
+    let out = iok(&[
+        "pgzip",
+        &s(&p.a),
+        "-o",
+        &s(&out_path),
+        "--member-size",
+        "102400G",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let stderr = stderr_of(&out);
+    assert!(
+        stderr.contains("--member-size 100.00 TiB") && stderr.contains("half its memory"),
+        "{stderr}"
+    );
+    assert!(!out_path.exists(), "nothing is created");
+    // A member size that fits still compresses.
+    let out = iok(&[
+        "pgzip",
+        &s(&p.a),
+        "-o",
+        &s(&out_path),
+        "--member-size",
+        "16M",
+    ]);
+    assert_ok(&out, "pgzip --member-size 16M");
+    assert!(gunzip(&std::fs::read(&out_path).unwrap()) == p.a_bytes);
+}

@@ -1603,3 +1603,35 @@ fn a_stream_output_is_reported_as_a_stream() {
     assert_eq!(got, want, "the stream got every line in order");
     assert_eq!(report.bytes_out, want.len() as u64);
 }
+
+/// A chunk size given outright keeps to the memory budget: one too big for
+/// even one chunk per producer plus one in flight is refused before any
+/// file exists (it was allocated, and aborted the process on a failed
+/// allocation), and one that fits writes the lines whole.
+#[test]
+fn an_explicit_chunk_size_keeps_to_the_memory_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("budget.jsonl");
+    let too_big = WriterConfig::new(&path)
+        .producers(2)
+        .memory_budget_bytes(64 << 20)
+        .chunk_bytes(Some(1 << 40));
+    let refused = runtime(Backend::Auto).block_on(ParallelWriter::new(too_big));
+    let err = refused.err().expect("a 1 TiB chunk within a 64 MiB budget");
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("memory budget"), "{err}");
+    assert!(!path.exists(), "nothing is created");
+    let lines: Vec<Vec<u8>> = (0..2000)
+        .map(|i| format!("{{\"n\":{i}}}").into_bytes())
+        .collect();
+    let fits = WriterConfig::new(&path)
+        .producers(2)
+        .ordered(true)
+        .memory_budget_bytes(64 << 20)
+        .chunk_bytes(Some(16 << 20));
+    let report = write_all(&runtime(Backend::Auto), fits, &[lines.clone(), Vec::new()]);
+    assert_eq!(report.chunk_bytes, 16 << 20);
+    let mut want = lines.join(&b'\n');
+    want.push(b'\n');
+    assert_eq!(std::fs::read(&path).unwrap(), want);
+}

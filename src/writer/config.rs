@@ -141,7 +141,10 @@ pub struct WriterConfig {
     /// On Lustre, ask for this stripe layout when creating the file.
     pub stripe_request: Option<StripeRequest>,
     /// Seal producer buffers at this size instead of the sized chunk
-    /// (a chunk is at most this big unless one payload is bigger).
+    /// (a chunk is at most this big unless one payload is bigger). The
+    /// buffers still fit [`WriterConfig::memory_budget_bytes`]: fewer of
+    /// them, down to one per producer plus one; a chunk too big even for
+    /// that is refused by [`WriterConfig::validate`].
     pub chunk_bytes: Option<u64>,
     /// Use this stripe (slot) size instead of the one the file system
     /// reports (validated when the [`StripeBytes`] was made). The chunk size
@@ -361,6 +364,20 @@ impl WriterConfig {
         }
         if self.chunk_bytes == Some(0) {
             return invalid("chunk_bytes must be at least 1".into());
+        }
+        if let Some(chunk) = self.chunk_bytes {
+            // The fewest buffers a writer runs with: one filling per
+            // producer and one on its way to the file.
+            let producers = u64::try_from(self.producers).unwrap_or(u64::MAX);
+            let needed = producers.saturating_add(1).saturating_mul(chunk);
+            if needed > self.memory_budget_bytes {
+                return invalid(format!(
+                    "chunks of {chunk} bytes need at least {needed} bytes of buffers for {} \
+                     producer(s) (one chunk each plus one on its way to the file), more than \
+                     the memory budget of {} bytes (memory_budget_bytes)",
+                    self.producers, self.memory_budget_bytes
+                ));
+            }
         }
         if self.stream_fd.is_some() {
             if let Some(why) = super::output::stream_refusal(self, "the output fd") {

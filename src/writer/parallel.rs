@@ -409,10 +409,30 @@ impl ParallelWriter {
 
     fn start(&mut self, files: OutFiles) -> stdio::Result<()> {
         let config = &self.config;
-        let sizing = WriterSizing::plan(&self.info, config.producers, config.memory_budget_bytes)
-            .map_err(|e| invalid(format!("sizing the writer: {e}")))?;
+        let mut sizing =
+            WriterSizing::plan(&self.info, config.producers, config.memory_budget_bytes)
+                .map_err(|e| invalid(format!("sizing the writer: {e}")))?;
+        if let Some(chunk) = config.chunk_bytes {
+            // A chunk size given outright keeps to the budget too: fewer
+            // buffers of it (validate refused one too big for even the
+            // fewest).
+            let producers = u64::try_from(config.producers).unwrap_or(u64::MAX);
+            let ideal_capacity = u64::try_from(sizing.channel_capacity).unwrap_or(1);
+            let (buffers, capacity) =
+                super::sizing::fit(producers, chunk, config.memory_budget_bytes, ideal_capacity)
+                    .ok_or_else(|| {
+                        invalid(format!(
+                            "sizing the writer: chunks of {chunk} bytes do not fit the memory \
+                             budget of {} bytes",
+                            config.memory_budget_bytes
+                        ))
+                    })?;
+            sizing.chunk_bytes = chunk;
+            sizing.buffers_per_producer = buffers;
+            sizing.channel_capacity = capacity;
+        }
         self.stripe_bytes = sizing.stripe_bytes;
-        self.chunk_bytes = config.chunk_bytes.unwrap_or(sizing.chunk_bytes);
+        self.chunk_bytes = sizing.chunk_bytes;
         let chunk_bytes = usize::try_from(self.chunk_bytes)
             .map_err(|_| invalid(format!("chunk of {} bytes is too big", self.chunk_bytes)))?;
         let window =

@@ -379,7 +379,7 @@ fn round_to_page(bytes: u64) -> u64 {
 
 /// Buffers per producer and channel capacity for one chunk size, or `None`
 /// if not even one buffer per producer plus one channel slot fits.
-fn fit(
+pub(crate) fn fit(
     producers: u64,
     chunk_bytes: u64,
     budget_bytes: u64,

@@ -29,7 +29,8 @@ use iokernel::sys::real::RealClock;
 use iokernel::sys::Clock;
 use iokernel::writer::{
     coord::Coordinator, parse_size, ContentKind, Durability, Layout, ParallelWriter, Producer,
-    StripeBytes, StripeRequest, WriteReport, WriterConfig, LUSTRE_MAX_STRIPE_COUNT,
+    StripeBytes, StripeRequest, WriteReport, WriterConfig, DEFAULT_MEMORY_BUDGET_BYTES,
+    LUSTRE_MAX_STRIPE_COUNT,
 };
 use std::io::{Error, ErrorKind};
 use std::path::PathBuf;
@@ -325,6 +326,7 @@ async fn run_pipeline(
 }
 
 pub fn writer_config(job: &MergeJob) -> WriterConfig {
+    let producers = job.producers.max(job.compute_threads).max(1);
     // from_env: `IOKERNEL_MIMIC_LUSTRE` keeps working on the command line.
     let config = WriterConfig::from_env(&job.output)
         .layout(job.layout)
@@ -335,7 +337,8 @@ pub fn writer_config(job: &MergeJob) -> WriterConfig {
         // The writer sizes its in-flight window by producers; with fewer
         // producers than workers (pgzip has one) that window is sized for
         // the workers, so every worker has a chunk to compress.
-        .producers(job.producers.max(job.compute_threads).max(1))
+        .producers(producers)
+        .memory_budget_bytes(memory_budget(producers, job.chunk_bytes))
         .chunk_bytes(job.chunk_bytes)
         .stripe_bytes(job.stripe_bytes)
         .stripe_request(job.stripe_request)
@@ -345,6 +348,30 @@ pub fn writer_config(job: &MergeJob) -> WriterConfig {
         None => config,
     };
     job.output_mode.apply(config)
+}
+
+/// The writer's memory budget. With a chunk (member) size given, room for
+/// the writer's usual buffers of it (two per producer and one in flight per
+/// producer), never less than the library's default, and at most half of
+/// this machine's memory: a size the machine cannot hold is then refused
+/// by the writer with an error that says so, instead of a failed
+/// allocation aborting the run.
+pub fn memory_budget(producers: usize, chunk_bytes: Option<u64>) -> u64 {
+    let Some(chunk) = chunk_bytes else {
+        return DEFAULT_MEMORY_BUDGET_BYTES;
+    };
+    let producers = u64::try_from(producers).unwrap_or(u64::MAX);
+    let usual = producers.saturating_mul(3).saturating_mul(chunk);
+    let cap = mem_total_bytes().map_or(u64::MAX, |total| total / 2);
+    usual.min(cap).max(DEFAULT_MEMORY_BUDGET_BYTES)
+}
+
+/// `MemTotal` of `/proc/meminfo`, in bytes, where there is one.
+fn mem_total_bytes() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
 }
 
 /// A queue's sender until a reader takes it.

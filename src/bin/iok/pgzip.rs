@@ -16,10 +16,11 @@ use crate::input::{self, LineRules};
 /// With pgzip, a partial line longer than this is handed on as a piece.
 const READ_BYTES_PER_PIECE: u64 = 1 << 20;
 use crate::merge::{
-    durability_of, merge_inputs, parse_size_arg, print_outcome, writer_config, DurabilityArg,
-    MergeJob, ReportArgs,
+    durability_of, memory_budget, merge_inputs, parse_size_arg, print_outcome, writer_config,
+    DurabilityArg, MergeJob, ReportArgs,
 };
 use crate::output::{self, OutputMode};
+use crate::progress::human_bytes;
 use crate::progress::Progress;
 
 #[derive(Args, Debug)]
@@ -40,7 +41,9 @@ pub struct PgzipArgs {
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=9))]
     level: u32,
     /// Uncompressed bytes per gzip member (members end at a line end at or
-    /// before it), e.g. 1M (default: the writer's chunk size).
+    /// before it), e.g. 1M (default: the writer's chunk size). Each
+    /// compressing thread holds one, plus one on its way to the file: a size
+    /// for which that is more than half of this machine's memory is refused.
     #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
     member_size: Option<u64>,
     /// Threads compressing in parallel (default: available cores).
@@ -54,12 +57,32 @@ pub struct PgzipArgs {
 }
 
 pub fn run(args: &PgzipArgs) -> std::io::Result<()> {
-    let output_mode = OutputMode::for_run(&args.output, args.force)?;
-    let source = input::inspect(&args.input)?;
     let threads = args
         .threads
         .and_then(|t| usize::try_from(t).ok())
         .unwrap_or_else(|| iokernel::sys::real::host_info().available_cores.max(1));
+    if let Some(member) = args.member_size {
+        // Refused before anything is opened, in the command's own words
+        // (the writer would refuse it too, speaking of chunks).
+        let threads_u64 = u64::try_from(threads).unwrap_or(u64::MAX);
+        let needed = threads_u64.saturating_add(1).saturating_mul(member);
+        let budget = memory_budget(threads, Some(member));
+        if needed > budget {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "--member-size {} needs {} of buffers with {threads} compressing thread(s) \
+                     (one member each plus one on its way to the file), more than the {} this \
+                     machine allows (half its memory): use smaller members or fewer --threads",
+                    human_bytes(member),
+                    human_bytes(needed),
+                    human_bytes(budget)
+                ),
+            ));
+        }
+    }
+    let output_mode = OutputMode::for_run(&args.output, args.force)?;
+    let source = input::inspect(&args.input)?;
     let job = MergeJob {
         inputs: vec![source],
         output: args.output.clone(),
