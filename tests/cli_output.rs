@@ -979,14 +979,9 @@ fn the_summary_says_gzip_for_gzip_output_and_stripe_limits_are_clap_errors() {
 fn a_member_size_beyond_the_machines_memory_is_refused_not_an_abort() {
     let p = pair();
     let out_path = p.dir.path().join("huge.gz");
-    let out = iok(&[
-        "pgzip",
-        &s(&p.a),
-        "-o",
-        &s(&out_path),
-        "--member-size",
-        "102400G",
-    ]);
+    let (input, output) = (s(&p.a), s(&out_path));
+    let pgzip = |member: &str| iok(&["pgzip", &input, "-o", &output, "--member-size", member]);
+    let out = pgzip("102400G");
     assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
     let stderr = stderr_of(&out);
     assert!(
@@ -995,14 +990,6 @@ fn a_member_size_beyond_the_machines_memory_is_refused_not_an_abort() {
     );
     assert!(!out_path.exists(), "nothing is created");
     // A member size that fits still compresses.
-    let out = iok(&[
-        "pgzip",
-        &s(&p.a),
-        "-o",
-        &s(&out_path),
-        "--member-size",
-        "16M",
-    ]);
-    assert_ok(&out, "pgzip --member-size 16M");
+    assert_ok(&pgzip("16M"), "pgzip --member-size 16M");
     assert!(gunzip(&std::fs::read(&out_path).unwrap()) == p.a_bytes);
 }
