@@ -136,3 +136,48 @@ fn serve_echo_echoes_on_each_socket_backend() {
         server.wait().expect("reap echo server");
     }
 }
+
+/// `--file` naming an existing file shorter than `--file-mib` is refused
+/// and left as it was: bench never writes into a file it did not create
+/// (it rewrote such a file from offset 0 with its pattern, destroying a
+/// trace given to it to read). A path that does not exist is created and
+/// filled.
+#[test]
+fn an_existing_short_file_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mine = dir.path().join("mine.pfw");
+    let text = b"{\"id\":1}\n{\"id\":2}\n".repeat(1000);
+    std::fs::write(&mine, &text).unwrap();
+    let bench = |file: &std::path::Path| {
+        Command::new(IOK)
+            .args([
+                "bench",
+                "--file-mib",
+                "1",
+                "--ops",
+                "64",
+                "--cold-ops",
+                "16",
+            ])
+            .args(["--backend", "sync", "--test", "read", "--qd", "1", "--file"])
+            .arg(file)
+            .output()
+            .expect("run iok bench")
+    };
+    let out = bench(&mine);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&mine.display().to_string()) && stderr.contains("never writes into"),
+        "{stderr}"
+    );
+    assert!(std::fs::read(&mine).unwrap() == text, "the file changed");
+    let fresh = dir.path().join("fresh.bin");
+    let out = bench(&fresh);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::metadata(&fresh).unwrap().len(), 1 << 20);
+}

@@ -88,6 +88,9 @@ for p in $PEERS; do
 done
 
 say "preparing $FILE ($FILE_MIB MiB) and $WFILE"
+# iok bench never writes into an existing file: a data file of this
+# script's left by a run with a smaller FILE_MIB is made again.
+if [[ -f $FILE && $(stat -c %s "$FILE") -lt $((FILE_MIB << 20)) ]]; then rm -f "$FILE"; fi
 "$IOK" bench --file "$FILE" --file-mib "$FILE_MIB" --backend sync --test write --json >/dev/null
 
 # A peer that built but cannot run here (io_uring refused, say) is left out

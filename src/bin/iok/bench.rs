@@ -48,8 +48,9 @@ const MIB: f64 = 1024.0 * 1024.0;
 
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// Data file to read (created, or extended, to --file-mib if smaller);
-    /// the write test overwrites PATH.write (created if missing, kept).
+    /// Data file to read: a new path is created and filled to --file-mib;
+    /// an existing file is only read, and refused if smaller than that; the
+    /// write test overwrites PATH.write (created if missing, kept).
     /// Default: fresh files in a temp dir under the current directory,
     /// deleted afterwards.
     #[arg(long)]
@@ -359,16 +360,37 @@ fn drop_cache(fd: RawFd) -> Result<()> {
 }
 
 /// Make sure `path` holds at least `size_bytes` of written (not sparse)
-/// data: missing or short files are filled with 1 MiB writes and synced.
+/// data: a missing file is created and filled with 1 MiB writes and
+/// synced. An existing file is only read: one shorter than `size_bytes` is
+/// refused, never written into (it may be the user's data).
 fn prepare_file(path: &Path, size_bytes: u64) -> Result<()> {
-    let have = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    if have >= size_bytes {
-        return Ok(());
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.len() >= size_bytes => return Ok(()),
+        Ok(meta) => {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "--file {}: holds {} bytes, less than --file-mib {} ({size_bytes} bytes), \
+                     and bench never writes into a file it did not create: pass a larger \
+                     file, a smaller --file-mib, or a path that does not exist yet (bench \
+                     then creates and fills it)",
+                    path.display(),
+                    meta.len(),
+                    size_bytes >> 20
+                ),
+            ))
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::new(e.kind(), format!("--file {}: {e}", path.display()))),
     }
     eprintln!("writing {} MiB to {} ...", size_bytes >> 20, path.display());
-    let fd = io::open(path, OpenFlags::WRONLY | OpenFlags::CREAT, 0o644).wait()?;
+    // O_EXCL: a file that appeared meanwhile is not ours to fill.
+    let flags = OpenFlags::WRONLY | OpenFlags::CREAT | OpenFlags::EXCL;
+    let fd = io::open(path, flags, 0o644)
+        .wait()
+        .map_err(|e| Error::new(e.kind(), format!("create {}: {e}", path.display())))?;
     let mut buf = pattern(WRITE_CHUNK_BYTES);
-    let mut offset = have - have % WRITE_CHUNK_BYTES as u64;
+    let mut offset = 0;
     while offset < size_bytes {
         buf = runtime::block_on_here(write_chunk(fd, buf, offset))?;
         offset += WRITE_CHUNK_BYTES as u64;
