@@ -381,7 +381,12 @@ fn prepare_file(path: &Path, size_bytes: u64) -> Result<()> {
             ))
         }
         Err(e) if e.kind() == ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::new(e.kind(), format!("--file {}: {e}", path.display()))),
+        Err(e) => {
+            return Err(Error::new(
+                e.kind(),
+                format!("--file {}: {e}", path.display()),
+            ))
+        }
     }
     eprintln!("writing {} MiB to {} ...", size_bytes >> 20, path.display());
     // O_EXCL: a file that appeared meanwhile is not ours to fill.
