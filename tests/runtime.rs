@@ -1034,3 +1034,84 @@ fn a_worker_parked_on_a_duration_max_deadline_wakes_for_a_send() {
         sender.join().unwrap();
     }
 }
+
+/// Names of this process's threads (`/proc/self/task/*/comm`).
+fn thread_names() -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
+        .map(|tasks| {
+            tasks
+                .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                .map(|name| name.trim().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A task holding the last reference to its own runtime drops it: the
+/// runtime stops its other workers and the task's worker ends once that
+/// poll returns. Dropping it there used to panic the task ("failed to join
+/// thread: Resource deadlock avoided"): a worker cannot wait for itself.
+#[test]
+fn a_runtime_dropped_by_its_own_task_shuts_down_without_a_panic() {
+    for backend in Backend::CONCRETE {
+        if let Err(reason) = runtime::backend_availability(backend) {
+            eprintln!("skipping {backend}: {reason}");
+            continue;
+        }
+        let name = format!("sd{}", backend.to_string().chars().next().unwrap_or('x'));
+        let rt = Arc::new(
+            Runtime::builder()
+                .name(name.clone())
+                .compute_threads(2)
+                .backend(backend)
+                .build()
+                .unwrap(),
+        );
+        let worker = format!("{name}-worker");
+        let count = || {
+            thread_names()
+                .iter()
+                .filter(|n| n.starts_with(&worker))
+                .count()
+        };
+        // (A worker names itself as it starts.)
+        for _ in 0..200 {
+            if count() == 2 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(count(), 2, "{backend}: the workers, by name");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let last = Arc::clone(&rt);
+        let task = rt.spawn(async move {
+            // Wait until the test's own reference is gone.
+            while Arc::strong_count(&last) > 1 {
+                sleep(Duration::from_millis(1)).await;
+            }
+            let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(last)));
+            let _ = tx.send(dropped.is_ok());
+        });
+        drop(task);
+        drop(rt);
+        let dropped_cleanly = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the task ran to its end");
+        assert!(dropped_cleanly, "{backend}: the drop panicked");
+        let mut left = Vec::new();
+        for _ in 0..200 {
+            left = thread_names()
+                .into_iter()
+                .filter(|n| n.starts_with(&worker))
+                .collect();
+            if left.is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            left.is_empty(),
+            "{backend}: workers still running: {left:?}"
+        );
+    }
+}

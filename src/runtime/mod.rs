@@ -393,12 +393,20 @@ impl Drop for Runtime {
     /// ops may use the thread's ring; it closes with the thread), and a
     /// ring another thread opened with `block_on` closes when that thread
     /// exits. Another io_uring runtime's next `block_on` here opens a
-    /// fresh ring.
+    /// fresh ring. Dropped by a task on one of its own workers, it waits
+    /// for the other workers; that one ends when the task's poll returns.
     fn drop(&mut self) {
         for worker in &self.shared.workers {
             worker.shutdown();
         }
+        let here = std::thread::current().id();
         for thread in self.threads.drain(..) {
+            // Dropped by a task on one of its own workers (it held the
+            // last reference): that worker cannot wait for itself. It
+            // sees the shutdown once this poll returns, and ends then.
+            if thread.thread().id() == here {
+                continue;
+            }
             let _ = thread.join();
         }
         if context::current().is_none() {
