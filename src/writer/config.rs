@@ -366,10 +366,8 @@ impl WriterConfig {
             return invalid("chunk_bytes must be at least 1".into());
         }
         if let Some(chunk) = self.chunk_bytes {
-            // The fewest buffers a writer runs with: one filling per
-            // producer and one on its way to the file.
             let producers = u64::try_from(self.producers).unwrap_or(u64::MAX);
-            let needed = producers.saturating_add(1).saturating_mul(chunk);
+            let needed = super::sizing::fewest_buffer_bytes(producers, chunk);
             if needed > self.memory_budget_bytes {
                 return invalid(format!(
                     "chunks of {chunk} bytes need at least {needed} bytes of buffers for {} \

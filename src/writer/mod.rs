@@ -76,7 +76,9 @@ pub use plan::{
     plan_chunks, Placement, PlanError, PlanSummary, Region, RegionKind, SlotPlan, SlotPlanner,
     TrailingPadding,
 };
-pub use sizing::{parse_size, LayoutInfo, SizingError, SizingSource, WriterSizing};
+pub use sizing::{
+    fewest_buffer_bytes, parse_size, LayoutInfo, SizingError, SizingSource, WriterSizing,
+};
 pub use stripe::{
     StripeBytes, StripeBytesError, LUSTRE_MAX_STRIPE_COUNT, LUSTRE_STRIPE_UNIT_BYTES,
 };

@@ -352,7 +352,7 @@ impl WriterSizing {
             chunk_bytes = (chunk_bytes / 2 / PAGE_BYTES * PAGE_BYTES).max(floor_bytes);
         }
         Err(SizingError::BudgetTooSmall {
-            needed: producers_u64.saturating_add(1).saturating_mul(floor_bytes),
+            needed: fewest_buffer_bytes(producers_u64, floor_bytes),
             budget: memory_budget_bytes,
         })
     }
@@ -377,18 +377,30 @@ fn round_to_page(bytes: u64) -> u64 {
         .unwrap_or(bytes - bytes % PAGE_BYTES)
 }
 
+/// The least memory a writer runs with, in bytes: one chunk filling per
+/// producer plus one on its way to the file. A budget below it cannot hold
+/// chunks of this size.
+///
+/// ```
+/// assert_eq!(iokernel::writer::fewest_buffer_bytes(2, 1 << 20), 3 << 20);
+/// ```
+pub fn fewest_buffer_bytes(producers: u64, chunk_bytes: u64) -> u64 {
+    producers.saturating_add(1).saturating_mul(chunk_bytes)
+}
+
 /// Buffers per producer and channel capacity for one chunk size, or `None`
-/// if not even one buffer per producer plus one channel slot fits.
+/// if not even one buffer per producer plus one channel slot fits
+/// ([`fewest_buffer_bytes`]).
 pub(crate) fn fit(
     producers: u64,
     chunk_bytes: u64,
     budget_bytes: u64,
     ideal_capacity: u64,
 ) -> Option<(usize, usize)> {
-    let slots = budget_bytes / chunk_bytes;
-    if slots < producers.checked_add(1)? {
+    if chunk_bytes == 0 || fewest_buffer_bytes(producers, chunk_bytes) > budget_bytes {
         return None;
     }
+    let slots = budget_bytes / chunk_bytes;
     let buffers = IDEAL_BUFFERS_PER_PRODUCER.min((slots - 1) / producers);
     let capacity = ideal_capacity.min(slots - producers * buffers);
     // Both are at most 1024 here.

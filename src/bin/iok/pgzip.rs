@@ -65,7 +65,7 @@ pub fn run(args: &PgzipArgs) -> std::io::Result<()> {
         // Refused before anything is opened, in the command's own words
         // (the writer would refuse it too, speaking of chunks).
         let threads_u64 = u64::try_from(threads).unwrap_or(u64::MAX);
-        let needed = threads_u64.saturating_add(1).saturating_mul(member);
+        let needed = iokernel::writer::fewest_buffer_bytes(threads_u64, member);
         let budget = memory_budget(threads, Some(member));
         if needed > budget {
             return Err(std::io::Error::new(
