@@ -45,6 +45,32 @@ use std::task::{Context, Poll, Wake, Waker};
 // Harness
 // ---------------------------------------------------------------------------
 
+/// The concrete backends this build can run here, saying why it skips
+/// the others.
+fn available_backends() -> impl Iterator<Item = Backend> {
+    Backend::CONCRETE
+        .into_iter()
+        .filter(|&backend| match backend_availability(backend) {
+            Ok(_) => true,
+            Err(reason) => {
+                eprintln!("skipping {backend}: {reason}");
+                false
+            }
+        })
+}
+
+/// A runtime forced onto `backend`, named `{what}-{backend}`, with two
+/// compute and two I/O threads.
+fn runtime_on(backend: Backend, what: &str) -> Runtime {
+    Runtime::builder()
+        .name(format!("{what}-{backend}"))
+        .compute_threads(2)
+        .io_threads(2)
+        .backend(backend)
+        .build()
+        .unwrap_or_else(|e| panic!("runtime on {backend} should build: {e}"))
+}
+
 /// Run `body` on a runtime per available concrete backend, then on the sync
 /// fallback (no runtime). Each run gets its own scratch directory.
 fn on_every_executor<F, Fut>(body: F)
@@ -52,18 +78,8 @@ where
     F: Fn(PathBuf) -> Fut,
     Fut: Future<Output = std::io::Result<()>> + Send + 'static,
 {
-    for backend in Backend::CONCRETE {
-        if let Err(reason) = backend_availability(backend) {
-            eprintln!("skipping {backend}: {reason}");
-            continue;
-        }
-        let rt = Runtime::builder()
-            .name(format!("ops-{backend}"))
-            .compute_threads(2)
-            .io_threads(2)
-            .backend(backend)
-            .build()
-            .unwrap_or_else(|e| panic!("runtime on {backend} should build: {e}"));
+    for backend in available_backends() {
+        let rt = runtime_on(backend, "ops");
         assert_eq!(rt.backend_report().selected, backend, "forced backend");
         let dir = scratch_dir();
         eprintln!("running on {backend}");
@@ -525,17 +541,8 @@ fn op_wait_finishes_an_op_already_submitted_to_a_runtime() {
     let dir = scratch_dir();
     let path = dir.path().join("submitted");
     let fd = block_on_here(create_file(&path, b"submitted then waited")).expect("create");
-    for backend in Backend::CONCRETE {
-        if let Err(reason) = backend_availability(backend) {
-            eprintln!("skipping {backend}: {reason}");
-            continue;
-        }
-        let rt = Runtime::builder()
-            .compute_threads(2)
-            .io_threads(2)
-            .backend(backend)
-            .build()
-            .expect("runtime builds");
+    for backend in available_backends() {
+        let rt = runtime_on(backend, "submitted");
         let mut submitted = 0;
         for _ in 0..20 {
             let pending = rt.block_on(async {
@@ -631,16 +638,8 @@ fn a_fifo_opened_before_its_other_end_waits_for_it_on_every_backend() {
         assert_same_bytes(&got, b"from the writer", "FIFO read");
         Ok::<(), std::io::Error>(())
     };
-    for backend in Backend::CONCRETE {
-        if let Err(reason) = backend_availability(backend) {
-            eprintln!("skipping {backend}: {reason}");
-            continue;
-        }
-        let rt = Runtime::builder()
-            .name(format!("fifo-{backend}"))
-            .backend(backend)
-            .build()
-            .unwrap_or_else(|e| panic!("runtime on {backend} should build: {e}"));
+    for backend in available_backends() {
+        let rt = runtime_on(backend, "fifo");
         eprintln!("running on {backend}");
         rt.block_on(body(fifo.clone()))
             .unwrap_or_else(|e| panic!("on {backend}: {e}"));
@@ -659,11 +658,7 @@ fn a_dropped_fifo_open_does_not_hold_the_runtime_drop() {
     let Some((_dir, fifo)) = scratch_fifo() else {
         return;
     };
-    for backend in Backend::CONCRETE {
-        if let Err(reason) = backend_availability(backend) {
-            eprintln!("skipping {backend}: {reason}");
-            continue;
-        }
+    for backend in available_backends() {
         let (done_tx, done_rx) = mpsc::channel();
         let fifo_path = fifo.clone();
         let run = spawn_named(format!("fifo-drop-{backend}"), move || {
