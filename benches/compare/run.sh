@@ -14,6 +14,13 @@
 # the lowest server CPU per round trip), then the issue 16 targets with
 # met/MISSED. Every fio command line is printed as run.
 #
+# The echo rows also carry the floor (benches/compare-uring-floor): an echo
+# loop written straight on io_uring, no runtime, as uring-floor (one recv
+# entry per message, what every server here does) and uring-floor-multishot
+# (a multishot recv into provided buffers). Not a peer: it shows the least
+# CPU per round trip an io_uring server spends on this machine, which the
+# targets are then read against.
+#
 # Echo: one load generator (benches/compare echo-load, one thread) against
 # each server (one server thread each: iok bench --serve-echo on uring and
 # epoll, tokio, compio, monoio); each shape of ECHO_SET ("CONNSxBYTES") is
@@ -25,6 +32,7 @@
 # ECHO_CONNS=16 ECHO_BYTES=64 for one shape) ECHO_SECS=3 DIR=target/compare
 # TESTS="hot cold write echo" ONLY="" (contenders to keep, e.g. "fio-io_uring
 # uring monoio") PEERS="compio monoio" (the optional peers to build)
+# FLOOR="oneshot multishot" (the floor's modes on the echo rows; "" for none)
 # IOK_BASELINE="" (another iok build, run as contender uring-base on the
 # read rows: before/after side by side). compio and monoio run one runtime
 # thread, so they are left out when THREADS is not 1. Output: a log and
@@ -48,6 +56,7 @@ if [[ -z ${ECHO_SET:-} ]]; then
 fi
 ECHO_SECS=${ECHO_SECS:-3}
 PEERS=${PEERS:-"compio monoio"}
+FLOOR=${FLOOR-"oneshot multishot"}
 TESTS=${TESTS:-"hot cold write echo"}
 DIR=${DIR:-$ROOT/target/compare}
 mkdir -p "$DIR"
@@ -106,6 +115,27 @@ PEER_NAMES=()
 for p in $PEERS; do
   if [[ -n ${PEER_BIN[$p]:-} ]]; then PEER_NAMES+=("$p"); fi
 done
+
+# The echo floor's modes, as contenders uring-floor and uring-floor-multishot.
+FLOOR_NAMES=()
+FLOOR_BIN=$ROOT/benches/compare/target/release/iokernel-compare-uring-floor
+if [[ -n $FLOOR && $TESTS == *echo* ]]; then
+  if [[ $THREADS != 1 ]]; then
+    say "leaving out the echo floor: it runs one thread and THREADS=$THREADS"
+  elif cargo build --release --manifest-path benches/compare-uring-floor/Cargo.toml \
+    --target-dir benches/compare/target >"$DIR/build-uring-floor.log" 2>&1; then
+    for mode in $FLOOR; do
+      case $mode in
+        oneshot) FLOOR_NAMES+=(uring-floor) ;;
+        multishot) FLOOR_NAMES+=(uring-floor-multishot) ;;
+        *) say "FLOOR: unknown mode $mode (oneshot, multishot)"; exit 2 ;;
+      esac
+    done
+  else
+    tail -n 20 "$DIR/build-uring-floor.log" >&2
+    say "leaving out the echo floor: it did not build here (log: $DIR/build-uring-floor.log)"
+  fi
+fi
 
 # fio's JSON -> the row shape iok bench --json prints.
 fio_row() { # name ddir test
@@ -217,10 +247,13 @@ for t in $TESTS; do
       SERVERS=()
       trap 'for p in "${SERVERS[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
       ECHO_WHO=()
-      for s in tokio uring epoll "${PEER_NAMES[@]}"; do
+      for s in tokio uring epoll "${PEER_NAMES[@]}" "${FLOOR_NAMES[@]}"; do
         keep "$s" || continue
         case $s in
           tokio) "$CMP" tokio-echo 127.0.0.1:0 "$THREADS" >"$DIR/echo-$s.out" 2>&1 & ;;
+          uring-floor) "$FLOOR_BIN" floor-echo 127.0.0.1:0 1 oneshot >"$DIR/echo-$s.out" 2>&1 & ;;
+          uring-floor-multishot)
+            "$FLOOR_BIN" floor-echo 127.0.0.1:0 1 multishot >"$DIR/echo-$s.out" 2>&1 & ;;
           uring | epoll)
             "$IOK" bench --serve-echo 127.0.0.1:0 --backend "$s" --threads "$THREADS" >"$DIR/echo-$s.out" 2>&1 & ;;
           *) "${PEER_BIN[$s]}" "$s-echo" 127.0.0.1:0 "$THREADS" >"$DIR/echo-$s.out" 2>&1 & ;;
@@ -245,6 +278,7 @@ say "summary (medians of $RUNS alternating runs)"
 echo "Load before: $LOAD_BEFORE"
 echo "Load after:  $LOAD_AFTER"
 echo "Peers available: tokio${PEER_NAMES[*]:+ ${PEER_NAMES[*]}} (ONLY may keep fewer)"
+echo "Echo floor: ${FLOOR_NAMES[*]:-none} (not peers)"
 echo
 python3 - "$TSV" "$DIR/fio-commands.txt" <<'EOF'
 import json, statistics, sys
@@ -375,6 +409,24 @@ for test in order:
     if test.startswith("echo-"):
         echo_target(test, "uring", ("compio", "monoio", "tokio"), 1.05)
         echo_target(test, "epoll", ("tokio",), 1.0)
+
+floors = [(t, f) for t in order if t.startswith("echo-")
+          for f in ("uring-floor", "uring-floor-multishot") if f in rows[t]]
+if floors:
+    print()
+    print("The echo floor (a runtime-less io_uring loop, not a target), server CPU per round trip "
+          "against the leanest peer and against iokernel uring:")
+for test, floor in floors:
+    lean = best_cpu_peer(test, ("compio", "monoio", "tokio"))
+    cpu = med(test, floor, "server_cpu_us_per_op")
+    ours = med(test, "uring", "server_cpu_us_per_op")
+    user, sys_ = (med(test, floor, f"server_{k}_us_per_op") for k in ("user", "sys"))
+    if not (lean and cpu):
+        continue
+    line = f"- {test}: {floor} {cpu:.2f} us ({user:.2f} + {sys_:.2f}), CPU {lean[1] / cpu:.2f}x [{lean[0]}]"
+    if ours:
+        line += f", iokernel uring spends {ours / cpu:.2f}x the floor's"
+    print(line)
 print()
 print("Targets (issue 4, still standing):")
 ratio_to("rr-qd32-cold", "uring", med("rr-qd32-cold", "pool", "ops_per_s"),
