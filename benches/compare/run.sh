@@ -14,9 +14,9 @@
 # the lowest server CPU per round trip), then the issue 16 targets with
 # met/MISSED. Every fio command line is printed as run.
 #
-# The echo rows also carry the floor (benches/compare-uring-floor): an echo
-# loop written straight on io_uring, no runtime, as uring-floor (one recv
-# entry per message, what every server here does) and uring-floor-multishot
+# The echo rows also carry the floor (benches/compare-uring-bare): an echo
+# loop written straight on io_uring, no runtime, as uring-bare (one recv
+# entry per message, what every server here does) and uring-bare-multishot
 # (a multishot recv into provided buffers). Not a peer: it shows the least
 # CPU per round trip an io_uring server spends on this machine, which the
 # targets are then read against.
@@ -32,7 +32,7 @@
 # ECHO_CONNS=16 ECHO_BYTES=64 for one shape) ECHO_SECS=3 DIR=target/compare
 # TESTS="hot cold write echo" ONLY="" (contenders to keep, e.g. "fio-io_uring
 # uring monoio") PEERS="compio monoio" (the optional peers to build)
-# FLOOR="oneshot multishot" (the floor's modes on the echo rows; "" for none)
+# BARE="oneshot multishot" (the floor's modes on the echo rows; "" for none)
 # IOK_BASELINE="" (another iok build, run as contender uring-base on the
 # read rows: before/after side by side). compio and monoio run one runtime
 # thread, so they are left out when THREADS is not 1. Output: a log and
@@ -56,7 +56,7 @@ if [[ -z ${ECHO_SET:-} ]]; then
 fi
 ECHO_SECS=${ECHO_SECS:-3}
 PEERS=${PEERS:-"compio monoio"}
-FLOOR=${FLOOR-"oneshot multishot"}
+BARE=${BARE-"oneshot multishot"}
 TESTS=${TESTS:-"hot cold write echo"}
 DIR=${DIR:-$ROOT/target/compare}
 mkdir -p "$DIR"
@@ -116,24 +116,24 @@ for p in $PEERS; do
   if [[ -n ${PEER_BIN[$p]:-} ]]; then PEER_NAMES+=("$p"); fi
 done
 
-# The echo floor's modes, as contenders uring-floor and uring-floor-multishot.
-FLOOR_NAMES=()
-FLOOR_BIN=$ROOT/benches/compare/target/release/iokernel-compare-uring-floor
-if [[ -n $FLOOR && $TESTS == *echo* ]]; then
+# The echo floor's modes, as contenders uring-bare and uring-bare-multishot.
+BARE_NAMES=()
+BARE_BIN=$ROOT/benches/compare/target/release/iokernel-compare-uring-bare
+if [[ -n $BARE && $TESTS == *echo* ]]; then
   if [[ $THREADS != 1 ]]; then
     say "leaving out the echo floor: it runs one thread and THREADS=$THREADS"
-  elif cargo build --release --manifest-path benches/compare-uring-floor/Cargo.toml \
-    --target-dir benches/compare/target >"$DIR/build-uring-floor.log" 2>&1; then
-    for mode in $FLOOR; do
+  elif cargo build --release --manifest-path benches/compare-uring-bare/Cargo.toml \
+    --target-dir benches/compare/target >"$DIR/build-uring-bare.log" 2>&1; then
+    for mode in $BARE; do
       case $mode in
-        oneshot) FLOOR_NAMES+=(uring-floor) ;;
-        multishot) FLOOR_NAMES+=(uring-floor-multishot) ;;
-        *) say "FLOOR: unknown mode $mode (oneshot, multishot)"; exit 2 ;;
+        oneshot) BARE_NAMES+=(uring-bare) ;;
+        multishot) BARE_NAMES+=(uring-bare-multishot) ;;
+        *) say "BARE: unknown mode $mode (oneshot, multishot)"; exit 2 ;;
       esac
     done
   else
-    tail -n 20 "$DIR/build-uring-floor.log" >&2
-    say "leaving out the echo floor: it did not build here (log: $DIR/build-uring-floor.log)"
+    tail -n 20 "$DIR/build-uring-bare.log" >&2
+    say "leaving out the echo floor: it did not build here (log: $DIR/build-uring-bare.log)"
   fi
 fi
 
@@ -247,13 +247,13 @@ for t in $TESTS; do
       SERVERS=()
       trap 'for p in "${SERVERS[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
       ECHO_WHO=()
-      for s in tokio uring epoll "${PEER_NAMES[@]}" "${FLOOR_NAMES[@]}"; do
+      for s in tokio uring epoll "${PEER_NAMES[@]}" "${BARE_NAMES[@]}"; do
         keep "$s" || continue
         case $s in
           tokio) "$CMP" tokio-echo 127.0.0.1:0 "$THREADS" >"$DIR/echo-$s.out" 2>&1 & ;;
-          uring-floor) "$FLOOR_BIN" floor-echo 127.0.0.1:0 1 oneshot >"$DIR/echo-$s.out" 2>&1 & ;;
-          uring-floor-multishot)
-            "$FLOOR_BIN" floor-echo 127.0.0.1:0 1 multishot >"$DIR/echo-$s.out" 2>&1 & ;;
+          uring-bare) "$BARE_BIN" bare-echo 127.0.0.1:0 1 oneshot >"$DIR/echo-$s.out" 2>&1 & ;;
+          uring-bare-multishot)
+            "$BARE_BIN" bare-echo 127.0.0.1:0 1 multishot >"$DIR/echo-$s.out" 2>&1 & ;;
           uring | epoll)
             "$IOK" bench --serve-echo 127.0.0.1:0 --backend "$s" --threads "$THREADS" >"$DIR/echo-$s.out" 2>&1 & ;;
           *) "${PEER_BIN[$s]}" "$s-echo" 127.0.0.1:0 "$THREADS" >"$DIR/echo-$s.out" 2>&1 & ;;
@@ -278,7 +278,7 @@ say "summary (medians of $RUNS alternating runs)"
 echo "Load before: $LOAD_BEFORE"
 echo "Load after:  $LOAD_AFTER"
 echo "Peers available: tokio${PEER_NAMES[*]:+ ${PEER_NAMES[*]}} (ONLY may keep fewer)"
-echo "Echo floor: ${FLOOR_NAMES[*]:-none} (not peers)"
+echo "Echo floor: ${BARE_NAMES[*]:-none} (not peers)"
 echo
 python3 - "$TSV" "$DIR/fio-commands.txt" <<'EOF'
 import json, statistics, sys
@@ -411,7 +411,7 @@ for test in order:
         echo_target(test, "epoll", ("tokio",), 1.0)
 
 floors = [(t, f) for t in order if t.startswith("echo-")
-          for f in ("uring-floor", "uring-floor-multishot") if f in rows[t]]
+          for f in ("uring-bare", "uring-bare-multishot") if f in rows[t]]
 if floors:
     print()
     print("The echo floor (a runtime-less io_uring loop, not a target), server CPU per round trip "

@@ -1,7 +1,7 @@
-//! `iokernel-compare-uring-floor`: an echo server written straight on
+//! `iokernel-compare-uring-bare`: an echo server written straight on
 //! io_uring, the floor of `benches/compare/run.sh`'s echo rows.
 //!
-//! - `floor-echo ADDR THREADS MODE`: one thread, one ring set up as
+//! - `bare-echo ADDR THREADS MODE`: one thread, one ring set up as
 //!   iokernel sets up its rings (`COOP_TASKRUN | TASKRUN_FLAG |
 //!   SINGLE_ISSUER | DEFER_TASKRUN`); accept, then per connection a recv
 //!   and a send of what it received, with `TCP_NODELAY`, as the peers'
@@ -303,7 +303,7 @@ fn echo(args: &[String]) -> Result<()> {
     let usage = || {
         Error::new(
             ErrorKind::InvalidInput,
-            "usage: floor-echo ADDR THREADS oneshot|multishot",
+            "usage: bare-echo ADDR THREADS oneshot|multishot",
         )
     };
     let addr: SocketAddr = args.get(2).and_then(|a| a.parse().ok()).ok_or_else(usage)?;
@@ -338,7 +338,7 @@ fn echo(args: &[String]) -> Result<()> {
         bufs,
     };
     println!(
-        "echo uring-floor ({}) listening on {local}",
+        "echo uring-bare ({}) listening on {local}",
         if multishot { "multishot" } else { "oneshot" }
     );
     server.run()
@@ -347,14 +347,14 @@ fn echo(args: &[String]) -> Result<()> {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let result = match args.get(1).map(String::as_str) {
-        Some("floor-echo") => echo(&args),
+        Some("bare-echo") => echo(&args),
         _ => Err(Error::new(
             ErrorKind::InvalidInput,
-            "usage: iokernel-compare-uring-floor floor-echo ADDR THREADS oneshot|multishot",
+            "usage: iokernel-compare-uring-bare bare-echo ADDR THREADS oneshot|multishot",
         )),
     };
     if let Err(e) = result {
-        eprintln!("iokernel-compare-uring-floor: {e}");
+        eprintln!("iokernel-compare-uring-bare: {e}");
         std::process::exit(1);
     }
 }
