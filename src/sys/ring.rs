@@ -55,6 +55,7 @@
 #![cfg_attr(not(any(linux, feature = "sim")), allow(dead_code))]
 
 use crate::sys::{Interest, Kernel};
+use std::collections::VecDeque;
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::Arc;
@@ -192,6 +193,16 @@ pub(crate) trait CompletionRing {
     fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()>;
     /// Take one completion as `(user_data, res)`.
     fn pop(&mut self) -> Option<(u64, i32)>;
+    /// Take every completion available now onto the back of `into`, in
+    /// order; true when it took any. The same as `pop` until it answers
+    /// `None` (the default), which a ring may do in one pass.
+    fn pop_all(&mut self, into: &mut VecDeque<(u64, i32)>) -> bool {
+        let before = into.len();
+        while let Some(completion) = self.pop() {
+            into.push_back(completion);
+        }
+        into.len() > before
+    }
     /// Whether the probe found `opcode`.
     fn supports(&self, opcode: u8) -> bool;
     /// Wakes this ring's waiter from another thread.

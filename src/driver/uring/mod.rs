@@ -496,15 +496,12 @@ impl LocalRing {
 
     /// Take every completion the ring has into `taken` (no dispatch).
     fn take_completions(&mut self) -> bool {
-        let before = self.taken.len();
-        while let Some(completion) = self.ring.pop() {
-            self.taken.push_back(completion);
-        }
+        let took = self.ring.pop_all(&mut self.taken);
         let overflows = self.ring.take_cq_overflows();
         if overflows > 0 {
             super::metrics::note_cq_overflows(overflows);
         }
-        self.taken.len() > before
+        took
     }
 
     /// Whether queued entries go to the kernel between task polls rather
