@@ -14,12 +14,13 @@
 # the lowest server CPU per round trip), then the issue 16 targets with
 # met/MISSED. Every fio command line is printed as run.
 #
-# The echo rows also carry the floor (benches/compare-uring-bare): an echo
-# loop written straight on io_uring, no runtime, as uring-bare (one recv
-# entry per message, what every server here does) and uring-bare-multishot
-# (a multishot recv into provided buffers). Not a peer: it shows the least
-# CPU per round trip an io_uring server spends on this machine, which the
-# targets are then read against.
+# The echo rows also carry a bare io_uring loop (benches/compare-uring-bare),
+# not a peer: an echo server written straight on io_uring with no runtime,
+# as uring-bare (one recv entry per message, what every server here does)
+# and uring-bare-multishot (a multishot recv into provided buffers). Its
+# user time is what an io_uring server spends in user space at the least;
+# its system time is not a floor (it depends on when each recv reaches the
+# kernel: one that finds no data arms a poll).
 #
 # Echo: one load generator (benches/compare echo-load, one thread) against
 # each server (one server thread each: iok bench --serve-echo on uring and
@@ -32,7 +33,7 @@
 # ECHO_CONNS=16 ECHO_BYTES=64 for one shape) ECHO_SECS=3 DIR=target/compare
 # TESTS="hot cold write echo" ONLY="" (contenders to keep, e.g. "fio-io_uring
 # uring monoio") PEERS="compio monoio" (the optional peers to build)
-# BARE="oneshot multishot" (the floor's modes on the echo rows; "" for none)
+# BARE="oneshot multishot" (the bare loop's modes on the echo rows; "" for none)
 # IOK_BASELINE="" (another iok build, run as contender uring-base on the
 # read rows: before/after side by side). compio and monoio run one runtime
 # thread, so they are left out when THREADS is not 1. Output: a log and
@@ -116,12 +117,12 @@ for p in $PEERS; do
   if [[ -n ${PEER_BIN[$p]:-} ]]; then PEER_NAMES+=("$p"); fi
 done
 
-# The echo floor's modes, as contenders uring-bare and uring-bare-multishot.
+# The bare io_uring loop's modes, as contenders uring-bare and uring-bare-multishot.
 BARE_NAMES=()
 BARE_BIN=$ROOT/benches/compare/target/release/iokernel-compare-uring-bare
 if [[ -n $BARE && $TESTS == *echo* ]]; then
   if [[ $THREADS != 1 ]]; then
-    say "leaving out the echo floor: it runs one thread and THREADS=$THREADS"
+    say "leaving out the bare io_uring loop: it runs one thread and THREADS=$THREADS"
   elif cargo build --release --manifest-path benches/compare-uring-bare/Cargo.toml \
     --target-dir benches/compare/target >"$DIR/build-uring-bare.log" 2>&1; then
     for mode in $BARE; do
@@ -133,7 +134,7 @@ if [[ -n $BARE && $TESTS == *echo* ]]; then
     done
   else
     tail -n 20 "$DIR/build-uring-bare.log" >&2
-    say "leaving out the echo floor: it did not build here (log: $DIR/build-uring-bare.log)"
+    say "leaving out the bare io_uring loop: it did not build here (log: $DIR/build-uring-bare.log)"
   fi
 fi
 
@@ -278,7 +279,7 @@ say "summary (medians of $RUNS alternating runs)"
 echo "Load before: $LOAD_BEFORE"
 echo "Load after:  $LOAD_AFTER"
 echo "Peers available: tokio${PEER_NAMES[*]:+ ${PEER_NAMES[*]}} (ONLY may keep fewer)"
-echo "Echo floor: ${BARE_NAMES[*]:-none} (not peers)"
+echo "Bare io_uring echo loop: ${BARE_NAMES[*]:-none} (not peers)"
 echo
 python3 - "$TSV" "$DIR/fio-commands.txt" <<'EOF'
 import json, statistics, sys
@@ -410,22 +411,22 @@ for test in order:
         echo_target(test, "uring", ("compio", "monoio", "tokio"), 1.05)
         echo_target(test, "epoll", ("tokio",), 1.0)
 
-floors = [(t, f) for t in order if t.startswith("echo-")
-          for f in ("uring-bare", "uring-bare-multishot") if f in rows[t]]
-if floors:
+bares = [(t, b) for t in order if t.startswith("echo-")
+         for b in ("uring-bare", "uring-bare-multishot") if b in rows[t]]
+if bares:
     print()
-    print("The echo floor (a runtime-less io_uring loop, not a target), server CPU per round trip "
-          "against the leanest peer and against iokernel uring:")
-for test, floor in floors:
+    print("The bare io_uring loop (no runtime; not a peer, not a target), server CPU per round "
+          "trip against the leanest peer, and iokernel uring's user and system time against its:")
+for test, bare in bares:
     lean = best_cpu_peer(test, ("compio", "monoio", "tokio"))
-    cpu = med(test, floor, "server_cpu_us_per_op")
-    ours = med(test, "uring", "server_cpu_us_per_op")
-    user, sys_ = (med(test, floor, f"server_{k}_us_per_op") for k in ("user", "sys"))
+    cpu = med(test, bare, "server_cpu_us_per_op")
+    user, sys_ = (med(test, bare, f"server_{k}_us_per_op") for k in ("user", "sys"))
     if not (lean and cpu):
         continue
-    line = f"- {test}: {floor} {cpu:.2f} us ({user:.2f} + {sys_:.2f}), CPU {lean[1] / cpu:.2f}x [{lean[0]}]"
-    if ours:
-        line += f", iokernel uring spends {ours / cpu:.2f}x the floor's"
+    line = f"- {test}: {bare} {cpu:.2f} us ({user:.2f} + {sys_:.2f}), CPU {lean[1] / cpu:.2f}x [{lean[0]}]"
+    ours = [med(test, "uring", f"server_{k}_us_per_op") for k in ("user", "sys")]
+    if all(v is not None for v in ours):
+        line += f"; iokernel uring {ours[0]:.2f} + {ours[1]:.2f}"
     print(line)
 print()
 print("Targets (issue 4, still standing):")

@@ -1,5 +1,6 @@
 //! `iokernel-compare-uring-bare`: an echo server written straight on
-//! io_uring, the floor of `benches/compare/run.sh`'s echo rows.
+//! io_uring with no runtime, the bare loop of `benches/compare/run.sh`'s
+//! echo rows (not a peer: the least user time an io_uring server spends).
 //!
 //! - `bare-echo ADDR THREADS MODE`: one thread, one ring set up as
 //!   iokernel sets up its rings (`COOP_TASKRUN | TASKRUN_FLAG |
