@@ -429,7 +429,8 @@ fn with_ring<V, R>(
         let Ok(mut local) = local.try_borrow_mut() else {
             return Err(value);
         };
-        let index = match local.iter().position(|r| r.source_id == rings.id()) {
+        let source_id = rings.id();
+        let index = match local.iter().position(|r| r.source_id == source_id) {
             Some(index) => index,
             None => match LocalRing::new(&**rings, Arc::clone(kernel)) {
                 Ok(ring) => {
@@ -679,9 +680,11 @@ impl LocalRing {
 
     /// Whether `flight` must wait for an abandoned reader of its fd.
     fn must_defer(&self, flight: &dyn InRing) -> bool {
-        flight
-            .reader_fd()
-            .is_some_and(|fd| self.abandoned_reader(fd))
+        // The gate first: while no reader is abandoned, nothing to ask the op.
+        ABANDONED_READERS.load(Ordering::Acquire) != 0
+            && flight
+                .reader_fd()
+                .is_some_and(|fd| self.abandoned_reader(fd))
     }
 
     /// Hold `flight` back (in a reserved slot, no entry) until
