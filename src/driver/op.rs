@@ -95,11 +95,16 @@ impl<T: OpCode> Op<T> {
 
     /// `waker` is the polling task's, for a driver that registers it at
     /// submission ([`InFlight::is_waiting`]).
+    /// Leaves the op's next state in `state` (in flight, or yielded after an
+    /// inline hit) and returns `None`, or returns the output when done at
+    /// once. (Written in place: the state is large, and each move of it
+    /// through a return value costs instructions on every op.)
     fn submit_or_run(
+        state: &mut OpState<T>,
         op: T,
         driver: Option<Rc<Driver>>,
         waker: &Waker,
-    ) -> Result<OpState<T>, T::Output> {
+    ) -> Option<T::Output> {
         let mut op = op;
         // Closing an fd drops what cancelled ops left for it; a recv or
         // accept with leftovers is done before any driver sees it. A read
@@ -109,7 +114,7 @@ impl<T: OpCode> Op<T> {
             Some(driver) => {
                 let kernel = &**driver.kernel();
                 if let Some(result) = settle_early(&mut op, kernel) {
-                    return Err(op.complete(result));
+                    return Some(op.complete(result));
                 }
                 if let Some(fd) = op.closes_fd() {
                     inline::forget(kernel, fd);
@@ -121,20 +126,23 @@ impl<T: OpCode> Op<T> {
                 if registry.is_none() && !cfg!(feature = "tracing") {
                     if let Attempt::Hit { result, yield_now } = inline::attempt(&mut op, kernel) {
                         if yield_now {
-                            return Ok(OpState::Yielded(op, result));
+                            *state = OpState::Yielded(op, result);
+                            return None;
                         }
-                        return Err(op.complete(result));
+                        return Some(op.complete(result));
                     }
-                    return Ok(OpState::InFlight(driver.submit(op, waker)));
+                    *state = OpState::InFlight(driver.submit(op, waker));
+                    return None;
                 }
                 let mut op = metrics::counted(registry, op);
                 match inline::attempt(&mut op, kernel) {
                     Attempt::Hit { result, yield_now } => {
                         op.note_fast_path(true);
                         if yield_now {
-                            return Ok(OpState::YieldedCounted(op, result));
+                            *state = OpState::YieldedCounted(op, result);
+                            return None;
                         }
-                        return Err(op.complete(result));
+                        return Some(op.complete(result));
                     }
                     Attempt::Missed => op.note_fast_path(false),
                     Attempt::Skipped => {}
@@ -144,7 +152,8 @@ impl<T: OpCode> Op<T> {
                 if in_flight.on_pool() && !driver.is_pool() {
                     metrics::note_pool_handoff(name);
                 }
-                Ok(OpState::Counted(in_flight))
+                *state = OpState::Counted(in_flight);
+                None
             }
             None => {
                 let kernel = context::current_kernel();
@@ -152,7 +161,7 @@ impl<T: OpCode> Op<T> {
                     Some(result) => result,
                     None => run_until_done(&mut op, &*kernel, &|| false),
                 };
-                Err(op.complete(result))
+                Some(op.complete(result))
             }
         }
     }
@@ -181,21 +190,23 @@ impl<T: OpCode> Future for Op<T> {
                     else {
                         unreachable!("state checked above")
                     };
-                    match Self::submit_or_run(op, context::current_driver(), cx.waker()) {
-                        Ok(state @ (OpState::Yielded(..) | OpState::YieldedCounted(..))) => {
-                            this.state = state;
-                            cx.waker().wake_by_ref();
-                            return Poll::Pending;
-                        }
-                        Ok(state) => {
-                            this.state = state;
-                            // Submitted with this task's waker: nothing to
-                            // poll until the completion wakes it.
-                            if this.state.is_waiting() {
-                                return Poll::Pending;
-                            }
-                        }
-                        Err(output) => return Poll::Ready(output),
+                    let driver = context::current_driver();
+                    if let Some(output) =
+                        Self::submit_or_run(&mut this.state, op, driver, cx.waker())
+                    {
+                        return Poll::Ready(output);
+                    }
+                    if matches!(
+                        this.state,
+                        OpState::Yielded(..) | OpState::YieldedCounted(..)
+                    ) {
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
+                    // Submitted with this task's waker: nothing to poll
+                    // until the completion wakes it.
+                    if this.state.is_waiting() {
+                        return Poll::Pending;
                     }
                 }
                 OpState::Yielded(..) | OpState::YieldedCounted(..) => {
