@@ -275,6 +275,72 @@ fn an_existing_output_needs_force() {
     assert!(gunzip(&std::fs::read(&out).unwrap()) == p.a_bytes);
 }
 
+/// `--force` replaces the old output only with a complete new one: a run
+/// that fails on a corrupt input, or is interrupted, leaves the old output
+/// byte for byte and no temporary file (the new output is written under a
+/// temporary name and renamed over the old at the end).
+#[test]
+fn a_force_run_that_fails_or_is_interrupted_keeps_the_old_output() {
+    let p = pair();
+    let out = p.dir.path().join("out.pfw");
+    let old = b"the previous merge\n".to_vec();
+    std::fs::write(&out, &old).unwrap();
+    let corrupt = p.dir.path().join("corrupt.pfw.gz");
+    let mut bytes = gzip_bytes(&lines("z", 2000));
+    let middle = bytes.len() / 2;
+    for b in &mut bytes[middle..middle + 64] {
+        *b = !*b;
+    }
+    std::fs::write(&corrupt, &bytes).unwrap();
+    let (a, c, o) = (s(&p.a), s(&corrupt), s(&out));
+    for extra in [&[][..], &["--gzip"][..], &["--layout", "sharded"][..]] {
+        let mut args = vec!["merge", &a, &c, "-o", &o, "--force"];
+        args.extend_from_slice(extra);
+        let done = iok(&args);
+        assert!(
+            !done.status.success(),
+            "{args:?}: the corrupt input is an error"
+        );
+        assert!(
+            stderr_of(&done).contains("corrupt.pfw.gz"),
+            "{}",
+            stderr_of(&done)
+        );
+        assert_eq!(
+            std::fs::read(&out).unwrap(),
+            old,
+            "{args:?}: the old output is kept"
+        );
+        assert_eq!(
+            names_in(p.dir.path()),
+            ["a.pfw", "b.pfw", "corrupt.pfw.gz", "out.pfw"],
+            "{args:?}: nothing else is left"
+        );
+    }
+
+    // Interrupted mid-run (SIGINT once the new output's temporary file
+    // exists): the old output stays, the temporary file goes.
+    let big = big_input(p.dir.path());
+    let gz = p.dir.path().join("big.pfw.gz");
+    std::fs::write(&gz, &old).unwrap();
+    let mut args = slow_pgzip_args(&big, &gz);
+    args.push("--force".into());
+    let done = interrupt(
+        &strs(&args),
+        &p.dir.path().join(".big.pfw.gz.iok-tmp"),
+        "-INT",
+    );
+    assert_eq!(done.status.code(), Some(130), "{}", stderr_of(&done));
+    assert_eq!(std::fs::read(&gz).unwrap(), old, "the old output is kept");
+    assert!(
+        !names_in(p.dir.path())
+            .iter()
+            .any(|n| n.contains(".iok-tmp.")),
+        "{:?}",
+        names_in(p.dir.path())
+    );
+}
+
 /// `mknod path c 1 <minor>` (1,3 is /dev/null, 1,7 is /dev/full); false
 /// (with the reason printed) where not permitted.
 fn mknod_char(path: &Path, minor: u32) -> bool {

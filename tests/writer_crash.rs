@@ -117,7 +117,17 @@ fn promise(
     for output in outputs {
         let found = state.read_file(&output.path);
         let shown = output.path.display();
+        // An overwrite under Fsync writes as AtomicRename does: the old
+        // file stays whole (and present) until the new one replaces it.
+        let replacing = previous.is_some() && durability == Durability::Fsync;
+        let durability = match replacing {
+            true => Durability::AtomicRename,
+            false => durability,
+        };
         match (found, durability) {
+            (None, _) if replacing => {
+                return Err(format!("{shown}: the previous file is gone"));
+            }
             (None, _) if finished => return Err(format!("{shown} is missing after finish()")),
             (None, _) => {}
             (Some(bytes), Durability::AtomicRename) if previous == Some(&bytes[..]) => {
@@ -359,6 +369,40 @@ fn crash_atomic_rename_over_a_previous_file() {
         ..Case::new(Layout::Striped, Durability::AtomicRename)
     };
     case.holds();
+}
+
+/// `--force` under the default durability: replacing an existing output
+/// keeps the old file in every crash state until the complete new one
+/// takes its name (never nothing, never a partial file), in both plain
+/// layouts.
+#[test]
+fn crash_fsync_over_a_previous_file_keeps_it_until_the_new_one_is_complete() {
+    for layout in [Layout::Striped, Layout::PaddedStriped] {
+        let case = Case {
+            previous: Some(b"{\"old\":true}\n"),
+            ..Case::new(layout, Durability::Fsync)
+        };
+        case.holds();
+    }
+}
+
+/// The same with fsync failing at random: a run whose finish() fails
+/// leaves the old file; across the seeds both outcomes happen.
+#[test]
+fn crash_fsync_over_a_previous_file_with_fsync_faults() {
+    let mut outcomes = [0usize; 2];
+    for seed in 0..6 {
+        let case = Case {
+            previous: Some(b"{\"old\":true}\n"),
+            ..Case::new(Layout::Striped, Durability::Fsync)
+        };
+        let (report, finished) = case.explore(sync_faults(seed, 0.3));
+        if let Some(v) = report.violation {
+            panic!("seed {seed}: {v}");
+        }
+        outcomes[usize::from(finished)] += 1;
+    }
+    assert!(outcomes[0] > 0 && outcomes[1] > 0, "{outcomes:?}");
 }
 
 /// With fsync failing at random, the writer either reports the failure

@@ -163,10 +163,15 @@ pub struct WriterConfig {
     pub final_newline: bool,
     /// Replace an existing regular file at a name the writer creates (the
     /// output, a shard). Off (the default), such a file is refused with
-    /// `EEXIST` and left as it is. On, it is unlinked and the new file is
-    /// created with `O_EXCL` (a concurrent run racing for the name then
-    /// fails instead of mixing its data in). Never applies to non-regular
-    /// files (see [`crate::writer::output`]).
+    /// `EEXIST` and left as it is. On, under [`Durability::Fsync`] (the
+    /// default) the run then writes as [`Durability::AtomicRename`] does:
+    /// under a temporary name renamed over the old file once complete and
+    /// synced, so a run that fails keeps the old file whole (it needs room
+    /// for both meanwhile). `AtomicRename` always works so; under
+    /// [`Durability::None`] the old file is unlinked first. The
+    /// new file is created with `O_EXCL` (a concurrent run racing for the
+    /// name then fails instead of mixing its data in). Never applies to
+    /// non-regular files (see [`crate::writer::output`]).
     pub overwrite: bool,
     /// Write to this already-open fd (e.g. a duplicate of stdout) as a
     /// stream instead of opening `path` (which then only names it in

@@ -5,7 +5,10 @@
 //!
 //! * Every file is created with `O_EXCL`; an existing regular file is
 //!   refused unless [`WriterConfig::overwrite`], which unlinks it first
-//!   (see [`super::output`] for the rules, streams included).
+//!   (see [`super::output`] for the rules, streams included), except
+//!   under `Fsync`: there an overwrite that would replace an existing file
+//!   runs as `AtomicRename`, so the old file stays whole until the new one
+//!   is complete and synced.
 //! * `Fsync`/`None`: data is written in place, so the final name exists,
 //!   incomplete, while the writer runs.
 //! * `AtomicRename`: data goes to a temporary name unique to the run,
@@ -200,11 +203,34 @@ async fn dir_on_lustre(dir: &Path) -> Result<bool, WriteError> {
     Ok(FilesystemKind::from_magic(fs.magic) == FilesystemKind::Lustre)
 }
 
+/// The durability a run gets. An overwrite under `Fsync` that would replace
+/// an existing regular file writes the new output under a temporary name
+/// and renames it over the old one once it is complete and synced
+/// (`AtomicRename`): a run that fails, is interrupted or crashes leaves the
+/// old output whole instead of nothing. `None` keeps writing in place (no
+/// syncs, no promises); a stream is never replaced.
+async fn replacing_durability(config: &WriterConfig) -> Result<Durability, WriteError> {
+    if !config.overwrite || config.durability != Durability::Fsync {
+        return Ok(config.durability);
+    }
+    for path in super::output::planned_paths(config) {
+        if let Existing::Regular = probe(&path).await? {
+            return Ok(Durability::AtomicRename);
+        }
+    }
+    Ok(config.durability)
+}
+
 impl ParallelWriter {
     /// Open the output, detect the file system, size the buffers and start
     /// the committer. Must run inside an iokernel runtime (real or
     /// simulated). Errors name the op, path and errno.
-    pub async fn new(config: WriterConfig) -> stdio::Result<ParallelWriter> {
+    pub async fn new(mut config: WriterConfig) -> stdio::Result<ParallelWriter> {
+        // Before the ranks compare their settings: a rank that saw another
+        // output then disagrees with rank 0 and says so.
+        if crate::runtime::in_runtime() {
+            config.durability = replacing_durability(&config).await?;
+        }
         let across_ranks = config.coordinator.get().ranks() > 1;
         if across_ranks {
             let coord = config.coordinator.get();

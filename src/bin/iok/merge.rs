@@ -100,7 +100,9 @@ pub struct MergeArgs {
     pub output: PathBuf,
     /// Replace OUTPUT (and with --layout sharded its shards) if it exists
     /// as a regular file; without it an existing output is refused and
-    /// kept. Never replaces an input or a non-regular file.
+    /// kept. The old output stays whole until the new one is complete (it
+    /// is renamed over it; with --durability none it is removed first).
+    /// Never replaces an input or a non-regular file.
     #[arg(short, long)]
     pub force: bool,
     /// How chunks are laid out in the output.

@@ -34,7 +34,9 @@ pub struct PgzipArgs {
     #[arg(short, long, value_name = "OUTPUT.gz")]
     output: PathBuf,
     /// Replace OUTPUT.gz if it exists as a regular file (like gzip -f);
-    /// without it an existing output is refused and kept.
+    /// without it an existing output is refused and kept. The old output
+    /// stays whole until the new one is complete (it is renamed over it;
+    /// with --durability none it is removed first).
     #[arg(short, long)]
     force: bool,
     /// Compression level, 0 (store) to 9 (smallest).
