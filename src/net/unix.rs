@@ -5,7 +5,9 @@
 //! `ENAMETOOLONG` and an error naming the path; binding a path that exists
 //! is `EADDRINUSE`, also naming it. A bound path is left behind when the
 //! socket closes, as on Linux: remove it before binding it again.
-//! Abstract addresses are not supported. Ops that move data (send, recv,
+//! Abstract addresses are not supported: a path with a NUL byte (or an
+//! empty one) is refused with `EINVAL` and a message that shows it escaped
+//! and says why. Ops that move data (send, recv,
 //! `send_msg`, `recv_msg`) return the kernel's errno unchanged
 //! (`raw_os_error`), as every op does; calls that name a path (`bind`,
 //! `connect`) and setup calls put the call and its target in the message.
@@ -16,12 +18,27 @@ use super::Socket;
 use crate::buf::{BufResult, IoBuf, IoBufMut, Slice};
 use crate::io::{self, MsgFlags, SockAddr};
 use crate::runtime::context;
-use crate::sys::{Shutdown, SockType};
+use crate::sys::{check_unix_path, Errno, Shutdown, SockType, UNIX_PATH_MAX_BYTES};
 use std::os::fd::RawFd;
 use std::path::Path;
 
 fn fd_name(fd: RawFd) -> impl std::fmt::Display {
     format!("fd {fd}")
+}
+
+/// A socket path in an error message; one that cannot be a socket address
+/// is quoted with escapes (a NUL byte would otherwise print raw) and says
+/// why.
+fn path_name(path: &Path) -> String {
+    let why = match check_unix_path(path) {
+        Ok(()) => return path.display().to_string(),
+        Err(Errno(libc::ENAMETOOLONG)) => {
+            format!("longer than the {UNIX_PATH_MAX_BYTES} bytes a socket address holds")
+        }
+        Err(_) if path.as_os_str().is_empty() => "an empty path".to_string(),
+        Err(_) => "a NUL byte in the path: abstract socket names are not supported".to_string(),
+    };
+    format!("{path:?} ({why})")
 }
 
 impl Socket {
@@ -40,7 +57,7 @@ impl Socket {
     }
 
     fn bind_path(&self, path: &Path) -> std::io::Result<()> {
-        (self.kernel.bind_unix(self.fd, path)).map_err(|e| call_error(e, "bind", &path.display()))
+        (self.kernel.bind_unix(self.fd, path)).map_err(|e| call_error(e, "bind", &path_name(path)))
     }
 
     fn local_name(&self) -> std::io::Result<SockAddr> {
@@ -91,7 +108,7 @@ impl UnixStream {
         let socket = Socket::unix(SockType::Stream)?;
         io::connect_unix(socket.fd, path)
             .await
-            .map_err(|e| io_context(e, "connect", &path.display()))?;
+            .map_err(|e| io_context(e, "connect", &path_name(path)))?;
         Ok(UnixStream { socket })
     }
 
@@ -223,7 +240,7 @@ impl UnixListener {
         let socket = Socket::unix(SockType::Stream)?;
         socket.bind_path(path)?;
         (socket.kernel.listen(socket.fd, super::LISTEN_BACKLOG))
-            .map_err(|e| call_error(e, "listen", &path.display()))?;
+            .map_err(|e| call_error(e, "listen", &path_name(path)))?;
         Ok(UnixListener { socket })
     }
 
@@ -306,7 +323,7 @@ impl UnixDatagram {
     pub fn connect(&self, path: impl AsRef<Path>) -> std::io::Result<()> {
         let path = path.as_ref();
         (self.socket.kernel.connect_unix(self.socket.fd, path))
-            .map_err(|e| call_error(e, "connect", &path.display()))
+            .map_err(|e| call_error(e, "connect", &path_name(path)))
     }
 
     /// Send one datagram to the connected peer.

@@ -209,6 +209,7 @@ on_every_executor!(
     recv_on_a_closed_peer,
     unix_bind_to_a_path_in_use_is_eaddrinuse_naming_it,
     a_unix_path_longer_than_sun_path_is_refused_naming_it,
+    a_unix_path_that_cannot_be_an_address_says_why,
     recv_from_and_recvmsg_cancelled_mid_flight_keep_the_datagram,
     tcp_echo_keeps_flowing_through_short_reads_and_sends,
     a_reused_fd_number_is_waited_on_afresh,

@@ -322,6 +322,29 @@ pub async fn a_unix_path_longer_than_sun_path_is_refused_naming_it(
     Ok(())
 }
 
+/// A path that cannot be a socket address (a NUL byte, which would make
+/// it an abstract name, or an empty one) is refused with `EINVAL` and a
+/// message that shows it escaped and says why.
+pub async fn a_unix_path_that_cannot_be_an_address_says_why(_dir: PathBuf) -> std::io::Result<()> {
+    let abstract_name = r#""\0abstract""#;
+    let why = "abstract socket names are not supported";
+    for (name, result) in [
+        ("bind", UnixListener::bind("\0abstract").map(drop)),
+        ("connect", UnixStream::connect("\0abstract").await.map(drop)),
+        ("datagram bind", UnixDatagram::bind("\0abstract").map(drop)),
+    ] {
+        assert_named(result, "EINVAL", abstract_name, name);
+    }
+    assert_named(UnixListener::bind("\0abstract"), why, "bind", "bind");
+    assert_named(
+        UnixStream::connect("").await,
+        "EINVAL",
+        r#""" (an empty path)"#,
+        "connect to an empty path",
+    );
+    Ok(())
+}
+
 pub async fn recv_from_and_recvmsg_cancelled_mid_flight_keep_the_datagram(
     _dir: PathBuf,
 ) -> std::io::Result<()> {
