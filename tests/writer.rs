@@ -491,6 +491,40 @@ fn a_missing_directory_names_the_path_and_enoent() {
     );
 }
 
+/// An output path ending with `/` names a directory, existing or not: it
+/// is refused before anything is created, saying so (not "Is a directory"
+/// from a create that was tried, for a directory that does not exist).
+#[test]
+fn an_output_path_naming_a_directory_is_refused_before_anything_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    let rt = runtime(Backend::Auto);
+    let base = dir.path().display().to_string();
+    for (path, says) in [
+        (format!("{base}/sub/"), "ends with '/'"),
+        (format!("{base}/missing/"), "ends with '/'"),
+    ] {
+        let err = rt
+            .block_on(ParallelWriter::new(
+                WriterConfig::new(&path).overwrite(true).mimic_lustre(None),
+            ))
+            .err()
+            .expect("refused");
+        assert_eq!(
+            err.kind(),
+            std::io::ErrorKind::InvalidInput,
+            "{path}: {err}"
+        );
+        assert!(err.to_string().contains(says), "{path}: {err}");
+        let mut names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["sub"], "{path}: nothing created");
+    }
+}
+
 #[test]
 fn a_stripe_that_is_not_a_multiple_of_64k_is_rejected() {
     let dir = tempfile::tempdir().unwrap();

@@ -353,6 +353,12 @@ impl WriterConfig {
                 self.path.display()
             ));
         }
+        if self.path.as_os_str().as_encoded_bytes().ends_with(b"/") {
+            return invalid(format!(
+                "writer output path {:?} ends with '/': it names a directory, not a file",
+                self.path.display()
+            ));
+        }
         if self.producers == 0 {
             return invalid("writer needs producers >= 1".into());
         }
