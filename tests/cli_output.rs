@@ -341,6 +341,57 @@ fn a_force_run_that_fails_or_is_interrupted_keeps_the_old_output() {
     );
 }
 
+/// Runs `iok args` with stdout (and stderr) on a pseudo-terminal, through
+/// util-linux `script`; the exit status and what the terminal showed.
+fn iok_on_a_terminal(args: &[&str]) -> (Option<i32>, String) {
+    let quoted: Vec<String> = std::iter::once(IOK)
+        .chain(args.iter().copied())
+        .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+        .collect();
+    let out = Command::new("script")
+        .args(["-qec", &quoted.join(" "), "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("this test needs util-linux `script` (Debian: bsdutils) for a terminal");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// As gzip and pigz do, compressed output is not written to a terminal:
+/// `-o -` with stdout a terminal is refused for pgzip and merge --gzip
+/// (exit 1, saying why, before anything is read), and written with
+/// `--force`; plain merge output goes to a terminal as `cat` would.
+#[test]
+fn compressed_output_to_a_terminal_is_refused_unless_forced() {
+    let p = pair();
+    let a = s(&p.a);
+    for args in [
+        &["pgzip", &a, "-o", "-"][..],
+        &["merge", &a, "--gzip", "-o", "-"][..],
+    ] {
+        let (code, shown) = iok_on_a_terminal(args);
+        assert_eq!(code, Some(1), "{args:?}: {shown}");
+        assert!(
+            shown.contains("refusing to write compressed data to a terminal"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains('\u{1f}'),
+            "{args:?}: no gzip bytes reached the terminal"
+        );
+        let mut forced = args.to_vec();
+        forced.push("--force");
+        let (code, shown) = iok_on_a_terminal(&forced);
+        assert_eq!(code, Some(0), "{forced:?}: {shown}");
+    }
+    let (code, shown) = iok_on_a_terminal(&["merge", &a, "-o", "-"]);
+    assert_eq!(code, Some(0), "{shown}");
+    let first = String::from_utf8_lossy(&p.a_bytes);
+    assert!(shown.contains(first.lines().next().unwrap()), "{shown}");
+}
+
 /// `mknod path c 1 <minor>` (1,3 is /dev/null, 1,7 is /dev/full); false
 /// (with the reason printed) where not permitted.
 fn mknod_char(path: &Path, minor: u32) -> bool {

@@ -747,7 +747,7 @@ pub fn run(args: &MergeArgs) -> std::io::Result<()> {
     if args.mpi {
         return run_mpi(args);
     }
-    let output_mode = OutputMode::for_run(&args.output, args.force)?;
+    let output_mode = OutputMode::for_run(&args.output, args.force, args.gzip.is_some())?;
     let paths = input::expand_inputs(&args.inputs, args.inputs_from.as_deref())?;
     let inputs = input::inspect_all(&paths)?;
     let job = job_of(args, inputs, output_mode);

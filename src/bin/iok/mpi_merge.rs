@@ -60,7 +60,7 @@ pub fn run(args: &MergeArgs) -> std::io::Result<()> {
         ));
     }
     // Before MPI starts threads: the signal watcher needs the mask first.
-    let output_mode = OutputMode::for_run(&args.output, args.force)?;
+    let output_mode = OutputMode::for_run(&args.output, args.force, args.gzip.is_some())?;
     let mpi = Arc::new(MpiCoordinator::init(counter_path()?)?);
     let result = run_rank(args, output_mode, &mpi);
     let result = result.map_err(|e| {

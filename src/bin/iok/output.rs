@@ -52,7 +52,19 @@ impl OutputMode {
     /// them if the run is killed, see `janitor.rs`) and watched for
     /// termination signals (call before any other thread starts, see
     /// [`watch_signals`]), and stdout as the stream for `-o -`.
-    pub fn for_run(output: &Path, force: bool) -> std::io::Result<OutputMode> {
+    ///
+    /// `compressed` output (gzip) is refused for `-o -` when stdout is a
+    /// terminal unless `force`, as gzip and pigz refuse it, before anything
+    /// starts.
+    pub fn for_run(output: &Path, force: bool, compressed: bool) -> std::io::Result<OutputMode> {
+        use std::io::IsTerminal;
+        if compressed && !force && is_stdout(output) && std::io::stdout().is_terminal() {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "refusing to write compressed data to a terminal (-o - and stdout is a \
+                 terminal): redirect stdout, or pass --force",
+            ));
+        }
         let created = crate::janitor::start().unwrap_or_else(|e| {
             eprintln!(
                 "iok: warning: no cleanup helper ({e}): a partial output is removed on \

@@ -83,7 +83,7 @@ pub fn run(args: &PgzipArgs) -> std::io::Result<()> {
             ));
         }
     }
-    let output_mode = OutputMode::for_run(&args.output, args.force)?;
+    let output_mode = OutputMode::for_run(&args.output, args.force, true)?;
     let source = input::inspect(&args.input)?;
     let job = MergeJob {
         inputs: vec![source],
