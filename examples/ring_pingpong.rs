@@ -18,7 +18,10 @@
 //! ```
 use iokernel::buf::BufResult;
 use iokernel::net::UnixStream;
-use iokernel::runtime::{self, Backend, Runtime};
+#[path = "profiling/mod.rs"]
+mod profiling;
+
+use iokernel::runtime;
 use iokernel::sys::real::RealClock;
 use iokernel::sys::Clock;
 
@@ -41,19 +44,7 @@ fn main() {
         std::process::exit(2);
     }
     let trips: u64 = args[1].parse().unwrap();
-    let backend = match std::env::var("BACKEND").as_deref() {
-        Ok("pool") => Backend::ThreadPool,
-        Ok("epoll") => Backend::Epoll,
-        _ => Backend::IoUring,
-    };
-    let metrics = std::env::var("METRICS").map_or(true, |v| v != "0");
-    let rt = Runtime::builder()
-        .metrics(metrics)
-        .backend(backend)
-        .compute_threads(1)
-        .io_threads(1)
-        .build()
-        .unwrap();
+    let rt = profiling::one_thread_runtime();
     let clock = RealClock::new();
     let (user0, sys0) = cpu_seconds();
     let start = clock.now();

@@ -19,7 +19,10 @@
 //! valgrind's thread lock, so whatever had to wake the worker from
 //! another thread never ran. This harness keeps everything on one thread.
 use iokernel::buf::BufResult;
-use iokernel::runtime::{self, Backend, Runtime};
+#[path = "profiling/mod.rs"]
+mod profiling;
+
+use iokernel::runtime;
 use iokernel::sys::real::RealClock;
 use iokernel::sys::Clock;
 use std::cell::Cell;
@@ -35,22 +38,10 @@ fn main() {
     let path = &args[1];
     let qd: u64 = args[2].parse().unwrap();
     let ops: u64 = args[3].parse().unwrap();
-    let backend = match std::env::var("BACKEND").as_deref() {
-        Ok("pool") => Backend::ThreadPool,
-        Ok("epoll") => Backend::Epoll,
-        _ => Backend::IoUring,
-    };
     let file = std::fs::File::open(path).unwrap();
     let fd = file.as_raw_fd();
     let blocks = file.metadata().unwrap().len() / 4096;
-    let metrics = std::env::var("METRICS").map_or(true, |v| v != "0");
-    let rt = Runtime::builder()
-        .metrics(metrics)
-        .backend(backend)
-        .compute_threads(1)
-        .io_threads(1)
-        .build()
-        .unwrap();
+    let rt = profiling::one_thread_runtime();
     let clock = RealClock::new();
     let start = clock.now();
     rt.block_on(async move {
