@@ -429,6 +429,9 @@ impl<T: OpCode> OpCode for Counted<T> {
     fn eagain_wait(&self) -> Option<(RawFd, crate::sys::Interest)> {
         self.op.eagain_wait()
     }
+    fn drop_offset(&mut self) -> bool {
+        self.op.drop_offset()
+    }
     fn reads_files(&self) -> bool {
         self.op.reads_files()
     }

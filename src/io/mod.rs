@@ -69,7 +69,11 @@ pub fn write<B: IoBuf>(fd: RawFd, buf: B) -> Op<Write<B>> {
     })
 }
 
-/// Read at `offset` without moving the file offset.
+/// Read at `offset` without moving the file offset. On a stream (pipe,
+/// FIFO, socket, terminal) the offset is ignored and the stream is read,
+/// on every backend, as io_uring reads a pipe (`pread(2)` itself would
+/// fail with `ESPIPE`); the same holds for [`pwrite`], [`preadv`] and
+/// [`pwritev`].
 pub fn pread<B: IoBufMut>(fd: RawFd, buf: B, offset: u64) -> Op<Read<B>> {
     Op::new(Read {
         fd,
@@ -79,6 +83,7 @@ pub fn pread<B: IoBufMut>(fd: RawFd, buf: B, offset: u64) -> Op<Read<B>> {
 }
 
 /// Write at `offset` without moving the file offset; may write fewer bytes.
+/// On a stream the offset is ignored (see [`pread`]).
 pub fn pwrite<B: IoBuf>(fd: RawFd, buf: B, offset: u64) -> Op<Write<B>> {
     Op::new(Write {
         fd,

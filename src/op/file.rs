@@ -1,9 +1,22 @@
 //! Op descriptors on open file descriptors: reads, writes, vectored I/O,
 //! seeking, syncing, sizing, stat, close and sendfile.
+//!
+//! # Streams
+//!
+//! A read or write *at an offset* on a stream (a pipe, FIFO, socket or
+//! terminal, where `pread`/`pwrite` fail with `ESPIPE`) moves the stream
+//! instead, ignoring the offset, on every backend: that is what io_uring
+//! does with such an op, and the blocking path (pool, sync fallback,
+//! simulated ring) follows it, so an op answers alike wherever it runs.
+//! The op then drops its offset ([`OpCode::drop_offset`]; io_uring itself
+//! ignores it for pipes and FIFOs but answers `ESPIPE` for a socket, which
+//! its driver then resubmits without it), and an `EAGAIN` waits for
+//! readiness as for a plain read or write. (Referred to as `STREAMS`
+//! below.)
 
 use super::{buf_result, to_io, Nowait, OpCode, Request};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
-use crate::sys::{Advice, FileStat, Interest, Kernel, SysResult, Whence};
+use crate::sys::{Advice, Errno, FileStat, Interest, Kernel, SysResult, Whence};
 use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::RawFd;
 
@@ -44,10 +57,13 @@ impl<B: IoBufMut> OpCode for Read<B> {
     }
 
     fn eagain_wait(&self) -> Option<(RawFd, Interest)> {
-        // At the file position the fd may be a socket, pipe or FIFO.
-        self.offset
-            .is_none()
-            .then_some((self.fd, Interest::Readable))
+        // Only a stream (socket, pipe, FIFO) answers EAGAIN, at the file
+        // position or (see `STREAMS`) at an offset.
+        Some((self.fd, Interest::Readable))
+    }
+
+    fn drop_offset(&mut self) -> bool {
+        self.offset.take().is_some()
     }
 
     fn nowait(&mut self) -> Option<Nowait> {
@@ -65,10 +81,13 @@ impl<B: IoBufMut> OpCode for Read<B> {
     }
 
     fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
-        match self.offset {
-            Some(offset) => kernel.pread(self.fd, self.buf.writable(), offset),
-            None => kernel.read(self.fd, self.buf.writable()),
+        if let Some(offset) = self.offset {
+            match kernel.pread(self.fd, self.buf.writable(), offset) {
+                Err(Errno::ESPIPE) if self.drop_offset() => {} // a stream: `STREAMS`
+                result => return result,
+            }
         }
+        kernel.read(self.fd, self.buf.writable())
     }
 
     fn complete(mut self, result: SysResult<usize>) -> Self::Output {
@@ -104,10 +123,13 @@ impl<B: IoBuf> OpCode for Write<B> {
     }
 
     fn eagain_wait(&self) -> Option<(RawFd, Interest)> {
-        // At the file position the fd may be a socket, pipe or FIFO.
-        self.offset
-            .is_none()
-            .then_some((self.fd, Interest::Writable))
+        // Only a stream (socket, pipe, FIFO) answers EAGAIN, at the file
+        // position or (see `STREAMS`) at an offset.
+        Some((self.fd, Interest::Writable))
+    }
+
+    fn drop_offset(&mut self) -> bool {
+        self.offset.take().is_some()
     }
 
     fn nowait(&mut self) -> Option<Nowait> {
@@ -125,10 +147,13 @@ impl<B: IoBuf> OpCode for Write<B> {
     }
 
     fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
-        match self.offset {
-            Some(offset) => kernel.pwrite(self.fd, self.buf.as_bytes(), offset),
-            None => kernel.write(self.fd, self.buf.as_bytes()),
+        if let Some(offset) = self.offset {
+            match kernel.pwrite(self.fd, self.buf.as_bytes(), offset) {
+                Err(Errno::ESPIPE) if self.drop_offset() => {} // a stream: `STREAMS`
+                result => return result,
+            }
         }
+        kernel.write(self.fd, self.buf.as_bytes())
     }
 
     fn complete(self, result: SysResult<usize>) -> Self::Output {
@@ -167,10 +192,13 @@ impl<B: IoBufMut> OpCode for ReadVectored<B> {
     }
 
     fn eagain_wait(&self) -> Option<(RawFd, Interest)> {
-        // At the file position the fd may be a socket, pipe or FIFO.
-        self.offset
-            .is_none()
-            .then_some((self.fd, Interest::Readable))
+        // Only a stream (socket, pipe, FIFO) answers EAGAIN, at the file
+        // position or (see `STREAMS`) at an offset.
+        Some((self.fd, Interest::Readable))
+    }
+
+    fn drop_offset(&mut self) -> bool {
+        self.offset.take().is_some()
     }
 
     fn nowait(&mut self) -> Option<Nowait> {
@@ -197,10 +225,14 @@ impl<B: IoBufMut> OpCode for ReadVectored<B> {
             .iter_mut()
             .map(|b| IoSliceMut::new(b.writable()))
             .collect();
-        match self.offset {
-            Some(offset) => kernel.preadv(self.fd, &mut slices, offset),
-            None => kernel.readv(self.fd, &mut slices),
+        if let Some(offset) = self.offset {
+            match kernel.preadv(self.fd, &mut slices, offset) {
+                // (`drop_offset`, on the field: the slices borrow the buffers.)
+                Err(Errno::ESPIPE) if self.offset.take().is_some() => {} // `STREAMS`
+                result => return result,
+            }
         }
+        kernel.readv(self.fd, &mut slices)
     }
 
     fn complete(mut self, result: SysResult<usize>) -> Self::Output {
@@ -240,10 +272,13 @@ impl<B: IoBuf> OpCode for WriteVectored<B> {
     }
 
     fn eagain_wait(&self) -> Option<(RawFd, Interest)> {
-        // At the file position the fd may be a socket, pipe or FIFO.
-        self.offset
-            .is_none()
-            .then_some((self.fd, Interest::Writable))
+        // Only a stream (socket, pipe, FIFO) answers EAGAIN, at the file
+        // position or (see `STREAMS`) at an offset.
+        Some((self.fd, Interest::Writable))
+    }
+
+    fn drop_offset(&mut self) -> bool {
+        self.offset.take().is_some()
     }
 
     fn nowait(&mut self) -> Option<Nowait> {
@@ -270,10 +305,14 @@ impl<B: IoBuf> OpCode for WriteVectored<B> {
             .iter()
             .map(|b| IoSlice::new(b.as_bytes()))
             .collect();
-        match self.offset {
-            Some(offset) => kernel.pwritev(self.fd, &slices, offset),
-            None => kernel.writev(self.fd, &slices),
+        if let Some(offset) = self.offset {
+            match kernel.pwritev(self.fd, &slices, offset) {
+                // (`drop_offset`, on the field: the slices borrow the buffers.)
+                Err(Errno::ESPIPE) if self.offset.take().is_some() => {} // `STREAMS`
+                result => return result,
+            }
         }
+        kernel.writev(self.fd, &slices)
     }
 
     fn complete(self, result: SysResult<usize>) -> Self::Output {

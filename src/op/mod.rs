@@ -58,12 +58,20 @@ pub trait OpCode: Send + 'static {
 
     /// What to wait for when the op's syscall says `EAGAIN` (its fd is
     /// non-blocking): [`OpCode::readiness`] for socket ops, and for a
-    /// `read`/`write` at the file position too, which may be given a
-    /// socket, pipe or FIFO (a positional one cannot: that is `ESPIPE`).
-    /// Unlike `readiness` it routes nothing: those ops still go where
-    /// file ops go, and wait there. `None`: `EAGAIN` is the op's result.
+    /// `read`/`write` (at the file position or an offset) too, which may be
+    /// given a socket, pipe or FIFO. Unlike `readiness` it routes nothing:
+    /// those ops still go where file ops go, and wait there. `None`:
+    /// `EAGAIN` is the op's result.
     fn eagain_wait(&self) -> Option<(RawFd, Interest)> {
         self.readiness()
+    }
+
+    /// The op's syscall said `ESPIPE` (its fd is a stream): drop the offset
+    /// and report true when the op moves the stream instead, as a read or
+    /// write at an offset does (see `op::file`'s Streams); false when
+    /// `ESPIPE` is the op's result (the default).
+    fn drop_offset(&mut self) -> bool {
+        false
     }
 
     /// Whether the op also reads or writes a regular file, so even with a

@@ -846,6 +846,39 @@ pub async fn a_duration_max_sleep_or_timeout_waits_without_overflow(
 /// before the peer sends waits for its bytes, and writes into a full send
 /// buffer wait for the peer to drain it. `EAGAIN` never reaches the caller
 /// (it did on the pool and epoll backends, while io_uring waited).
+/// A read or write at an offset on a stream (a socket here; a FIFO in
+/// `main.rs`, real kernel only) moves the stream, ignoring the offset, on
+/// every backend (what io_uring does with a pipe; `pread` would fail with
+/// `ESPIPE`): plain and vectored, and a positional read made before the
+/// peer writes waits for the bytes instead of failing with `EAGAIN`.
+pub async fn positional_ops_on_a_stream_move_the_stream(_dir: PathBuf) -> std::io::Result<()> {
+    let (a, b) = iokernel::net::UnixStream::pair()?;
+    let (a_fd, b_fd) = (a.as_raw_fd(), b.as_raw_fd());
+    let peer = spawn_peer("late-positional-writer", async move {
+        sleep(Duration::from_millis(20)).await;
+        let BufResult(n, _) = io::pwrite(a_fd, b"first".to_vec(), 1234).await;
+        assert_eq!(n?, 5, "pwrite on a socket");
+        let parts = vec![b"sec".to_vec(), b"ond".to_vec()];
+        let BufResult(n, _) = io::pwritev(a_fd, parts, 99).await;
+        assert_eq!(n?, 6, "pwritev on a socket");
+        Ok::<_, std::io::Error>(a)
+    });
+    // Made before the peer writes: it waits.
+    let BufResult(n, got) = io::pread(b_fd, vec![0u8; 5], 777).await;
+    assert_same_bytes(&got[..n?], b"first", "pread on a socket");
+    let mut second = Vec::new();
+    while second.len() < 6 {
+        let BufResult(n, bufs) = io::preadv(b_fd, vec![vec![0u8; 3], vec![0u8; 3]], 5).await;
+        let n = n?;
+        assert!(n > 0, "preadv on a socket hit end of stream");
+        second.extend(bufs.concat().into_iter().take(n));
+    }
+    assert_same_bytes(&second, b"second", "preadv on a socket");
+    drop(peer.join().await?);
+    drop(b);
+    Ok(())
+}
+
 pub async fn plain_read_and_write_on_a_socket_wait_for_it(_dir: PathBuf) -> std::io::Result<()> {
     const BULK: usize = 4 << 20;
     let listener = TcpListener::bind(loopback())?;

@@ -188,6 +188,7 @@ on_every_executor!(
     accept_cancelled_by_a_timeout_loses_no_connection,
     a_duration_max_sleep_or_timeout_waits_without_overflow,
     plain_read_and_write_on_a_socket_wait_for_it,
+    positional_ops_on_a_stream_move_the_stream,
 );
 
 on_every_executor!(
@@ -646,6 +647,32 @@ fn a_fifo_opened_before_its_other_end_waits_for_it_on_every_backend() {
             .unwrap_or_else(|e| panic!("on {backend}: {e}"));
     }
     eprintln!("running on the sync fallback (no runtime)");
+    block_on_here(body(fifo.clone())).expect("on the sync fallback");
+}
+
+/// A read or write at an offset on a FIFO moves the FIFO, ignoring the
+/// offset, on every backend and the sync fallback (see
+/// `positional_ops_on_a_stream_move_the_stream` for sockets).
+#[test]
+fn positional_ops_on_a_fifo_move_it_on_every_backend() {
+    let Some((_dir, fifo)) = scratch_fifo() else {
+        return;
+    };
+    let body = |fifo: PathBuf| async move {
+        // Opened read-write, so the open does not wait for a peer.
+        let fd = io::open(&fifo, OpenFlags::RDWR, 0).await?;
+        let BufResult(n, _) = io::pwrite(fd, b"through a fifo".to_vec(), 4096).await;
+        assert_eq!(n?, 14, "pwrite on a FIFO");
+        let BufResult(n, got) = io::pread(fd, vec![0u8; 14], 8).await;
+        assert_same_bytes(&got[..n?], b"through a fifo", "pread on a FIFO");
+        io::close(fd).await?;
+        Ok::<(), std::io::Error>(())
+    };
+    for backend in available_backends() {
+        let rt = runtime_on(backend, "fifo-positional");
+        rt.block_on(body(fifo.clone()))
+            .unwrap_or_else(|e| panic!("on {backend}: {e}"));
+    }
     block_on_here(body(fifo.clone())).expect("on the sync fallback");
 }
 

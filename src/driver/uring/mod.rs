@@ -343,6 +343,13 @@ impl<T: OpCode> InRing for Flight<T> {
             self.waiting_readiness = true;
             return Some(self);
         }
+        // A read or write at an offset on a socket: again as a stream op
+        // (`op::file`'s Streams; io_uring already ignores the offset on
+        // pipes and FIFOs).
+        if result == Err(Errno::ESPIPE) && self.op.drop_offset() && !self.completion.is_abandoned()
+        {
+            return Some(self);
+        }
         self.finish(result, kernel);
         None
     }
