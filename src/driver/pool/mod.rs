@@ -95,8 +95,9 @@ fn make_job<T: OpCode>(
     let completion = Completion::new();
     let job_completion = Arc::clone(&completion);
     let kernel = Arc::clone(kernel);
-    // Only an op that can wait for readiness asks the probe: file ops, the
-    // pool's common case, take no reference to it.
+    // Only an op that can wait for readiness asks the probe: socket ops,
+    // and reads and writes (which may be handed a stream, at an offset
+    // too); other file ops (sync, stat, open, ...) take no reference.
     let queue_probe = op.eagain_wait().and(queue_probe).cloned();
     let job = Box::new(move || {
         let mut op = op;
