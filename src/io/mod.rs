@@ -52,6 +52,13 @@ pub use crate::sys::{
 };
 
 /// Read up to the buffer's capacity at the file offset (advancing it).
+///
+/// Dropped before it completes (a `timeout`, a `select`), the read may
+/// still have moved bytes in the kernel: at the file position and on a
+/// pipe or FIFO those bytes are gone from the fd and not kept, unlike a
+/// cancelled [`recv`]'s, which the next `recv` on the socket gets first.
+/// On sockets use `recv` (as `TcpStream` and `UnixStream` do) where reads
+/// may be cancelled.
 pub fn read<B: IoBufMut>(fd: RawFd, buf: B) -> Op<Read<B>> {
     Op::new(Read {
         fd,
