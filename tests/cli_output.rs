@@ -392,6 +392,33 @@ fn compressed_output_to_a_terminal_is_refused_unless_forced() {
     assert!(shown.contains(first.lines().next().unwrap()), "{shown}");
 }
 
+/// A plain merge output named `.gz` would fail every gzip reader later:
+/// it is refused before anything is read or created, saying to pass
+/// `--gzip`; with `--gzip` it is written (and is gzip).
+#[test]
+fn a_plain_output_named_gz_is_refused() {
+    let p = pair();
+    let (a, b) = (s(&p.a), s(&p.b));
+    for name in ["out.pfw.gz", "OUT.GZ"] {
+        let out = s(&p.dir.path().join(name));
+        let done = iok(&["merge", &a, &b, "-o", &out]);
+        assert_eq!(done.status.code(), Some(1), "{}", stderr_of(&done));
+        let err = stderr_of(&done);
+        assert!(err.contains(name) && err.contains("--gzip"), "{err}");
+        assert_eq!(
+            names_in(p.dir.path()),
+            ["a.pfw", "b.pfw"],
+            "nothing created"
+        );
+    }
+    let out = p.dir.path().join("out.pfw.gz");
+    assert_ok(
+        &iok(&["merge", &a, &b, "-o", &s(&out), "--gzip"]),
+        "merge --gzip",
+    );
+    assert!(sorted_lines(&gunzip(&std::fs::read(&out).unwrap())).len() > 1);
+}
+
 /// `mknod path c 1 <minor>` (1,3 is /dev/null, 1,7 is /dev/full); false
 /// (with the reason printed) where not permitted.
 fn mknod_char(path: &Path, minor: u32) -> bool {

@@ -33,7 +33,7 @@ use iokernel::writer::{
     LUSTRE_MAX_STRIPE_COUNT,
 };
 use std::io::{Error, ErrorKind};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -737,6 +737,26 @@ pub fn print_outcome(
     output::print_summary(&text, data_on_stdout)
 }
 
+/// A plain output named `*.gz` would be taken for gzip by every reader
+/// (DFTracer's included) and fail there: refused before anything is read,
+/// saying how to get either.
+fn refuse_plain_gz_name(output: &Path, gzip: Option<u32>) -> std::io::Result<()> {
+    let named_gz = output
+        .extension()
+        .is_some_and(|ext| ext.eq_ignore_ascii_case("gz"));
+    if gzip.is_none() && named_gz {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "output {} is named .gz but would be plain JSON lines: pass --gzip to \
+                 compress it, or name it without .gz",
+                output.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 pub fn run(args: &MergeArgs) -> std::io::Result<()> {
     if args.keep_shards && args.layout != LayoutArg::Sharded {
         return Err(Error::new(
@@ -744,6 +764,7 @@ pub fn run(args: &MergeArgs) -> std::io::Result<()> {
             "--keep-shards needs --layout sharded",
         ));
     }
+    refuse_plain_gz_name(&args.output, args.gzip)?;
     if args.mpi {
         return run_mpi(args);
     }
