@@ -151,6 +151,60 @@ fn inputs_from_reads_one_path_a_line_in_order() {
     assert_eq!(got, [lines("one", 700), expected].concat());
 }
 
+/// `iok args` with `stdin` as its standard input.
+fn iok_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(IOK)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// `--inputs-from -` reads the list from stdin (as `tar --files-from=-`);
+/// stdin cannot then be an input `-` as well, which is refused.
+#[test]
+fn inputs_from_dash_reads_the_list_from_stdin() {
+    let tmp = tempfile::tempdir().unwrap();
+    let one = tmp.path().join("one.pfw");
+    let two = tmp.path().join("two.pfw");
+    std::fs::write(&one, lines("one", 70)).unwrap();
+    std::fs::write(&two, lines("two", 30)).unwrap();
+    let list = format!("{}\n{}\n", two.display(), one.display());
+    let out = tmp.path().join("out.pfw");
+    let out_s = out.to_str().unwrap();
+    let done = iok_with_stdin(
+        &["merge", "--inputs-from", "-", "-o", out_s, "--ordered"],
+        list.as_bytes(),
+    );
+    assert_ok(&done, "merge --inputs-from -");
+    let expected = [lines("two", 30), lines("one", 70)].concat();
+    assert_eq!(std::fs::read(&out).unwrap(), expected);
+
+    let again = tmp.path().join("again.pfw");
+    let done = iok_with_stdin(
+        &[
+            "merge",
+            "-",
+            "--inputs-from",
+            "-",
+            "-o",
+            again.to_str().unwrap(),
+        ],
+        list.as_bytes(),
+    );
+    assert_eq!(done.status.code(), Some(1), "{}", stderr_of(&done));
+    assert!(
+        stderr_of(&done).contains("--inputs-from -"),
+        "{}",
+        stderr_of(&done)
+    );
+    assert!(!again.exists());
+}
+
 #[test]
 fn inputs_from_errors_name_the_list_or_the_missing_path() {
     let tmp = tempfile::tempdir().unwrap();
@@ -227,4 +281,33 @@ fn mpi_singleton_merges_like_a_plain_run() {
     let summary = String::from_utf8_lossy(&result.stdout);
     assert!(summary.contains("across 1 MPI ranks"), "{summary}");
     assert!(summary.contains("3 input(s)"), "{summary}");
+}
+
+/// Under `--mpi` every rank reads the list, and mpirun gives stdin to rank
+/// 0 only: `--inputs-from -` is refused, saying so, nothing created.
+#[cfg(feature = "mpi")]
+#[test]
+fn mpi_refuses_an_inputs_from_list_on_stdin() {
+    let tmp = tempfile::tempdir().unwrap();
+    let one = tmp.path().join("one.pfw");
+    std::fs::write(&one, lines("one", 10)).unwrap();
+    let out = tmp.path().join("out.pfw");
+    let done = iok_with_stdin(
+        &[
+            "merge",
+            "--mpi",
+            "--inputs-from",
+            "-",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        format!("{}\n", one.display()).as_bytes(),
+    );
+    assert_eq!(done.status.code(), Some(1), "{}", stderr_of(&done));
+    assert!(
+        stderr_of(&done).contains("rank 0 only"),
+        "{}",
+        stderr_of(&done)
+    );
+    assert!(!out.exists());
 }

@@ -555,7 +555,8 @@ impl LineBlocks {
 /// The inputs named on the command line, in order: a directory stands for
 /// every `*.pfw` and `*.pfw.gz` directly in it, sorted by name (bytes);
 /// `--inputs-from FILE` adds its paths (one a line, blank lines ignored,
-/// each expanded the same way) after the positional ones. A directory
+/// each expanded the same way) after the positional ones; `-` reads the
+/// list from stdin (which then cannot also be an input). A directory
 /// without such files, or a list that cannot be read, is an error naming
 /// it.
 pub fn expand_inputs(
@@ -565,6 +566,12 @@ pub fn expand_inputs(
     let mut named = positional.to_vec();
     if let Some(list) = inputs_from {
         named.extend(read_input_list(list)?);
+        if list.as_os_str() == STDIN_PATH && named.iter().any(|p| p.as_os_str() == STDIN_PATH) {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "stdin is the --inputs-from list (`--inputs-from -`); it cannot be an input `-` too",
+            ));
+        }
     }
     let mut paths = Vec::with_capacity(named.len());
     for path in named {
@@ -622,9 +629,20 @@ fn trace_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// The paths in an `--inputs-from` list: one a line (a trailing `\r` is
 /// dropped), lines that are empty or only whitespace skipped.
+/// `-` reads the list from stdin.
 fn read_input_list(list: &Path) -> std::io::Result<Vec<PathBuf>> {
+    use std::io::Read;
     use std::os::unix::ffi::OsStrExt;
-    let bytes = std::fs::read(list).map_err(|e| with_path(e, "cannot read --inputs-from", list))?;
+    let bytes = if list.as_os_str() == STDIN_PATH {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut bytes)
+            .map_err(|e| with_path(e, "cannot read --inputs-from", Path::new("- (stdin)")))?;
+        bytes
+    } else {
+        std::fs::read(list).map_err(|e| with_path(e, "cannot read --inputs-from", list))?
+    };
     Ok(bytes
         .split(|&b| b == b'\n')
         .map(|line| line.strip_suffix(b"\r").unwrap_or(line))

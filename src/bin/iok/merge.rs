@@ -82,9 +82,9 @@ pub struct MergeArgs {
     /// stands for every `*.pfw` and `*.pfw.gz` in it, sorted by name.
     #[arg(required_unless_present = "inputs_from", value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
-    /// Also read the input paths from FILE, one a line (blank lines are
-    /// ignored; directories are expanded as on the command line), after
-    /// the INPUTs given as arguments.
+    /// Also read the input paths from FILE (`-`: stdin), one a line
+    /// (blank lines are ignored; directories are expanded as on the
+    /// command line), after the INPUTs given as arguments.
     #[arg(long, value_name = "FILE")]
     pub inputs_from: Option<PathBuf>,
     /// Run as one rank of an MPI job (`mpirun -n N iok merge --mpi ...`):

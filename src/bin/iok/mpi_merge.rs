@@ -96,6 +96,17 @@ fn run_rank(
     mpi: &Arc<MpiCoordinator>,
 ) -> std::io::Result<()> {
     let (rank, ranks) = (mpi.rank(), mpi.ranks());
+    // Every rank reads the list; mpirun gives stdin to rank 0 only.
+    if args
+        .inputs_from
+        .as_ref()
+        .is_some_and(|list| list.as_os_str() == STDIN_PATH)
+    {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "--mpi: --inputs-from - (stdin) reaches rank 0 only; give the list as a file",
+        ));
+    }
     // Expanding a directory or a list can fail on one rank only; agree.
     let expanded = input::expand_inputs(&args.inputs, args.inputs_from.as_deref());
     let failure = expanded.as_ref().err().map(|e| {
