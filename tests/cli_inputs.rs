@@ -164,6 +164,20 @@ fn iok_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// `iok args` fed `stdin` is refused: exit 1, `needle` in its message,
+/// nothing created at `out`.
+fn assert_refused_with_stdin(args: &[&str], stdin: &[u8], needle: &str, out: &Path) {
+    let done = iok_with_stdin(args, stdin);
+    assert_eq!(
+        done.status.code(),
+        Some(1),
+        "{args:?}: {}",
+        stderr_of(&done)
+    );
+    assert!(stderr_of(&done).contains(needle), "{}", stderr_of(&done));
+    assert!(!out.exists(), "{args:?} created {}", out.display());
+}
+
 /// `--inputs-from -` reads the list from stdin (as `tar --files-from=-`);
 /// stdin cannot then be an input `-` as well, which is refused.
 #[test]
@@ -185,24 +199,9 @@ fn inputs_from_dash_reads_the_list_from_stdin() {
     assert_eq!(std::fs::read(&out).unwrap(), expected);
 
     let again = tmp.path().join("again.pfw");
-    let done = iok_with_stdin(
-        &[
-            "merge",
-            "-",
-            "--inputs-from",
-            "-",
-            "-o",
-            again.to_str().unwrap(),
-        ],
-        list.as_bytes(),
-    );
-    assert_eq!(done.status.code(), Some(1), "{}", stderr_of(&done));
-    assert!(
-        stderr_of(&done).contains("--inputs-from -"),
-        "{}",
-        stderr_of(&done)
-    );
-    assert!(!again.exists());
+    let again_s = again.to_str().unwrap();
+    let args = ["merge", "-", "--inputs-from", "-", "-o", again_s];
+    assert_refused_with_stdin(&args, list.as_bytes(), "--inputs-from -", &again);
 }
 
 #[test]
@@ -292,22 +291,14 @@ fn mpi_refuses_an_inputs_from_list_on_stdin() {
     let one = tmp.path().join("one.pfw");
     std::fs::write(&one, lines("one", 10)).unwrap();
     let out = tmp.path().join("out.pfw");
-    let done = iok_with_stdin(
-        &[
-            "merge",
-            "--mpi",
-            "--inputs-from",
-            "-",
-            "-o",
-            out.to_str().unwrap(),
-        ],
-        format!("{}\n", one.display()).as_bytes(),
-    );
-    assert_eq!(done.status.code(), Some(1), "{}", stderr_of(&done));
-    assert!(
-        stderr_of(&done).contains("rank 0 only"),
-        "{}",
-        stderr_of(&done)
-    );
-    assert!(!out.exists());
+    let args = [
+        "merge",
+        "--mpi",
+        "--inputs-from",
+        "-",
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    let list = format!("{}\n", one.display());
+    assert_refused_with_stdin(&args, list.as_bytes(), "rank 0 only", &out);
 }
