@@ -208,17 +208,19 @@ async fn dir_on_lustre(dir: &Path) -> Result<bool, WriteError> {
 /// and renames it over the old one once it is complete and synced
 /// (`AtomicRename`): a run that fails, is interrupted or crashes leaves the
 /// old output whole instead of nothing. `None` keeps writing in place (no
-/// syncs, no promises); a stream is never replaced.
-async fn replacing_durability(config: &WriterConfig) -> Result<Durability, WriteError> {
+/// syncs, no promises); a stream is never replaced. A path that cannot be
+/// looked at changes nothing here: creating it reports the error, where
+/// ranks agree on it.
+async fn replacing_durability(config: &WriterConfig) -> Durability {
     if !config.overwrite || config.durability != Durability::Fsync {
-        return Ok(config.durability);
+        return config.durability;
     }
     for path in super::output::planned_paths(config) {
-        if let Existing::Regular = probe(&path).await? {
-            return Ok(Durability::AtomicRename);
+        if let Ok(Existing::Regular) = probe(&path).await {
+            return Durability::AtomicRename;
         }
     }
-    Ok(config.durability)
+    config.durability
 }
 
 impl ParallelWriter {
@@ -229,7 +231,7 @@ impl ParallelWriter {
         // Before the ranks compare their settings: a rank that saw another
         // output then disagrees with rank 0 and says so.
         if crate::runtime::in_runtime() {
-            config.durability = replacing_durability(&config).await?;
+            config.durability = replacing_durability(&config).await;
         }
         let across_ranks = config.coordinator.get().ranks() > 1;
         if across_ranks {
