@@ -130,11 +130,13 @@ async fn send_all(
     while sent < data.len() {
         let chunk_end = (sent + 1 + rng.below(MAX_SEND_BYTES) as usize).min(data.len());
         let chunk = data[sent..chunk_end].to_vec();
-        // Every other chunk (scripted) through the plain write op, which
-        // must wait for a full socket as send does.
-        let BufResult(result, _) = match rng.below(2) {
+        // Some chunks (scripted) through the plain write op, and some
+        // through pwrite at an offset (a stream ignores it), which must
+        // wait for a full socket as send does.
+        let BufResult(result, _) = match rng.below(3) {
             0 => stream.write(chunk).await,
-            _ => io::write(stream.as_raw_fd(), chunk).await,
+            1 => io::write(stream.as_raw_fd(), chunk).await,
+            _ => io::pwrite(stream.as_raw_fd(), chunk, rng.below(1 << 20)).await,
         };
         match result {
             Ok(0) => return Err(format!("send wrote 0 bytes at {sent}")),
@@ -163,10 +165,13 @@ async fn receive_all(
     let mut got = Vec::new();
     loop {
         let len = 1 + rng.below(MAX_SEND_BYTES) as usize;
-        // As the sender: some reads through the plain read op.
-        let BufResult(result, buf) = match rng.below(2) {
-            0 => stream.read(Vec::with_capacity(len)).await,
-            _ => io::read(stream.as_raw_fd(), Vec::with_capacity(len)).await,
+        // As the sender: some reads through the plain read op, some
+        // through pread at an offset.
+        let buf = Vec::with_capacity(len);
+        let BufResult(result, buf) = match rng.below(3) {
+            0 => stream.read(buf).await,
+            1 => io::read(stream.as_raw_fd(), buf).await,
+            _ => io::pread(stream.as_raw_fd(), buf, rng.below(1 << 20)).await,
         };
         match result {
             Ok(0) => return Ok(got),
