@@ -1115,3 +1115,111 @@ fn a_runtime_dropped_by_its_own_task_shuts_down_without_a_panic() {
         );
     }
 }
+
+/// An op submitted on a runtime's thread and then awaited on another
+/// thread (an `Op` is `Send`) gets its bytes on every backend; on io_uring
+/// it reaches its ring from there through the ring's mailbox, while the
+/// ring's thread goes on running.
+#[test]
+fn an_op_awaited_on_another_thread_after_its_submission_gets_its_bytes() {
+    use std::io::Write;
+    for backend in Backend::CONCRETE {
+        if runtime::backend_availability(backend).is_err() {
+            continue;
+        }
+        let rt = Runtime::builder()
+            .compute_threads(1)
+            .backend(backend)
+            .build()
+            .unwrap();
+        let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let sock = std::os::fd::AsRawFd::as_raw_fd(&ours);
+        let got = rt.block_on(async move {
+            let mut recv = iokernel::io::recv(sock, vec![0u8; 8]);
+            // Submitted here (on this thread's ring), not waited for.
+            std::future::poll_fn(|cx| {
+                assert!(
+                    std::future::Future::poll(std::pin::Pin::new(&mut recv), cx).is_pending(),
+                    "nothing to read yet"
+                );
+                std::task::Poll::Ready(())
+            })
+            .await;
+            let (tx, rx) = channel::<Vec<u8>>(1);
+            let afar = spawn_named("afar".into(), move || {
+                let iokernel::buf::BufResult(n, buf) = recv.wait();
+                let n = n.expect("the recv awaited afar failed");
+                tx.try_send(buf[..n].to_vec()).unwrap();
+            })
+            .unwrap();
+            theirs.write_all(b"far").unwrap();
+            let got = rx.recv().await.expect("the thread afar sent nothing");
+            afar.join().unwrap();
+            got
+        });
+        assert_eq!(got, b"far", "{backend}");
+    }
+}
+
+/// A runtime dropped while an op it submitted is still held (returned
+/// out of `block_on`) loses no bytes: the op's result waits for its
+/// future after the ring has closed, or the op was cancelled before it
+/// read anything and the bytes are still in the socket.
+#[test]
+fn an_op_that_outlives_its_runtime_loses_no_bytes() {
+    use std::io::{Read, Write};
+    for backend in Backend::CONCRETE {
+        if runtime::backend_availability(backend).is_err() {
+            continue;
+        }
+        let rt = Runtime::builder()
+            .compute_threads(1)
+            .backend(backend)
+            .build()
+            .unwrap();
+        let (mut ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let sock = std::os::fd::AsRawFd::as_raw_fd(&ours);
+        theirs.write_all(b"kept").unwrap();
+        // The op, or its output when the first poll finished it (the bytes
+        // were there).
+        let first = rt.block_on(async move {
+            let mut recv = iokernel::io::recv(sock, vec![0u8; 8]);
+            let polled = std::future::poll_fn(|cx| {
+                std::task::Poll::Ready(std::future::Future::poll(std::pin::Pin::new(&mut recv), cx))
+            })
+            .await;
+            match polled {
+                std::task::Poll::Ready(output) => Err(output),
+                std::task::Poll::Pending => Ok(recv),
+            }
+        });
+        drop(rt);
+        let output = match first {
+            Err(output) => output,
+            Ok(mut recv) => {
+                let waker = std::task::Waker::noop();
+                let mut cx = std::task::Context::from_waker(waker);
+                match std::future::Future::poll(std::pin::Pin::new(&mut recv), &mut cx) {
+                    std::task::Poll::Ready(output) => output,
+                    std::task::Poll::Pending => {
+                        panic!("{backend}: the op's result went with its runtime")
+                    }
+                }
+            }
+        };
+        let got = match output {
+            iokernel::buf::BufResult(Ok(n), buf) => buf[..n].to_vec(),
+            iokernel::buf::BufResult(Err(e), _) => {
+                assert_eq!(e.raw_os_error(), Some(libc::ECANCELED), "{backend}: {e}");
+                let mut rest = [0u8; 8];
+                let n = ours
+                    .read(&mut rest)
+                    .expect("the bytes are still in the socket");
+                rest[..n].to_vec()
+            }
+        };
+        assert_eq!(got, b"kept", "{backend}");
+    }
+}

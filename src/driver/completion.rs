@@ -1,6 +1,8 @@
 //! Where a running op's result meets the future waiting for it, shared by
-//! the drivers that complete ops away from the awaiting task (the pool's
-//! worker threads, the io_uring completion queue).
+//! the drivers that complete ops away from the awaiting task: the pool's
+//! worker threads, and an io_uring ring for a future that cannot reach it
+//! (`uring/mailbox.rs`; a future on its ring's thread takes its result
+//! from the ring's slot instead).
 //!
 //! The driver holds one side (and the op with its buffer while the kernel
 //! may touch it); the op future holds the other. If the future is dropped

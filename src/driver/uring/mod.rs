@@ -10,7 +10,13 @@
 //!
 //! An op submitted from a worker is boxed (so its buffers and op-owned
 //! storage keep their address) into the worker's in-flight table and its
-//! entry queued on the worker's ring. Entries reach the kernel in batches:
+//! entry queued on the worker's ring. Its result stays in that slot, with
+//! the waker of the task that awaits it: the future takes it from there
+//! when polled on the ring's thread (tasks never move between workers),
+//! with no lock or reference count between the ring and the future. A
+//! future that cannot reach its ring (an `Op` moved to another thread, or
+//! one outliving its ring) goes through the ring's mailbox
+//! (`mailbox.rs`). Entries reach the kernel in batches:
 //! when the worker is about to park, when many are queued, when the
 //! submission queue is full (flush, then push again), or between task
 //! polls while the ring is *device-bound*: its last submit left storage ops
@@ -34,8 +40,9 @@
 //! that has no io_uring form (`lseek`, `sendfile`: see `ops.rs`), runs
 //! on the pool, and the backend report lists it.
 //!
-//! Cancellation: dropping an in-flight op's future marks it abandoned and
-//! submits an async cancel; the op (and its buffer) stays in the table
+//! Cancellation: dropping an in-flight op's future marks it abandoned (in
+//! its slot, or through the mailbox from another thread) and submits an
+//! async cancel; the op (and its buffer) stays in the table
 //! until its completion arrives, and a late fd is closed. An abandoned op
 //! whose readiness poll completes ends there (`ECANCELED`) instead of
 //! issuing its syscall. A cancel can still lose the race: a late `recv` or
@@ -45,8 +52,10 @@
 //! it is done, then takes the leftovers first: bytes stay in order and a
 //! reader already in the kernel never waits for bytes that went elsewhere. A thread's ring
 //! is drained (cancel everything, wait for every completion) before it is
-//! dropped, so the kernel never writes into freed memory.
+//! dropped, so the kernel never writes into freed memory; results no
+//! future has taken by then wait in its mailbox for their futures.
 
+mod mailbox;
 mod ops;
 // The kernel's io_uring (FFI); everything else here runs over the ring
 // seam on every OS (the simulator's ring).
@@ -90,7 +99,9 @@ use crate::sys::ring::{
     CompletionRing, RingEntry, RingExec, RingSource, RingWork, SqFull, CANCEL_USER_DATA,
 };
 use crate::sys::{Errno, Interest, Kernel, SysResult};
+use mailbox::{Mailbox, Reached, Request};
 pub(crate) use ring::KernelRings;
+use std::any::Any;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io;
@@ -233,17 +244,34 @@ pub(crate) fn availability(rings: &dyn RingSource) -> Result<Vec<String>, String
     Ok(notes)
 }
 
+/// What became of an op whose completion a ring dispatched.
+enum Completed {
+    /// Submit it again (its readiness poll fired, or it retries).
+    Again(Box<dyn InRing>),
+    /// Its result waits in the slot for the future ([`Handoff::Local`]).
+    Kept(Box<dyn InRing>),
+    /// Its result went to a shared completion or was discarded.
+    Gone,
+}
+
 /// An op in a ring's table, type-erased.
 trait InRing: RingExec {
     /// What to submit now (the op's own entry, or a readiness poll).
     fn work(&mut self) -> Option<RingWork>;
-    /// Handle a completion; `Some` means submit this op again.
-    fn on_complete(self: Box<Self>, res: i32, kernel: &dyn Kernel) -> Option<Box<dyn InRing>>;
+    /// Handle a completion.
+    fn on_complete(self: Box<Self>, res: i32, kernel: &dyn Kernel) -> Completed;
     /// Finish the op with `result` (it could not be submitted again, or
-    /// it needs no kernel: leftovers, a cancelled deferred op).
-    fn finish_with(self: Box<Self>, result: SysResult<usize>, kernel: &dyn Kernel);
+    /// it needs no kernel: leftovers, a cancelled deferred op); `Some`
+    /// when the result waits in the slot for the future.
+    fn finish_with(
+        self: Box<Self>,
+        result: SysResult<usize>,
+        kernel: &dyn Kernel,
+    ) -> Option<Box<dyn InRing>>;
     /// Whether the op's future is gone.
     fn is_abandoned(&self) -> bool;
+    /// Whether the op is done and its result waits in the slot.
+    fn is_finished(&self) -> bool;
     /// The fd the op takes bytes or connections from (`recv`, `accept`)
     /// while its data-moving entry (not a readiness poll) is queued.
     fn reader_fd(&self) -> Option<RawFd>;
@@ -253,6 +281,41 @@ trait InRing: RingExec {
     /// [`OpCode::readiness`], so never a readiness poll either). What
     /// makes a ring device-bound.
     fn on_device(&self) -> bool;
+    /// The future, polled on the ring's thread, waits with `waker`.
+    fn register(&mut self, waker: &Waker);
+    /// The future, on the ring's thread, is gone: mark the op abandoned
+    /// (it is not finished).
+    fn mark_abandoned(&mut self);
+    /// A finished op whose future is gone: discard its result. True when
+    /// it was a reader (whose abandonment was counted).
+    fn discard_result(self: Box<Self>, kernel: &dyn Kernel) -> bool;
+    /// Deliver the result through `completion` from now on (a
+    /// [`Request::Adopt`]); a finished op delivers at once (`None`: the
+    /// slot is free).
+    fn adopt(
+        self: Box<Self>,
+        completion: Box<dyn Any + Send>,
+        kernel: &dyn Kernel,
+    ) -> Option<Box<dyn InRing>>;
+    /// A finished op of a closing ring, as a `(T, SysResult<usize>)` for
+    /// its future to find in the mailbox.
+    fn into_orphan(self: Box<Self>) -> Box<dyn Any + Send>;
+    /// For the future that takes a finished op (it knows the type).
+    fn into_any(self: Box<Self>) -> Box<dyn Any>;
+}
+
+/// Where a ring op's result goes.
+enum Handoff<T: OpCode> {
+    /// Into the op's own slot, for a future on the ring's thread; `result`
+    /// is set once the op is done.
+    Local {
+        waker: Option<Waker>,
+        abandoned: bool,
+        result: Option<SysResult<usize>>,
+    },
+    /// Through a shared completion, for a future that could not reach the
+    /// ring (see `mailbox.rs`).
+    Shared(Arc<Completion<T>>),
 }
 
 struct Flight<T: OpCode> {
@@ -260,7 +323,7 @@ struct Flight<T: OpCode> {
     /// What the op's entry points into besides the op (iovecs, statx
     /// buffer, addresses): io_uring's business, not the descriptor's.
     scratch: ops::Scratch,
-    completion: Arc<Completion<T>>,
+    handoff: Handoff<T>,
     waiting_readiness: bool,
     /// The op has no readiness ([`InRing::on_device`]), decided once.
     storage: bool,
@@ -288,12 +351,60 @@ impl<T: OpCode> RingExec for Flight<T> {
 }
 
 impl<T: OpCode> Flight<T> {
-    /// Hand the result to the future, or to [`OpCode::discard`] when the
-    /// future is gone (an abandoned reader leaves [`ABANDONED_READERS`]).
-    fn finish(self, result: SysResult<usize>, kernel: &dyn Kernel) {
+    /// Hand the result to the future: into the slot (`Some`: keep the op
+    /// there), or through the shared completion, or to
+    /// [`OpCode::discard`] when the future is gone (an abandoned reader
+    /// leaves [`ABANDONED_READERS`]).
+    fn finish(
+        mut self: Box<Self>,
+        result: SysResult<usize>,
+        kernel: &dyn Kernel,
+    ) -> Option<Box<Self>> {
         let reader = self.reader;
-        if self.completion.finish(self.op, result, kernel) && reader {
+        let abandoned = match &mut self.handoff {
+            Handoff::Local {
+                abandoned: false,
+                waker,
+                result: slot,
+            } => {
+                *slot = Some(result);
+                if let Some(waker) = waker.take() {
+                    waker.wake();
+                }
+                return Some(self);
+            }
+            Handoff::Local { .. } => {
+                self.op.discard(result, kernel);
+                true
+            }
+            Handoff::Shared(completion) => {
+                let completion = Arc::clone(completion);
+                let Flight { op, .. } = *self;
+                completion.finish(op, result, kernel)
+            }
+        };
+        if abandoned && reader {
             ABANDONED_READERS.fetch_sub(1, Ordering::AcqRel);
+        }
+        None
+    }
+
+    /// The op and its result (the op is finished). Only the op moves out
+    /// of the box (the whole flight is several times its size).
+    #[allow(clippy::boxed_local)] // by box on purpose, see above
+    fn into_result(mut self: Box<Self>) -> (T, SysResult<usize>) {
+        let result = match &mut self.handoff {
+            Handoff::Local { result, .. } => result.take(),
+            Handoff::Shared(_) => None,
+        };
+        let result = result.expect("a ring op taken before it finished");
+        (self.op, result)
+    }
+
+    fn is_abandoned(&self) -> bool {
+        match &self.handoff {
+            Handoff::Local { abandoned, .. } => *abandoned,
+            Handoff::Shared(completion) => completion.is_abandoned(),
         }
     }
 }
@@ -316,9 +427,9 @@ impl<T: OpCode> InRing for Flight<T> {
         })
     }
 
-    fn on_complete(mut self: Box<Self>, res: i32, kernel: &dyn Kernel) -> Option<Box<dyn InRing>> {
+    fn on_complete(mut self: Box<Self>, res: i32, kernel: &dyn Kernel) -> Completed {
         if self.waiting_readiness {
-            let abandoned = self.completion.is_abandoned();
+            let abandoned = Flight::is_abandoned(&self);
             self.waiting_readiness = false;
             if abandoned || res < 0 {
                 let result = if abandoned {
@@ -326,44 +437,59 @@ impl<T: OpCode> InRing for Flight<T> {
                 } else {
                     Err(Errno(-res))
                 };
-                self.finish(result, kernel);
-                return None;
+                return self
+                    .finish_with(result, kernel)
+                    .map_or(Completed::Gone, Completed::Kept);
             }
-            return Some(self);
+            return Completed::Again(self);
         }
         let result = match self.ran_in_place.take() {
             Some(result) => result,
             None => ops::result(&mut self.op, &self.scratch, res, kernel),
         };
-        // (The abandoned check locks the completion: only for a retry.)
+        // (The abandoned check may lock a shared completion: only for a retry.)
         if result == Err(Errno::EAGAIN)
             && self.op.eagain_wait().is_some()
-            && !self.completion.is_abandoned()
+            && !Flight::is_abandoned(&self)
         {
             self.waiting_readiness = true;
-            return Some(self);
+            return Completed::Again(self);
         }
         // A read or write at an offset on a socket: again as a stream op
         // (`op::file`'s Streams; io_uring already ignores the offset on
         // pipes and FIFOs).
-        if result == Err(Errno::ESPIPE) && self.op.drop_offset() && !self.completion.is_abandoned()
-        {
-            return Some(self);
+        if result == Err(Errno::ESPIPE) && self.op.drop_offset() && !Flight::is_abandoned(&self) {
+            return Completed::Again(self);
         }
-        self.finish(result, kernel);
-        None
+        self.finish_with(result, kernel)
+            .map_or(Completed::Gone, Completed::Kept)
     }
 
-    fn finish_with(self: Box<Self>, result: SysResult<usize>, kernel: &dyn Kernel) {
-        self.finish(result, kernel);
+    fn finish_with(
+        self: Box<Self>,
+        result: SysResult<usize>,
+        kernel: &dyn Kernel,
+    ) -> Option<Box<dyn InRing>> {
+        self.finish(result, kernel)
+            .map(|kept| kept as Box<dyn InRing>)
     }
 
     fn is_abandoned(&self) -> bool {
-        self.completion.is_abandoned()
+        Flight::is_abandoned(self)
+    }
+
+    fn is_finished(&self) -> bool {
+        matches!(
+            self.handoff,
+            Handoff::Local {
+                result: Some(_),
+                ..
+            }
+        )
     }
 
     fn reader_fd(&self) -> Option<RawFd> {
-        if self.waiting_readiness || !self.reader {
+        if self.waiting_readiness || !self.reader || self.is_finished() {
             return None; // a poll moves no data
         }
         match self.op.readiness() {
@@ -378,6 +504,60 @@ impl<T: OpCode> InRing for Flight<T> {
 
     fn on_device(&self) -> bool {
         self.storage
+    }
+
+    fn register(&mut self, waker: &Waker) {
+        if let Handoff::Local { waker: slot, .. } = &mut self.handoff {
+            match slot {
+                Some(old) if old.will_wake(waker) => {}
+                _ => *slot = Some(waker.clone()),
+            }
+        }
+    }
+
+    fn mark_abandoned(&mut self) {
+        if let Handoff::Local {
+            abandoned, waker, ..
+        } = &mut self.handoff
+        {
+            *abandoned = true;
+            *waker = None;
+        }
+    }
+
+    fn discard_result(self: Box<Self>, kernel: &dyn Kernel) -> bool {
+        let reader = self.reader;
+        let (op, result) = self.into_result();
+        op.discard(result, kernel);
+        reader
+    }
+
+    fn adopt(
+        mut self: Box<Self>,
+        completion: Box<dyn Any + Send>,
+        kernel: &dyn Kernel,
+    ) -> Option<Box<dyn InRing>> {
+        let Ok(completion) = completion.downcast::<Arc<Completion<T>>>() else {
+            unreachable!("a mailbox request of another op type");
+        };
+        let finished = match std::mem::replace(&mut self.handoff, Handoff::Shared(*completion)) {
+            Handoff::Local { result, .. } => result,
+            Handoff::Shared(_) => None,
+        };
+        match finished {
+            Some(result) => self
+                .finish(result, kernel)
+                .map(|kept| kept as Box<dyn InRing>),
+            None => Some(self),
+        }
+    }
+
+    fn into_orphan(self: Box<Self>) -> Box<dyn Any + Send> {
+        Box::new(self.into_result())
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
     }
 }
 
@@ -402,6 +582,8 @@ struct LocalRing {
     /// ([`LocalRing::note_device`]).
     device_bound: bool,
     kernel: Arc<dyn Kernel>,
+    /// Requests from futures that cannot reach this ring (`mailbox.rs`).
+    mailbox: Arc<Mailbox>,
 }
 
 static NEXT_RING_ID: AtomicU64 = AtomicU64::new(1);
@@ -486,10 +668,13 @@ fn errno_of(e: &io::Error) -> Errno {
 
 impl LocalRing {
     fn new(rings: &dyn RingSource, kernel: Arc<dyn Kernel>) -> io::Result<LocalRing> {
+        let id = NEXT_RING_ID.fetch_add(1, Ordering::Relaxed);
+        let ring = rings.open(RING_ENTRIES)?;
+        let mailbox = Mailbox::open(id, ring.waker(), Arc::clone(&kernel));
         Ok(LocalRing {
-            id: NEXT_RING_ID.fetch_add(1, Ordering::Relaxed),
+            id,
             source_id: rings.id(),
-            ring: rings.open(RING_ENTRIES)?,
+            ring,
             table: Vec::new(),
             generations: Vec::new(),
             free: Vec::new(),
@@ -499,6 +684,7 @@ impl LocalRing {
             device_ops: 0,
             device_bound: false,
             kernel,
+            mailbox,
         })
     }
 
@@ -629,24 +815,30 @@ impl LocalRing {
 
     /// Reap every available completion and finish (or resubmit) its op.
     fn dispatch(&mut self) {
+        self.read_mailbox();
         self.take_completions();
         while let Some((user_data, res)) = self.taken.pop_front() {
             if user_data == CANCEL_USER_DATA {
                 continue;
             }
-            let slot = (user_data & 0xFFFF_FFFF) as usize;
-            let generation = (user_data >> 32) as u32;
-            if self.generations.get(slot) != Some(&generation) {
+            let Some(slot) = self.slot_of(user_data) else {
                 continue;
-            }
-            let Some(flight) = self.table[slot].take() else {
+            };
+            let Some(flight) = self.table[slot].take_if(|f| !f.is_finished()) else {
                 continue;
             };
             self.in_flight -= 1;
             self.device_ops -= usize::from(flight.on_device());
-            let Some(mut again) = flight.on_complete(res, &*self.kernel) else {
-                self.free.push(slot as u32);
-                continue;
+            let mut again = match flight.on_complete(res, &*self.kernel) {
+                Completed::Again(again) => again,
+                Completed::Kept(done) => {
+                    self.table[slot] = Some(done);
+                    continue;
+                }
+                Completed::Gone => {
+                    self.free.push(slot as u32);
+                    continue;
+                }
             };
             // Again under the same slot and user_data, so the future's
             // cancel reaches the op's poll or its next attempt.
@@ -660,12 +852,116 @@ impl LocalRing {
             match pushed {
                 Ok(()) => self.table[slot] = Some(again),
                 Err(errno) => {
-                    self.free.push(slot as u32);
-                    again.finish_with(Err(errno), &*self.kernel);
+                    let kept = again.finish_with(Err(errno), &*self.kernel);
+                    self.keep_or_free(slot, kept);
                 }
             }
         }
         self.release_deferred(false);
+    }
+
+    /// The slot of `user_data` while it is that op's (its generation).
+    fn slot_of(&self, user_data: u64) -> Option<usize> {
+        let slot = (user_data & 0xFFFF_FFFF) as usize;
+        let generation = (user_data >> 32) as u32;
+        (self.generations.get(slot) == Some(&generation)).then_some(slot)
+    }
+
+    /// Put a finished op back in `slot` for its future, or free the slot.
+    fn keep_or_free(&mut self, slot: usize, kept: Option<Box<dyn InRing>>) {
+        match kept {
+            Some(done) => self.table[slot] = Some(done),
+            None => self.free.push(slot as u32),
+        }
+    }
+
+    /// The future of op `user_data`, on this thread: the finished op
+    /// (its slot freed), or `None` with `waker` registered.
+    fn poll_slot(&mut self, user_data: u64, waker: &Waker) -> Option<Box<dyn InRing>> {
+        let slot = self
+            .slot_of(user_data)
+            .expect("a ring op lost its slot before its future took the result");
+        let flight = self.table[slot]
+            .as_mut()
+            .expect("a ring op's slot is empty before its future took the result");
+        if !flight.is_finished() {
+            flight.register(waker);
+            return None;
+        }
+        let done = self.table[slot].take();
+        self.free.push(slot as u32);
+        done
+    }
+
+    /// The future of op `user_data` is gone: discard a finished result,
+    /// or mark the op abandoned and cancel its entry. `counted` says the
+    /// dropping side counted a reader in [`ABANDONED_READERS`] (a request
+    /// through the mailbox counts before it is sent); a finished reader
+    /// uncounts it here.
+    fn abandon_slot(&mut self, user_data: u64, counted: bool) {
+        let Some(slot) = self.slot_of(user_data) else {
+            return;
+        };
+        let Some(flight) = self.table[slot].as_mut() else {
+            return;
+        };
+        if flight.is_finished() {
+            let Some(done) = self.table[slot].take() else {
+                return;
+            };
+            self.free.push(slot as u32);
+            if done.discard_result(&*self.kernel) && counted {
+                ABANDONED_READERS.fetch_sub(1, Ordering::AcqRel);
+            }
+            return;
+        }
+        flight.mark_abandoned();
+        self.cancel(user_data);
+    }
+
+    /// The future of op `user_data` is gone, dropped on this thread: as
+    /// [`LocalRing::abandon_slot`], counting a reader that is not finished
+    /// first.
+    fn abandon_here(&mut self, user_data: u64, reader: bool) {
+        let finished = self
+            .slot_of(user_data)
+            .and_then(|slot| self.table[slot].as_ref())
+            .is_some_and(|flight| flight.is_finished());
+        let counted = reader && !finished;
+        if counted {
+            ABANDONED_READERS.fetch_add(1, Ordering::AcqRel);
+        }
+        self.abandon_slot(user_data, counted);
+    }
+
+    /// Apply what futures that cannot reach this ring asked of it.
+    fn read_mailbox(&mut self) {
+        if !self.mailbox.has_requests() {
+            return;
+        }
+        let requests = self.mailbox.take_requests();
+        self.apply(requests);
+    }
+
+    fn apply(&mut self, requests: Vec<Request>) {
+        for request in requests {
+            match request {
+                Request::Adopt {
+                    user_data,
+                    completion,
+                } => {
+                    let Some(slot) = self.slot_of(user_data) else {
+                        continue;
+                    };
+                    let Some(flight) = self.table[slot].take() else {
+                        continue;
+                    };
+                    let kept = flight.adopt(completion, &*self.kernel);
+                    self.keep_or_free(slot, kept);
+                }
+                Request::Abandon { user_data } => self.abandon_slot(user_data, true),
+            }
+        }
     }
 
     /// Whether an abandoned op reading `fd` is still with the kernel: what
@@ -686,12 +982,16 @@ impl LocalRing {
     }
 
     /// Whether `flight` must wait for an abandoned reader of its fd.
-    fn must_defer(&self, flight: &dyn InRing) -> bool {
+    fn must_defer(&mut self, flight: &dyn InRing) -> bool {
         // The gate first: while no reader is abandoned, nothing to ask the op.
-        ABANDONED_READERS.load(Ordering::Acquire) != 0
-            && flight
-                .reader_fd()
-                .is_some_and(|fd| self.abandoned_reader(fd))
+        if ABANDONED_READERS.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        // A reader abandoned from afar is marked once its request is read.
+        self.read_mailbox();
+        flight
+            .reader_fd()
+            .is_some_and(|fd| self.abandoned_reader(fd))
     }
 
     /// Hold `flight` back (in a reserved slot, no entry) until
@@ -746,8 +1046,8 @@ impl LocalRing {
             match result {
                 Ok(()) => self.table[slot] = Some(flight),
                 Err(result) => {
-                    self.free.push(slot as u32);
-                    flight.finish_with(result, &*kernel);
+                    let kept = flight.finish_with(result, &*kernel);
+                    self.keep_or_free(slot, kept);
                 }
             }
         }
@@ -759,9 +1059,9 @@ impl LocalRing {
         self.release_deferred(cancel_all);
         let live: Vec<u64> = (0..self.table.len())
             .filter(|&slot| {
-                self.table[slot]
-                    .as_ref()
-                    .is_some_and(|flight| cancel_all || flight.is_abandoned())
+                self.table[slot].as_ref().is_some_and(|flight| {
+                    !flight.is_finished() && (cancel_all || flight.is_abandoned())
+                })
             })
             .map(|slot| (u64::from(self.generations[slot]) << 32) | slot as u64)
             .collect();
@@ -781,6 +1081,20 @@ impl LocalRing {
     }
 }
 
+impl LocalRing {
+    /// Take the finished ops out of the table, as orphans by `user_data`.
+    fn take_finished(&mut self) -> mailbox::Orphans {
+        let mut orphans = Vec::new();
+        for slot in 0..self.table.len() {
+            if let Some(done) = self.table[slot].take_if(|f| f.is_finished()) {
+                orphans.push((self.user_data(slot), done.into_orphan()));
+                self.free.push(slot as u32);
+            }
+        }
+        orphans
+    }
+}
+
 fn is_busy(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
@@ -791,6 +1105,15 @@ fn is_busy(e: &io::Error) -> bool {
 impl Drop for LocalRing {
     fn drop(&mut self) {
         self.drain(true);
+        // Results no future has taken yet go to the mailbox, for futures
+        // that outlive the ring; requests that come meanwhile are applied
+        // first.
+        let mut orphans = self.take_finished();
+        while let Err((requests, back)) = self.mailbox.close(orphans) {
+            self.apply(requests);
+            orphans = back;
+            orphans.extend(self.take_finished());
+        }
         if self.in_flight > 0 {
             // The kernel still holds pointers into these ops: leaking them is
             // the only memory-safe choice left.
@@ -862,18 +1185,20 @@ impl UringDriver {
             reader,
             op,
             scratch: ops::Scratch::default(),
-            completion: Completion::waking(waker.clone()),
+            handoff: Handoff::Local {
+                waker: Some(waker.clone()),
+                abandoned: false,
+                result: None,
+            },
             waiting_readiness: false,
             ran_in_place: None,
         });
         let Some(work) = flight.work() else {
             return Err(flight.op);
         };
-        let completion = Arc::clone(&flight.completion);
-        let kernel = Arc::clone(self.kernel());
         // Without a ring on this thread, or when the entry cannot be
         // queued, the flight comes back untouched and runs on the pool.
-        let placed = with_ring(&self.shared.rings, &kernel, flight, |ring, flight| {
+        let placed = with_ring(&self.shared.rings, self.kernel(), flight, |ring, flight| {
             if ring.must_defer(&*flight) {
                 return Ok((ring.id, ring.defer(flight)));
             }
@@ -887,13 +1212,12 @@ impl UringDriver {
         });
         match placed {
             Ok((ring_id, user_data)) => Ok(Submission {
-                completion,
+                shared: None,
                 taken: false,
                 reader,
                 user_data,
                 ring_id,
                 source_id: self.shared.rings_id,
-                kernel,
             }),
             Err(flight) => Err(flight.op),
         }
@@ -901,8 +1225,15 @@ impl UringDriver {
 }
 
 /// An op on a ring.
+///
+/// Its state and result stay in the ring's slot while the future is
+/// polled on the ring's thread; a future that cannot reach the ring goes
+/// through the ring's mailbox (`mailbox.rs`) and a shared completion.
 pub(crate) struct Submission<T: OpCode> {
-    completion: Arc<Completion<T>>,
+    /// Set once the future could not reach its ring: the result comes
+    /// through the completion from then on (the kernel discards a result
+    /// the future no longer wants).
+    shared: Option<Shared<T>>,
     /// The result was taken: nothing is left to abandon on drop.
     taken: bool,
     /// A reader ([`Flight::reader`]): its abandonment is counted in
@@ -911,40 +1242,142 @@ pub(crate) struct Submission<T: OpCode> {
     user_data: u64,
     ring_id: u64,
     source_id: u64,
+}
+
+/// A completion shared with a ring the future cannot reach, and the
+/// kernel that discards a result the future no longer wants.
+struct Shared<T: OpCode> {
+    completion: Arc<Completion<T>>,
     kernel: Arc<dyn Kernel>,
 }
 
 impl<T: OpCode> Submission<T> {
     pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<T::Output> {
-        let (op, result): (T, SysResult<usize>) =
-            std::task::ready!(self.completion.poll_finished(cx));
+        if let Some(shared) = &self.shared {
+            let (op, result) = std::task::ready!(shared.completion.poll_finished(cx));
+            self.taken = true;
+            return Poll::Ready(op.complete(result));
+        }
+        let (ring_id, user_data) = (self.ring_id, self.user_data);
+        let polled = with_existing_ring(self.source_id, |ring| {
+            (ring.id == ring_id).then(|| ring.poll_slot(user_data, cx.waker()))
+        })
+        .flatten();
+        let (op, result) = match polled {
+            Some(Some(done)) => {
+                let Ok(flight) = done.into_any().downcast::<Flight<T>>() else {
+                    unreachable!("a ring slot holds another op type");
+                };
+                flight.into_result()
+            }
+            Some(None) => return Poll::Pending,
+            None => match self.reach_from_afar(cx) {
+                Some(done) => done,
+                None => return Poll::Pending,
+            },
+        };
         self.taken = true;
         Poll::Ready(op.complete(result))
+    }
+
+    /// The future cannot reach its ring: ask the ring to deliver through a
+    /// shared completion, or take the result the closed ring left.
+    fn reach_from_afar(&mut self, cx: &mut Context<'_>) -> Option<(T, SysResult<usize>)> {
+        let mailbox = mailbox::of_ring(self.ring_id)?;
+        let completion = Completion::<T>::waking(cx.waker().clone());
+        let request = Request::Adopt {
+            user_data: self.user_data,
+            completion: Box::new(Arc::clone(&completion)),
+        };
+        match mailbox.send(self.user_data, request) {
+            Reached::Queued => {
+                self.shared = Some(Shared {
+                    completion,
+                    kernel: Arc::clone(mailbox.kernel()),
+                });
+                None
+            }
+            Reached::Orphan(orphan) => Some(take_orphan(orphan)),
+            // Leaked with the kernel: no result will come.
+            Reached::Lost => None,
+        }
+    }
+}
+
+fn take_orphan<T: OpCode>(orphan: Box<dyn Any + Send>) -> (T, SysResult<usize>) {
+    match orphan.downcast::<(T, SysResult<usize>)>() {
+        Ok(done) => *done,
+        Err(_) => unreachable!("a ring's orphan of another op type"),
     }
 }
 
 impl<T: OpCode> Drop for Submission<T> {
     fn drop(&mut self) {
-        // (A taken result leaves nothing to abandon: skip the lock.)
         if self.taken {
             return;
         }
-        // Counted before the mark, so a ring that sees the mark sees the
-        // count; uncounted at once when the op had already come back.
-        if self.reader {
+        let (ring_id, user_data) = (self.ring_id, self.user_data);
+        if let Some(Shared { completion, kernel }) = &self.shared {
+            // Counted before the mark, so a ring that sees the mark sees
+            // the count; uncounted at once when the op had already come back.
+            if self.reader {
+                ABANDONED_READERS.fetch_add(1, Ordering::AcqRel);
+            }
+            let with_ring = completion.abandon(&**kernel);
+            if self.reader && !with_ring {
+                ABANDONED_READERS.fetch_sub(1, Ordering::AcqRel);
+            }
+            if with_ring {
+                // Ask for the cancel (the op stays marked in its completion).
+                let reached = with_existing_ring(self.source_id, |ring| {
+                    if ring.id == ring_id {
+                        ring.cancel(user_data);
+                    }
+                    ring.id == ring_id
+                });
+                if reached != Some(true) {
+                    if let Some(mailbox) = mailbox::of_ring(ring_id) {
+                        mailbox.send(user_data, Request::Abandon { user_data });
+                    }
+                }
+            }
+            return;
+        }
+        // On the ring's thread: straight to the slot.
+        let reader = self.reader;
+        let reached = with_existing_ring(self.source_id, |ring| {
+            if ring.id != ring_id {
+                return false;
+            }
+            ring.abandon_here(user_data, reader);
+            true
+        });
+        if reached == Some(true) {
+            return;
+        }
+        // From afar: counted first, uncounted by the ring (or here, for a
+        // result the closed ring left).
+        let Some(mailbox) = mailbox::of_ring(ring_id) else {
+            return;
+        };
+        if reader {
             ABANDONED_READERS.fetch_add(1, Ordering::AcqRel);
         }
-        let with_ring = self.completion.abandon(&*self.kernel);
-        if self.reader && !with_ring {
-            ABANDONED_READERS.fetch_sub(1, Ordering::AcqRel);
-        }
-        if with_ring {
-            let (ring_id, user_data) = (self.ring_id, self.user_data);
-            with_existing_ring(self.source_id, |ring| {
-                if ring.id == ring_id {
-                    ring.cancel(user_data);
+        match mailbox.send(user_data, Request::Abandon { user_data }) {
+            Reached::Queued => {}
+            Reached::Orphan(orphan) => {
+                let (op, result) = take_orphan::<T>(orphan);
+                op.discard(result, &**mailbox.kernel());
+                if reader {
+                    ABANDONED_READERS.fetch_sub(1, Ordering::AcqRel);
                 }
-            });
+            }
+            // Leaked with a closed ring: on no ring any more.
+            Reached::Lost => {
+                if reader {
+                    ABANDONED_READERS.fetch_sub(1, Ordering::AcqRel);
+                }
+            }
         }
     }
 }

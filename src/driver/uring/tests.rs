@@ -470,3 +470,158 @@ fn setup_errors_name_their_cause() {
     let enomem = io::Error::from_raw_os_error(libc::ENOMEM);
     assert!(setup_error(&enomem, None).contains("RLIMIT_MEMLOCK"));
 }
+
+/// A waker that unparks the thread that made it.
+struct Unpark(std::thread::Thread);
+
+impl std::task::Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Take completions to the ring of source `id` and dispatch them (with
+/// the requests in its mailbox).
+fn reap(id: u64) {
+    with_existing_ring(id, |ring| {
+        ring.flush().unwrap();
+        ring.ring.wait(None).unwrap();
+        ring.dispatch();
+    })
+    .unwrap();
+}
+
+/// Polled on a thread that does not hold its ring, a ring op asks the ring
+/// (through its mailbox) to deliver through a shared completion: the
+/// result comes whether the op finished before the request or after.
+#[test]
+fn a_ring_op_awaited_on_another_thread_gets_its_result() {
+    for finished_first in [false, true] {
+        let (_state, driver, id) = recording_driver(RecordingState {
+            res: 5,
+            ..RecordingState::default()
+        });
+        let mut recv = driver.submit(socket_recv(-7), Waker::noop()).ok().unwrap();
+        if finished_first {
+            reap(id);
+        }
+        let (asked, asked_rx) = std::sync::mpsc::channel();
+        let afar = crate::sys::real::thread::spawn_named("afar".into(), move || {
+            let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+            let mut cx = Context::from_waker(&waker);
+            let mut asked = Some(asked);
+            loop {
+                if let Poll::Ready(crate::buf::BufResult(n, _)) = recv.poll(&mut cx) {
+                    assert_eq!(n.unwrap(), 5);
+                    return;
+                }
+                if let Some(asked) = asked.take() {
+                    assert!(recv.shared.is_some(), "the first poll afar asks the ring");
+                    asked.send(()).unwrap();
+                }
+                std::thread::park();
+            }
+        })
+        .unwrap();
+        asked_rx.recv().unwrap();
+        reap(id);
+        afar.join().unwrap();
+        assert_eq!(close_thread_ring(id), 0);
+    }
+}
+
+/// Dropped on another thread, a ring op is abandoned through the mailbox:
+/// counted as an abandoned reader at once, so the next reader of its fd
+/// on the ring waits for it, and uncounted when it comes back.
+#[test]
+fn a_ring_op_dropped_on_another_thread_is_abandoned_through_the_mailbox() {
+    let (state, driver, id) = recording_driver(RecordingState {
+        res: -libc::ECANCELED,
+        ..RecordingState::default()
+    });
+    let counted = || ABANDONED_READERS.load(Ordering::Acquire);
+    let deferred = || with_existing_ring(id, |ring| ring.deferred.len()).unwrap();
+    let before = counted();
+    let first = driver.submit(socket_recv(-7), Waker::noop()).ok().unwrap();
+    with_existing_ring(id, |ring| ring.flush().unwrap()).unwrap();
+    let first_user_data = first.user_data;
+    crate::sys::real::thread::spawn_named("afar".into(), move || drop(first))
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(counted(), before + 1, "counted before the ring hears of it");
+    let mut second = driver.submit(socket_recv(-7), Waker::noop()).ok().unwrap();
+    assert_eq!(deferred(), 1, "the next reader of its fd waits for it");
+    assert!(
+        state.lock().unwrap().queued.contains(&CANCEL_USER_DATA),
+        "the ring asked the kernel to cancel {first_user_data:#x}"
+    );
+    reap(id);
+    assert_eq!(counted(), before, "uncounted once it came back");
+    assert_eq!(deferred(), 0);
+    reap(id);
+    let waker = Waker::noop();
+    assert!(second.poll(&mut Context::from_waker(waker)).is_ready());
+    assert_eq!(close_thread_ring(id), 0);
+}
+
+/// Results no future took before the ring closed wait in the ring's
+/// mailbox: a later poll takes its result, a later drop discards it (an
+/// `open`'s fd is closed), and the mailbox goes once nothing is left.
+#[test]
+fn results_a_closing_ring_holds_wait_for_their_futures() {
+    let fd = RealKernel
+        .open(
+            &std::ffi::CString::new("/dev/null").unwrap(),
+            crate::sys::OpenFlags::RDONLY,
+            0,
+        )
+        .unwrap();
+    let (state, driver, id) = recording_driver(RecordingState {
+        res: fd,
+        ..RecordingState::default()
+    });
+    let mut recv = driver.submit(socket_recv(-7), Waker::noop()).ok().unwrap();
+    let open = driver
+        .submit(
+            crate::op::path::Open {
+                path: crate::op::path::KernelPath::new(std::path::Path::new("/late")),
+                flags: crate::sys::OpenFlags::RDONLY,
+                mode: 0,
+            },
+            Waker::noop(),
+        )
+        .ok()
+        .unwrap();
+    reap(id);
+    let ring_id = recv.ring_id;
+    // One more, still with the kernel when the ring closes: the drain
+    // brings it back first.
+    state.lock().unwrap().res = 2;
+    let mut late = driver.submit(socket_recv(-8), Waker::noop()).ok().unwrap();
+    assert_eq!(close_thread_ring(id), 0);
+    let waker = Waker::noop();
+    let mut cx = Context::from_waker(waker);
+    let Poll::Ready(crate::buf::BufResult(n, _)) = recv.poll(&mut cx) else {
+        panic!("the closed ring's result was not there");
+    };
+    assert_eq!(n.unwrap(), usize::try_from(fd).unwrap());
+    let Poll::Ready(crate::buf::BufResult(n, _)) = late.poll(&mut cx) else {
+        panic!("the drained op's result was not there");
+    };
+    assert_eq!(n.unwrap(), 2);
+    assert!(
+        mailbox::of_ring(ring_id).is_some(),
+        "the open's result is left"
+    );
+    drop(open);
+    assert_eq!(
+        RealKernel.close(fd),
+        Err(Errno::EBADF),
+        "the late fd leaked"
+    );
+    assert!(
+        mailbox::of_ring(ring_id).is_none(),
+        "a closed mailbox with nothing left is unregistered"
+    );
+}
