@@ -44,6 +44,9 @@ struct Inbox {
 /// The part of a worker other threads touch.
 pub(crate) struct WorkerShared {
     inbox: Mutex<Inbox>,
+    /// The inbox holds items or the shutdown (set and cleared under its
+    /// lock): the run loop looks here before it locks, every turn.
+    inbox_news: AtomicBool,
     unparked: Condvar,
     /// True while the worker waits inside its driver rather than on
     /// `unparked`; wakers then also call `driver_wake`.
@@ -55,6 +58,7 @@ impl WorkerShared {
     pub(crate) fn new() -> Arc<WorkerShared> {
         Arc::new(WorkerShared {
             inbox: Mutex::new(Inbox::default()),
+            inbox_news: AtomicBool::new(false),
             unparked: Condvar::new(),
             parked_in_driver: AtomicBool::new(false),
             driver_wake: Mutex::new(None),
@@ -77,6 +81,7 @@ impl WorkerShared {
             return;
         }
         inbox.items.push_back(item);
+        self.inbox_news.store(true, Ordering::Release);
         self.notify(inbox);
     }
 
@@ -146,6 +151,7 @@ impl WorkerShared {
     pub(crate) fn shutdown(&self) {
         let mut inbox = self.lock();
         inbox.shutdown = true;
+        self.inbox_news.store(true, Ordering::Release);
         self.notify(inbox);
     }
 
@@ -421,8 +427,18 @@ impl Executor {
 
     /// Move injected items into the task table; false on shutdown.
     fn take_inbox(&mut self) -> bool {
+        // The usual turn: nothing came from other threads (an item pushed
+        // after this look is taken next turn; `park` looks under the lock).
+        if !self.worker.inbox_news.load(Ordering::Acquire) {
+            local_wakes::take(&self.worker, &mut self.run_queue);
+            return true;
+        }
         let (items, shutdown) = {
             let mut inbox = self.worker.lock();
+            // Kept set after a shutdown: every later turn sees it.
+            self.worker
+                .inbox_news
+                .store(inbox.shutdown, Ordering::Release);
             (std::mem::take(&mut inbox.items), inbox.shutdown)
         };
         for item in items {
