@@ -249,6 +249,38 @@ fn echo_load(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// `tokio-pingpong ROUND_TRIPS`: two tasks on a current-thread runtime
+/// ping-pong 64 bytes over a Unix socket pair, for counting user-space
+/// instructions per round trip under callgrind beside iokernel's
+/// `examples/ring_pingpong` (`BACKEND=epoll`).
+fn tokio_pingpong(args: &[String]) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let trips: u64 = args
+        .get(2)
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| Error::new(ErrorKind::InvalidInput, "usage: tokio-pingpong ROUND_TRIPS"))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let (mut a, mut b) = tokio::net::UnixStream::pair()?;
+        let echo = tokio::spawn(async move {
+            let mut buf = [0u8; 64];
+            for _ in 0..trips {
+                b.read_exact(&mut buf).await?;
+                b.write_all(&buf).await?;
+            }
+            Ok::<(), std::io::Error>(())
+        });
+        let mut buf = [7u8; 64];
+        for _ in 0..trips {
+            a.write_all(&buf).await?;
+            a.read_exact(&mut buf).await?;
+        }
+        echo.await.map_err(std::io::Error::other)?
+    })
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let result = match args.get(1).map(String::as_str) {
@@ -256,6 +288,7 @@ fn main() {
         Some("tokio-write") => tokio_write(&args),
         Some("tokio-echo") => tokio_echo(&args),
         Some("echo-load") => echo_load(&args),
+        Some("tokio-pingpong") => tokio_pingpong(&args),
         _ => Err(Error::new(
             ErrorKind::InvalidInput,
             "usage: iokernel-compare tokio-read|tokio-write|tokio-echo|echo-load ARGS (see the module docs)",
