@@ -1199,8 +1199,8 @@ fn an_op_that_outlives_its_runtime_loses_no_bytes() {
         let output = match first {
             Err(output) => output,
             Ok(mut recv) => {
-                let waker = std::task::Waker::noop();
-                let mut cx = std::task::Context::from_waker(waker);
+                let waker = std::task::Waker::from(Arc::new(IgnoreWake));
+                let mut cx = std::task::Context::from_waker(&waker);
                 match std::future::Future::poll(std::pin::Pin::new(&mut recv), &mut cx) {
                     std::task::Poll::Ready(output) => output,
                     std::task::Poll::Pending => {
@@ -1222,4 +1222,11 @@ fn an_op_that_outlives_its_runtime_loses_no_bytes() {
         };
         assert_eq!(got, b"kept", "{backend}");
     }
+}
+
+/// A waker for a single poll whose wake nobody needs.
+struct IgnoreWake;
+
+impl std::task::Wake for IgnoreWake {
+    fn wake(self: Arc<Self>) {}
 }
