@@ -1224,6 +1224,52 @@ fn an_op_that_outlives_its_runtime_loses_no_bytes() {
     }
 }
 
+/// A recv submitted on a runtime's thread and dropped on another thread
+/// loses no bytes, on every backend: the next recv on the socket gets
+/// what the peer sends afterwards (on io_uring the drop reaches the ring
+/// through its mailbox, and the next reader waits for the dropped one or
+/// takes what it left).
+#[test]
+fn a_recv_dropped_on_another_thread_loses_no_bytes() {
+    use std::io::Write;
+    for backend in Backend::CONCRETE {
+        if runtime::backend_availability(backend).is_err() {
+            continue;
+        }
+        let rt = Runtime::builder()
+            .compute_threads(1)
+            .backend(backend)
+            .build()
+            .unwrap();
+        let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let sock = std::os::fd::AsRawFd::as_raw_fd(&ours);
+        let got = rt.block_on(async move {
+            let mut dropped = iokernel::io::recv(sock, vec![0u8; 8]);
+            std::future::poll_fn(|cx| {
+                assert!(
+                    std::future::Future::poll(std::pin::Pin::new(&mut dropped), cx).is_pending(),
+                    "nothing to read yet"
+                );
+                std::task::Poll::Ready(())
+            })
+            .await;
+            spawn_named("afar".into(), move || drop(dropped))
+                .unwrap()
+                .join()
+                .unwrap();
+            theirs.write_all(b"after").unwrap();
+            let mut got = Vec::new();
+            while got.len() < 5 {
+                let iokernel::buf::BufResult(n, buf) = iokernel::io::recv(sock, vec![0u8; 8]).await;
+                got.extend_from_slice(&buf[..n.expect("the next recv failed")]);
+            }
+            got
+        });
+        assert_eq!(got, b"after", "{backend}");
+    }
+}
+
 /// A waker for a single poll whose wake nobody needs.
 struct IgnoreWake;
 
