@@ -44,7 +44,7 @@ sim seeds="2000":
 sim-replay seed workload="ops" rate="0.02":
     cargo run --release -p iokernel-sim -- --workload {{workload}} --fault-rate {{rate}} --replay {{seed}}
 
-# loom models of the channel, the completion handoff and worker wakeups
+# loom models of the channel, the completion handoff, the ring mailbox and worker wakeups
 # (every interleaving up to the preemption bound; CI uses 2).
 loom preemptions="3":
     LOOM_MAX_PREEMPTIONS={{preemptions}} RUSTFLAGS="--cfg loom" cargo test --release --lib --target-dir target/loom loom_tests
