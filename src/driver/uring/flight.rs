@@ -1,0 +1,337 @@
+//! An op in a ring's table: the type-erased face the ring works with
+//! ([`InRing`]), where the op's result goes ([`Handoff`]: its own slot, or
+//! a shared completion for a future that cannot reach the ring) and the op
+//! with its entry's scratch ([`Flight`]).
+//!
+//! Owns: one op's life on a ring, from its entry to its result. May not
+//! touch: the ring's table and queues (`mod.rs` keeps them) or the
+//! mailbox (`mailbox.rs`).
+
+use super::ops;
+use super::ABANDONED_READERS;
+use crate::driver::completion::Completion;
+use crate::op::OpCode;
+use crate::sys::ring::{RingExec, RingWork};
+use crate::sys::{Errno, Interest, Kernel, SysResult};
+use std::any::Any;
+use std::os::fd::RawFd;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::Waker;
+
+/// What became of an op whose completion a ring dispatched.
+pub(super) enum Completed {
+    /// Submit it again (its readiness poll fired, or it retries).
+    Again(Box<dyn InRing>),
+    /// Its result waits in the slot for the future ([`Handoff::Local`]).
+    Kept(Box<dyn InRing>),
+    /// Its result went to a shared completion or was discarded.
+    Gone,
+}
+
+/// An op in a ring's table, type-erased.
+pub(super) trait InRing: RingExec {
+    /// What to submit now (the op's own entry, or a readiness poll).
+    fn work(&mut self) -> Option<RingWork>;
+    /// Handle a completion.
+    fn on_complete(self: Box<Self>, res: i32, kernel: &dyn Kernel) -> Completed;
+    /// Finish the op with `result` (it could not be submitted again, or
+    /// it needs no kernel: leftovers, a cancelled deferred op); `Some`
+    /// when the result waits in the slot for the future.
+    fn finish_with(
+        self: Box<Self>,
+        result: SysResult<usize>,
+        kernel: &dyn Kernel,
+    ) -> Option<Box<dyn InRing>>;
+    /// Whether the op's future is gone.
+    fn is_abandoned(&self) -> bool;
+    /// Whether the op is done and its result waits in the slot.
+    fn is_finished(&self) -> bool;
+    /// The fd the op takes bytes or connections from (`recv`, `accept`)
+    /// while its data-moving entry (not a readiness poll) is queued.
+    fn reader_fd(&self) -> Option<RawFd>;
+    /// See [`OpCode::take_leftover`].
+    fn take_leftover(&mut self, kernel: &dyn Kernel) -> Option<SysResult<usize>>;
+    /// Whether this is a storage op: one that waits on no peer (no
+    /// [`OpCode::readiness`], so never a readiness poll either). What
+    /// makes a ring device-bound.
+    fn on_device(&self) -> bool;
+    /// The future, polled on the ring's thread, waits with `waker`.
+    fn register(&mut self, waker: &Waker);
+    /// The future, on the ring's thread, is gone: mark the op abandoned
+    /// (it is not finished).
+    fn mark_abandoned(&mut self);
+    /// A finished op whose future is gone: discard its result. True when
+    /// it was a reader (whose abandonment was counted).
+    fn discard_result(self: Box<Self>, kernel: &dyn Kernel) -> bool;
+    /// Deliver the result through `completion` from now on (a
+    /// [`Request::Adopt`]); a finished op delivers at once (`None`: the
+    /// slot is free).
+    fn adopt(
+        self: Box<Self>,
+        completion: Box<dyn Any + Send>,
+        kernel: &dyn Kernel,
+    ) -> Option<Box<dyn InRing>>;
+    /// A finished op of a closing ring, as a `(T, SysResult<usize>)` for
+    /// its future to find in the mailbox.
+    fn into_orphan(self: Box<Self>) -> Box<dyn Any + Send>;
+    /// For the future that takes a finished op (it knows the type).
+    fn into_any(self: Box<Self>) -> Box<dyn Any>;
+}
+
+/// Where a ring op's result goes.
+pub(super) enum Handoff<T: OpCode> {
+    /// Into the op's own slot, for a future on the ring's thread; `result`
+    /// is set once the op is done.
+    Local {
+        waker: Option<Waker>,
+        abandoned: bool,
+        result: Option<SysResult<usize>>,
+    },
+    /// Through a shared completion, for a future that could not reach the
+    /// ring (see `mailbox.rs`).
+    Shared(Arc<Completion<T>>),
+}
+
+pub(super) struct Flight<T: OpCode> {
+    pub(super) op: T,
+    /// What the op's entry points into besides the op (iovecs, statx
+    /// buffer, addresses): io_uring's business, not the descriptor's.
+    pub(super) scratch: ops::Scratch,
+    pub(super) handoff: Handoff<T>,
+    pub(super) waiting_readiness: bool,
+    /// The op has no readiness ([`InRing::on_device`]), decided once.
+    pub(super) storage: bool,
+    /// The op takes bytes or connections (`recv`, `accept`: readable
+    /// readiness), decided once; see [`ABANDONED_READERS`].
+    pub(super) reader: bool,
+    /// The result of a ring that ran the op in place ([`RingExec`]); the
+    /// kernel's ring leaves it `None` and the op decodes the CQE instead.
+    pub(super) ran_in_place: Option<SysResult<usize>>,
+}
+
+impl<T: OpCode> RingExec for Flight<T> {
+    fn label(&self) -> &'static str {
+        self.op.name()
+    }
+
+    fn execute(&mut self, kernel: &dyn Kernel) -> i32 {
+        let result = self.op.run_blocking(kernel);
+        self.ran_in_place = Some(result);
+        match result {
+            Ok(n) => i32::try_from(n).unwrap_or(i32::MAX),
+            Err(errno) => -errno.0,
+        }
+    }
+}
+
+impl<T: OpCode> Flight<T> {
+    /// Hand the result to the future: into the slot (`Some`: keep the op
+    /// there), or through the shared completion, or to
+    /// [`OpCode::discard`] when the future is gone (an abandoned reader
+    /// leaves [`ABANDONED_READERS`]).
+    fn finish(
+        mut self: Box<Self>,
+        result: SysResult<usize>,
+        kernel: &dyn Kernel,
+    ) -> Option<Box<Self>> {
+        let reader = self.reader;
+        let abandoned = match &mut self.handoff {
+            Handoff::Local {
+                abandoned: false,
+                waker,
+                result: slot,
+            } => {
+                *slot = Some(result);
+                if let Some(waker) = waker.take() {
+                    waker.wake();
+                }
+                return Some(self);
+            }
+            Handoff::Local { .. } => {
+                self.op.discard(result, kernel);
+                true
+            }
+            Handoff::Shared(completion) => {
+                let completion = Arc::clone(completion);
+                let Flight { op, .. } = *self;
+                completion.finish(op, result, kernel)
+            }
+        };
+        if abandoned && reader {
+            ABANDONED_READERS.fetch_sub(1, Ordering::AcqRel);
+        }
+        None
+    }
+
+    /// The op and its result (the op is finished). Only the op moves out
+    /// of the box (the whole flight is several times its size).
+    #[allow(clippy::boxed_local)] // by box on purpose, see above
+    pub(super) fn into_result(mut self: Box<Self>) -> (T, SysResult<usize>) {
+        let result = match &mut self.handoff {
+            Handoff::Local { result, .. } => result.take(),
+            Handoff::Shared(_) => None,
+        };
+        let result = result.expect("a ring op taken before it finished");
+        (self.op, result)
+    }
+
+    fn is_abandoned(&self) -> bool {
+        match &self.handoff {
+            Handoff::Local { abandoned, .. } => *abandoned,
+            Handoff::Shared(completion) => completion.is_abandoned(),
+        }
+    }
+}
+
+impl<T: OpCode> InRing for Flight<T> {
+    fn work(&mut self) -> Option<RingWork> {
+        if self.waiting_readiness {
+            let (fd, interest) = self.op.eagain_wait()?;
+            return Some(RingWork::Poll { fd, interest });
+        }
+        let opcode = ops::opcode(&mut self.op)?;
+        #[cfg(linux)]
+        let sqe = ops::entry(&mut self.op, &mut self.scratch)?;
+        let exec: *mut dyn RingExec = self as *mut Self;
+        Some(RingWork::Op {
+            opcode,
+            #[cfg(linux)]
+            sqe,
+            exec,
+        })
+    }
+
+    fn on_complete(mut self: Box<Self>, res: i32, kernel: &dyn Kernel) -> Completed {
+        if self.waiting_readiness {
+            let abandoned = Flight::is_abandoned(&self);
+            self.waiting_readiness = false;
+            if abandoned || res < 0 {
+                let result = if abandoned {
+                    Err(Errno::ECANCELED)
+                } else {
+                    Err(Errno(-res))
+                };
+                return self
+                    .finish_with(result, kernel)
+                    .map_or(Completed::Gone, Completed::Kept);
+            }
+            return Completed::Again(self);
+        }
+        let result = match self.ran_in_place.take() {
+            Some(result) => result,
+            None => ops::result(&mut self.op, &self.scratch, res, kernel),
+        };
+        // (The abandoned check may lock a shared completion: only for a retry.)
+        if result == Err(Errno::EAGAIN)
+            && self.op.eagain_wait().is_some()
+            && !Flight::is_abandoned(&self)
+        {
+            self.waiting_readiness = true;
+            return Completed::Again(self);
+        }
+        // A read or write at an offset on a socket: again as a stream op
+        // (`op::file`'s Streams; io_uring already ignores the offset on
+        // pipes and FIFOs).
+        if result == Err(Errno::ESPIPE) && self.op.drop_offset() && !Flight::is_abandoned(&self) {
+            return Completed::Again(self);
+        }
+        self.finish_with(result, kernel)
+            .map_or(Completed::Gone, Completed::Kept)
+    }
+
+    fn finish_with(
+        self: Box<Self>,
+        result: SysResult<usize>,
+        kernel: &dyn Kernel,
+    ) -> Option<Box<dyn InRing>> {
+        self.finish(result, kernel)
+            .map(|kept| kept as Box<dyn InRing>)
+    }
+
+    fn is_abandoned(&self) -> bool {
+        Flight::is_abandoned(self)
+    }
+
+    fn is_finished(&self) -> bool {
+        matches!(
+            self.handoff,
+            Handoff::Local {
+                result: Some(_),
+                ..
+            }
+        )
+    }
+
+    fn reader_fd(&self) -> Option<RawFd> {
+        if self.waiting_readiness || !self.reader || self.is_finished() {
+            return None; // a poll moves no data
+        }
+        match self.op.readiness() {
+            Some((fd, Interest::Readable)) => Some(fd),
+            _ => None,
+        }
+    }
+
+    fn take_leftover(&mut self, kernel: &dyn Kernel) -> Option<SysResult<usize>> {
+        self.op.take_leftover(kernel)
+    }
+
+    fn on_device(&self) -> bool {
+        self.storage
+    }
+
+    fn register(&mut self, waker: &Waker) {
+        if let Handoff::Local { waker: slot, .. } = &mut self.handoff {
+            match slot {
+                Some(old) if old.will_wake(waker) => {}
+                _ => *slot = Some(waker.clone()),
+            }
+        }
+    }
+
+    fn mark_abandoned(&mut self) {
+        if let Handoff::Local {
+            abandoned, waker, ..
+        } = &mut self.handoff
+        {
+            *abandoned = true;
+            *waker = None;
+        }
+    }
+
+    fn discard_result(self: Box<Self>, kernel: &dyn Kernel) -> bool {
+        let reader = self.reader;
+        let (op, result) = self.into_result();
+        op.discard(result, kernel);
+        reader
+    }
+
+    fn adopt(
+        mut self: Box<Self>,
+        completion: Box<dyn Any + Send>,
+        kernel: &dyn Kernel,
+    ) -> Option<Box<dyn InRing>> {
+        let Ok(completion) = completion.downcast::<Arc<Completion<T>>>() else {
+            unreachable!("a mailbox request of another op type");
+        };
+        let finished = match std::mem::replace(&mut self.handoff, Handoff::Shared(*completion)) {
+            Handoff::Local { result, .. } => result,
+            Handoff::Shared(_) => None,
+        };
+        match finished {
+            Some(result) => self
+                .finish(result, kernel)
+                .map(|kept| kept as Box<dyn InRing>),
+            None => Some(self),
+        }
+    }
+
+    fn into_orphan(self: Box<Self>) -> Box<dyn Any + Send> {
+        Box::new(self.into_result())
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
+    }
+}
