@@ -1270,6 +1270,78 @@ fn a_recv_dropped_on_another_thread_loses_no_bytes() {
     }
 }
 
+/// A pending op kept in a thread-local that outlives the thread's rings
+/// (dropped at thread exit after them) is dropped without touching the
+/// gone rings, and a recv's bytes it got are kept for the next recv on the
+/// socket, on every backend.
+#[test]
+fn an_op_dropped_after_its_threads_rings_loses_no_bytes() {
+    use std::io::Write;
+    type HeldRecv = iokernel::io::Op<iokernel::op::net::Recv<Vec<u8>>>;
+    thread_local! {
+        static HELD: std::cell::RefCell<Option<HeldRecv>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    for backend in Backend::CONCRETE {
+        if runtime::backend_availability(backend).is_err() {
+            continue;
+        }
+        let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let sock = std::os::fd::AsRawFd::as_raw_fd(&ours);
+        theirs.write_all(b"held").unwrap();
+        // What the first recv got when its first poll finished it.
+        let (first_tx, first_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        spawn_named("exits".into(), move || {
+            // Touched first, so dropped last: after the rings.
+            HELD.with(|held| assert!(held.borrow().is_none()));
+            let rt = Runtime::builder()
+                .compute_threads(1)
+                .backend(backend)
+                .build()
+                .unwrap();
+            let pending = rt.block_on(async move {
+                let mut recv = iokernel::io::recv(sock, vec![0u8; 8]);
+                let polled = std::future::poll_fn(|cx| {
+                    std::task::Poll::Ready(std::future::Future::poll(
+                        std::pin::Pin::new(&mut recv),
+                        cx,
+                    ))
+                })
+                .await;
+                match polled {
+                    std::task::Poll::Ready(iokernel::buf::BufResult(n, buf)) => {
+                        first_tx.send(buf[..n.unwrap()].to_vec()).unwrap();
+                        None
+                    }
+                    std::task::Poll::Pending => Some(recv),
+                }
+            });
+            drop(rt);
+            if let Some(recv) = pending {
+                HELD.with(|held| *held.borrow_mut() = Some(recv));
+            }
+        })
+        .unwrap()
+        .join()
+        .expect("the thread ended cleanly");
+        if let Ok(first) = first_rx.try_recv() {
+            assert_eq!(first, b"held", "{backend}");
+            continue;
+        }
+        let rt = Runtime::builder()
+            .compute_threads(1)
+            .backend(backend)
+            .build()
+            .unwrap();
+        let got = rt.block_on(async move {
+            let iokernel::buf::BufResult(n, buf) = iokernel::io::recv(sock, vec![0u8; 8]).await;
+            buf[..n.expect("the recv after the thread ended")].to_vec()
+        });
+        assert_eq!(got, b"held", "{backend}");
+    }
+}
+
 /// A waker for a single poll whose wake nobody needs.
 struct IgnoreWake;
 

@@ -289,15 +289,18 @@ thread_local! {
 }
 
 /// Run `f` with `value` on this thread's ring from `rings`, creating the
-/// ring on first use; without a ring (it cannot be created, or it is busy)
-/// `value` comes back and the caller falls back to the pool.
+/// ring on first use; without a ring (it cannot be created, it is busy,
+/// or the thread is ending) `value` comes back and the caller falls back
+/// to the pool.
 fn with_ring<V, R>(
     rings: &Arc<dyn RingSource>,
     kernel: &Arc<dyn Kernel>,
     value: V,
     f: impl FnOnce(&mut LocalRing, V) -> Result<R, V>,
 ) -> Result<R, V> {
-    LOCAL.with(|local| {
+    let mut value = Some(value);
+    let ran = LOCAL.try_with(|local| {
+        let value = value.take().expect("taken once");
         let Ok(mut local) = local.try_borrow_mut() else {
             return Err(value);
         };
@@ -313,15 +316,25 @@ fn with_ring<V, R>(
             },
         };
         f(&mut local[index], value)
-    })
+    });
+    match ran {
+        Ok(ran) => ran,
+        // The thread's rings are gone (its thread-locals are being dropped).
+        Err(_) => Err(value.take().expect("not taken when the rings are gone")),
+    }
 }
 
-/// Run `f` on this thread's ring from source `source_id`, if it has one.
+/// Run `f` on this thread's ring from source `source_id`, if it has one
+/// (none while the thread's thread-locals are being dropped: a future
+/// dropped then goes through the ring's mailbox).
 fn with_existing_ring<R>(source_id: u64, f: impl FnOnce(&mut LocalRing) -> R) -> Option<R> {
-    LOCAL.with(|local| {
-        let mut local = local.try_borrow_mut().ok()?;
-        local.iter_mut().find(|r| r.source_id == source_id).map(f)
-    })
+    LOCAL
+        .try_with(|local| {
+            let mut local = local.try_borrow_mut().ok()?;
+            local.iter_mut().find(|r| r.source_id == source_id).map(f)
+        })
+        .ok()
+        .flatten()
 }
 
 /// Drain and drop this thread's ring from source `source_id` (the end of a
@@ -331,11 +344,14 @@ fn with_existing_ring<R>(source_id: u64, f: impl FnOnce(&mut LocalRing) -> R) ->
 // The simulator closes its run's ring; a dropped runtime closes the ring
 // of the thread that drops it.
 pub(crate) fn close_thread_ring(source_id: u64) -> usize {
-    let ring = LOCAL.with(|local| {
-        let mut local = local.try_borrow_mut().ok()?;
-        let index = local.iter().position(|r| r.source_id == source_id)?;
-        Some(local.swap_remove(index))
-    });
+    let ring = LOCAL
+        .try_with(|local| {
+            let mut local = local.try_borrow_mut().ok()?;
+            let index = local.iter().position(|r| r.source_id == source_id)?;
+            Some(local.swap_remove(index))
+        })
+        .ok()
+        .flatten();
     // Drained outside the borrow: finishing ops may drop futures that look
     // for this thread's rings.
     let Some(mut ring) = ring else {
