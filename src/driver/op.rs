@@ -46,6 +46,14 @@ enum OpState<T: OpCode> {
 
 /// A submitted (or about to be submitted) op; await it, or call
 /// [`Op::wait`] from synchronous code.
+///
+/// An `Op` may move to another thread after its first poll submitted it
+/// (it is `Send` when its op is): awaited or dropped there, it still gets
+/// its result or is cancelled, on every backend. On io_uring the result
+/// comes through the ring of the thread that submitted it, so that thread
+/// must keep running its runtime loop meanwhile; when that runtime is
+/// dropped instead, the ring's ops are brought back first and their
+/// results wait for their futures.
 #[must_use = "an op does nothing until awaited or waited on"]
 pub struct Op<T: OpCode> {
     state: OpState<T>,
