@@ -1116,6 +1116,28 @@ fn a_runtime_dropped_by_its_own_task_shuts_down_without_a_panic() {
     }
 }
 
+/// A connected Unix socket pair: ours (non-blocking, with its fd) and the
+/// peer's.
+fn socket_pair() -> (
+    std::os::unix::net::UnixStream,
+    std::os::unix::net::UnixStream,
+    std::os::fd::RawFd,
+) {
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    ours.set_nonblocking(true).unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&ours);
+    (ours, theirs, fd)
+}
+
+/// Poll `op` once with the task's waker: its output, or pending (then it
+/// is submitted and not waited for).
+async fn poll_once<F: std::future::Future + Unpin>(op: &mut F) -> std::task::Poll<F::Output> {
+    std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(std::future::Future::poll(std::pin::Pin::new(&mut *op), cx))
+    })
+    .await
+}
+
 /// An op submitted on a runtime's thread and then awaited on another
 /// thread (an `Op` is `Send`) gets its bytes on every backend; on io_uring
 /// it reaches its ring from there through the ring's mailbox, while the
@@ -1123,29 +1145,14 @@ fn a_runtime_dropped_by_its_own_task_shuts_down_without_a_panic() {
 #[test]
 fn an_op_awaited_on_another_thread_after_its_submission_gets_its_bytes() {
     use std::io::Write;
-    for backend in Backend::CONCRETE {
-        if runtime::backend_availability(backend).is_err() {
-            continue;
-        }
-        let rt = Runtime::builder()
-            .compute_threads(1)
-            .backend(backend)
-            .build()
-            .unwrap();
-        let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
-        ours.set_nonblocking(true).unwrap();
-        let sock = std::os::fd::AsRawFd::as_raw_fd(&ours);
+    for (backend, rt) in one_thread_runtimes() {
+        let (_ours, mut theirs, sock) = socket_pair();
         let got = rt.block_on(async move {
             let mut recv = iokernel::io::recv(sock, vec![0u8; 8]);
-            // Submitted here (on this thread's ring), not waited for.
-            std::future::poll_fn(|cx| {
-                assert!(
-                    std::future::Future::poll(std::pin::Pin::new(&mut recv), cx).is_pending(),
-                    "nothing to read yet"
-                );
-                std::task::Poll::Ready(())
-            })
-            .await;
+            assert!(
+                poll_once(&mut recv).await.is_pending(),
+                "nothing to read yet"
+            );
             let (tx, rx) = channel::<Vec<u8>>(1);
             let afar = spawn_named("afar".into(), move || {
                 let iokernel::buf::BufResult(n, buf) = recv.wait();
@@ -1169,28 +1176,14 @@ fn an_op_awaited_on_another_thread_after_its_submission_gets_its_bytes() {
 #[test]
 fn an_op_that_outlives_its_runtime_loses_no_bytes() {
     use std::io::{Read, Write};
-    for backend in Backend::CONCRETE {
-        if runtime::backend_availability(backend).is_err() {
-            continue;
-        }
-        let rt = Runtime::builder()
-            .compute_threads(1)
-            .backend(backend)
-            .build()
-            .unwrap();
-        let (mut ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
-        ours.set_nonblocking(true).unwrap();
-        let sock = std::os::fd::AsRawFd::as_raw_fd(&ours);
+    for (backend, rt) in one_thread_runtimes() {
+        let (mut ours, mut theirs, sock) = socket_pair();
         theirs.write_all(b"kept").unwrap();
         // The op, or its output when the first poll finished it (the bytes
         // were there).
         let first = rt.block_on(async move {
             let mut recv = iokernel::io::recv(sock, vec![0u8; 8]);
-            let polled = std::future::poll_fn(|cx| {
-                std::task::Poll::Ready(std::future::Future::poll(std::pin::Pin::new(&mut recv), cx))
-            })
-            .await;
-            match polled {
+            match poll_once(&mut recv).await {
                 std::task::Poll::Ready(output) => Err(output),
                 std::task::Poll::Pending => Ok(recv),
             }
@@ -1198,16 +1191,9 @@ fn an_op_that_outlives_its_runtime_loses_no_bytes() {
         drop(rt);
         let output = match first {
             Err(output) => output,
-            Ok(mut recv) => {
-                let waker = std::task::Waker::from(Arc::new(IgnoreWake));
-                let mut cx = std::task::Context::from_waker(&waker);
-                match std::future::Future::poll(std::pin::Pin::new(&mut recv), &mut cx) {
-                    std::task::Poll::Ready(output) => output,
-                    std::task::Poll::Pending => {
-                        panic!("{backend}: the op's result went with its runtime")
-                    }
-                }
-            }
+            // (On the pool the job may still be finishing on its thread.)
+            Ok(recv) => ready_within_seconds(recv, 10)
+                .unwrap_or_else(|| panic!("{backend}: the op's result went with its runtime")),
         };
         let got = match output {
             iokernel::buf::BufResult(Ok(n), buf) => buf[..n].to_vec(),
@@ -1232,28 +1218,14 @@ fn an_op_that_outlives_its_runtime_loses_no_bytes() {
 #[test]
 fn a_recv_dropped_on_another_thread_loses_no_bytes() {
     use std::io::Write;
-    for backend in Backend::CONCRETE {
-        if runtime::backend_availability(backend).is_err() {
-            continue;
-        }
-        let rt = Runtime::builder()
-            .compute_threads(1)
-            .backend(backend)
-            .build()
-            .unwrap();
-        let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
-        ours.set_nonblocking(true).unwrap();
-        let sock = std::os::fd::AsRawFd::as_raw_fd(&ours);
+    for (backend, rt) in one_thread_runtimes() {
+        let (_ours, mut theirs, sock) = socket_pair();
         let got = rt.block_on(async move {
             let mut dropped = iokernel::io::recv(sock, vec![0u8; 8]);
-            std::future::poll_fn(|cx| {
-                assert!(
-                    std::future::Future::poll(std::pin::Pin::new(&mut dropped), cx).is_pending(),
-                    "nothing to read yet"
-                );
-                std::task::Poll::Ready(())
-            })
-            .await;
+            assert!(
+                poll_once(&mut dropped).await.is_pending(),
+                "nothing to read yet"
+            );
             spawn_named("afar".into(), move || drop(dropped))
                 .unwrap()
                 .join()
@@ -1282,34 +1254,21 @@ fn an_op_dropped_after_its_threads_rings_loses_no_bytes() {
         static HELD: std::cell::RefCell<Option<HeldRecv>> =
             const { std::cell::RefCell::new(None) };
     }
-    for backend in Backend::CONCRETE {
-        if runtime::backend_availability(backend).is_err() {
-            continue;
-        }
-        let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
-        ours.set_nonblocking(true).unwrap();
-        let sock = std::os::fd::AsRawFd::as_raw_fd(&ours);
+    for backend in one_thread_runtimes()
+        .into_iter()
+        .map(|(backend, _)| backend)
+    {
+        let (_ours, mut theirs, sock) = socket_pair();
         theirs.write_all(b"held").unwrap();
         // What the first recv got when its first poll finished it.
         let (first_tx, first_rx) = std::sync::mpsc::channel::<Vec<u8>>();
         spawn_named("exits".into(), move || {
             // Touched first, so dropped last: after the rings.
             HELD.with(|held| assert!(held.borrow().is_none()));
-            let rt = Runtime::builder()
-                .compute_threads(1)
-                .backend(backend)
-                .build()
-                .unwrap();
+            let rt = one_thread_runtime(backend);
             let pending = rt.block_on(async move {
                 let mut recv = iokernel::io::recv(sock, vec![0u8; 8]);
-                let polled = std::future::poll_fn(|cx| {
-                    std::task::Poll::Ready(std::future::Future::poll(
-                        std::pin::Pin::new(&mut recv),
-                        cx,
-                    ))
-                })
-                .await;
-                match polled {
+                match poll_once(&mut recv).await {
                     std::task::Poll::Ready(iokernel::buf::BufResult(n, buf)) => {
                         first_tx.send(buf[..n.unwrap()].to_vec()).unwrap();
                         None
@@ -1329,12 +1288,7 @@ fn an_op_dropped_after_its_threads_rings_loses_no_bytes() {
             assert_eq!(first, b"held", "{backend}");
             continue;
         }
-        let rt = Runtime::builder()
-            .compute_threads(1)
-            .backend(backend)
-            .build()
-            .unwrap();
-        let got = rt.block_on(async move {
+        let got = one_thread_runtime(backend).block_on(async move {
             let iokernel::buf::BufResult(n, buf) = iokernel::io::recv(sock, vec![0u8; 8]).await;
             buf[..n.expect("the recv after the thread ended")].to_vec()
         });
@@ -1342,9 +1296,30 @@ fn an_op_dropped_after_its_threads_rings_loses_no_bytes() {
     }
 }
 
-/// A waker for a single poll whose wake nobody needs.
-struct IgnoreWake;
+/// Poll `op` on this thread (parked between polls, woken by its waker)
+/// until it is ready, for at most about `seconds`: `None` if it never was.
+fn ready_within_seconds<F: std::future::Future + Unpin>(
+    mut op: F,
+    seconds: u32,
+) -> Option<F::Output> {
+    let waker = std::task::Waker::from(Arc::new(UnparkWake(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    for _ in 0..seconds * 100 {
+        if let std::task::Poll::Ready(output) =
+            std::future::Future::poll(std::pin::Pin::new(&mut op), &mut cx)
+        {
+            return Some(output);
+        }
+        std::thread::park_timeout(Duration::from_millis(10));
+    }
+    None
+}
 
-impl std::task::Wake for IgnoreWake {
-    fn wake(self: Arc<Self>) {}
+/// Wakes the thread that made it.
+struct UnparkWake(std::thread::Thread);
+
+impl std::task::Wake for UnparkWake {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
 }
