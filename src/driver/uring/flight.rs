@@ -64,9 +64,9 @@ pub(super) trait InRing: RingExec {
     /// A finished op whose future is gone: discard its result. True when
     /// it was a reader (whose abandonment was counted).
     fn discard_result(self: Box<Self>, kernel: &dyn Kernel) -> bool;
-    /// Deliver the result through `completion` from now on (a
-    /// [`Request::Adopt`]); a finished op delivers at once (`None`: the
-    /// slot is free).
+    /// Deliver the result through `completion` from now on (the mailbox's
+    /// `Request::Adopt`); a finished op delivers at once (`None`: the slot
+    /// is free).
     fn adopt(
         self: Box<Self>,
         completion: Box<dyn Any + Send>,
@@ -93,6 +93,8 @@ pub(super) enum Handoff<T: OpCode> {
     Shared(Arc<Completion<T>>),
 }
 
+/// An op on a ring, boxed in the ring's table so that its buffers and
+/// scratch keep their address while the kernel may use them.
 pub(super) struct Flight<T: OpCode> {
     pub(super) op: T,
     /// What the op's entry points into besides the op (iovecs, statx
