@@ -52,6 +52,9 @@ pub(crate) struct WorkerShared {
     /// `unparked`; wakers then also call `driver_wake`.
     parked_in_driver: AtomicBool,
     driver_wake: Mutex<Option<DriverWake>>,
+    /// `driver_wake` is set (it is never unset): what every park of an
+    /// io_uring loop asks, answered without the lock.
+    driver_wake_set: AtomicBool,
 }
 
 impl WorkerShared {
@@ -62,6 +65,7 @@ impl WorkerShared {
             unparked: Condvar::new(),
             parked_in_driver: AtomicBool::new(false),
             driver_wake: Mutex::new(None),
+            driver_wake_set: AtomicBool::new(false),
         })
     }
 
@@ -113,15 +117,13 @@ impl WorkerShared {
 
     /// Whether a driver wake is installed.
     pub(crate) fn has_driver_wake(&self) -> bool {
-        self.driver_wake
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some()
+        self.driver_wake_set.load(Ordering::Acquire)
     }
 
     /// Install how to wake this worker while it waits inside its driver.
     pub(crate) fn set_driver_wake(&self, wake: DriverWake) {
         *self.driver_wake.lock().unwrap_or_else(|p| p.into_inner()) = Some(wake);
+        self.driver_wake_set.store(true, Ordering::Release);
     }
 
     /// About to wait inside the driver: false (and no wait) when news is
