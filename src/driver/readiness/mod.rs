@@ -191,6 +191,28 @@ enum Attempt {
     Wait(RawFd, Interest),
 }
 
+/// What one attempt made inside [`Polling::poll_op`] found.
+enum Tried {
+    /// The op's final result, and whether it left its fd drained in its
+    /// direction ([`OpCode::leaves_fd_drained`]).
+    Done(SysResult<usize>, bool),
+    /// Not ready: wait for this fd to become readable / writable.
+    Wait(RawFd, Interest),
+}
+
+/// What [`Polling::poll_op`] made of an op's poll.
+enum PolledOp {
+    /// The innermost loop on this thread is not this driver's (or the
+    /// loop frames are borrowed): the op runs to completion off the loop.
+    NotHere,
+    /// The op's result.
+    Done(SysResult<usize>),
+    /// The op waits for readiness under this key.
+    Waiting(WaiterKey),
+    /// The attempt said wait, but the fd cannot be watched (this errno).
+    Unwatchable(Errno),
+}
+
 fn attempt<T: OpCode>(op: &mut T, kernel: &dyn Kernel) -> Attempt {
     match (op.run_blocking(kernel), op.readiness()) {
         (Err(Errno::EAGAIN), Some((fd, interest))) => Attempt::Wait(fd, interest),
@@ -267,59 +289,77 @@ impl<T: OpCode> ReadySubmission<T> {
         };
         let kernel = self.polling.kernel();
         let closes = op.closes_fd();
-        // Nothing new since the last EAGAIN (or drained result): wait for
-        // the next edge without a syscall that would say EAGAIN.
         let ready = match closes {
-            None => op
-                .readiness()
-                .map(|(fd, interest)| (fd, interest, kernel.fd_epoch(fd))),
+            None => op.readiness(),
             Some(_) => None,
         };
-        match self
-            .polling
-            .start_poll(previous.as_ref(), ready, cx.waker())
-        {
-            None => {
-                let result = run_until_done(op, kernel, &|| false);
-                return self.finish(result);
-            }
-            Some(Some(key)) => {
-                self.waiting = Some(key);
-                return Poll::Pending;
-            }
-            Some(None) => {}
-        }
-        if let Some(fd) = closes {
-            let waiters = self.polling.closing(fd);
-            let result = op.run_blocking(kernel);
-            wake_all(waiters);
-            return self.finish(result);
-        }
-        let (fd, interest) = match attempt(op, kernel) {
-            Attempt::Done(result) => {
-                if let (true, Some((fd, interest))) =
-                    (op.leaves_fd_drained(&result), op.readiness())
-                {
-                    self.polling.drained(fd, interest);
-                }
-                return self.finish(result);
-            }
-            Attempt::Wait(fd, interest) => (fd, interest),
+        let Some((fd, interest)) = ready else {
+            return self.poll_without_readiness(previous, closes, cx);
         };
+        // Nothing new since the last EAGAIN (or drained result): wait for
+        // the next edge without a syscall that would say EAGAIN.
         let epoch = kernel.fd_epoch(fd);
-        match self.polling.register(fd, interest, epoch, cx.waker()) {
-            Ok(key) => {
+        let mut try_op = || match attempt(op, kernel) {
+            Attempt::Done(result) => {
+                let drained = op.leaves_fd_drained(&result);
+                Tried::Done(result, drained)
+            }
+            Attempt::Wait(fd, interest) => Tried::Wait(fd, interest),
+        };
+        let polled = self.polling.poll_op(
+            previous.as_ref(),
+            (fd, interest, epoch),
+            cx.waker(),
+            &mut try_op,
+        );
+        match polled {
+            PolledOp::NotHere => {
+                let result = run_until_done(op, kernel, &|| false);
+                self.finish(result)
+            }
+            PolledOp::Done(result) => self.finish(result),
+            PolledOp::Waiting(key) => {
                 self.waiting = Some(key);
                 Poll::Pending
             }
             // The fd cannot be watched (EBADF: closed under us; ENOMEM or
             // ENOSPC: the poller is out of room): one more attempt reports
             // the op's own result if it has one by now, else that errno.
-            Err(errno) => match attempt(op, kernel) {
+            PolledOp::Unwatchable(errno) => match attempt(op, kernel) {
                 Attempt::Done(result) => self.finish(result),
                 Attempt::Wait(..) => self.finish(Err(errno)),
             },
         }
+    }
+
+    /// The poll of an op with no readiness to wait for: a `close` of a
+    /// watched fd (its waiters are woken once it is done), or one that
+    /// runs to completion here.
+    fn poll_without_readiness(
+        &mut self,
+        previous: Option<WaiterKey>,
+        closes: Option<RawFd>,
+        cx: &mut Context<'_>,
+    ) -> Poll<T::Output> {
+        let Some(op) = self.op.as_mut() else {
+            panic!("socket op polled after it completed");
+        };
+        let kernel = self.polling.kernel();
+        // Forget the previous waiter; off the loop, run to completion.
+        let on_loop = self
+            .polling
+            .start_poll(previous.as_ref(), None, cx.waker())
+            .is_some();
+        let result = match closes {
+            Some(fd) if on_loop => {
+                let waiters = self.polling.closing(fd);
+                let result = op.run_blocking(kernel);
+                wake_all(waiters);
+                result
+            }
+            _ => run_until_done(op, kernel, &|| false),
+        };
+        self.finish(result)
     }
 
     fn finish(&mut self, result: SysResult<usize>) -> Poll<T::Output> {
@@ -679,17 +719,19 @@ trait Polling: Send + Sync {
         ready: Option<(RawFd, Interest, u32)>,
         waker: &Waker,
     ) -> Option<Option<WaiterKey>>;
+    /// A socket op's poll, in one look at this thread's loop: forget its
+    /// previous waiter, wait again when nothing new arrived for `ready`
+    /// (`fd`, `interest` as of `epoch`), else make the attempt (`try_op`)
+    /// and note a drained fd, or register the waker when it says wait.
+    fn poll_op(
+        &self,
+        previous: Option<&WaiterKey>,
+        ready: (RawFd, Interest, u32),
+        waker: &Waker,
+        try_op: &mut dyn FnMut() -> Tried,
+    ) -> PolledOp;
     /// Whether this loop's poller watches `fd`.
     fn watches_here(&self, fd: RawFd) -> bool;
-    fn register(
-        &self,
-        fd: RawFd,
-        interest: Interest,
-        epoch: u32,
-        waker: &Waker,
-    ) -> SysResult<WaiterKey>;
-    /// See [`PollSet::drained`].
-    fn drained(&self, fd: RawFd, interest: Interest);
     fn unregister(&self, key: &WaiterKey);
     /// `fd` is about to be closed: its waiters in this loop.
     fn closing(&self, fd: RawFd) -> Vec<Waker>;
@@ -800,21 +842,57 @@ impl<P: Poller> Polling for PollingWith<P> {
         matches!(watched, Some(Ok(true)))
     }
 
-    fn register(
+    fn poll_op(
         &self,
-        fd: RawFd,
-        interest: Interest,
-        epoch: u32,
+        previous: Option<&WaiterKey>,
+        (fd, interest, epoch): (RawFd, Interest, u32),
         waker: &Waker,
-    ) -> SysResult<WaiterKey> {
-        match self.with_set(true, |_, set| set.register(fd, interest, epoch, waker)) {
-            Some(result) => result?,
-            None => Err(Errno::EBADF),
+        try_op: &mut dyn FnMut() -> Tried,
+    ) -> PolledOp {
+        let polled = self.with_frame(|_, set| {
+            // No set yet: nothing was registered, so nothing to forget or
+            // to wait on.
+            if let Some(typed) = set.as_mut().and_then(|s| s.downcast_mut::<PollSet<P>>()) {
+                if let Some(key) = previous {
+                    typed.unregister(key);
+                }
+                if let Some(key) = typed.wait_unless_ready(fd, interest, epoch, waker) {
+                    return PolledOp::Waiting(key);
+                }
+            }
+            let (fd, interest) = match try_op() {
+                Tried::Done(result, drained) => {
+                    if drained {
+                        if let Some(typed) =
+                            set.as_mut().and_then(|s| s.downcast_mut::<PollSet<P>>())
+                        {
+                            typed.drained(fd, interest);
+                        }
+                    }
+                    return PolledOp::Done(result);
+                }
+                Tried::Wait(fd, interest) => (fd, interest),
+            };
+            if set.is_none() {
+                match (self.open)() {
+                    Ok(poller) => *set = Some(Box::new(PollSet::new(poller))),
+                    Err(errno) => return PolledOp::Unwatchable(errno),
+                }
+            }
+            let Some(typed) = set.as_mut().and_then(|s| s.downcast_mut::<PollSet<P>>()) else {
+                return PolledOp::Unwatchable(Errno::EINVAL);
+            };
+            let epoch = self.kernel.fd_epoch(fd);
+            match typed.register(fd, interest, epoch, waker) {
+                Ok(key) => PolledOp::Waiting(key),
+                Err(errno) => PolledOp::Unwatchable(errno),
+            }
+        });
+        // Frames borrowed: as off the loop, the op runs to completion.
+        match polled {
+            Ok(Some(polled)) => polled,
+            Ok(None) | Err(_) => PolledOp::NotHere,
         }
-    }
-
-    fn drained(&self, fd: RawFd, interest: Interest) {
-        let _ = self.with_set(false, |_, set| set.drained(fd, interest));
     }
 
     fn unregister(&self, key: &WaiterKey) {
