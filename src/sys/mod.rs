@@ -388,6 +388,16 @@ pub trait Kernel: Send + Sync + 'static {
         let _ = fd;
         Ok(false)
     }
+    /// `preadv2(2)` at the file position (offset -1) with `RWF_NOWAIT`:
+    /// what a stream (pipe, FIFO, socket) holds now, else `EAGAIN`, without
+    /// waiting for bytes even on a blocking fd; on a file, what the page
+    /// cache holds, advancing the position. `EOPNOTSUPP` where the fd or
+    /// kernel cannot say (a terminal, some devices and file systems).
+    /// Default: `EOPNOTSUPP`.
+    fn read_nowait(&self, fd: RawFd, bufs: &mut [IoSliceMut<'_>]) -> SysResult<usize> {
+        let _ = (fd, bufs);
+        Err(Errno::EOPNOTSUPP)
+    }
     /// `pwritev2(2)` with `RWF_NOWAIT`: write only if it needs no wait
     /// (see the module docs). Default: `EOPNOTSUPP`.
     fn pwritev_nowait(&self, fd: RawFd, bufs: &[IoSlice<'_>], offset: u64) -> SysResult<usize> {

@@ -417,6 +417,32 @@ impl Kernel for RealKernel {
     }
 
     #[cfg(linux)]
+    fn read_nowait(&self, fd: RawFd, bufs: &mut [IoSliceMut<'_>]) -> SysResult<usize> {
+        let count = iov_count(bufs.len());
+        // The raw syscall, as `preadv_nowait`; position -1 is the file
+        // position (`preadv2(2)`), which is what a stream has.
+        let (low, high) = raw_pos(-1);
+        syscall_once(|| {
+            // SAFETY: IoSliceMut is ABI-compatible with iovec; `count` entries
+            // are in bounds and each points at a live writable buffer; the
+            // argument list is preadv2's (fd, iov, iovcnt, pos_l, pos_h, flags).
+            unsafe {
+                libc::syscall(
+                    libc::SYS_preadv2,
+                    fd,
+                    bufs.as_mut_ptr().cast::<libc::iovec>(),
+                    count,
+                    low,
+                    high,
+                    libc::RWF_NOWAIT,
+                )
+            }
+        })
+        .map(raw_byte_count)
+        .map_err(nowait_errno)
+    }
+
+    #[cfg(linux)]
     fn pwritev_nowait(&self, fd: RawFd, bufs: &[IoSlice<'_>], offset: u64) -> SysResult<usize> {
         let offset = file_offset(offset)?;
         let count = iov_count(bufs.len());

@@ -86,6 +86,12 @@ impl Kernel for SimKernel {
         })
     }
 
+    fn read_nowait(&self, fd: RawFd, bufs: &mut [IoSliceMut<'_>]) -> SysResult<usize> {
+        self.call("read_nowait", (fd, bufs.len()), |st| {
+            st.read_nowait(fd, bufs)
+        })
+    }
+
     fn pwritev_nowait(&self, fd: RawFd, bufs: &[IoSlice<'_>], offset: u64) -> SysResult<usize> {
         self.call("pwritev_nowait", (fd, bufs.len(), offset), |st| {
             st.writev_nowait(fd, bufs, file_offset(offset)?)

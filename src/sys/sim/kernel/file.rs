@@ -133,6 +133,22 @@ impl State {
     /// `preadv2(RWF_NOWAIT)`: the cached prefix of the range (`EAGAIN` when
     /// the first page is not cached, `0` at end of file), then as `pread`
     /// (faults and short reads included).
+    /// `preadv2(RWF_NOWAIT)` at the file position: a simulated stream
+    /// never waits in its read anyway (an empty one says `EAGAIN`), so it
+    /// reads as `read`; files are not modelled at the position
+    /// (`EOPNOTSUPP`, which callers treat as "cannot say").
+    pub(super) fn read_nowait(
+        &mut self,
+        fd: RawFd,
+        bufs: &mut [IoSliceMut<'_>],
+    ) -> SysResult<usize> {
+        match self.entry(fd)? {
+            Fd::Socket(_) | Fd::PipeRead(_) | Fd::Dgram(_) => self.readv_fd(fd, bufs, None),
+            Fd::PipeWrite(_) => Err(Errno::EBADF),
+            Fd::File(_) | Fd::Directory(_) => Err(Errno::EOPNOTSUPP),
+        }
+    }
+
     pub(super) fn readv_nowait(
         &mut self,
         fd: RawFd,
