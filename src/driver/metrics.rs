@@ -447,6 +447,9 @@ impl<T: OpCode> OpCode for Counted<T> {
     fn run_nowait(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
         self.op.run_nowait(kernel)
     }
+    fn takes_in_order(&self) -> Option<RawFd> {
+        self.op.takes_in_order()
+    }
     fn take_leftover(&mut self, kernel: &dyn Kernel) -> Option<SysResult<usize>> {
         self.op.take_leftover(kernel)
     }

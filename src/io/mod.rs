@@ -53,12 +53,32 @@ pub use crate::sys::{
 
 /// Read up to the buffer's capacity at the file offset (advancing it).
 ///
-/// Dropped before it completes (a `timeout`, a `select`), the read may
-/// still have moved bytes in the kernel: at the file position and on a
-/// pipe or FIFO those bytes are gone from the fd and not kept, unlike a
-/// cancelled [`recv`]'s, which the next `recv` on the socket gets first.
-/// On sockets use `recv` (as `TcpStream` and `UnixStream` do) where reads
-/// may be cancelled.
+/// Dropped before it completes (a `timeout`, a `select`), the read loses
+/// nothing, on a pipe, FIFO, socket or file alike, as a cancelled
+/// [`recv`]: it never waits for a stream's bytes inside the syscall (on
+/// the pool it waits for readiness outside it and stops there once
+/// abandoned, even on a blocking fd), and bytes a racing syscall moved
+/// anyway are kept for the next `read` of the fd, which gets them first
+/// ([`kept_after_cancel`] counts them). The same holds for [`readv`].
+/// A [`pread`] at an offset moves nothing another read would get.
+///
+/// ```
+/// use iokernel::io;
+/// use iokernel::runtime::{timeout, Runtime};
+/// use iokernel::sys::{real::RealKernel, Kernel};
+/// use std::time::Duration;
+/// let (rx, tx) = RealKernel.pipe().unwrap(); // blocking ends
+/// Runtime::new().unwrap().block_on(async {
+///     // Nothing to read yet: the timeout drops the read.
+///     assert!(timeout(Duration::from_millis(20), io::read(rx, vec![0u8; 16])).await.is_err());
+///     RealKernel.write(tx, b"later").unwrap();
+///     // The dropped read took none of it.
+///     let (n, buf) = io::read(rx, vec![0u8; 16]).await.into_parts();
+///     assert_eq!(&buf[..n.unwrap()], b"later");
+/// });
+/// # RealKernel.close(rx).unwrap();
+/// # RealKernel.close(tx).unwrap();
+/// ```
 pub fn read<B: IoBufMut>(fd: RawFd, buf: B) -> Op<Read<B>> {
     Op::new(Read {
         fd,
@@ -143,6 +163,8 @@ pub fn lseek(fd: RawFd, offset: i64, whence: Whence) -> Op<Lseek> {
 }
 
 /// Scatter-read into several buffers, in order, at the file offset.
+/// Cancelled, it loses nothing, as [`read`]; bytes kept from a cancelled
+/// read come back into the first buffer with room (a short read).
 pub fn readv<B: IoBufMut>(fd: RawFd, bufs: Vec<B>) -> Op<ReadVectored<B>> {
     Op::new(ReadVectored {
         fd,

@@ -13,10 +13,23 @@
 //! its driver then resubmits without it), and an `EAGAIN` waits for
 //! readiness as for a plain read or write. (Referred to as `STREAMS`
 //! below.)
+//!
+//! # Cancelled reads at the file position
+//!
+//! A `read` at the file position takes bytes in order, as a `recv` does,
+//! and gets the same care when it is cancelled ([`OpCode::takes_in_order`]):
+//! bytes its syscall moved for nobody are kept for the next `read` of the
+//! fd (`crate::sys::leftover`), a ring holds a new read of the fd back while
+//! an abandoned one may still take bytes, and where the read runs as a
+//! blocking syscall (pool, sync fallback) it never waits for a stream's
+//! bytes inside the syscall, even on a blocking fd: it reads only what is
+//! there (`Kernel::read_nowait`), else waits for readiness outside the
+//! syscall, checking whether it was abandoned, as a socket op does. So an
+//! abandoned read stops before it takes bytes that arrive later.
 
 use super::{buf_result, to_io, Nowait, OpCode, Request};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
-use crate::sys::{Advice, Errno, FileStat, Interest, Kernel, SysResult, Whence};
+use crate::sys::{leftover, Advice, Errno, FileStat, Interest, Kernel, SysResult, Whence};
 use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::RawFd;
 
@@ -28,6 +41,55 @@ fn fill_vectored<B: IoBufMut>(bufs: &mut [B], mut filled: usize) {
         buf.set_filled(here);
         filled -= here;
     }
+}
+
+/// A read at the file position that waits for a stream outside the
+/// syscall: what is there now (`read_nowait`); if nothing is and the fd is
+/// not readable, `EAGAIN` (the caller waits for readiness, and gives up
+/// there if the op is abandoned); if it is readable (a file, whose read
+/// waits only for the device, a stream that just got bytes, an fd that
+/// cannot read without waiting), the plain `read`.
+fn read_at_position(
+    kernel: &dyn Kernel,
+    fd: RawFd,
+    bufs: &mut [IoSliceMut<'_>],
+) -> SysResult<usize> {
+    match kernel.read_nowait(fd, bufs) {
+        Err(Errno::EAGAIN | Errno::EOPNOTSUPP) => {}
+        result => return result,
+    }
+    if !kernel.wait_ready(fd, Interest::Readable, 0)? {
+        return Err(Errno::EAGAIN);
+    }
+    match bufs {
+        [one] => kernel.read(fd, one),
+        _ => kernel.readv(fd, bufs),
+    }
+}
+
+/// Leftover bytes of `fd` into the first of `bufs` with room (a short
+/// read, as any read may be).
+fn take_leftover_into<B: IoBufMut>(
+    kernel: &dyn Kernel,
+    fd: RawFd,
+    bufs: &mut [B],
+) -> Option<usize> {
+    let room = bufs
+        .iter_mut()
+        .map(|b| b.writable())
+        .find(|b| !b.is_empty())?;
+    leftover::take_bytes(kernel, fd, room, false)
+}
+
+/// Keep the first `n` bytes read across `bufs` for the next read of `fd`.
+fn stash_read<B: IoBufMut>(kernel: &dyn Kernel, fd: RawFd, bufs: &mut [B], n: usize) {
+    let mut read = Vec::with_capacity(n);
+    for buf in bufs {
+        let bytes = buf.writable();
+        let take = bytes.len().min(n - read.len());
+        read.extend_from_slice(&bytes[..take]);
+    }
+    leftover::stash_bytes(kernel, fd, &read);
 }
 
 /// `read(2)` into an owned buffer at the file offset.
@@ -80,6 +142,15 @@ impl<B: IoBufMut> OpCode for Read<B> {
         kernel.preadv_nowait(self.fd, &mut [IoSliceMut::new(self.buf.writable())], offset)
     }
 
+    fn takes_in_order(&self) -> Option<RawFd> {
+        self.offset.is_none().then_some(self.fd)
+    }
+
+    fn take_leftover(&mut self, kernel: &dyn Kernel) -> Option<SysResult<usize>> {
+        let fd = self.takes_in_order()?;
+        take_leftover_into(kernel, fd, std::slice::from_mut(&mut self.buf)).map(Ok)
+    }
+
     fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
         if let Some(offset) = self.offset {
             match kernel.pread(self.fd, self.buf.writable(), offset) {
@@ -87,12 +158,24 @@ impl<B: IoBufMut> OpCode for Read<B> {
                 result => return result,
             }
         }
-        kernel.read(self.fd, self.buf.writable())
+        if let Some(result) = self.take_leftover(kernel) {
+            return result;
+        }
+        read_at_position(kernel, self.fd, &mut [IoSliceMut::new(self.buf.writable())])
     }
 
     fn complete(mut self, result: SysResult<usize>) -> Self::Output {
         self.buf.set_filled(*result.as_ref().unwrap_or(&0));
         buf_result(result, self.buf)
+    }
+
+    /// Bytes a cancelled read at the file position moved are kept for the
+    /// next read of the fd (module docs); a read at an offset moved
+    /// nothing another read would have got.
+    fn discard(mut self, result: SysResult<usize>, kernel: &dyn Kernel) {
+        if let (Ok(n), Some(fd)) = (result, self.takes_in_order()) {
+            stash_read(kernel, fd, std::slice::from_mut(&mut self.buf), n);
+        }
     }
 }
 
@@ -220,24 +303,49 @@ impl<B: IoBufMut> OpCode for ReadVectored<B> {
     }
 
     fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
-        let mut slices: Vec<IoSliceMut<'_>> = self
-            .bufs
-            .iter_mut()
-            .map(|b| IoSliceMut::new(b.writable()))
-            .collect();
         if let Some(offset) = self.offset {
+            let mut slices: Vec<IoSliceMut<'_>> = self
+                .bufs
+                .iter_mut()
+                .map(|b| IoSliceMut::new(b.writable()))
+                .collect();
             match kernel.preadv(self.fd, &mut slices, offset) {
                 // (`drop_offset`, on the field: the slices borrow the buffers.)
                 Err(Errno::ESPIPE) if self.offset.take().is_some() => {} // `STREAMS`
                 result => return result,
             }
         }
-        kernel.readv(self.fd, &mut slices)
+        if let Some(result) = self.take_leftover(kernel) {
+            return result;
+        }
+        let mut slices: Vec<IoSliceMut<'_>> = self
+            .bufs
+            .iter_mut()
+            .map(|b| IoSliceMut::new(b.writable()))
+            .collect();
+        read_at_position(kernel, self.fd, &mut slices)
     }
 
     fn complete(mut self, result: SysResult<usize>) -> Self::Output {
         fill_vectored(&mut self.bufs, *result.as_ref().unwrap_or(&0));
         buf_result(result, self.bufs)
+    }
+
+    fn takes_in_order(&self) -> Option<RawFd> {
+        self.offset.is_none().then_some(self.fd)
+    }
+
+    fn take_leftover(&mut self, kernel: &dyn Kernel) -> Option<SysResult<usize>> {
+        let fd = self.takes_in_order()?;
+        take_leftover_into(kernel, fd, &mut self.bufs).map(Ok)
+    }
+
+    /// As [`Read`]'s: bytes of a cancelled read at the file position are
+    /// kept for the next read of the fd.
+    fn discard(mut self, result: SysResult<usize>, kernel: &dyn Kernel) {
+        if let (Ok(n), Some(fd)) = (result, self.takes_in_order()) {
+            stash_read(kernel, fd, &mut self.bufs, n);
+        }
     }
 }
 

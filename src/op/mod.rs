@@ -13,12 +13,13 @@
 //! A late result of an abandoned op goes to [`OpCode::discard`], which for
 //! `open` closes the new fd so nothing leaks.
 //!
-//! A cancelled socket op never *starts* its syscall once abandoned (the
-//! pool re-checks after every readiness wait, the ring driver after a
+//! A cancelled socket op, or read at the file position
+//! ([`OpCode::takes_in_order`]), never *starts* its syscall once abandoned
+//! (the pool re-checks after every readiness wait, the ring driver after a
 //! poll entry), and data the kernel delivered to it anyway is not lost:
-//! `recv`'s and `accept`'s `discard` keep the bytes or the connection in a
-//! per-socket leftover store (`crate::sys::leftover`) that the next
-//! `recv`/`accept` on that fd takes first ([`OpCode::take_leftover`], asked
+//! the `discard` of `recv`, `accept` and `read` keeps the bytes or the
+//! connection in a per-fd leftover store (`crate::sys::leftover`) that the
+//! next such op on that fd takes first ([`OpCode::take_leftover`], asked
 //! before any driver sees the op and again on every attempt). Closing the
 //! fd through iokernel drops what was kept (closing kept connections).
 
@@ -114,6 +115,19 @@ pub trait OpCode: Send + 'static {
     /// [`OpCode::run_blocking`] on every backend.
     fn request(&mut self) -> Request<'_> {
         Request::Other
+    }
+
+    /// The fd the op takes bytes or connections from, in order: a `recv`
+    /// or `accept` (a readable [`OpCode::readiness`], the default) and a
+    /// `read` at the file position. Such an op is not started once
+    /// abandoned, a late result of it is kept ([`OpCode::discard`]), and
+    /// a ring holds a new one of the same fd back while an abandoned one
+    /// may still take bytes, so kept bytes come first.
+    fn takes_in_order(&self) -> Option<RawFd> {
+        match self.readiness() {
+            Some((fd, Interest::Readable)) => Some(fd),
+            _ => None,
+        }
     }
 
     /// What the op can finish with without the kernel: bytes or a
@@ -377,7 +391,7 @@ pub(crate) fn run_until_done_or_give_way<T: OpCode>(
     give_way: &dyn Fn() -> bool,
 ) -> SysResult<usize> {
     loop {
-        if op.readiness().is_some() && abandoned() {
+        if (op.readiness().is_some() || op.takes_in_order().is_some()) && abandoned() {
             return Err(Errno::ECANCELED);
         }
         match op.run_blocking(kernel) {

@@ -1,14 +1,15 @@
-//! What a cancelled socket op got from the kernel anyway, kept for the next
-//! op on the same socket.
+//! What a cancelled socket op (or read at the file position) got from the
+//! kernel anyway, kept for the next op on the same fd.
 //!
-//! Dropping a `recv` or `accept` future cannot always stop the syscall: a
-//! pool worker may already be inside it, an io_uring async cancel may lose
-//! the race, a simulated ring may run the entry before the cancel. When the
-//! kernel has moved bytes or accepted a connection for an op nobody awaits
-//! any more, the op's `discard` puts them here instead of dropping them,
-//! and the next `recv` (`accept`) on that fd takes them first: bytes in the
-//! order they were received and before anything new, connections first in
-//! first out. Closing the fd through iokernel (the `close` op, dropping a
+//! Dropping a `recv`, `accept` or `read` future cannot always stop the
+//! syscall: a pool worker may already be inside it, an io_uring async
+//! cancel may lose the race, a simulated ring may run the entry before the
+//! cancel. When the kernel has moved bytes or accepted a connection for an
+//! op nobody awaits any more, the op's `discard` puts them here instead of
+//! dropping them, and the next `recv` (`accept`, `read` at the file
+//! position) on that fd takes them first: bytes in the order they were
+//! received and before anything new, connections first in first out.
+//! Closing the fd through iokernel (the `close` op, dropping a
 //! `TcpStream`/`TcpListener`) drops its leftovers and closes stashed
 //! connections.
 //!

@@ -109,8 +109,11 @@ fn make_job<T: OpCode>(
                     .is_some_and(|jobs_waiting| jobs_waiting())
             };
             run_until_done_or_give_way(&mut op, &*kernel, &abandoned, &give_way)
-        } else if op.readiness().is_some() && job_completion.is_abandoned() {
-            // Abandoned before the job ran: never start the socket syscall.
+        } else if (op.readiness().is_some() || op.takes_in_order().is_some())
+            && job_completion.is_abandoned()
+        {
+            // Abandoned before the job ran: never start the socket syscall
+            // (or a read at the file position, which takes bytes in order).
             Err(Errno::ECANCELED)
         } else {
             op.run_blocking(&*kernel)

@@ -12,7 +12,7 @@ use super::ABANDONED_READERS;
 use crate::driver::completion::Completion;
 use crate::op::OpCode;
 use crate::sys::ring::{RingExec, RingWork};
-use crate::sys::{Errno, Interest, Kernel, SysResult};
+use crate::sys::{Errno, Kernel, SysResult};
 use std::any::Any;
 use std::os::fd::RawFd;
 use std::sync::atomic::Ordering;
@@ -269,10 +269,7 @@ impl<T: OpCode> InRing for Flight<T> {
         if self.waiting_readiness || !self.reader || self.is_finished() {
             return None; // a poll moves no data
         }
-        match self.op.readiness() {
-            Some((fd, Interest::Readable)) => Some(fd),
-            _ => None,
-        }
+        self.op.takes_in_order()
     }
 
     fn take_leftover(&mut self, kernel: &dyn Kernel) -> Option<SysResult<usize>> {

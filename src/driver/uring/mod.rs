@@ -97,7 +97,7 @@ use super::{Park, Scheduler};
 use crate::op::OpCode;
 use crate::sys::ring::opcode;
 use crate::sys::ring::{CompletionRing, RingEntry, RingSource, RingWork, SqFull, CANCEL_USER_DATA};
-use crate::sys::{Errno, Interest, Kernel, SysResult};
+use crate::sys::{Errno, Kernel, SysResult};
 use flight::{Completed, Flight, Handoff, InRing};
 use mailbox::{Mailbox, Reached, Request};
 pub(crate) use ring::KernelRings;
@@ -878,7 +878,7 @@ impl UringDriver {
         }
         let readiness = op.readiness();
         let storage = readiness.is_none();
-        let reader = matches!(readiness, Some((_, Interest::Readable)));
+        let reader = op.takes_in_order().is_some();
         let mut flight = Box::new(Flight {
             storage,
             reader,
