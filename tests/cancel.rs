@@ -144,6 +144,52 @@ fn reads_of_a_pipe_cancelled_by_timeouts_lose_no_bytes_on_any_backend() {
     }
 }
 
+/// Reads at the file position of what else a read may be given: a file
+/// (cached, in order, then end of file), character devices (`/dev/zero`,
+/// `/dev/urandom`: readable at once, whether or not they take
+/// `RWF_NOWAIT`) and a socket, on every backend.
+#[test]
+fn reads_at_the_position_of_files_devices_and_sockets_get_their_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    std::fs::write(&path, b"0123456789").unwrap();
+    for backend in Backend::CONCRETE {
+        if iokernel::runtime::backend_availability(backend).is_err() {
+            continue;
+        }
+        let rt = Runtime::builder()
+            .compute_threads(1)
+            .io_threads(1)
+            .backend(backend)
+            .build()
+            .unwrap();
+        let path = path.clone();
+        rt.block_on(async move {
+            let fd = io::open(&path, OpenFlags::RDONLY, 0).await.unwrap();
+            let mut got = Vec::new();
+            loop {
+                let BufResult(n, buf) = io::read(fd, vec![0u8; 4]).await;
+                match n.unwrap() {
+                    0 => break,
+                    n => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            assert_eq!(got, b"0123456789", "{backend}: the file in order");
+            io::close(fd).await.unwrap();
+            for device in ["/dev/zero", "/dev/urandom"] {
+                let fd = io::open(device, OpenFlags::RDONLY, 0).await.unwrap();
+                let BufResult(n, _) = io::read(fd, vec![0u8; 4096]).await;
+                assert_eq!(n.unwrap(), 4096, "{backend}: {device}");
+                io::close(fd).await.unwrap();
+            }
+            let (a, b) = iokernel::net::UnixStream::pair().unwrap();
+            a.write_all(b"over a socket".to_vec()).await.0.unwrap();
+            let BufResult(n, buf) = io::read(b.as_raw_fd(), vec![0u8; 64]).await;
+            assert_eq!(&buf[..n.unwrap()], b"over a socket", "{backend}: socket");
+        });
+    }
+}
+
 const PIPE_CHUNKS: usize = 24;
 
 /// A simulated pipe under faults: a writer task writes numbered chunks at
