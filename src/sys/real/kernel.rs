@@ -82,6 +82,45 @@ fn raw_pos(offset: libc::off_t) -> (libc::c_long, libc::c_long) {
     }
 }
 
+/// `preadv2(fd, bufs, pos, RWF_NOWAIT)`, one attempt (see [`nowait_rw`]).
+#[cfg(linux)]
+fn preadv2_nowait(fd: RawFd, bufs: &mut [IoSliceMut<'_>], pos: libc::off_t) -> SysResult<usize> {
+    let count = iov_count(bufs.len());
+    let iov = bufs.as_mut_ptr().cast::<libc::iovec>();
+    // SAFETY: IoSliceMut is ABI-compatible with iovec; `count` entries are
+    // in bounds and each points at a live writable buffer.
+    unsafe { nowait_rw(libc::SYS_preadv2, fd, iov, count, pos) }
+}
+
+/// `preadv2`/`pwritev2` (`number`) with `RWF_NOWAIT`, one attempt: a nowait
+/// call that was interrupted is a miss like any other (the caller goes the
+/// blocking way). The raw syscall, not glibc's wrapper: the wrapper is a
+/// cancellation point, and switching cancellation on and off around it
+/// cost ~2 % of a cached 4 KiB read in profiles (`perf record`, iok bench
+/// QD1).
+///
+/// # Safety
+///
+/// `iov` points at `count` live iovecs whose buffers are writable (for
+/// `preadv2`) or readable (for `pwritev2`) for their lengths.
+#[cfg(linux)]
+unsafe fn nowait_rw(
+    number: libc::c_long,
+    fd: RawFd,
+    iov: *const libc::iovec,
+    count: libc::c_int,
+    pos: libc::off_t,
+) -> SysResult<usize> {
+    let (low, high) = raw_pos(pos);
+    syscall_once(|| {
+        // SAFETY: the caller vouches for `iov` and `count`; the argument list
+        // is preadv2's and pwritev2's (fd, iov, iovcnt, pos_l, pos_h, flags).
+        unsafe { libc::syscall(number, fd, iov, count, low, high, libc::RWF_NOWAIT) }
+    })
+    .map(raw_byte_count)
+    .map_err(nowait_errno)
+}
+
 /// How many of `len` buffers one vectored call passes.
 /// A kernel without `preadv2`/`pwritev2` says `ENOSYS`; the seam reports
 /// it as `EOPNOTSUPP` (nowait I/O is not supported here), and an
@@ -388,84 +427,24 @@ impl Kernel for RealKernel {
         bufs: &mut [IoSliceMut<'_>],
         offset: u64,
     ) -> SysResult<usize> {
-        let offset = file_offset(offset)?;
-        let count = iov_count(bufs.len());
-        // One attempt: a nowait call that was interrupted is a miss like
-        // any other (the caller goes the blocking way). The raw syscall,
-        // not glibc's wrapper: the wrapper is a cancellation point, and
-        // switching cancellation on and off around it cost ~2 % of a
-        // cached 4 KiB read in profiles (`perf record`, iok bench QD1).
-        let (low, high) = raw_pos(offset);
-        syscall_once(|| {
-            // SAFETY: IoSliceMut is ABI-compatible with iovec; `count` entries
-            // are in bounds and each points at a live writable buffer; the
-            // argument list is preadv2's (fd, iov, iovcnt, pos_l, pos_h, flags).
-            unsafe {
-                libc::syscall(
-                    libc::SYS_preadv2,
-                    fd,
-                    bufs.as_mut_ptr().cast::<libc::iovec>(),
-                    count,
-                    low,
-                    high,
-                    libc::RWF_NOWAIT,
-                )
-            }
-        })
-        .map(raw_byte_count)
-        .map_err(nowait_errno)
+        preadv2_nowait(fd, bufs, file_offset(offset)?)
     }
 
     #[cfg(linux)]
     fn read_nowait(&self, fd: RawFd, bufs: &mut [IoSliceMut<'_>]) -> SysResult<usize> {
-        let count = iov_count(bufs.len());
-        // The raw syscall, as `preadv_nowait`; position -1 is the file
-        // position (`preadv2(2)`), which is what a stream has.
-        let (low, high) = raw_pos(-1);
-        syscall_once(|| {
-            // SAFETY: IoSliceMut is ABI-compatible with iovec; `count` entries
-            // are in bounds and each points at a live writable buffer; the
-            // argument list is preadv2's (fd, iov, iovcnt, pos_l, pos_h, flags).
-            unsafe {
-                libc::syscall(
-                    libc::SYS_preadv2,
-                    fd,
-                    bufs.as_mut_ptr().cast::<libc::iovec>(),
-                    count,
-                    low,
-                    high,
-                    libc::RWF_NOWAIT,
-                )
-            }
-        })
-        .map(raw_byte_count)
-        .map_err(nowait_errno)
+        // Position -1 is the file position (`preadv2(2)`), which is what a
+        // stream has.
+        preadv2_nowait(fd, bufs, -1)
     }
 
     #[cfg(linux)]
     fn pwritev_nowait(&self, fd: RawFd, bufs: &[IoSlice<'_>], offset: u64) -> SysResult<usize> {
         let offset = file_offset(offset)?;
         let count = iov_count(bufs.len());
-        // The raw syscall, as `preadv_nowait` (no cancellation point).
-        let (low, high) = raw_pos(offset);
-        syscall_once(|| {
-            // SAFETY: IoSlice is ABI-compatible with iovec; `count` entries
-            // are in bounds and each points at a live readable buffer; the
-            // argument list is pwritev2's (fd, iov, iovcnt, pos_l, pos_h, flags).
-            unsafe {
-                libc::syscall(
-                    libc::SYS_pwritev2,
-                    fd,
-                    bufs.as_ptr().cast::<libc::iovec>(),
-                    count,
-                    low,
-                    high,
-                    libc::RWF_NOWAIT,
-                )
-            }
-        })
-        .map(raw_byte_count)
-        .map_err(nowait_errno)
+        let iov = bufs.as_ptr().cast::<libc::iovec>();
+        // SAFETY: IoSlice is ABI-compatible with iovec; `count` entries are
+        // in bounds and each points at a live readable buffer.
+        unsafe { nowait_rw(libc::SYS_pwritev2, fd, iov, count, offset) }
     }
 
     fn lseek(&self, fd: RawFd, offset: i64, whence: Whence) -> SysResult<u64> {
