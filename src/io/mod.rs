@@ -60,7 +60,10 @@ pub use crate::sys::{
 /// abandoned, even on a blocking fd), and bytes a racing syscall moved
 /// anyway are kept for the next `read` of the fd, which gets them first
 /// ([`kept_after_cancel`] counts them). The same holds for [`readv`].
-/// A [`pread`] at an offset moves nothing another read would get.
+/// A [`pread`] of a file moves nothing another read would get; given a
+/// pipe or FIFO (whose offset io_uring ignores), a cancelled one that
+/// lost the race to its cancel on io_uring does not keep its bytes: read
+/// streams at the file position.
 ///
 /// ```
 /// use iokernel::io;
