@@ -391,7 +391,7 @@ pub(crate) fn run_until_done_or_give_way<T: OpCode>(
     give_way: &dyn Fn() -> bool,
 ) -> SysResult<usize> {
     loop {
-        if (op.readiness().is_some() || op.takes_in_order().is_some()) && abandoned() {
+        if never_started_once_abandoned(op) && abandoned() {
             return Err(Errno::ECANCELED);
         }
         match op.run_blocking(kernel) {
@@ -410,6 +410,13 @@ pub(crate) fn run_until_done_or_give_way<T: OpCode>(
             result => return result,
         }
     }
+}
+
+/// Whether `op`, once abandoned, must not start its syscall: a socket op
+/// (its peer may deliver to it) or one that takes bytes in order
+/// ([`OpCode::takes_in_order`]); drivers check this before every start.
+pub(crate) fn never_started_once_abandoned<T: OpCode>(op: &T) -> bool {
+    op.readiness().is_some() || op.takes_in_order().is_some()
 }
 
 /// What happens before any driver sees `op`: closing an fd drops what

@@ -34,7 +34,7 @@
 //! kernel never saw its buffer.
 
 use super::completion::Completion;
-use crate::op::{run_until_done_or_give_way, OpCode};
+use crate::op::{never_started_once_abandoned, run_until_done_or_give_way, OpCode};
 use crate::sys::{leftover, Errno, Gate, Interest, Kernel, Offload, QueueProbe, Saturated};
 use std::os::fd::RawFd;
 // std's Arc: `Arc<dyn Kernel>` needs unsized coercion, which loom's lacks.
@@ -109,9 +109,7 @@ fn make_job<T: OpCode>(
                     .is_some_and(|jobs_waiting| jobs_waiting())
             };
             run_until_done_or_give_way(&mut op, &*kernel, &abandoned, &give_way)
-        } else if (op.readiness().is_some() || op.takes_in_order().is_some())
-            && job_completion.is_abandoned()
-        {
+        } else if never_started_once_abandoned(&op) && job_completion.is_abandoned() {
             // Abandoned before the job ran: never start the socket syscall
             // (or a read at the file position, which takes bytes in order).
             Err(Errno::ECANCELED)
