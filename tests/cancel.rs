@@ -15,6 +15,10 @@ use iokernel::sys::Kernel;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+#[path = "support/backends.rs"]
+mod backends;
+use backends::runtimes_on_every_backend;
+
 fn runtime() -> Runtime {
     Runtime::builder()
         .compute_threads(2)
@@ -103,18 +107,8 @@ fn a_dropped_read_of_an_empty_pipe_takes_none_of_the_later_bytes() {
 /// empty, then repeated after bytes arrive, get every byte in order.
 #[test]
 fn reads_of_a_pipe_cancelled_by_timeouts_lose_no_bytes_on_any_backend() {
-    for backend in Backend::CONCRETE {
-        if let Err(reason) = iokernel::runtime::backend_availability(backend) {
-            eprintln!("skipping {backend}: {reason}");
-            continue;
-        }
-        for io_threads in [1, 2] {
-            let rt = Runtime::builder()
-                .compute_threads(1)
-                .io_threads(io_threads)
-                .backend(backend)
-                .build()
-                .unwrap();
+    for io_threads in [1, 2] {
+        for (backend, rt) in runtimes_on_every_backend(io_threads) {
             let (read_end, write_end) = RealKernel.pipe().expect("pipe");
             let got = rt.block_on(async move {
                 let mut got = Vec::new();
@@ -153,16 +147,7 @@ fn reads_at_the_position_of_files_devices_and_sockets_get_their_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("f");
     std::fs::write(&path, b"0123456789").unwrap();
-    for backend in Backend::CONCRETE {
-        if iokernel::runtime::backend_availability(backend).is_err() {
-            continue;
-        }
-        let rt = Runtime::builder()
-            .compute_threads(1)
-            .io_threads(1)
-            .backend(backend)
-            .build()
-            .unwrap();
+    for (backend, rt) in runtimes_on_every_backend(1) {
         let path = path.clone();
         rt.block_on(async move {
             let fd = io::open(&path, OpenFlags::RDONLY, 0).await.unwrap();

@@ -12,6 +12,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+#[path = "support/backends.rs"]
+mod backends;
+
 fn runtime(workers: usize) -> Runtime {
     Runtime::builder()
         .name("test")
@@ -764,26 +767,12 @@ fn hot_file(byte: u8) -> (tempfile::TempDir, std::path::PathBuf) {
 /// A runtime of one worker and one blocking thread on each backend this
 /// host has (the others are named as skipped).
 fn one_thread_runtimes() -> Vec<(Backend, Runtime)> {
-    Backend::CONCRETE
-        .into_iter()
-        .filter_map(|backend| {
-            if let Err(reason) = iokernel::runtime::backend_availability(backend) {
-                eprintln!("skipping {backend}: {reason}");
-                return None;
-            }
-            Some((backend, one_thread_runtime(backend)))
-        })
-        .collect()
+    backends::runtimes_on_every_backend(1)
 }
 
 /// A runtime on `backend` with one worker and one blocking-I/O thread.
 fn one_thread_runtime(backend: Backend) -> Runtime {
-    Runtime::builder()
-        .compute_threads(1)
-        .io_threads(1)
-        .backend(backend)
-        .build()
-        .unwrap()
+    backends::one_worker_runtime(backend, 1)
 }
 
 /// Run `body` on `rt` with `path` open for reading, and close it after.
