@@ -616,7 +616,7 @@ fn output_of<F: std::future::Future + Unpin>(held: Held<F>, seed: u64) -> F::Out
             match std::future::Future::poll(std::pin::Pin::new(&mut op), &mut cx) {
                 std::task::Poll::Ready(output) => output,
                 std::task::Poll::Pending => {
-                    panic!("seed {seed}: an op's result went with its closed ring")
+                    panic!("seed {seed}: an op's result went with its ring")
                 }
             }
         }
@@ -626,8 +626,8 @@ fn output_of<F: std::future::Future + Unpin>(held: Held<F>, seed: u64) -> F::Out
 /// Ops polled once inside a simulated run and returned out of it get
 /// their results after the run's ring has closed, under reordered
 /// completions and a small, often busy ring: reads that finished before
-/// the end hold the file's bytes (kept for their futures by the closing
-/// ring), ops still in flight were brought back by the ring's drain (done
+/// the end hold the file's bytes (left for their futures in the ring's
+/// mailbox as the run's loop left, or as the ring closed), ops still in flight were brought back by the ring's drain (done
 /// or `ECANCELED`), and an `open` dropped unpolled afterwards closes its
 /// late fd.
 #[test]

@@ -1199,6 +1199,41 @@ fn an_op_that_outlives_its_runtime_loses_no_bytes() {
     }
 }
 
+/// An op polled inside `block_on` and handed to a task on a worker, which
+/// awaits it only after `block_on` has returned (the calling thread never
+/// runs the runtime again), gets its bytes on every backend. On io_uring
+/// the op is on the calling thread's ring, whose loop has left: the ring
+/// leaves the result in its mailbox for the worker instead of in a table
+/// no loop reads.
+#[test]
+fn an_op_handed_to_a_worker_as_block_on_returns_gets_its_bytes() {
+    use std::io::Write;
+    for (backend, rt) in one_thread_runtimes() {
+        let (_ours, mut theirs, sock) = socket_pair();
+        theirs.write_all(b"handed").unwrap();
+        let (returned_tx, returned_rx) = channel::<()>(1);
+        let (got_tx, got_rx) = std::sync::mpsc::channel();
+        rt.block_on(async move {
+            let mut recv = iokernel::io::recv(sock, vec![0u8; 8]);
+            let first = poll_once(&mut recv).await;
+            drop(iokernel::runtime::spawn(async move {
+                returned_rx.recv().await;
+                let output = match first {
+                    std::task::Poll::Ready(output) => output,
+                    std::task::Poll::Pending => recv.await,
+                };
+                got_tx.send(output).unwrap();
+            }));
+        });
+        returned_tx.try_send(()).unwrap();
+        let iokernel::buf::BufResult(n, buf) = got_rx
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("{backend}: the op's result never reached the worker"));
+        let n = n.unwrap_or_else(|e| panic!("{backend}: {e}"));
+        assert_eq!(&buf[..n], b"handed", "{backend}");
+    }
+}
+
 /// A recv submitted on a runtime's thread and dropped on another thread
 /// loses no bytes, on every backend: the next recv on the socket gets
 /// what the peer sends afterwards (on io_uring the drop reaches the ring

@@ -72,8 +72,8 @@ pub(super) trait InRing: RingExec {
         completion: Box<dyn Any + Send>,
         kernel: &dyn Kernel,
     ) -> Option<Box<dyn InRing>>;
-    /// A finished op of a closing ring, as a `(T, SysResult<usize>)` for
-    /// its future to find in the mailbox.
+    /// A finished op of a ring whose loop leaves or that closes, as a
+    /// `(T, SysResult<usize>)` for its future to find in the mailbox.
     fn into_orphan(self: Box<Self>) -> Box<dyn Any + Send>;
     /// For the future that takes a finished op (it knows the type).
     fn into_any(self: Box<Self>) -> Box<dyn Any>;

@@ -10,8 +10,10 @@
 //! result through a shared [`Completion`](crate::driver::completion)) or
 //! *abandon* (discard it). The ring applies the requests when it
 //! dispatches completions (one atomic load while the mailbox is empty).
-//! A closing ring leaves the results no future has picked up yet in its
-//! mailbox, as *orphans*, for their futures to take.
+//! A ring whose thread's loop leaves (`block_on` returned), or that
+//! closes, leaves the results no future has picked up yet in its mailbox,
+//! as *orphans*, for their futures to take: a future awaited elsewhere
+//! would otherwise wait for a loop that no longer reads this ring.
 //!
 //! Owns: the process's registry of mailboxes (ring id -> mailbox). May
 //! not touch: a ring's table (the ring applies what the mailbox holds).
@@ -43,7 +45,8 @@ pub(super) type Orphans = Vec<(u64, Box<dyn Any + Send>)>;
 pub(super) enum Reached {
     /// The request is queued; the ring applies it when it next dispatches.
     Queued,
-    /// The ring closed with the op's result not picked up: here it is (a
+    /// The ring left the op's result here (its loop left, or it closed)
+    /// before the future picked it up: here it is (a
     /// `Box<(T, SysResult<usize>)>`).
     Orphan(Box<dyn Any + Send>),
     /// The ring closed with the op still in the kernel (its drain timed
@@ -130,7 +133,7 @@ impl Mailbox {
     }
 
     /// Queue `request` for op `user_data` and wake the ring, or hand back
-    /// the op's orphan once the ring has closed.
+    /// the op's orphan once the ring has left it here.
     pub(super) fn send(&self, user_data: u64, request: Request) -> Reached {
         let mut state = self.lock();
         if let Some(orphan) = state.orphans.remove(&user_data) {
@@ -151,18 +154,30 @@ impl Mailbox {
         Reached::Queued
     }
 
-    /// Close the mailbox with the results no future picked up (`orphans`,
-    /// by `user_data`), unless requests came in meanwhile: then they come
-    /// back with the orphans, for the ring to apply first.
-    pub(super) fn close(&self, orphans: Orphans) -> Result<(), (Vec<Request>, Orphans)> {
+    /// Hand the results no future has picked up (what `take_finished`
+    /// takes out of the ring's table, by `user_data`) to the mailbox, for
+    /// their futures to find here, and with `closing` close it: requests
+    /// that came meanwhile come back instead (nothing is taken), for the
+    /// ring to apply first and then settle again. Taken under the lock,
+    /// so a request is either applied by the ring or answered here with
+    /// its op's result, never lost between the two.
+    ///
+    /// A ring settles without closing when its thread's loop leaves (the
+    /// futures may be awaited where no loop reads this ring now) and
+    /// closes when it is dropped.
+    pub(super) fn settle(
+        &self,
+        closing: bool,
+        take_finished: impl FnOnce() -> Orphans,
+    ) -> Result<(), Vec<Request>> {
         let mut state = self.lock();
         if !state.requests.is_empty() {
             self.pending.store(false, Ordering::Release);
-            return Err((std::mem::take(&mut state.requests), orphans));
+            return Err(std::mem::take(&mut state.requests));
         }
-        state.closed = true;
-        state.orphans.extend(orphans);
-        let empty = state.orphans.is_empty();
+        state.orphans.extend(take_finished());
+        state.closed |= closing;
+        let empty = state.closed && state.orphans.is_empty();
         drop(state);
         if empty {
             self.unregister();
@@ -185,41 +200,42 @@ mod loom_tests {
     use crate::sim::{self, SimOptions};
     use loom::thread;
 
-    /// A request that races the ring's close is either applied by the
-    /// ring (which then leaves no orphan for it) or answered with the
-    /// orphan: never dropped, never both.
+    /// A request that races the ring's settling (its loop leaving, or
+    /// its close) is either applied by the ring (which then leaves no
+    /// orphan for it) or answered with the orphan: never dropped, never
+    /// both.
     #[test]
-    fn a_request_racing_the_close_is_applied_or_answered_with_the_orphan() {
-        loom::model(|| {
-            let kernel: Arc<dyn Kernel> = sim::new_kernel(SimOptions::new(1)).unwrap();
-            let mailbox = Mailbox::open(u64::MAX - 11, Arc::new(|| {}), kernel);
-            let future_side = {
-                let mailbox = Arc::clone(&mailbox);
-                thread::spawn(
-                    move || match mailbox.send(7, Request::Abandon { user_data: 7 }) {
-                        Reached::Queued => false,
-                        Reached::Orphan(_) => true,
-                        Reached::Lost => panic!("a finished op's result was lost"),
-                    },
-                )
-            };
-            // The ring: its finished op 7 becomes an orphan unless a
-            // request for it is applied first (which discards it).
-            let mut applied = Vec::new();
-            let mut orphans: Orphans = vec![(7, Box::new(0u8))];
-            while let Err((requests, back)) = mailbox.close(orphans) {
-                for request in requests {
-                    if let Request::Abandon { user_data } = request {
-                        applied.push(user_data);
+    fn a_request_racing_the_settling_is_applied_or_answered_with_the_orphan() {
+        for closing in [false, true] {
+            loom::model(move || {
+                let kernel: Arc<dyn Kernel> = sim::new_kernel(SimOptions::new(1)).unwrap();
+                let mailbox = Mailbox::open(u64::MAX - 11, Arc::new(|| {}), kernel);
+                let future_side = {
+                    let mailbox = Arc::clone(&mailbox);
+                    thread::spawn(move || {
+                        match mailbox.send(7, Request::Abandon { user_data: 7 }) {
+                            Reached::Queued => false,
+                            Reached::Orphan(_) => true,
+                            Reached::Lost => panic!("a finished op's result was lost"),
+                        }
+                    })
+                };
+                // The ring: its finished op 7 stays in its table until a
+                // request for it is applied (which discards it) or the
+                // settling takes it as an orphan.
+                let mut table: Orphans = vec![(7, Box::new(0u8))];
+                let mut applied = 0;
+                while let Err(requests) = mailbox.settle(closing, || std::mem::take(&mut table)) {
+                    for request in requests {
+                        if let Request::Abandon { user_data } = request {
+                            table.retain(|(held, _)| *held != user_data);
+                            applied += 1;
+                        }
                     }
                 }
-                orphans = back
-                    .into_iter()
-                    .filter(|(user_data, _)| !applied.contains(user_data))
-                    .collect();
-            }
-            let answered = future_side.join().unwrap();
-            assert_eq!(applied.len() + usize::from(answered), 1);
-        });
+                let answered = future_side.join().unwrap();
+                assert_eq!(applied + usize::from(answered), 1);
+            });
+        }
     }
 }

@@ -53,7 +53,10 @@
 //! reader already in the kernel never waits for bytes that went elsewhere. A thread's ring
 //! is drained (cancel everything, wait for every completion) before it is
 //! dropped, so the kernel never writes into freed memory; results no
-//! future has taken by then wait in its mailbox for their futures.
+//! future has taken by then wait in its mailbox for their futures. So do
+//! the untaken results of a ring whose thread's loop leaves (`block_on`
+//! returned) while their futures live on: a future moved to another worker
+//! finds its result in the mailbox rather than in a table nobody reads.
 
 mod flight;
 mod mailbox;
@@ -575,21 +578,19 @@ impl LocalRing {
     }
 
     /// The future of op `user_data`, on this thread: the finished op
-    /// (its slot freed), or `None` with `waker` registered.
-    fn poll_slot(&mut self, user_data: u64, waker: &Waker) -> Option<Box<dyn InRing>> {
-        let slot = self
-            .slot_of(user_data)
-            .expect("a ring op lost its slot before its future took the result");
-        let flight = self.table[slot]
-            .as_mut()
-            .expect("a ring op's slot is empty before its future took the result");
+    /// (its slot freed), or `Some(None)` with `waker` registered; `None`
+    /// when the op is no longer in the table (its result was left in the
+    /// mailbox when the thread's loop left).
+    fn poll_slot(&mut self, user_data: u64, waker: &Waker) -> Option<Option<Box<dyn InRing>>> {
+        let slot = self.slot_of(user_data)?;
+        let flight = self.table[slot].as_mut()?;
         if !flight.is_finished() {
             flight.register(waker);
-            return None;
+            return Some(None);
         }
         let done = self.table[slot].take();
         self.free.push(slot as u32);
-        done
+        Some(done)
     }
 
     /// The future of op `user_data` is gone: discard a finished result,
@@ -620,17 +621,22 @@ impl LocalRing {
 
     /// The future of op `user_data` is gone, dropped on this thread: as
     /// [`LocalRing::abandon_slot`], counting a reader that is not finished
-    /// first.
-    fn abandon_here(&mut self, user_data: u64, reader: bool) {
-        let finished = self
+    /// first. `false` when the op is no longer in the table (its result
+    /// was left in the mailbox when the thread's loop left).
+    fn abandon_here(&mut self, user_data: u64, reader: bool) -> bool {
+        let Some(finished) = self
             .slot_of(user_data)
             .and_then(|slot| self.table[slot].as_ref())
-            .is_some_and(|flight| flight.is_finished());
+            .map(|flight| flight.is_finished())
+        else {
+            return false;
+        };
         let counted = reader && !finished;
         if counted {
             ABANDONED_READERS.fetch_add(1, Ordering::AcqRel);
         }
         self.abandon_slot(user_data, counted);
+        true
     }
 
     /// Apply what futures that cannot reach this ring asked of it.
@@ -781,6 +787,17 @@ impl LocalRing {
 }
 
 impl LocalRing {
+    /// Leave the results no future has taken in the mailbox (with
+    /// `closing`, and close it), applying the requests that came first: a
+    /// request the ring has not applied and a result it has not left
+    /// there cannot cross (`Mailbox::settle`).
+    fn settle(&mut self, closing: bool) {
+        let mailbox = Arc::clone(&self.mailbox);
+        while let Err(requests) = mailbox.settle(closing, || self.take_finished()) {
+            self.apply(requests);
+        }
+    }
+
     /// Take the finished ops out of the table, as orphans by `user_data`.
     fn take_finished(&mut self) -> mailbox::Orphans {
         let mut orphans = Vec::new();
@@ -805,14 +822,8 @@ impl Drop for LocalRing {
     fn drop(&mut self) {
         self.drain(true);
         // Results no future has taken yet go to the mailbox, for futures
-        // that outlive the ring; requests that come meanwhile are applied
-        // first.
-        let mut orphans = self.take_finished();
-        while let Err((requests, back)) = self.mailbox.close(orphans) {
-            self.apply(requests);
-            orphans = back;
-            orphans.extend(self.take_finished());
-        }
+        // that outlive the ring.
+        self.settle(true);
         if self.in_flight > 0 {
             // The kernel still holds pointers into these ops: leaking them is
             // the only memory-safe choice left.
@@ -959,7 +970,10 @@ impl<T: OpCode> Submission<T> {
         }
         let (ring_id, user_data) = (self.ring_id, self.user_data);
         let polled = with_existing_ring(self.source_id, |ring| {
-            (ring.id == ring_id).then(|| ring.poll_slot(user_data, cx.waker()))
+            if ring.id != ring_id {
+                return None;
+            }
+            ring.poll_slot(user_data, cx.waker())
         })
         .flatten();
         let (op, result) = match polled {
@@ -979,8 +993,9 @@ impl<T: OpCode> Submission<T> {
         Poll::Ready(op.complete(result))
     }
 
-    /// The future cannot reach its ring: ask the ring to deliver through a
-    /// shared completion, or take the result the closed ring left.
+    /// The future cannot reach its ring, or its ring left the result in
+    /// its mailbox: ask the ring to deliver through a shared completion,
+    /// or take the result the ring left.
     fn reach_from_afar(&mut self, cx: &mut Context<'_>) -> Option<(T, SysResult<usize>)> {
         let mailbox = mailbox::of_ring(self.ring_id)?;
         let completion = Completion::<T>::waking(cx.waker().clone());
@@ -1045,17 +1060,13 @@ impl<T: OpCode> Drop for Submission<T> {
         // On the ring's thread: straight to the slot.
         let reader = self.reader;
         let reached = with_existing_ring(self.source_id, |ring| {
-            if ring.id != ring_id {
-                return false;
-            }
-            ring.abandon_here(user_data, reader);
-            true
+            ring.id == ring_id && ring.abandon_here(user_data, reader)
         });
         if reached == Some(true) {
             return;
         }
         // From afar: counted first, uncounted by the ring (or here, for a
-        // result the closed ring left).
+        // result the ring left in its mailbox).
         let Some(mailbox) = mailbox::of_ring(ring_id) else {
             return;
         };
@@ -1144,9 +1155,18 @@ pub(crate) fn park(
     })
 }
 
-/// Drain this thread's ring from `source_id` of its abandoned ops.
+/// This thread's loop on rings from `source_id` ends: drain the ring of
+/// its abandoned ops (waiting, up to a limit, for every op with the
+/// kernel) and leave the results no future has taken in its mailbox. A
+/// future awaited elsewhere (moved to another worker or thread) finds its
+/// result there; waiting in the ring's table, it would be delivered only
+/// when this thread next runs a loop on the ring. The ring stays open for
+/// that next loop.
 pub(crate) fn leave(source_id: u64) {
-    with_existing_ring(source_id, |ring| ring.drain(false));
+    with_existing_ring(source_id, |ring| {
+        ring.drain(false);
+        ring.settle(false);
+    });
 }
 
 /// Scheduling for io_uring runtimes: FIFO tasks, completions reaped

@@ -625,3 +625,92 @@ fn results_a_closing_ring_holds_wait_for_their_futures() {
         "a closed mailbox with nothing left is unregistered"
     );
 }
+
+/// Results a ring holds when its thread's loop leaves (`block_on`
+/// returned, the ring stays open) reach futures awaited elsewhere: one
+/// polled afar only after the leave takes its result from the mailbox
+/// (the ring's table is read by no loop now), one polled afar before it
+/// gets it through its completion, one polled later on the ring's own
+/// thread finds it as well, and one dropped later discards it (an
+/// `open`'s late fd is closed).
+#[test]
+fn results_a_leaving_loop_holds_reach_their_futures() {
+    let fd = RealKernel
+        .open(
+            &std::ffi::CString::new("/dev/null").unwrap(),
+            crate::sys::OpenFlags::RDONLY,
+            0,
+        )
+        .unwrap();
+    let (_state, driver, id) = recording_driver(RecordingState {
+        res: fd,
+        ..RecordingState::default()
+    });
+    let mut asked_before = driver.submit(socket_recv(-7), Waker::noop()).ok().unwrap();
+    let mut asked_after = driver.submit(socket_recv(-8), Waker::noop()).ok().unwrap();
+    let mut polled_here = driver.submit(socket_recv(-9), Waker::noop()).ok().unwrap();
+    let open = driver
+        .submit(
+            crate::op::path::Open {
+                path: crate::op::path::KernelPath::new(std::path::Path::new("/late")),
+                flags: crate::sys::OpenFlags::RDONLY,
+                mode: 0,
+            },
+            Waker::noop(),
+        )
+        .ok()
+        .unwrap();
+    let ring_id = asked_after.ring_id;
+    // Run on a thread that does not hold the ring; what `body` returns.
+    fn afar<R: Send + 'static>(body: impl FnOnce() -> R + Send + 'static) -> R {
+        let (tx, rx) = std::sync::mpsc::channel();
+        crate::sys::real::thread::spawn_named("afar".into(), move || {
+            tx.send(body()).unwrap();
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+        rx.recv().unwrap()
+    }
+    let mut asked_before = afar(move || {
+        let waker = Waker::noop();
+        assert!(asked_before
+            .poll(&mut Context::from_waker(waker))
+            .is_pending());
+        asked_before
+    });
+    leave(id);
+    let want = usize::try_from(fd).unwrap();
+    let got_afar = afar(move || {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut results = Vec::new();
+        for op in [&mut asked_before, &mut asked_after] {
+            let Poll::Ready(crate::buf::BufResult(n, _)) = op.poll(&mut cx) else {
+                panic!("a result the leaving loop held did not reach its future afar");
+            };
+            results.push(n.unwrap());
+        }
+        results
+    });
+    assert_eq!(got_afar, [want, want]);
+    let mut cx = Context::from_waker(Waker::noop());
+    let Poll::Ready(crate::buf::BufResult(n, _)) = polled_here.poll(&mut cx) else {
+        panic!("a result the leaving loop held did not reach its future on its thread");
+    };
+    assert_eq!(n.unwrap(), want);
+    assert!(
+        with_existing_ring(id, |_| ()).is_some(),
+        "the ring stays open for the thread's next loop"
+    );
+    drop(open);
+    assert_eq!(
+        RealKernel.close(fd),
+        Err(Errno::EBADF),
+        "the late fd leaked"
+    );
+    assert_eq!(close_thread_ring(id), 0);
+    assert!(
+        mailbox::of_ring(ring_id).is_none(),
+        "a closed mailbox with nothing left is unregistered"
+    );
+}
