@@ -1234,6 +1234,42 @@ fn an_op_handed_to_a_worker_as_block_on_returns_gets_its_bytes() {
     }
 }
 
+/// The same with the bytes sent only after `block_on` has returned: the
+/// op is still waiting for them when the calling thread's loop leaves.
+/// `block_on` returns promptly and the worker's task gets the bytes.
+#[test]
+fn an_op_still_waiting_when_block_on_returns_gets_its_bytes_on_a_worker() {
+    use std::io::Write;
+    for (backend, rt) in one_thread_runtimes() {
+        let (_ours, mut theirs, sock) = socket_pair();
+        let (got_tx, got_rx) = std::sync::mpsc::channel();
+        use iokernel::sys::Clock;
+        let clock = iokernel::sys::real::RealClock::new();
+        let started = clock.now();
+        rt.block_on(async move {
+            let mut recv = iokernel::io::recv(sock, vec![0u8; 8]);
+            assert!(
+                poll_once(&mut recv).await.is_pending(),
+                "nothing to read yet"
+            );
+            drop(iokernel::runtime::spawn(async move {
+                got_tx.send(recv.await).unwrap();
+            }));
+        });
+        let returned_after = clock.now() - started;
+        theirs.write_all(b"later").unwrap();
+        let iokernel::buf::BufResult(n, buf) = got_rx
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("{backend}: the op's result never reached the worker"));
+        let n = n.unwrap_or_else(|e| panic!("{backend}: {e}"));
+        assert_eq!(&buf[..n], b"later", "{backend}");
+        assert!(
+            returned_after < Duration::from_secs(2),
+            "{backend}: block_on took {returned_after:?} to return"
+        );
+    }
+}
+
 /// A recv submitted on a runtime's thread and dropped on another thread
 /// loses no bytes, on every backend: the next recv on the socket gets
 /// what the peer sends afterwards (on io_uring the drop reaches the ring

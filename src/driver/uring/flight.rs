@@ -61,6 +61,13 @@ pub(super) trait InRing: RingExec {
     /// The future, on the ring's thread, is gone: mark the op abandoned
     /// (it is not finished).
     fn mark_abandoned(&mut self);
+    /// The ring's thread's loop is leaving: an op that waits on a peer
+    /// (not a storage op), neither finished nor abandoned, is marked to be
+    /// given back (see [`GIVEN_BACK`]); true when it was. The ring then
+    /// cancels its entry.
+    fn give_back_at_leave(&mut self) -> bool;
+    /// Whether the op is marked to be given back.
+    fn is_given_back(&self) -> bool;
     /// A finished op whose future is gone: discard its result. True when
     /// it was a reader (whose abandonment was counted).
     fn discard_result(self: Box<Self>, kernel: &dyn Kernel) -> bool;
@@ -93,6 +100,11 @@ pub(super) enum Handoff<T: OpCode> {
     Shared(Arc<Completion<T>>),
 }
 
+/// The result of an op its ring gives back unstarted when its thread's
+/// loop leaves (see `super::leave`): never a kernel's errno (those are
+/// positive). The future submits the op again from where it is polled.
+pub(crate) const GIVEN_BACK: Errno = Errno(-1);
+
 /// An op on a ring, boxed in the ring's table so that its buffers and
 /// scratch keep their address while the kernel may use them.
 pub(super) struct Flight<T: OpCode> {
@@ -102,6 +114,9 @@ pub(super) struct Flight<T: OpCode> {
     pub(super) scratch: ops::Scratch,
     pub(super) handoff: Handoff<T>,
     pub(super) waiting_readiness: bool,
+    /// The ring's loop left while the op waited on a peer: a cancelled
+    /// or would-block result gives it back ([`GIVEN_BACK`]).
+    pub(super) leaving: bool,
     /// The op has no readiness ([`InRing::on_device`]), decided once.
     pub(super) storage: bool,
     /// The op takes bytes or connections (`recv`, `accept`: readable
@@ -208,9 +223,13 @@ impl<T: OpCode> InRing for Flight<T> {
         if self.waiting_readiness {
             let abandoned = Flight::is_abandoned(&self);
             self.waiting_readiness = false;
-            if abandoned || res < 0 {
+            // Leaving: readiness or its cancel, no new entry for the op.
+            let given_back = self.leaving && (res >= 0 || res == -libc::ECANCELED);
+            if abandoned || res < 0 || given_back {
                 let result = if abandoned {
                     Err(Errno::ECANCELED)
+                } else if given_back {
+                    Err(GIVEN_BACK)
                 } else {
                     Err(Errno(-res))
                 };
@@ -220,10 +239,17 @@ impl<T: OpCode> InRing for Flight<T> {
             }
             return Completed::Again(self);
         }
-        let result = match self.ran_in_place.take() {
+        let mut result = match self.ran_in_place.take() {
             Some(result) => result,
             None => ops::result(&mut self.op, &self.scratch, res, kernel),
         };
+        // Cancelled as its loop left, or it would wait: it did nothing.
+        if matches!(result, Err(Errno::ECANCELED | Errno::EAGAIN))
+            && self.leaving
+            && !Flight::is_abandoned(&self)
+        {
+            result = Err(GIVEN_BACK);
+        }
         // (The abandoned check may lock a shared completion: only for a retry.)
         if result == Err(Errno::EAGAIN)
             && self.op.eagain_wait().is_some()
@@ -253,6 +279,16 @@ impl<T: OpCode> InRing for Flight<T> {
 
     fn is_abandoned(&self) -> bool {
         Flight::is_abandoned(self)
+    }
+
+    fn give_back_at_leave(&mut self) -> bool {
+        let waits_on_peer = !self.storage && !self.is_finished() && !Flight::is_abandoned(self);
+        self.leaving |= waits_on_peer;
+        waits_on_peer
+    }
+
+    fn is_given_back(&self) -> bool {
+        self.leaving
     }
 
     fn is_finished(&self) -> bool {

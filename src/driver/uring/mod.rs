@@ -57,6 +57,9 @@
 //! the untaken results of a ring whose thread's loop leaves (`block_on`
 //! returned) while their futures live on: a future moved to another worker
 //! finds its result in the mailbox rather than in a table nobody reads.
+//! An op of such a ring still waiting on a peer is cancelled and given
+//! back unstarted; its future submits it again where it is polled
+//! (`leave`).
 
 mod flight;
 mod mailbox;
@@ -96,12 +99,12 @@ mod ring {
 
 use super::completion::Completion;
 use super::pool::PoolDriver;
-use super::{Park, Scheduler};
+use super::{InFlight, Park, Scheduler};
 use crate::op::OpCode;
 use crate::sys::ring::opcode;
 use crate::sys::ring::{CompletionRing, RingEntry, RingSource, RingWork, SqFull, CANCEL_USER_DATA};
 use crate::sys::{Errno, Kernel, SysResult};
-use flight::{Completed, Flight, Handoff, InRing};
+use flight::{Completed, Flight, Handoff, InRing, GIVEN_BACK};
 use mailbox::{Mailbox, Reached, Request};
 pub(crate) use ring::KernelRings;
 use std::any::Any;
@@ -735,9 +738,11 @@ impl LocalRing {
                 continue;
             };
             let kernel = Arc::clone(&self.kernel);
-            let early = match cancel {
-                true => Some(Err(Errno::ECANCELED)),
-                false => flight.take_leftover(&*kernel),
+            let early = match (cancel, flight.is_given_back()) {
+                (true, _) => Some(Err(Errno::ECANCELED)),
+                // Its loop left: started where its future is polled next.
+                (false, true) => Some(Err(GIVEN_BACK)),
+                (false, false) => flight.take_leftover(&*kernel),
             };
             let result = match early {
                 Some(result) => Err(result),
@@ -787,6 +792,19 @@ impl LocalRing {
 }
 
 impl LocalRing {
+    /// Mark the ops that wait on a peer to be given back and cancel the
+    /// entries of those with the kernel (see [`leave`]).
+    fn give_back_waiting_ops(&mut self) {
+        for slot in 0..self.table.len() {
+            let marked = self.table[slot]
+                .as_mut()
+                .is_some_and(|flight| flight.give_back_at_leave());
+            if marked && !self.deferred.contains(&slot) {
+                self.cancel(self.user_data(slot));
+            }
+        }
+    }
+
     /// Leave the results no future has taken in the mailbox (with
     /// `closing`, and close it), applying the requests that came first: a
     /// request the ring has not applied and a result it has not left
@@ -901,6 +919,7 @@ impl UringDriver {
                 result: None,
             },
             waiting_readiness: false,
+            leaving: false,
             ran_in_place: None,
         });
         let Some(work) = flight.work() else {
@@ -922,7 +941,7 @@ impl UringDriver {
         });
         match placed {
             Ok((ring_id, user_data)) => Ok(Submission {
-                shared: None,
+                elsewhere: Elsewhere::Not,
                 taken: false,
                 reader,
                 user_data,
@@ -940,10 +959,8 @@ impl UringDriver {
 /// polled on the ring's thread; a future that cannot reach the ring goes
 /// through the ring's mailbox (`mailbox.rs`) and a shared completion.
 pub(crate) struct Submission<T: OpCode> {
-    /// Set once the future could not reach its ring: the result comes
-    /// through the completion from then on (the kernel discards a result
-    /// the future no longer wants).
-    shared: Option<Shared<T>>,
+    /// Where the op is when not in its ring's table.
+    elsewhere: Elsewhere<T>,
     /// The result was taken: nothing is left to abandon on drop.
     taken: bool,
     /// A reader ([`Flight::reader`]): its abandonment is counted in
@@ -952,6 +969,19 @@ pub(crate) struct Submission<T: OpCode> {
     user_data: u64,
     ring_id: u64,
     source_id: u64,
+}
+
+/// Where a ring op's result comes from, when not from its ring's slot.
+enum Elsewhere<T: OpCode> {
+    /// Nowhere else: from the slot.
+    Not,
+    /// The future could not reach its ring: the result comes through the
+    /// completion from then on (the kernel discards a result the future
+    /// no longer wants).
+    Shared(Shared<T>),
+    /// The ring gave the op back unstarted ([`GIVEN_BACK`]) and the
+    /// future submitted it again where it was polled.
+    Resubmitted(Box<InFlight<T>>),
 }
 
 /// A completion shared with a ring the future cannot reach, and the
@@ -963,10 +993,15 @@ struct Shared<T: OpCode> {
 
 impl<T: OpCode> Submission<T> {
     pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<T::Output> {
-        if let Some(shared) = &self.shared {
-            let (op, result) = std::task::ready!(shared.completion.poll_finished(cx));
-            self.taken = true;
-            return Poll::Ready(op.complete(result));
+        match &mut self.elsewhere {
+            Elsewhere::Not => {}
+            Elsewhere::Shared(shared) => {
+                let (op, result) = std::task::ready!(shared.completion.poll_finished(cx));
+                self.taken = true;
+                let kernel = Arc::clone(&shared.kernel);
+                return self.deliver(op, result, || kernel, cx);
+            }
+            Elsewhere::Resubmitted(again) => return again.poll(cx),
         }
         let (ring_id, user_data) = (self.ring_id, self.user_data);
         let polled = with_existing_ring(self.source_id, |ring| {
@@ -985,18 +1020,55 @@ impl<T: OpCode> Submission<T> {
             }
             Some(None) => return Poll::Pending,
             None => match self.reach_from_afar(cx) {
-                Some(done) => done,
+                Some((op, result, kernel)) => {
+                    self.taken = true;
+                    return self.deliver(op, result, || kernel, cx);
+                }
                 None => return Poll::Pending,
             },
         };
         self.taken = true;
-        Poll::Ready(op.complete(result))
+        let source_id = self.source_id;
+        self.deliver(
+            op,
+            result,
+            || {
+                with_existing_ring(source_id, |ring| Arc::clone(&ring.kernel))
+                    .expect("the ring whose slot was just polled")
+            },
+            cx,
+        )
+    }
+
+    /// The finished op's output; an op its ring gave back ([`GIVEN_BACK`])
+    /// is submitted again from here, to a driver on `kernel` (the one its
+    /// fds belong to), or run here when no such driver is current.
+    fn deliver(
+        &mut self,
+        op: T,
+        result: SysResult<usize>,
+        kernel: impl FnOnce() -> Arc<dyn Kernel>,
+        cx: &mut Context<'_>,
+    ) -> Poll<T::Output> {
+        if result != Err(GIVEN_BACK) {
+            return Poll::Ready(op.complete(result));
+        }
+        match resubmit(op, &kernel(), cx.waker()) {
+            Ok(again) => {
+                let again = self.elsewhere.resubmitted(again);
+                again.poll(cx)
+            }
+            Err(output) => Poll::Ready(output),
+        }
     }
 
     /// The future cannot reach its ring, or its ring left the result in
     /// its mailbox: ask the ring to deliver through a shared completion,
     /// or take the result the ring left.
-    fn reach_from_afar(&mut self, cx: &mut Context<'_>) -> Option<(T, SysResult<usize>)> {
+    fn reach_from_afar(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Option<(T, SysResult<usize>, Arc<dyn Kernel>)> {
         let mailbox = mailbox::of_ring(self.ring_id)?;
         let completion = Completion::<T>::waking(cx.waker().clone());
         let request = Request::Adopt {
@@ -1005,15 +1077,51 @@ impl<T: OpCode> Submission<T> {
         };
         match mailbox.send(self.user_data, request) {
             Reached::Queued => {
-                self.shared = Some(Shared {
+                self.elsewhere = Elsewhere::Shared(Shared {
                     completion,
                     kernel: Arc::clone(mailbox.kernel()),
                 });
                 None
             }
-            Reached::Orphan(orphan) => Some(take_orphan(orphan)),
+            Reached::Orphan(orphan) => {
+                let (op, result) = take_orphan(orphan);
+                Some((op, result, Arc::clone(mailbox.kernel())))
+            }
             // Leaked with the kernel: no result will come.
             Reached::Lost => None,
+        }
+    }
+}
+
+impl<T: OpCode> Elsewhere<T> {
+    fn resubmitted(&mut self, again: InFlight<T>) -> &mut InFlight<T> {
+        *self = Elsewhere::Resubmitted(Box::new(again));
+        match self {
+            Elsewhere::Resubmitted(again) => again,
+            _ => unreachable!("set above"),
+        }
+    }
+}
+
+/// Submit an op its ring gave back to this thread's driver when that
+/// runs on `kernel` (what a cancelled op left for its fd is taken first),
+/// or run it here, blocking, when no such driver is current: its output
+/// then.
+fn resubmit<T: OpCode>(
+    mut op: T,
+    kernel: &Arc<dyn Kernel>,
+    waker: &Waker,
+) -> Result<InFlight<T>, T::Output> {
+    if let Some(result) = crate::op::settle_early(&mut op, &**kernel) {
+        return Err(op.complete(result));
+    }
+    let driver = super::context::current_driver()
+        .filter(|driver| driver.kernel().fd_table_id() == kernel.fd_table_id());
+    match driver {
+        Some(driver) => Ok(driver.submit(op, waker)),
+        None => {
+            let result = crate::op::run_until_done(&mut op, &**kernel, &|| false);
+            Err(op.complete(result))
         }
     }
 }
@@ -1031,7 +1139,7 @@ impl<T: OpCode> Drop for Submission<T> {
             return;
         }
         let (ring_id, user_data) = (self.ring_id, self.user_data);
-        if let Some(Shared { completion, kernel }) = &self.shared {
+        if let Elsewhere::Shared(Shared { completion, kernel }) = &self.elsewhere {
             // Counted before the mark, so a ring that sees the mark sees
             // the count; uncounted at once when the op had already come back.
             if self.reader {
@@ -1155,15 +1263,24 @@ pub(crate) fn park(
     })
 }
 
-/// This thread's loop on rings from `source_id` ends: drain the ring of
-/// its abandoned ops (waiting, up to a limit, for every op with the
-/// kernel) and leave the results no future has taken in its mailbox. A
-/// future awaited elsewhere (moved to another worker or thread) finds its
-/// result there; waiting in the ring's table, it would be delivered only
-/// when this thread next runs a loop on the ring. The ring stays open for
-/// that next loop.
+/// This thread's loop on rings from `source_id` ends (`block_on`
+/// returned, or a worker stops). Futures of ops still on the ring live on
+/// elsewhere (moved to another worker or thread, or held for later), and
+/// nothing reads this ring until the thread runs a loop again, so:
+/// * ops that wait on a peer (sockets, polls) are cancelled and given
+///   back unstarted ([`flight::GIVEN_BACK`]): their futures submit them
+///   again where they are polled (a cancel that loses the race delivers
+///   the op's own result instead). Waiting for a peer here could take
+///   forever;
+/// * storage ops and the cancels are waited for (up to a limit), and
+///   abandoned ops drained;
+/// * results no future has taken are left in the ring's mailbox, where a
+///   future polled anywhere finds them.
+///
+/// The ring stays open for the thread's next loop.
 pub(crate) fn leave(source_id: u64) {
     with_existing_ring(source_id, |ring| {
+        ring.give_back_waiting_ops();
         ring.drain(false);
         ring.settle(false);
     });

@@ -516,7 +516,10 @@ fn a_ring_op_awaited_on_another_thread_gets_its_result() {
                     return;
                 }
                 if let Some(asked) = asked.take() {
-                    assert!(recv.shared.is_some(), "the first poll afar asks the ring");
+                    assert!(
+                        matches!(recv.elsewhere, Elsewhere::Shared(_)),
+                        "the first poll afar asks the ring"
+                    );
                     asked.send(()).unwrap();
                 }
                 std::thread::park();
@@ -713,4 +716,59 @@ fn results_a_leaving_loop_holds_reach_their_futures() {
         mailbox::of_ring(ring_id).is_none(),
         "a closed mailbox with nothing left is unregistered"
     );
+}
+
+/// As its thread's loop leaves, a ring gives back the ops that wait on a
+/// peer, unstarted: it cancels the one with the kernel, and the one held
+/// back for an abandoned reader of its fd is given back once that reader
+/// is done (never started); storage ops keep their own result. Each
+/// future then runs its op again where it is polled (here, with no
+/// runtime, on the kernel itself: the fake fds give `EBADF`, where a
+/// cancelled op would have said `ECANCELED`).
+#[test]
+fn a_leaving_loop_gives_back_the_ops_that_wait_on_a_peer() {
+    let (state, driver, id) = recording_driver(RecordingState::default());
+    let mut waiting = driver.submit(socket_recv(-7), Waker::noop()).ok().unwrap();
+    let abandoned = driver.submit(socket_recv(-9), Waker::noop()).ok().unwrap();
+    let mut sync = driver.submit(storage_sync(), Waker::noop()).ok().unwrap();
+    with_existing_ring(id, |ring| ring.flush().unwrap()).unwrap();
+    drop(abandoned);
+    let held_back = driver.submit(socket_recv(-9), Waker::noop()).ok().unwrap();
+    assert_eq!(
+        with_existing_ring(id, |ring| ring.deferred.len()).unwrap(),
+        1,
+        "the next reader of fd -9 waits for the abandoned one"
+    );
+    // The kernel answers every entry from now on as a won cancel would.
+    state.lock().unwrap().res = -libc::ECANCELED;
+    leave(id);
+    let mut cx = Context::from_waker(Waker::noop());
+    let errno_of = |polled: Poll<crate::buf::BufResult<usize, Vec<u8>>>| match polled {
+        Poll::Ready(crate::buf::BufResult(Err(e), _)) => e.raw_os_error(),
+        _ => panic!("the recv did not finish"),
+    };
+    assert_eq!(
+        errno_of(waiting.poll(&mut cx)),
+        Some(libc::EBADF),
+        "the recv with the kernel was not given back and run again"
+    );
+    let Poll::Ready(result) = sync.poll(&mut cx) else {
+        panic!("the storage op did not finish");
+    };
+    assert_eq!(result.unwrap_err().raw_os_error(), Some(libc::ECANCELED));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut held_back = held_back;
+    crate::sys::real::thread::spawn_named("afar".into(), move || {
+        let mut cx = Context::from_waker(Waker::noop());
+        tx.send(errno_of(held_back.poll(&mut cx))).unwrap();
+    })
+    .unwrap()
+    .join()
+    .unwrap();
+    assert_eq!(
+        rx.recv().unwrap(),
+        Some(libc::EBADF),
+        "the held-back recv was not given back and run again afar"
+    );
+    assert_eq!(close_thread_ring(id), 0);
 }
