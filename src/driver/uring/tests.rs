@@ -573,29 +573,13 @@ fn a_ring_op_dropped_on_another_thread_is_abandoned_through_the_mailbox() {
 /// `open`'s fd is closed), and the mailbox goes once nothing is left.
 #[test]
 fn results_a_closing_ring_holds_wait_for_their_futures() {
-    let fd = RealKernel
-        .open(
-            &std::ffi::CString::new("/dev/null").unwrap(),
-            crate::sys::OpenFlags::RDONLY,
-            0,
-        )
-        .unwrap();
+    let fd = dev_null();
     let (state, driver, id) = recording_driver(RecordingState {
         res: fd,
         ..RecordingState::default()
     });
     let mut recv = driver.submit(socket_recv(-7), Waker::noop()).ok().unwrap();
-    let open = driver
-        .submit(
-            crate::op::path::Open {
-                path: crate::op::path::KernelPath::new(std::path::Path::new("/late")),
-                flags: crate::sys::OpenFlags::RDONLY,
-                mode: 0,
-            },
-            Waker::noop(),
-        )
-        .ok()
-        .unwrap();
+    let open = late_open(&driver);
     reap(id);
     let ring_id = recv.ring_id;
     // One more, still with the kernel when the ring closes: the drain
@@ -638,13 +622,7 @@ fn results_a_closing_ring_holds_wait_for_their_futures() {
 /// `open`'s late fd is closed).
 #[test]
 fn results_a_leaving_loop_holds_reach_their_futures() {
-    let fd = RealKernel
-        .open(
-            &std::ffi::CString::new("/dev/null").unwrap(),
-            crate::sys::OpenFlags::RDONLY,
-            0,
-        )
-        .unwrap();
+    let fd = dev_null();
     let (_state, driver, id) = recording_driver(RecordingState {
         res: fd,
         ..RecordingState::default()
@@ -652,29 +630,8 @@ fn results_a_leaving_loop_holds_reach_their_futures() {
     let mut asked_before = driver.submit(socket_recv(-7), Waker::noop()).ok().unwrap();
     let mut asked_after = driver.submit(socket_recv(-8), Waker::noop()).ok().unwrap();
     let mut polled_here = driver.submit(socket_recv(-9), Waker::noop()).ok().unwrap();
-    let open = driver
-        .submit(
-            crate::op::path::Open {
-                path: crate::op::path::KernelPath::new(std::path::Path::new("/late")),
-                flags: crate::sys::OpenFlags::RDONLY,
-                mode: 0,
-            },
-            Waker::noop(),
-        )
-        .ok()
-        .unwrap();
+    let open = late_open(&driver);
     let ring_id = asked_after.ring_id;
-    // Run on a thread that does not hold the ring; what `body` returns.
-    fn afar<R: Send + 'static>(body: impl FnOnce() -> R + Send + 'static) -> R {
-        let (tx, rx) = std::sync::mpsc::channel();
-        crate::sys::real::thread::spawn_named("afar".into(), move || {
-            tx.send(body()).unwrap();
-        })
-        .unwrap()
-        .join()
-        .unwrap();
-        rx.recv().unwrap()
-    }
     let mut asked_before = afar(move || {
         let waker = Waker::noop();
         assert!(asked_before
@@ -756,19 +713,50 @@ fn a_leaving_loop_gives_back_the_ops_that_wait_on_a_peer() {
         panic!("the storage op did not finish");
     };
     assert_eq!(result.unwrap_err().raw_os_error(), Some(libc::ECANCELED));
-    let (tx, rx) = std::sync::mpsc::channel();
     let mut held_back = held_back;
-    crate::sys::real::thread::spawn_named("afar".into(), move || {
-        let mut cx = Context::from_waker(Waker::noop());
-        tx.send(errno_of(held_back.poll(&mut cx))).unwrap();
-    })
-    .unwrap()
-    .join()
-    .unwrap();
     assert_eq!(
-        rx.recv().unwrap(),
+        afar(move || errno_of(held_back.poll(&mut Context::from_waker(Waker::noop())))),
         Some(libc::EBADF),
         "the held-back recv was not given back and run again afar"
     );
     assert_eq!(close_thread_ring(id), 0);
+}
+
+/// Run `body` on a thread that does not hold the ring: what it returns.
+fn afar<R: Send + 'static>(body: impl FnOnce() -> R + Send + 'static) -> R {
+    let (tx, rx) = std::sync::mpsc::channel();
+    crate::sys::real::thread::spawn_named("afar".into(), move || {
+        tx.send(body()).unwrap();
+    })
+    .unwrap()
+    .join()
+    .unwrap();
+    rx.recv().unwrap()
+}
+
+/// A real open fd (of `/dev/null`): the result recording rings give an
+/// `open`, so that discarding it must close a real fd.
+fn dev_null() -> RawFd {
+    RealKernel
+        .open(
+            &std::ffi::CString::new("/dev/null").unwrap(),
+            crate::sys::OpenFlags::RDONLY,
+            0,
+        )
+        .unwrap()
+}
+
+/// An `open` on `driver`'s ring (its result is whatever the ring says).
+fn late_open(driver: &UringDriver) -> Submission<crate::op::path::Open> {
+    driver
+        .submit(
+            crate::op::path::Open {
+                path: crate::op::path::KernelPath::new(std::path::Path::new("/late")),
+                flags: crate::sys::OpenFlags::RDONLY,
+                mode: 0,
+            },
+            Waker::noop(),
+        )
+        .ok()
+        .unwrap()
 }
