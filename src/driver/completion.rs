@@ -203,6 +203,7 @@ mod loom_tests {
                     drops: std::sync::Arc::clone(&drops),
                 },
                 offset: Some(0),
+                took_leftover: false,
             };
             let completion = Completion::new();
             let driver = {
@@ -271,6 +272,7 @@ mod loom_tests {
                 fd: 3,
                 buf: vec![0u8; 4],
                 offset: None,
+                took_leftover: false,
             };
             let driver = {
                 let completion = Arc::clone(&completion);

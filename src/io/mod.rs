@@ -84,6 +84,7 @@ pub use crate::sys::{
 /// ```
 pub fn read<B: IoBufMut>(fd: RawFd, buf: B) -> Op<Read<B>> {
     Op::new(Read {
+        took_leftover: false,
         fd,
         buf,
         offset: None,
@@ -106,6 +107,7 @@ pub fn write<B: IoBuf>(fd: RawFd, buf: B) -> Op<Write<B>> {
 /// [`pwritev`].
 pub fn pread<B: IoBufMut>(fd: RawFd, buf: B, offset: u64) -> Op<Read<B>> {
     Op::new(Read {
+        took_leftover: false,
         fd,
         buf,
         offset: Some(offset),
@@ -170,6 +172,7 @@ pub fn lseek(fd: RawFd, offset: i64, whence: Whence) -> Op<Lseek> {
 /// read come back into the first buffer with room (a short read).
 pub fn readv<B: IoBufMut>(fd: RawFd, bufs: Vec<B>) -> Op<ReadVectored<B>> {
     Op::new(ReadVectored {
+        took_leftover: false,
         fd,
         bufs,
         offset: None,
@@ -188,6 +191,7 @@ pub fn writev<B: IoBuf>(fd: RawFd, bufs: Vec<B>) -> Op<WriteVectored<B>> {
 /// Scatter-read at `offset`.
 pub fn preadv<B: IoBufMut>(fd: RawFd, bufs: Vec<B>, offset: u64) -> Op<ReadVectored<B>> {
     Op::new(ReadVectored {
+        took_leftover: false,
         fd,
         bufs,
         offset: Some(offset),
@@ -231,6 +235,7 @@ pub fn kept_after_cancel() -> u64 {
 /// (non-blocking) socket and the peer's address.
 pub fn accept(listen_fd: RawFd) -> Op<Accept> {
     Op::new(Accept {
+        took_leftover: false,
         fd: listen_fd,
         accepted: None,
     })
@@ -278,6 +283,7 @@ pub fn recv<B: IoBufMut>(fd: RawFd, buf: B) -> Op<Recv<B>> {
 /// ```
 pub fn recv_with_flags<B: IoBufMut>(fd: RawFd, buf: B, flags: MsgFlags) -> Op<Recv<B>> {
     Op::new(Recv {
+        took_leftover: false,
         fd,
         buf,
         flags,
@@ -289,6 +295,7 @@ pub fn recv_with_flags<B: IoBufMut>(fd: RawFd, buf: B, flags: MsgFlags) -> Op<Re
 /// socket is drained (see `OpCode::leaves_fd_drained`).
 pub(crate) fn tcp_recv<B: IoBufMut>(fd: RawFd, buf: B) -> Op<Recv<B>> {
     Op::new(Recv {
+        took_leftover: false,
         fd,
         buf,
         flags: MsgFlags::NONE,
@@ -399,6 +406,7 @@ pub fn sendmsg<B: IoBuf>(
 /// ```
 pub fn recvmsg<B: IoBufMut>(fd: RawFd, buf: B, fds_max: usize, flags: MsgFlags) -> Op<RecvMsg<B>> {
     Op::new(RecvMsg {
+        took_leftover: None,
         fd,
         buf,
         fds_max,

@@ -81,15 +81,26 @@ fn take_leftover_into<B: IoBufMut>(
     leftover::take_bytes(kernel, fd, room, false)
 }
 
-/// Keep the first `n` bytes read across `bufs` for the next read of `fd`.
-fn stash_read<B: IoBufMut>(kernel: &dyn Kernel, fd: RawFd, bufs: &mut [B], n: usize) {
+/// Keep the first `n` bytes read across `bufs` for the next read of `fd`:
+/// behind what is kept when they came from the kernel, back in front when
+/// they came from the store (`took_leftover`), as they were.
+fn stash_read<B: IoBufMut>(
+    kernel: &dyn Kernel,
+    fd: RawFd,
+    bufs: &mut [B],
+    n: usize,
+    took_leftover: bool,
+) {
     let mut read = Vec::with_capacity(n);
     for buf in bufs {
         let bytes = buf.writable();
         let take = bytes.len().min(n - read.len());
         read.extend_from_slice(&bytes[..take]);
     }
-    leftover::stash_bytes(kernel, fd, &read);
+    match took_leftover {
+        true => leftover::put_back_bytes(kernel, fd, &read),
+        false => leftover::stash_bytes(kernel, fd, &read),
+    }
 }
 
 /// `read(2)` into an owned buffer at the file offset.
@@ -97,6 +108,9 @@ pub struct Read<B> {
     pub(crate) fd: RawFd,
     pub(crate) buf: B,
     pub(crate) offset: Option<u64>,
+    /// The bytes came from the leftover store (a discard puts them back
+    /// in front).
+    pub(crate) took_leftover: bool,
 }
 
 impl<B: IoBufMut> OpCode for Read<B> {
@@ -148,7 +162,9 @@ impl<B: IoBufMut> OpCode for Read<B> {
 
     fn take_leftover(&mut self, kernel: &dyn Kernel) -> Option<SysResult<usize>> {
         let fd = self.takes_in_order()?;
-        take_leftover_into(kernel, fd, std::slice::from_mut(&mut self.buf)).map(Ok)
+        let n = take_leftover_into(kernel, fd, std::slice::from_mut(&mut self.buf))?;
+        self.took_leftover = true;
+        Some(Ok(n))
     }
 
     fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
@@ -174,7 +190,14 @@ impl<B: IoBufMut> OpCode for Read<B> {
     /// nothing another read would have got.
     fn discard(mut self, result: SysResult<usize>, kernel: &dyn Kernel) {
         if let (Ok(n), Some(fd)) = (result, self.takes_in_order()) {
-            stash_read(kernel, fd, std::slice::from_mut(&mut self.buf), n);
+            let took_leftover = self.took_leftover;
+            stash_read(
+                kernel,
+                fd,
+                std::slice::from_mut(&mut self.buf),
+                n,
+                took_leftover,
+            );
         }
     }
 }
@@ -249,6 +272,8 @@ pub struct ReadVectored<B> {
     pub(crate) fd: RawFd,
     pub(crate) bufs: Vec<B>,
     pub(crate) offset: Option<u64>,
+    /// As [`Read::took_leftover`].
+    pub(crate) took_leftover: bool,
 }
 
 impl<B: IoBufMut> OpCode for ReadVectored<B> {
@@ -337,14 +362,16 @@ impl<B: IoBufMut> OpCode for ReadVectored<B> {
 
     fn take_leftover(&mut self, kernel: &dyn Kernel) -> Option<SysResult<usize>> {
         let fd = self.takes_in_order()?;
-        take_leftover_into(kernel, fd, &mut self.bufs).map(Ok)
+        let n = take_leftover_into(kernel, fd, &mut self.bufs)?;
+        self.took_leftover = true;
+        Some(Ok(n))
     }
 
     /// As [`Read`]'s: bytes of a cancelled read at the file position are
     /// kept for the next read of the fd.
     fn discard(mut self, result: SysResult<usize>, kernel: &dyn Kernel) {
         if let (Ok(n), Some(fd)) = (result, self.takes_in_order()) {
-            stash_read(kernel, fd, &mut self.bufs, n);
+            stash_read(kernel, fd, &mut self.bufs, n, self.took_leftover);
         }
     }
 }

@@ -437,3 +437,99 @@ pub(crate) fn to_io<T>(result: SysResult<T>) -> io::Result<T> {
 pub(crate) fn buf_result<B>(result: SysResult<usize>, buf: B) -> BufResult<usize, B> {
     BufResult(to_io(result), buf)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::file::{Read, ReadVectored};
+    use super::msg::RecvMsg;
+    use super::net::{Accept, Recv};
+    use super::OpCode;
+    use crate::sim::{self, SimOptions};
+    use crate::sys::{leftover, Kernel, MsgFlags};
+
+    /// What a kept-bytes reader on `fd` gets from the store, segment by
+    /// segment, until it is empty.
+    fn drain_bytes(kernel: &dyn Kernel, fd: i32) -> Vec<u8> {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64];
+        while let Some(n) = leftover::take_bytes(kernel, fd, &mut buf, false) {
+            got.extend_from_slice(&buf[..n]);
+        }
+        got
+    }
+
+    /// An op that took kept bytes (or a kept connection) and whose future
+    /// was dropped before taking them puts them back in front: what comes
+    /// next is still in the order it was received, not the taken part
+    /// behind later segments.
+    #[test]
+    fn kept_results_an_op_took_and_nobody_got_go_back_in_front() {
+        let kernel = sim::new_kernel(SimOptions::new(11)).unwrap();
+        let k: &dyn Kernel = &*kernel;
+        let fresh_stash = |fd| {
+            leftover::stash_bytes(k, fd, b"first-");
+            leftover::stash_bytes(k, fd, b"second");
+        };
+        fresh_stash(40);
+        let mut recv = Recv {
+            fd: 40,
+            buf: vec![0u8; 3],
+            flags: MsgFlags::NONE,
+            short_drains: false,
+            took_leftover: false,
+        };
+        assert_eq!(recv.take_leftover(k), Some(Ok(3)));
+        recv.discard(Ok(3), k);
+        assert_eq!(drain_bytes(k, 40), b"first-second", "recv");
+
+        fresh_stash(41);
+        let mut read = Read {
+            fd: 41,
+            buf: vec![0u8; 4],
+            offset: None,
+            took_leftover: false,
+        };
+        assert_eq!(read.take_leftover(k), Some(Ok(4)));
+        read.discard(Ok(4), k);
+        assert_eq!(drain_bytes(k, 41), b"first-second", "read");
+
+        fresh_stash(42);
+        let mut readv = ReadVectored {
+            fd: 42,
+            bufs: vec![vec![0u8; 2], vec![0u8; 2]],
+            offset: None,
+            took_leftover: false,
+        };
+        assert_eq!(readv.take_leftover(k), Some(Ok(2)));
+        readv.discard(Ok(2), k);
+        assert_eq!(drain_bytes(k, 42), b"first-second", "readv");
+
+        fresh_stash(43);
+        let mut recvmsg = RecvMsg {
+            fd: 43,
+            buf: vec![0u8; 5],
+            fds_max: 0,
+            flags: MsgFlags::NONE,
+            meta: None,
+            took_leftover: None,
+        };
+        assert_eq!(recvmsg.take_leftover(k), Some(Ok(5)));
+        recvmsg.discard(Ok(5), k);
+        assert_eq!(drain_bytes(k, 43), b"first-second", "recvmsg");
+
+        let addr = "127.0.0.1:1".parse().unwrap();
+        leftover::stash_conn(k, 44, (101, addr));
+        leftover::stash_conn(k, 44, (102, addr));
+        let mut accept = Accept {
+            fd: 44,
+            accepted: None,
+            took_leftover: false,
+        };
+        assert_eq!(accept.take_leftover(k), Some(Ok(0)));
+        accept.discard(Ok(0), k);
+        let firsts: Vec<i32> = std::iter::from_fn(|| leftover::take_conn(k, 44))
+            .map(|(fd, _)| fd)
+            .collect();
+        assert_eq!(firsts, [101, 102], "accept");
+    }
+}

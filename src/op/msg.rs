@@ -74,6 +74,18 @@ pub struct RecvMsg<B> {
     pub(crate) fds_max: usize,
     pub(crate) flags: MsgFlags,
     pub(crate) meta: Option<RecvMeta>,
+    /// What the result came from in the leftover store, if anything (a
+    /// discard puts it back there, in front).
+    pub(crate) took_leftover: Option<KeptAs>,
+}
+
+/// How a leftover a `recvmsg` took was kept.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum KeptAs {
+    /// A message (with its sender and fds).
+    Message,
+    /// Stream bytes a `recv` left.
+    Bytes,
 }
 
 impl<B: IoBufMut> RecvMsg<B> {
@@ -107,18 +119,20 @@ impl<B: IoBufMut> OpCode for RecvMsg<B> {
         if self.peek() {
             return None;
         }
-        let meta = match leftover::take_msg(kernel, self.fd, self.buf.writable()) {
-            Some(meta) => meta,
+        let (meta, kept_as) = match leftover::take_msg(kernel, self.fd, self.buf.writable()) {
+            Some(meta) => (meta, KeptAs::Message),
             None => {
                 let n = leftover::take_bytes(kernel, self.fd, self.buf.writable(), false)?;
-                RecvMeta {
+                let meta = RecvMeta {
                     bytes: n,
                     ..RecvMeta::default()
-                }
+                };
+                (meta, KeptAs::Bytes)
             }
         };
         let n = meta.bytes;
         self.meta = Some(meta);
+        self.took_leftover = Some(kept_as);
         Some(Ok(n))
     }
 
@@ -145,7 +159,8 @@ impl<B: IoBufMut> OpCode for RecvMsg<B> {
     }
 
     /// A message received for nobody is kept whole for the next `recvmsg`
-    /// on this fd (its passed fds too; closed with the socket).
+    /// on this fd (its passed fds too; closed with the socket); one taken
+    /// from the kept ones goes back in front, as it was kept.
     fn discard(mut self, result: SysResult<usize>, kernel: &dyn Kernel) {
         let Some(meta) = self.meta.take() else {
             return;
@@ -156,9 +171,14 @@ impl<B: IoBufMut> OpCode for RecvMsg<B> {
             }
             return;
         }
+        let took_leftover = self.took_leftover;
         let received = self.buf.writable();
         let n = meta.bytes.min(received.len());
-        leftover::stash_msg(kernel, self.fd, &received[..n], meta);
+        match took_leftover {
+            Some(KeptAs::Message) => leftover::put_back_msg(kernel, self.fd, &received[..n], meta),
+            Some(KeptAs::Bytes) => leftover::put_back_bytes(kernel, self.fd, &received[..n]),
+            None => leftover::stash_msg(kernel, self.fd, &received[..n], meta),
+        }
     }
 }
 

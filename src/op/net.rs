@@ -15,6 +15,9 @@ use std::os::fd::RawFd;
 pub struct Accept {
     pub(crate) fd: RawFd,
     pub(crate) accepted: Option<(RawFd, SocketAddr)>,
+    /// The connection came from the leftover store (a discard puts it
+    /// back first in line).
+    pub(crate) took_leftover: bool,
 }
 
 impl OpCode for Accept {
@@ -38,6 +41,7 @@ impl OpCode for Accept {
     fn take_leftover(&mut self, kernel: &dyn Kernel) -> Option<SysResult<usize>> {
         let conn = leftover::take_conn(kernel, self.fd)?;
         self.accepted = Some(conn);
+        self.took_leftover = true;
         Some(Ok(0))
     }
 
@@ -56,10 +60,13 @@ impl OpCode for Accept {
     }
 
     /// A connection accepted for nobody is kept for the next accept on
-    /// this listener (closed when the listener is closed through iokernel).
+    /// this listener (closed when the listener is closed through iokernel);
+    /// one taken from the kept ones goes back first in line.
     fn discard(self, result: SysResult<usize>, kernel: &dyn Kernel) {
-        if let (Ok(_), Some(conn)) = (result, self.accepted) {
-            leftover::stash_conn(kernel, self.fd, conn);
+        match (result, self.accepted, self.took_leftover) {
+            (Ok(_), Some(conn), true) => leftover::put_back_conn(kernel, self.fd, conn),
+            (Ok(_), Some(conn), false) => leftover::stash_conn(kernel, self.fd, conn),
+            _ => {}
         }
     }
 }
@@ -129,6 +136,9 @@ pub struct Recv<B> {
     /// nothing more was queued ([`OpCode::leaves_fd_drained`]); cleared when
     /// the bytes came from the leftover store instead.
     pub(crate) short_drains: bool,
+    /// The bytes came from the leftover store (a discard puts them back
+    /// in front).
+    pub(crate) took_leftover: bool,
 }
 
 /// Whether `result` moved some but not all of `asked` bytes.
@@ -157,7 +167,9 @@ impl<B: IoBufMut> OpCode for Recv<B> {
 
     fn take_leftover(&mut self, kernel: &dyn Kernel) -> Option<SysResult<usize>> {
         let peek = self.flags.0 & MsgFlags::PEEK.0 != 0;
-        leftover::take_bytes(kernel, self.fd, self.buf.writable(), peek).map(Ok)
+        let n = leftover::take_bytes(kernel, self.fd, self.buf.writable(), peek)?;
+        self.took_leftover = true;
+        Some(Ok(n))
     }
 
     fn leaves_fd_drained(&self, result: &SysResult<usize>) -> bool {
@@ -181,15 +193,20 @@ impl<B: IoBufMut> OpCode for Recv<B> {
     }
 
     /// Bytes received for nobody are kept, in order, for the next recv on
-    /// this fd. A `MSG_PEEK` recv consumed nothing, so there is nothing to
-    /// keep; an end of stream is seen again by the next recv, an error is not
-    /// kept (after a reset, the next recv reports end of stream).
+    /// this fd (bytes taken from the kept ones go back in front). A
+    /// `MSG_PEEK` recv consumed nothing, so there is nothing to keep; an
+    /// end of stream is seen again by the next recv, an error is not kept
+    /// (after a reset, the next recv reports end of stream).
     fn discard(mut self, result: SysResult<usize>, kernel: &dyn Kernel) {
         let peek = self.flags.0 & MsgFlags::PEEK.0 != 0;
         if let (Ok(n), false) = (result, peek) {
+            let took_leftover = self.took_leftover;
             let received = self.buf.writable();
             let n = n.min(received.len());
-            leftover::stash_bytes(kernel, self.fd, &received[..n]);
+            match took_leftover {
+                true => leftover::put_back_bytes(kernel, self.fd, &received[..n]),
+                false => leftover::stash_bytes(kernel, self.fd, &received[..n]),
+            }
         }
     }
 }

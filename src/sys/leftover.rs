@@ -114,6 +114,16 @@ pub(crate) fn stash_bytes(kernel: &dyn Kernel, fd: RawFd, bytes: &[u8]) {
     with_entry(kernel, fd, |left| left.bytes.push_back(bytes.to_vec()));
 }
 
+/// Put back, in front of everything kept for `fd`, bytes an op took from
+/// here ([`take_bytes`]) and then nobody got (its future was dropped
+/// before taking them): they came before whatever is kept now.
+pub(crate) fn put_back_bytes(kernel: &dyn Kernel, fd: RawFd, bytes: &[u8]) {
+    if bytes.is_empty() {
+        return;
+    }
+    with_entry(kernel, fd, |left| left.bytes.push_front(bytes.to_vec()));
+}
+
 /// Copy leftover bytes of `fd` into `buf` (from the oldest segment only),
 /// consuming them unless `peek`; `None` when there are none.
 pub(crate) fn take_bytes(
@@ -145,6 +155,12 @@ pub(crate) fn stash_conn(kernel: &dyn Kernel, fd: RawFd, conn: (RawFd, SocketAdd
     with_entry(kernel, fd, |left| left.conns.push_back(conn));
 }
 
+/// Put back, first in line, a connection an accept took from here
+/// ([`take_conn`]) and then nobody got.
+pub(crate) fn put_back_conn(kernel: &dyn Kernel, fd: RawFd, conn: (RawFd, SocketAddr)) {
+    with_entry(kernel, fd, |left| left.conns.push_front(conn));
+}
+
 /// The oldest kept connection of listening socket `fd`.
 pub(crate) fn take_conn(kernel: &dyn Kernel, fd: RawFd) -> Option<(RawFd, SocketAddr)> {
     if ENTRIES.load(Ordering::SeqCst) == 0 {
@@ -159,6 +175,14 @@ pub(crate) fn stash_msg(kernel: &dyn Kernel, fd: RawFd, bytes: &[u8], meta: Recv
     KEPT.fetch_add(1, Ordering::SeqCst);
     with_entry(kernel, fd, |left| {
         left.msgs.push_back((bytes.to_vec(), meta))
+    });
+}
+
+/// Put back, first in line, a message a `recvmsg` took from here
+/// ([`take_msg`], or bytes from [`take_bytes`]) and then nobody got.
+pub(crate) fn put_back_msg(kernel: &dyn Kernel, fd: RawFd, bytes: &[u8], meta: RecvMeta) {
+    with_entry(kernel, fd, |left| {
+        left.msgs.push_front((bytes.to_vec(), meta))
     });
 }
 

@@ -627,6 +627,7 @@ mod tests {
 
     fn read(fd: RawFd, len: usize, offset: Option<u64>) -> file::Read<Vec<u8>> {
         file::Read {
+            took_leftover: false,
             fd,
             buf: Vec::with_capacity(len),
             offset,
@@ -694,6 +695,7 @@ mod tests {
 
     fn readv(fd: RawFd, lens: &[usize], offset: Option<u64>) -> file::ReadVectored<Vec<u8>> {
         file::ReadVectored {
+            took_leftover: false,
             fd,
             bufs: lens.iter().map(|&len| Vec::with_capacity(len)).collect(),
             offset,
@@ -975,7 +977,11 @@ mod tests {
     }
 
     fn accept(fd: RawFd) -> net::Accept {
-        net::Accept { fd, accepted: None }
+        net::Accept {
+            fd,
+            accepted: None,
+            took_leftover: false,
+        }
     }
 
     /// A ring with the socket opcodes, or `None` (reason printed).
@@ -1014,6 +1020,7 @@ mod tests {
 
     fn recv(fd: RawFd, len: usize, flags: MsgFlags) -> net::Recv<Vec<u8>> {
         net::Recv {
+            took_leftover: false,
             fd,
             buf: Vec::with_capacity(len),
             flags,
@@ -1139,6 +1146,7 @@ mod tests {
             flags: MsgFlags::NONE,
         };
         let recv = |fd, len: usize, fds_max| RecvMsg {
+            took_leftover: None,
             fd,
             buf: Vec::with_capacity(len),
             fds_max,

@@ -230,6 +230,7 @@ fn recording_driver(
 /// A socket op (it waits on a peer) reading `fd`.
 fn socket_recv(fd: RawFd) -> crate::op::net::Recv<Vec<u8>> {
     crate::op::net::Recv {
+        took_leftover: false,
         fd,
         buf: vec![0u8; 8],
         flags: crate::sys::MsgFlags::NONE,
