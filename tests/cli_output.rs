@@ -981,21 +981,27 @@ fn helper_of(iok: u32) -> u32 {
     panic!("iok (pid {iok}) started no cleanup helper");
 }
 
-/// Wait until process `pid` blocks SIGTERM (its watcher thread takes it).
-fn blocks_sigterm(pid: u32) {
-    const SIGTERM_BIT: u64 = 1 << (15 - 1);
+/// Wait until process `pid` runs its signal watcher thread (`iok-signals`,
+/// started once SIGTERM is blocked for good, and the thread that takes
+/// it). The blocked mask alone does not say so: while iok starts its
+/// cleanup helper, `posix_spawn` blocks every signal for a moment and
+/// then restores the mask, and a SIGTERM sent in that window gets the
+/// default action.
+fn watches_signals(pid: u32) {
     for _ in 0..1000 {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let blocked = status
-            .lines()
-            .find_map(|l| l.strip_prefix("SigBlk:"))
-            .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok());
-        if blocked.is_some_and(|mask| mask & SIGTERM_BIT != 0) {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten();
+        let watching = tasks.flatten().any(|task| {
+            std::fs::read_to_string(task.path().join("comm"))
+                .is_ok_and(|name| name.trim_end() == "iok-signals")
+        });
+        if watching {
             return;
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    panic!("pid {pid} never blocked SIGTERM");
+    panic!("pid {pid} never started its signal watcher");
 }
 
 /// A run that ends by itself, finished or stopped by a signal it caught,
@@ -1035,7 +1041,7 @@ fn a_run_that_ends_by_itself_reaps_its_cleanup_helper() {
     let child = run();
     let helper = helper_of(child.id());
     // SIGTERM once iok takes it (before, it would simply die of it).
-    blocks_sigterm(child.id());
+    watches_signals(child.id());
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
