@@ -438,7 +438,7 @@ pub(crate) fn buf_result<B>(result: SysResult<usize>, buf: B) -> BufResult<usize
     BufResult(to_io(result), buf)
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sim"))]
 mod tests {
     use super::file::{Read, ReadVectored};
     use super::msg::RecvMsg;
