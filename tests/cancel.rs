@@ -712,9 +712,9 @@ impl std::task::Wake for IgnoreWake {
     fn wake(self: Arc<Self>) {}
 }
 
-/// A recv and an accept polled once in one simulated run, still waiting
-/// for their peer when it ends, and awaited in the next run on the same
-/// machine get what the peer sends then, under reordered completions and
+/// A recv, an accept and a read of a pipe polled once in one simulated
+/// run, still waiting for their peer when it ends, and awaited in the
+/// next run on the same machine get what the peer sends then, under reordered completions and
 /// a small, often busy ring: the first run's ring gives them back
 /// unstarted as its loop leaves (rather than waiting for a peer that does
 /// not come, then cancelling them) and the second run submits them again.
@@ -726,23 +726,26 @@ fn ops_waiting_on_a_peer_as_their_sim_run_ends_resume_in_the_next() {
     for seed in 0..60 {
         let kernel = sim::new_kernel(cancellation_options(seed)).unwrap();
         let early: &[u8] = if seed % 3 == 0 { b"early-" } else { b"" };
-        let (listen_fd, addr, client_fd, server_fd, recv, accept) = sim::run(&kernel, async move {
-            let listener = TcpListener::bind("127.0.0.1:4100").unwrap();
-            let addr = listener.local_addr().unwrap();
-            let client = TcpStream::connect(addr).await.unwrap();
-            let (server, _) = listener.accept().await.unwrap();
-            let (client_fd, server_fd) = (client.into_raw_fd(), server.into_raw_fd());
-            let mut sent = early;
-            while !sent.is_empty() {
-                let BufResult(n, _) = io::send(client_fd, sent.to_vec()).await;
-                sent = &sent[n.unwrap()..];
-            }
-            let recv = poll_once(io::recv(server_fd, vec![0u8; 64])).await;
-            let listen_fd = listener.into_raw_fd();
-            let accept = poll_once(io::accept(listen_fd)).await;
-            (listen_fd, addr, client_fd, server_fd, recv, accept)
-        })
-        .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        let (read_end, write_end) = kernel.pipe().unwrap();
+        let (listen_fd, addr, client_fd, server_fd, recv, accept, read) =
+            sim::run(&kernel, async move {
+                let listener = TcpListener::bind("127.0.0.1:4100").unwrap();
+                let addr = listener.local_addr().unwrap();
+                let client = TcpStream::connect(addr).await.unwrap();
+                let (server, _) = listener.accept().await.unwrap();
+                let (client_fd, server_fd) = (client.into_raw_fd(), server.into_raw_fd());
+                let mut sent = early;
+                while !sent.is_empty() {
+                    let BufResult(n, _) = io::send(client_fd, sent.to_vec()).await;
+                    sent = &sent[n.unwrap()..];
+                }
+                let recv = poll_once(io::recv(server_fd, vec![0u8; 64])).await;
+                let listen_fd = listener.into_raw_fd();
+                let accept = poll_once(io::accept(listen_fd)).await;
+                let read = poll_once(io::read(read_end, vec![0u8; 16])).await;
+                (listen_fd, addr, client_fd, server_fd, recv, accept, read)
+            })
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
         resumed += usize::from(matches!(recv, Held::Pending(_)));
         let (got, second_fd, accepted_fd) = sim::run(&kernel, async move {
             let BufResult(n, _) = io::send(client_fd, b"late".to_vec()).await;
@@ -764,11 +767,27 @@ fn ops_waiting_on_a_peer_as_their_sim_run_ends_resume_in_the_next() {
                 Held::Pending(op) => op.await,
             };
             let (accepted_fd, _) = accepted.unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+            let BufResult(n, _) = io::write(write_end, b"piped".to_vec()).await;
+            assert_eq!(n.unwrap(), 5, "seed {seed}");
+            let BufResult(n, buf) = match read {
+                Held::Done(output) => output,
+                Held::Pending(op) => op.await,
+            };
+            let piped = buf[..n.unwrap_or_else(|e| panic!("seed {seed}: {e}"))].to_vec();
+            assert_eq!(piped, b"piped", "seed {seed}: the pipe's bytes");
             (got, second.into_raw_fd(), accepted_fd)
         })
         .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
         assert_eq!(got, [early, b"late"].concat(), "seed {seed}");
-        for fd in [listen_fd, client_fd, server_fd, second_fd, accepted_fd] {
+        for fd in [
+            listen_fd,
+            client_fd,
+            server_fd,
+            second_fd,
+            accepted_fd,
+            read_end,
+            write_end,
+        ] {
             kernel.close(fd).unwrap();
         }
     }

@@ -1270,6 +1270,44 @@ fn an_op_still_waiting_when_block_on_returns_gets_its_bytes_on_a_worker() {
     }
 }
 
+/// The same for a read of a pipe at its position (a read waits on the
+/// pipe's writer as a recv waits on its peer).
+#[test]
+fn a_pipe_read_still_waiting_when_block_on_returns_gets_its_bytes_on_a_worker() {
+    use iokernel::sys::Clock;
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    for (backend, rt) in one_thread_runtimes() {
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        let fd = reader.as_raw_fd();
+        let (got_tx, got_rx) = std::sync::mpsc::channel();
+        let clock = iokernel::sys::real::RealClock::new();
+        let started = clock.now();
+        rt.block_on(async move {
+            let mut read = iokernel::io::read(fd, vec![0u8; 8]);
+            assert!(
+                poll_once(&mut read).await.is_pending(),
+                "nothing to read yet"
+            );
+            drop(iokernel::runtime::spawn(async move {
+                got_tx.send(read.await).unwrap();
+            }));
+        });
+        let returned_after = clock.now() - started;
+        writer.write_all(b"piped").unwrap();
+        let iokernel::buf::BufResult(n, buf) = got_rx
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("{backend}: the read's bytes never reached the worker"));
+        let n = n.unwrap_or_else(|e| panic!("{backend}: {e}"));
+        assert_eq!(&buf[..n], b"piped", "{backend}");
+        assert!(
+            returned_after < Duration::from_secs(2),
+            "{backend}: block_on took {returned_after:?} to return"
+        );
+        drop(reader);
+    }
+}
+
 /// A recv submitted on a runtime's thread and dropped on another thread
 /// loses no bytes, on every backend: the next recv on the socket gets
 /// what the peer sends afterwards (on io_uring the drop reaches the ring

@@ -61,10 +61,10 @@ pub(super) trait InRing: RingExec {
     /// The future, on the ring's thread, is gone: mark the op abandoned
     /// (it is not finished).
     fn mark_abandoned(&mut self);
-    /// The ring's thread's loop is leaving: an op that waits on a peer
-    /// (not a storage op), neither finished nor abandoned, is marked to be
-    /// given back (see [`GIVEN_BACK`]); true when it was. The ring then
-    /// cancels its entry.
+    /// The ring's thread's loop is leaving: an op that may wait on a peer
+    /// (not a storage op, or a read at the file position), neither
+    /// finished nor abandoned, is marked to be given back (see
+    /// [`GIVEN_BACK`]); true when it was. The ring then cancels its entry.
     fn give_back_at_leave(&mut self) -> bool;
     /// Whether the op is marked to be given back.
     fn is_given_back(&self) -> bool;
@@ -282,7 +282,11 @@ impl<T: OpCode> InRing for Flight<T> {
     }
 
     fn give_back_at_leave(&mut self) -> bool {
-        let waits_on_peer = !self.storage && !self.is_finished() && !Flight::is_abandoned(self);
+        // A read at the file position waits on a pipe's or a tty's writer
+        // as a recv waits on its peer (one of a file comes back anyway:
+        // its cancel loses the race).
+        let waits_on_peer =
+            (!self.storage || self.reader) && !self.is_finished() && !Flight::is_abandoned(self);
         self.leaving |= waits_on_peer;
         waits_on_peer
     }

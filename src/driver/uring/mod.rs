@@ -1267,7 +1267,8 @@ pub(crate) fn park(
 /// returned, or a worker stops). Futures of ops still on the ring live on
 /// elsewhere (moved to another worker or thread, or held for later), and
 /// nothing reads this ring until the thread runs a loop again, so:
-/// * ops that wait on a peer (sockets, polls) are cancelled and given
+/// * ops that may wait on a peer (sockets, polls, reads at the file
+///   position, which wait on a pipe's writer) are cancelled and given
 ///   back unstarted ([`flight::GIVEN_BACK`]): their futures submit them
 ///   again where they are polled (a cancel that loses the race delivers
 ///   the op's own result instead). Waiting for a peer here could take
