@@ -1242,31 +1242,10 @@ fn an_op_still_waiting_when_block_on_returns_gets_its_bytes_on_a_worker() {
     use std::io::Write;
     for (backend, rt) in one_thread_runtimes() {
         let (_ours, mut theirs, sock) = socket_pair();
-        let (got_tx, got_rx) = std::sync::mpsc::channel();
-        use iokernel::sys::Clock;
-        let clock = iokernel::sys::real::RealClock::new();
-        let started = clock.now();
-        rt.block_on(async move {
-            let mut recv = iokernel::io::recv(sock, vec![0u8; 8]);
-            assert!(
-                poll_once(&mut recv).await.is_pending(),
-                "nothing to read yet"
-            );
-            drop(iokernel::runtime::spawn(async move {
-                got_tx.send(recv.await).unwrap();
-            }));
-        });
-        let returned_after = clock.now() - started;
-        theirs.write_all(b"later").unwrap();
-        let iokernel::buf::BufResult(n, buf) = got_rx
-            .recv_timeout(Duration::from_secs(10))
-            .unwrap_or_else(|_| panic!("{backend}: the op's result never reached the worker"));
-        let n = n.unwrap_or_else(|e| panic!("{backend}: {e}"));
-        assert_eq!(&buf[..n], b"later", "{backend}");
-        assert!(
-            returned_after < Duration::from_secs(2),
-            "{backend}: block_on took {returned_after:?} to return"
-        );
+        let recv = iokernel::io::recv(sock, vec![0u8; 8]);
+        let got =
+            await_on_a_worker_after_block_on(backend, &rt, recv, || theirs.write_all(b"later"));
+        assert_eq!(got, b"later", "{backend}");
     }
 }
 
@@ -1274,38 +1253,54 @@ fn an_op_still_waiting_when_block_on_returns_gets_its_bytes_on_a_worker() {
 /// pipe's writer as a recv waits on its peer).
 #[test]
 fn a_pipe_read_still_waiting_when_block_on_returns_gets_its_bytes_on_a_worker() {
-    use iokernel::sys::Clock;
     use std::io::Write;
     use std::os::fd::AsRawFd;
     for (backend, rt) in one_thread_runtimes() {
         let (reader, mut writer) = std::io::pipe().unwrap();
-        let fd = reader.as_raw_fd();
-        let (got_tx, got_rx) = std::sync::mpsc::channel();
-        let clock = iokernel::sys::real::RealClock::new();
-        let started = clock.now();
-        rt.block_on(async move {
-            let mut read = iokernel::io::read(fd, vec![0u8; 8]);
-            assert!(
-                poll_once(&mut read).await.is_pending(),
-                "nothing to read yet"
-            );
-            drop(iokernel::runtime::spawn(async move {
-                got_tx.send(read.await).unwrap();
-            }));
-        });
-        let returned_after = clock.now() - started;
-        writer.write_all(b"piped").unwrap();
-        let iokernel::buf::BufResult(n, buf) = got_rx
-            .recv_timeout(Duration::from_secs(10))
-            .unwrap_or_else(|_| panic!("{backend}: the read's bytes never reached the worker"));
-        let n = n.unwrap_or_else(|e| panic!("{backend}: {e}"));
-        assert_eq!(&buf[..n], b"piped", "{backend}");
-        assert!(
-            returned_after < Duration::from_secs(2),
-            "{backend}: block_on took {returned_after:?} to return"
-        );
-        drop(reader);
+        let read = iokernel::io::read(reader.as_raw_fd(), vec![0u8; 8]);
+        let got =
+            await_on_a_worker_after_block_on(backend, &rt, read, || writer.write_all(b"piped"));
+        assert_eq!(got, b"piped", "{backend}");
     }
+}
+
+/// Poll `op` once inside `block_on` (nothing to read yet), hand it to a
+/// task on a worker as `block_on` returns, then let `send` give it its
+/// bytes: what the worker's task got. `block_on` must return within 2 s
+/// and the bytes reach the worker within 10 s.
+fn await_on_a_worker_after_block_on<F>(
+    backend: Backend,
+    rt: &Runtime,
+    op: F,
+    send: impl FnOnce() -> std::io::Result<()>,
+) -> Vec<u8>
+where
+    F: std::future::Future<Output = iokernel::buf::BufResult<usize, Vec<u8>>>
+        + Unpin
+        + Send
+        + 'static,
+{
+    use iokernel::sys::Clock;
+    let (got_tx, got_rx) = std::sync::mpsc::channel();
+    let clock = iokernel::sys::real::RealClock::new();
+    let started = clock.now();
+    rt.block_on(async move {
+        let mut op = op;
+        assert!(poll_once(&mut op).await.is_pending(), "nothing to read yet");
+        drop(iokernel::runtime::spawn(async move {
+            got_tx.send(op.await).unwrap();
+        }));
+    });
+    let returned_after = clock.now() - started;
+    send().unwrap();
+    let iokernel::buf::BufResult(n, buf) = got_rx
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap_or_else(|_| panic!("{backend}: the op's bytes never reached the worker"));
+    assert!(
+        returned_after < Duration::from_secs(2),
+        "{backend}: block_on took {returned_after:?} to return"
+    );
+    buf[..n.unwrap_or_else(|e| panic!("{backend}: {e}"))].to_vec()
 }
 
 /// A recv submitted on a runtime's thread and dropped on another thread
