@@ -17,7 +17,7 @@
 use super::inline::{self, Attempt};
 use super::metrics::{self, Counted};
 use super::{context, Driver, InFlight};
-use crate::op::{run_until_done, settle_early, OpCode};
+use crate::op::{run_here, settle_early, OpCode};
 use crate::sys::SysResult;
 use std::future::Future;
 use std::pin::Pin;
@@ -86,11 +86,7 @@ impl<T: OpCode> Op<T> {
     pub fn wait(mut self) -> T::Output {
         match std::mem::replace(&mut self.state, OpState::Done) {
             OpState::Ready(mut op) => {
-                let kernel = context::current_kernel();
-                let result = match settle_early(&mut op, &*kernel) {
-                    Some(result) => result,
-                    None => run_until_done(&mut op, &*kernel, &|| false),
-                };
+                let result = run_here(&mut op, &*context::current_kernel());
                 op.complete(result)
             }
             OpState::InFlight(mut in_flight) => park_until(move |cx| in_flight.poll(cx)),
@@ -164,11 +160,7 @@ impl<T: OpCode> Op<T> {
                 None
             }
             None => {
-                let kernel = context::current_kernel();
-                let result = match settle_early(&mut op, &*kernel) {
-                    Some(result) => result,
-                    None => run_until_done(&mut op, &*kernel, &|| false),
-                };
+                let result = run_here(&mut op, &*context::current_kernel());
                 Some(op.complete(result))
             }
         }

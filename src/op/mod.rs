@@ -428,6 +428,15 @@ pub(crate) fn settle_early<T: OpCode>(op: &mut T, kernel: &dyn Kernel) -> Option
     op.take_leftover(kernel)
 }
 
+/// Run `op` on the calling thread, with no driver (the sync fallback):
+/// what cancelled ops left for its fd first, else the syscall until done.
+pub(crate) fn run_here<T: OpCode>(op: &mut T, kernel: &dyn Kernel) -> SysResult<usize> {
+    match settle_early(op, kernel) {
+        Some(result) => result,
+        None => run_until_done(op, kernel, &|| false),
+    }
+}
+
 /// Map a seam result to a user result.
 pub(crate) fn to_io<T>(result: SysResult<T>) -> io::Result<T> {
     result.map_err(io::Error::from)

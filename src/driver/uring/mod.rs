@@ -1112,17 +1112,15 @@ fn resubmit<T: OpCode>(
     kernel: &Arc<dyn Kernel>,
     waker: &Waker,
 ) -> Result<InFlight<T>, T::Output> {
-    if let Some(result) = crate::op::settle_early(&mut op, &**kernel) {
-        return Err(op.complete(result));
-    }
     let driver = super::context::current_driver()
         .filter(|driver| driver.kernel().fd_table_id() == kernel.fd_table_id());
-    match driver {
-        Some(driver) => Ok(driver.submit(op, waker)),
-        None => {
-            let result = crate::op::run_until_done(&mut op, &**kernel, &|| false);
-            Err(op.complete(result))
-        }
+    let Some(driver) = driver else {
+        let result = crate::op::run_here(&mut op, &**kernel);
+        return Err(op.complete(result));
+    };
+    match crate::op::settle_early(&mut op, &**kernel) {
+        Some(result) => Err(op.complete(result)),
+        None => Ok(driver.submit(op, waker)),
     }
 }
 
