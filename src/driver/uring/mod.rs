@@ -1054,9 +1054,10 @@ impl<T: OpCode> Submission<T> {
             return Poll::Ready(op.complete(result));
         }
         match resubmit(op, &kernel(), cx.waker()) {
+            // Polled once at once: a pool op is queued by its poll.
             Ok(again) => {
-                let again = self.elsewhere.resubmitted(again);
-                again.poll(cx)
+                self.elsewhere = Elsewhere::Resubmitted(Box::new(again));
+                self.poll(cx)
             }
             Err(output) => Poll::Ready(output),
         }
@@ -1089,16 +1090,6 @@ impl<T: OpCode> Submission<T> {
             }
             // Leaked with the kernel: no result will come.
             Reached::Lost => None,
-        }
-    }
-}
-
-impl<T: OpCode> Elsewhere<T> {
-    fn resubmitted(&mut self, again: InFlight<T>) -> &mut InFlight<T> {
-        *self = Elsewhere::Resubmitted(Box::new(again));
-        match self {
-            Elsewhere::Resubmitted(again) => again,
-            _ => unreachable!("set above"),
         }
     }
 }
