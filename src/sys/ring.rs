@@ -203,6 +203,15 @@ pub(crate) trait CompletionRing {
         }
         into.len() > before
     }
+    /// Whether a `pop` now could find a completion: a cheap check that
+    /// lets the driver skip reaping between task polls when nothing can be
+    /// there. It may complete work to answer (the simulator's kernel side
+    /// may finish an entry at any moment, as it may in `pop`), and must
+    /// never answer false while a completion waits. Default: true (a ring
+    /// that cannot tell is reaped every time).
+    fn has_completions(&mut self) -> bool {
+        true
+    }
     /// Whether the probe found `opcode`.
     fn supports(&self, opcode: u8) -> bool;
     /// Wakes this ring's waiter from another thread.

@@ -518,6 +518,15 @@ impl LocalRing {
         });
     }
 
+    /// Whether [`LocalRing::dispatch`] may find work: completions on the
+    /// ring or taken early, requests in the mailbox, ops held back.
+    fn has_news(&mut self) -> bool {
+        !self.taken.is_empty()
+            || !self.deferred.is_empty()
+            || self.mailbox.has_requests()
+            || self.ring.has_completions()
+    }
+
     /// Reap every available completion and finish (or resubmit) its op.
     fn dispatch(&mut self) {
         self.read_mailbox();
@@ -1191,11 +1200,15 @@ impl<T: OpCode> Drop for Submission<T> {
 
 /// Between two task polls: submit a full batch, or whatever is queued
 /// while the ring is device-bound (the entry would otherwise wait for the
-/// worker to park, and go out in a burst); then dispatch completions.
+/// worker to park, and go out in a burst); then dispatch completions, if
+/// anything can be there to dispatch (most polls find nothing: a socket
+/// op's completion arrives while the worker parks).
 pub(crate) fn between_polls(source_id: u64) {
     with_existing_ring(source_id, |ring| {
         let submitted = ring.should_submit_now() && ring.flush().is_ok();
-        ring.dispatch();
+        if submitted || ring.has_news() {
+            ring.dispatch();
+        }
         if submitted {
             ring.note_device();
         }

@@ -427,6 +427,19 @@ impl CompletionRing for SimRing {
         popped
     }
 
+    fn has_completions(&mut self) -> bool {
+        // As `pop` would: the kernel side may have finished an entry.
+        if self.cq.is_empty()
+            && self.overflow.is_empty()
+            && self
+                .core
+                .with_rng(|rng| rng.chance(COMPLETE_ON_POP_PROBABILITY))
+        {
+            self.complete_one();
+        }
+        !self.cq.is_empty() || !self.overflow.is_empty()
+    }
+
     fn supports(&self, opcode: u8) -> bool {
         !self.missing_opcodes.contains(&opcode)
     }
