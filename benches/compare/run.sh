@@ -35,7 +35,7 @@
 # uring monoio") PEERS="compio monoio" (the optional peers to build)
 # BARE="oneshot multishot" (the bare loop's modes on the echo rows; "" for none)
 # IOK_BASELINE="" (another iok build, run as contender uring-base on the
-# read rows: before/after side by side). compio and monoio run one runtime
+# read and echo rows: before/after side by side). compio and monoio run one runtime
 # thread, so they are left out when THREADS is not 1. Output: a log and
 # results.tsv in DIR, and a markdown summary on stdout (the README's
 # Performance table comes from it).
@@ -248,7 +248,9 @@ for t in $TESTS; do
       SERVERS=()
       trap 'for p in "${SERVERS[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
       ECHO_WHO=()
-      for s in tokio uring epoll "${PEER_NAMES[@]}" "${BARE_NAMES[@]}"; do
+      BASE_NAMES=()
+      if [[ -n ${IOK_BASELINE:-} ]]; then BASE_NAMES=(uring-base); fi
+      for s in tokio uring epoll "${BASE_NAMES[@]}" "${PEER_NAMES[@]}" "${BARE_NAMES[@]}"; do
         keep "$s" || continue
         case $s in
           tokio) "$CMP" tokio-echo 127.0.0.1:0 "$THREADS" >"$DIR/echo-$s.out" 2>&1 & ;;
@@ -257,6 +259,9 @@ for t in $TESTS; do
             "$BARE_BIN" bare-echo 127.0.0.1:0 1 multishot >"$DIR/echo-$s.out" 2>&1 & ;;
           uring | epoll)
             "$IOK" bench --serve-echo 127.0.0.1:0 --backend "$s" --threads "$THREADS" >"$DIR/echo-$s.out" 2>&1 & ;;
+          uring-base)
+            "$IOK_BASELINE" bench --serve-echo 127.0.0.1:0 --backend uring --threads "$THREADS" \
+              >"$DIR/echo-$s.out" 2>&1 & ;;
           *) "${PEER_BIN[$s]}" "$s-echo" 127.0.0.1:0 "$THREADS" >"$DIR/echo-$s.out" 2>&1 & ;;
         esac
         ECHO_PID[$s]=$!
