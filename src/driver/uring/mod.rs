@@ -294,12 +294,13 @@ thread_local! {
     static LOCAL: RefCell<Vec<LocalRing>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Run `f` with `value` on this thread's ring from `rings`, creating the
-/// ring on first use; without a ring (it cannot be created, it is busy,
-/// or the thread is ending) `value` comes back and the caller falls back
-/// to the pool.
+/// Run `f` with `value` on this thread's ring from `rings` (whose id is
+/// `source_id`, passed to spare a virtual call per op), creating the ring
+/// on first use; without a ring (it cannot be created, it is busy, or the
+/// thread is ending) `value` comes back and the caller falls back to the
+/// pool.
 fn with_ring<V, R>(
-    rings: &Arc<dyn RingSource>,
+    (rings, source_id): (&Arc<dyn RingSource>, u64),
     kernel: &Arc<dyn Kernel>,
     value: V,
     f: impl FnOnce(&mut LocalRing, V) -> Result<R, V>,
@@ -310,7 +311,6 @@ fn with_ring<V, R>(
         let Ok(mut local) = local.try_borrow_mut() else {
             return Err(value);
         };
-        let source_id = rings.id();
         let index = match local.iter().position(|r| r.source_id == source_id) {
             Some(index) => index,
             None => match LocalRing::new(&**rings, Arc::clone(kernel)) {
@@ -936,7 +936,8 @@ impl UringDriver {
         };
         // Without a ring on this thread, or when the entry cannot be
         // queued, the flight comes back untouched and runs on the pool.
-        let placed = with_ring(&self.shared.rings, self.kernel(), flight, |ring, flight| {
+        let rings = (&self.shared.rings, self.shared.rings_id);
+        let placed = with_ring(rings, self.kernel(), flight, |ring, flight| {
             if ring.must_defer(&*flight) {
                 return Ok((ring.id, ring.defer(flight)));
             }
