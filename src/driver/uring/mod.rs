@@ -571,7 +571,11 @@ impl LocalRing {
                 }
             }
         }
-        self.release_deferred(false);
+        // (Checked here too: the call alone costs what the check saves,
+        // on every dispatch, and ops are seldom held back.)
+        if !self.deferred.is_empty() {
+            self.release_deferred(false);
+        }
     }
 
     /// The slot of `user_data` while it is that op's (its generation).
