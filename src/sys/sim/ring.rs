@@ -318,6 +318,20 @@ impl SimRing {
     /// When the next time-driven entry may complete: a seed-chosen one's
     /// time when reordering is on (so entries due earlier race it), else
     /// the earliest. Poll entries wait for other entries, not for time.
+    /// A look at an empty completion queue (`pop`, `has_completions`)
+    /// may find that the kernel side finished one more entry meanwhile
+    /// ([`COMPLETE_ON_POP_PROBABILITY`]).
+    fn maybe_complete_on_look(&mut self) {
+        if self.cq.is_empty()
+            && self.overflow.is_empty()
+            && self
+                .core
+                .with_rng(|rng| rng.chance(COMPLETE_ON_POP_PROBABILITY))
+        {
+            self.complete_one();
+        }
+    }
+
     fn next_ready_at(&self) -> Option<Duration> {
         let due: Vec<Duration> = self
             .running
@@ -409,14 +423,7 @@ impl CompletionRing for SimRing {
     }
 
     fn pop(&mut self) -> Option<(u64, i32)> {
-        if self.cq.is_empty()
-            && self.overflow.is_empty()
-            && self
-                .core
-                .with_rng(|rng| rng.chance(COMPLETE_ON_POP_PROBABILITY))
-        {
-            self.complete_one();
-        }
+        self.maybe_complete_on_look();
         let popped = self.cq.pop_front();
         while self.cq.len() < self.cq_entries {
             match self.overflow.pop_front() {
@@ -428,15 +435,7 @@ impl CompletionRing for SimRing {
     }
 
     fn has_completions(&mut self) -> bool {
-        // As `pop` would: the kernel side may have finished an entry.
-        if self.cq.is_empty()
-            && self.overflow.is_empty()
-            && self
-                .core
-                .with_rng(|rng| rng.chance(COMPLETE_ON_POP_PROBABILITY))
-        {
-            self.complete_one();
-        }
+        self.maybe_complete_on_look();
         !self.cq.is_empty() || !self.overflow.is_empty()
     }
 
