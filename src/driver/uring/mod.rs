@@ -703,11 +703,16 @@ impl LocalRing {
     }
 
     /// Whether `flight` must wait for an abandoned reader of its fd.
+    /// The gate first, at the caller (every op asks): while no reader is
+    /// abandoned, nothing to ask the op.
+    #[inline]
     fn must_defer(&mut self, flight: &dyn InRing) -> bool {
-        // The gate first: while no reader is abandoned, nothing to ask the op.
-        if ABANDONED_READERS.load(Ordering::Acquire) == 0 {
-            return false;
-        }
+        ABANDONED_READERS.load(Ordering::Acquire) != 0 && self.waits_for_abandoned_reader(flight)
+    }
+
+    /// [`LocalRing::must_defer`] past its gate.
+    #[inline(never)]
+    fn waits_for_abandoned_reader(&mut self, flight: &dyn InRing) -> bool {
         // A reader abandoned from afar is marked once its request is read.
         self.read_mailbox();
         flight
