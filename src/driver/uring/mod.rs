@@ -1142,10 +1142,20 @@ fn take_orphan<T: OpCode>(orphan: Box<dyn Any + Send>) -> (T, SysResult<usize>) 
 }
 
 impl<T: OpCode> Drop for Submission<T> {
+    /// Nothing to do once the result was taken (every op awaited to the
+    /// end): that check is all most drops make.
+    #[inline]
     fn drop(&mut self) {
-        if self.taken {
-            return;
+        if !self.taken {
+            self.abandon();
         }
+    }
+}
+
+impl<T: OpCode> Submission<T> {
+    /// The future is gone before it took the op's result.
+    #[inline(never)]
+    fn abandon(&mut self) {
         let (ring_id, user_data) = (self.ring_id, self.user_data);
         if let Elsewhere::Shared(Shared { completion, kernel }) = &self.elsewhere {
             // Counted before the mark, so a ring that sees the mark sees
