@@ -250,11 +250,18 @@ pub(crate) fn enter<R>(registry: Option<Arc<Registry>>, body: impl FnOnce() -> R
     body()
 }
 
-/// The registry of the runtime this thread runs, if any.
+/// The registry of the runtime this thread runs, if any. Every op asks:
+/// the gate is inlined at the caller, the look at the thread is not.
+#[inline]
 pub(crate) fn current() -> Option<Arc<Registry>> {
     if INSTALLED.load(Relaxed) == 0 {
         return None;
     }
+    current_installed()
+}
+
+#[inline(never)]
+fn current_installed() -> Option<Arc<Registry>> {
     CURRENT.with(|c| c.borrow().clone())
 }
 
