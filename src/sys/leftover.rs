@@ -125,7 +125,10 @@ pub(crate) fn put_back_bytes(kernel: &dyn Kernel, fd: RawFd, bytes: &[u8]) {
 }
 
 /// Copy leftover bytes of `fd` into `buf` (from the oldest segment only),
-/// consuming them unless `peek`; `None` when there are none.
+/// consuming them unless `peek`; `None` when there are none. Every recv
+/// asks: the gate (nothing kept anywhere, nearly always) is inlined at
+/// the caller, the look at the store is not.
+#[inline]
 pub(crate) fn take_bytes(
     kernel: &dyn Kernel,
     fd: RawFd,
@@ -135,6 +138,11 @@ pub(crate) fn take_bytes(
     if ENTRIES.load(Ordering::SeqCst) == 0 || buf.is_empty() {
         return None;
     }
+    take_kept_bytes(kernel, fd, buf, peek)
+}
+
+#[inline(never)]
+fn take_kept_bytes(kernel: &dyn Kernel, fd: RawFd, buf: &mut [u8], peek: bool) -> Option<usize> {
     with_entry(kernel, fd, |left| {
         let segment = left.bytes.front_mut()?;
         let n = segment.len().min(buf.len());
