@@ -455,15 +455,19 @@ impl Executor {
         !shutdown
     }
 
+    /// Checked after every task poll; the usual case, nothing new, is one
+    /// inlined look.
+    #[inline]
     fn take_local_spawns(&mut self, ctx: &Context) {
-        let spawned = {
-            let mut spawns = ctx.local_spawns.borrow_mut();
-            // The usual case (checked after every task poll): nothing new.
-            if spawns.is_empty() {
-                return;
-            }
-            std::mem::take(&mut *spawns)
-        };
+        if ctx.local_spawns.borrow().is_empty() {
+            return;
+        }
+        self.insert_local_spawns(ctx);
+    }
+
+    #[inline(never)]
+    fn insert_local_spawns(&mut self, ctx: &Context) {
+        let spawned = std::mem::take(&mut *ctx.local_spawns.borrow_mut());
         for future in spawned {
             self.insert(future);
         }
