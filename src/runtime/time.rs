@@ -120,11 +120,18 @@ impl Timers {
     /// Wake every timer due at `now()`, in deadline order; return the time
     /// until the next deadline, if any. The clock is read only when a
     /// timer is armed (a run loop without timers reads no clock).
+    #[inline]
     pub(crate) fn fire_due(&self, now: impl FnOnce() -> Duration) -> Option<Duration> {
         let earliest = self.earliest_nanos.load(Ordering::Acquire);
         if earliest == NO_DEADLINE {
             return None;
         }
+        self.fire_due_armed(earliest, now)
+    }
+
+    /// [`Timers::fire_due`] with a timer armed, the earliest at `earliest`.
+    #[inline(never)]
+    fn fire_due_armed(&self, earliest: u64, now: impl FnOnce() -> Duration) -> Option<Duration> {
         let now = now();
         if earliest > nanos(now) {
             return Some(Duration::from_nanos(earliest - nanos(now)));
