@@ -315,9 +315,6 @@ impl SimRing {
         true
     }
 
-    /// When the next time-driven entry may complete: a seed-chosen one's
-    /// time when reordering is on (so entries due earlier race it), else
-    /// the earliest. Poll entries wait for other entries, not for time.
     /// A look at an empty completion queue (`pop`, `has_completions`)
     /// may find that the kernel side finished one more entry meanwhile
     /// ([`COMPLETE_ON_POP_PROBABILITY`]).
@@ -332,6 +329,9 @@ impl SimRing {
         }
     }
 
+    /// When the next time-driven entry may complete: a seed-chosen one's
+    /// time when reordering is on (so entries due earlier race it), else
+    /// the earliest. Poll entries wait for other entries, not for time.
     fn next_ready_at(&self) -> Option<Duration> {
         let due: Vec<Duration> = self
             .running
