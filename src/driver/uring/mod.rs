@@ -571,11 +571,7 @@ impl LocalRing {
                 }
             }
         }
-        // (Checked here too: the call alone costs what the check saves,
-        // on every dispatch, and ops are seldom held back.)
-        if !self.deferred.is_empty() {
-            self.release_deferred(false);
-        }
+        self.release_deferred(false);
     }
 
     /// The slot of `user_data` while it is that op's (its generation).
@@ -731,11 +727,18 @@ impl LocalRing {
 
     /// Start the deferred ops whose fd has no abandoned reader with the
     /// kernel any more (leftovers first); finish abandoned ones, or every
-    /// one with `cancel_all`, with `ECANCELED`.
+    /// one with `cancel_all`, with `ECANCELED`. Every dispatch asks, and
+    /// ops are seldom held back: that gate is inlined at the caller.
+    #[inline]
     fn release_deferred(&mut self, cancel_all: bool) {
-        if self.deferred.is_empty() {
-            return;
+        if !self.deferred.is_empty() {
+            self.release_held_back(cancel_all);
         }
+    }
+
+    /// [`LocalRing::release_deferred`] past its gate.
+    #[inline(never)]
+    fn release_held_back(&mut self, cancel_all: bool) {
         let deferred = std::mem::take(&mut self.deferred);
         self.deferred.clone_from(&deferred);
         for slot in deferred {
