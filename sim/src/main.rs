@@ -72,12 +72,15 @@ fn print_stats(stats: &SimStats) {
         stats.syscalls, stats.steps
     );
     println!(
-        "  ring: completions {}, SQ full {}, EBUSY {}, CQ overflows {}, cancels {}",
+        "  ring: completions {}, SQ full {}, EBUSY {}, CQ overflows {}, cancels {}, \
+         receive streams ended {} after {} chunks",
         stats.ring_completions,
         stats.ring_sq_full,
         stats.ring_busy,
         stats.ring_cq_overflows,
-        stats.ring_cancels
+        stats.ring_cancels,
+        stats.ring_stream_ends,
+        stats.ring_stream_chunks
     );
 }
 

@@ -134,6 +134,20 @@ pub(crate) trait RingExec {
     fn execute(&mut self, kernel: &dyn Kernel) -> i32;
 }
 
+/// Where a receive stream's bytes go ([`RingWork::RecvStream`]): the
+/// ring hands each chunk the kernel side received, in order, as soon as it
+/// reaps it, and takes its buffer back at once.
+pub(crate) trait StreamSink: Send + Sync {
+    /// `bytes` arrived (never empty). False when the sink holds as much
+    /// as it will take: the ring then cancels the stream's entry (what was
+    /// already received still comes, then the entry's last completion).
+    fn received(&self, bytes: &[u8]) -> bool;
+    /// The stream's entry completed with `res` (see
+    /// [`RingWork::RecvStream`]): nothing more comes to this sink from it.
+    /// Called by the driver that started the stream, on its ring's thread.
+    fn ended(&self, res: i32);
+}
+
 /// What an entry asks the ring to do.
 pub(crate) enum RingWork {
     /// An op: the kernel ring submits `sqe`; another ring calls `exec`
@@ -154,6 +168,22 @@ pub(crate) enum RingWork {
         fd: RawFd,
         /// What to wait for.
         interest: Interest,
+    },
+    /// A *receive stream*: one entry that receives from the stream socket
+    /// `fd` again and again (io_uring's multishot recv into the ring's own
+    /// provided buffers), each chunk going to `sink` as it is reaped; it
+    /// never comes out of `pop` until it ends. Its one completion then
+    /// says why: `0` end of stream, `> 0` or `-ENOBUFS` it stopped with
+    /// the connection still open (the kernel's choice, or out of buffers:
+    /// a new stream may be started), or a negative errno (`-ECANCELED`
+    /// when cancelled, by the driver or by the ring because the sink was
+    /// full; `-EINVAL` when the kernel cannot run receive streams).
+    /// Only pushed to a ring whose [`CompletionRing::supports_streams`]
+    /// said yes; [`CompletionRing::watch_stream`] names its sink right
+    /// after the push, before the next submit.
+    RecvStream {
+        /// The connected stream socket.
+        fd: RawFd,
     },
     /// Cancel the in-flight entry with `user_data == target`.
     Cancel {
@@ -214,6 +244,19 @@ pub(crate) trait CompletionRing {
     }
     /// Whether the probe found `opcode`.
     fn supports(&self, opcode: u8) -> bool;
+    /// Whether this ring can run [`RingWork::RecvStream`] entries, setting
+    /// up what they need (the kernel ring's provided buffers) on the first
+    /// ask. Default: no.
+    fn supports_streams(&mut self) -> bool {
+        false
+    }
+    /// The receive stream just pushed under `user_data` (not yet
+    /// submitted) hands its chunks to `sink`, kept until the stream's
+    /// completion is popped. Only called on a ring whose
+    /// `supports_streams` said yes.
+    fn watch_stream(&mut self, user_data: u64, sink: Arc<dyn StreamSink>) {
+        let _ = (user_data, sink);
+    }
     /// Wakes this ring's waiter from another thread.
     fn waker(&self) -> Arc<dyn Fn() + Send + Sync>;
     /// How the ring was set up (the kernel ring's setup flags), for the

@@ -19,17 +19,27 @@
 #![allow(unsafe_code)]
 
 use crate::sys::real::eventfd::EventFd;
-use crate::sys::ring::{CompletionRing, RingEntry, RingSource, RingWork, SqFull};
+use crate::sys::ring::{CompletionRing, RingEntry, RingSource, RingWork, SqFull, StreamSink};
 use crate::sys::Interest;
-use io_uring::{opcode, squeue, types, IoUring, Probe};
-use std::collections::VecDeque;
+use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// `user_data` of the eventfd read that wakes a parked worker.
 const WAKE_USER_DATA: u64 = u64::MAX;
+
+/// Provided buffers of a ring's receive streams: how many, and the bytes
+/// of each (a power of two; 2 MiB a ring, set up on the first stream).
+/// The ring takes a buffer back as soon as it reaped it, so they only
+/// need to cover the chunks the kernel posts between two reaps.
+const STREAM_BUFFERS: u16 = 512;
+const STREAM_BUFFER_BYTES: usize = 4096;
+/// The buffer group of the receive streams' provided buffers.
+const STREAM_GROUP: u16 = 0;
 
 /// `IORING_ENTER_GETEVENTS` (linux/io_uring.h): run deferred completion
 /// work and post its completions.
@@ -147,6 +157,124 @@ struct KernelRing {
     /// Times `pop` found the CQ-overflow flag set, since the last
     /// `take_cq_overflows`.
     cq_overflows: u64,
+    /// The sinks of the receive streams with the kernel, by `user_data`.
+    sinks: HashMap<u64, Arc<dyn StreamSink>, BuildHasherDefault<UserDataHasher>>,
+    /// Receive streams the ring cancelled itself (their sink was full).
+    stopping: Vec<u64>,
+    /// The receive streams' provided buffers (after `ring`: dropped after
+    /// the ring is closed).
+    provided: Provided,
+}
+
+/// A ring's provided buffers for receive streams.
+enum Provided {
+    /// Not asked for yet.
+    Untried,
+    /// Registered with the kernel.
+    Ready(ProvidedBuffers),
+    /// The kernel refused them: no receive streams on this ring.
+    Refused,
+}
+
+/// `user_data` is the driver's slot and generation: hashing it again would
+/// only cost time.
+#[derive(Default)]
+struct UserDataHasher(u64);
+
+impl Hasher for UserDataHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // The generation (high half) into the top bits the table's
+        // control bytes use, the slot into the low ones.
+        self.0 = n.rotate_left(25);
+    }
+}
+
+/// The provided-buffer ring of a ring's receive streams: entries the kernel
+/// takes buffers from, and the buffers.
+struct ProvidedBuffers {
+    entries: *mut types::BufRingEntry,
+    layout: std::alloc::Layout,
+    bufs: Box<[u8]>,
+    tail: u16,
+}
+
+impl ProvidedBuffers {
+    /// Register [`STREAM_BUFFERS`] buffers with `ring`, every one given to
+    /// the kernel.
+    fn register(ring: &IoUring) -> io::Result<ProvidedBuffers> {
+        let layout = std::alloc::Layout::from_size_align(
+            usize::from(STREAM_BUFFERS) * std::mem::size_of::<types::BufRingEntry>(),
+            4096,
+        )
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        // SAFETY: the layout has a non-zero size.
+        let entries = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<types::BufRingEntry>();
+        if entries.is_null() {
+            return Err(io::Error::from(io::ErrorKind::OutOfMemory));
+        }
+        let mut provided = ProvidedBuffers {
+            entries,
+            layout,
+            bufs: vec![0u8; usize::from(STREAM_BUFFERS) * STREAM_BUFFER_BYTES].into_boxed_slice(),
+            tail: 0,
+        };
+        // SAFETY: `entries` points at STREAM_BUFFERS zeroed, page-aligned
+        // entries, freed only after the ring is closed (field order of
+        // `KernelRing`) or never (a ring dropped with streams left).
+        unsafe {
+            ring.submitter().register_buf_ring_with_flags(
+                entries as u64,
+                STREAM_BUFFERS,
+                STREAM_GROUP,
+                0,
+            )?
+        };
+        for bid in 0..STREAM_BUFFERS {
+            provided.give_back(bid);
+        }
+        Ok(provided)
+    }
+
+    /// The bytes the kernel put in buffer `bid`.
+    fn bytes(&self, bid: u16, len: usize) -> &[u8] {
+        let start = usize::from(bid) * STREAM_BUFFER_BYTES;
+        &self.bufs[start..start + len.min(STREAM_BUFFER_BYTES)]
+    }
+
+    /// Hand buffer `bid` back to the kernel.
+    fn give_back(&mut self, bid: u16) {
+        let addr = self.bufs.as_ptr() as u64 + (usize::from(bid) * STREAM_BUFFER_BYTES) as u64;
+        let index = usize::from(self.tail & (STREAM_BUFFERS - 1));
+        // SAFETY: the index is masked into the ring; the kernel reads
+        // entries only up to the published tail, which moves after this.
+        let entry = unsafe { &mut *self.entries.add(index) };
+        entry.set_addr(addr);
+        entry.set_len(STREAM_BUFFER_BYTES as u32);
+        entry.set_bid(bid);
+        self.tail = self.tail.wrapping_add(1);
+        // SAFETY: the tail field shared with the kernel (in the first
+        // entry), published with release ordering as liburing does.
+        let tail = unsafe { &*(types::BufRingEntry::tail(self.entries) as *const AtomicU16) };
+        tail.store(self.tail, Ordering::Release);
+    }
+}
+
+impl Drop for ProvidedBuffers {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `register` with this layout; the ring that
+        // registered it is closed (see `KernelRing::drop`).
+        unsafe { std::alloc::dealloc(self.entries.cast(), self.layout) };
+    }
 }
 
 fn poll_mask(interest: Interest) -> u32 {
@@ -164,9 +292,17 @@ fn sqe(entry: RingEntry) -> squeue::Entry {
         RingWork::Poll { fd, interest } => {
             opcode::PollAdd::new(types::Fd(fd), poll_mask(interest)).build()
         }
+        RingWork::RecvStream { fd } => recv_stream_sqe(fd),
         RingWork::Cancel { target } => opcode::AsyncCancel::new(target).build(),
     };
     built.user_data(entry.user_data)
+}
+
+/// A receive stream's entry: a multishot recv into the provided buffers
+/// (out of line: off the path of every other push).
+#[inline(never)]
+fn recv_stream_sqe(fd: std::os::fd::RawFd) -> squeue::Entry {
+    opcode::RecvMulti::new(types::Fd(fd), STREAM_GROUP).build()
 }
 
 fn is_retry(e: &io::Error) -> bool {
@@ -222,6 +358,9 @@ impl KernelRing {
             wake_armed: false,
             reaped: VecDeque::new(),
             cq_overflows: 0,
+            sinks: HashMap::default(),
+            stopping: Vec::new(),
+            provided: Provided::Untried,
         })
     }
 
@@ -295,12 +434,95 @@ impl KernelRing {
 
     /// Move every completion off the shared CQ onto the back of `into`.
     fn take_completions_into(&mut self, into: &mut VecDeque<(u64, i32)>) {
+        if !self.sinks.is_empty() {
+            return self.take_completions_with_streams(into);
+        }
         for cqe in self.ring.completion() {
             match cqe.user_data() {
                 WAKE_USER_DATA => self.wake_armed = false,
                 user_data => into.push_back((user_data, cqe.result())),
             }
         }
+    }
+
+    /// [`KernelRing::take_completions_into`] while receive streams run:
+    /// their chunks go to their sinks, only their last completion onto
+    /// `into`.
+    #[inline(never)]
+    fn take_completions_with_streams(&mut self, into: &mut VecDeque<(u64, i32)>) {
+        for cqe in self.ring.completion() {
+            match cqe.user_data() {
+                WAKE_USER_DATA => self.wake_armed = false,
+                user_data if self.sinks.contains_key(&user_data) => {
+                    let (res, flags) = (cqe.result(), cqe.flags());
+                    if let Some(done) = Self::stream_chunk(
+                        &mut self.sinks,
+                        &mut self.provided,
+                        &mut self.stopping,
+                        user_data,
+                        res,
+                        flags,
+                    ) {
+                        into.push_back(done);
+                    }
+                }
+                user_data => into.push_back((user_data, cqe.result())),
+            }
+        }
+        if !self.stopping.is_empty() {
+            self.stop_full_streams();
+        }
+    }
+
+    /// One completion of receive stream `user_data`: its bytes to the
+    /// sink and its buffer back to the kernel; the stream's own completion
+    /// when this was its last.
+    fn stream_chunk(
+        sinks: &mut HashMap<u64, Arc<dyn StreamSink>, BuildHasherDefault<UserDataHasher>>,
+        provided: &mut Provided,
+        stopping: &mut Vec<u64>,
+        user_data: u64,
+        res: i32,
+        flags: u32,
+    ) -> Option<(u64, i32)> {
+        let more = cqueue::more(flags);
+        if let (Some(bid), Provided::Ready(buffers)) = (cqueue::buffer_select(flags), provided) {
+            if res > 0 {
+                let wants_more = sinks
+                    .get(&user_data)
+                    .is_some_and(|sink| sink.received(buffers.bytes(bid, res as usize)));
+                if !wants_more && more && !stopping.contains(&user_data) {
+                    stopping.push(user_data);
+                }
+            }
+            buffers.give_back(bid);
+        }
+        if more {
+            return None;
+        }
+        sinks.remove(&user_data);
+        stopping.retain(|&u| u != user_data);
+        Some((user_data, res))
+    }
+
+    /// Cancel the receive streams whose sink said it was full (a full
+    /// submission queue leaves them for the next reap).
+    fn stop_full_streams(&mut self) {
+        let mut sq = self.ring.submission();
+        for &target in &self.stopping {
+            if !self.sinks.contains_key(&target) {
+                continue;
+            }
+            let cancel = opcode::AsyncCancel::new(target)
+                .build()
+                .user_data(crate::sys::ring::CANCEL_USER_DATA);
+            // SAFETY: a cancel entry carries no pointers.
+            if unsafe { sq.push(&cancel) }.is_err() {
+                return;
+            }
+        }
+        drop(sq);
+        self.stopping.clear();
     }
 
     /// Have the kernel post what it holds back: completions whose work it
@@ -318,6 +540,21 @@ impl KernelRing {
         if deferred {
             self.enter_for_completions();
             self.take_completions();
+        }
+    }
+}
+
+impl Drop for KernelRing {
+    fn drop(&mut self) {
+        // Receive streams still with the kernel (a drain that gave up)
+        // may write into the provided buffers until the closed ring's
+        // teardown ends: leaked rather than freed under it.
+        if !self.sinks.is_empty() {
+            if let Provided::Ready(buffers) =
+                std::mem::replace(&mut self.provided, Provided::Refused)
+            {
+                std::mem::forget(buffers);
+            }
         }
     }
 }
@@ -398,6 +635,21 @@ impl CompletionRing for KernelRing {
         // (see `post_deferred`).
         let sq = self.ring.submission();
         sq.taskrun() || sq.cq_overflow()
+    }
+
+    fn supports_streams(&mut self) -> bool {
+        if let Provided::Untried = self.provided {
+            let recv = self.probe.is_supported(opcode::RecvMulti::CODE);
+            self.provided = match recv.then(|| ProvidedBuffers::register(&self.ring)) {
+                Some(Ok(buffers)) => Provided::Ready(buffers),
+                _ => Provided::Refused,
+            };
+        }
+        matches!(self.provided, Provided::Ready(_))
+    }
+
+    fn watch_stream(&mut self, user_data: u64, sink: Arc<dyn StreamSink>) {
+        self.sinks.insert(user_data, sink);
     }
 
     fn supports(&self, opcode: u8) -> bool {
@@ -612,5 +864,158 @@ mod tests {
         ring.wait(None).unwrap();
         waker.join().unwrap();
         assert_eq!(ring.pop(), None, "the wake read is the ring's own");
+    }
+
+    /// A sink that keeps what a receive stream hands it.
+    #[derive(Default)]
+    struct Collect {
+        bytes: std::sync::Mutex<Vec<u8>>,
+        /// Say "full" once this many bytes came (0: never).
+        full_at: usize,
+    }
+
+    impl StreamSink for Collect {
+        fn received(&self, bytes: &[u8]) -> bool {
+            assert!(!bytes.is_empty(), "an empty chunk");
+            let mut kept = self.bytes.lock().unwrap();
+            kept.extend_from_slice(bytes);
+            self.full_at == 0 || kept.len() < self.full_at
+        }
+
+        fn ended(&self, _res: i32) {}
+    }
+
+    /// Pop until `user_data` completes (its result), waiting as needed.
+    fn wait_for(ring: &mut KernelRing, user_data: u64) -> i32 {
+        for _ in 0..200 {
+            while let Some((done, res)) = ring.pop() {
+                if done == user_data {
+                    return res;
+                }
+            }
+            ring.wait(Some(Duration::from_millis(10))).unwrap();
+        }
+        panic!("{user_data:#x} never completed");
+    }
+
+    /// Start a receive stream on `fd` into `sink` under `user_data`.
+    fn start_stream(ring: &mut KernelRing, user_data: u64, fd: RawFd, sink: Arc<Collect>) {
+        assert!(
+            ring.supports_streams(),
+            "this kernel refused provided buffers"
+        );
+        let entry = RingEntry {
+            user_data,
+            work: RingWork::RecvStream { fd },
+        };
+        // SAFETY: a receive stream's entry carries no pointers.
+        assert!(unsafe { ring.push(entry) }.is_ok());
+        ring.watch_stream(user_data, sink);
+        ring.submit().unwrap();
+    }
+
+    /// Receive streams take every chunk a peer sends, in order, recycling
+    /// the provided buffers (far more bytes than they hold pass through);
+    /// a stream's one completion comes when it ends: `> 0` or `-ENOBUFS`
+    /// when the kernel stopped it (a full completion queue, no buffer
+    /// left; the driver then starts another, as here), 0 at the end of
+    /// stream.
+    #[test]
+    fn receive_streams_hand_every_chunk_to_their_sink_until_end_of_stream() {
+        let mut ring = KernelRing::new(8).unwrap();
+        let (a, b) = RealKernel.unix_pair(crate::sys::SockType::Stream).unwrap();
+        let sink = Arc::new(Collect::default());
+        let mut user_data = 7;
+        start_stream(&mut ring, user_data, b, Arc::clone(&sink));
+        let data: Vec<u8> = (0..6 * usize::from(STREAM_BUFFERS) * STREAM_BUFFER_BYTES / 5)
+            .map(|i| (i % 253) as u8)
+            .collect();
+        let (mut sent, mut restarts, mut closed) = (0, 0, false);
+        loop {
+            if sent < data.len() {
+                let end = (sent + 100_000).min(data.len());
+                match RealKernel.send(a, &data[sent..end], crate::sys::MsgFlags::DONTWAIT) {
+                    Ok(n) => sent += n,
+                    Err(crate::sys::Errno::EAGAIN) => {}
+                    Err(e) => panic!("send: {e:?}"),
+                }
+            } else if !closed {
+                close(a);
+                closed = true;
+            }
+            let _ = ring.wait(Some(Duration::from_millis(1)));
+            // Reap as the driver would: chunks go to the sink.
+            let mut ended = None;
+            while let Some((done, res)) = ring.pop() {
+                assert_eq!(done, user_data, "a completion of another entry");
+                ended = Some(res);
+            }
+            match ended {
+                None => {}
+                Some(0) => break,
+                Some(res) if res > 0 || res == -libc::ENOBUFS => {
+                    restarts += 1;
+                    user_data += 1;
+                    start_stream(&mut ring, user_data, b, Arc::clone(&sink));
+                }
+                Some(res) => panic!("the stream failed: {res}"),
+            }
+        }
+        assert_eq!(sent, data.len());
+        let got = sink.bytes.lock().unwrap();
+        assert_eq!(got.len(), data.len(), "{restarts} restarts");
+        assert!(*got == data, "bytes out of order");
+        assert!(ring.sinks.is_empty(), "an ended stream's sink is kept");
+        close(b);
+    }
+
+    /// A stream whose sink says it is full is cancelled by the ring (what
+    /// was received still reaches the sink); a cancel from the driver ends
+    /// another the same way.
+    #[test]
+    fn a_full_sink_or_a_cancel_ends_a_receive_stream() {
+        let mut ring = KernelRing::new(8).unwrap();
+        let (a, b) = RealKernel.unix_pair(crate::sys::SockType::Stream).unwrap();
+        let sink = Arc::new(Collect {
+            full_at: 10,
+            ..Collect::default()
+        });
+        start_stream(&mut ring, 9, b, Arc::clone(&sink));
+        for _ in 0..3 {
+            RealKernel
+                .send(a, &[5u8; 8], crate::sys::MsgFlags::NONE)
+                .unwrap();
+            let _ = ring.wait(Some(Duration::from_millis(5)));
+        }
+        assert_eq!(wait_for(&mut ring, 9), -libc::ECANCELED);
+        let got = sink.bytes.lock().unwrap().len();
+        assert!(
+            (16..=24).contains(&got),
+            "{got} bytes reached the full sink"
+        );
+        // The rest waits in the socket for whoever reads next.
+        let mut rest = [0u8; 64];
+        let left = RealKernel
+            .recv(b, &mut rest, crate::sys::MsgFlags::DONTWAIT)
+            .unwrap_or(0);
+        assert_eq!(
+            got + left,
+            24,
+            "bytes lost between the stream and the socket"
+        );
+
+        let other = Arc::new(Collect::default());
+        start_stream(&mut ring, 11, b, Arc::clone(&other));
+        let cancel = RingEntry {
+            user_data: crate::sys::ring::CANCEL_USER_DATA,
+            work: RingWork::Cancel { target: 11 },
+        };
+        // SAFETY: a cancel entry carries no pointers.
+        assert!(unsafe { ring.push(cancel) }.is_ok());
+        ring.submit().unwrap();
+        assert_eq!(wait_for(&mut ring, 11), -libc::ECANCELED);
+        assert!(ring.sinks.is_empty());
+        close(a);
+        close(b);
     }
 }

@@ -47,6 +47,11 @@ pub struct SimStats {
     pub ring_cq_overflows: u64,
     /// Async cancels the simulated ring processed.
     pub ring_cancels: u64,
+    /// Chunks receive streams on the simulated ring handed to their sinks.
+    pub ring_stream_chunks: u64,
+    /// Receive streams that ended (stopped, cancelled, end of stream or
+    /// an error).
+    pub ring_stream_ends: u64,
     /// Readiness events a simulated poller reported for an fd that was
     /// not ready.
     pub spurious_readiness: u64,
@@ -83,6 +88,8 @@ impl SimStats {
         self.ring_busy += other.ring_busy;
         self.ring_cq_overflows += other.ring_cq_overflows;
         self.ring_cancels += other.ring_cancels;
+        self.ring_stream_chunks += other.ring_stream_chunks;
+        self.ring_stream_ends += other.ring_stream_ends;
         self.spurious_readiness += other.spurious_readiness;
         self.delayed_readiness += other.delayed_readiness;
         self.poller_register_failures += other.poller_register_failures;

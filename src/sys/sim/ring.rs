@@ -12,8 +12,14 @@
 //! * **Latency and order.** A submitted op completes after its class's
 //!   drawn latency; with [`SimOptions::reorder_completions`] the ring picks
 //!   which ready entry completes next, so completions arrive out of
-//!   submission order. Entries also complete while tasks run (a pop may
-//!   find new completions), not only while the worker waits.
+//!   submission order. Entries also complete while tasks run (a pop, or a
+//!   submit before it hands new entries over, may find new completions),
+//!   not only while the worker waits.
+//! * **Receive streams** ([`RingWork::RecvStream`]): each time the fd is
+//!   readable a chunk is received into the completion queue, reaching the
+//!   stream's sink when popped (in queue order, as on the kernel's ring);
+//!   a stream stops now and then with the connection open, and is
+//!   cancelled when its sink is full.
 //! * **A small submission queue** ([`RingOptions::sq_entries`]): pushes
 //!   find it full and the driver must submit and retry.
 //! * **`EBUSY` from submit**, at [`RingOptions::busy_probability`] and
@@ -47,10 +53,11 @@ use super::core::SimCore;
 use super::kernel::SimKernel;
 use super::offload::{class_of, SimOffload};
 use crate::sys::ring::{
-    opcode, CompletionRing, RingEntry, RingExec, RingSource, RingWork, SqFull, CANCEL_USER_DATA,
+    opcode, CompletionRing, RingEntry, RingExec, RingSource, RingWork, SqFull, StreamSink,
+    CANCEL_USER_DATA,
 };
-use crate::sys::{Errno, Interest, Kernel};
-use std::collections::VecDeque;
+use crate::sys::{Errno, Interest, Kernel, MsgFlags};
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -60,10 +67,20 @@ use std::time::Duration;
 /// Probability that a pop finds the kernel side finished one more entry
 /// (completions arriving while tasks run, not only while the worker waits).
 const COMPLETE_ON_POP_PROBABILITY: f64 = 0.25;
+/// Probability that a submit finds the kernel side finished one more entry
+/// before it hands the new ones over.
+const COMPLETE_ON_SUBMIT_PROBABILITY: f64 = 0.25;
 /// Most further ready entries a wait completes after the first.
 const MAX_EXTRA_BURST: u64 = 8;
 /// Probability that an async cancel reaches its target before it ran.
 const CANCEL_IN_TIME_PROBABILITY: f64 = 0.5;
+/// Probability that a receive stream ends after a chunk, connection still
+/// open (what the kernel does when its buffers or completion queue run
+/// out): the driver must start a new one.
+const STREAM_STOP_PROBABILITY: f64 = 0.05;
+/// Most bytes a receive stream takes per chunk (a provided buffer's size,
+/// as on the kernel's ring).
+const STREAM_CHUNK_BYTES: usize = 4096;
 
 /// Ids of simulated ring sources (the kernel's io_uring has id 0).
 static NEXT_SOURCE_ID: AtomicU64 = AtomicU64::new(1);
@@ -113,6 +130,7 @@ impl RingSource for SimRings {
             overflowed: 0,
             next_seq: 0,
             missing_opcodes: options.missing_opcodes.clone(),
+            watched: HashMap::new(),
         }))
     }
 }
@@ -127,6 +145,19 @@ enum Task {
     },
     /// Complete once `fd` is ready.
     Poll { fd: RawFd, interest: Interest },
+    /// A receive stream: each time `fd` is readable, a chunk for its
+    /// sink; completes only when it ends.
+    Stream { fd: RawFd },
+}
+
+/// What the kernel side posted to the completion queue.
+enum Posted {
+    /// An entry's completion.
+    Done(u64, i32),
+    /// A chunk receive stream `user_data` received: it reaches the
+    /// stream's sink when popped, in queue order, as a chunk in a provided
+    /// buffer reaches it on the kernel's ring.
+    Chunk { user_data: u64, bytes: Vec<u8> },
 }
 
 /// An entry on the kernel side.
@@ -146,13 +177,16 @@ struct SimRing {
     sq: VecDeque<RingEntry>,
     sq_entries: usize,
     running: Vec<Running>,
-    cq: VecDeque<(u64, i32)>,
+    cq: VecDeque<Posted>,
     cq_entries: usize,
-    overflow: VecDeque<(u64, i32)>,
+    overflow: VecDeque<Posted>,
     /// Completions put in `overflow` since the last `take_cq_overflows`.
     overflowed: u64,
     next_seq: u64,
     missing_opcodes: Vec<u8>,
+    /// Sinks of receive streams, named right after the push, kept until
+    /// the stream's completion is popped.
+    watched: HashMap<u64, Arc<dyn StreamSink>>,
 }
 
 /// The poll mask a ready poll entry completes with.
@@ -199,6 +233,14 @@ impl SimRing {
                     )
                 }
                 RingWork::Poll { fd, interest } => (Task::Poll { fd, interest }, now),
+                RingWork::RecvStream { fd } => {
+                    if !self.watched.contains_key(&entry.user_data) {
+                        // The driver broke the seam's contract: no sink.
+                        self.deliver(entry.user_data, -Errno::EINVAL.0);
+                        continue;
+                    }
+                    (Task::Stream { fd }, now)
+                }
                 RingWork::Cancel { target } => {
                     self.cancel(target);
                     continue;
@@ -231,7 +273,7 @@ impl SimRing {
                 // always happens); any other op may already be with the
                 // device.
                 let in_time = match running.task {
-                    Task::Poll { .. } => true,
+                    Task::Poll { .. } | Task::Stream { .. } => true,
                     Task::Op { opcode, .. } if opcode == opcode::CLOSE => false,
                     Task::Op { .. } => self
                         .core
@@ -254,12 +296,46 @@ impl SimRing {
 
     /// Post a completion: into the CQ, or the overflow list when it is full.
     fn deliver(&mut self, user_data: u64, res: i32) {
+        self.post(Posted::Done(user_data, res));
+    }
+
+    fn post(&mut self, posted: Posted) {
         if self.cq.len() < self.cq_entries && self.overflow.is_empty() {
-            self.cq.push_back((user_data, res));
+            self.cq.push_back(posted);
         } else {
             self.core.count(|s| s.ring_cq_overflows += 1);
             self.overflowed += 1;
-            self.overflow.push_back((user_data, res));
+            self.overflow.push_back(posted);
+        }
+    }
+
+    /// Take the oldest posted entry, refilling the CQ from the overflow.
+    fn take_posted(&mut self) -> Option<Posted> {
+        let posted = self.cq.pop_front();
+        while self.cq.len() < self.cq_entries {
+            match self.overflow.pop_front() {
+                Some(completion) => self.cq.push_back(completion),
+                None => break,
+            }
+        }
+        posted
+    }
+
+    /// A popped chunk reaches its stream's sink; a sink that is full has
+    /// the ring cancel its stream (as the kernel's ring does).
+    fn hand_chunk(&mut self, user_data: u64, bytes: &[u8]) {
+        let Some(sink) = self.watched.get(&user_data) else {
+            return;
+        };
+        if !sink.received(bytes) {
+            if let Some(running) = self
+                .running
+                .iter_mut()
+                .find(|r| r.user_data == user_data && !r.cancelled)
+            {
+                running.cancelled = true;
+                running.ready_at = self.core.now();
+            }
         }
     }
 
@@ -274,6 +350,35 @@ impl SimRing {
             Task::Poll { fd, interest } => {
                 !matches!(self.kernel.wait_ready(fd, interest, 0), Ok(false))
             }
+            Task::Stream { fd } => {
+                !matches!(self.kernel.wait_ready(fd, Interest::Readable, 0), Ok(false))
+            }
+        }
+    }
+
+    /// One step of the receive stream `running[i]`: a chunk posted for
+    /// its sink (the entry stays), or its end (`Some(res)`: the entry's
+    /// completion).
+    fn stream_step(&mut self, i: usize) -> Option<i32> {
+        let Task::Stream { fd } = self.running[i].task else {
+            unreachable!("a stream step of another entry");
+        };
+        let user_data = self.running[i].user_data;
+        let mut chunk = [0u8; STREAM_CHUNK_BYTES];
+        match self.kernel.recv(fd, &mut chunk, MsgFlags::DONTWAIT) {
+            Ok(0) => Some(0),
+            Ok(n) => {
+                self.core.count(|s| s.ring_stream_chunks += 1);
+                let bytes = chunk[..n].to_vec();
+                self.post(Posted::Chunk { user_data, bytes });
+                let stop = self
+                    .core
+                    .with_rng(|rng| rng.chance(STREAM_STOP_PROBABILITY));
+                stop.then_some(n as i32)
+            }
+            // The kernel retries these itself; nothing was taken.
+            Err(Errno::EAGAIN | Errno::EINTR) => None,
+            Err(errno) => Some(-errno.0),
         }
     }
 
@@ -287,6 +392,29 @@ impl SimRing {
         let Some(chosen) = self.core.pick_completion(&ready, running_seq) else {
             return false;
         };
+        if matches!(self.running[chosen].task, Task::Stream { .. })
+            && !self.running[chosen].cancelled
+        {
+            let step = self.stream_step(chosen);
+            let running = &self.running[chosen];
+            self.core.trace(
+                format!(
+                    "ring stream {:#x} #{} -> {step:?}",
+                    running.user_data, running.seq
+                )
+                .as_bytes(),
+            );
+            let Some(res) = step else {
+                return true;
+            };
+            let running = self.running.swap_remove(chosen);
+            self.core.count(|s| {
+                s.ring_completions += 1;
+                s.ring_stream_ends += 1;
+            });
+            self.deliver(running.user_data, res);
+            return true;
+        }
         let running = self.running.swap_remove(chosen);
         let res = match running.task {
             _ if running.cancelled => -Errno::ECANCELED.0,
@@ -298,10 +426,15 @@ impl SimRing {
                 Ok(_) => poll_mask(interest),
                 Err(errno) => -errno.0,
             },
+            Task::Stream { .. } => unreachable!("a live stream steps above"),
         };
         let label = match running.task {
             Task::Op { label, .. } => label,
             Task::Poll { .. } => "poll",
+            Task::Stream { .. } => {
+                self.core.count(|s| s.ring_stream_ends += 1);
+                "recv stream"
+            }
         };
         self.core.trace(
             format!(
@@ -375,6 +508,15 @@ impl CompletionRing for SimRing {
             self.core.count(|s| s.ring_busy += 1);
             return Err(io::Error::from_raw_os_error(libc::EBUSY));
         }
+        // The kernel side may finish an entry while the submit enters (as
+        // the kernel's ring runs pending work then): before the new
+        // entries, a cancel among them included.
+        if self
+            .core
+            .with_rng(|rng| rng.chance(COMPLETE_ON_SUBMIT_PROBABILITY))
+        {
+            self.complete_one();
+        }
         self.hand_over();
         Ok(())
     }
@@ -424,14 +566,15 @@ impl CompletionRing for SimRing {
 
     fn pop(&mut self) -> Option<(u64, i32)> {
         self.maybe_complete_on_look();
-        let popped = self.cq.pop_front();
-        while self.cq.len() < self.cq_entries {
-            match self.overflow.pop_front() {
-                Some(completion) => self.cq.push_back(completion),
-                None => break,
+        loop {
+            match self.take_posted()? {
+                Posted::Chunk { user_data, bytes } => self.hand_chunk(user_data, &bytes),
+                Posted::Done(user_data, res) => {
+                    self.watched.remove(&user_data);
+                    return Some((user_data, res));
+                }
             }
         }
-        popped
     }
 
     fn has_completions(&mut self) -> bool {
@@ -441,6 +584,16 @@ impl CompletionRing for SimRing {
 
     fn supports(&self, opcode: u8) -> bool {
         !self.missing_opcodes.contains(&opcode)
+    }
+
+    /// Receive streams run on the simulated recv, so a ring whose probe
+    /// lacks recv has none.
+    fn supports_streams(&mut self) -> bool {
+        !self.missing_opcodes.contains(&opcode::RECV)
+    }
+
+    fn watch_stream(&mut self, user_data: u64, sink: Arc<dyn StreamSink>) {
+        self.watched.insert(user_data, sink);
     }
 
     fn waker(&self) -> Arc<dyn Fn() + Send + Sync> {
