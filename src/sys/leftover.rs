@@ -13,6 +13,12 @@
 //! `TcpStream`/`TcpListener`) drops its leftovers and closes stashed
 //! connections.
 //!
+//! An fd whose bytes something receives ahead of its reads (a
+//! `TcpStream`'s receive stream, `net/receive.rs`) is registered here too
+//! ([`register_read_ahead`]): a plain read of that fd first has it hand
+//! what it received over to this store ([`ReadAhead::hand_over`]), so the
+//! bytes stay in order whichever way the socket is read.
+//!
 //! Keyed by the kernel's fd table ([`Kernel::fd_table_id`]) and the fd, so
 //! simulated kernels of different runs never see each other's leftovers.
 //! Limits, as documented on the ops: an fd closed behind iokernel's back
@@ -26,7 +32,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, MutexGuard, OnceLock, Weak};
 
 /// What one fd has left over.
 #[derive(Default)]
@@ -46,6 +52,57 @@ impl Leftover {
 }
 
 type Store = HashMap<(u64, RawFd), Leftover>;
+
+/// What receives an fd's bytes ahead of its reads.
+pub(crate) trait ReadAhead: Send + Sync {
+    /// A plain read of the fd is about to run: stop receiving ahead and
+    /// keep what was received, and what still arrives until that stop
+    /// lands, here, in order (the reader then takes it first).
+    fn hand_over(&self);
+}
+
+type ReadAheads = HashMap<(u64, RawFd), Weak<dyn ReadAhead>>;
+
+/// How many fds have a [`ReadAhead`]: reads skip the lookup at 0.
+static READ_AHEADS: AtomicUsize = AtomicUsize::new(0);
+
+fn read_aheads() -> MutexGuard<'static, ReadAheads> {
+    static AHEAD: OnceLock<Mutex<ReadAheads>> = OnceLock::new();
+    // No code panics while holding the lock; a poisoned map is still whole.
+    AHEAD
+        .get_or_init(|| Mutex::new(HashMap::new()))
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+}
+
+/// `reader` receives `fd`'s bytes ahead of its reads, until
+/// [`unregister_read_ahead`].
+pub(crate) fn register_read_ahead(kernel: &dyn Kernel, fd: RawFd, reader: Weak<dyn ReadAhead>) {
+    if read_aheads().insert(key(kernel, fd), reader).is_none() {
+        READ_AHEADS.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Nothing receives `fd`'s bytes ahead any more (it is closing or given
+/// away).
+pub(crate) fn unregister_read_ahead(kernel: &dyn Kernel, fd: RawFd) {
+    if READ_AHEADS.load(Ordering::SeqCst) == 0 {
+        return;
+    }
+    if read_aheads().remove(&key(kernel, fd)).is_some() {
+        READ_AHEADS.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Before a plain read of `fd`: what its read-ahead received comes here.
+fn hand_over_read_ahead(kernel: &dyn Kernel, fd: RawFd) {
+    // Not under the map's lock: handing over takes the reader's lock and
+    // this store's.
+    let reader = read_aheads().get(&key(kernel, fd)).and_then(Weak::upgrade);
+    if let Some(reader) = reader {
+        reader.hand_over();
+    }
+}
 
 /// How many fds have leftovers: the fast path skips the lock at 0.
 static ENTRIES: AtomicUsize = AtomicUsize::new(0);
@@ -125,9 +182,10 @@ pub(crate) fn put_back_bytes(kernel: &dyn Kernel, fd: RawFd, bytes: &[u8]) {
 }
 
 /// Copy leftover bytes of `fd` into `buf` (from the oldest segment only),
-/// consuming them unless `peek`; `None` when there are none. Every recv
-/// asks: the gate (nothing kept anywhere, nearly always) is inlined at
-/// the caller, the look at the store is not.
+/// consuming them unless `peek`; `None` when there are none. What a
+/// read-ahead of `fd` received is handed over first. Every recv asks: the
+/// gate (nothing kept and nothing read ahead anywhere, nearly always off
+/// io_uring) is inlined at the caller, the rest is not.
 #[inline]
 pub(crate) fn take_bytes(
     kernel: &dyn Kernel,
@@ -135,7 +193,8 @@ pub(crate) fn take_bytes(
     buf: &mut [u8],
     peek: bool,
 ) -> Option<usize> {
-    if ENTRIES.load(Ordering::SeqCst) == 0 || buf.is_empty() {
+    let gate = ENTRIES.load(Ordering::SeqCst) | READ_AHEADS.load(Ordering::SeqCst);
+    if gate == 0 || buf.is_empty() {
         return None;
     }
     take_kept_bytes(kernel, fd, buf, peek)
@@ -143,6 +202,12 @@ pub(crate) fn take_bytes(
 
 #[inline(never)]
 fn take_kept_bytes(kernel: &dyn Kernel, fd: RawFd, buf: &mut [u8], peek: bool) -> Option<usize> {
+    if READ_AHEADS.load(Ordering::SeqCst) != 0 {
+        hand_over_read_ahead(kernel, fd);
+        if ENTRIES.load(Ordering::SeqCst) == 0 {
+            return None;
+        }
+    }
     with_entry(kernel, fd, |left| {
         let segment = left.bytes.front_mut()?;
         let n = segment.len().min(buf.len());
