@@ -11,17 +11,33 @@
 
 use super::Driver;
 use crate::sys::{real::RealKernel, Kernel};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 
 thread_local! {
     static CURRENT: RefCell<Option<Rc<Driver>>> = const { RefCell::new(None) };
+    /// Whether `CURRENT` may run receive streams (kept with it: every TCP
+    /// read asks, and a `Cell` is cheaper to ask than the `RefCell`).
+    static CURRENT_RUNS_STREAMS: Cell<bool> = const { Cell::new(false) };
 }
 
 /// The driver ops on this thread submit to; `None` means sync fallback.
 pub(crate) fn current_driver() -> Option<Rc<Driver>> {
     CURRENT.with(|c| c.borrow().clone())
+}
+
+/// Whether the current driver may run receive streams
+/// ([`Driver::runs_streams`]), without taking a handle to it.
+pub(crate) fn current_runs_streams() -> bool {
+    CURRENT_RUNS_STREAMS.with(Cell::get)
+}
+
+/// Make `driver` (or none) current, keeping what goes with it.
+fn set_current(driver: Option<Rc<Driver>>) -> Option<Rc<Driver>> {
+    let runs_streams = driver.as_deref().is_some_and(Driver::runs_streams);
+    CURRENT_RUNS_STREAMS.with(|c| c.set(runs_streams));
+    CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), driver))
 }
 
 /// The kernel blocking calls on this thread go to: the current driver's
@@ -42,11 +58,10 @@ pub(crate) fn enter<R>(driver: Driver, body: impl FnOnce() -> R) -> R {
     struct Reset(Option<Rc<Driver>>);
     impl Drop for Reset {
         fn drop(&mut self) {
-            let previous = self.0.take();
-            CURRENT.with(|c| *c.borrow_mut() = previous);
+            set_current(self.0.take());
         }
     }
-    let previous = CURRENT.with(|c| c.borrow_mut().replace(Rc::new(driver)));
+    let previous = set_current(Some(Rc::new(driver)));
     let _reset = Reset(previous);
     body()
 }

@@ -37,11 +37,12 @@ pub use op::Op;
 pub(crate) use sched::{DriverWake, Park, Scheduler, ThreadScheduler};
 
 use crate::op::OpCode;
-use crate::sys::ring::RingSource;
+use crate::sys::ring::{RingSource, StreamSink};
 use crate::sys::{Kernel, Offload};
 use readiness::PollerSource;
 use std::fmt;
 use std::io;
+use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
@@ -223,6 +224,26 @@ impl Driver {
         }
     }
 
+    /// Start a receive stream on `fd` (a connected stream socket of this
+    /// driver's kernel) into `sink`, on this thread's io_uring ring; `None`
+    /// on other backends or where the ring cannot run one (see
+    /// `uring::UringDriver::start_stream`).
+    pub(crate) fn start_stream(
+        &self,
+        fd: RawFd,
+        sink: &Arc<dyn StreamSink>,
+    ) -> Option<uring::StreamOnRing> {
+        match self {
+            Driver::Uring(uring) => uring.start_stream(fd, sink),
+            Driver::Pool(_) | Driver::Readiness(_) => None,
+        }
+    }
+
+    /// Whether this driver may run receive streams ([`Driver::start_stream`]).
+    pub(crate) fn runs_streams(&self) -> bool {
+        matches!(self, Driver::Uring(_))
+    }
+
     /// Whether this driver runs every op on its pool (so a pool submission
     /// is no fallback).
     pub(crate) fn is_pool(&self) -> bool {
@@ -284,6 +305,7 @@ impl<T: OpCode> InFlight<T> {
         matches!(self, InFlight::Uring(_))
     }
 
+    #[inline]
     pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<T::Output> {
         match self {
             InFlight::Pool(submission) => submission.poll(cx),

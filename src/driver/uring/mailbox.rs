@@ -35,6 +35,9 @@ pub(super) enum Request {
     },
     /// The future is gone: discard the result, cancel the entry.
     Abandon { user_data: u64 },
+    /// Cancel the receive stream `user_data` (its socket is closing or
+    /// given away on another thread).
+    StopStream { user_data: u64 },
 }
 
 /// Finished ops of a closing ring by `user_data`, each a

@@ -64,6 +64,7 @@
 mod flight;
 mod mailbox;
 mod ops;
+mod streams;
 // The kernel's io_uring (FFI); everything else here runs over the ring
 // seam on every OS (the simulator's ring).
 #[cfg(linux)]
@@ -109,13 +110,15 @@ use mailbox::{Mailbox, Reached, Request};
 pub(crate) use ring::KernelRings;
 use std::any::Any;
 use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
+use streams::RingStream;
+pub(crate) use streams::{stop_stream, StreamOnRing};
 
 /// Submission slots per ring.
 pub(crate) const RING_ENTRIES: u32 = 256;
@@ -273,6 +276,9 @@ struct LocalRing {
     kernel: Arc<dyn Kernel>,
     /// Requests from futures that cannot reach this ring (`mailbox.rs`).
     mailbox: Arc<Mailbox>,
+    /// Receive streams with the kernel side, by `user_data` (each holds a
+    /// reserved slot with no op in it until it ends).
+    streams: HashMap<u64, RingStream>,
 }
 
 static NEXT_RING_ID: AtomicU64 = AtomicU64::new(1);
@@ -390,6 +396,7 @@ impl LocalRing {
             device_bound: false,
             kernel,
             mailbox,
+            streams: HashMap::new(),
         })
     }
 
@@ -501,6 +508,7 @@ impl LocalRing {
 
     /// Queue `work` under the reserved `slot`'s `user_data`; `on_device`
     /// says it is a storage op's entry ([`InRing::on_device`]).
+    #[inline]
     fn push_reserved(&mut self, slot: usize, work: RingWork, on_device: bool) -> io::Result<()> {
         let user_data = self.user_data(slot);
         self.push(RingEntry { user_data, work })?;
@@ -539,6 +547,9 @@ impl LocalRing {
                 continue;
             };
             let Some(flight) = self.table[slot].take_if(|f| !f.is_finished()) else {
+                if !self.streams.is_empty() {
+                    self.end_stream(slot, user_data, res);
+                }
                 continue;
             };
             self.in_flight -= 1;
@@ -677,6 +688,7 @@ impl LocalRing {
                     self.keep_or_free(slot, kept);
                 }
                 Request::Abandon { user_data } => self.abandon_slot(user_data, true),
+                Request::StopStream { user_data } => self.stop_stream(user_data),
             }
         }
     }
@@ -690,12 +702,13 @@ impl LocalRing {
         if ABANDONED_READERS.load(Ordering::Acquire) == 0 {
             return false;
         }
-        self.table.iter().enumerate().any(|(slot, flight)| {
-            flight
-                .as_ref()
-                .is_some_and(|f| f.reader_fd() == Some(fd) && f.is_abandoned())
-                && !self.deferred.contains(&slot)
-        })
+        self.stopping_stream_reads(fd)
+            || self.table.iter().enumerate().any(|(slot, flight)| {
+                flight
+                    .as_ref()
+                    .is_some_and(|f| f.reader_fd() == Some(fd) && f.is_abandoned())
+                    && !self.deferred.contains(&slot)
+            })
     }
 
     /// Whether `flight` must wait for an abandoned reader of its fd.
@@ -799,6 +812,9 @@ impl LocalRing {
         for user_data in live {
             self.cancel(user_data);
         }
+        if cancel_all {
+            self.stop_streams();
+        }
         let mut waited = Duration::ZERO;
         self.dispatch();
         while self.in_flight > 0 && waited < DRAIN_LIMIT {
@@ -816,6 +832,9 @@ impl LocalRing {
     /// Mark the ops that wait on a peer to be given back and cancel the
     /// entries of those with the kernel (see [`leave`]).
     fn give_back_waiting_ops(&mut self) {
+        // A receive stream waits on its peer for ever: stopped, and its
+        // socket's next read starts one where it runs.
+        self.stop_streams();
         for slot in 0..self.table.len() {
             let marked = self.table[slot]
                 .as_mut()
