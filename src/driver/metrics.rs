@@ -119,6 +119,8 @@ struct Shard {
     cq_overflows: AtomicU64,
     fast_path_hits: AtomicU64,
     fast_path_misses: AtomicU64,
+    receive_streams: AtomicU64,
+    stream_reads: AtomicU64,
 }
 
 impl Shard {
@@ -137,6 +139,8 @@ impl Shard {
             cq_overflows: AtomicU64::new(0),
             fast_path_hits: AtomicU64::new(0),
             fast_path_misses: AtomicU64::new(0),
+            receive_streams: AtomicU64::new(0),
+            stream_reads: AtomicU64::new(0),
         }
     }
 }
@@ -221,6 +225,8 @@ impl Registry {
             pool_saturations: sum(&|s| &s.pool_saturated),
             fast_path_hits: sum(&|s| &s.fast_path_hits),
             fast_path_misses: sum(&|s| &s.fast_path_misses),
+            receive_streams: sum(&|s| &s.receive_streams),
+            stream_reads: sum(&|s| &s.stream_reads),
         }
     }
 }
@@ -293,6 +299,21 @@ pub(crate) fn note_pool_saturated() {
 
 /// The completion queue overflowed `n` times (completions that did not
 /// fit, kept by the ring).
+/// A TCP connection's receive stream started (`net/receive.rs`).
+pub(crate) fn note_receive_stream() {
+    with_current(|r| {
+        r.shard().receive_streams.fetch_add(1, Relaxed);
+    });
+}
+
+/// A TCP read was served from its connection's receive stream (with no
+/// op: it is not in the per-kind counts).
+pub(crate) fn note_stream_read() {
+    with_current(|r| {
+        r.shard().stream_reads.fetch_add(1, Relaxed);
+    });
+}
+
 pub(crate) fn note_cq_overflows(n: u64) {
     with_current(|r| {
         r.shard().cq_overflows.fetch_add(n, Relaxed);
@@ -601,6 +622,12 @@ pub struct RuntimeMetrics {
     /// Ops the inline fast path tried and handed on (not cached, not
     /// supported, or short).
     pub fast_path_misses: u64,
+    /// Receive streams started: on io_uring, a TCP connection's bytes are
+    /// received ahead of its reads by one multishot recv (see
+    /// `TcpStream::read`); one starts again after it stopped.
+    pub receive_streams: u64,
+    /// TCP reads served from a receive stream: no op, so not in `ops`.
+    pub stream_reads: u64,
 }
 
 impl RuntimeMetrics {
@@ -626,7 +653,7 @@ impl RuntimeMetrics {
 
     /// One JSON object with stable field names: `backend`, `in_flight`,
     /// `cq_overflows`, `pool_saturations`, `fast_path_hits`,
-    /// `fast_path_misses`, `ops` (an array of `{kind, count, errors, bytes,
+    /// `fast_path_misses`, `receive_streams`, `stream_reads`, `ops` (an array of `{kind, count, errors, bytes,
     /// p50_ns, p99_ns}`), `pool_fallbacks` (`{kind: count}`),
     /// `fallback_reasons` (strings) and `rejected_backends`
     /// (`{backend: why}`).
@@ -634,13 +661,16 @@ impl RuntimeMetrics {
         let mut out = String::from("{");
         out += &format!(
             "\"backend\":{},\"in_flight\":{},\"cq_overflows\":{},\"pool_saturations\":{},\
-             \"fast_path_hits\":{},\"fast_path_misses\":{},\"ops\":[",
+             \"fast_path_hits\":{},\"fast_path_misses\":{},\"receive_streams\":{},\
+             \"stream_reads\":{},\"ops\":[",
             json_string(self.backend.name()),
             self.in_flight,
             self.cq_overflows,
             self.pool_saturations,
             self.fast_path_hits,
-            self.fast_path_misses
+            self.fast_path_misses,
+            self.receive_streams,
+            self.stream_reads
         );
         for (i, op) in self.ops.iter().enumerate() {
             if i > 0 {
@@ -739,6 +769,13 @@ impl fmt::Display for RuntimeMetrics {
             self.fast_path_hits,
             self.fast_path_misses
         )?;
+        if self.receive_streams > 0 {
+            writeln!(
+                f,
+                "receive streams {}; reads served from them {}",
+                self.receive_streams, self.stream_reads
+            )?;
+        }
         if !self.pool_fallbacks.is_empty() {
             let list: Vec<String> = self
                 .pool_fallbacks
