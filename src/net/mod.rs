@@ -23,10 +23,13 @@ use std::os::fd::RawFd;
 use std::sync::Arc;
 
 mod msg;
+mod receive;
 mod udp;
 mod unix;
 
 pub use msg::{Message, ReceivedFd};
+use receive::{Read, Receiver};
+use std::future::Future;
 pub use udp::UdpSocket;
 pub use unix::{UnixDatagram, UnixListener, UnixStream};
 
@@ -36,12 +39,18 @@ pub const LISTEN_BACKLOG: i32 = 1024;
 struct Socket {
     fd: RawFd,
     kernel: Arc<dyn Kernel>,
+    /// A connected TCP socket's receive side ([`Socket::receiving`]).
+    receiver: Option<Arc<Receiver>>,
 }
 
 impl Socket {
     /// Own `fd` of the current kernel, made non-blocking (closed on error).
     fn adopt(fd: RawFd, kernel: Arc<dyn Kernel>) -> std::io::Result<Socket> {
-        let socket = Socket { fd, kernel };
+        let socket = Socket {
+            fd,
+            kernel,
+            receiver: None,
+        };
         to_io(socket.kernel.set_option(fd, SockOpt::NonBlocking(true)))?;
         Ok(socket)
     }
@@ -49,12 +58,19 @@ impl Socket {
     fn new(like: &SocketAddr) -> std::io::Result<Socket> {
         let kernel = context::current_kernel();
         let fd = to_io(kernel.socket(like, SockType::Stream))?;
-        let socket = Socket { fd, kernel };
-        to_io(socket.kernel.set_option(fd, SockOpt::NonBlocking(true)))?;
-        Ok(socket)
+        Socket::adopt(fd, kernel)
     }
 
-    fn into_raw_fd(self) -> RawFd {
+    /// The socket of a TCP connection, read through a [`Receiver`].
+    fn receiving(mut self) -> Socket {
+        self.receiver = Some(Receiver::new(self.fd, Arc::clone(&self.kernel)));
+        self
+    }
+
+    fn into_raw_fd(mut self) -> RawFd {
+        if let Some(receiver) = self.receiver.take() {
+            receiver.release();
+        }
         let fd = self.fd;
         std::mem::forget(self);
         fd
@@ -85,7 +101,11 @@ impl Socket {
         // Whatever per-fd state names this number belongs to an older fd.
         kernel.note_fd_released(fd);
         let _ = kernel.set_option(fd, SockOpt::NonBlocking(true));
-        Socket { fd, kernel }
+        Socket {
+            fd,
+            kernel,
+            receiver: None,
+        }
     }
 }
 
@@ -130,6 +150,9 @@ impl std::fmt::Debug for Socket {
 
 impl Drop for Socket {
     fn drop(&mut self) {
+        if let Some(receiver) = &self.receiver {
+            receiver.close();
+        }
         // What cancelled ops left for this socket goes with it.
         crate::sys::leftover::forget(&*self.kernel, self.fd);
         let _ = self.kernel.close(self.fd);
@@ -189,8 +212,14 @@ impl TcpListener {
         let socket = Socket {
             fd,
             kernel: Arc::clone(&self.socket.kernel),
+            receiver: None,
         };
-        Ok((TcpStream { socket }, peer))
+        Ok((
+            TcpStream {
+                socket: socket.receiving(),
+            },
+            peer,
+        ))
     }
 
     /// The fd.
@@ -279,12 +308,24 @@ impl TcpStream {
     async fn connect_one(addr: SocketAddr) -> std::io::Result<TcpStream> {
         let socket = Socket::new(&addr)?;
         io::connect(socket.fd, addr).await?;
-        Ok(TcpStream { socket })
+        Ok(TcpStream {
+            socket: socket.receiving(),
+        })
     }
 
     /// Receive up to the buffer's capacity; `Ok(0)` at end of stream.
-    pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        io::tcp_recv(self.socket.fd, buf).await
+    ///
+    /// On io_uring the connection's bytes are received ahead of the reads
+    /// by one receive stream (a multishot recv) and each read takes from
+    /// what arrived; elsewhere each read is one `recv`. Either way a read
+    /// dropped before it finished loses nothing. See the `receive` module
+    /// (`src/net/receive.rs`) for when a receive stream runs and stops.
+    pub fn read<B: IoBufMut>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> + '_ {
+        let receiver = self.socket.receiver.as_ref();
+        Read::new(
+            receiver.expect("a TcpStream reads through its receiver"),
+            buf,
+        )
     }
 
     /// Send some of the buffer.
@@ -367,7 +408,7 @@ impl TcpStream {
     /// std-trait conversions of `crate::io::fd` go through here).
     pub(crate) fn from_fd(fd: RawFd) -> TcpStream {
         TcpStream {
-            socket: Socket::from_fd(fd),
+            socket: Socket::from_fd(fd).receiving(),
         }
     }
 }

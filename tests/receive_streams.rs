@@ -1,0 +1,376 @@
+//! TCP reads through receive streams (`TcpStream::read`; on io_uring one
+//! multishot recv per connection receives ahead of the reads): nothing is
+//! lost or reordered when reads are dropped, mixed with plain reads of the
+//! raw fd, fall far behind the peer, or move to another runtime; closing
+//! releases the socket; `into_raw_fd` keeps what was received. Each case
+//! runs on every backend this host has (the semantics are the same
+//! everywhere), and on io_uring the runtime's metrics show the receive
+//! stream ran. The simulated ring runs the same under faults, reordering
+//! and streams that stop at random.
+
+use iokernel::buf::BufResult;
+use iokernel::io;
+use iokernel::io::Shutdown;
+use iokernel::net::{TcpListener, TcpStream};
+use iokernel::runtime::{sleep, spawn, timeout, Backend, Runtime};
+use iokernel::sim::{self, Latency, OpClass, RingOptions, SimDriver, SimOptions};
+use std::time::Duration;
+
+/// A runtime on `backend` with one worker and metrics on.
+fn runtime(backend: Backend) -> Runtime {
+    Runtime::builder()
+        .compute_threads(1)
+        .io_threads(2)
+        .backend(backend)
+        .metrics(true)
+        .build()
+        .unwrap()
+}
+
+/// Every backend this host has (the others are named as skipped).
+fn backends() -> Vec<Backend> {
+    Backend::CONCRETE
+        .into_iter()
+        .filter(
+            |&backend| match iokernel::runtime::backend_availability(backend) {
+                Ok(()) => true,
+                Err(reason) => {
+                    eprintln!("skipping {backend}: {reason}");
+                    false
+                }
+            },
+        )
+        .collect()
+}
+
+/// On io_uring, the reads went through receive streams.
+fn check_streamed(backend: Backend, rt: &Runtime) {
+    let metrics = rt.metrics();
+    if backend == Backend::IoUring {
+        assert!(metrics.receive_streams > 0, "no receive stream ran");
+        assert!(
+            metrics.stream_reads > 0,
+            "no read came from a receive stream"
+        );
+    } else {
+        assert_eq!(metrics.receive_streams, 0, "{backend}: receive streams ran");
+    }
+}
+
+/// A connected pair: (client, server).
+async fn pair() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (server, _) = listener.accept().await.unwrap();
+    (client, server)
+}
+
+/// `len` bytes of a pattern that shows a lost or repeated byte.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+/// Read from `stream` until `want` bytes came, in reads of `chunk` bytes.
+async fn read_exactly(stream: &TcpStream, want: usize, chunk: usize) -> Vec<u8> {
+    let mut got = Vec::with_capacity(want);
+    while got.len() < want {
+        let BufResult(n, buf) = stream.read(vec![0u8; chunk]).await;
+        let n = n.unwrap();
+        assert!(n > 0, "end of stream after {} of {want} bytes", got.len());
+        got.extend_from_slice(&buf[..n]);
+    }
+    got
+}
+
+#[test]
+fn reads_dropped_while_they_wait_lose_nothing() {
+    for backend in backends() {
+        let rt = runtime(backend);
+        rt.block_on(async {
+            let (client, server) = pair().await;
+            let data = pattern(64 * 1024);
+            let mut got = Vec::new();
+            for round in 0..40 {
+                // Nothing is there yet: the read waits, then is dropped.
+                let waited = timeout(Duration::from_millis(1), server.read(vec![0u8; 100])).await;
+                assert!(waited.is_err(), "{backend}: a read found bytes never sent");
+                let part = &data[round * 1638..(round + 1) * 1638];
+                client.write_all(part.to_vec()).await.0.unwrap();
+                got.extend(read_exactly(&server, part.len(), 1000).await);
+            }
+            assert_eq!(got, data[..40 * 1638], "{backend}: bytes lost or reordered");
+        });
+        check_streamed(backend, &rt);
+    }
+}
+
+#[test]
+fn plain_reads_of_the_raw_fd_between_stream_reads_keep_the_order() {
+    for backend in backends() {
+        let rt = runtime(backend);
+        rt.block_on(async {
+            let (client, server) = pair().await;
+            let data = pattern(200 * 1024);
+            let writer = {
+                let data = data.clone();
+                spawn(async move {
+                    for piece in data.chunks(3000) {
+                        client.write_all(piece.to_vec()).await.0.unwrap();
+                        sleep(Duration::from_micros(50)).await;
+                    }
+                    client.shutdown(Shutdown::Write).await.unwrap();
+                    client
+                })
+            };
+            let fd = server.as_raw_fd();
+            let mut got = Vec::new();
+            for round in 0.. {
+                let BufResult(n, buf) = match round % 3 {
+                    0 | 1 => server.read(vec![0u8; 1500]).await,
+                    _ if round % 2 == 0 => io::recv(fd, vec![0u8; 700]).await,
+                    _ => io::read(fd, vec![0u8; 900]).await,
+                };
+                let n = n.unwrap();
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            drop(writer.await.unwrap());
+            assert_eq!(got.len(), data.len(), "{backend}: bytes lost");
+            assert_eq!(got, data, "{backend}: bytes out of order");
+        });
+        check_streamed(backend, &rt);
+    }
+}
+
+#[test]
+fn into_raw_fd_keeps_what_the_stream_received() {
+    for backend in backends() {
+        let rt = runtime(backend);
+        rt.block_on(async {
+            let (client, server) = pair().await;
+            let data = pattern(50_000);
+            client.write_all(data[..10].to_vec()).await.0.unwrap();
+            assert_eq!(read_exactly(&server, 10, 10).await, data[..10]);
+            // More arrives while the read-ahead runs, then the fd is
+            // given away.
+            client.write_all(data[10..30_000].to_vec()).await.0.unwrap();
+            sleep(Duration::from_millis(20)).await;
+            let fd = server.into_raw_fd();
+            client.write_all(data[30_000..].to_vec()).await.0.unwrap();
+            client.shutdown(Shutdown::Write).await.unwrap();
+            let mut got = data[..10].to_vec();
+            loop {
+                let BufResult(n, buf) = io::recv(fd, vec![0u8; 4096]).await;
+                let n = n.unwrap();
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            io::close(fd).await.unwrap();
+            assert_eq!(got, data, "{backend}: bytes lost or reordered");
+        });
+        check_streamed(backend, &rt);
+    }
+}
+
+#[test]
+fn closing_a_connection_being_read_ahead_releases_it() {
+    for backend in backends() {
+        let rt = runtime(backend);
+        rt.block_on(async {
+            let (client, server) = pair().await;
+            client.write_all(b"ping".to_vec()).await.0.unwrap();
+            assert_eq!(read_exactly(&server, 4, 16).await, b"ping");
+            // The read-ahead is waiting for more when the stream drops.
+            drop(server);
+            let BufResult(n, _) = timeout(Duration::from_secs(5), client.read(vec![0u8; 8]))
+                .await
+                .unwrap_or_else(|_| panic!("{backend}: the peer never saw the close"));
+            assert_eq!(n.unwrap(), 0, "{backend}: no end of stream after the close");
+        });
+        check_streamed(backend, &rt);
+    }
+}
+
+#[test]
+fn a_reader_far_behind_its_peer_loses_nothing() {
+    for backend in backends() {
+        let rt = runtime(backend);
+        rt.block_on(async {
+            let (client, server) = pair().await;
+            // Far more than a receive stream's queue holds before it stops.
+            let data = pattern(3 << 20);
+            let writer = {
+                let data = data.clone();
+                spawn(async move {
+                    client.write_all(data).await.0.unwrap();
+                    client.shutdown(Shutdown::Write).await.unwrap();
+                    client
+                })
+            };
+            let mut got = read_exactly(&server, 1, 1).await;
+            sleep(Duration::from_millis(100)).await;
+            got.extend(read_exactly(&server, data.len() - 1, 64 * 1024).await);
+            let BufResult(n, _) = server.read(vec![0u8; 8]).await;
+            assert_eq!(n.unwrap(), 0, "{backend}: no end of stream after the bytes");
+            let BufResult(n, _) = server.read(vec![0u8; 8]).await;
+            assert_eq!(n.unwrap(), 0, "{backend}: end of stream is not sticky");
+            drop(writer.await.unwrap());
+            assert_eq!(got, data, "{backend}: bytes lost or reordered");
+        });
+        check_streamed(backend, &rt);
+    }
+}
+
+#[test]
+fn a_connection_moved_to_another_runtime_keeps_its_order() {
+    for backend in backends() {
+        let first = runtime(backend);
+        let second = runtime(backend);
+        let data = pattern(100_000);
+        let (client, server, got) = first.block_on(async {
+            let (client, server) = pair().await;
+            client.write_all(data[..1000].to_vec()).await.0.unwrap();
+            let got = read_exactly(&server, 1000, 100).await;
+            (client, server, got)
+        });
+        // The first runtime's loop left: its read-ahead stopped, and what
+        // it still got waits for the next read, on another runtime.
+        let got = second.block_on(async move {
+            let writer = {
+                let data = data.clone();
+                spawn(async move {
+                    for piece in data[1000..].chunks(7000) {
+                        client.write_all(piece.to_vec()).await.0.unwrap();
+                    }
+                    client
+                })
+            };
+            let mut got = got;
+            got.extend(read_exactly(&server, data.len() - 1000, 5000).await);
+            drop(writer.await.unwrap());
+            assert_eq!(got, data, "{backend}: bytes lost or reordered");
+            got
+        });
+        assert_eq!(got.len(), 100_000);
+        check_streamed(backend, &first);
+    }
+}
+
+/// Options of a simulated run with the ring, faults, reordering and a
+/// small, busy ring.
+fn sim_options(seed: u64) -> SimOptions {
+    let mut options = SimOptions::with_faults(seed, 0.02);
+    options.driver = SimDriver::Ring;
+    for class in OpClass::ALL {
+        options.latency[class.index()] = Latency {
+            min: Duration::from_micros(1),
+            mean: Duration::from_micros(10),
+        };
+    }
+    options.ring = RingOptions {
+        sq_entries: 4,
+        cq_entries: 3,
+        busy_probability: 0.1,
+        ..RingOptions::default()
+    };
+    options
+}
+
+/// One seed: a peer streams scripted bytes; the reader mixes stream reads
+/// of random sizes, reads dropped at random deadlines and plain reads of
+/// the raw fd. Returns the receive streams' chunks and ends seen.
+fn check_sim_seed(seed: u64) -> (u64, u64) {
+    let kernel = sim::new_kernel(sim_options(seed)).unwrap();
+    let data = pattern(40_000 + (seed as usize % 7) * 3000);
+    let expected = data.clone();
+    let got = sim::run(&kernel, async move {
+        // Setting up may fail with injected faults: try again.
+        let listener = loop {
+            if let Ok(listener) = TcpListener::bind("127.0.0.1:4100") {
+                break listener;
+            }
+        };
+        let client = loop {
+            if let Ok(client) = TcpStream::connect("127.0.0.1:4100").await {
+                break client;
+            }
+        };
+        let (server, _) = loop {
+            if let Ok(accepted) = listener.accept().await {
+                break accepted;
+            }
+        };
+        let writer = spawn(async move {
+            let mut at = 0;
+            let mut step = seed;
+            while at < data.len() {
+                step = step.wrapping_mul(6364136223846793005).wrapping_add(1);
+                let len = 1 + (step >> 40) as usize % 5000;
+                let end = (at + len).min(data.len());
+                let BufResult(sent, _) = client.write(data[at..end].to_vec()).await;
+                match sent {
+                    Ok(n) => at += n,
+                    // An injected fault: nothing was sent.
+                    Err(e) if e.raw_os_error() != Some(libc::EAGAIN) => {}
+                    Err(e) => panic!("seed {seed}: EAGAIN reached a send: {e}"),
+                }
+                sleep(Duration::from_micros(step >> 58)).await;
+            }
+            // Injected faults may fail a shutdown too.
+            while client.shutdown(Shutdown::Write).await.is_err() {}
+            client
+        });
+        let fd = server.as_raw_fd();
+        let mut got = Vec::new();
+        let mut step = seed ^ 0x5EED;
+        loop {
+            step = step.wrapping_mul(6364136223846793005).wrapping_add(1);
+            let len = 1 + (step >> 50) as usize % 3000;
+            let read = match step >> 61 {
+                0 => io::recv(fd, vec![0u8; len]).await,
+                1 => {
+                    let deadline = Duration::from_micros(step >> 59);
+                    match timeout(deadline, server.read(vec![0u8; len])).await {
+                        Ok(read) => read,
+                        Err(_) => continue,
+                    }
+                }
+                _ => server.read(vec![0u8; len]).await,
+            };
+            let BufResult(n, buf) = read;
+            match n {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                // Injected faults of a read: nothing was taken.
+                Err(e) if e.raw_os_error() != Some(libc::EAGAIN) => {}
+                Err(e) => panic!("seed {seed}: EAGAIN reached a read: {e}"),
+            }
+        }
+        drop(writer.await.unwrap());
+        got
+    })
+    .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    assert_eq!(got.len(), expected.len(), "seed {seed}: bytes lost");
+    assert_eq!(got, expected, "seed {seed}: bytes out of order");
+    let stats = kernel.core().stats();
+    (stats.ring_stream_chunks, stats.ring_stream_ends)
+}
+
+#[test]
+fn receive_streams_on_the_sim_ring_lose_nothing_under_faults() {
+    let (mut chunks, mut ends) = (0, 0);
+    for seed in 0..80 {
+        let (c, e) = check_sim_seed(seed);
+        chunks += c;
+        ends += e;
+    }
+    eprintln!("receive streams: {chunks} chunks, {ends} ends");
+    assert!(chunks > 0, "no receive stream ran on the simulated ring");
+    assert!(ends > 0, "no receive stream ever ended");
+}
