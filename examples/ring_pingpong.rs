@@ -3,7 +3,9 @@
 //! message over a Unix socket pair with `read` and `write`, four ring ops
 //! per round trip and next to no kernel work, so user-space cost per op
 //! dominates. `BACKEND=pool|epoll` picks another backend; `METRICS=0`
-//! turns the runtime's metrics off (as `iok bench` without `--metrics`).
+//! turns the runtime's metrics off (as `iok bench` without `--metrics`);
+//! `TRANSPORT=tcp` ping-pongs over a loopback TCP connection instead
+//! (whose reads on io_uring go through the connection's receive stream).
 //! Prints round trips per second and the process's user and system time
 //! per round trip (`/proc/self/stat`).
 //!
@@ -17,7 +19,7 @@
 //! # (total(60000) - total(20000)) / 40000
 //! ```
 use iokernel::buf::BufResult;
-use iokernel::net::UnixStream;
+use iokernel::net::{TcpListener, TcpStream, UnixStream};
 #[path = "profiling/mod.rs"]
 mod profiling;
 
@@ -37,19 +39,11 @@ fn cpu_seconds() -> (f64, f64) {
     (ticks(11), ticks(12))
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.len() != 2 {
-        eprintln!("usage: ring_pingpong ROUND_TRIPS");
-        std::process::exit(2);
-    }
-    let trips: u64 = args[1].parse().unwrap();
-    let rt = profiling::one_thread_runtime();
-    let clock = RealClock::new();
-    let (user0, sys0) = cpu_seconds();
-    let start = clock.now();
-    rt.block_on(async move {
-        let (a, b) = UnixStream::pair().unwrap();
+/// Ping-pong `trips` 64-byte messages between connected streams `a`
+/// and `b` (any type with iokernel's `read` and `write`).
+macro_rules! ping_pong {
+    ($a:ident, $b:ident, $trips:ident) => {{
+        let (a, b, trips) = ($a, $b, $trips);
         let echo = runtime::spawn_local(async move {
             let mut buf = vec![0u8; 64];
             for _ in 0..trips {
@@ -72,6 +66,35 @@ fn main() {
         });
         echo.await.unwrap();
         ping.await.unwrap();
+    }};
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() != 2 {
+        eprintln!("usage: ring_pingpong ROUND_TRIPS");
+        std::process::exit(2);
+    }
+    let trips: u64 = args[1].parse().unwrap();
+    let rt = profiling::one_thread_runtime();
+    let clock = RealClock::new();
+    let (user0, sys0) = cpu_seconds();
+    let start = clock.now();
+    let tcp = std::env::var("TRANSPORT").is_ok_and(|t| t == "tcp");
+    rt.block_on(async move {
+        if tcp {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let a = TcpStream::connect(listener.local_addr().unwrap())
+                .await
+                .unwrap();
+            let (b, _) = listener.accept().await.unwrap();
+            a.set_nodelay(true).unwrap();
+            b.set_nodelay(true).unwrap();
+            ping_pong!(a, b, trips);
+        } else {
+            let (a, b) = UnixStream::pair().unwrap();
+            ping_pong!(a, b, trips);
+        }
     });
     let secs = (clock.now() - start).as_secs_f64();
     let (user1, sys1) = cpu_seconds();
