@@ -176,8 +176,9 @@ enum Provided {
     Refused,
 }
 
-/// `user_data` is the driver's slot and generation: hashing it again would
-/// only cost time.
+/// `user_data` is the driver's slot (low half, dense) and generation: one
+/// multiply spreads it (the low bits stay distinct per slot, the top bits,
+/// which the table's control bytes use, mix in every bit).
 #[derive(Default)]
 struct UserDataHasher(u64);
 
@@ -193,9 +194,7 @@ impl Hasher for UserDataHasher {
     }
 
     fn write_u64(&mut self, n: u64) {
-        // The generation (high half) into the top bits the table's
-        // control bytes use, the slot into the low ones.
-        self.0 = n.rotate_left(25);
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
 }
 
@@ -450,59 +449,46 @@ impl KernelRing {
     /// `into`.
     #[inline(never)]
     fn take_completions_with_streams(&mut self, into: &mut VecDeque<(u64, i32)>) {
-        for cqe in self.ring.completion() {
-            match cqe.user_data() {
-                WAKE_USER_DATA => self.wake_armed = false,
-                user_data if self.sinks.contains_key(&user_data) => {
-                    let (res, flags) = (cqe.result(), cqe.flags());
-                    if let Some(done) = Self::stream_chunk(
-                        &mut self.sinks,
-                        &mut self.provided,
-                        &mut self.stopping,
-                        user_data,
-                        res,
-                        flags,
-                    ) {
-                        into.push_back(done);
-                    }
+        let KernelRing {
+            ring,
+            sinks,
+            provided,
+            stopping,
+            wake_armed,
+            ..
+        } = self;
+        for cqe in ring.completion() {
+            let user_data = cqe.user_data();
+            if user_data == WAKE_USER_DATA {
+                *wake_armed = false;
+                continue;
+            }
+            let Some(sink) = sinks.get(&user_data) else {
+                into.push_back((user_data, cqe.result()));
+                continue;
+            };
+            // A chunk: its bytes to the sink, its buffer back to the kernel.
+            let (res, flags) = (cqe.result(), cqe.flags());
+            let more = cqueue::more(flags);
+            if let (Some(bid), Provided::Ready(buffers)) =
+                (cqueue::buffer_select(flags), &mut *provided)
+            {
+                let full = res > 0 && !sink.received(buffers.bytes(bid, res as usize));
+                if full && more && !stopping.contains(&user_data) {
+                    stopping.push(user_data);
                 }
-                user_data => into.push_back((user_data, cqe.result())),
+                buffers.give_back(bid);
+            }
+            if !more {
+                // The stream's last completion.
+                sinks.remove(&user_data);
+                stopping.retain(|&u| u != user_data);
+                into.push_back((user_data, res));
             }
         }
         if !self.stopping.is_empty() {
             self.stop_full_streams();
         }
-    }
-
-    /// One completion of receive stream `user_data`: its bytes to the
-    /// sink and its buffer back to the kernel; the stream's own completion
-    /// when this was its last.
-    fn stream_chunk(
-        sinks: &mut HashMap<u64, Arc<dyn StreamSink>, BuildHasherDefault<UserDataHasher>>,
-        provided: &mut Provided,
-        stopping: &mut Vec<u64>,
-        user_data: u64,
-        res: i32,
-        flags: u32,
-    ) -> Option<(u64, i32)> {
-        let more = cqueue::more(flags);
-        if let (Some(bid), Provided::Ready(buffers)) = (cqueue::buffer_select(flags), provided) {
-            if res > 0 {
-                let wants_more = sinks
-                    .get(&user_data)
-                    .is_some_and(|sink| sink.received(buffers.bytes(bid, res as usize)));
-                if !wants_more && more && !stopping.contains(&user_data) {
-                    stopping.push(user_data);
-                }
-            }
-            buffers.give_back(bid);
-        }
-        if more {
-            return None;
-        }
-        sinks.remove(&user_data);
-        stopping.retain(|&u| u != user_data);
-        Some((user_data, res))
     }
 
     /// Cancel the receive streams whose sink said it was full (a full
