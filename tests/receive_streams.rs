@@ -374,3 +374,52 @@ fn receive_streams_on_the_sim_ring_lose_nothing_under_faults() {
     assert!(chunks > 0, "no receive stream ran on the simulated ring");
     assert!(ends > 0, "no receive stream ever ended");
 }
+
+/// Ping-pong `rounds` messages of `size` bytes over a fresh connection
+/// on `rt`; the server's reads.
+fn ping_pong(rt: &Runtime, rounds: usize, size: usize) -> usize {
+    rt.block_on(async {
+        let (client, server) = pair().await;
+        let mut reads = 0;
+        for round in 0..rounds {
+            let message = vec![round as u8; size];
+            client.write_all(message.clone()).await.0.unwrap();
+            let mut got = Vec::new();
+            while got.len() < size {
+                let BufResult(n, buf) = server.read(vec![0u8; size]).await;
+                got.extend_from_slice(&buf[..n.unwrap()]);
+                reads += 1;
+            }
+            assert_eq!(got, message);
+        }
+        reads
+    })
+}
+
+/// Small messages are read from the receive stream; big ones (each would
+/// cost the stream a copy more than a plain recv) stop it, and most of
+/// their reads are plain.
+#[test]
+fn receive_streams_serve_small_messages_and_step_aside_for_big_ones() {
+    if iokernel::runtime::backend_availability(Backend::IoUring).is_err() {
+        eprintln!("skipping: no io_uring here");
+        return;
+    }
+    let rt = runtime(Backend::IoUring);
+    let reads = ping_pong(&rt, 300, 64);
+    let small = rt.metrics();
+    assert!(
+        small.stream_reads * 10 >= reads as u64 * 9,
+        "{} of {reads} small reads from the stream",
+        small.stream_reads
+    );
+    let rt = runtime(Backend::IoUring);
+    let reads = ping_pong(&rt, 300, 8192);
+    let big = rt.metrics();
+    assert!(big.receive_streams > 0, "no stream tried the big messages");
+    assert!(
+        big.stream_reads * 4 <= reads as u64,
+        "{} of {reads} big reads from the stream",
+        big.stream_reads
+    );
+}

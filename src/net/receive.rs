@@ -20,6 +20,14 @@
 //! read that finds the queue empty starts a new one, on the ring of the
 //! thread it runs on.
 //!
+//! A stream pays for each chunk a copy a plain recv does not (provided
+//! buffer to queue, then queue to the read's buffer, where a recv copies
+//! once, straight into it): a win for small messages, whose cost is the
+//! entry per read, a loss for big ones. So after [`LARGE_CHUNKS_TO_STOP`]
+//! chunks in a row of at least [`LARGE_CHUNK_BYTES`], the stream stops and
+//! the next [`PLAIN_READS_AFTER_LARGE`] reads are plain; then a stream
+//! tries again.
+//!
 //! Everywhere else (another backend, no runtime, a ring that cannot run
 //! receive streams, or while a cancelled plain read of the socket may still
 //! receive) a read is a plain `recv` op, which takes what cancelled ops
@@ -54,6 +62,15 @@ use std::task::{Context, Poll, Waker};
 /// (the reads fall behind the peer): the socket's own buffer, and the TCP
 /// window, hold the rest.
 pub(crate) const QUEUE_LIMIT: usize = 256 * 1024;
+
+/// A chunk at least this big is a *large* one: a receive stream pays a
+/// copy of it (provided buffer to queue) on top of the read's, which a
+/// plain recv, copying straight into the read's buffer, does not.
+const LARGE_CHUNK_BYTES: usize = 1024;
+/// Large chunks in a row after which the stream stops and reads are plain
+/// for [`PLAIN_READS_AFTER_LARGE`] reads (then a stream tries again).
+const LARGE_CHUNKS_TO_STOP: u32 = 4;
+const PLAIN_READS_AFTER_LARGE: u32 = 256;
 
 /// Most room an emptied queue keeps for the next bytes.
 const QUEUE_KEPT_CAPACITY: usize = 64 * 1024;
@@ -98,6 +115,14 @@ struct State {
     starting: bool,
     /// The kernel cannot run receive streams (`EINVAL`): plain reads.
     plain_only: bool,
+    /// Large chunks received in a row ([`LARGE_CHUNK_BYTES`]).
+    large_chunks: u32,
+    /// Reads left to do plainly after a stream of large chunks stopped.
+    plain_reads_left: u32,
+    /// Registered as the fd's read-ahead (`sys::leftover`): while a
+    /// stream runs or the queue holds bytes, and until a plain spell or
+    /// the close.
+    registered: bool,
     owner: Owner,
     /// Tasks waiting for bytes.
     readers: Vec<Waker>,
@@ -173,6 +198,9 @@ impl Receiver {
                 stream: None,
                 starting: false,
                 plain_only: false,
+                large_chunks: 0,
+                plain_reads_left: 0,
+                registered: false,
                 owner: Owner::Stream,
                 readers: Vec::new(),
             }),
@@ -216,6 +244,15 @@ impl Receiver {
             Self::wait(&mut state, waker);
             return Found::Wait;
         }
+        if state.plain_reads_left > 0 {
+            state.plain_reads_left -= 1;
+            // Idle: plain reads need not ask this receiver for bytes.
+            if state.registered {
+                state.registered = false;
+                leftover::unregister_read_ahead(&*self.kernel, self.fd);
+            }
+            return Found::Plain;
+        }
         if state.plain_only || state.owner != Owner::Stream {
             return Found::Plain;
         }
@@ -226,7 +263,9 @@ impl Receiver {
         if driver.kernel().fd_table_id() != self.kernel.fd_table_id() {
             return Found::Plain;
         }
-        if !self.streamed.swap(true, Ordering::AcqRel) {
+        self.streamed.store(true, Ordering::Release);
+        if !state.registered {
+            state.registered = true;
             let weak = Arc::downgrade(self);
             let weak: Weak<dyn ReadAhead> = weak;
             leftover::register_read_ahead(&*self.kernel, self.fd, weak);
@@ -275,10 +314,10 @@ impl Receiver {
     /// The stream is closing: its receive stream stops, late bytes are
     /// dropped.
     pub(crate) fn close(&self) {
-        if self.streamed.load(Ordering::Acquire) {
+        let mut state = self.lock();
+        if std::mem::take(&mut state.registered) {
             leftover::unregister_read_ahead(&*self.kernel, self.fd);
         }
-        let mut state = self.lock();
         state.owner = Owner::Closed;
         state.bytes = Queue::default();
         let stream = state.stream.take();
@@ -293,9 +332,11 @@ impl Receiver {
     /// before the receive stream stops, is kept for the next iokernel op
     /// on the fd.
     pub(crate) fn release(&self) {
-        if self.streamed.load(Ordering::Acquire) {
+        let mut state = self.lock();
+        if std::mem::take(&mut state.registered) {
             leftover::unregister_read_ahead(&*self.kernel, self.fd);
         }
+        drop(state);
         self.keep_received(Owner::Released);
     }
 
@@ -343,6 +384,18 @@ impl StreamSink for Receiver {
         }
         state.bytes.push(bytes);
         Self::wake_readers(&mut state);
+        if bytes.len() < LARGE_CHUNK_BYTES {
+            state.large_chunks = 0;
+        } else {
+            state.large_chunks += 1;
+            if state.large_chunks >= LARGE_CHUNKS_TO_STOP {
+                // Big chunks cost this path a copy more than plain reads:
+                // stop, and read plainly for a while.
+                state.large_chunks = 0;
+                state.plain_reads_left = PLAIN_READS_AFTER_LARGE;
+                return false;
+            }
+        }
         state.bytes.len() < QUEUE_LIMIT
     }
 
