@@ -315,17 +315,8 @@ impl Receiver {
     /// dropped.
     pub(crate) fn close(&self) {
         let mut state = self.lock();
-        if std::mem::take(&mut state.registered) {
-            leftover::unregister_read_ahead(&*self.kernel, self.fd);
-        }
-        state.owner = Owner::Closed;
-        state.bytes = Queue::default();
-        let stream = state.stream.take();
-        Self::wake_readers(&mut state);
-        drop(state);
-        if let Some(stream) = stream {
-            stop_stream(stream);
-        }
+        self.leave_read_aheads(&mut state);
+        self.give_to(state, Owner::Closed);
     }
 
     /// The fd is given away: what was received, and what still arrives
@@ -333,22 +324,32 @@ impl Receiver {
     /// on the fd.
     pub(crate) fn release(&self) {
         let mut state = self.lock();
+        self.leave_read_aheads(&mut state);
+        self.keep_received(state, Owner::Released);
+    }
+
+    /// No longer the fd's read-ahead (`sys::leftover`).
+    fn leave_read_aheads(&self, state: &mut State) {
         if std::mem::take(&mut state.registered) {
             leftover::unregister_read_ahead(&*self.kernel, self.fd);
         }
-        drop(state);
-        self.keep_received(Owner::Released);
     }
 
-    /// Move what was received to the fd's leftovers, stop the receive
-    /// stream, and send late bytes there too while the owner is `owner`.
-    fn keep_received(&self, owner: Owner) {
-        let mut state = self.lock();
+    /// Move what was received to the fd's leftovers and give the socket to
+    /// `owner` (late bytes go there too), unless it is closed.
+    fn keep_received(&self, state: MutexGuard<'_, State>, owner: Owner) {
         if state.owner == Owner::Closed {
             return;
         }
-        state.owner = owner;
         leftover::stash_bytes(&*self.kernel, self.fd, state.bytes.unread());
+        self.give_to(state, owner);
+    }
+
+    /// The socket is `owner`'s now: the queue is emptied (its bytes kept
+    /// or dropped by the caller), the receive stream stopped, the readers
+    /// woken (they look again).
+    fn give_to(&self, mut state: MutexGuard<'_, State>, owner: Owner) {
+        state.owner = owner;
         state.bytes = Queue::default();
         let stream = state.stream.take();
         Self::wake_readers(&mut state);
@@ -366,8 +367,7 @@ impl ReadAhead for Receiver {
         if idle || state.owner != Owner::Stream {
             return;
         }
-        drop(state);
-        self.keep_received(Owner::Lent);
+        self.keep_received(state, Owner::Lent);
     }
 }
 

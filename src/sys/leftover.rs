@@ -68,9 +68,15 @@ static READ_AHEADS: AtomicUsize = AtomicUsize::new(0);
 
 fn read_aheads() -> MutexGuard<'static, ReadAheads> {
     static AHEAD: OnceLock<Mutex<ReadAheads>> = OnceLock::new();
+    locked_map(&AHEAD)
+}
+
+/// The process-wide map in `cell`, locked (made empty on first use).
+fn locked_map<K, V>(
+    cell: &'static OnceLock<Mutex<HashMap<K, V>>>,
+) -> MutexGuard<'static, HashMap<K, V>> {
     // No code panics while holding the lock; a poisoned map is still whole.
-    AHEAD
-        .get_or_init(|| Mutex::new(HashMap::new()))
+    cell.get_or_init(|| Mutex::new(HashMap::new()))
         .lock()
         .unwrap_or_else(|p| p.into_inner())
 }
@@ -117,11 +123,7 @@ pub(crate) fn kept_total() -> u64 {
 
 fn store() -> MutexGuard<'static, Store> {
     static STORE: OnceLock<Mutex<Store>> = OnceLock::new();
-    // No code panics while holding the lock; a poisoned map is still whole.
-    STORE
-        .get_or_init(|| Mutex::new(HashMap::new()))
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
+    locked_map(&STORE)
 }
 
 fn key(kernel: &dyn Kernel, fd: RawFd) -> (u64, RawFd) {
