@@ -9,7 +9,7 @@ use iokernel::buf::{BufResult, IoBuf, IoBufMut};
 use iokernel::io::{self, OpenFlags};
 use iokernel::net::{TcpListener, TcpStream};
 use iokernel::runtime::{sleep, spawn, timeout, Backend, Runtime};
-use iokernel::sim::{self, Latency, OpClass, RingOptions, SimDriver, SimOptions};
+use iokernel::sim::{self, SimDriver, SimOptions};
 use iokernel::sys::real::RealKernel;
 use iokernel::sys::Kernel;
 use std::sync::{Arc, Mutex};
@@ -18,6 +18,9 @@ use std::time::Duration;
 #[path = "support/backends.rs"]
 mod backends;
 use backends::runtimes_on_every_backend;
+#[path = "support/sim_ring.rs"]
+mod sim_ring;
+use sim_ring::on_a_busy_sim_ring;
 
 fn runtime() -> Runtime {
     Runtime::builder()
@@ -351,21 +354,8 @@ fn cancel_deadline(seed: u64, task: usize) -> Duration {
 }
 
 fn cancellation_options(seed: u64) -> SimOptions {
-    let mut options = SimOptions::new(seed);
-    options.driver = SimDriver::Ring;
+    let mut options = on_a_busy_sim_ring(SimOptions::new(seed), Duration::from_micros(15));
     options.reorder_completions = true;
-    for class in OpClass::ALL {
-        options.latency[class.index()] = Latency {
-            min: Duration::from_micros(1),
-            mean: Duration::from_micros(15),
-        };
-    }
-    options.ring = RingOptions {
-        sq_entries: 4,
-        cq_entries: 3,
-        busy_probability: 0.1,
-        ..RingOptions::default()
-    };
     options
 }
 

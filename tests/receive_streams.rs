@@ -13,8 +13,12 @@ use iokernel::io;
 use iokernel::io::Shutdown;
 use iokernel::net::{TcpListener, TcpStream};
 use iokernel::runtime::{sleep, spawn, timeout, Backend, Runtime};
-use iokernel::sim::{self, Latency, OpClass, RingOptions, SimDriver, SimOptions};
+use iokernel::sim::{self, SimOptions};
 use std::time::Duration;
+
+#[path = "support/sim_ring.rs"]
+mod sim_ring;
+use sim_ring::on_a_busy_sim_ring;
 
 /// A runtime on `backend` with one worker and metrics on.
 fn runtime(backend: Backend) -> Runtime {
@@ -57,6 +61,24 @@ fn check_streamed(backend: Backend, rt: &Runtime) {
     }
 }
 
+/// Run `case` on a fresh connection (client, server) in a runtime on
+/// every backend this host has, then check how the reads went
+/// ([`check_streamed`]).
+fn on_every_backend<F, Fut>(case: F)
+where
+    F: Fn(Backend, TcpStream, TcpStream) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    for backend in backends() {
+        let rt = runtime(backend);
+        rt.block_on(async {
+            let (client, server) = pair().await;
+            case(backend, client, server).await;
+        });
+        check_streamed(backend, &rt);
+    }
+}
+
 /// A connected pair: (client, server).
 async fn pair() -> (TcpStream, TcpStream) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -86,145 +108,120 @@ async fn read_exactly(stream: &TcpStream, want: usize, chunk: usize) -> Vec<u8> 
 
 #[test]
 fn reads_dropped_while_they_wait_lose_nothing() {
-    for backend in backends() {
-        let rt = runtime(backend);
-        rt.block_on(async {
-            let (client, server) = pair().await;
-            let data = pattern(64 * 1024);
-            let mut got = Vec::new();
-            for round in 0..40 {
-                // Nothing is there yet: the read waits, then is dropped.
-                let waited = timeout(Duration::from_millis(1), server.read(vec![0u8; 100])).await;
-                assert!(waited.is_err(), "{backend}: a read found bytes never sent");
-                let part = &data[round * 1638..(round + 1) * 1638];
-                client.write_all(part.to_vec()).await.0.unwrap();
-                got.extend(read_exactly(&server, part.len(), 1000).await);
-            }
-            assert_eq!(got, data[..40 * 1638], "{backend}: bytes lost or reordered");
-        });
-        check_streamed(backend, &rt);
-    }
+    on_every_backend(|backend, client, server| async move {
+        let data = pattern(64 * 1024);
+        let mut got = Vec::new();
+        for round in 0..40 {
+            // Nothing is there yet: the read waits, then is dropped.
+            let waited = timeout(Duration::from_millis(1), server.read(vec![0u8; 100])).await;
+            assert!(waited.is_err(), "{backend}: a read found bytes never sent");
+            let part = &data[round * 1638..(round + 1) * 1638];
+            client.write_all(part.to_vec()).await.0.unwrap();
+            got.extend(read_exactly(&server, part.len(), 1000).await);
+        }
+        assert_eq!(got, data[..40 * 1638], "{backend}: bytes lost or reordered");
+    });
 }
 
 #[test]
 fn plain_reads_of_the_raw_fd_between_stream_reads_keep_the_order() {
-    for backend in backends() {
-        let rt = runtime(backend);
-        rt.block_on(async {
-            let (client, server) = pair().await;
-            let data = pattern(200 * 1024);
-            let writer = {
-                let data = data.clone();
-                spawn(async move {
-                    for piece in data.chunks(3000) {
-                        client.write_all(piece.to_vec()).await.0.unwrap();
-                        sleep(Duration::from_micros(50)).await;
-                    }
-                    client.shutdown(Shutdown::Write).await.unwrap();
-                    client
-                })
-            };
-            let fd = server.as_raw_fd();
-            let mut got = Vec::new();
-            for round in 0.. {
-                let BufResult(n, buf) = match round % 3 {
-                    0 | 1 => server.read(vec![0u8; 1500]).await,
-                    _ if round % 2 == 0 => io::recv(fd, vec![0u8; 700]).await,
-                    _ => io::read(fd, vec![0u8; 900]).await,
-                };
-                let n = n.unwrap();
-                if n == 0 {
-                    break;
+    on_every_backend(|backend, client, server| async move {
+        let data = pattern(200 * 1024);
+        let writer = {
+            let data = data.clone();
+            spawn(async move {
+                for piece in data.chunks(3000) {
+                    client.write_all(piece.to_vec()).await.0.unwrap();
+                    sleep(Duration::from_micros(50)).await;
                 }
-                got.extend_from_slice(&buf[..n]);
+                client.shutdown(Shutdown::Write).await.unwrap();
+                client
+            })
+        };
+        let fd = server.as_raw_fd();
+        let mut got = Vec::new();
+        for round in 0.. {
+            let BufResult(n, buf) = match round % 3 {
+                0 | 1 => server.read(vec![0u8; 1500]).await,
+                _ if round % 2 == 0 => io::recv(fd, vec![0u8; 700]).await,
+                _ => io::read(fd, vec![0u8; 900]).await,
+            };
+            let n = n.unwrap();
+            if n == 0 {
+                break;
             }
-            drop(writer.await.unwrap());
-            assert_eq!(got.len(), data.len(), "{backend}: bytes lost");
-            assert_eq!(got, data, "{backend}: bytes out of order");
-        });
-        check_streamed(backend, &rt);
-    }
+            got.extend_from_slice(&buf[..n]);
+        }
+        drop(writer.await.unwrap());
+        assert_eq!(got.len(), data.len(), "{backend}: bytes lost");
+        assert_eq!(got, data, "{backend}: bytes out of order");
+    });
 }
 
 #[test]
 fn into_raw_fd_keeps_what_the_stream_received() {
-    for backend in backends() {
-        let rt = runtime(backend);
-        rt.block_on(async {
-            let (client, server) = pair().await;
-            let data = pattern(50_000);
-            client.write_all(data[..10].to_vec()).await.0.unwrap();
-            assert_eq!(read_exactly(&server, 10, 10).await, data[..10]);
-            // More arrives while the read-ahead runs, then the fd is
-            // given away.
-            client.write_all(data[10..30_000].to_vec()).await.0.unwrap();
-            sleep(Duration::from_millis(20)).await;
-            let fd = server.into_raw_fd();
-            client.write_all(data[30_000..].to_vec()).await.0.unwrap();
-            client.shutdown(Shutdown::Write).await.unwrap();
-            let mut got = data[..10].to_vec();
-            loop {
-                let BufResult(n, buf) = io::recv(fd, vec![0u8; 4096]).await;
-                let n = n.unwrap();
-                if n == 0 {
-                    break;
-                }
-                got.extend_from_slice(&buf[..n]);
+    on_every_backend(|backend, client, server| async move {
+        let data = pattern(50_000);
+        client.write_all(data[..10].to_vec()).await.0.unwrap();
+        assert_eq!(read_exactly(&server, 10, 10).await, data[..10]);
+        // More arrives while the read-ahead runs, then the fd is
+        // given away.
+        client.write_all(data[10..30_000].to_vec()).await.0.unwrap();
+        sleep(Duration::from_millis(20)).await;
+        let fd = server.into_raw_fd();
+        client.write_all(data[30_000..].to_vec()).await.0.unwrap();
+        client.shutdown(Shutdown::Write).await.unwrap();
+        let mut got = data[..10].to_vec();
+        loop {
+            let BufResult(n, buf) = io::recv(fd, vec![0u8; 4096]).await;
+            let n = n.unwrap();
+            if n == 0 {
+                break;
             }
-            io::close(fd).await.unwrap();
-            assert_eq!(got, data, "{backend}: bytes lost or reordered");
-        });
-        check_streamed(backend, &rt);
-    }
+            got.extend_from_slice(&buf[..n]);
+        }
+        io::close(fd).await.unwrap();
+        assert_eq!(got, data, "{backend}: bytes lost or reordered");
+    });
 }
 
 #[test]
 fn closing_a_connection_being_read_ahead_releases_it() {
-    for backend in backends() {
-        let rt = runtime(backend);
-        rt.block_on(async {
-            let (client, server) = pair().await;
-            client.write_all(b"ping".to_vec()).await.0.unwrap();
-            assert_eq!(read_exactly(&server, 4, 16).await, b"ping");
-            // The read-ahead is waiting for more when the stream drops.
-            drop(server);
-            let BufResult(n, _) = timeout(Duration::from_secs(5), client.read(vec![0u8; 8]))
-                .await
-                .unwrap_or_else(|_| panic!("{backend}: the peer never saw the close"));
-            assert_eq!(n.unwrap(), 0, "{backend}: no end of stream after the close");
-        });
-        check_streamed(backend, &rt);
-    }
+    on_every_backend(|backend, client, server| async move {
+        client.write_all(b"ping".to_vec()).await.0.unwrap();
+        assert_eq!(read_exactly(&server, 4, 16).await, b"ping");
+        // The read-ahead is waiting for more when the stream drops.
+        drop(server);
+        let BufResult(n, _) = timeout(Duration::from_secs(5), client.read(vec![0u8; 8]))
+            .await
+            .unwrap_or_else(|_| panic!("{backend}: the peer never saw the close"));
+        assert_eq!(n.unwrap(), 0, "{backend}: no end of stream after the close");
+    });
 }
 
 #[test]
 fn a_reader_far_behind_its_peer_loses_nothing() {
-    for backend in backends() {
-        let rt = runtime(backend);
-        rt.block_on(async {
-            let (client, server) = pair().await;
-            // Far more than a receive stream's queue holds before it stops.
-            let data = pattern(3 << 20);
-            let writer = {
-                let data = data.clone();
-                spawn(async move {
-                    client.write_all(data).await.0.unwrap();
-                    client.shutdown(Shutdown::Write).await.unwrap();
-                    client
-                })
-            };
-            let mut got = read_exactly(&server, 1, 1).await;
-            sleep(Duration::from_millis(100)).await;
-            got.extend(read_exactly(&server, data.len() - 1, 64 * 1024).await);
-            let BufResult(n, _) = server.read(vec![0u8; 8]).await;
-            assert_eq!(n.unwrap(), 0, "{backend}: no end of stream after the bytes");
-            let BufResult(n, _) = server.read(vec![0u8; 8]).await;
-            assert_eq!(n.unwrap(), 0, "{backend}: end of stream is not sticky");
-            drop(writer.await.unwrap());
-            assert_eq!(got, data, "{backend}: bytes lost or reordered");
-        });
-        check_streamed(backend, &rt);
-    }
+    on_every_backend(|backend, client, server| async move {
+        // Far more than a receive stream's queue holds before it stops.
+        let data = pattern(3 << 20);
+        let writer = {
+            let data = data.clone();
+            spawn(async move {
+                client.write_all(data).await.0.unwrap();
+                client.shutdown(Shutdown::Write).await.unwrap();
+                client
+            })
+        };
+        let mut got = read_exactly(&server, 1, 1).await;
+        sleep(Duration::from_millis(100)).await;
+        got.extend(read_exactly(&server, data.len() - 1, 64 * 1024).await);
+        let BufResult(n, _) = server.read(vec![0u8; 8]).await;
+        assert_eq!(n.unwrap(), 0, "{backend}: no end of stream after the bytes");
+        let BufResult(n, _) = server.read(vec![0u8; 8]).await;
+        assert_eq!(n.unwrap(), 0, "{backend}: end of stream is not sticky");
+        drop(writer.await.unwrap());
+        assert_eq!(got, data, "{backend}: bytes lost or reordered");
+    });
 }
 
 #[test]
@@ -265,21 +262,10 @@ fn a_connection_moved_to_another_runtime_keeps_its_order() {
 /// Options of a simulated run with the ring, faults, reordering and a
 /// small, busy ring.
 fn sim_options(seed: u64) -> SimOptions {
-    let mut options = SimOptions::with_faults(seed, 0.02);
-    options.driver = SimDriver::Ring;
-    for class in OpClass::ALL {
-        options.latency[class.index()] = Latency {
-            min: Duration::from_micros(1),
-            mean: Duration::from_micros(10),
-        };
-    }
-    options.ring = RingOptions {
-        sq_entries: 4,
-        cq_entries: 3,
-        busy_probability: 0.1,
-        ..RingOptions::default()
-    };
-    options
+    on_a_busy_sim_ring(
+        SimOptions::with_faults(seed, 0.02),
+        Duration::from_micros(10),
+    )
 }
 
 /// One seed: a peer streams scripted bytes; the reader mixes stream reads

@@ -11,32 +11,26 @@ use iokernel::io::{self, OpenFlags};
 use iokernel::runtime::{
     backend_availability, current_backend_report, spawn, Backend, BackendReport, Runtime,
 };
-use iokernel::sim::{self, Latency, OpClass, RingOptions, SimDriver, SimError, SimOptions};
+use iokernel::sim::{self, SimDriver, SimError, SimOptions};
 use iokernel::sys::Errno;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
+#[path = "support/sim_ring.rs"]
+mod sim_ring;
+use sim_ring::on_a_busy_sim_ring;
+
 /// Faults off, but completions late and reordered and a ring so small that
 /// every fault of its own happens: the SQ fills, submits hit `EBUSY`, the
 /// CQ overflows.
 fn stressed_ring(seed: u64) -> SimOptions {
-    let mut options = SimOptions::new(seed);
-    options.driver = SimDriver::Ring;
+    let mut options = on_a_busy_sim_ring(SimOptions::new(seed), Duration::from_micros(20));
     options.reorder_completions = true;
-    for class in OpClass::ALL {
-        options.latency[class.index()] = Latency {
-            min: Duration::from_micros(1),
-            mean: Duration::from_micros(20),
-        };
-    }
-    options.ring = RingOptions {
-        sq_entries: 3,
-        cq_entries: 2,
-        busy_probability: 0.2,
-        ..RingOptions::default()
-    };
+    options.ring.sq_entries = 3;
+    options.ring.cq_entries = 2;
+    options.ring.busy_probability = 0.2;
     options
 }
 
