@@ -454,25 +454,36 @@ impl<B: IoBufMut> Unpin for Read<'_, B> {}
 impl<B: IoBufMut> Future for Read<'_, B> {
     type Output = BufResult<usize, B>;
 
+    /// A plain read goes straight to its op (inlined: on backends without
+    /// receive streams every read is one); the rest is out of line.
+    #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
         if let Some(plain) = &mut this.plain {
             return Pin::new(plain).poll(cx);
         }
-        let Some(buf) = this.buf.as_mut() else {
+        this.poll_stream(cx)
+    }
+}
+
+impl<B: IoBufMut> Read<'_, B> {
+    /// A read that may take from, or start, a receive stream.
+    #[inline(never)]
+    fn poll_stream(&mut self, cx: &mut Context<'_>) -> Poll<BufResult<usize, B>> {
+        let Some(buf) = self.buf.as_mut() else {
             panic!("a TcpStream read polled after it completed");
         };
-        match this.receiver.find(buf, cx.waker()) {
+        match self.receiver.find(buf, cx.waker()) {
             Found::Done(result) => {
-                let buf = this.buf.take().expect("checked above");
+                let buf = self.buf.take().expect("checked above");
                 Poll::Ready(crate::op::buf_result(result, buf))
             }
             Found::Wait => Poll::Pending,
             Found::Plain => {
-                let buf = this.buf.take().expect("checked above");
-                let plain = this
+                let buf = self.buf.take().expect("checked above");
+                let plain = self
                     .plain
-                    .insert(crate::io::tcp_recv(this.receiver.fd, buf));
+                    .insert(crate::io::tcp_recv(self.receiver.fd, buf));
                 Pin::new(plain).poll(cx)
             }
         }
