@@ -489,3 +489,49 @@ impl<B: IoBufMut> Read<'_, B> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Found, Receiver};
+    use crate::runtime::{Backend, Runtime};
+    use crate::sys::ring::StreamSink;
+    use crate::sys::SockType;
+    use std::task::Waker;
+
+    /// What a first read finds on a fresh connected socket of a uring
+    /// runtime, after `before` was done to its receiver.
+    fn first_find(before: impl Fn(&Receiver)) -> Option<bool> {
+        crate::driver::availability(Backend::IoUring).ok()?;
+        let rt = Runtime::builder()
+            .compute_threads(1)
+            .backend(Backend::IoUring)
+            .build()
+            .unwrap();
+        Some(rt.block_on(async {
+            let kernel = crate::runtime::context::current_kernel();
+            let (a, b) = kernel.unix_pair(SockType::Stream).unwrap();
+            let receiver = Receiver::new(b, kernel.clone());
+            before(&receiver);
+            let mut buf = vec![0u8; 8];
+            let plain = matches!(receiver.find(&mut buf, Waker::noop()), Found::Plain);
+            receiver.close();
+            kernel.close(a).unwrap();
+            kernel.close(b).unwrap();
+            plain
+        }))
+    }
+
+    /// A kernel that cannot run receive streams says `EINVAL` to the first
+    /// one: reads on that connection are plain from then on, where a
+    /// stream would otherwise start.
+    #[test]
+    fn a_stream_refused_with_einval_leaves_the_reads_plain() {
+        let Some(fresh) = first_find(|_| {}) else {
+            eprintln!("skipping: no io_uring here");
+            return;
+        };
+        assert!(!fresh, "a fresh connection's read started no stream");
+        let refused = first_find(|r| r.ended(-libc::EINVAL)).unwrap();
+        assert!(refused, "a read after EINVAL tried a stream again");
+    }
+}
