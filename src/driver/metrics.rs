@@ -475,6 +475,9 @@ impl<T: OpCode> OpCode for Counted<T> {
     fn run_nowait(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
         self.op.run_nowait(kernel)
     }
+    fn run_entry(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
+        self.op.run_entry(kernel)
+    }
     fn takes_in_order(&self) -> Option<RawFd> {
         self.op.takes_in_order()
     }

@@ -11,8 +11,11 @@
 //! The op then drops its offset ([`OpCode::drop_offset`]; io_uring itself
 //! ignores it for pipes and FIFOs but answers `ESPIPE` for a socket, which
 //! its driver then resubmits without it), and an `EAGAIN` waits for
-//! readiness as for a plain read or write. (Referred to as `STREAMS`
-//! below.)
+//! readiness as for a plain read or write. A read at offset 0, which
+//! io_uring runs on a socket as a read at its position, drops its offset
+//! before any driver sees it when the socket's bytes are read ahead (a
+//! receive stream) or kept (see below), so it takes those first. (Referred
+//! to as `STREAMS` below.)
 //!
 //! # Cancelled reads at the file position
 //!
@@ -67,6 +70,26 @@ fn read_at_position(
     }
 }
 
+/// Whether a read at offset 0 of `fd` must drop its offset before any
+/// driver sees it (`STREAMS`): `fd` is a stream whose bytes a receive
+/// stream reads ahead or that has bytes kept for its next read. Such a
+/// read then takes those bytes first, in order: the kernel's ring would
+/// read a socket at offset 0 as at its position, past them. (At any other
+/// offset the ring answers `ESPIPE` and the driver takes the kept bytes
+/// before it submits the read again.) The gate is inlined; a regular file
+/// with bytes kept (a cancelled read at its position) keeps its offset.
+#[inline]
+fn reads_a_kept_stream(kernel: &dyn Kernel, fd: RawFd) -> bool {
+    leftover::any_kept_or_read_ahead() && is_kept_stream(kernel, fd)
+}
+
+#[inline(never)]
+fn is_kept_stream(kernel: &dyn Kernel, fd: RawFd) -> bool {
+    leftover::is_read_ahead(kernel, fd)
+        || (leftover::has_any(kernel, fd)
+            && kernel.lseek(fd, 0, Whence::Current) == Err(Errno::ESPIPE))
+}
+
 /// Leftover bytes of `fd` into the first of `bufs` with room (a short
 /// read, as any read may be).
 fn take_leftover_into<B: IoBufMut>(
@@ -111,6 +134,28 @@ pub struct Read<B> {
     /// The bytes came from the leftover store (a discard puts them back
     /// in front).
     pub(crate) took_leftover: bool,
+}
+
+impl<B: IoBufMut> Read<B> {
+    /// One attempt: at the offset (a stream refuses it: `STREAMS`), else
+    /// at the file position, taking what cancelled reads left first when
+    /// `leftovers` (see [`OpCode::run_entry`]).
+    fn read_once(&mut self, kernel: &dyn Kernel, leftovers: bool) -> SysResult<usize> {
+        if let Some(offset) = self.offset {
+            match kernel.pread(self.fd, self.buf.writable(), offset) {
+                // A stream (`STREAMS`); as a ring entry, the driver drops
+                // the offset and submits again (see `OpCode::run_entry`).
+                Err(Errno::ESPIPE) if leftovers && self.drop_offset() => {}
+                result => return result,
+            }
+        }
+        if leftovers {
+            if let Some(result) = self.take_leftover(kernel) {
+                return result;
+            }
+        }
+        read_at_position(kernel, self.fd, &mut [IoSliceMut::new(self.buf.writable())])
+    }
 }
 
 impl<B: IoBufMut> OpCode for Read<B> {
@@ -161,6 +206,9 @@ impl<B: IoBufMut> OpCode for Read<B> {
     }
 
     fn take_leftover(&mut self, kernel: &dyn Kernel) -> Option<SysResult<usize>> {
+        if self.offset == Some(0) && reads_a_kept_stream(kernel, self.fd) {
+            self.drop_offset();
+        }
         let fd = self.takes_in_order()?;
         let n = take_leftover_into(kernel, fd, std::slice::from_mut(&mut self.buf))?;
         self.took_leftover = true;
@@ -168,16 +216,15 @@ impl<B: IoBufMut> OpCode for Read<B> {
     }
 
     fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
-        if let Some(offset) = self.offset {
-            match kernel.pread(self.fd, self.buf.writable(), offset) {
-                Err(Errno::ESPIPE) if self.drop_offset() => {} // a stream: `STREAMS`
-                result => return result,
-            }
-        }
-        if let Some(result) = self.take_leftover(kernel) {
-            return result;
-        }
-        read_at_position(kernel, self.fd, &mut [IoSliceMut::new(self.buf.writable())])
+        self.read_once(kernel, true)
+    }
+
+    /// At an offset of a stream, `ESPIPE`: what the kernel's ring answers
+    /// for a socket at any offset but 0 (the driver then drops the offset
+    /// and submits again; for a pipe the kernel's ring ignores the offset
+    /// at once: the same bytes, one entry sooner).
+    fn run_entry(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
+        self.read_once(kernel, false)
     }
 
     fn complete(mut self, result: SysResult<usize>) -> Self::Output {
@@ -276,6 +323,35 @@ pub struct ReadVectored<B> {
     pub(crate) took_leftover: bool,
 }
 
+impl<B: IoBufMut> ReadVectored<B> {
+    /// [`Read`]'s attempt, into every buffer.
+    fn read_once(&mut self, kernel: &dyn Kernel, leftovers: bool) -> SysResult<usize> {
+        if let Some(offset) = self.offset {
+            let mut slices: Vec<IoSliceMut<'_>> = self
+                .bufs
+                .iter_mut()
+                .map(|b| IoSliceMut::new(b.writable()))
+                .collect();
+            match kernel.preadv(self.fd, &mut slices, offset) {
+                // (`drop_offset`, on the field: the slices borrow the buffers.)
+                Err(Errno::ESPIPE) if leftovers && self.offset.take().is_some() => {} // `STREAMS`
+                result => return result,
+            }
+        }
+        if leftovers {
+            if let Some(result) = self.take_leftover(kernel) {
+                return result;
+            }
+        }
+        let mut slices: Vec<IoSliceMut<'_>> = self
+            .bufs
+            .iter_mut()
+            .map(|b| IoSliceMut::new(b.writable()))
+            .collect();
+        read_at_position(kernel, self.fd, &mut slices)
+    }
+}
+
 impl<B: IoBufMut> OpCode for ReadVectored<B> {
     type Output = BufResult<usize, Vec<B>>;
 
@@ -328,27 +404,11 @@ impl<B: IoBufMut> OpCode for ReadVectored<B> {
     }
 
     fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
-        if let Some(offset) = self.offset {
-            let mut slices: Vec<IoSliceMut<'_>> = self
-                .bufs
-                .iter_mut()
-                .map(|b| IoSliceMut::new(b.writable()))
-                .collect();
-            match kernel.preadv(self.fd, &mut slices, offset) {
-                // (`drop_offset`, on the field: the slices borrow the buffers.)
-                Err(Errno::ESPIPE) if self.offset.take().is_some() => {} // `STREAMS`
-                result => return result,
-            }
-        }
-        if let Some(result) = self.take_leftover(kernel) {
-            return result;
-        }
-        let mut slices: Vec<IoSliceMut<'_>> = self
-            .bufs
-            .iter_mut()
-            .map(|b| IoSliceMut::new(b.writable()))
-            .collect();
-        read_at_position(kernel, self.fd, &mut slices)
+        self.read_once(kernel, true)
+    }
+
+    fn run_entry(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
+        self.read_once(kernel, false)
     }
 
     fn complete(mut self, result: SysResult<usize>) -> Self::Output {
@@ -361,6 +421,9 @@ impl<B: IoBufMut> OpCode for ReadVectored<B> {
     }
 
     fn take_leftover(&mut self, kernel: &dyn Kernel) -> Option<SysResult<usize>> {
+        if self.offset == Some(0) && reads_a_kept_stream(kernel, self.fd) {
+            self.drop_offset();
+        }
         let fd = self.takes_in_order()?;
         let n = take_leftover_into(kernel, fd, &mut self.bufs)?;
         self.took_leftover = true;

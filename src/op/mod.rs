@@ -156,6 +156,18 @@ pub trait OpCode: Send + 'static {
     /// `EAGAIN` and the caller waits for [`OpCode::readiness`].
     fn run_blocking(&mut self, kernel: &dyn Kernel) -> SysResult<usize>;
 
+    /// The syscall as a ring entry performs it: [`OpCode::run_blocking`]
+    /// without its look at what cancelled ops left
+    /// ([`OpCode::take_leftover`]). A kernel's ring entry never sees the
+    /// leftovers: the driver takes them before it submits the op, and
+    /// holds a new reader back while an abandoned one may still add to
+    /// them, so a simulated ring that ran `run_blocking` would hide a
+    /// driver that forgot to. Default: `run_blocking` (ops with no
+    /// leftovers).
+    fn run_entry(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
+        self.run_blocking(kernel)
+    }
+
     /// Turn the raw result into the user's output, handing back buffers.
     fn complete(self, result: SysResult<usize>) -> Self::Output;
 

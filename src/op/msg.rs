@@ -140,6 +140,10 @@ impl<B: IoBufMut> OpCode for RecvMsg<B> {
         if let Some(result) = self.take_leftover(kernel) {
             return result;
         }
+        self.run_entry(kernel)
+    }
+
+    fn run_entry(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
         let flags = MsgFlags(self.flags.0 | MsgFlags::DONTWAIT.0);
         let mut bufs = [IoSliceMut::new(self.buf.writable())];
         let meta = kernel.recvmsg(self.fd, &mut bufs, self.fds_max, flags)?;

@@ -49,6 +49,10 @@ impl OpCode for Accept {
         if let Some(result) = self.take_leftover(kernel) {
             return result;
         }
+        self.run_entry(kernel)
+    }
+
+    fn run_entry(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
         self.accepted = Some(kernel.accept(self.fd, true)?);
         Ok(0)
     }
@@ -183,6 +187,10 @@ impl<B: IoBufMut> OpCode for Recv<B> {
             self.short_drains = false;
             return result;
         }
+        self.run_entry(kernel)
+    }
+
+    fn run_entry(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
         let flags = MsgFlags(self.flags.0 | MsgFlags::DONTWAIT.0);
         kernel.recv(self.fd, self.buf.writable(), flags)
     }

@@ -100,6 +100,18 @@ pub(crate) fn unregister_read_ahead(kernel: &dyn Kernel, fd: RawFd) {
     }
 }
 
+/// Whether a [`ReadAhead`] receives `fd`'s bytes (so `fd` is a socket).
+pub(crate) fn is_read_ahead(kernel: &dyn Kernel, fd: RawFd) -> bool {
+    READ_AHEADS.load(Ordering::SeqCst) != 0 && read_aheads().contains_key(&key(kernel, fd))
+}
+
+/// Whether any fd has something kept or read ahead: the gate, nearly
+/// always closed off io_uring, of every lookup here a read makes.
+#[inline]
+pub(crate) fn any_kept_or_read_ahead() -> bool {
+    ENTRIES.load(Ordering::SeqCst) | READ_AHEADS.load(Ordering::SeqCst) != 0
+}
+
 /// Before a plain read of `fd`: what its read-ahead received comes here.
 fn hand_over_read_ahead(kernel: &dyn Kernel, fd: RawFd) {
     // Not under the map's lock: handing over takes the reader's lock and
@@ -195,8 +207,7 @@ pub(crate) fn take_bytes(
     buf: &mut [u8],
     peek: bool,
 ) -> Option<usize> {
-    let gate = ENTRIES.load(Ordering::SeqCst) | READ_AHEADS.load(Ordering::SeqCst);
-    if gate == 0 || buf.is_empty() {
+    if !any_kept_or_read_ahead() || buf.is_empty() {
         return None;
     }
     take_kept_bytes(kernel, fd, buf, peek)

@@ -127,8 +127,10 @@ pub mod opcode {
 pub(crate) trait RingExec {
     /// The syscall's name, for latency classes and traces.
     fn label(&self) -> &'static str;
-    /// Perform the op's syscall once against `kernel` and return the
-    /// completion's `res` (a count or a negative errno). The op keeps the
+    /// Perform the op's syscall once against `kernel`, as the kernel's
+    /// entry would (`OpCode::run_entry`: without what cancelled ops left
+    /// for the fd), and return the completion's `res` (a count or a
+    /// negative errno). The op keeps the
     /// full result (and any output such as a stat or a peer address) for
     /// the driver.
     fn execute(&mut self, kernel: &dyn Kernel) -> i32;

@@ -133,7 +133,7 @@ impl<T: OpCode> RingExec for Flight<T> {
     }
 
     fn execute(&mut self, kernel: &dyn Kernel) -> i32 {
-        let result = self.op.run_blocking(kernel);
+        let result = self.op.run_entry(kernel);
         self.ran_in_place = Some(result);
         match result {
             Ok(n) => i32::try_from(n).unwrap_or(i32::MAX),

@@ -6,7 +6,9 @@
 //! It never touches file or socket state itself: an op entry runs the op's
 //! own syscall against the simulated kernel ([`RingExec`]), so the
 //! simulator's per-class faults and short transfers apply as they do on
-//! the pool path.
+//! the pool path. Like the kernel's ring entry, it does not look at what
+//! cancelled ops left for the fd (`OpCode::run_entry`): keeping bytes in
+//! order around those is the driver's work, and the simulation tests it.
 //!
 //! What the ring simulates, all drawn from the run's seed:
 //! * **Latency and order.** A submitted op completes after its class's
