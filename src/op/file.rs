@@ -206,11 +206,12 @@ impl<B: IoBufMut> OpCode for Read<B> {
     }
 
     fn take_leftover(&mut self, kernel: &dyn Kernel) -> Option<SysResult<usize>> {
-        if self.offset == Some(0) && reads_a_kept_stream(kernel, self.fd) {
-            self.drop_offset();
+        match self.offset {
+            None => {}
+            Some(0) if reads_a_kept_stream(kernel, self.fd) => self.offset = None,
+            Some(_) => return None,
         }
-        let fd = self.takes_in_order()?;
-        let n = take_leftover_into(kernel, fd, std::slice::from_mut(&mut self.buf))?;
+        let n = take_leftover_into(kernel, self.fd, std::slice::from_mut(&mut self.buf))?;
         self.took_leftover = true;
         Some(Ok(n))
     }
@@ -421,11 +422,12 @@ impl<B: IoBufMut> OpCode for ReadVectored<B> {
     }
 
     fn take_leftover(&mut self, kernel: &dyn Kernel) -> Option<SysResult<usize>> {
-        if self.offset == Some(0) && reads_a_kept_stream(kernel, self.fd) {
-            self.drop_offset();
+        match self.offset {
+            None => {}
+            Some(0) if reads_a_kept_stream(kernel, self.fd) => self.offset = None,
+            Some(_) => return None,
         }
-        let fd = self.takes_in_order()?;
-        let n = take_leftover_into(kernel, fd, &mut self.bufs)?;
+        let n = take_leftover_into(kernel, self.fd, &mut self.bufs)?;
         self.took_leftover = true;
         Some(Ok(n))
     }
