@@ -417,8 +417,15 @@ fn check_sim_seed(seed: u64) -> (u64, u64) {
             let len = 1 + (step >> 50) as usize % 3000;
             let read = match step >> 61 {
                 0 => io::recv(fd, vec![0u8; len]).await,
-                // At an offset, 0 now and then: the stream's bytes first.
-                2 => io::pread(fd, vec![0u8; len], (step >> 20) % 3 * 4096).await,
+                // At an offset, 0 now and then (the stream's bytes first),
+                // some given up while they wait.
+                2 => {
+                    let read = io::pread(fd, vec![0u8; len], (step >> 20) % 3 * 4096);
+                    match timeout(Duration::from_micros(step >> 57), read).await {
+                        Ok(read) => read,
+                        Err(_) => continue,
+                    }
+                }
                 1 => {
                     let deadline = Duration::from_micros(step >> 59);
                     match timeout(deadline, server.read(vec![0u8; len])).await {

@@ -481,6 +481,9 @@ impl<T: OpCode> OpCode for Counted<T> {
     fn takes_in_order(&self) -> Option<RawFd> {
         self.op.takes_in_order()
     }
+    fn may_take_in_order(&self) -> Option<RawFd> {
+        self.op.may_take_in_order()
+    }
     fn take_leftover(&mut self, kernel: &dyn Kernel) -> Option<SysResult<usize>> {
         self.op.take_leftover(kernel)
     }

@@ -85,9 +85,12 @@ fn reads_a_kept_stream(kernel: &dyn Kernel, fd: RawFd) -> bool {
 
 #[inline(never)]
 fn is_kept_stream(kernel: &dyn Kernel, fd: RawFd) -> bool {
-    leftover::is_read_ahead(kernel, fd)
-        || (leftover::has_any(kernel, fd)
-            && kernel.lseek(fd, 0, Whence::Current) == Err(Errno::ESPIPE))
+    leftover::is_read_ahead(kernel, fd) || (leftover::has_any(kernel, fd) && is_stream(kernel, fd))
+}
+
+/// Whether `fd` is a stream (it has no file position to seek).
+fn is_stream(kernel: &dyn Kernel, fd: RawFd) -> bool {
+    kernel.lseek(fd, 0, Whence::Current) == Err(Errno::ESPIPE)
 }
 
 /// Leftover bytes of `fd` into the first of `bufs` with room (a short
@@ -137,6 +140,17 @@ pub struct Read<B> {
 }
 
 impl<B: IoBufMut> Read<B> {
+    /// The fd whose bytes this (finished) read took in order: one at the
+    /// position, or at offset 0 of a stream (one lseek, for a read whose
+    /// result nobody took).
+    fn stream_read_fd(&self, kernel: &dyn Kernel) -> Option<RawFd> {
+        match self.offset {
+            None => Some(self.fd),
+            Some(0) => is_stream(kernel, self.fd).then_some(self.fd),
+            Some(_) => None,
+        }
+    }
+
     /// One attempt: at the offset (a stream refuses it: `STREAMS`), else
     /// at the file position, taking what cancelled reads left first when
     /// `leftovers` (see [`OpCode::run_entry`]).
@@ -144,8 +158,10 @@ impl<B: IoBufMut> Read<B> {
         if let Some(offset) = self.offset {
             match kernel.pread(self.fd, self.buf.writable(), offset) {
                 // A stream (`STREAMS`); as a ring entry, the driver drops
-                // the offset and submits again (see `OpCode::run_entry`).
+                // the offset and submits again, but at offset 0 the entry
+                // reads the stream (see `OpCode::run_entry`).
                 Err(Errno::ESPIPE) if leftovers && self.drop_offset() => {}
+                Err(Errno::ESPIPE) if offset == 0 => {}
                 result => return result,
             }
         }
@@ -205,6 +221,10 @@ impl<B: IoBufMut> OpCode for Read<B> {
         self.offset.is_none().then_some(self.fd)
     }
 
+    fn may_take_in_order(&self) -> Option<RawFd> {
+        matches!(self.offset, None | Some(0)).then_some(self.fd)
+    }
+
     fn take_leftover(&mut self, kernel: &dyn Kernel) -> Option<SysResult<usize>> {
         match self.offset {
             None => {}
@@ -220,10 +240,11 @@ impl<B: IoBufMut> OpCode for Read<B> {
         self.read_once(kernel, true)
     }
 
-    /// At an offset of a stream, `ESPIPE`: what the kernel's ring answers
-    /// for a socket at any offset but 0 (the driver then drops the offset
-    /// and submits again; for a pipe the kernel's ring ignores the offset
-    /// at once: the same bytes, one entry sooner).
+    /// At an offset of a stream, what the kernel's ring does with a
+    /// socket: at offset 0 it reads at the position, at any other it
+    /// answers `ESPIPE` (the driver then drops the offset and submits
+    /// again; for a pipe the kernel's ring ignores any offset at once: the
+    /// same bytes, one entry sooner).
     fn run_entry(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
         self.read_once(kernel, false)
     }
@@ -234,10 +255,11 @@ impl<B: IoBufMut> OpCode for Read<B> {
     }
 
     /// Bytes a cancelled read at the file position moved are kept for the
-    /// next read of the fd (module docs); a read at an offset moved
-    /// nothing another read would have got.
+    /// next read of the fd (module docs), and so are those a read at
+    /// offset 0 took from a stream (`STREAMS`); a read at an offset of a
+    /// file moved nothing another read would have got.
     fn discard(mut self, result: SysResult<usize>, kernel: &dyn Kernel) {
-        if let (Ok(n), Some(fd)) = (result, self.takes_in_order()) {
+        if let (Ok(n), Some(fd)) = (result, self.stream_read_fd(kernel)) {
             let took_leftover = self.took_leftover;
             stash_read(
                 kernel,
@@ -325,6 +347,15 @@ pub struct ReadVectored<B> {
 }
 
 impl<B: IoBufMut> ReadVectored<B> {
+    /// [`Read`]'s.
+    fn stream_read_fd(&self, kernel: &dyn Kernel) -> Option<RawFd> {
+        match self.offset {
+            None => Some(self.fd),
+            Some(0) => is_stream(kernel, self.fd).then_some(self.fd),
+            Some(_) => None,
+        }
+    }
+
     /// [`Read`]'s attempt, into every buffer.
     fn read_once(&mut self, kernel: &dyn Kernel, leftovers: bool) -> SysResult<usize> {
         if let Some(offset) = self.offset {
@@ -336,6 +367,7 @@ impl<B: IoBufMut> ReadVectored<B> {
             match kernel.preadv(self.fd, &mut slices, offset) {
                 // (`drop_offset`, on the field: the slices borrow the buffers.)
                 Err(Errno::ESPIPE) if leftovers && self.offset.take().is_some() => {} // `STREAMS`
+                Err(Errno::ESPIPE) if offset == 0 => {}                               // as `Read`'s
                 result => return result,
             }
         }
@@ -421,6 +453,10 @@ impl<B: IoBufMut> OpCode for ReadVectored<B> {
         self.offset.is_none().then_some(self.fd)
     }
 
+    fn may_take_in_order(&self) -> Option<RawFd> {
+        matches!(self.offset, None | Some(0)).then_some(self.fd)
+    }
+
     fn take_leftover(&mut self, kernel: &dyn Kernel) -> Option<SysResult<usize>> {
         match self.offset {
             None => {}
@@ -435,7 +471,7 @@ impl<B: IoBufMut> OpCode for ReadVectored<B> {
     /// As [`Read`]'s: bytes of a cancelled read at the file position are
     /// kept for the next read of the fd.
     fn discard(mut self, result: SysResult<usize>, kernel: &dyn Kernel) {
-        if let (Ok(n), Some(fd)) = (result, self.takes_in_order()) {
+        if let (Ok(n), Some(fd)) = (result, self.stream_read_fd(kernel)) {
             stash_read(kernel, fd, &mut self.bufs, n, self.took_leftover);
         }
     }

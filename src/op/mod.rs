@@ -130,6 +130,16 @@ pub trait OpCode: Send + 'static {
         }
     }
 
+    /// The fd the op may take bytes from in order as a ring entry: what
+    /// [`OpCode::takes_in_order`] says, and for a read at offset 0 its fd
+    /// (the kernel's ring reads a socket at offset 0 as at its position).
+    /// A ring holds such an op back while an abandoned reader of the fd is
+    /// with the kernel, and holds new readers of the fd back while such an
+    /// op is abandoned there. Default: [`OpCode::takes_in_order`].
+    fn may_take_in_order(&self) -> Option<RawFd> {
+        self.takes_in_order()
+    }
+
     /// What the op can finish with without the kernel: bytes or a
     /// connection an earlier, cancelled op on the same fd received (see the
     /// module docs). Called before the op is submitted and by

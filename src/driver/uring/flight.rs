@@ -309,7 +309,7 @@ impl<T: OpCode> InRing for Flight<T> {
         if self.waiting_readiness || !self.reader || self.is_finished() {
             return None; // a poll moves no data
         }
-        self.op.takes_in_order()
+        self.op.may_take_in_order()
     }
 
     fn take_leftover(&mut self, kernel: &dyn Kernel) -> Option<SysResult<usize>> {

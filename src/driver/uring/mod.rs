@@ -980,7 +980,7 @@ impl UringDriver {
         let storage = readiness.is_none();
         // A read at an offset counts too: on a stream it drops the offset
         // and takes bytes in order (`op::file`'s `STREAMS`).
-        let reader = op.takes_in_order().is_some()
+        let reader = op.may_take_in_order().is_some()
             || matches!(op.eagain_wait(), Some((_, Interest::Readable)));
         let mut flight = Box::new(Flight {
             storage,
