@@ -136,38 +136,81 @@ fn reads_dropped_while_they_wait_lose_nothing() {
     });
 }
 
+/// How one read of [`reads_keep_the_order`] goes.
+enum Via {
+    /// `TcpStream::read` (on io_uring: from the receive stream).
+    Stream,
+    /// `io::recv` of the raw fd.
+    Recv,
+    /// `io::read` of the raw fd.
+    Read,
+    /// `io::pread` of the raw fd at this offset (a stream ignores it).
+    Pread(u64),
+}
+
+/// The client sends 200 KiB in paced pieces; the server reads them all,
+/// each read as `via(round)` says, and gets them whole and in order.
+async fn reads_keep_the_order(
+    backend: Backend,
+    client: TcpStream,
+    server: TcpStream,
+    via: impl Fn(u64) -> Via,
+) {
+    let data = pattern(200 * 1024);
+    let writer = {
+        let data = data.clone();
+        spawn(async move {
+            for piece in data.chunks(3000) {
+                client.write_all(piece.to_vec()).await.0.unwrap();
+                sleep(Duration::from_micros(50)).await;
+            }
+            client.shutdown(Shutdown::Write).await.unwrap();
+            client
+        })
+    };
+    let fd = server.as_raw_fd();
+    let mut got = Vec::new();
+    for round in 0u64.. {
+        let BufResult(n, buf) = match via(round) {
+            Via::Stream => server.read(vec![0u8; 1500]).await,
+            Via::Recv => io::recv(fd, vec![0u8; 700]).await,
+            Via::Read => io::read(fd, vec![0u8; 900]).await,
+            Via::Pread(offset) => io::pread(fd, vec![0u8; 800], offset).await,
+        };
+        let n = n.unwrap_or_else(|e| panic!("{backend}: round {round}: {e}"));
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    drop(writer.await.unwrap());
+    assert_in_order(&got, &data, &backend.to_string());
+}
+
 #[test]
 fn plain_reads_of_the_raw_fd_between_stream_reads_keep_the_order() {
-    on_every_backend(|backend, client, server| async move {
-        let data = pattern(200 * 1024);
-        let writer = {
-            let data = data.clone();
-            spawn(async move {
-                for piece in data.chunks(3000) {
-                    client.write_all(piece.to_vec()).await.0.unwrap();
-                    sleep(Duration::from_micros(50)).await;
-                }
-                client.shutdown(Shutdown::Write).await.unwrap();
-                client
-            })
-        };
-        let fd = server.as_raw_fd();
-        let mut got = Vec::new();
-        for round in 0.. {
-            let BufResult(n, buf) = match round % 3 {
-                0 | 1 => server.read(vec![0u8; 1500]).await,
-                _ if round % 2 == 0 => io::recv(fd, vec![0u8; 700]).await,
-                _ => io::read(fd, vec![0u8; 900]).await,
-            };
-            let n = n.unwrap();
-            if n == 0 {
-                break;
-            }
-            got.extend_from_slice(&buf[..n]);
-        }
-        drop(writer.await.unwrap());
-        assert_eq!(got.len(), data.len(), "{backend}: bytes lost");
-        assert_in_order(&got, &data, &backend.to_string());
+    on_every_backend(|backend, client, server| {
+        reads_keep_the_order(backend, client, server, |round| match round % 3 {
+            0 | 1 => Via::Stream,
+            _ if round % 2 == 0 => Via::Recv,
+            _ => Via::Read,
+        })
+    });
+}
+
+/// A read at an offset of a socket reads the stream (`io::pread`'s
+/// docs): between stream reads, at offset 0 (which the kernel's ring runs
+/// as a read of the socket) and at others (which it refuses with
+/// `ESPIPE`, and the driver submits again without the offset), it takes
+/// what the receive stream received first.
+#[test]
+fn reads_at_an_offset_between_stream_reads_keep_the_order() {
+    on_every_backend(|backend, client, server| {
+        reads_keep_the_order(backend, client, server, |round| match round % 4 {
+            0 | 1 => Via::Stream,
+            2 => Via::Pread(0),
+            _ => Via::Pread(4096 * round),
+        })
     });
 }
 
@@ -213,46 +256,6 @@ async fn read_at_0(fd: RawFd, want: usize, case: &str) -> Vec<u8> {
         got.extend_from_slice(&buf[..n]);
     }
     got
-}
-
-/// A read at an offset of a socket reads the stream (`io::pread`'s
-/// docs): between stream reads, at offset 0 (which the kernel's ring runs
-/// as a read of the socket) and at others (which it refuses with
-/// `ESPIPE`, and the driver submits again without the offset), it takes
-/// what the receive stream received first.
-#[test]
-fn reads_at_an_offset_between_stream_reads_keep_the_order() {
-    on_every_backend(|backend, client, server| async move {
-        let data = pattern(200 * 1024);
-        let writer = {
-            let data = data.clone();
-            spawn(async move {
-                for piece in data.chunks(3000) {
-                    client.write_all(piece.to_vec()).await.0.unwrap();
-                    sleep(Duration::from_micros(50)).await;
-                }
-                client.shutdown(Shutdown::Write).await.unwrap();
-                client
-            })
-        };
-        let fd = server.as_raw_fd();
-        let mut got = Vec::new();
-        for round in 0u64.. {
-            let BufResult(n, buf) = match round % 4 {
-                0 | 1 => server.read(vec![0u8; 1500]).await,
-                2 => io::pread(fd, vec![0u8; 800], 0).await,
-                _ => io::pread(fd, vec![0u8; 800], 4096 * round).await,
-            };
-            let n = n.unwrap_or_else(|e| panic!("{backend}: round {round}: {e}"));
-            if n == 0 {
-                break;
-            }
-            got.extend_from_slice(&buf[..n]);
-        }
-        drop(writer.await.unwrap());
-        assert_eq!(got.len(), data.len(), "{backend}: bytes lost");
-        assert_in_order(&got, &data, &backend.to_string());
-    });
 }
 
 #[test]

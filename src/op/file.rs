@@ -88,6 +88,33 @@ fn is_kept_stream(kernel: &dyn Kernel, fd: RawFd) -> bool {
     leftover::is_read_ahead(kernel, fd) || (leftover::has_any(kernel, fd) && is_stream(kernel, fd))
 }
 
+/// Before taking what was kept for `fd`: whether a read of it with
+/// `offset` reads at the position, and so takes it. One at the position
+/// does, and one at offset 0 of a kept stream ([`reads_a_kept_stream`]),
+/// which drops its offset here.
+#[inline]
+fn reads_at_position(kernel: &dyn Kernel, fd: RawFd, offset: &mut Option<u64>) -> bool {
+    match *offset {
+        None => true,
+        Some(0) if reads_a_kept_stream(kernel, fd) => {
+            *offset = None;
+            true
+        }
+        Some(_) => false,
+    }
+}
+
+/// The fd whose bytes a finished read of `fd` at `offset` took in order,
+/// to keep them when nobody took its result: one at the position, or at
+/// offset 0 of a stream (one lseek).
+fn stream_read_fd(kernel: &dyn Kernel, fd: RawFd, offset: Option<u64>) -> Option<RawFd> {
+    match offset {
+        None => Some(fd),
+        Some(0) => is_stream(kernel, fd).then_some(fd),
+        Some(_) => None,
+    }
+}
+
 /// Whether `fd` is a stream (it has no file position to seek).
 fn is_stream(kernel: &dyn Kernel, fd: RawFd) -> bool {
     kernel.lseek(fd, 0, Whence::Current) == Err(Errno::ESPIPE)
@@ -140,17 +167,6 @@ pub struct Read<B> {
 }
 
 impl<B: IoBufMut> Read<B> {
-    /// The fd whose bytes this (finished) read took in order: one at the
-    /// position, or at offset 0 of a stream (one lseek, for a read whose
-    /// result nobody took).
-    fn stream_read_fd(&self, kernel: &dyn Kernel) -> Option<RawFd> {
-        match self.offset {
-            None => Some(self.fd),
-            Some(0) => is_stream(kernel, self.fd).then_some(self.fd),
-            Some(_) => None,
-        }
-    }
-
     /// One attempt: at the offset (a stream refuses it: `STREAMS`), else
     /// at the file position, taking what cancelled reads left first when
     /// `leftovers` (see [`OpCode::run_entry`]).
@@ -226,10 +242,8 @@ impl<B: IoBufMut> OpCode for Read<B> {
     }
 
     fn take_leftover(&mut self, kernel: &dyn Kernel) -> Option<SysResult<usize>> {
-        match self.offset {
-            None => {}
-            Some(0) if reads_a_kept_stream(kernel, self.fd) => self.offset = None,
-            Some(_) => return None,
+        if !reads_at_position(kernel, self.fd, &mut self.offset) {
+            return None;
         }
         let n = take_leftover_into(kernel, self.fd, std::slice::from_mut(&mut self.buf))?;
         self.took_leftover = true;
@@ -259,7 +273,7 @@ impl<B: IoBufMut> OpCode for Read<B> {
     /// offset 0 took from a stream (`STREAMS`); a read at an offset of a
     /// file moved nothing another read would have got.
     fn discard(mut self, result: SysResult<usize>, kernel: &dyn Kernel) {
-        if let (Ok(n), Some(fd)) = (result, self.stream_read_fd(kernel)) {
+        if let (Ok(n), Some(fd)) = (result, stream_read_fd(kernel, self.fd, self.offset)) {
             let took_leftover = self.took_leftover;
             stash_read(
                 kernel,
@@ -347,15 +361,6 @@ pub struct ReadVectored<B> {
 }
 
 impl<B: IoBufMut> ReadVectored<B> {
-    /// [`Read`]'s.
-    fn stream_read_fd(&self, kernel: &dyn Kernel) -> Option<RawFd> {
-        match self.offset {
-            None => Some(self.fd),
-            Some(0) => is_stream(kernel, self.fd).then_some(self.fd),
-            Some(_) => None,
-        }
-    }
-
     /// [`Read`]'s attempt, into every buffer.
     fn read_once(&mut self, kernel: &dyn Kernel, leftovers: bool) -> SysResult<usize> {
         if let Some(offset) = self.offset {
@@ -458,10 +463,8 @@ impl<B: IoBufMut> OpCode for ReadVectored<B> {
     }
 
     fn take_leftover(&mut self, kernel: &dyn Kernel) -> Option<SysResult<usize>> {
-        match self.offset {
-            None => {}
-            Some(0) if reads_a_kept_stream(kernel, self.fd) => self.offset = None,
-            Some(_) => return None,
+        if !reads_at_position(kernel, self.fd, &mut self.offset) {
+            return None;
         }
         let n = take_leftover_into(kernel, self.fd, &mut self.bufs)?;
         self.took_leftover = true;
@@ -471,7 +474,7 @@ impl<B: IoBufMut> OpCode for ReadVectored<B> {
     /// As [`Read`]'s: bytes of a cancelled read at the file position are
     /// kept for the next read of the fd.
     fn discard(mut self, result: SysResult<usize>, kernel: &dyn Kernel) {
-        if let (Ok(n), Some(fd)) = (result, self.stream_read_fd(kernel)) {
+        if let (Ok(n), Some(fd)) = (result, stream_read_fd(kernel, self.fd, self.offset)) {
             stash_read(kernel, fd, &mut self.bufs, n, self.took_leftover);
         }
     }
