@@ -258,11 +258,15 @@ impl<T: OpCode> InRing for Flight<T> {
             self.waiting_readiness = true;
             return Completed::Again(self);
         }
-        // A read or write at an offset on a socket: again as a stream op
-        // (`op::file`'s Streams; io_uring already ignores the offset on
-        // pipes and FIFOs).
+        // A read or write at an offset on a socket: given back to its
+        // future, which submits it again as a stream op (`op::file`'s
+        // `STREAMS`; io_uring already ignores the offset on pipes and
+        // FIFOs) the way any new op goes: a read then takes what was kept
+        // for the socket first and counts as a reader of it from there.
         if result == Err(Errno::ESPIPE) && self.op.drop_offset() && !Flight::is_abandoned(&self) {
-            return Completed::Again(self);
+            return self
+                .finish_with(Err(GIVEN_BACK), kernel)
+                .map_or(Completed::Gone, Completed::Kept);
         }
         self.finish_with(result, kernel)
             .map_or(Completed::Gone, Completed::Kept)

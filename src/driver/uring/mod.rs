@@ -51,10 +51,9 @@
 //! reader of the same fd is held back (a reserved slot, no entry) until
 //! it is done, then takes the leftovers first: bytes stay in order and a
 //! reader already in the kernel never waits for bytes that went elsewhere.
-//! A reader submitted again (after a readiness poll, or a read at an
-//! offset of a socket, which the kernel refuses with `ESPIPE`) passes the
-//! same gate as a new one: the leftovers first, then held back while an
-//! abandoned reader of its fd is with the kernel. A thread's ring
+//! A read at an offset of a socket, which the kernel refuses with
+//! `ESPIPE`, goes back to its future and is submitted anew at the
+//! position, through the same gate. A thread's ring
 //! is drained (cancel everything, wait for every completion) before it is
 //! dropped, so the kernel never writes into freed memory; results no
 //! future has taken by then wait in its mailbox for their futures. So do
@@ -108,7 +107,7 @@ use super::{InFlight, Park, Scheduler};
 use crate::op::OpCode;
 use crate::sys::ring::opcode;
 use crate::sys::ring::{CompletionRing, RingEntry, RingSource, RingWork, SqFull, CANCEL_USER_DATA};
-use crate::sys::{Errno, Interest, Kernel, SysResult};
+use crate::sys::{Errno, Kernel, SysResult};
 use flight::{Completed, Flight, Handoff, InRing, GIVEN_BACK};
 use mailbox::{Mailbox, Reached, Request};
 pub(crate) use ring::KernelRings;
@@ -570,22 +569,7 @@ impl LocalRing {
                 }
             };
             // Again under the same slot and user_data, so the future's
-            // cancel reaches the op's poll or its next attempt. A reader's
-            // next entry takes bytes as a new reader's would: what was kept
-            // for its fd first, and not while an abandoned reader of the fd
-            // is with the kernel.
-            if again.reader_fd().is_some() {
-                if let Some(result) = self.take_leftover_here(&mut *again) {
-                    let kept = again.finish_with(result, &*self.kernel);
-                    self.keep_or_free(slot, kept);
-                    continue;
-                }
-                if self.must_defer(&*again) {
-                    self.table[slot] = Some(again);
-                    self.deferred.push(slot);
-                    continue;
-                }
-            }
+            // cancel reaches the op's poll or its next attempt.
             let on_device = again.on_device();
             let pushed = match again.work() {
                 Some(work) => self
@@ -748,18 +732,6 @@ impl LocalRing {
             .is_some_and(|fd| self.abandoned_reader(fd))
     }
 
-    /// What was kept for `flight`'s fd ([`InRing::take_leftover`]), taken
-    /// on the ring's thread while the ring is busy. Taking it stops a
-    /// receive stream of the fd, which asks through the mailbox here: read
-    /// at once, so the stream counts as an abandoned reader before any
-    /// other reader of the fd is submitted.
-    fn take_leftover_here(&mut self, flight: &mut dyn InRing) -> Option<SysResult<usize>> {
-        let kernel = Arc::clone(&self.kernel);
-        let taken = flight.take_leftover(&*kernel);
-        self.read_mailbox();
-        taken
-    }
-
     /// Hold `flight` back (in a reserved slot, no entry) until
     /// [`LocalRing::release_deferred`] starts it; returns its `user_data`.
     fn defer(&mut self, flight: Box<dyn InRing>) -> u64 {
@@ -807,7 +779,7 @@ impl LocalRing {
                 (true, _) => Some(Err(Errno::ECANCELED)),
                 // Its loop left: started where its future is polled next.
                 (false, true) => Some(Err(GIVEN_BACK)),
-                (false, false) => self.take_leftover_here(&mut *flight),
+                (false, false) => flight.take_leftover(&*kernel),
             };
             let result = match early {
                 Some(result) => Err(result),
@@ -978,10 +950,7 @@ impl UringDriver {
         }
         let readiness = op.readiness();
         let storage = readiness.is_none();
-        // A read at an offset counts too: on a stream it drops the offset
-        // and takes bytes in order (`op::file`'s `STREAMS`).
-        let reader = op.may_take_in_order().is_some()
-            || matches!(op.eagain_wait(), Some((_, Interest::Readable)));
+        let reader = op.may_take_in_order().is_some();
         let mut flight = Box::new(Flight {
             storage,
             reader,
