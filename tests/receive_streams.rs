@@ -17,6 +17,9 @@ use iokernel::sim::{self, SimOptions};
 use std::os::fd::RawFd;
 use std::time::Duration;
 
+#[path = "support/bytes.rs"]
+mod bytes;
+use bytes::assert_same_bytes;
 #[path = "support/sim_ring.rs"]
 mod sim_ring;
 use sim_ring::on_a_busy_sim_ring;
@@ -93,18 +96,6 @@ async fn pair() -> (TcpStream, TcpStream) {
 /// `len` bytes of a pattern that shows a lost or repeated byte.
 fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i % 251) as u8).collect()
-}
-
-/// `got` is `want`, or the first byte where it is not is named (the
-/// whole streams are too long to print).
-fn assert_in_order(got: &[u8], want: &[u8], case: &str) {
-    if let Some(at) = got.iter().zip(want).position(|(g, w)| g != w) {
-        panic!(
-            "{case}: bytes out of order from byte {at} of {}",
-            want.len()
-        );
-    }
-    assert_eq!(got.len(), want.len(), "{case}: bytes lost");
 }
 
 /// Read from `stream` until `want` bytes came, in reads of `chunk` bytes.
@@ -184,7 +175,7 @@ async fn reads_keep_the_order(
         got.extend_from_slice(&buf[..n]);
     }
     drop(writer.await.unwrap());
-    assert_in_order(&got, &data, &backend.to_string());
+    assert_same_bytes(&got, &data, &backend.to_string());
 }
 
 #[test]
@@ -235,7 +226,7 @@ fn a_read_at_offset_0_takes_what_was_received_first() {
         let fd = server.into_raw_fd();
         got.extend(read_at_0(fd, 2900, &format!("{backend}, fd given away")).await);
         io::close(fd).await.unwrap();
-        assert_in_order(&got, &data, &backend.to_string());
+        assert_same_bytes(&got, &data, &backend.to_string());
     });
 }
 
@@ -452,7 +443,7 @@ fn check_sim_seed(seed: u64) -> (u64, u64) {
     })
     .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
     assert_eq!(got.len(), expected.len(), "seed {seed}: bytes lost");
-    assert_in_order(&got, &expected, &format!("seed {seed}"));
+    assert_same_bytes(&got, &expected, &format!("seed {seed}"));
     let stats = kernel.core().stats();
     (stats.ring_stream_chunks, stats.ring_stream_ends)
 }

@@ -2,6 +2,9 @@
 //! the adapters through futures-util's extension traits, `via_tokio`
 //! through tokio's.
 
+#[path = "../support/bytes.rs"]
+mod bytes;
+pub use bytes::assert_same_bytes;
 use iokernel::io::compat::{Compat, CompatIo};
 use iokernel::runtime::Handle;
 use std::future::Future;
@@ -53,21 +56,9 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-#[track_caller]
-pub fn assert_same(got: &[u8], want: &[u8], what: &str) {
-    if got != want {
-        let first = got.iter().zip(want).position(|(a, b)| a != b);
-        panic!(
-            "{what}: got {} bytes, want {}; first difference at {first:?}",
-            got.len(),
-            want.len()
-        );
-    }
-}
-
 macro_rules! bodies {
     ($close:ident, $copy:path) => {
-        use super::{assert_same, pattern, How};
+        use super::{assert_same_bytes, pattern, How};
         use iokernel::fs::{File, OpenOptions};
         use iokernel::net::{TcpListener, TcpStream};
         use std::io::{self, SeekFrom};
@@ -102,7 +93,7 @@ macro_rules! bodies {
             assert_eq!(file.seek(SeekFrom::Start(0)).await?, 0);
             let mut back = Vec::new();
             file.read_to_end(&mut back).await?;
-            assert_same(&back, &data, "read back through the adapter");
+            assert_same_bytes(&back, &data, "read back through the adapter");
 
             // Relative seeks count from what was consumed, not from the
             // read-ahead the adapter holds.
@@ -116,7 +107,7 @@ macro_rules! bodies {
             assert_eq!(file.seek(SeekFrom::End(-3)).await?, len - 3);
             let mut tail = Vec::new();
             file.read_to_end(&mut tail).await?;
-            assert_same(
+            assert_same_bytes(
                 &tail,
                 &data[data.len() - 3..],
                 "the tail after SeekFrom::End",
@@ -139,7 +130,7 @@ macro_rules! bodies {
                 .await?;
             let mut want = data.clone();
             want[5..10].copy_from_slice(b"HELLO");
-            assert_same(&got, &want, "the file after the overwrite");
+            assert_same_bytes(&got, &want, "the file after the overwrite");
             Ok(())
         }
 
@@ -274,7 +265,7 @@ macro_rules! bodies {
             let mut back = Vec::new();
             client.read_to_end(&mut back).await?;
             assert_eq!(echo.join().await?, data.len() as u64, "bytes echoed");
-            assert_same(&back, &data, "the echo");
+            assert_same_bytes(&back, &data, "the echo");
             Ok(())
         }
 
@@ -297,7 +288,7 @@ macro_rules! bodies {
             let mut server = how.adapt(server);
             let mut got = Vec::new();
             server.read_to_end(&mut got).await?;
-            assert_same(&got, b"before", "what the peer received");
+            assert_same_bytes(&got, b"before", "what the peer received");
             Ok(())
         }
 
@@ -327,7 +318,7 @@ macro_rules! bodies {
             }
             drop(client);
             let got = drain.join().await?;
-            assert_same(&got, &data, "what the peer received after the drop");
+            assert_same_bytes(&got, &data, "what the peer received after the drop");
             Ok(())
         }
 
@@ -362,7 +353,7 @@ macro_rules! bodies {
                 }
                 rest.extend_from_slice(&buf[..n]);
             }
-            assert_same(&rest, &data[100..], "read-ahead then the rest of the file");
+            assert_same_bytes(&rest, &data[100..], "read-ahead then the rest of the file");
             Ok(())
         }
 
@@ -426,7 +417,7 @@ macro_rules! bodies {
                     done.map(|()| got)
                 })
                 .await?;
-            assert_same(&got, &data, "the copy");
+            assert_same_bytes(&got, &data, "the copy");
             Ok(())
         }
     };

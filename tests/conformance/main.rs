@@ -266,18 +266,6 @@ fn assert_errno<T: Debug>(result: std::io::Result<T>, errno: i32, what: &str) {
     }
 }
 
-#[track_caller]
-fn assert_same_bytes(got: &[u8], want: &[u8], what: &str) {
-    if got != want {
-        let first = got.iter().zip(want).position(|(a, b)| a != b);
-        panic!(
-            "{what}: got {} bytes, want {}; first difference at {first:?}",
-            got.len(),
-            want.len()
-        );
-    }
-}
-
 /// `len` bytes of a repeatable non-trivial pattern.
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
@@ -436,6 +424,9 @@ fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
 // Bodies (body.rs)
 // ---------------------------------------------------------------------------
 
+#[path = "../support/bytes.rs"]
+mod bytes;
+use bytes::assert_same_bytes;
 mod body;
 mod nowait;
 mod sockets;
