@@ -75,9 +75,10 @@ fn read_at_position(
 /// stream reads ahead or that has bytes kept for its next read. Such a
 /// read then takes those bytes first, in order: the kernel's ring would
 /// read a socket at offset 0 as at its position, past them. (At any other
-/// offset the ring answers `ESPIPE` and the driver takes the kept bytes
-/// before it submits the read again.) The gate is inlined; a regular file
-/// with bytes kept (a cancelled read at its position) keeps its offset.
+/// offset the ring answers `ESPIPE`, the op goes back to its future
+/// without the offset, and its new submission takes them.) The gate is
+/// inlined; a regular file with bytes kept (a cancelled read at its
+/// position) keeps its offset.
 #[inline]
 fn reads_a_kept_stream(kernel: &dyn Kernel, fd: RawFd) -> bool {
     leftover::any_kept_or_read_ahead() && is_kept_stream(kernel, fd)
@@ -256,9 +257,9 @@ impl<B: IoBufMut> OpCode for Read<B> {
 
     /// At an offset of a stream, what the kernel's ring does with a
     /// socket: at offset 0 it reads at the position, at any other it
-    /// answers `ESPIPE` (the driver then drops the offset and submits
-    /// again; for a pipe the kernel's ring ignores any offset at once: the
-    /// same bytes, one entry sooner).
+    /// answers `ESPIPE` (the op then drops the offset and goes back to its
+    /// future, which submits it again; for a pipe the kernel's ring
+    /// ignores any offset at once: the same bytes, one entry sooner).
     fn run_entry(&mut self, kernel: &dyn Kernel) -> SysResult<usize> {
         self.read_once(kernel, false)
     }
