@@ -11,10 +11,13 @@
 use iokernel::buf::BufResult;
 use iokernel::io;
 use iokernel::io::Shutdown;
-use iokernel::net::{TcpListener, TcpStream};
+use iokernel::net::{TcpListener, TcpStream, UnixStream};
 use iokernel::runtime::{sleep, spawn, timeout, Backend, Runtime};
 use iokernel::sim::{self, SimOptions};
+use iokernel::sys::real::RealKernel;
+use iokernel::sys::Kernel;
 use std::os::fd::RawFd;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[path = "support/bytes.rs"]
@@ -276,6 +279,50 @@ fn into_raw_fd_keeps_what_the_stream_received() {
     });
 }
 
+/// A socket given away with bytes kept (`into_raw_fd`) and then closed
+/// behind iokernel's back, as the library it went to would, leaves
+/// nothing for the next socket that gets its fd number: that socket's
+/// reads get its own bytes only.
+#[test]
+fn bytes_kept_for_a_socket_closed_elsewhere_never_reach_the_next_socket_on_its_fd() {
+    on_every_backend(|backend, client, server| async move {
+        client
+            .write_all(b"first connection".to_vec())
+            .await
+            .0
+            .unwrap();
+        assert_eq!(read_exactly(&server, 5, 5).await, b"first");
+        sleep(Duration::from_millis(20)).await;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        // More for the stream to take just before the fd goes.
+        client
+            .write_all(b" and late bytes".to_vec())
+            .await
+            .0
+            .unwrap();
+        let fd = server.into_raw_fd();
+        RealKernel.close(fd).unwrap();
+        // The lowest free number goes to the next socket: the client's.
+        let next = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (peer, _) = listener.accept().await.unwrap();
+        assert_eq!(
+            next.as_raw_fd(),
+            fd,
+            "{backend}: the fd number was not reused"
+        );
+        peer.write_all(b"second".to_vec()).await.0.unwrap();
+        let got = read_exactly(&next, 6, 64).await;
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            "second",
+            "{backend}: the new socket read another's bytes"
+        );
+        drop(client);
+    });
+}
+
 #[test]
 fn closing_a_connection_being_read_ahead_releases_it() {
     on_every_backend(|backend, client, server| async move {
@@ -359,6 +406,33 @@ fn sim_options(seed: u64) -> SimOptions {
     )
 }
 
+const SIM_ADDRESS: &str = "127.0.0.1:4100";
+
+/// A listener on the simulated host at `address` (set-up calls that
+/// fail with injected faults are tried again, here and in [`sim_pair`]).
+fn sim_listener(address: &str) -> TcpListener {
+    loop {
+        if let Ok(listener) = TcpListener::bind(address) {
+            return listener;
+        }
+    }
+}
+
+/// A connection to `listener`: (client, server).
+async fn sim_pair(listener: &TcpListener) -> (TcpStream, TcpStream) {
+    let address = listener.local_addr().unwrap();
+    let client = loop {
+        if let Ok(client) = TcpStream::connect(address).await {
+            break client;
+        }
+    };
+    loop {
+        if let Ok((server, _)) = listener.accept().await {
+            return (client, server);
+        }
+    }
+}
+
 /// One seed: a peer streams scripted bytes; the reader mixes stream reads
 /// of random sizes, reads dropped at random deadlines and plain reads of
 /// the raw fd. Returns the receive streams' chunks and ends seen.
@@ -367,22 +441,8 @@ fn check_sim_seed(seed: u64) -> (u64, u64) {
     let data = pattern(40_000 + (seed as usize % 7) * 3000);
     let expected = data.clone();
     let got = sim::run(&kernel, async move {
-        // Setting up may fail with injected faults: try again.
-        let listener = loop {
-            if let Ok(listener) = TcpListener::bind("127.0.0.1:4100") {
-                break listener;
-            }
-        };
-        let client = loop {
-            if let Ok(client) = TcpStream::connect("127.0.0.1:4100").await {
-                break client;
-            }
-        };
-        let (server, _) = loop {
-            if let Ok(accepted) = listener.accept().await {
-                break accepted;
-            }
-        };
+        let listener = sim_listener(SIM_ADDRESS);
+        let (client, server) = sim_pair(&listener).await;
         let writer = spawn(async move {
             let mut at = 0;
             let mut step = seed;
@@ -459,6 +519,126 @@ fn receive_streams_on_the_sim_ring_lose_nothing_under_faults() {
     eprintln!("receive streams: {chunks} chunks, {ends} ends");
     assert!(chunks > 0, "no receive stream ran on the simulated ring");
     assert!(ends > 0, "no receive stream ever ended");
+}
+
+/// The connection made after a socket was given away.
+enum Next {
+    Tcp((TcpStream, TcpStream)),
+    Unix((UnixStream, UnixStream)),
+}
+
+impl Next {
+    fn fds(&self) -> [RawFd; 2] {
+        match self {
+            Next::Tcp((a, b)) => [a.as_raw_fd(), b.as_raw_fd()],
+            Next::Unix((a, b)) => [a.as_raw_fd(), b.as_raw_fd()],
+        }
+    }
+}
+
+/// One seed: a connection's reader takes part of what its peer sends
+/// through the receive stream, gives the fd away while more arrives and
+/// closes it behind iokernel's back; the next connection's socket that
+/// gets the number reads exactly what its own peer sends, through its
+/// stream and its raw fd. Returns whether the number was reused.
+fn check_given_away_sim_seed(seed: u64) -> bool {
+    let kernel = sim::new_kernel(sim_options(seed)).unwrap();
+    let closer = Arc::clone(&kernel);
+    let first = pattern(20_000);
+    let second: Vec<u8> = pattern(30_000).iter().map(|b| b ^ 0xA5).collect();
+    let expected = second.clone();
+    let (got, reused) = sim::run(&kernel, async move {
+        let listener = sim_listener(SIM_ADDRESS);
+        let (client, server) = sim_pair(&listener).await;
+        let first_writer = spawn(async move {
+            for piece in first.chunks(1 + seed as usize % 3000) {
+                // The reader goes away: sends may fail, some with faults.
+                let _ = client.write(piece.to_vec()).await;
+                if seed % 2 == 0 {
+                    sleep(Duration::from_micros(seed % 13)).await;
+                }
+            }
+            client
+        });
+        let mut step = seed ^ 0x61FE;
+        let mut taken = 0;
+        while taken < 1 + seed as usize % 8000 {
+            step = step.wrapping_mul(6364136223846793005).wrapping_add(1);
+            let BufResult(n, _) = server.read(vec![0u8; 1 + (step >> 52) as usize]).await;
+            match n {
+                Ok(0) => break,
+                Ok(n) => taken += n,
+                Err(_) => {}
+            }
+        }
+        if seed % 3 == 0 {
+            sleep(Duration::from_micros(step >> 58)).await;
+        }
+        let fd = server.into_raw_fd();
+        let _ = closer.close(fd);
+        // The next connection: a Unix pair made at once (while the old
+        // stream may still deliver), or a TCP one.
+        let next = match seed % 2 {
+            0 => Next::Unix(loop {
+                if let Ok(pair) = UnixStream::pair() {
+                    break pair;
+                }
+            }),
+            _ => Next::Tcp(sim_pair(&listener).await),
+        };
+        let fds = next.fds();
+        let reused = fds.contains(&fd);
+        let (reader, peer) = match fds[1] == fd {
+            true => (fds[1], fds[0]),
+            false => (fds[0], fds[1]),
+        };
+        let second_writer = spawn(async move {
+            let mut at = 0;
+            while at < second.len() {
+                let end = (at + 1 + seed as usize % 5000).min(second.len());
+                if let Ok(n) = io::send(peer, second[at..end].to_vec()).await.0 {
+                    at += n;
+                }
+            }
+            while io::shutdown(peer, Shutdown::Write).await.is_err() {}
+        });
+        let mut got = Vec::new();
+        loop {
+            step = step.wrapping_mul(6364136223846793005).wrapping_add(1);
+            let buf = vec![0u8; 1 + (step >> 52) as usize];
+            let BufResult(n, buf) = match (&next, step >> 63) {
+                (Next::Tcp((client, server)), 0) if reader == server.as_raw_fd() => {
+                    server.read(buf).await
+                }
+                (Next::Tcp((client, _)), 0) => client.read(buf).await,
+                _ => io::recv(reader, buf).await,
+            };
+            match n {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                // Injected faults of a read: nothing was taken.
+                Err(_) => {}
+            }
+        }
+        second_writer.await.unwrap();
+        drop(next);
+        drop(first_writer.await.unwrap());
+        (got, reused)
+    })
+    .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    assert_same_bytes(&got, &expected, &format!("seed {seed}"));
+    reused
+}
+
+#[test]
+fn sockets_given_away_and_closed_elsewhere_leave_nothing_on_the_sim_ring_under_faults() {
+    let reused = (0..100)
+        .filter(|&seed| check_given_away_sim_seed(seed))
+        .count();
+    assert!(
+        reused >= 50,
+        "the fd number came back in {reused} seeds of 100"
+    );
 }
 
 /// Ping-pong `rounds` messages of `size` bytes over a fresh connection

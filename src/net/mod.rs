@@ -400,6 +400,15 @@ impl TcpStream {
     }
 
     /// Give up ownership of the fd without closing it.
+    ///
+    /// What the connection's receive stream (io_uring) received and no
+    /// read took yet, and what still arrives until the stream stops, is
+    /// kept for the next iokernel read of the fd (`io::recv`, `io::read`,
+    /// a `TcpStream` made from it again), which takes it first. A reader
+    /// outside iokernel (std, a C library) does not see those bytes: read
+    /// them through iokernel first. Closed outside iokernel, the fd's
+    /// kept bytes are dropped, never read from a socket that gets the
+    /// number later.
     pub fn into_raw_fd(self) -> RawFd {
         self.socket.into_raw_fd()
     }

@@ -48,7 +48,7 @@ use crate::buf::{BufResult, IoBufMut};
 use crate::driver::uring::{stop_stream, StreamOnRing};
 use crate::driver::Op;
 use crate::op::net::Recv;
-use crate::sys::leftover::{self, ReadAhead};
+use crate::sys::leftover::{self, FileId, ReadAhead};
 use crate::sys::ring::StreamSink;
 use crate::sys::{Errno, Kernel, SysResult};
 use std::future::Future;
@@ -124,6 +124,11 @@ struct State {
     /// the close.
     registered: bool,
     owner: Owner,
+    /// The socket the fd named when its bytes were last handed to the
+    /// leftovers (`sys::leftover::file_of`): bytes that arrive after, until
+    /// the stream stops, are kept for that socket, not for whatever the
+    /// number names by then (the fd may be given away and closed).
+    kept_for: Option<FileId>,
     /// Tasks waiting for bytes.
     readers: Vec<Waker>,
 }
@@ -202,6 +207,7 @@ impl Receiver {
                 plain_reads_left: 0,
                 registered: false,
                 owner: Owner::Stream,
+                kept_for: None,
                 readers: Vec::new(),
             }),
         })
@@ -337,11 +343,12 @@ impl Receiver {
 
     /// Move what was received to the fd's leftovers and give the socket to
     /// `owner` (late bytes go there too), unless it is closed.
-    fn keep_received(&self, state: MutexGuard<'_, State>, owner: Owner) {
+    fn keep_received(&self, mut state: MutexGuard<'_, State>, owner: Owner) {
         if state.owner == Owner::Closed {
             return;
         }
-        leftover::stash_bytes(&*self.kernel, self.fd, state.bytes.unread());
+        state.kept_for = leftover::file_of(&*self.kernel, self.fd);
+        leftover::stash_bytes(&*self.kernel, self.fd, state.kept_for, state.bytes.unread());
         self.give_to(state, owner);
     }
 
@@ -378,7 +385,7 @@ impl StreamSink for Receiver {
             Owner::Stream => {}
             Owner::Closed => return false,
             Owner::Released | Owner::Lent => {
-                leftover::stash_bytes(&*self.kernel, self.fd, bytes);
+                leftover::stash_bytes(&*self.kernel, self.fd, state.kept_for, bytes);
                 return false;
             }
         }

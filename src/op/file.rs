@@ -153,7 +153,7 @@ fn stash_read<B: IoBufMut>(
     }
     match took_leftover {
         true => leftover::put_back_bytes(kernel, fd, &read),
-        false => leftover::stash_bytes(kernel, fd, &read),
+        false => leftover::stash_bytes(kernel, fd, None, &read),
     }
 }
 

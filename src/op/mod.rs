@@ -476,7 +476,7 @@ mod tests {
     use super::net::{Accept, Recv};
     use super::OpCode;
     use crate::sim::{self, SimOptions};
-    use crate::sys::{leftover, Kernel, MsgFlags};
+    use crate::sys::{leftover, Kernel, MsgFlags, SockType};
 
     /// What a kept-bytes reader on `fd` gets from the store, segment by
     /// segment, until it is empty.
@@ -497,13 +497,18 @@ mod tests {
     fn kept_results_an_op_took_and_nobody_got_go_back_in_front() {
         let kernel = sim::new_kernel(SimOptions::new(11)).unwrap();
         let k: &dyn Kernel = &*kernel;
-        let fresh_stash = |fd| {
-            leftover::stash_bytes(k, fd, b"first-");
-            leftover::stash_bytes(k, fd, b"second");
+        // Sockets of the kernel: what is kept names the file it is for.
+        let like = "127.0.0.1:0".parse().unwrap();
+        let socket = || k.socket(&like, SockType::Stream).unwrap();
+        let fresh_stash = || {
+            let fd = socket();
+            leftover::stash_bytes(k, fd, None, b"first-");
+            leftover::stash_bytes(k, fd, None, b"second");
+            fd
         };
-        fresh_stash(40);
+        let fd = fresh_stash();
         let mut recv = Recv {
-            fd: 40,
+            fd,
             buf: vec![0u8; 3],
             flags: MsgFlags::NONE,
             short_drains: false,
@@ -511,33 +516,33 @@ mod tests {
         };
         assert_eq!(recv.take_leftover(k), Some(Ok(3)));
         recv.discard(Ok(3), k);
-        assert_eq!(drain_bytes(k, 40), b"first-second", "recv");
+        assert_eq!(drain_bytes(k, fd), b"first-second", "recv");
 
-        fresh_stash(41);
+        let fd = fresh_stash();
         let mut read = Read {
-            fd: 41,
+            fd,
             buf: vec![0u8; 4],
             offset: None,
             took_leftover: false,
         };
         assert_eq!(read.take_leftover(k), Some(Ok(4)));
         read.discard(Ok(4), k);
-        assert_eq!(drain_bytes(k, 41), b"first-second", "read");
+        assert_eq!(drain_bytes(k, fd), b"first-second", "read");
 
-        fresh_stash(42);
+        let fd = fresh_stash();
         let mut readv = ReadVectored {
-            fd: 42,
+            fd,
             bufs: vec![vec![0u8; 2], vec![0u8; 2]],
             offset: None,
             took_leftover: false,
         };
         assert_eq!(readv.take_leftover(k), Some(Ok(2)));
         readv.discard(Ok(2), k);
-        assert_eq!(drain_bytes(k, 42), b"first-second", "readv");
+        assert_eq!(drain_bytes(k, fd), b"first-second", "readv");
 
-        fresh_stash(43);
+        let fd = fresh_stash();
         let mut recvmsg = RecvMsg {
-            fd: 43,
+            fd,
             buf: vec![0u8; 5],
             fds_max: 0,
             flags: MsgFlags::NONE,
@@ -546,21 +551,22 @@ mod tests {
         };
         assert_eq!(recvmsg.take_leftover(k), Some(Ok(5)));
         recvmsg.discard(Ok(5), k);
-        assert_eq!(drain_bytes(k, 43), b"first-second", "recvmsg");
+        assert_eq!(drain_bytes(k, fd), b"first-second", "recvmsg");
 
         let addr = "127.0.0.1:1".parse().unwrap();
-        leftover::stash_conn(k, 44, (101, addr));
-        leftover::stash_conn(k, 44, (102, addr));
+        let (listener, first, second) = (socket(), socket(), socket());
+        leftover::stash_conn(k, listener, (first, addr));
+        leftover::stash_conn(k, listener, (second, addr));
         let mut accept = Accept {
-            fd: 44,
+            fd: listener,
             accepted: None,
             took_leftover: false,
         };
         assert_eq!(accept.take_leftover(k), Some(Ok(0)));
         accept.discard(Ok(0), k);
-        let firsts: Vec<i32> = std::iter::from_fn(|| leftover::take_conn(k, 44))
+        let firsts: Vec<i32> = std::iter::from_fn(|| leftover::take_conn(k, listener))
             .map(|(fd, _)| fd)
             .collect();
-        assert_eq!(firsts, [101, 102], "accept");
+        assert_eq!(firsts, [first, second], "accept");
     }
 }

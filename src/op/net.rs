@@ -213,7 +213,7 @@ impl<B: IoBufMut> OpCode for Recv<B> {
             let n = n.min(received.len());
             match took_leftover {
                 true => leftover::put_back_bytes(kernel, self.fd, &received[..n]),
-                false => leftover::stash_bytes(kernel, self.fd, &received[..n]),
+                false => leftover::stash_bytes(kernel, self.fd, None, &received[..n]),
             }
         }
     }

@@ -21,22 +21,72 @@
 //!
 //! Keyed by the kernel's fd table ([`Kernel::fd_table_id`]) and the fd, so
 //! simulated kernels of different runs never see each other's leftovers.
-//! Limits, as documented on the ops: an fd closed behind iokernel's back
-//! and reused keeps the old socket's leftovers; bytes of a datagram socket
+//! What is kept also names the open file it came from ([`FileId`]: the
+//! device and inode `fstat` gives, a socket's own): an fd given away
+//! (`into_raw_fd`) and closed behind iokernel's back, say by the library
+//! it went to, may come back as another socket with the same number, and
+//! what was kept for the old one is then dropped (kept fds closed), never
+//! read from the new one. That costs an `fstat` whenever something is kept
+//! and whenever an op looks at an fd that has something kept, never
+//! otherwise. Limits, as documented on the ops: a cancelled op whose late
+//! result comes after its fd was closed elsewhere and the number reused
+//! keeps it for the new file (it learns the file only then), as does a
+//! regular file closed and opened again at the same number; bytes of a datagram socket
 //! are kept per datagram (a recv takes from the first one only), but the
 //! unread tail of a datagram taken into a short buffer is kept rather than
 //! truncated as the kernel would.
 
-use super::{Kernel, RecvMeta};
+use super::{Errno, Kernel, RecvMeta};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock, Weak};
 
+/// Which open file an fd named when something was kept for it: the
+/// device and inode `fstat` reports (a socket's inode is its own).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FileId {
+    device: u64,
+    inode: u64,
+}
+
+/// What an fd number names now.
+#[derive(Clone, Copy)]
+enum Named {
+    File(FileId),
+    /// `EBADF`: nothing; what was kept for the number can never be read.
+    Closed,
+    /// `fstat` failed otherwise: cannot tell, so nothing is dropped.
+    Unknown,
+}
+
+fn named(kernel: &dyn Kernel, fd: RawFd) -> Named {
+    match kernel.fstat(fd) {
+        Ok(stat) => Named::File(FileId {
+            device: stat.device,
+            inode: stat.inode,
+        }),
+        Err(Errno::EBADF) => Named::Closed,
+        Err(_) => Named::Unknown,
+    }
+}
+
+/// The open file `fd` names now, for a caller that keeps something for it
+/// later (a receive stream given away keeps its late bytes for the socket
+/// it received them from, whatever the number names by then).
+pub(crate) fn file_of(kernel: &dyn Kernel, fd: RawFd) -> Option<FileId> {
+    match named(kernel, fd) {
+        Named::File(file) => Some(file),
+        Named::Closed | Named::Unknown => None,
+    }
+}
+
 /// What one fd has left over.
 #[derive(Default)]
 struct Leftover {
+    /// The open file it was kept for (`None`: not known).
+    file: Option<FileId>,
     /// Received segments in arrival order (one per discarded recv).
     bytes: VecDeque<Vec<u8>>,
     /// Accepted connections in arrival order.
@@ -48,6 +98,26 @@ struct Leftover {
 impl Leftover {
     fn is_empty(&self) -> bool {
         self.bytes.is_empty() && self.conns.is_empty() && self.msgs.is_empty()
+    }
+
+    /// Whether this was kept for another open file than `fd` names now
+    /// (`now`, looked up when not given), or `fd` is closed.
+    fn is_stale(&self, kernel: &dyn Kernel, fd: RawFd, now: Option<Named>) -> bool {
+        match now.unwrap_or_else(|| named(kernel, fd)) {
+            Named::Closed => true,
+            Named::File(file) => self.file.is_some_and(|kept_for| kept_for != file),
+            Named::Unknown => false,
+        }
+    }
+
+    /// Nobody will take these: close the connections and passed fds.
+    fn close_fds(self, kernel: &dyn Kernel) {
+        for (conn, _) in self.conns {
+            let _ = kernel.close(conn);
+        }
+        for passed in self.msgs.into_iter().flat_map(|(_, meta)| meta.fds) {
+            let _ = kernel.close(passed);
+        }
     }
 }
 
@@ -143,26 +213,80 @@ fn key(kernel: &dyn Kernel, fd: RawFd) -> (u64, RawFd) {
 }
 
 /// Run `f` on `fd`'s leftovers (created empty), keeping the entry count.
-fn with_entry<R>(kernel: &dyn Kernel, fd: RawFd, f: impl FnOnce(&mut Leftover) -> R) -> R {
-    let mut store = store();
-    let key = key(kernel, fd);
-    let existed = store.contains_key(&key);
-    let entry = store.entry(key).or_default();
-    let result = f(entry);
-    let empty = entry.is_empty();
-    if empty {
-        store.remove(&key);
-    }
-    match (existed, empty) {
-        (false, false) => {
-            ENTRIES.fetch_add(1, Ordering::SeqCst);
+/// What was kept for another open file than `fd` names now (`now`, looked
+/// up only when something is kept) is dropped first, its fds closed.
+fn with_entry<R>(
+    kernel: &dyn Kernel,
+    fd: RawFd,
+    now: Option<Named>,
+    f: impl FnOnce(&mut Leftover) -> R,
+) -> R {
+    let mut stale = None;
+    let result = {
+        let mut store = store();
+        let key = key(kernel, fd);
+        let existed = store.contains_key(&key);
+        let entry = store.entry(key).or_default();
+        if existed && entry.is_stale(kernel, fd, now) {
+            stale = Some(std::mem::take(entry));
         }
-        (true, true) => {
-            ENTRIES.fetch_sub(1, Ordering::SeqCst);
+        let result = f(entry);
+        let empty = entry.is_empty();
+        if empty {
+            store.remove(&key);
         }
-        _ => {}
+        match (existed, empty) {
+            (false, false) => {
+                ENTRIES.fetch_add(1, Ordering::SeqCst);
+            }
+            (true, true) => {
+                ENTRIES.fetch_sub(1, Ordering::SeqCst);
+            }
+            _ => {}
+        }
+        result
+    };
+    if let Some(stale) = stale {
+        stale.close_fds(kernel);
     }
     result
+}
+
+/// Keep `item` for `fd` (first in line when `in_front`), for the open file
+/// `from` when the caller knows it, else for what `fd` names now; dropped
+/// (its fds closed) when `fd` is closed or names another file by now.
+fn keep(kernel: &dyn Kernel, fd: RawFd, from: Option<FileId>, item: Leftover, in_front: bool) {
+    let now = named(kernel, fd);
+    let file = match now {
+        Named::Closed => return item.close_fds(kernel),
+        Named::File(file) if from.is_some_and(|from| from != file) => {
+            return item.close_fds(kernel)
+        }
+        Named::File(file) => Some(file),
+        Named::Unknown => from,
+    };
+    with_entry(kernel, fd, Some(now), |left| {
+        left.file = left.file.or(file);
+        let Leftover {
+            bytes, conns, msgs, ..
+        } = item;
+        if in_front {
+            in_front_of(&mut left.bytes, bytes);
+            in_front_of(&mut left.conns, conns);
+            in_front_of(&mut left.msgs, msgs);
+        } else {
+            left.bytes.extend(bytes);
+            left.conns.extend(conns);
+            left.msgs.extend(msgs);
+        }
+    });
+}
+
+/// Put `items` in front of `queue`, in their order.
+fn in_front_of<T>(queue: &mut VecDeque<T>, items: VecDeque<T>) {
+    for item in items.into_iter().rev() {
+        queue.push_front(item);
+    }
 }
 
 /// Whether `fd` has anything kept (bytes, connections or messages): an op
@@ -171,18 +295,26 @@ pub(crate) fn has_any(kernel: &dyn Kernel, fd: RawFd) -> bool {
     if ENTRIES.load(Ordering::SeqCst) == 0 {
         return false;
     }
-    store()
-        .get(&key(kernel, fd))
-        .is_some_and(|left| !left.is_empty())
+    with_entry(kernel, fd, None, |left| !left.is_empty())
 }
 
-/// Keep `bytes` a discarded recv on `fd` received.
-pub(crate) fn stash_bytes(kernel: &dyn Kernel, fd: RawFd, bytes: &[u8]) {
+/// One kept thing as a [`Leftover`] of its own.
+fn one(fill: impl FnOnce(&mut Leftover)) -> Leftover {
+    let mut item = Leftover::default();
+    fill(&mut item);
+    item
+}
+
+/// Keep `bytes` received from `fd` for its next read: a discarded recv's
+/// (`from` `None`: the file `fd` names now), or what a receive stream
+/// received (`from` the socket it received them from, [`file_of`]).
+pub(crate) fn stash_bytes(kernel: &dyn Kernel, fd: RawFd, from: Option<FileId>, bytes: &[u8]) {
     if bytes.is_empty() {
         return;
     }
     KEPT.fetch_add(1, Ordering::SeqCst);
-    with_entry(kernel, fd, |left| left.bytes.push_back(bytes.to_vec()));
+    let item = one(|left| left.bytes.push_back(bytes.to_vec()));
+    keep(kernel, fd, from, item, false);
 }
 
 /// Put back, in front of everything kept for `fd`, bytes an op took from
@@ -192,7 +324,8 @@ pub(crate) fn put_back_bytes(kernel: &dyn Kernel, fd: RawFd, bytes: &[u8]) {
     if bytes.is_empty() {
         return;
     }
-    with_entry(kernel, fd, |left| left.bytes.push_front(bytes.to_vec()));
+    let item = one(|left| left.bytes.push_back(bytes.to_vec()));
+    keep(kernel, fd, None, item, true);
 }
 
 /// Copy leftover bytes of `fd` into `buf` (from the oldest segment only),
@@ -221,7 +354,7 @@ fn take_kept_bytes(kernel: &dyn Kernel, fd: RawFd, buf: &mut [u8], peek: bool) -
             return None;
         }
     }
-    with_entry(kernel, fd, |left| {
+    with_entry(kernel, fd, None, |left| {
         let segment = left.bytes.front_mut()?;
         let n = segment.len().min(buf.len());
         buf[..n].copy_from_slice(&segment[..n]);
@@ -238,13 +371,25 @@ fn take_kept_bytes(kernel: &dyn Kernel, fd: RawFd, buf: &mut [u8], peek: bool) -
 /// Keep a connection a discarded accept on listening socket `fd` accepted.
 pub(crate) fn stash_conn(kernel: &dyn Kernel, fd: RawFd, conn: (RawFd, SocketAddr)) {
     KEPT.fetch_add(1, Ordering::SeqCst);
-    with_entry(kernel, fd, |left| left.conns.push_back(conn));
+    keep(
+        kernel,
+        fd,
+        None,
+        one(|left| left.conns.push_back(conn)),
+        false,
+    );
 }
 
 /// Put back, first in line, a connection an accept took from here
 /// ([`take_conn`]) and then nobody got.
 pub(crate) fn put_back_conn(kernel: &dyn Kernel, fd: RawFd, conn: (RawFd, SocketAddr)) {
-    with_entry(kernel, fd, |left| left.conns.push_front(conn));
+    keep(
+        kernel,
+        fd,
+        None,
+        one(|left| left.conns.push_back(conn)),
+        true,
+    );
 }
 
 /// The oldest kept connection of listening socket `fd`.
@@ -252,24 +397,22 @@ pub(crate) fn take_conn(kernel: &dyn Kernel, fd: RawFd) -> Option<(RawFd, Socket
     if ENTRIES.load(Ordering::SeqCst) == 0 {
         return None;
     }
-    with_entry(kernel, fd, |left| left.conns.pop_front())
+    with_entry(kernel, fd, None, |left| left.conns.pop_front())
 }
 
 /// Keep a message (its bytes, sender and passed fds) a discarded `recvmsg`
 /// on `fd` received.
 pub(crate) fn stash_msg(kernel: &dyn Kernel, fd: RawFd, bytes: &[u8], meta: RecvMeta) {
     KEPT.fetch_add(1, Ordering::SeqCst);
-    with_entry(kernel, fd, |left| {
-        left.msgs.push_back((bytes.to_vec(), meta))
-    });
+    let item = one(|left| left.msgs.push_back((bytes.to_vec(), meta)));
+    keep(kernel, fd, None, item, false);
 }
 
 /// Put back, first in line, a message a `recvmsg` took from here
 /// ([`take_msg`], or bytes from [`take_bytes`]) and then nobody got.
 pub(crate) fn put_back_msg(kernel: &dyn Kernel, fd: RawFd, bytes: &[u8], meta: RecvMeta) {
-    with_entry(kernel, fd, |left| {
-        left.msgs.push_front((bytes.to_vec(), meta))
-    });
+    let item = one(|left| left.msgs.push_back((bytes.to_vec(), meta)));
+    keep(kernel, fd, None, item, true);
 }
 
 /// The oldest kept message of `fd`, copied into `buf`. A datagram (one with
@@ -280,7 +423,7 @@ pub(crate) fn take_msg(kernel: &dyn Kernel, fd: RawFd, buf: &mut [u8]) -> Option
     if ENTRIES.load(Ordering::SeqCst) == 0 {
         return None;
     }
-    with_entry(kernel, fd, |left| {
+    with_entry(kernel, fd, None, |left| {
         let (bytes, mut meta) = left.msgs.pop_front()?;
         let n = bytes.len().min(buf.len());
         buf[..n].copy_from_slice(&bytes[..n]);
@@ -303,13 +446,7 @@ pub(crate) fn forget(kernel: &dyn Kernel, fd: RawFd) {
     if ENTRIES.load(Ordering::SeqCst) == 0 {
         return;
     }
-    let left = with_entry(kernel, fd, std::mem::take);
-    for (conn, _) in left.conns {
-        let _ = kernel.close(conn);
-    }
-    for passed in left.msgs.into_iter().flat_map(|(_, meta)| meta.fds) {
-        let _ = kernel.close(passed);
-    }
+    with_entry(kernel, fd, None, std::mem::take).close_fds(kernel);
 }
 
 /// Every fd table's leftovers dropped (without closing anything): the
@@ -330,28 +467,82 @@ mod tests {
     use super::*;
     use crate::sim::{self, SimOptions};
 
+    use crate::sys::SockType;
+
+    /// A new stream socket of `kernel`.
+    fn socket(kernel: &dyn Kernel) -> RawFd {
+        let like = "127.0.0.1:0".parse().unwrap();
+        kernel.socket(&like, SockType::Stream).unwrap()
+    }
+
     #[test]
     fn bytes_come_back_in_order_and_peek_keeps_them() {
         let kernel = sim::new_kernel(SimOptions::new(7)).unwrap();
         let k: &dyn Kernel = &*kernel;
-        stash_bytes(k, 5, b"hello");
-        stash_bytes(k, 5, b" world");
+        let (a, b) = (socket(k), socket(k));
+        stash_bytes(k, a, None, b"hello");
+        stash_bytes(k, a, None, b" world");
         let mut buf = [0u8; 3];
-        assert_eq!(take_bytes(k, 5, &mut buf, true), Some(3));
+        assert_eq!(take_bytes(k, a, &mut buf, true), Some(3));
         assert_eq!(&buf, b"hel");
-        assert_eq!(take_bytes(k, 5, &mut buf, false), Some(3));
+        assert_eq!(take_bytes(k, a, &mut buf, false), Some(3));
         assert_eq!(&buf, b"hel");
         let mut rest = [0u8; 64];
-        assert_eq!(take_bytes(k, 5, &mut rest, false), Some(2));
+        assert_eq!(take_bytes(k, a, &mut rest, false), Some(2));
         assert_eq!(&rest[..2], b"lo");
-        assert_eq!(take_bytes(k, 5, &mut rest, false), Some(6));
+        assert_eq!(take_bytes(k, a, &mut rest, false), Some(6));
         assert_eq!(&rest[..6], b" world");
-        assert_eq!(take_bytes(k, 5, &mut rest, false), None);
+        assert_eq!(take_bytes(k, a, &mut rest, false), None);
         // Another fd table never sees them.
         let other = sim::new_kernel(SimOptions::new(7)).unwrap();
-        stash_bytes(k, 6, b"x");
-        assert_eq!(take_bytes(&*other, 6, &mut rest, false), None);
-        forget(k, 6);
-        assert_eq!(take_bytes(k, 6, &mut rest, false), None);
+        let (_, other_b) = (socket(&*other), socket(&*other));
+        assert_eq!(other_b, b, "the same number in both tables");
+        stash_bytes(k, b, None, b"x");
+        assert_eq!(take_bytes(&*other, b, &mut rest, false), None);
+        forget(k, b);
+        assert_eq!(take_bytes(k, b, &mut rest, false), None);
+    }
+
+    /// What was kept for a socket closed behind the store's back is never
+    /// read from the socket that gets its number next, and kept
+    /// connections go with it (closed); late bytes of the old socket
+    /// (`from` it) are not kept for the new one, nor for a closed number.
+    #[test]
+    fn what_was_kept_for_a_closed_socket_never_reaches_the_next_on_its_number() {
+        let kernel = sim::new_kernel(SimOptions::new(7)).unwrap();
+        let k: &dyn Kernel = &*kernel;
+        let old = socket(k);
+        let old_file = file_of(k, old);
+        assert!(old_file.is_some());
+        stash_bytes(k, old, old_file, b"old bytes");
+        let conn = socket(k);
+        let addr = "127.0.0.1:1".parse().unwrap();
+        stash_conn(k, old, (conn, addr));
+        k.close(old).unwrap();
+        // Closed: nothing kept can be read, and late bytes are not kept.
+        stash_bytes(k, old, old_file, b"late");
+        assert!(!has_any(k, old));
+        let new = socket(k);
+        assert_eq!(new, old, "the number is reused");
+        stash_bytes(k, new, old_file, b"later");
+        let mut buf = [0u8; 64];
+        assert_eq!(take_bytes(k, new, &mut buf, false), None);
+        assert_eq!(take_conn(k, new), None);
+        assert_eq!(
+            k.fstat(conn).err(),
+            Some(Errno::EBADF),
+            "a kept connection of a closed listener stays open"
+        );
+        // Kept for the new socket, they are its.
+        stash_bytes(k, new, None, b"new");
+        assert_eq!(take_bytes(k, new, &mut buf, false), Some(3));
+        assert_eq!(&buf[..3], b"new");
+        // Kept for a socket closed and replaced since: dropped when looked at.
+        stash_bytes(k, new, None, b"stale");
+        k.close(new).unwrap();
+        let newer = socket(k);
+        assert_eq!(newer, new);
+        assert!(!has_any(k, newer));
+        assert_eq!(take_bytes(k, newer, &mut buf, false), None);
     }
 }
