@@ -2,7 +2,9 @@
 //! multishot recv per connection receives ahead of the reads): nothing is
 //! lost or reordered when reads are dropped, mixed with plain reads of the
 //! raw fd, fall far behind the peer, or move to another runtime; closing
-//! releases the socket; `into_raw_fd` keeps what was received. Each case
+//! releases the socket; `into_raw_fd` keeps what was received, and
+//! `into_raw_parts` hands it to a reader outside iokernel; what was kept
+//! for a socket closed elsewhere never reaches the next on its number. Each case
 //! runs on every backend this host has (the semantics are the same
 //! everywhere), and on io_uring the runtime's metrics show the receive
 //! stream ran. The simulated ring runs the same under faults, reordering
@@ -15,7 +17,7 @@ use iokernel::net::{TcpListener, TcpStream, UnixStream};
 use iokernel::runtime::{sleep, spawn, timeout, Backend, Runtime};
 use iokernel::sim::{self, SimOptions};
 use iokernel::sys::real::RealKernel;
-use iokernel::sys::Kernel;
+use iokernel::sys::{Errno, Kernel, MsgFlags};
 use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Duration;
@@ -321,6 +323,93 @@ fn bytes_kept_for_a_socket_closed_elsewhere_never_reach_the_next_socket_on_its_f
         );
         drop(client);
     });
+}
+
+/// `into_raw_parts` gives a reader outside iokernel (here the kernel's
+/// `recv`, called straight) every byte, in order: what the receive stream
+/// took ahead, including what arrived while it stopped, then the socket's.
+#[test]
+fn into_raw_parts_gives_a_reader_outside_iokernel_every_byte() {
+    on_every_backend(|backend, client, server| async move {
+        let data = pattern(300_000);
+        client.write_all(data[..10].to_vec()).await.0.unwrap();
+        assert_eq!(read_exactly(&server, 10, 10).await, data[..10]);
+        let rest = data[10..].to_vec();
+        // The peer goes on sending, in small pieces, while the socket is
+        // given away.
+        let writer = spawn(async move {
+            for piece in rest.chunks(100) {
+                client.write_all(piece.to_vec()).await.0.unwrap();
+            }
+            client.shutdown(Shutdown::Write).await.unwrap();
+            client
+        });
+        sleep(Duration::from_millis(2)).await;
+        let parts = server.into_raw_parts().await;
+        assert!(parts.error.is_none(), "{backend}: {:?}", parts.error);
+        let mut got = data[..10].to_vec();
+        got.extend_from_slice(&parts.received);
+        let mut buf = vec![0u8; 65536];
+        loop {
+            match RealKernel.recv(parts.fd, &mut buf, MsgFlags::NONE) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(Errno::EAGAIN) => sleep(Duration::from_millis(1)).await,
+                Err(errno) => panic!("{backend}: recv: {errno}"),
+            }
+        }
+        drop(writer.await.unwrap());
+        RealKernel.close(parts.fd).unwrap();
+        assert_same_bytes(&got, &data, &backend.to_string());
+    });
+}
+
+/// The same, given away on another thread than the one whose ring runs
+/// the receive stream: the stop reaches that ring later, and bytes it
+/// takes meanwhile still come with the parts.
+#[test]
+fn into_raw_parts_on_another_thread_waits_for_the_stream_to_end() {
+    for backend in backends() {
+        let (first, second) = (runtime(backend), runtime(backend));
+        let data = pattern(300_000);
+        let (handing, handed) = std::sync::mpsc::channel();
+        let (got, parts) = std::thread::scope(|scope| {
+            let second = &second;
+            let taker = scope.spawn(move || {
+                let server: TcpStream = handed.recv().unwrap();
+                second.block_on(server.into_raw_parts())
+            });
+            let got = first.block_on(async {
+                let (client, server) = pair().await;
+                client.write_all(data[..10].to_vec()).await.0.unwrap();
+                let got = read_exactly(&server, 10, 10).await;
+                handing.send(server).unwrap();
+                // This loop runs on (taking the stop) while the peer sends.
+                for piece in data[10..].chunks(100) {
+                    client.write_all(piece.to_vec()).await.0.unwrap();
+                }
+                client.shutdown(Shutdown::Write).await.unwrap();
+                sleep(Duration::from_millis(20)).await;
+                got
+            });
+            (got, taker.join().unwrap())
+        });
+        assert!(parts.error.is_none(), "{backend}: {:?}", parts.error);
+        let mut got = got;
+        got.extend_from_slice(&parts.received);
+        let mut buf = vec![0u8; 65536];
+        loop {
+            match RealKernel.recv(parts.fd, &mut buf, MsgFlags::NONE) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(Errno::EAGAIN) => std::thread::sleep(Duration::from_millis(1)),
+                Err(errno) => panic!("{backend}: recv: {errno}"),
+            }
+        }
+        RealKernel.close(parts.fd).unwrap();
+        assert_same_bytes(&got, &data, &backend.to_string());
+        check_streamed(backend, &first);
+    }
 }
 
 #[test]
@@ -639,6 +728,91 @@ fn sockets_given_away_and_closed_elsewhere_leave_nothing_on_the_sim_ring_under_f
         reused >= 50,
         "the fd number came back in {reused} seeds of 100"
     );
+}
+
+/// One seed: the reader takes part of what its peer sends through the
+/// receive stream and plain reads of its fd (given up at random deadlines
+/// too), then gives the
+/// socket away whole while the peer goes on sending; a reader outside
+/// iokernel (the simulated kernel's `recv`, called straight) gets the
+/// rest after the parts' bytes, nothing lost or reordered.
+fn check_raw_parts_sim_seed(seed: u64) {
+    let kernel = sim::new_kernel(sim_options(seed)).unwrap();
+    let outside = Arc::clone(&kernel);
+    let data = pattern(30_000 + (seed as usize % 5) * 4000);
+    let expected = data.clone();
+    let got = sim::run(&kernel, async move {
+        let listener = sim_listener(SIM_ADDRESS);
+        let (client, server) = sim_pair(&listener).await;
+        let writer = spawn(async move {
+            let mut at = 0;
+            while at < data.len() {
+                let end = (at + 1 + seed as usize % 2000).min(data.len());
+                // An injected fault sends nothing: try again.
+                if let Ok(n) = client.write(data[at..end].to_vec()).await.0 {
+                    at += n;
+                }
+                sleep(Duration::from_micros(seed % 7)).await;
+            }
+            while client.shutdown(Shutdown::Write).await.is_err() {}
+            client
+        });
+        let mut got = Vec::new();
+        let mut step = seed ^ 0x9A27;
+        while got.len() < 1 + seed as usize % 10_000 {
+            step = step.wrapping_mul(6364136223846793005).wrapping_add(1);
+            let (len, deadline) = (1 + (step >> 52) as usize, Duration::from_micros(step >> 58));
+            // Plain reads of the raw fd now and then: what the stream had
+            // goes to the fd's leftovers, where a dropped one leaves it.
+            let read = match step % 3 {
+                0 => timeout(deadline, io::recv(server.as_raw_fd(), vec![0u8; len])).await,
+                _ => timeout(deadline, server.read(vec![0u8; len])).await,
+            };
+            let Ok(BufResult(n, buf)) = read else {
+                continue;
+            };
+            match n {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                // Injected faults of a read: nothing was taken.
+                Err(_) => {}
+            }
+        }
+        // The stream receives ahead meanwhile; on odd seeds a short plain
+        // read then leaves most of it in the fd's leftovers.
+        sleep(Duration::from_micros(step >> 56)).await;
+        if seed % 2 == 1 {
+            let BufResult(n, buf) = io::recv(server.as_raw_fd(), vec![0u8; 16]).await;
+            if let Ok(n) = n {
+                got.extend_from_slice(&buf[..n]);
+            }
+        }
+        // (`parts.error` may be an injected fault that ended the stream.)
+        let parts = server.into_raw_parts().await;
+        got.extend_from_slice(&parts.received);
+        let mut buf = vec![0u8; 4096];
+        loop {
+            match outside.recv(parts.fd, &mut buf, MsgFlags::NONE) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(Errno::EAGAIN) => sleep(Duration::from_micros(20)).await,
+                // An injected fault took nothing: try again.
+                Err(_) => {}
+            }
+        }
+        drop(writer.await.unwrap());
+        let _ = outside.close(parts.fd);
+        got
+    })
+    .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    assert_same_bytes(&got, &expected, &format!("seed {seed}"));
+}
+
+#[test]
+fn sockets_given_away_whole_lose_nothing_on_the_sim_ring_under_faults() {
+    for seed in 0..150 {
+        check_raw_parts_sim_seed(seed);
+    }
 }
 
 /// Ping-pong `rounds` messages of `size` bytes over a fresh connection

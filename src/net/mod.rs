@@ -159,6 +159,18 @@ impl Drop for Socket {
     }
 }
 
+/// A [`TcpStream`] given away whole ([`TcpStream::into_raw_parts`]).
+#[derive(Debug)]
+pub struct RawParts {
+    /// The connected socket, the caller's now (to read, hand on, close).
+    pub fd: RawFd,
+    /// What iokernel received and no read took, in order: it comes before
+    /// anything read from `fd`.
+    pub received: Vec<u8>,
+    /// An error the kernel reported after `received` that no read has seen.
+    pub error: Option<std::io::Error>,
+}
+
 /// A listening TCP socket.
 ///
 /// ```
@@ -405,12 +417,60 @@ impl TcpStream {
     /// read took yet, and what still arrives until the stream stops, is
     /// kept for the next iokernel read of the fd (`io::recv`, `io::read`,
     /// a `TcpStream` made from it again), which takes it first. A reader
-    /// outside iokernel (std, a C library) does not see those bytes: read
-    /// them through iokernel first. Closed outside iokernel, the fd's
-    /// kept bytes are dropped, never read from a socket that gets the
-    /// number later.
+    /// outside iokernel (std, a C library) does not see those bytes: give
+    /// the socket to one with [`TcpStream::into_raw_parts`]. Closed
+    /// outside iokernel, the fd's kept bytes are dropped, never read from
+    /// a socket that gets the number later.
     pub fn into_raw_fd(self) -> RawFd {
         self.socket.into_raw_fd()
+    }
+
+    /// Give up ownership of the fd, with everything iokernel received on
+    /// it and no read took, for a reader outside iokernel (std, a C
+    /// library, another process): the receive stream (io_uring) stops, and
+    /// once the kernel has handed over the last of its bytes, this gives
+    /// the fd, those bytes (which come before anything read from the fd)
+    /// and an error the kernel reported after them that no read has seen
+    /// (the kernel reports it only once). On backends that do not receive
+    /// ahead, `received` holds only what cancelled reads left.
+    ///
+    /// A read dropped while its syscall was still with the kernel may yet
+    /// receive after this; await or finish reads before giving the fd
+    /// away. Dropped before it finishes, the stream is closed as when
+    /// dropped.
+    ///
+    /// ```
+    /// use iokernel::net::{TcpListener, TcpStream};
+    /// use iokernel::runtime::block_on_here;
+    /// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let client = block_on_here(TcpStream::connect(listener.local_addr().unwrap())).unwrap();
+    /// let (server, _) = block_on_here(listener.accept()).unwrap();
+    /// block_on_here(client.write_all(b"hello, world".to_vec())).0.unwrap();
+    /// let iokernel::io::BufResult(n, _) = block_on_here(server.read(vec![0u8; 5]));
+    /// assert_eq!(n.unwrap(), 5);
+    /// let parts = block_on_here(server.into_raw_parts());
+    /// // `parts.received`, then what `parts.fd` reads: ", world".
+    /// # let mut rest = parts.received.clone();
+    /// # while rest.len() < 7 {
+    /// #     let iokernel::io::BufResult(n, buf) = block_on_here(iokernel::io::recv(parts.fd, vec![0u8; 16]));
+    /// #     rest.extend_from_slice(&buf[..n.unwrap()]);
+    /// # }
+    /// # assert_eq!(rest, b", world");
+    /// assert!(parts.error.is_none());
+    /// iokernel::io::close(parts.fd).wait().unwrap(); // the caller's to close
+    /// ```
+    pub async fn into_raw_parts(mut self) -> RawParts {
+        let (received, error) = match &self.socket.receiver {
+            Some(receiver) => receiver.give_away().await,
+            None => (Vec::new(), None),
+        };
+        // Everything it received is in hand: nothing to stop or keep.
+        self.socket.receiver = None;
+        RawParts {
+            fd: self.socket.into_raw_fd(),
+            received,
+            error: error.map(|errno| std::io::Error::from_raw_os_error(errno.0)),
+        }
     }
 
     /// Own `fd`, an open connected socket of the current kernel (the

@@ -43,6 +43,11 @@
 //! the read also waits for the stop to land, so the bytes stay in order.
 //! A plain read on another thread at the same moment may see later bytes
 //! first: read one connection from one thread at a time.
+//!
+//! Given away whole (`TcpStream::into_raw_parts`, [`GiveAway`]), the
+//! receive stream stops and late bytes go to the queue; once the stream
+//! has ended the queue goes with the fd, after what was kept for the fd,
+//! so a reader outside iokernel loses nothing.
 
 use crate::buf::{BufResult, IoBufMut};
 use crate::driver::uring::{stop_stream, StreamOnRing};
@@ -99,6 +104,9 @@ enum Owner {
     /// A plain read of the fd stopped the receive stream: until it has
     /// ended, late bytes go to the leftovers.
     Lent,
+    /// Being given away with what was received ([`GiveAway`]): late bytes
+    /// go to the queue, which goes with the fd once the stream has ended.
+    Leaving,
 }
 
 struct State {
@@ -113,6 +121,9 @@ struct State {
     /// A read is starting a receive stream (the lock is not held while
     /// the ring is asked).
     starting: bool,
+    /// A stopped receive stream is still with the kernel: until it ends,
+    /// its late bytes still come.
+    stopping: bool,
     /// The kernel cannot run receive streams (`EINVAL`): plain reads.
     plain_only: bool,
     /// Large chunks received in a row ([`LARGE_CHUNK_BYTES`]).
@@ -202,6 +213,7 @@ impl Receiver {
                 end: None,
                 stream: None,
                 starting: false,
+                stopping: false,
                 plain_only: false,
                 large_chunks: 0,
                 plain_reads_left: 0,
@@ -359,6 +371,7 @@ impl Receiver {
         state.owner = owner;
         state.bytes = Queue::default();
         let stream = state.stream.take();
+        state.stopping |= stream.is_some();
         Self::wake_readers(&mut state);
         drop(state);
         if let Some(stream) = stream {
@@ -383,6 +396,10 @@ impl StreamSink for Receiver {
         let mut state = self.lock();
         match state.owner {
             Owner::Stream => {}
+            Owner::Leaving => {
+                state.bytes.push(bytes);
+                return false;
+            }
             Owner::Closed => return false,
             Owner::Released | Owner::Lent => {
                 leftover::stash_bytes(&*self.kernel, self.fd, state.kept_for, bytes);
@@ -409,6 +426,7 @@ impl StreamSink for Receiver {
     fn ended(&self, res: i32) {
         let mut state = self.lock();
         state.stream = None;
+        state.stopping = false;
         if state.owner == Owner::Lent {
             // What arrived meanwhile is in the leftovers, which the next
             // read takes first (it reads plainly until they are gone).
@@ -423,6 +441,62 @@ impl StreamSink for Receiver {
             res => state.end = Some(Err(Errno(-res))),
         }
         Self::wake_readers(&mut state);
+    }
+}
+
+/// A connection given away whole (`TcpStream::into_raw_parts`): its receive
+/// stream stops, and once the kernel side has ended (no byte can arrive
+/// here after), the future gives what was received and no read took, in
+/// order (what was kept for the fd, then the queue), and an error the
+/// stream saw that no read has reported.
+#[must_use = "giving away does nothing until awaited"]
+pub(crate) struct GiveAway<'a> {
+    receiver: &'a Receiver,
+    stopped: bool,
+}
+
+impl Receiver {
+    pub(crate) fn give_away(&self) -> GiveAway<'_> {
+        GiveAway {
+            receiver: self,
+            stopped: false,
+        }
+    }
+}
+
+impl Future for GiveAway<'_> {
+    type Output = (Vec<u8>, Option<Errno>);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let receiver = this.receiver;
+        let mut state = receiver.lock();
+        if !std::mem::replace(&mut this.stopped, true) {
+            receiver.leave_read_aheads(&mut state);
+            state.owner = Owner::Leaving;
+            if let Some(stream) = state.stream.take() {
+                state.stopping = true;
+                drop(state);
+                stop_stream(stream);
+                state = receiver.lock();
+            }
+        }
+        if state.stopping || state.starting {
+            Receiver::wait(&mut state, cx.waker());
+            return Poll::Pending;
+        }
+        let mut received = leftover::take_all_bytes(&*receiver.kernel, receiver.fd);
+        received.extend_from_slice(state.bytes.unread());
+        state.bytes = Queue::default();
+        let error = match state.end {
+            Some(Err(errno)) => {
+                state.end = None;
+                Some(errno)
+            }
+            Some(Ok(())) | None => None,
+        };
+        state.owner = Owner::Released;
+        Poll::Ready((received, error))
     }
 }
 

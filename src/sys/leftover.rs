@@ -368,6 +368,16 @@ fn take_kept_bytes(kernel: &dyn Kernel, fd: RawFd, buf: &mut [u8], peek: bool) -
     })
 }
 
+/// Every kept byte of `fd`, oldest first (for an fd leaving iokernel).
+pub(crate) fn take_all_bytes(kernel: &dyn Kernel, fd: RawFd) -> Vec<u8> {
+    if ENTRIES.load(Ordering::SeqCst) == 0 {
+        return Vec::new();
+    }
+    with_entry(kernel, fd, None, |left| {
+        left.bytes.drain(..).flatten().collect()
+    })
+}
+
 /// Keep a connection a discarded accept on listening socket `fd` accepted.
 pub(crate) fn stash_conn(kernel: &dyn Kernel, fd: RawFd, conn: (RawFd, SocketAddr)) {
     KEPT.fetch_add(1, Ordering::SeqCst);
