@@ -255,12 +255,23 @@ fn with_entry<R>(
 /// Keep `item` for `fd` (first in line when `in_front`), for the open file
 /// `from` when the caller knows it, else for what `fd` names now; dropped
 /// (its fds closed) when `fd` is closed or names another file by now.
-fn keep(kernel: &dyn Kernel, fd: RawFd, from: Option<FileId>, item: Leftover, in_front: bool) {
+/// Whether it was kept.
+fn keep(
+    kernel: &dyn Kernel,
+    fd: RawFd,
+    from: Option<FileId>,
+    item: Leftover,
+    in_front: bool,
+) -> bool {
     let now = named(kernel, fd);
     let file = match now {
-        Named::Closed => return item.close_fds(kernel),
+        Named::Closed => {
+            item.close_fds(kernel);
+            return false;
+        }
         Named::File(file) if from.is_some_and(|from| from != file) => {
-            return item.close_fds(kernel)
+            item.close_fds(kernel);
+            return false;
         }
         Named::File(file) => Some(file),
         Named::Unknown => from,
@@ -280,6 +291,7 @@ fn keep(kernel: &dyn Kernel, fd: RawFd, from: Option<FileId>, item: Leftover, in
             left.msgs.extend(msgs);
         }
     });
+    true
 }
 
 /// Put `items` in front of `queue`, in their order.
@@ -317,9 +329,24 @@ pub(crate) fn stash_bytes(kernel: &dyn Kernel, fd: RawFd, from: Option<FileId>, 
     if bytes.is_empty() {
         return;
     }
-    KEPT.fetch_add(1, Ordering::SeqCst);
-    let item = one(|left| left.bytes.push_back(bytes.to_vec()));
-    keep(kernel, fd, from, item, false);
+    stash(
+        kernel,
+        fd,
+        from,
+        one(|left| left.bytes.push_back(bytes.to_vec())),
+    );
+}
+
+/// Keep a late result for `fd`'s next op, counted ([`kept_total`]).
+fn stash(kernel: &dyn Kernel, fd: RawFd, from: Option<FileId>, item: Leftover) {
+    if keep(kernel, fd, from, item, false) {
+        KEPT.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Put back, first in line, what an op took and nobody got.
+fn put_back(kernel: &dyn Kernel, fd: RawFd, item: Leftover) {
+    keep(kernel, fd, None, item, true);
 }
 
 /// Put back, in front of everything kept for `fd`, bytes an op took from
@@ -329,8 +356,7 @@ pub(crate) fn put_back_bytes(kernel: &dyn Kernel, fd: RawFd, bytes: &[u8]) {
     if bytes.is_empty() {
         return;
     }
-    let item = one(|left| left.bytes.push_back(bytes.to_vec()));
-    keep(kernel, fd, None, item, true);
+    put_back(kernel, fd, one(|left| left.bytes.push_back(bytes.to_vec())));
 }
 
 /// Copy leftover bytes of `fd` into `buf` (from the oldest segment only),
@@ -385,26 +411,13 @@ pub(crate) fn take_all_bytes(kernel: &dyn Kernel, fd: RawFd) -> Vec<u8> {
 
 /// Keep a connection a discarded accept on listening socket `fd` accepted.
 pub(crate) fn stash_conn(kernel: &dyn Kernel, fd: RawFd, conn: (RawFd, SocketAddr)) {
-    KEPT.fetch_add(1, Ordering::SeqCst);
-    keep(
-        kernel,
-        fd,
-        None,
-        one(|left| left.conns.push_back(conn)),
-        false,
-    );
+    stash(kernel, fd, None, one(|left| left.conns.push_back(conn)));
 }
 
 /// Put back, first in line, a connection an accept took from here
 /// ([`take_conn`]) and then nobody got.
 pub(crate) fn put_back_conn(kernel: &dyn Kernel, fd: RawFd, conn: (RawFd, SocketAddr)) {
-    keep(
-        kernel,
-        fd,
-        None,
-        one(|left| left.conns.push_back(conn)),
-        true,
-    );
+    put_back(kernel, fd, one(|left| left.conns.push_back(conn)));
 }
 
 /// The oldest kept connection of listening socket `fd`.
@@ -418,16 +431,22 @@ pub(crate) fn take_conn(kernel: &dyn Kernel, fd: RawFd) -> Option<(RawFd, Socket
 /// Keep a message (its bytes, sender and passed fds) a discarded `recvmsg`
 /// on `fd` received.
 pub(crate) fn stash_msg(kernel: &dyn Kernel, fd: RawFd, bytes: &[u8], meta: RecvMeta) {
-    KEPT.fetch_add(1, Ordering::SeqCst);
-    let item = one(|left| left.msgs.push_back((bytes.to_vec(), meta)));
-    keep(kernel, fd, None, item, false);
+    stash(
+        kernel,
+        fd,
+        None,
+        one(|left| left.msgs.push_back((bytes.to_vec(), meta))),
+    );
 }
 
 /// Put back, first in line, a message a `recvmsg` took from here
 /// ([`take_msg`], or bytes from [`take_bytes`]) and then nobody got.
 pub(crate) fn put_back_msg(kernel: &dyn Kernel, fd: RawFd, bytes: &[u8], meta: RecvMeta) {
-    let item = one(|left| left.msgs.push_back((bytes.to_vec(), meta)));
-    keep(kernel, fd, None, item, true);
+    put_back(
+        kernel,
+        fd,
+        one(|left| left.msgs.push_back((bytes.to_vec(), meta))),
+    );
 }
 
 /// The oldest kept message of `fd`, copied into `buf`. A datagram (one with
