@@ -28,13 +28,15 @@
 //! what was kept for the old one is then dropped (kept fds closed), never
 //! read from the new one. That costs an `fstat` whenever something is kept
 //! and whenever an op looks at an fd that has something kept, never
-//! otherwise. Limits, as documented on the ops: a cancelled op whose late
-//! result comes after its fd was closed elsewhere and the number reused
-//! keeps it for the new file (it learns the file only then), as does a
-//! regular file closed and opened again at the same number; bytes of a datagram socket
-//! are kept per datagram (a recv takes from the first one only), but the
-//! unread tail of a datagram taken into a short buffer is kept rather than
-//! truncated as the kernel would.
+//! otherwise.
+//!
+//! Limits: a cancelled op whose late result comes after its fd was closed
+//! elsewhere and the number reused keeps it for the new file (it learns
+//! the file only then), as does a regular file closed and opened again at
+//! the same number; bytes of a datagram socket are kept per datagram (a
+//! recv takes from the first one only), but the unread tail of a datagram
+//! taken into a short buffer is kept rather than truncated as the kernel
+//! would.
 
 use super::{Errno, Kernel, RecvMeta};
 use std::collections::{HashMap, VecDeque};
