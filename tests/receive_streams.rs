@@ -14,7 +14,7 @@ use iokernel::buf::BufResult;
 use iokernel::io;
 use iokernel::io::Shutdown;
 use iokernel::net::{TcpListener, TcpStream, UnixStream};
-use iokernel::runtime::{sleep, spawn, timeout, Backend, Runtime};
+use iokernel::runtime::{sleep, spawn, timeout, Backend, JoinHandle, Runtime};
 use iokernel::sim::{self, SimOptions};
 use iokernel::sys::real::RealKernel;
 use iokernel::sys::{Errno, Kernel, MsgFlags};
@@ -325,6 +325,23 @@ fn bytes_kept_for_a_socket_closed_elsewhere_never_reach_the_next_socket_on_its_f
     });
 }
 
+/// What a reader outside iokernel gets from `fd` until end of stream:
+/// `kernel`'s `recv` called straight, pausing `pause` on `EAGAIN`. Other
+/// errors fail, unless `faults` (injected faults take nothing).
+async fn read_outside(kernel: &dyn Kernel, fd: RawFd, pause: Duration, faults: bool) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    loop {
+        match kernel.recv(fd, &mut buf, MsgFlags::NONE) {
+            Ok(0) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(Errno::EAGAIN) => sleep(pause).await,
+            Err(_) if faults => {}
+            Err(errno) => panic!("recv of fd {fd} outside iokernel: {errno}"),
+        }
+    }
+}
+
 /// `into_raw_parts` gives a reader outside iokernel (here the kernel's
 /// `recv`, called straight) every byte, in order: what the receive stream
 /// took ahead, including what arrived while it stopped, then the socket's.
@@ -349,15 +366,7 @@ fn into_raw_parts_gives_a_reader_outside_iokernel_every_byte() {
         assert!(parts.error.is_none(), "{backend}: {:?}", parts.error);
         let mut got = data[..10].to_vec();
         got.extend_from_slice(&parts.received);
-        let mut buf = vec![0u8; 65536];
-        loop {
-            match RealKernel.recv(parts.fd, &mut buf, MsgFlags::NONE) {
-                Ok(0) => break,
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-                Err(Errno::EAGAIN) => sleep(Duration::from_millis(1)).await,
-                Err(errno) => panic!("{backend}: recv: {errno}"),
-            }
-        }
+        got.extend(read_outside(&RealKernel, parts.fd, Duration::from_millis(1), false).await);
         drop(writer.await.unwrap());
         RealKernel.close(parts.fd).unwrap();
         assert_same_bytes(&got, &data, &backend.to_string());
@@ -397,15 +406,8 @@ fn into_raw_parts_on_another_thread_waits_for_the_stream_to_end() {
         assert!(parts.error.is_none(), "{backend}: {:?}", parts.error);
         let mut got = got;
         got.extend_from_slice(&parts.received);
-        let mut buf = vec![0u8; 65536];
-        loop {
-            match RealKernel.recv(parts.fd, &mut buf, MsgFlags::NONE) {
-                Ok(0) => break,
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-                Err(Errno::EAGAIN) => std::thread::sleep(Duration::from_millis(1)),
-                Err(errno) => panic!("{backend}: recv: {errno}"),
-            }
-        }
+        let pause = Duration::from_millis(1);
+        got.extend(second.block_on(read_outside(&RealKernel, parts.fd, pause, false)));
         RealKernel.close(parts.fd).unwrap();
         assert_same_bytes(&got, &data, &backend.to_string());
         check_streamed(backend, &first);
@@ -522,6 +524,32 @@ async fn sim_pair(listener: &TcpListener) -> (TcpStream, TcpStream) {
     }
 }
 
+/// On the simulated host: `client` sends `data` in pieces of random sizes
+/// at random pauses (drawn from `seed`), then shuts its write side down;
+/// what an injected fault failed is sent again.
+fn spawn_sim_writer(client: TcpStream, data: Vec<u8>, seed: u64) -> JoinHandle<TcpStream> {
+    spawn(async move {
+        let mut at = 0;
+        let mut step = seed;
+        while at < data.len() {
+            step = step.wrapping_mul(6364136223846793005).wrapping_add(1);
+            let len = 1 + (step >> 40) as usize % 5000;
+            let end = (at + len).min(data.len());
+            let BufResult(sent, _) = client.write(data[at..end].to_vec()).await;
+            match sent {
+                Ok(n) => at += n,
+                // An injected fault: nothing was sent.
+                Err(e) if e.raw_os_error() != Some(libc::EAGAIN) => {}
+                Err(e) => panic!("seed {seed}: EAGAIN reached a send: {e}"),
+            }
+            sleep(Duration::from_micros(step >> 58)).await;
+        }
+        // Injected faults may fail a shutdown too.
+        while client.shutdown(Shutdown::Write).await.is_err() {}
+        client
+    })
+}
+
 /// One seed: a peer streams scripted bytes; the reader mixes stream reads
 /// of random sizes, reads dropped at random deadlines and plain reads of
 /// the raw fd. Returns the receive streams' chunks and ends seen.
@@ -532,26 +560,7 @@ fn check_sim_seed(seed: u64) -> (u64, u64) {
     let got = sim::run(&kernel, async move {
         let listener = sim_listener(SIM_ADDRESS);
         let (client, server) = sim_pair(&listener).await;
-        let writer = spawn(async move {
-            let mut at = 0;
-            let mut step = seed;
-            while at < data.len() {
-                step = step.wrapping_mul(6364136223846793005).wrapping_add(1);
-                let len = 1 + (step >> 40) as usize % 5000;
-                let end = (at + len).min(data.len());
-                let BufResult(sent, _) = client.write(data[at..end].to_vec()).await;
-                match sent {
-                    Ok(n) => at += n,
-                    // An injected fault: nothing was sent.
-                    Err(e) if e.raw_os_error() != Some(libc::EAGAIN) => {}
-                    Err(e) => panic!("seed {seed}: EAGAIN reached a send: {e}"),
-                }
-                sleep(Duration::from_micros(step >> 58)).await;
-            }
-            // Injected faults may fail a shutdown too.
-            while client.shutdown(Shutdown::Write).await.is_err() {}
-            client
-        });
+        let writer = spawn_sim_writer(client, data, seed);
         let fd = server.as_raw_fd();
         let mut got = Vec::new();
         let mut step = seed ^ 0x5EED;
@@ -732,10 +741,10 @@ fn sockets_given_away_and_closed_elsewhere_leave_nothing_on_the_sim_ring_under_f
 
 /// One seed: the reader takes part of what its peer sends through the
 /// receive stream and plain reads of its fd (given up at random deadlines
-/// too), then gives the
-/// socket away whole while the peer goes on sending; a reader outside
-/// iokernel (the simulated kernel's `recv`, called straight) gets the
-/// rest after the parts' bytes, nothing lost or reordered.
+/// too), then gives the socket away whole while the peer goes on sending;
+/// a reader outside iokernel (the simulated kernel's `recv`, called
+/// straight) gets the rest after the parts' bytes, nothing lost or
+/// reordered.
 fn check_raw_parts_sim_seed(seed: u64) {
     let kernel = sim::new_kernel(sim_options(seed)).unwrap();
     let outside = Arc::clone(&kernel);
@@ -744,19 +753,7 @@ fn check_raw_parts_sim_seed(seed: u64) {
     let got = sim::run(&kernel, async move {
         let listener = sim_listener(SIM_ADDRESS);
         let (client, server) = sim_pair(&listener).await;
-        let writer = spawn(async move {
-            let mut at = 0;
-            while at < data.len() {
-                let end = (at + 1 + seed as usize % 2000).min(data.len());
-                // An injected fault sends nothing: try again.
-                if let Ok(n) = client.write(data[at..end].to_vec()).await.0 {
-                    at += n;
-                }
-                sleep(Duration::from_micros(seed % 7)).await;
-            }
-            while client.shutdown(Shutdown::Write).await.is_err() {}
-            client
-        });
+        let writer = spawn_sim_writer(client, data, seed);
         let mut got = Vec::new();
         let mut step = seed ^ 0x9A27;
         while got.len() < 1 + seed as usize % 10_000 {
@@ -790,16 +787,8 @@ fn check_raw_parts_sim_seed(seed: u64) {
         // (`parts.error` may be an injected fault that ended the stream.)
         let parts = server.into_raw_parts().await;
         got.extend_from_slice(&parts.received);
-        let mut buf = vec![0u8; 4096];
-        loop {
-            match outside.recv(parts.fd, &mut buf, MsgFlags::NONE) {
-                Ok(0) => break,
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-                Err(Errno::EAGAIN) => sleep(Duration::from_micros(20)).await,
-                // An injected fault took nothing: try again.
-                Err(_) => {}
-            }
-        }
+        let pause = Duration::from_micros(20);
+        got.extend(read_outside(&*outside, parts.fd, pause, true).await);
         drop(writer.await.unwrap());
         let _ = outside.close(parts.fd);
         got
