@@ -730,12 +730,14 @@ fn check_given_away_sim_seed(seed: u64) -> bool {
 
 #[test]
 fn sockets_given_away_and_closed_elsewhere_leave_nothing_on_the_sim_ring_under_faults() {
-    let reused = (0..100)
+    // Seed 180 once read another socket's bytes: fstat, injected to fail,
+    // could not tell the new socket from the old one.
+    let reused = (0..200)
         .filter(|&seed| check_given_away_sim_seed(seed))
         .count();
     assert!(
-        reused >= 50,
-        "the fd number came back in {reused} seeds of 100"
+        reused >= 100,
+        "the fd number came back in {reused} seeds of 200"
     );
 }
 

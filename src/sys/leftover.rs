@@ -59,19 +59,32 @@ enum Named {
     File(FileId),
     /// `EBADF`: nothing; what was kept for the number can never be read.
     Closed,
-    /// `fstat` failed otherwise: cannot tell, so nothing is dropped.
+    /// `fstat` kept failing otherwise: cannot tell, so nothing is dropped.
     Unknown,
 }
 
+/// How many times [`named`] asks `fstat` before it answers `Unknown`.
+const FSTAT_TRIES: usize = 8;
+
+/// What `fd` names now. `fstat` of an fd fails but with `EBADF` only when
+/// the kernel is short of memory (`ENOMEM`) or a simulated kernel injects
+/// a fault: that passes, so it is asked again. An answer of `Unknown`
+/// would keep bytes for whatever the number names, another socket's
+/// included, so it is the last resort.
 fn named(kernel: &dyn Kernel, fd: RawFd) -> Named {
-    match kernel.fstat(fd) {
-        Ok(stat) => Named::File(FileId {
-            device: stat.device,
-            inode: stat.inode,
-        }),
-        Err(Errno::EBADF) => Named::Closed,
-        Err(_) => Named::Unknown,
+    for _ in 0..FSTAT_TRIES {
+        match kernel.fstat(fd) {
+            Ok(stat) => {
+                return Named::File(FileId {
+                    device: stat.device,
+                    inode: stat.inode,
+                })
+            }
+            Err(Errno::EBADF) => return Named::Closed,
+            Err(_) => {}
+        }
     }
+    Named::Unknown
 }
 
 /// The open file `fd` names now, for a caller that keeps something for it
