@@ -414,6 +414,40 @@ fn into_raw_parts_on_another_thread_waits_for_the_stream_to_end() {
     }
 }
 
+/// Given away after the runtime whose ring ran the receive stream is
+/// gone (its loop stopped the stream when it left), on another runtime:
+/// nothing waits for a ring that no longer runs, and no byte is lost.
+#[test]
+fn into_raw_parts_after_the_streams_runtime_is_gone() {
+    for backend in backends() {
+        let first = runtime(backend);
+        let data = pattern(50_000);
+        let (client, server) = first.block_on(async {
+            let (client, server) = pair().await;
+            client.write_all(data[..10].to_vec()).await.0.unwrap();
+            let _ = read_exactly(&server, 10, 10).await;
+            client.write_all(data[10..].to_vec()).await.0.unwrap();
+            client.shutdown(Shutdown::Write).await.unwrap();
+            sleep(Duration::from_millis(5)).await;
+            (client, server)
+        });
+        check_streamed(backend, &first);
+        drop(first);
+        let got = runtime(backend).block_on(async move {
+            let parts = timeout(Duration::from_secs(5), server.into_raw_parts())
+                .await
+                .unwrap_or_else(|_| panic!("{backend}: the give-away waited"));
+            let mut got = data[..10].to_vec();
+            got.extend_from_slice(&parts.received);
+            got.extend(read_outside(&RealKernel, parts.fd, Duration::from_millis(1), false).await);
+            RealKernel.close(parts.fd).unwrap();
+            drop(client);
+            got
+        });
+        assert_same_bytes(&got, &pattern(50_000), &backend.to_string());
+    }
+}
+
 #[test]
 fn closing_a_connection_being_read_ahead_releases_it() {
     on_every_backend(|backend, client, server| async move {
