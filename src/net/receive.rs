@@ -481,7 +481,9 @@ impl Future for GiveAway<'_> {
                 state = receiver.lock();
             }
         }
-        if state.stopping || state.starting {
+        // (No read can be starting a stream: the stream is given away whole,
+        // so none of its reads is alive.)
+        if state.stopping {
             Receiver::wait(&mut state, cx.waker());
             return Poll::Pending;
         }

@@ -227,7 +227,8 @@ fn key(kernel: &dyn Kernel, fd: RawFd) -> (u64, RawFd) {
     (kernel.fd_table_id(), fd)
 }
 
-/// Run `f` on `fd`'s leftovers (created empty), keeping the entry count.
+/// Run `f` on `fd`'s leftovers (empty when there are none; stored only
+/// when not empty), keeping the entry count.
 /// What was kept for another open file than `fd` names now (`now`, looked
 /// up only when something is kept) is dropped first, its fds closed.
 fn with_entry<R>(
@@ -240,26 +241,29 @@ fn with_entry<R>(
     let result = {
         let mut store = store();
         let key = key(kernel, fd);
-        let existed = store.contains_key(&key);
-        let entry = store.entry(key).or_default();
-        if existed && entry.is_stale(kernel, fd, now) {
-            stale = Some(std::mem::take(entry));
-        }
-        let result = f(entry);
-        let empty = entry.is_empty();
-        if empty {
-            store.remove(&key);
-        }
-        match (existed, empty) {
-            (false, false) => {
-                ENTRIES.fetch_add(1, Ordering::SeqCst);
+        match store.get_mut(&key) {
+            // Nothing kept for `fd`: an entry only if `f` keeps something.
+            None => {
+                let mut fresh = Leftover::default();
+                let result = f(&mut fresh);
+                if !fresh.is_empty() {
+                    store.insert(key, fresh);
+                    ENTRIES.fetch_add(1, Ordering::SeqCst);
+                }
+                result
             }
-            (true, true) => {
-                ENTRIES.fetch_sub(1, Ordering::SeqCst);
+            Some(entry) => {
+                if entry.is_stale(kernel, fd, now) {
+                    stale = Some(std::mem::take(entry));
+                }
+                let result = f(entry);
+                if entry.is_empty() {
+                    store.remove(&key);
+                    ENTRIES.fetch_sub(1, Ordering::SeqCst);
+                }
+                result
             }
-            _ => {}
         }
-        result
     };
     if let Some(stale) = stale {
         stale.close_fds(kernel);
