@@ -17,7 +17,9 @@
 # The echo rows also carry a bare io_uring loop (benches/compare-uring-bare),
 # not a peer: an echo server written straight on io_uring with no runtime,
 # as uring-bare (one recv entry per message, what every server here does)
-# and uring-bare-multishot (a multishot recv into provided buffers). Its
+# and uring-bare-multishot (a multishot recv into provided buffers), and
+# with BARE's fixed modes the same two with each socket a registered file
+# (uring-bare-fixed, uring-bare-multishot-fixed). Its
 # user time is what an io_uring server spends in user space at the least;
 # its system time is not a floor (it depends on when each recv reaches the
 # kernel: one that finds no data arms a poll).
@@ -33,7 +35,8 @@
 # ECHO_CONNS=16 ECHO_BYTES=64 for one shape) ECHO_SECS=3 DIR=target/compare
 # TESTS="hot cold write echo" ONLY="" (contenders to keep, e.g. "fio-io_uring
 # uring monoio") PEERS="compio monoio" (the optional peers to build)
-# BARE="oneshot multishot" (the bare loop's modes on the echo rows; "" for none)
+# BARE="oneshot multishot" (the bare loop's modes on the echo rows, of
+# oneshot, multishot, oneshot-fixed, multishot-fixed; "" for none)
 # IOK_BASELINE="" (another iok build, run as contender uring-base on the
 # read and echo rows: before/after side by side). compio and monoio run one runtime
 # thread, so they are left out when THREADS is not 1. Output: a log and
@@ -117,7 +120,7 @@ for p in $PEERS; do
   if [[ -n ${PEER_BIN[$p]:-} ]]; then PEER_NAMES+=("$p"); fi
 done
 
-# The bare io_uring loop's modes, as contenders uring-bare and uring-bare-multishot.
+# The bare io_uring loop's modes, as contenders uring-bare[-multishot][-fixed].
 BARE_NAMES=()
 BARE_BIN=$ROOT/benches/compare/target/release/iokernel-compare-uring-bare
 if [[ -n $BARE && $TESTS == *echo* ]]; then
@@ -129,7 +132,9 @@ if [[ -n $BARE && $TESTS == *echo* ]]; then
       case $mode in
         oneshot) BARE_NAMES+=(uring-bare) ;;
         multishot) BARE_NAMES+=(uring-bare-multishot) ;;
-        *) say "BARE: unknown mode $mode (oneshot, multishot)"; exit 2 ;;
+        oneshot-fixed) BARE_NAMES+=(uring-bare-fixed) ;;
+        multishot-fixed) BARE_NAMES+=(uring-bare-multishot-fixed) ;;
+        *) say "BARE: unknown mode $mode (oneshot, multishot, oneshot-fixed, multishot-fixed)"; exit 2 ;;
       esac
     done
   else
@@ -257,6 +262,10 @@ for t in $TESTS; do
           uring-bare) "$BARE_BIN" bare-echo 127.0.0.1:0 1 oneshot >"$DIR/echo-$s.out" 2>&1 & ;;
           uring-bare-multishot)
             "$BARE_BIN" bare-echo 127.0.0.1:0 1 multishot >"$DIR/echo-$s.out" 2>&1 & ;;
+          uring-bare-fixed)
+            "$BARE_BIN" bare-echo 127.0.0.1:0 1 oneshot-fixed >"$DIR/echo-$s.out" 2>&1 & ;;
+          uring-bare-multishot-fixed)
+            "$BARE_BIN" bare-echo 127.0.0.1:0 1 multishot-fixed >"$DIR/echo-$s.out" 2>&1 & ;;
           uring | epoll)
             "$IOK" bench --serve-echo 127.0.0.1:0 --backend "$s" --threads "$THREADS" >"$DIR/echo-$s.out" 2>&1 & ;;
           uring-base)
@@ -417,7 +426,8 @@ for test in order:
         echo_target(test, "epoll", ("tokio",), 1.0)
 
 bares = [(t, b) for t in order if t.startswith("echo-")
-         for b in ("uring-bare", "uring-bare-multishot") if b in rows[t]]
+         for b in ("uring-bare", "uring-bare-multishot", "uring-bare-fixed",
+                   "uring-bare-multishot-fixed") if b in rows[t]]
 if bares:
     print()
     print("The bare io_uring loop (no runtime; not a peer, not a target), server CPU per round "

@@ -10,7 +10,10 @@
 //!   connection's buffer (what iokernel, tokio-style runtimes and the peers
 //!   do). MODE `multishot`: one multishot recv per connection into a
 //!   provided-buffer ring, the bytes copied out and the buffer handed back
-//!   at once. Prints the bound address. THREADS must be 1.
+//!   at once. MODE `oneshot-fixed` and `multishot-fixed`: the same, with
+//!   each connection's socket in the ring's table of registered files
+//!   (`IOSQE_FIXED_FILE`: the kernel skips its file lookup and reference
+//!   count per entry). Prints the bound address. THREADS must be 1.
 //!
 //! Nothing here is shared with iokernel; the unsafe blocks are the ring's
 //! FFI (entries that point into memory the kernel writes).
@@ -118,7 +121,12 @@ struct Server {
     listener: RawFd,
     conns: Vec<Option<Conn>>,
     bufs: Option<BufRing>,
+    /// Connections' sockets are registered files, connection `id` at slot `id`.
+    fixed: bool,
 }
+
+/// Slots in the table of registered files (fixed modes): one per connection.
+const FIXED_SLOTS: u32 = 4096;
 
 impl Server {
     fn push(&mut self, entry: squeue::Entry) -> Result<()> {
@@ -147,15 +155,12 @@ impl Server {
     fn recv(&mut self, id: usize) -> Result<()> {
         let conn = self.conns[id].as_mut().expect("live connection");
         conn.in_flight += 1;
-        let entry = if self.bufs.is_some() {
-            opcode::RecvMulti::new(types::Fd(conn.fd), GROUP).build()
-        } else {
-            opcode::Recv::new(
-                types::Fd(conn.fd),
-                conn.inbuf.as_mut_ptr(),
-                conn.inbuf.len() as u32,
-            )
-            .build()
+        let (buf, len) = (conn.inbuf.as_mut_ptr(), conn.inbuf.len() as u32);
+        let entry = match (self.bufs.is_some(), self.fixed) {
+            (true, false) => opcode::RecvMulti::new(types::Fd(conn.fd), GROUP).build(),
+            (true, true) => opcode::RecvMulti::new(types::Fixed(id as u32), GROUP).build(),
+            (false, false) => opcode::Recv::new(types::Fd(conn.fd), buf, len).build(),
+            (false, true) => opcode::Recv::new(types::Fixed(id as u32), buf, len).build(),
         };
         self.push(entry.user_data(user_data(RECV, id)))
     }
@@ -164,9 +169,13 @@ impl Server {
         let conn = self.conns[id].as_mut().expect("live connection");
         conn.in_flight += 1;
         let rest = &conn.sending[conn.sent..];
-        let entry = opcode::Send::new(types::Fd(conn.fd), rest.as_ptr(), rest.len() as u32)
-            .build()
-            .user_data(user_data(SEND, id));
+        let (ptr, len) = (rest.as_ptr(), rest.len() as u32);
+        let entry = if self.fixed {
+            opcode::Send::new(types::Fixed(id as u32), ptr, len).build()
+        } else {
+            opcode::Send::new(types::Fd(conn.fd), ptr, len).build()
+        }
+        .user_data(user_data(SEND, id));
         self.push(entry)
     }
 
@@ -175,6 +184,16 @@ impl Server {
         let done = matches!(&self.conns[id], Some(c) if c.closing && c.in_flight == 0);
         if done {
             let conn = self.conns[id].take().expect("live connection");
+            if self.fixed {
+                // The table's reference would keep the socket open.
+                if let Err(e) = self
+                    .ring
+                    .submitter()
+                    .register_files_update(id as u32, &[-1])
+                {
+                    eprintln!("unregistering connection {id}'s socket: {e}");
+                }
+            }
             // SAFETY: the fd is this connection's, with no entry out.
             unsafe { libc::close(conn.fd) };
         }
@@ -206,7 +225,16 @@ impl Server {
             in_flight: 0,
             closing: false,
         }));
-        self.recv(self.conns.len() - 1)
+        let id = self.conns.len() - 1;
+        if self.fixed {
+            if id as u32 >= FIXED_SLOTS {
+                return Err(Error::other("more connections than registered-file slots"));
+            }
+            self.ring
+                .submitter()
+                .register_files_update(id as u32, &[fd])?;
+        }
+        self.recv(id)
     }
 
     fn on_recv(&mut self, id: usize, res: i32, flags: u32) -> Result<()> {
@@ -304,7 +332,7 @@ fn echo(args: &[String]) -> Result<()> {
     let usage = || {
         Error::new(
             ErrorKind::InvalidInput,
-            "usage: bare-echo ADDR THREADS oneshot|multishot",
+            "usage: bare-echo ADDR THREADS oneshot|multishot[-fixed]",
         )
     };
     let addr: SocketAddr = args.get(2).and_then(|a| a.parse().ok()).ok_or_else(usage)?;
@@ -314,9 +342,12 @@ fn echo(args: &[String]) -> Result<()> {
             "threads: this contender runs one thread",
         ));
     }
-    let multishot = match args.get(4).map(String::as_str) {
-        Some("oneshot") => false,
-        Some("multishot") => true,
+    let mode = args.get(4).map(String::as_str).ok_or_else(usage)?;
+    let (multishot, fixed) = match mode {
+        "oneshot" => (false, false),
+        "multishot" => (true, false),
+        "oneshot-fixed" => (false, true),
+        "multishot-fixed" => (true, true),
         _ => return Err(usage()),
     };
     let listener = TcpListener::bind(addr)?;
@@ -332,16 +363,17 @@ fn echo(args: &[String]) -> Result<()> {
     } else {
         None
     };
+    if fixed {
+        ring.submitter().register_files_sparse(FIXED_SLOTS)?;
+    }
     let mut server = Server {
         ring,
         listener: listener.into_raw_fd(),
         conns: Vec::new(),
         bufs,
+        fixed,
     };
-    println!(
-        "echo uring-bare ({}) listening on {local}",
-        if multishot { "multishot" } else { "oneshot" }
-    );
+    println!("echo uring-bare ({mode}) listening on {local}");
     server.run()
 }
 
@@ -351,7 +383,7 @@ fn main() {
         Some("bare-echo") => echo(&args),
         _ => Err(Error::new(
             ErrorKind::InvalidInput,
-            "usage: iokernel-compare-uring-bare bare-echo ADDR THREADS oneshot|multishot",
+            "usage: iokernel-compare-uring-bare bare-echo ADDR THREADS oneshot|multishot[-fixed]",
         )),
     };
     if let Err(e) = result {
