@@ -18,8 +18,11 @@ use iokernel::runtime::{sleep, spawn, timeout, Backend, JoinHandle, Runtime};
 use iokernel::sim::{self, SimOptions};
 use iokernel::sys::real::RealKernel;
 use iokernel::sys::{Errno, Kernel, MsgFlags};
+use std::future::Future;
 use std::os::fd::RawFd;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 #[path = "support/bytes.rs"]
@@ -372,6 +375,63 @@ fn into_raw_parts_gives_a_reader_outside_iokernel_every_byte() {
         assert_same_bytes(&got, &data, &backend.to_string());
     });
 }
+
+/// A plain read of the fd (`io::recv`) that reached the kernel on one
+/// thread's loop, the peer's bytes arriving meanwhile, then dropped on
+/// another thread, which gives the socket away at once: whatever the
+/// kernel gave the dropped read (the first loop hears of the drop only
+/// later) comes with the parts, before what the reader outside iokernel
+/// gets.
+#[test]
+fn into_raw_parts_waits_for_a_read_dropped_while_the_kernel_had_it() {
+    for backend in backends() {
+        let (first, second) = (runtime(backend), runtime(backend));
+        for round in 0..5 {
+            let data = pattern(5000 + round);
+            let (handing, handed) = std::sync::mpsc::channel();
+            let (got, parts) = std::thread::scope(|scope| {
+                let second = &second;
+                let taker = scope.spawn(move || {
+                    let (server, read): (TcpStream, Pin<Box<RecvOp>>) = handed.recv().unwrap();
+                    // The bytes reach the dropped read's socket first.
+                    std::thread::sleep(Duration::from_millis(5));
+                    drop(read);
+                    second.block_on(server.into_raw_parts())
+                });
+                let got = first.block_on(async {
+                    let (client, server) = pair().await;
+                    client.write_all(data[..10].to_vec()).await.0.unwrap();
+                    let got = read_exactly(&server, 10, 10).await;
+                    let mut read: Pin<Box<RecvOp>> =
+                        Box::pin(io::recv(server.as_raw_fd(), vec![0u8; 8192]));
+                    let first =
+                        std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
+                    assert!(first.is_pending(), "{backend}: the read found bytes");
+                    // This loop parks: the read goes to the kernel.
+                    sleep(Duration::from_millis(1)).await;
+                    handing.send((server, read)).unwrap();
+                    client.write_all(data[10..].to_vec()).await.0.unwrap();
+                    client.shutdown(Shutdown::Write).await.unwrap();
+                    // This loop runs on (hearing of the drop) for a while.
+                    sleep(Duration::from_millis(20)).await;
+                    got
+                });
+                (got, taker.join().unwrap())
+            });
+            assert!(parts.error.is_none(), "{backend}: {:?}", parts.error);
+            let mut got = got;
+            got.extend_from_slice(&parts.received);
+            let pause = Duration::from_millis(1);
+            got.extend(second.block_on(read_outside(&RealKernel, parts.fd, pause, false)));
+            RealKernel.close(parts.fd).unwrap();
+            assert_same_bytes(&got, &data, &format!("{backend}, round {round}"));
+        }
+        check_streamed(backend, &first);
+    }
+}
+
+/// A plain read of a socket, as `io::recv` makes it.
+type RecvOp = iokernel::io::Op<iokernel::op::net::Recv<Vec<u8>>>;
 
 /// The same, given away on another thread than the one whose ring runs
 /// the receive stream: the stop reaches that ring later, and bytes it
@@ -817,6 +877,17 @@ fn check_raw_parts_sim_seed(seed: u64) {
         if seed % 2 == 1 {
             let BufResult(n, buf) = io::recv(server.as_raw_fd(), vec![0u8; 16]).await;
             if let Ok(n) = n {
+                got.extend_from_slice(&buf[..n]);
+            }
+        }
+        // On every third seed a plain read given up at once before the
+        // give-away: the simulated ring may still run it and take bytes,
+        // which the parts must carry.
+        if seed % 3 == 2 {
+            let read = io::recv(server.as_raw_fd(), vec![0u8; 4000]);
+            if let Ok(BufResult(Ok(n), buf)) =
+                timeout(Duration::from_micros(step >> 60), read).await
+            {
                 got.extend_from_slice(&buf[..n]);
             }
         }

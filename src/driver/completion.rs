@@ -12,22 +12,31 @@
 
 use crate::op::OpCode;
 use crate::sync::shim::{Mutex, MutexGuard};
+use crate::sys::leftover::LateResult;
 use crate::sys::{Kernel, SysResult};
+use std::os::fd::RawFd;
 // std's Arc (drivers share it with `Arc<dyn ...>` code); the state inside is
 // the shim's Mutex, which is what loom models.
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 pub(crate) enum CompletionState<T> {
-    Running { waker: Option<Waker> },
+    Running {
+        waker: Option<Waker>,
+    },
     Finished(T, SysResult<usize>),
-    Abandoned,
+    /// The future is gone; the fd of a reader still running is owed its
+    /// late result until [`Completion::finish`] has discarded it.
+    Abandoned(Option<LateResult>),
     Taken,
 }
 
 /// Where a driver leaves an op and its result for the waiting future.
 pub(crate) struct Completion<T> {
     state: Mutex<CompletionState<T>>,
+    /// The fd the op takes from in order, for a reader: abandoned while
+    /// running, it owes the fd its late result.
+    reader: Option<RawFd>,
 }
 
 impl<T: OpCode> Completion<T> {
@@ -38,7 +47,7 @@ impl<T: OpCode> Completion<T> {
     }
 
     pub(crate) fn is_abandoned(&self) -> bool {
-        matches!(*self.lock(), CompletionState::Abandoned)
+        matches!(*self.lock(), CompletionState::Abandoned(_))
     }
 
     /// Called once by the job when the syscall has returned. True when
@@ -55,9 +64,11 @@ impl<T: OpCode> Completion<T> {
                 }
                 false
             }
-            _ => {
+            gone => {
                 drop(state);
                 op.discard(result, kernel);
+                // Kept: the fd is owed nothing more (`gone`'s LateResult).
+                drop(gone);
                 true
             }
         }
@@ -65,20 +76,22 @@ impl<T: OpCode> Completion<T> {
 }
 
 impl<T: OpCode> Completion<T> {
-    /// A completion whose op is running.
-    pub(crate) fn new() -> Arc<Completion<T>> {
-        Self::running(None)
+    /// A completion whose op is running; `reader`, the fd a reader takes
+    /// from in order ([`OpCode::takes_in_order`]).
+    pub(crate) fn new(reader: Option<RawFd>) -> Arc<Completion<T>> {
+        Self::running(None, reader)
     }
 
     /// A completion whose op is running, with `waker` registered: its
     /// future needs no poll before the result is in.
-    pub(crate) fn waking(waker: Waker) -> Arc<Completion<T>> {
-        Self::running(Some(waker))
+    pub(crate) fn waking(waker: Waker, reader: Option<RawFd>) -> Arc<Completion<T>> {
+        Self::running(Some(waker), reader)
     }
 
-    fn running(waker: Option<Waker>) -> Arc<Completion<T>> {
+    fn running(waker: Option<Waker>, reader: Option<RawFd>) -> Arc<Completion<T>> {
         Arc::new(Completion {
             state: Mutex::new(CompletionState::Running { waker }),
+            reader,
         })
     }
 
@@ -104,12 +117,13 @@ impl<T: OpCode> Completion<T> {
     }
 
     /// The future is gone: discard a result that already arrived, or mark
-    /// the op abandoned so its driver discards the result when it comes.
+    /// the op abandoned so its driver discards the result when it comes
+    /// (a reader's fd is owed that result meanwhile: [`LateResult`]).
     /// True when the op is still with its driver (now abandoned), which
     /// is when a cancel is worth asking for.
     pub(crate) fn abandon(&self, kernel: &dyn Kernel) -> bool {
         let mut state = self.lock();
-        match std::mem::replace(&mut *state, CompletionState::Abandoned) {
+        match std::mem::replace(&mut *state, CompletionState::Abandoned(None)) {
             CompletionState::Finished(op, result) => {
                 drop(state);
                 op.discard(result, kernel);
@@ -119,7 +133,16 @@ impl<T: OpCode> Completion<T> {
                 *state = CompletionState::Taken;
                 false
             }
-            CompletionState::Running { .. } | CompletionState::Abandoned => true,
+            CompletionState::Running { .. } => {
+                // Owed under the lock: `finish` cannot discard before.
+                let owed = self.reader.map(|fd| LateResult::owed(kernel, fd));
+                *state = CompletionState::Abandoned(owed);
+                true
+            }
+            CompletionState::Abandoned(owed) => {
+                *state = CompletionState::Abandoned(owed);
+                true
+            }
         }
     }
 }
@@ -205,7 +228,7 @@ mod loom_tests {
                 offset: Some(0),
                 took_leftover: false,
             };
-            let completion = Completion::new();
+            let completion = Completion::new(Some(3));
             let driver = {
                 let completion = Arc::clone(&completion);
                 let kernel = std::sync::Arc::clone(&kernel);
@@ -224,8 +247,12 @@ mod loom_tests {
             assert_eq!(drops.load(Ordering::SeqCst), 1);
             assert!(matches!(
                 *completion.lock(),
-                CompletionState::Taken | CompletionState::Abandoned
+                CompletionState::Taken | CompletionState::Abandoned(_)
             ));
+            // Discarded or taken: fd 3 is owed nothing.
+            let waker = Waker::from(std::sync::Arc::new(IgnoreWake));
+            let owed = crate::sys::leftover::poll_nothing_owed(&*kernel, 3, &waker);
+            assert!(owed.is_ready());
         });
     }
 
@@ -244,7 +271,7 @@ mod loom_tests {
                 flags,
                 mode: 0o644,
             };
-            let completion = Completion::new();
+            let completion = Completion::new(None);
             let driver = {
                 let completion = Arc::clone(&completion);
                 let kernel = std::sync::Arc::clone(&kernel);
@@ -267,7 +294,7 @@ mod loom_tests {
     fn registered_waiter_is_woken_by_the_completion() {
         loom::model(|| {
             let kernel = quiet_kernel();
-            let completion = Completion::new();
+            let completion = Completion::new(None);
             let op = Read {
                 fd: 3,
                 buf: vec![0u8; 4],

@@ -434,10 +434,10 @@ impl TcpStream {
     /// (the kernel reports it only once). On backends that do not receive
     /// ahead, `received` holds only what cancelled reads left.
     ///
-    /// A read dropped while its syscall was still with the kernel may yet
-    /// receive after this; await or finish reads before giving the fd
-    /// away. Dropped before it finishes, the stream is closed as when
-    /// dropped.
+    /// A read of the fd dropped while the kernel still had it (on any
+    /// thread, on any backend) is waited for too: what it received is
+    /// kept and goes in `received`, in order. Dropped before it finishes,
+    /// the stream is closed as when dropped.
     ///
     /// ```
     /// use iokernel::net::{TcpListener, TcpStream};

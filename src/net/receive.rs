@@ -46,8 +46,10 @@
 //!
 //! Given away whole (`TcpStream::into_raw_parts`, [`GiveAway`]), the
 //! receive stream stops and late bytes go to the queue; once the stream
-//! has ended the queue goes with the fd, after what was kept for the fd,
-//! so a reader outside iokernel loses nothing.
+//! has ended, and every read of the fd dropped while the kernel had it
+//! has come back (`leftover::poll_nothing_owed`), the queue goes with the
+//! fd, after what was kept for the fd, so a reader outside iokernel loses
+//! nothing.
 
 use crate::buf::{BufResult, IoBufMut};
 use crate::driver::uring::{stop_stream, StreamOnRing};
@@ -485,6 +487,11 @@ impl Future for GiveAway<'_> {
         // so none of its reads is alive.)
         if state.stopping {
             Receiver::wait(&mut state, cx.waker());
+            return Poll::Pending;
+        }
+        // Reads of the fd dropped while the kernel had them: what they
+        // still get is kept, and comes before what the new owner reads.
+        if leftover::poll_nothing_owed(&*receiver.kernel, receiver.fd, cx.waker()).is_pending() {
             return Poll::Pending;
         }
         let mut received = leftover::take_all_bytes(&*receiver.kernel, receiver.fd);

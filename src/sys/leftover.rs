@@ -19,6 +19,13 @@
 //! what it received over to this store ([`ReadAhead::hand_over`]), so the
 //! bytes stay in order whichever way the socket is read.
 //!
+//! An op abandoned while the kernel still has it owes its fd a late result
+//! ([`LateResult`], held by whatever holds the op until its `discard` is
+//! done): an fd given away whole ([`poll_nothing_owed`], what
+//! `TcpStream::into_raw_parts` waits for) is handed over only once every
+//! such result is kept here, so what the kernel gave a cancelled read
+//! reaches the new owner and never stays behind.
+//!
 //! Keyed by the kernel's fd table ([`Kernel::fd_table_id`]) and the fd, so
 //! simulated kernels of different runs never see each other's leftovers.
 //! What is kept also names the open file it came from ([`FileId`]: the
@@ -44,6 +51,7 @@ use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock, Weak};
+use std::task::{Poll, Waker};
 
 /// Which open file an fd named when something was kept for it: the
 /// device and inode `fstat` reports (a socket's inode is its own).
@@ -426,6 +434,83 @@ pub(crate) fn take_all_bytes(kernel: &dyn Kernel, fd: RawFd) -> Vec<u8> {
     with_entry(kernel, fd, None, |left| {
         left.bytes.drain(..).flatten().collect()
     })
+}
+
+/// Late results an fd is owed, and who waits for them all.
+#[derive(Default)]
+struct Owed {
+    results: usize,
+    waiters: Vec<Waker>,
+}
+
+/// How many fds are owed a late result: [`poll_nothing_owed`] skips the
+/// lock at 0.
+static OWED_FDS: AtomicUsize = AtomicUsize::new(0);
+
+fn owed() -> MutexGuard<'static, HashMap<(u64, RawFd), Owed>> {
+    static OWED: OnceLock<Mutex<HashMap<(u64, RawFd), Owed>>> = OnceLock::new();
+    locked_map(&OWED)
+}
+
+/// The result of an op abandoned while the kernel had it, still to come
+/// for `fd` (a `recv`, `accept` or read at the file position, whose late
+/// result its `discard` keeps here). Whatever holds the abandoned op
+/// holds this too, and drops it once the op's `discard` is done (or the
+/// op is dropped unfinished): only then is the fd owed nothing more.
+pub(crate) struct LateResult {
+    key: (u64, RawFd),
+}
+
+impl LateResult {
+    /// `fd` is owed the late result of an op just abandoned.
+    pub(crate) fn owed(kernel: &dyn Kernel, fd: RawFd) -> LateResult {
+        let key = key(kernel, fd);
+        let mut owed = owed();
+        let entry = owed.entry(key).or_default();
+        if entry.results == 0 {
+            OWED_FDS.fetch_add(1, Ordering::SeqCst);
+        }
+        entry.results += 1;
+        LateResult { key }
+    }
+}
+
+impl Drop for LateResult {
+    fn drop(&mut self) {
+        let waiters = {
+            let mut owed = owed();
+            let Some(entry) = owed.get_mut(&self.key) else {
+                return;
+            };
+            entry.results -= 1;
+            if entry.results != 0 {
+                return;
+            }
+            OWED_FDS.fetch_sub(1, Ordering::SeqCst);
+            owed.remove(&self.key).map(|entry| entry.waiters)
+        };
+        for waiter in waiters.into_iter().flatten() {
+            waiter.wake();
+        }
+    }
+}
+
+/// Ready once `fd` is owed no late result ([`LateResult`]): what the
+/// kernel gave its abandoned ops is then kept here. Else `waker` is woken
+/// when the last one is.
+pub(crate) fn poll_nothing_owed(kernel: &dyn Kernel, fd: RawFd, waker: &Waker) -> Poll<()> {
+    if OWED_FDS.load(Ordering::SeqCst) == 0 {
+        return Poll::Ready(());
+    }
+    match owed().get_mut(&key(kernel, fd)) {
+        None => Poll::Ready(()),
+        Some(entry) => {
+            if !entry.waiters.iter().any(|w| w.will_wake(waker)) {
+                entry.waiters.push(waker.clone());
+            }
+            Poll::Pending
+        }
+    }
 }
 
 /// Keep a connection a discarded accept on listening socket `fd` accepted.

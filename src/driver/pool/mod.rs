@@ -92,7 +92,7 @@ fn make_job<T: OpCode>(
     may_block: bool,
     queue_probe: Option<&QueueProbe>,
 ) -> (Arc<Completion<T>>, crate::sys::Job) {
-    let completion = Completion::new();
+    let completion = Completion::new(op.takes_in_order());
     let job_completion = Arc::clone(&completion);
     let kernel = Arc::clone(kernel);
     // Only an op that can wait for readiness asks the probe: socket ops,

@@ -11,6 +11,7 @@ use super::ops;
 use super::ABANDONED_READERS;
 use crate::driver::completion::Completion;
 use crate::op::OpCode;
+use crate::sys::leftover::LateResult;
 use crate::sys::ring::{RingExec, RingWork};
 use crate::sys::{Errno, Kernel, SysResult};
 use std::any::Any;
@@ -58,9 +59,13 @@ pub(super) trait InRing: RingExec {
     fn on_device(&self) -> bool;
     /// The future, polled on the ring's thread, waits with `waker`.
     fn register(&mut self, waker: &Waker);
-    /// The future, on the ring's thread, is gone: mark the op abandoned
-    /// (it is not finished).
-    fn mark_abandoned(&mut self);
+    /// The future is gone: mark the op abandoned (it is not finished);
+    /// `owed`, the late result its fd is owed, is held until the op's
+    /// result is discarded (a shared completion holds its own).
+    fn mark_abandoned(&mut self, owed: Option<LateResult>);
+    /// The ring leaks the op (the kernel may still write into it): its fd
+    /// is owed nothing, since no result will come.
+    fn forget_owed(&mut self);
     /// The ring's thread's loop is leaving: an op that may wait on a peer
     /// (not a storage op, or a read at the file position), neither
     /// finished nor abandoned, is marked to be given back (see
@@ -125,6 +130,9 @@ pub(super) struct Flight<T: OpCode> {
     /// The result of a ring that ran the op in place ([`RingExec`]); the
     /// kernel's ring leaves it `None` and the op decodes the CQE instead.
     pub(super) ran_in_place: Option<SysResult<usize>>,
+    /// Abandoned while with the kernel, a reader's fd is owed its late
+    /// result: dropped with the flight, after the discard.
+    pub(super) owed: Option<LateResult>,
 }
 
 impl<T: OpCode> RingExec for Flight<T> {
@@ -333,20 +341,28 @@ impl<T: OpCode> InRing for Flight<T> {
         }
     }
 
-    fn mark_abandoned(&mut self) {
+    fn mark_abandoned(&mut self, owed: Option<LateResult>) {
         if let Handoff::Local {
             abandoned, waker, ..
         } = &mut self.handoff
         {
             *abandoned = true;
             *waker = None;
+            self.owed = owed;
         }
     }
 
-    fn discard_result(self: Box<Self>, kernel: &dyn Kernel) -> bool {
+    fn forget_owed(&mut self) {
+        self.owed = None;
+    }
+
+    fn discard_result(mut self: Box<Self>, kernel: &dyn Kernel) -> bool {
         let reader = self.reader;
+        let owed = self.owed.take();
         let (op, result) = self.into_result();
         op.discard(result, kernel);
+        // Kept: the fd is owed nothing more.
+        drop(owed);
         reader
     }
 

@@ -20,6 +20,7 @@
 
 use crate::sync::shim::atomic::{AtomicBool, Ordering};
 use crate::sync::shim::Mutex;
+use crate::sys::leftover::LateResult;
 use crate::sys::Kernel;
 use std::any::Any;
 use std::collections::HashMap;
@@ -33,8 +34,12 @@ pub(super) enum Request {
         user_data: u64,
         completion: Box<dyn Any + Send>,
     },
-    /// The future is gone: discard the result, cancel the entry.
-    Abandon { user_data: u64 },
+    /// The future is gone: discard the result, cancel the entry; `owed`
+    /// (a reader's) goes with the op until its result is discarded.
+    Abandon {
+        user_data: u64,
+        owed: Option<LateResult>,
+    },
     /// Cancel the receive stream `user_data` (its socket is closing or
     /// given away on another thread).
     StopStream { user_data: u64 },
@@ -216,7 +221,13 @@ mod loom_tests {
                 let future_side = {
                     let mailbox = Arc::clone(&mailbox);
                     thread::spawn(move || {
-                        match mailbox.send(7, Request::Abandon { user_data: 7 }) {
+                        match mailbox.send(
+                            7,
+                            Request::Abandon {
+                                user_data: 7,
+                                owed: None,
+                            },
+                        ) {
                             Reached::Queued => false,
                             Reached::Orphan(_) => true,
                             Reached::Lost => panic!("a finished op's result was lost"),
@@ -230,7 +241,7 @@ mod loom_tests {
                 let mut applied = 0;
                 while let Err(requests) = mailbox.settle(closing, || std::mem::take(&mut table)) {
                     for request in requests {
-                        if let Request::Abandon { user_data } = request {
+                        if let Request::Abandon { user_data, .. } = request {
                             table.retain(|(held, _)| *held != user_data);
                             applied += 1;
                         }

@@ -105,6 +105,7 @@ use super::completion::Completion;
 use super::pool::PoolDriver;
 use super::{InFlight, Park, Scheduler};
 use crate::op::OpCode;
+use crate::sys::leftover::LateResult;
 use crate::sys::ring::opcode;
 use crate::sys::ring::{CompletionRing, RingEntry, RingSource, RingWork, SqFull, CANCEL_USER_DATA};
 use crate::sys::{Errno, Kernel, SysResult};
@@ -623,8 +624,9 @@ impl LocalRing {
     /// or mark the op abandoned and cancel its entry. `counted` says the
     /// dropping side counted a reader in [`ABANDONED_READERS`] (a request
     /// through the mailbox counts before it is sent); a finished reader
-    /// uncounts it here.
-    fn abandon_slot(&mut self, user_data: u64, counted: bool) {
+    /// uncounts it here. `owed` is the late result a reader's fd is owed:
+    /// held by the op until its result is discarded.
+    fn abandon_slot(&mut self, user_data: u64, counted: bool, owed: Option<LateResult>) {
         let Some(slot) = self.slot_of(user_data) else {
             return;
         };
@@ -639,9 +641,10 @@ impl LocalRing {
             if done.discard_result(&*self.kernel) && counted {
                 ABANDONED_READERS.fetch_sub(1, Ordering::AcqRel);
             }
+            drop(owed); // after the discard kept what came
             return;
         }
-        flight.mark_abandoned();
+        flight.mark_abandoned(owed);
         self.cancel(user_data);
     }
 
@@ -649,7 +652,7 @@ impl LocalRing {
     /// [`LocalRing::abandon_slot`], counting a reader that is not finished
     /// first. `false` when the op is no longer in the table (its result
     /// was left in the mailbox when the thread's loop left).
-    fn abandon_here(&mut self, user_data: u64, reader: bool) -> bool {
+    fn abandon_here(&mut self, user_data: u64, reader: Option<RawFd>) -> bool {
         let Some(finished) = self
             .slot_of(user_data)
             .and_then(|slot| self.table[slot].as_ref())
@@ -657,11 +660,12 @@ impl LocalRing {
         else {
             return false;
         };
-        let counted = reader && !finished;
-        if counted {
+        let owed_by = reader.filter(|_| !finished);
+        if owed_by.is_some() {
             ABANDONED_READERS.fetch_add(1, Ordering::AcqRel);
         }
-        self.abandon_slot(user_data, counted);
+        let owed = owed_by.map(|fd| LateResult::owed(&*self.kernel, fd));
+        self.abandon_slot(user_data, owed_by.is_some(), owed);
         true
     }
 
@@ -690,7 +694,7 @@ impl LocalRing {
                     let kept = flight.adopt(completion, &*self.kernel);
                     self.keep_or_free(slot, kept);
                 }
-                Request::Abandon { user_data } => self.abandon_slot(user_data, true),
+                Request::Abandon { user_data, owed } => self.abandon_slot(user_data, true, owed),
                 Request::StopStream { user_data } => self.stop_stream(user_data),
             }
         }
@@ -888,7 +892,8 @@ impl Drop for LocalRing {
         if self.in_flight > 0 {
             // The kernel still holds pointers into these ops: leaking them is
             // the only memory-safe choice left.
-            for flight in self.table.drain(..).flatten() {
+            for mut flight in self.table.drain(..).flatten() {
+                flight.forget_owed();
                 std::mem::forget(flight);
             }
         }
@@ -950,10 +955,10 @@ impl UringDriver {
         }
         let readiness = op.readiness();
         let storage = readiness.is_none();
-        let reader = op.may_take_in_order().is_some();
+        let reader = op.may_take_in_order();
         let mut flight = Box::new(Flight {
             storage,
-            reader,
+            reader: reader.is_some(),
             op,
             scratch: ops::Scratch::default(),
             handoff: Handoff::Local {
@@ -964,6 +969,7 @@ impl UringDriver {
             waiting_readiness: false,
             leaving: false,
             ran_in_place: None,
+            owed: None,
         });
         let Some(work) = flight.work() else {
             return Err(flight.op);
@@ -1007,9 +1013,9 @@ pub(crate) struct Submission<T: OpCode> {
     elsewhere: Elsewhere<T>,
     /// The result was taken: nothing is left to abandon on drop.
     taken: bool,
-    /// A reader ([`Flight::reader`]): its abandonment is counted in
-    /// [`ABANDONED_READERS`].
-    reader: bool,
+    /// A reader's fd ([`Flight::reader`]): its abandonment is counted in
+    /// [`ABANDONED_READERS`], and the fd is owed its late result.
+    reader: Option<RawFd>,
     user_data: u64,
     ring_id: u64,
     source_id: u64,
@@ -1115,7 +1121,7 @@ impl<T: OpCode> Submission<T> {
         cx: &mut Context<'_>,
     ) -> Option<(T, SysResult<usize>, Arc<dyn Kernel>)> {
         let mailbox = mailbox::of_ring(self.ring_id)?;
-        let completion = Completion::<T>::waking(cx.waker().clone());
+        let completion = Completion::<T>::waking(cx.waker().clone(), self.reader);
         let request = Request::Adopt {
             user_data: self.user_data,
             completion: Box::new(Arc::clone(&completion)),
@@ -1185,11 +1191,11 @@ impl<T: OpCode> Submission<T> {
         if let Elsewhere::Shared(Shared { completion, kernel }) = &self.elsewhere {
             // Counted before the mark, so a ring that sees the mark sees
             // the count; uncounted at once when the op had already come back.
-            if self.reader {
+            if self.reader.is_some() {
                 ABANDONED_READERS.fetch_add(1, Ordering::AcqRel);
             }
             let with_ring = completion.abandon(&**kernel);
-            if self.reader && !with_ring {
+            if self.reader.is_some() && !with_ring {
                 ABANDONED_READERS.fetch_sub(1, Ordering::AcqRel);
             }
             if with_ring {
@@ -1202,7 +1208,9 @@ impl<T: OpCode> Submission<T> {
                 });
                 if reached != Some(true) {
                     if let Some(mailbox) = mailbox::of_ring(ring_id) {
-                        mailbox.send(user_data, Request::Abandon { user_data });
+                        // The completion holds what the fd is owed.
+                        let owed = None;
+                        mailbox.send(user_data, Request::Abandon { user_data, owed });
                     }
                 }
             }
@@ -1221,25 +1229,31 @@ impl<T: OpCode> Submission<T> {
         let Some(mailbox) = mailbox::of_ring(ring_id) else {
             return;
         };
-        if reader {
+        if reader.is_some() {
             ABANDONED_READERS.fetch_add(1, Ordering::AcqRel);
         }
-        match mailbox.send(user_data, Request::Abandon { user_data }) {
+        // Owed from now: one for the ring to hold with the op, one held
+        // here until a result the ring left in its mailbox is discarded.
+        let kernel = &**mailbox.kernel();
+        let owed = reader.map(|fd| LateResult::owed(kernel, fd));
+        let held = reader.map(|fd| LateResult::owed(kernel, fd));
+        match mailbox.send(user_data, Request::Abandon { user_data, owed }) {
             Reached::Queued => {}
             Reached::Orphan(orphan) => {
                 let (op, result) = take_orphan::<T>(orphan);
-                op.discard(result, &**mailbox.kernel());
-                if reader {
+                op.discard(result, kernel);
+                if reader.is_some() {
                     ABANDONED_READERS.fetch_sub(1, Ordering::AcqRel);
                 }
             }
             // Leaked with a closed ring: on no ring any more.
             Reached::Lost => {
-                if reader {
+                if reader.is_some() {
                     ABANDONED_READERS.fetch_sub(1, Ordering::AcqRel);
                 }
             }
         }
+        drop(held);
     }
 }
 
