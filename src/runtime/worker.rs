@@ -233,6 +233,7 @@ impl Wake for TaskWaker {
         self.wake_by_ref();
     }
 
+    #[inline]
     fn wake_by_ref(self: &Arc<Self>) {
         if !self.scheduled.swap(true, Ordering::AcqRel) && !local_wakes::push(&self.worker, self.id)
         {
