@@ -8,7 +8,9 @@
 //! completes inline from the page cache (`super::inline`: a file read or
 //! small write the kernel serves with `RWF_NOWAIT`; every few such hits
 //! the task yields once first), or is submitted to the current driver
-//! (`super::context`) and becomes `InFlight`. An in-flight op belongs to the driver: dropping the future
+//! (`super::context`) and becomes `InFlight`; a reader whose fd is owed
+//! late bytes (an abandoned read's, a stopping receive stream's) waits in
+//! `Ready` until they are kept, and takes them first. An in-flight op belongs to the driver: dropping the future
 //! marks it abandoned, and the driver drops the buffer only after the
 //! kernel has returned. A late result of an abandoned op goes to
 //! [`OpCode::discard`], which for `open` and `accept` closes the new fd so
@@ -17,7 +19,7 @@
 use super::inline::{self, Attempt};
 use super::metrics::{self, Counted};
 use super::{context, Driver, InFlight};
-use crate::op::{run_here, settle_early, OpCode};
+use crate::op::{run_here, settle_early, waits_for_late_results, OpCode};
 use crate::sys::SysResult;
 use std::future::Future;
 use std::pin::Pin;
@@ -110,16 +112,12 @@ impl<T: OpCode> Op<T> {
         waker: &Waker,
     ) -> Option<T::Output> {
         let mut op = op;
-        // Closing an fd drops what cancelled ops left for it; a recv or
-        // accept with leftovers is done before any driver sees it. A read
-        // or write the page cache can serve completes inline (see
+        // (With a driver, the caller settled the op early: `settle_early`.)
+        // A read or write the page cache can serve completes inline (see
         // `super::inline`); the rest go to the driver.
         match driver {
             Some(driver) => {
                 let kernel = &**driver.kernel();
-                if let Some(result) = settle_early(&mut op, kernel) {
-                    return Some(op.complete(result));
-                }
                 if let Some(fd) = op.closes_fd() {
                     inline::forget(kernel, fd);
                 }
@@ -185,12 +183,31 @@ impl<T: OpCode> Future for Op<T> {
         let this = &mut *self;
         loop {
             match &mut this.state {
-                OpState::Ready(_) => {
+                OpState::Ready(op) => {
+                    let driver = context::current_driver();
+                    if let Some(driver) = &driver {
+                        let kernel = &**driver.kernel();
+                        // Closing an fd drops what cancelled ops left for
+                        // it; a recv or accept with leftovers is done.
+                        if let Some(result) = settle_early(op, kernel) {
+                            let OpState::Ready(op) =
+                                std::mem::replace(&mut this.state, OpState::Done)
+                            else {
+                                unreachable!("state checked above")
+                            };
+                            return Poll::Ready(op.complete(result));
+                        }
+                        // Late bytes still owed to the fd come before what
+                        // the op would read now: polled again once they are
+                        // kept (and taken above).
+                        if waits_for_late_results(op, kernel, cx.waker()) {
+                            return Poll::Pending;
+                        }
+                    }
                     let OpState::Ready(op) = std::mem::replace(&mut this.state, OpState::Done)
                     else {
                         unreachable!("state checked above")
                     };
-                    let driver = context::current_driver();
                     if let Some(output) =
                         Self::submit_or_run(&mut this.state, op, driver, cx.waker())
                     {

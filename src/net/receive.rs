@@ -39,10 +39,11 @@
 //! A plain read of the same socket through its raw fd (`io::recv`,
 //! `io::read`), and `into_raw_fd`, stop it too: what was received, and
 //! what still arrives until the stop lands, goes to the fd's leftovers
-//! (`sys::leftover`), which that read takes first; on the ring's thread
-//! the read also waits for the stop to land, so the bytes stay in order.
-//! A plain read on another thread at the same moment may see later bytes
-//! first: read one connection from one thread at a time.
+//! (`sys::leftover`), which that read takes first. Until the stop lands
+//! the stream owes the fd its late bytes (`leftover::LateResult`), so a
+//! plain read on any thread waits for them before it reads the socket
+//! (on the ring's thread the ring also holds it back), and the bytes
+//! stay in order.
 //!
 //! Given away whole (`TcpStream::into_raw_parts`, [`GiveAway`]), the
 //! receive stream stops and late bytes go to the queue; once the stream
@@ -55,7 +56,7 @@ use crate::buf::{BufResult, IoBufMut};
 use crate::driver::uring::{stop_stream, StreamOnRing};
 use crate::driver::Op;
 use crate::op::net::Recv;
-use crate::sys::leftover::{self, FileId, ReadAhead};
+use crate::sys::leftover::{self, FileId, LateResult, ReadAhead};
 use crate::sys::ring::StreamSink;
 use crate::sys::{Errno, Kernel, SysResult};
 use std::future::Future;
@@ -126,6 +127,10 @@ struct State {
     /// A stopped receive stream is still with the kernel: until it ends,
     /// its late bytes still come.
     stopping: bool,
+    /// Stopped for plain reads or another owner, the stream owes the fd
+    /// its late bytes until it ends: plain reads wait for them
+    /// (`sys::leftover::LateResult`), on any thread.
+    stop_owed: Option<LateResult>,
     /// The kernel cannot run receive streams (`EINVAL`): plain reads.
     plain_only: bool,
     /// Large chunks received in a row ([`LARGE_CHUNK_BYTES`]).
@@ -216,6 +221,7 @@ impl Receiver {
                 stream: None,
                 starting: false,
                 stopping: false,
+                stop_owed: None,
                 plain_only: false,
                 large_chunks: 0,
                 plain_reads_left: 0,
@@ -374,6 +380,9 @@ impl Receiver {
         state.bytes = Queue::default();
         let stream = state.stream.take();
         state.stopping |= stream.is_some();
+        if stream.is_some() && matches!(owner, Owner::Lent | Owner::Released) {
+            state.stop_owed = Some(LateResult::owed(&*self.kernel, self.fd));
+        }
         Self::wake_readers(&mut state);
         drop(state);
         if let Some(stream) = stream {
@@ -429,6 +438,8 @@ impl StreamSink for Receiver {
         let mut state = self.lock();
         state.stream = None;
         state.stopping = false;
+        // Its late bytes are kept by now (`received`): plain reads go on.
+        let owed = state.stop_owed.take();
         if state.owner == Owner::Lent {
             // What arrived meanwhile is in the leftovers, which the next
             // read takes first (it reads plainly until they are gone).
@@ -443,6 +454,8 @@ impl StreamSink for Receiver {
             res => state.end = Some(Err(Errno(-res))),
         }
         Self::wake_readers(&mut state);
+        drop(state);
+        drop(owed);
     }
 }
 

@@ -34,6 +34,7 @@ use std::ffi::CStr;
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
+use std::task::Waker;
 
 /// How long a blocking wait for socket readiness sleeps in `poll(2)` before
 /// checking whether its op was abandoned.
@@ -448,6 +449,25 @@ pub(crate) fn settle_early<T: OpCode>(op: &mut T, kernel: &dyn Kernel) -> Option
         crate::sys::leftover::forget(kernel, fd);
     }
     op.take_leftover(kernel)
+}
+
+/// Whether `op`, a reader in order ([`OpCode::takes_in_order`]), must
+/// wait before it starts: its fd is owed the late result of an abandoned
+/// reader, or the last bytes of a receive stream stopping for it (see
+/// `crate::sys::leftover::LateResult`), which will be kept and come
+/// before anything it would read now; `waker` is woken once nothing is.
+#[inline]
+pub(crate) fn waits_for_late_results<T: OpCode>(
+    op: &T,
+    kernel: &dyn Kernel,
+    waker: &Waker,
+) -> bool {
+    crate::sys::leftover::anything_owed() && waits_for_owed_fd(op.takes_in_order(), kernel, waker)
+}
+
+#[inline(never)]
+fn waits_for_owed_fd(fd: Option<RawFd>, kernel: &dyn Kernel, waker: &Waker) -> bool {
+    fd.is_some_and(|fd| crate::sys::leftover::poll_nothing_owed(kernel, fd, waker).is_pending())
 }
 
 /// Run `op` on the calling thread, with no driver (the sync fallback):

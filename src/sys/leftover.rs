@@ -21,10 +21,12 @@
 //!
 //! An op abandoned while the kernel still has it owes its fd a late result
 //! ([`LateResult`], held by whatever holds the op until its `discard` is
-//! done): an fd given away whole ([`poll_nothing_owed`], what
-//! `TcpStream::into_raw_parts` waits for) is handed over only once every
-//! such result is kept here, so what the kernel gave a cancelled read
-//! reaches the new owner and never stays behind.
+//! done), as does a receive stream stopped for plain reads until it ends.
+//! A new reader of the fd waits for them ([`poll_nothing_owed`]: on any
+//! thread and backend, before it starts) and then takes them first; an fd
+//! given away whole (`TcpStream::into_raw_parts`) is handed over only
+//! once every such result is kept here, so what the kernel gave a
+//! cancelled read reaches the new owner and never stays behind.
 //!
 //! Keyed by the kernel's fd table ([`Kernel::fd_table_id`]) and the fd, so
 //! simulated kernels of different runs never see each other's leftovers.
@@ -493,6 +495,13 @@ impl Drop for LateResult {
             waiter.wake();
         }
     }
+}
+
+/// Whether any fd is owed a late result: the gate, nearly always
+/// closed, of the look a new reader makes ([`poll_nothing_owed`]).
+#[inline]
+pub(crate) fn anything_owed() -> bool {
+    OWED_FDS.load(Ordering::SeqCst) != 0
 }
 
 /// Ready once `fd` is owed no late result ([`LateResult`]): what the
