@@ -13,7 +13,7 @@
 use iokernel::buf::BufResult;
 use iokernel::io;
 use iokernel::io::Shutdown;
-use iokernel::net::{TcpListener, TcpStream, UnixStream};
+use iokernel::net::{RawParts, TcpListener, TcpStream, UnixStream};
 use iokernel::runtime::{sleep, spawn, timeout, Backend, JoinHandle, Runtime};
 use iokernel::sim::{self, SimOptions};
 use iokernel::sys::real::RealKernel;
@@ -345,6 +345,18 @@ async fn read_outside(kernel: &dyn Kernel, fd: RawFd, pause: Duration, faults: b
     }
 }
 
+/// What a reader ends with when a socket is given away: `before` (read
+/// through iokernel), the parts' bytes, then what a reader outside
+/// iokernel gets from the fd until the peer's end (the fd is closed after).
+async fn after_give_away(backend: Backend, before: Vec<u8>, parts: RawParts) -> Vec<u8> {
+    assert!(parts.error.is_none(), "{backend}: {:?}", parts.error);
+    let mut got = before;
+    got.extend_from_slice(&parts.received);
+    got.extend(read_outside(&RealKernel, parts.fd, Duration::from_millis(1), false).await);
+    RealKernel.close(parts.fd).unwrap();
+    got
+}
+
 /// `into_raw_parts` gives a reader outside iokernel (here the kernel's
 /// `recv`, called straight) every byte, in order: what the receive stream
 /// took ahead, including what arrived while it stopped, then the socket's.
@@ -366,12 +378,8 @@ fn into_raw_parts_gives_a_reader_outside_iokernel_every_byte() {
         });
         sleep(Duration::from_millis(2)).await;
         let parts = server.into_raw_parts().await;
-        assert!(parts.error.is_none(), "{backend}: {:?}", parts.error);
-        let mut got = data[..10].to_vec();
-        got.extend_from_slice(&parts.received);
-        got.extend(read_outside(&RealKernel, parts.fd, Duration::from_millis(1), false).await);
+        let got = after_give_away(backend, data[..10].to_vec(), parts).await;
         drop(writer.await.unwrap());
-        RealKernel.close(parts.fd).unwrap();
         assert_same_bytes(&got, &data, &backend.to_string());
     });
 }
@@ -480,12 +488,7 @@ fn into_raw_parts_waits_for_a_read_dropped_while_the_kernel_had_it() {
                 });
                 (got, taker.join().unwrap())
             });
-            assert!(parts.error.is_none(), "{backend}: {:?}", parts.error);
-            let mut got = got;
-            got.extend_from_slice(&parts.received);
-            let pause = Duration::from_millis(1);
-            got.extend(second.block_on(read_outside(&RealKernel, parts.fd, pause, false)));
-            RealKernel.close(parts.fd).unwrap();
+            let got = second.block_on(after_give_away(backend, got, parts));
             assert_same_bytes(&got, &data, &format!("{backend}, round {round}"));
         }
         check_streamed(backend, &first);
@@ -525,12 +528,7 @@ fn into_raw_parts_on_another_thread_waits_for_the_stream_to_end() {
             });
             (got, taker.join().unwrap())
         });
-        assert!(parts.error.is_none(), "{backend}: {:?}", parts.error);
-        let mut got = got;
-        got.extend_from_slice(&parts.received);
-        let pause = Duration::from_millis(1);
-        got.extend(second.block_on(read_outside(&RealKernel, parts.fd, pause, false)));
-        RealKernel.close(parts.fd).unwrap();
+        let got = second.block_on(after_give_away(backend, got, parts));
         assert_same_bytes(&got, &data, &backend.to_string());
         check_streamed(backend, &first);
     }
@@ -559,10 +557,7 @@ fn into_raw_parts_after_the_streams_runtime_is_gone() {
             let parts = timeout(Duration::from_secs(5), server.into_raw_parts())
                 .await
                 .unwrap_or_else(|_| panic!("{backend}: the give-away waited"));
-            let mut got = data[..10].to_vec();
-            got.extend_from_slice(&parts.received);
-            got.extend(read_outside(&RealKernel, parts.fd, Duration::from_millis(1), false).await);
-            RealKernel.close(parts.fd).unwrap();
+            let got = after_give_away(backend, data[..10].to_vec(), parts).await;
             drop(client);
             got
         });
