@@ -474,11 +474,16 @@ fn into_raw_parts_waits_for_a_read_dropped_while_the_kernel_had_it() {
                     let got = read_exactly(&server, 10, 10).await;
                     let mut read: Pin<Box<RecvOp>> =
                         Box::pin(io::recv(server.as_raw_fd(), vec![0u8; 8192]));
-                    let first =
-                        std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
-                    assert!(first.is_pending(), "{backend}: the read found bytes");
-                    // This loop parks: the read goes to the kernel.
-                    sleep(Duration::from_millis(1)).await;
+                    // Polled twice with a park between: the first poll
+                    // stops the receive stream, and the read waits for its
+                    // end; the second starts it. The next park sends it to
+                    // the kernel.
+                    for _ in 0..2 {
+                        let polled =
+                            std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
+                        assert!(polled.is_pending(), "{backend}: the read found bytes");
+                        sleep(Duration::from_millis(1)).await;
+                    }
                     handing.send((server, read)).unwrap();
                     client.write_all(data[10..].to_vec()).await.0.unwrap();
                     client.shutdown(Shutdown::Write).await.unwrap();
