@@ -10,9 +10,9 @@
 //! the task yields once first), or is submitted to the current driver
 //! (`super::context`) and becomes `InFlight`; a reader whose fd is owed
 //! late bytes (an abandoned read's, a stopping receive stream's) waits in
-//! `Ready` until they are kept, and takes them first. An in-flight op belongs to the driver: dropping the future
-//! marks it abandoned, and the driver drops the buffer only after the
-//! kernel has returned. A late result of an abandoned op goes to
+//! `Ready` until they are kept, and takes them first. An in-flight op
+//! belongs to the driver: dropping the future marks it abandoned, and the
+//! driver drops the buffer only after the kernel has returned. A late result of an abandoned op goes to
 //! [`OpCode::discard`], which for `open` and `accept` closes the new fd so
 //! nothing leaks.
 

@@ -454,17 +454,20 @@ fn owed() -> MutexGuard<'static, HashMap<(u64, RawFd), Owed>> {
     locked_map(&OWED)
 }
 
-/// The result of an op abandoned while the kernel had it, still to come
-/// for `fd` (a `recv`, `accept` or read at the file position, whose late
-/// result its `discard` keeps here). Whatever holds the abandoned op
-/// holds this too, and drops it once the op's `discard` is done (or the
-/// op is dropped unfinished): only then is the fd owed nothing more.
+/// Bytes or a connection still to come for `fd` and to be kept here: the
+/// result of an op abandoned while the kernel had it (a `recv`, `accept`
+/// or read at the file position, whose `discard` keeps it), or the last
+/// chunks of a receive stream stopped for plain reads or a new owner.
+/// Whatever holds the op or the stopping stream holds this too, and drops
+/// it once what came is kept (or the op is dropped unfinished): only then
+/// is the fd owed nothing more.
 pub(crate) struct LateResult {
     key: (u64, RawFd),
 }
 
 impl LateResult {
-    /// `fd` is owed the late result of an op just abandoned.
+    /// `fd` is owed what an op just abandoned, or a stream just stopped,
+    /// still gets.
     pub(crate) fn owed(kernel: &dyn Kernel, fd: RawFd) -> LateResult {
         let key = key(kernel, fd);
         let mut owed = owed();
@@ -508,7 +511,7 @@ pub(crate) fn anything_owed() -> bool {
 /// kernel gave its abandoned ops is then kept here. Else `waker` is woken
 /// when the last one is.
 pub(crate) fn poll_nothing_owed(kernel: &dyn Kernel, fd: RawFd, waker: &Waker) -> Poll<()> {
-    if OWED_FDS.load(Ordering::SeqCst) == 0 {
+    if !anything_owed() {
         return Poll::Ready(());
     }
     match owed().get_mut(&key(kernel, fd)) {
